@@ -1,0 +1,178 @@
+"""Adding rows, all or nothing: from a CSV file (``python -m kb import``, the Import
+page) or from a form (one row). Every problem is reported as ``line N``, column
+and reason; when there is any, nothing is written."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from kb import audit
+from kb.access import Actor, require
+from kb.config import Config
+from kb.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = ", ".join(p for p in (f"line {self.line}" if self.line else "", self.column or "") if p)
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+class ImportRejected(ValueError):
+    """The rows were not written; ``problems`` says why, line by line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Staged:
+    """Rows as text, with the file line each starts on."""
+
+    table: str
+    columns: dict[str, list[str | None]] = field(default_factory=dict)
+    lines: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def staged_from_csv(table: str, data: bytes) -> Staged:
+    """Read CSV bytes (UTF-8, BOM and Windows line endings welcome) into a Staged; raise ImportRejected."""
+    expected = [c.name for c in _columns(table)]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ImportRejected([Problem(line, None, f"is not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                                                  "save the file as CSV UTF-8")]) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportRejected([Problem(1, None, "the file is empty; it needs a header line")]) from None
+    header = [name.strip() for name in header]
+    problems = [Problem(1, column.name, "missing column")
+                for column in _columns(table) if column.required and column.name not in header]
+    problems += [Problem(1, name or "(blank)", f"unknown column (expected: {', '.join(expected)})")
+                 for name in header if name not in expected]
+    problems += [Problem(1, name, "column appears twice") for name in sorted(set(header)) if header.count(name) > 1]
+    if problems:
+        raise ImportRejected(problems)
+
+    staged = Staged(table, {name: [] for name in expected})
+    positions = [(name, header.index(name) if name in header else None) for name in expected]
+    previous_end = 1
+    try:
+        for cells in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if len(cells) != len(header):
+                problems.append(Problem(start, None, f"has {len(cells)} cells, the header has {len(header)}"))
+                continue
+            for name, position in positions:
+                staged.columns[name].append(None if position is None else cells[position])
+            staged.lines.append(start)
+    except csv.Error as e:
+        problems.append(Problem(reader.line_num, None, f"is not valid CSV: {e}"))
+    if problems:
+        raise ImportRejected(problems)
+    return staged
+
+
+def staged_from_records(table: str, records: list[dict[str, str | None]]) -> Staged:
+    """Form input as a Staged; record i is reported as line i + 2, as if under a header."""
+    names = [c.name for c in _columns(table)]
+    unknown = sorted({key for record in records for key in record} - set(names))
+    if unknown:
+        raise ValueError(f"{table} has no column {', '.join(unknown)}")
+    return Staged(
+        table,
+        {name: [record.get(name) for record in records] for name in names},
+        list(range(2, len(records) + 2)),
+    )
+
+
+def add_rows(con, config: Config, staged: Staged, actor: Actor, *, permission: str, source: str,
+             progress: Progress | None = None) -> int:
+    """Validate every staged row and insert them all in one transaction; raise ImportRejected.
+
+    ``permission`` is what the caller is doing: "import" for a file, "log_case"
+    for a form. ``source`` names the file or form in the audit trail. Returns
+    the number of rows written.
+    """
+    require(actor, permission)
+    report = progress or (lambda fraction, text: None)
+    if not staged.lines:
+        raise ImportRejected([Problem(None, None, "there are no rows to add")])
+    report(0.1, f"checking {len(staged):,} rows")
+    con.register("staging", _arrow(staged))
+    con.register("bad_schedules", pa.table({
+        "schedule": pa.array([s for s, _ in _schedule_problems(staged)], pa.string()),
+        "reason": pa.array([r for _, r in _schedule_problems(staged)], pa.string()),
+    }))
+    con.execute(f"SET TimeZone = '{config.calendar.timezone}'")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            problems = [Problem(*row) for row in con.execute(errors_sql(staged.table, "staging")).fetchall()]
+            if problems:
+                raise ImportRejected(problems)
+            report(0.5, f"writing {len(staged):,} rows")
+            con.execute(insert_sql(staged.table, "staging"))
+            key = KEYS[staged.table]
+            ids = staged.columns[key]
+            if permission != "import":
+                row = con.execute(f"SELECT * FROM {staged.table} WHERE {key} = ?", [ids[0].strip()]).fetchdf()
+                audit.record(con, actor, "add", staged.table, ids[0].strip(), None, _first_row(row))
+            else:
+                audit.record(con, actor, "import", staged.table, None, None,
+                             {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+        con.unregister("staging")
+        con.unregister("bad_schedules")
+    report(1.0, f"{len(staged):,} rows written")
+    return len(staged)
+
+
+def _columns(table: str):
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r} (one of {', '.join(TABLES)})")
+    return TABLES[table]
+
+
+def _arrow(staged: Staged) -> pa.Table:
+    arrays = {name: pa.array(values, pa.string()) for name, values in staged.columns.items()}
+    arrays["line"] = pa.array(staged.lines, pa.int64())
+    return pa.table(arrays)
+
+
+def _schedule_problems(staged: Staged) -> list[tuple[str, str]]:
+    values = staged.columns.get("credit_schedule")
+    if not values:
+        return []
+    return bad_schedules({v.strip() for v in values if v and v.strip()})
+
+
+def _first_row(frame) -> dict:
+    record = frame.to_dict("records")[0]
+    return {key: (None if value != value else value) for key, value in record.items()}

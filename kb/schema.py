@@ -1,0 +1,88 @@
+"""The DuckDB schema, as a list of migrations applied in order.
+
+``schema_version`` holds the number of migrations a file has had; opening an
+older file applies the rest in one transaction, so a file is never left between
+versions. Append a migration to change the schema; never edit a shipped one.
+"""
+
+TIERS = ("enterprise", "custom", "free")
+CATEGORIES = ("platform_issue", "api_help", "general_coding")
+KINDS = ("dedicated", "shared")
+DEPLOYMENTS = ("on_premise", "dedicated_cloud", "shared_cloud")
+IMPACTS = ("outage", "degraded", "maintenance")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"CHECK ({column} IN ({', '.join(repr(v) for v in values)}))"
+
+
+MIGRATIONS: list[str] = [
+    # 1: the support terms' tables, the monitoring log and the audit trail.
+    f"""
+    CREATE TABLE clients (
+        client_id     VARCHAR PRIMARY KEY,
+        name          VARCHAR NOT NULL,
+        tier          VARCHAR NOT NULL {_one_of('tier', TIERS)},
+        email_domain  VARCHAR
+    );
+    CREATE TABLE environments (
+        environment_id VARCHAR PRIMARY KEY,
+        name           VARCHAR NOT NULL,
+        kind           VARCHAR NOT NULL {_one_of('kind', KINDS)},
+        deployment     VARCHAR NOT NULL {_one_of('deployment', DEPLOYMENTS)},
+        client_id      VARCHAR REFERENCES clients (client_id),
+        active_from    DATE NOT NULL,
+        CHECK (kind = 'shared' OR client_id IS NOT NULL)
+    );
+    CREATE TABLE contracts (
+        contract_id            VARCHAR PRIMARY KEY,
+        client_id              VARCHAR NOT NULL REFERENCES clients (client_id),
+        environment_id         VARCHAR NOT NULL REFERENCES environments (environment_id),
+        uptime_target_pct      DECIMAL(7, 4) CHECK (uptime_target_pct > 0 AND uptime_target_pct <= 100),
+        response_business_days INTEGER CHECK (response_business_days BETWEEN 1 AND 60),
+        monthly_fee            DECIMAL(18, 2) NOT NULL CHECK (monthly_fee >= 0),
+        currency               VARCHAR NOT NULL,
+        credit_schedule        VARCHAR,
+        starts_on              DATE NOT NULL CHECK (day(starts_on) = 1),
+        ends_on                DATE CHECK (ends_on >= starts_on)
+    );
+    CREATE TABLE cases (
+        case_id           VARCHAR PRIMARY KEY,
+        client_id         VARCHAR NOT NULL REFERENCES clients (client_id),
+        received_at       TIMESTAMPTZ NOT NULL,
+        category          VARCHAR NOT NULL {_one_of('category', CATEGORIES)},
+        subject           VARCHAR NOT NULL,
+        requester         VARCHAR,
+        assignee          VARCHAR,
+        first_response_at TIMESTAMPTZ CHECK (first_response_at >= received_at),
+        resolved_at       TIMESTAMPTZ CHECK (resolved_at >= received_at)
+    );
+    CREATE TABLE incidents (
+        incident_id    VARCHAR PRIMARY KEY,
+        environment_id VARCHAR NOT NULL REFERENCES environments (environment_id),
+        impact         VARCHAR NOT NULL {_one_of('impact', IMPACTS)},
+        started_at     TIMESTAMPTZ NOT NULL,
+        ended_at       TIMESTAMPTZ CHECK (ended_at >= started_at),
+        summary        VARCHAR
+    );
+    CREATE TABLE monitoring_checks (
+        environment_id VARCHAR NOT NULL REFERENCES environments (environment_id),
+        checked_at     TIMESTAMPTZ NOT NULL,
+        checked_by     VARCHAR NOT NULL,
+        note           VARCHAR
+    );
+    CREATE SEQUENCE audit_seq;
+    CREATE TABLE audit_log (
+        audit_id    BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'),
+        logged_at   TIMESTAMPTZ NOT NULL,
+        actor       VARCHAR NOT NULL,
+        action      VARCHAR NOT NULL,
+        table_name  VARCHAR NOT NULL,
+        row_id      VARCHAR,
+        before      JSON,
+        after       JSON
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

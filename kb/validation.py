@@ -1,0 +1,219 @@
+"""The rules a new row must pass, shared by the CSV import and the dashboard's forms.
+
+Rows arrive as text (a CSV cell, a form field turned into text) in a staging
+table with a ``line`` column. ``row_errors`` checks every rule over the whole
+staging table in one SQL query and returns each problem as (line, column,
+reason); ``insert_sql`` then turns the same text into typed values. Text
+without an offset is read as local time in the support zone: both run with the
+session's TimeZone set to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kb.credits import CreditScheduleError, parse_credit_schedule
+from kb.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
+from kb.sqltext import quote
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # id, text, enum, ref, timestamp, date, money, percent, days, currency, schedule
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    refers_to: str = ""  # table whose key this column names
+
+    @property
+    def keeps_spaces(self) -> bool:
+        """Free text is stored verbatim; everything else is trimmed first."""
+        return self.kind == "text"
+
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "clients": (
+        Column("client_id", "id"),
+        Column("name", "text"),
+        Column("tier", "enum", choices=TIERS),
+        Column("email_domain", "text", required=False),
+    ),
+    "environments": (
+        Column("environment_id", "id"),
+        Column("name", "text"),
+        Column("kind", "enum", choices=KINDS),
+        Column("deployment", "enum", choices=DEPLOYMENTS),
+        Column("client_id", "ref", required=False, refers_to="clients"),
+        Column("active_from", "date"),
+    ),
+    "contracts": (
+        Column("contract_id", "id"),
+        Column("client_id", "ref", refers_to="clients"),
+        Column("environment_id", "ref", refers_to="environments"),
+        Column("uptime_target_pct", "percent", required=False),
+        Column("response_business_days", "days", required=False),
+        Column("monthly_fee", "money"),
+        Column("currency", "currency"),
+        Column("credit_schedule", "schedule", required=False),
+        Column("starts_on", "date"),
+        Column("ends_on", "date", required=False),
+    ),
+    "cases": (
+        Column("case_id", "id"),
+        Column("client_id", "ref", refers_to="clients"),
+        Column("received_at", "timestamp"),
+        Column("category", "enum", choices=CATEGORIES),
+        Column("subject", "text"),
+        Column("requester", "text", required=False),
+        Column("assignee", "text", required=False),
+        Column("first_response_at", "timestamp", required=False),
+        Column("resolved_at", "timestamp", required=False),
+    ),
+    "incidents": (
+        Column("incident_id", "id"),
+        Column("environment_id", "ref", refers_to="environments"),
+        Column("impact", "enum", choices=IMPACTS),
+        Column("started_at", "timestamp"),
+        Column("ended_at", "timestamp", required=False),
+        Column("summary", "text", required=False),
+    ),
+}
+
+KEYS = {table: columns[0].name for table, columns in TABLES.items()}
+
+# Rules that involve two cells of a row: (condition for an error, column, reason).
+ROW_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "environments": (
+        ("kind = 'dedicated' AND client_id IS NULL", "client_id", "is required for a dedicated environment"),
+    ),
+    "contracts": (
+        ("day(CAST(starts_on AS DATE)) <> 1", "starts_on", "must be the first day of a month"),
+        ("CAST(ends_on AS DATE) < CAST(starts_on AS DATE)", "ends_on", "is before starts_on"),
+        ("environment_id IN (SELECT environment_id FROM environments "
+         "WHERE kind = 'dedicated' AND client_id <> s.client_id)",
+         "environment_id", "is a dedicated environment of another client"),
+    ),
+    "cases": (
+        ("CAST(first_response_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "first_response_at",
+         "is before received_at"),
+        ("CAST(resolved_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "resolved_at", "is before received_at"),
+    ),
+    "incidents": (
+        ("CAST(ended_at AS TIMESTAMPTZ) < CAST(started_at AS TIMESTAMPTZ)", "ended_at", "is before started_at"),
+    ),
+}
+
+SQL_TYPES = {
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+    "money": "DECIMAL(18, 2)",
+    "percent": "DECIMAL(7, 4)",
+    "days": "INTEGER",
+}
+
+
+def cell(column: Column) -> str:
+    """The SQL expression for a staged cell: NULL when empty, trimmed unless free text."""
+    name = f'"{column.name}"'
+    if column.keeps_spaces:
+        return f"CASE WHEN trim({name}, ' \t\r\n') = '' THEN NULL ELSE {name} END"
+    return f"NULLIF(trim({name}, ' \t\r\n'), '')"
+
+
+def _column_checks(table: str, column: Column) -> list[tuple[str, str]]:
+    """(condition, reason SQL) pairs for one column; ``v`` is the cleaned cell."""
+    shown = "quote_text(v)"
+    checks: list[tuple[str, str]] = []
+    if column.required:
+        checks.append(("v IS NULL", "'is empty'"))
+    if column.kind == "enum":
+        allowed = ", ".join(quote(c) for c in column.choices)
+        checks.append((f"v NOT IN ({allowed})",
+                       f"{shown} || ' is not one of {', '.join(column.choices)}'"))
+    elif column.kind == "ref":
+        key = KEYS[column.refers_to]
+        noun = column.refers_to.rstrip("s")
+        checks.append((f"v NOT IN (SELECT {key} FROM {column.refers_to})", f"'no {noun} ' || {shown}"))
+    elif column.kind == "timestamp":
+        checks.append(("try_cast(v AS TIMESTAMPTZ) IS NULL",
+                       f"{shown} || ' is not an ISO 8601 timestamp (e.g. 2026-11-23T15:00:00+08:00)'"))
+    elif column.kind == "date":
+        checks.append(("try_cast(v AS DATE) IS NULL", f"{shown} || ' is not an ISO date (e.g. 2026-11-01)'"))
+    elif column.kind == "money":
+        checks.append(("try_cast(v AS DECIMAL(18, 2)) IS NULL OR try_cast(v AS DOUBLE) < 0",
+                       f"{shown} || ' is not an amount of at least 0'"))
+    elif column.kind == "percent":
+        checks.append(("try_cast(v AS DECIMAL(7, 4)) IS NULL OR NOT (try_cast(v AS DOUBLE) > 0 AND try_cast(v AS DOUBLE) <= 100)",
+                       f"{shown} || ' is not a percentage in (0, 100]'"))
+    elif column.kind == "days":
+        checks.append(("try_cast(v AS INTEGER) IS NULL OR try_cast(v AS INTEGER) NOT BETWEEN 1 AND 60",
+                       f"{shown} || ' is not a whole number of business days from 1 to 60'"))
+    elif column.kind == "currency":
+        checks.append(("NOT regexp_full_match(v, '[A-Z]{3}')", f"{shown} || ' is not a three-letter currency code'"))
+    elif column.kind == "schedule":
+        checks.append(("v IN (SELECT schedule FROM bad_schedules)",
+                       "(SELECT reason FROM bad_schedules WHERE schedule = v)"))
+    elif column.kind == "id":
+        checks.append((f"v IN (SELECT {column.name} FROM {table})", f"{shown} || ' already exists'"))
+        checks.append((f"v IN (SELECT v FROM repeated_{column.name})",
+                       f"{shown} || ' appears more than once in this file'"))
+    return checks
+
+
+def errors_sql(table: str, staging: str) -> str:
+    """A query listing (line, column, reason) for every broken rule in ``staging``."""
+    columns = TABLES[table]
+    parts = []
+    key = columns[0]
+    for column in columns:
+        checks = _column_checks(table, column)
+        for condition, reason in checks:
+            if condition != "v IS NULL":
+                condition = f"v IS NOT NULL AND ({condition})"
+            parts.append(
+                f"SELECT line, {quote(column.name)} AS column_name, {reason} AS reason "
+                f"FROM (SELECT line, {cell(column)} AS v FROM {staging}) WHERE {condition}"
+            )
+    cleaned = ", ".join(f"{cell(c)} AS \"{c.name}\"" for c in columns)
+    valid = _typed_cells_are_valid(columns)
+    for condition, column_name, reason in ROW_RULES.get(table, ()):
+        parts.append(
+            f"SELECT line, {quote(column_name)}, {quote(reason)} FROM (SELECT line, {cleaned} FROM {staging}) s "
+            f"WHERE {valid} AND ({condition})"
+        )
+    repeated = (
+        f"repeated_{key.name} AS (SELECT v FROM (SELECT {cell(key)} AS v FROM {staging}) "
+        f"WHERE v IS NOT NULL GROUP BY v HAVING count(*) > 1)"
+    )
+    union = "\nUNION ALL\n".join(parts)
+    return f"WITH {repeated} SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name"
+
+
+def _typed_cells_are_valid(columns: tuple[Column, ...]) -> str:
+    """Row rules only look at rows whose typed cells parse, so a bad cell is reported once."""
+    conditions = [
+        f"(\"{c.name}\" IS NULL OR try_cast(\"{c.name}\" AS {SQL_TYPES[c.kind]}) IS NOT NULL)"
+        for c in columns if c.kind in SQL_TYPES
+    ]
+    return " AND ".join(conditions) or "TRUE"
+
+
+def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
+    """(schedule, reason) for each distinct credit schedule text that cannot be read."""
+    bad = []
+    for text in values:
+        try:
+            parse_credit_schedule(text)
+        except CreditScheduleError as e:
+            bad.append((text, f"{text!r} is not a credit schedule: {e}"))
+    return bad
+
+
+def insert_sql(table: str, staging: str) -> str:
+    """INSERT of every staged row, typed, in file order."""
+    columns = TABLES[table]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    values = ", ".join(
+        f"CAST({cell(c)} AS {SQL_TYPES[c.kind]})" if c.kind in SQL_TYPES else cell(c) for c in columns
+    )
+    return f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} ORDER BY line"
