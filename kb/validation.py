@@ -143,7 +143,7 @@ def _column_checks(table: str, column: Column) -> list[tuple[str, str]]:
         checks.append(("try_cast(v AS DECIMAL(18, 2)) IS NULL OR try_cast(v AS DOUBLE) < 0",
                        f"{shown} || ' is not an amount of at least 0'"))
     elif column.kind == "percent":
-        checks.append(("try_cast(v AS DECIMAL(7, 4)) IS NULL OR NOT (try_cast(v AS DOUBLE) > 0 AND try_cast(v AS DOUBLE) <= 100)",
+        checks.append(("try_cast(v AS DECIMAL(7, 4)) IS NULL OR try_cast(v AS DOUBLE) NOT BETWEEN 1e-9 AND 100",
                        f"{shown} || ' is not a percentage in (0, 100]'"))
     elif column.kind == "days":
         checks.append(("try_cast(v AS INTEGER) IS NULL OR try_cast(v AS INTEGER) NOT BETWEEN 1 AND 60",

@@ -1,0 +1,156 @@
+"""Monthly uptime, error budgets and service credits (SPEC 5 and 6)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kb.config import parse_config
+from tests.conftest import SPEC_CONFIG, add, local, views
+
+NEW_YORK = parse_config({"calendar": {"timezone": "America/New_York", "holidays_country": "US"}})
+
+
+def setup_environment(con, config=SPEC_CONFIG, active_from="2026-01-01", contract=None, kind="dedicated"):
+    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"))
+    add(con, config, "environments", dict(environment_id="E", name="Prod", kind=kind,
+                                          deployment="on_premise" if kind == "dedicated" else "shared_cloud",
+                                          client_id="ENT", active_from=active_from))
+    if contract is not None:
+        add(con, config, "contracts", dict(contract_id="K", client_id="ENT", environment_id="E",
+                                           monthly_fee=1000, currency="USD", starts_on="2026-01-01", **contract))
+
+
+def incidents(con, *rows, config=SPEC_CONFIG):
+    add(con, config, "incidents", *[
+        dict(incident_id=f"I{n}", environment_id="E", impact=impact, started_at=start, ended_at=end or "")
+        for n, (impact, start, end) in enumerate(rows)
+    ])
+
+
+def uptime(con, as_of, config=SPEC_CONFIG, zone=None):
+    views(con, config, local(as_of, zone or config.calendar.zone))
+    return {row[0]: row[1:] for row in con.execute(
+        "SELECT month, downtime_minutes, uptime_pct, budget_left_minutes, target_met, status, period_us "
+        "FROM env_uptime WHERE environment_id = 'E' ORDER BY month").fetchall()}
+
+
+def refunds(con):
+    return {row[0]: row[1:] for row in con.execute(
+        "SELECT month, uptime_pct, credit_pct, refund_amount, status FROM contract_refunds ORDER BY month"
+    ).fetchall()}
+
+
+def test_spec_refund_example(con):
+    setup_environment(con, contract={"uptime_target_pct": "99.9"})
+    incidents(con, ("outage", "2026-11-03 10:00", "2026-11-03 10:30"),
+              ("outage", "2026-11-03 10:15", "2026-11-03 11:00"),
+              ("maintenance", "2026-11-03 02:00", "2026-11-03 04:00"))
+    november = uptime(con, "2026-12-05 00:00")["2026-11"]
+    assert november[0] == 60.0
+    assert november[1] == pytest.approx(99.861111, abs=1e-6)
+    assert november[4] == "final"
+    assert refunds(con)["2026-11"] == (pytest.approx(99.861111, abs=1e-6), Decimal("10"), Decimal("100.00"), "final")
+
+
+def test_exactly_at_target_is_met(con):
+    # 43 min 12 s in a 30-day month at 99.9 % is exactly the budget.
+    setup_environment(con, contract={"uptime_target_pct": "99.9"})
+    incidents(con, ("outage", "2026-11-10 10:00:00", "2026-11-10 10:43:12"))
+    november = uptime(con, "2026-12-05 00:00")["2026-11"]
+    assert november[2] == 0.0 and november[3] is True
+    assert refunds(con)["2026-11"][1:3] == (Decimal("0"), Decimal("0.00"))
+
+
+def test_one_second_over_target_is_missed_and_credited(con):
+    setup_environment(con, contract={"uptime_target_pct": "99.9"})
+    incidents(con, ("outage", "2026-11-10 10:00:00", "2026-11-10 10:43:13"))
+    assert uptime(con, "2026-12-05 00:00")["2026-11"][3] is False
+    assert refunds(con)["2026-11"][1:3] == (Decimal("10"), Decimal("100.00"))
+
+
+def test_the_100_percent_credit_tier(con):
+    setup_environment(con, contract={"uptime_target_pct": "99.9"})
+    incidents(con, ("outage", "2026-11-01 00:00", "2026-11-03 00:00"))  # 2 days of 30: 93.33 %
+    uptime(con, "2026-12-05 00:00")
+    assert refunds(con)["2026-11"][1:3] == (Decimal("100"), Decimal("1000.00"))
+
+
+def test_custom_credit_schedule_and_the_largest_matching_credit(con):
+    setup_environment(con, contract={"credit_schedule": "99.5:5, 99:20, 98:60"})
+    incidents(con, ("outage", "2026-11-10 00:00", "2026-11-10 09:00"))  # 540 min of 43 200: 98.75 %
+    uptime(con, "2026-12-05 00:00")
+    assert refunds(con)["2026-11"][1:3] == (Decimal("20"), Decimal("200.00"))
+
+
+def test_overlapping_and_month_spanning_incidents(con):
+    setup_environment(con)
+    incidents(con, ("outage", "2026-10-31 23:00", "2026-11-01 01:00"),  # 60 min each side of midnight
+              ("outage", "2026-10-31 23:30", "2026-10-31 23:45"),  # inside the first: counts once
+              ("degraded", "2026-11-02 10:00", "2026-11-02 12:00"),  # shown, not downtime
+              ("outage", "2026-11-05 10:00", "2026-11-05 10:10"),
+              ("outage", "2026-11-05 10:10", "2026-11-05 10:20"))  # touching: 20 min
+    months = uptime(con, "2026-12-05 00:00")
+    assert months["2026-10"][0] == 60.0
+    assert months["2026-11"][0] == 80.0
+
+
+def test_ongoing_incident_lasts_until_t_and_the_month_is_projected(con):
+    setup_environment(con, contract={"uptime_target_pct": "99.9"})
+    incidents(con, ("outage", "2026-11-20 10:00", None))
+    november = uptime(con, "2026-11-20 10:30")["2026-11"]
+    assert november[0] == 30.0
+    assert november[4] == "projected"
+    assert november[2] == pytest.approx(13.2)
+    assert refunds(con)["2026-11"][3] == "projected"
+
+
+def test_incident_ending_after_t_has_not_ended_yet(con):
+    setup_environment(con)
+    incidents(con, ("outage", "2026-11-20 10:00", "2026-11-20 12:00"), ("outage", "2026-11-21 10:00", None))
+    assert uptime(con, "2026-11-20 11:00")["2026-11"][0] == 60.0  # the second one has not started
+
+
+def test_active_from_shortens_the_measured_period(con):
+    setup_environment(con, active_from="2026-11-16")  # 15 days of November
+    incidents(con, ("outage", "2026-11-20 10:00", "2026-11-20 10:30"))
+    months = uptime(con, "2026-12-05 00:00")
+    assert list(months) == ["2026-11", "2026-12"]
+    assert months["2026-11"][5] == 15 * 86_400_000_000
+    assert months["2026-11"][1] == pytest.approx(100 * (1 - 30 / (15 * 1440)), abs=1e-6)
+
+
+def test_dst_months_have_their_true_length(con):
+    setup_environment(con, NEW_YORK)
+    months = uptime(con, "2026-12-05 00:00", NEW_YORK)
+    assert months["2026-03"][5] == (31 * 24 - 1) * 3_600_000_000
+    assert months["2026-11"][5] == (30 * 24 + 1) * 3_600_000_000
+    assert months["2026-06"][5] == 30 * 24 * 3_600_000_000
+
+
+def test_budget_is_against_the_true_month_length(con):
+    setup_environment(con, NEW_YORK)
+    months = uptime(con, "2026-12-05 00:00", NEW_YORK)
+    assert months["2026-11"][2] == pytest.approx(0.001 * (30 * 24 + 1) * 60, abs=0.005)
+
+
+def test_contract_with_ends_on_covers_its_months_only(con):
+    setup_environment(con, contract={"ends_on": "2026-09-30"})
+    uptime(con, "2026-12-05 00:00")
+    assert list(refunds(con)) == [f"2026-{m:02d}" for m in range(1, 10)]
+    assert {row[3] for row in refunds(con).values()} == {"final"}
+
+
+def test_refunds_run_to_the_month_holding_t(con):
+    setup_environment(con, contract={})
+    uptime(con, "2026-03-15 12:00")
+    assert list(refunds(con)) == ["2026-01", "2026-02", "2026-03"]
+    assert refunds(con)["2026-03"][3] == "projected"
+    assert refunds(con)["2026-02"][3] == "final"
+
+
+def test_shared_environment_without_contract_has_no_target(con):
+    setup_environment(con, kind="shared")
+    november = uptime(con, "2026-11-20 10:30")["2026-11"]
+    assert november[2] is None and november[3] is None
