@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -137,7 +137,7 @@ def test_dst_month_deadline_keeps_local_opening_hours(con):
     assert result["C2"][0] == datetime(2026, 3, 9, 17, 0)  # across the start of DST on 2026-03-08
     due = views(con, config, local("2027-01-01 00:00", zone)).execute(
         "SELECT first_response_due FROM case_sla WHERE case_id = 'C1'").fetchall()[0][0]
-    assert due == datetime(2026, 11, 2, 20, 0, tzinfo=timezone.utc)  # 15:00 EST is 20:00 UTC
+    assert due == datetime(2026, 11, 2, 20, 0, tzinfo=UTC)  # 15:00 EST is 20:00 UTC
 
 
 STATE_CASES = [

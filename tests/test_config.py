@@ -1,0 +1,64 @@
+"""Configuration: the shipped file loads, and each bad value is named with its key."""
+
+from __future__ import annotations
+
+from datetime import time
+from decimal import Decimal
+
+import pytest
+
+from kb.config import ConfigError, load_config, parse_config
+from kb.credits import CreditScheduleError, credit_schedule_in_words, parse_credit_schedule
+
+
+def test_shipped_configuration_is_the_specs():
+    config = load_config()
+    assert config.calendar.timezone == "Asia/Hong_Kong"
+    assert (config.calendar.opens, config.calendar.closes) == (time(9), time(18))
+    assert config.calendar.weekend == (5, 6)
+    assert config.calendar.business_day_seconds == 9 * 3600
+    assert config.sla.default_uptime_target_pct == Decimal("99.9")
+    assert config.sla.at_risk_business_hours == 2
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"calendar": {"timezone": "Mars/Olympus"}}, "calendar.timezone = 'Mars/Olympus' is not an IANA time zone"),
+    ({"calendar": {"business_hours": ["18:00", "09:00"]}}, "close 09:00 is not after open 18:00"),
+    ({"calendar": {"business_hours": ["9am", "6pm"]}}, "calendar.business_hours: '9am' is not a time of day"),
+    ({"calendar": {"weekend": ["Sat", "Sunday"]}}, "calendar.weekend: 'Sunday' is not a weekday name"),
+    ({"calendar": {"holidays_country": "XX"}}, "calendar.holidays_country = 'XX' is not a country code"),
+    ({"calendar": {"holidays_country": "GB", "holidays_subdivision": "ZZZ"}},
+     "calendar.holidays_subdivision = 'ZZZ' is not a subdivision of 'GB'"),
+    ({"calendar": {"extra_holidays": ["2026-02-30"]}}, "calendar.extra_holidays: '2026-02-30' is not an ISO date"),
+    ({"sla": {"default_credit_schedule": "99.9=10"}}, "sla.default_credit_schedule = '99.9=10'"),
+    ({"sla": {"default_uptime_target_pct": 120}}, "sla.default_uptime_target_pct = 120 is not in (0, 100]"),
+    ({"sla": {"enterprise_response_business_days": 0}}, "sla.enterprise_response_business_days = 0 must be"),
+    ({"sla": {"at_risk_business_hours": "two"}}, "sla.at_risk_business_hours = 'two' must be a number"),
+    ({"roles": {"owner": ["a@b.c"]}}, "roles.owner: unknown role"),
+])
+def test_bad_values_are_named(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    assert message in str(error.value)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "support.toml"
+    path.write_text("[calendar\ntimezone = 1")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_credit_schedule_reads_in_words():
+    assert credit_schedule_in_words("99.9:10, 99.0:30, 95.0:100") == (
+        "below 99.9 % uptime → 10 % of the fee; below 99 % uptime → 30 % of the fee; "
+        "below 95 % uptime → 100 % of the fee")
+    assert [t.below_pct for t in parse_credit_schedule("95:100, 99.9:10")] == [Decimal("99.9"), Decimal("95")]
+
+
+@pytest.mark.parametrize("text", ["", "99.9", "abc:10", "101:10", "99:120", "99:10, 99:20"])
+def test_bad_credit_schedules(text):
+    with pytest.raises(CreditScheduleError):
+        parse_credit_schedule(text)
