@@ -10,7 +10,7 @@ from pathlib import Path
 from kb import store
 from kb.access import command_line_actor
 from kb.config import ConfigError, load_config
-from kb.importing import ImportRejected, add_rows, staged_from_csv
+from kb.importing import Rejected, add_rows, staged_from_csv
 from kb.reports import REPORTS, write_report
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
 from kb.validation import TABLES
@@ -63,7 +63,7 @@ def run_import(args, config) -> int:
         staged = staged_from_csv(args.table, data)
         con = store.connect(store.db_path(args.db), wait_seconds=5)
         written = add_rows(con, config, staged, command_line_actor(), permission="import", source=str(args.file))
-    except ImportRejected as e:
+    except Rejected as e:
         for problem in e.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
         print(f"rejected: {len(e.problems)} problem(s); nothing was written", file=sys.stderr)

@@ -55,6 +55,7 @@ class SlaConfig:
     custom_response_business_days: int = 1
     default_uptime_target_pct: Decimal = Decimal("99.9")
     default_credit_schedule: str = "99.9:10, 99.0:30, 95.0:100"
+    response_target_pct: Decimal = Decimal(95)  # the share of decided cases the team aims to meet
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ def parse_config(raw: dict) -> Config:
                       defaults_sla.default_uptime_target_pct)
     if not (0 < target <= 100):
         raise ConfigError(f"sla.default_uptime_target_pct = {target} is not in (0, 100]")
+    response_target = _decimal(sla, "sla.response_target_pct", "response_target_pct", defaults_sla.response_target_pct)
+    if not (0 < response_target <= 100):
+        raise ConfigError(f"sla.response_target_pct = {response_target} is not in (0, 100]")
     at_risk = _decimal(sla, "sla.at_risk_business_hours", "at_risk_business_hours", defaults_sla.at_risk_business_hours)
     if at_risk < 0:
         raise ConfigError(f"sla.at_risk_business_hours = {at_risk} is negative")
@@ -167,6 +171,7 @@ def parse_config(raw: dict) -> Config:
                                                         "custom_response_business_days", 1),
             default_uptime_target_pct=target,
             default_credit_schedule=schedule,
+            response_target_pct=response_target,
         ),
         stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7),
         roles=_roles(raw.get("roles", {})),

@@ -14,7 +14,7 @@ import pyarrow as pa
 from kb import audit
 from kb.access import Actor, require
 from kb.config import Config
-from kb.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql
+from kb.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql, update_sql
 
 Progress = Callable[[float, str], None]
 
@@ -30,7 +30,7 @@ class Problem:
         return f"{where}: {self.reason}" if where else self.reason
 
 
-class ImportRejected(ValueError):
+class Rejected(ValueError):
     """The rows were not written; ``problems`` says why, line by line."""
 
     def __init__(self, problems: list[Problem]):
@@ -51,19 +51,19 @@ class Staged:
 
 
 def staged_from_csv(table: str, data: bytes) -> Staged:
-    """Read CSV bytes (UTF-8, BOM and Windows line endings welcome) into a Staged; raise ImportRejected."""
+    """Read CSV bytes (UTF-8, BOM and Windows line endings welcome) into a Staged; raise Rejected."""
     expected = [c.name for c in _columns(table)]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ImportRejected([Problem(line, None, f"is not UTF-8 text (byte 0x{data[e.start]:02x}); "
+        raise Rejected([Problem(line, None, f"is not UTF-8 text (byte 0x{data[e.start]:02x}); "
                                                   "save the file as CSV UTF-8")]) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportRejected([Problem(1, None, "the file is empty; it needs a header line")]) from None
+        raise Rejected([Problem(1, None, "the file is empty; it needs a header line")]) from None
     header = [name.strip() for name in header]
     problems = [Problem(1, column.name, "missing column")
                 for column in _columns(table) if column.required and column.name not in header]
@@ -71,7 +71,7 @@ def staged_from_csv(table: str, data: bytes) -> Staged:
                  for name in header if name not in expected]
     problems += [Problem(1, name, "column appears twice") for name in sorted(set(header)) if header.count(name) > 1]
     if problems:
-        raise ImportRejected(problems)
+        raise Rejected(problems)
 
     staged = Staged(table, {name: [] for name in expected})
     positions = [(name, header.index(name) if name in header else None) for name in expected]
@@ -90,7 +90,7 @@ def staged_from_csv(table: str, data: bytes) -> Staged:
     except csv.Error as e:
         problems.append(Problem(reader.line_num, None, f"is not valid CSV: {e}"))
     if problems:
-        raise ImportRejected(problems)
+        raise Rejected(problems)
     return staged
 
 
@@ -109,39 +109,57 @@ def staged_from_records(table: str, records: list[dict[str, str | None]]) -> Sta
 
 def add_rows(con, config: Config, staged: Staged, actor: Actor, *, permission: str, source: str,
              progress: Progress | None = None) -> int:
-    """Validate every staged row and insert them all in one transaction; raise ImportRejected.
+    """Validate every staged row and insert them all in one transaction; raise Rejected.
 
     ``permission`` is what the caller is doing: "import" for a file, "log_case"
     for a form. ``source`` names the file or form in the audit trail. Returns
     the number of rows written.
     """
+    return _write_staged(con, config, staged, actor, permission, source, progress, updating=False)
+
+
+def update_row(con, config: Config, staged: Staged, actor: Actor, *, permission: str) -> None:
+    """Replace one existing row (same key) by the staged one, under the same rules as a new row."""
+    if len(staged) != 1:
+        raise ValueError("update_row takes exactly one row")
+    _write_staged(con, config, staged, actor, permission, "form", None, updating=True)
+
+
+def _write_staged(con, config: Config, staged: Staged, actor: Actor, permission: str, source: str,
+                  progress: Progress | None, *, updating: bool) -> int:
     require(actor, permission)
     report = progress or (lambda fraction, text: None)
     if not staged.lines:
-        raise ImportRejected([Problem(None, None, "there are no rows to add")])
+        raise Rejected([Problem(None, None, "there are no rows to add")])
     report(0.1, f"checking {len(staged):,} rows")
+    schedule_problems = _schedule_problems(staged)
     con.register("staging", _arrow(staged))
     con.register("bad_schedules", pa.table({
-        "schedule": pa.array([s for s, _ in _schedule_problems(staged)], pa.string()),
-        "reason": pa.array([r for _, r in _schedule_problems(staged)], pa.string()),
+        "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
+        "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     }))
+    table, key = staged.table, KEYS[staged.table]
+    ids = [(value or "").strip() for value in staged.columns[key]]
     con.execute(f"SET TimeZone = '{config.calendar.timezone}'")
     try:
         con.execute("BEGIN TRANSACTION")
         try:
-            problems = [Problem(*row) for row in con.execute(errors_sql(staged.table, "staging")).fetchall()]
+            sql = errors_sql(table, "staging", updating=updating)
+            problems = [Problem(*row) for row in con.execute(sql).fetchall()]
             if problems:
-                raise ImportRejected(problems)
+                raise Rejected(problems)
             report(0.5, f"writing {len(staged):,} rows")
-            con.execute(insert_sql(staged.table, "staging"))
-            key = KEYS[staged.table]
-            ids = staged.columns[key]
-            if permission != "import":
-                row = con.execute(f"SELECT * FROM {staged.table} WHERE {key} = ?", [ids[0].strip()]).fetchdf()
-                audit.record(con, actor, "add", staged.table, ids[0].strip(), None, _first_row(row))
+            if updating:
+                before = _row(con, table, key, ids[0])
+                con.execute(update_sql(table, "staging"))
+                audit.record(con, actor, "edit", table, ids[0], before, _row(con, table, key, ids[0]))
             else:
-                audit.record(con, actor, "import", staged.table, None, None,
-                             {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+                con.execute(insert_sql(table, "staging"))
+                if permission == "import":
+                    audit.record(con, actor, "import", table, None, None,
+                                 {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+                else:
+                    audit.record(con, actor, "add", table, ids[0], None, _row(con, table, key, ids[0]))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -152,6 +170,12 @@ def add_rows(con, config: Config, staged: Staged, actor: Actor, *, permission: s
         con.unregister("bad_schedules")
     report(1.0, f"{len(staged):,} rows written")
     return len(staged)
+
+
+def _row(con, table: str, key: str, value: str) -> dict:
+    cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value])
+    names = [d[0] for d in cursor.description]
+    return dict(zip(names, cursor.fetchall()[0], strict=True))
 
 
 def _columns(table: str):
@@ -171,8 +195,3 @@ def _schedule_problems(staged: Staged) -> list[tuple[str, str]]:
     if not values:
         return []
     return bad_schedules({v.strip() for v in values if v and v.strip()})
-
-
-def _first_row(frame) -> dict:
-    record = frame.to_dict("records")[0]
-    return {key: (None if value != value else value) for key, value in record.items()}

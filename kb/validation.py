@@ -120,7 +120,7 @@ def cell(column: Column) -> str:
     return f"NULLIF(trim({name}, ' \t\r\n'), '')"
 
 
-def _column_checks(table: str, column: Column) -> list[tuple[str, str]]:
+def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str, str]]:
     """(condition, reason SQL) pairs for one column; ``v`` is the cleaned cell."""
     shown = "quote_text(v)"
     checks: list[tuple[str, str]] = []
@@ -153,6 +153,8 @@ def _column_checks(table: str, column: Column) -> list[tuple[str, str]]:
     elif column.kind == "schedule":
         checks.append(("v IN (SELECT schedule FROM bad_schedules)",
                        "(SELECT reason FROM bad_schedules WHERE schedule = v)"))
+    elif column.kind == "id" and updating:
+        checks.append((f"v NOT IN (SELECT {column.name} FROM {table})", f"'no such row ' || {shown}"))
     elif column.kind == "id":
         checks.append((f"v IN (SELECT {column.name} FROM {table})", f"{shown} || ' already exists'"))
         checks.append((f"v IN (SELECT v FROM repeated_{column.name})",
@@ -160,13 +162,16 @@ def _column_checks(table: str, column: Column) -> list[tuple[str, str]]:
     return checks
 
 
-def errors_sql(table: str, staging: str) -> str:
-    """A query listing (line, column, reason) for every broken rule in ``staging``."""
+def errors_sql(table: str, staging: str, *, updating: bool = False) -> str:
+    """A query listing (line, column, reason) for every broken rule in ``staging``.
+
+    ``updating``: the rows replace existing ones with the same key, rather than add new ones.
+    """
     columns = TABLES[table]
     parts = []
     key = columns[0]
     for column in columns:
-        checks = _column_checks(table, column)
+        checks = _column_checks(table, column, updating)
         for condition, reason in checks:
             if condition != "v IS NULL":
                 condition = f"v IS NOT NULL AND ({condition})"
@@ -209,11 +214,22 @@ def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
     return bad
 
 
+def _typed(column: Column) -> str:
+    return f"CAST({cell(column)} AS {SQL_TYPES[column.kind]})" if column.kind in SQL_TYPES else cell(column)
+
+
+def update_sql(table: str, staging: str) -> str:
+    """UPDATE of the rows whose key is staged, every other column from the staged text."""
+    key, *rest = TABLES[table]
+    assignments = ", ".join(f'"{c.name}" = s."{c.name}"' for c in rest)
+    typed = ", ".join(f'{_typed(c)} AS "{c.name}"' for c in TABLES[table])
+    return (f"UPDATE {table} SET {assignments} FROM (SELECT {typed} FROM {staging}) s "
+            f"WHERE {table}.{key.name} = s.{key.name}")
+
+
 def insert_sql(table: str, staging: str) -> str:
     """INSERT of every staged row, typed, in file order."""
     columns = TABLES[table]
     names = ", ".join(f'"{c.name}"' for c in columns)
-    values = ", ".join(
-        f"CAST({cell(c)} AS {SQL_TYPES[c.kind]})" if c.kind in SQL_TYPES else cell(c) for c in columns
-    )
+    values = ", ".join(_typed(c) for c in columns)
     return f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} ORDER BY line"

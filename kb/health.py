@@ -1,0 +1,100 @@
+"""SLA health at a glance, for the Overview page: this month against last month.
+
+Every function reads a ``Snapshot`` (see ``kb/service.py``) and aggregates in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kb.service import Snapshot, Store
+from kb.sqltext import quote
+
+
+@dataclass(frozen=True)
+class Months:
+    """The month holding T and the one before, as 'YYYY-MM' in the support zone."""
+
+    this: str
+    last: str
+
+
+def months_of(store: Store, snap: Snapshot) -> Months:
+    local = snap.as_of.astimezone(store.config.calendar.zone)
+    last_year, last_month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return Months(f"{local.year:04d}-{local.month:02d}", f"{last_year:04d}-{last_month:02d}")
+
+
+def local_month(store: Store, column: str) -> str:
+    """SQL for the support-zone month ('YYYY-MM') of a TIMESTAMPTZ column."""
+    return f"strftime(timezone({quote(store.config.calendar.timezone)}, {column}), '%Y-%m')"
+
+
+def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
+    """Per tier and month (this, last): met, breached and % met over cases due in the month."""
+    month = local_month(store, "first_response_due")
+    return store.query(
+        f"""
+        WITH decided AS (
+            SELECT tier, {month} AS month, sla_state FROM case_sla
+            WHERE sla_state IN ('met', 'breached') AND {month} IN (?, ?)
+        )
+        SELECT t.tier, m.month,
+               count(d.sla_state) FILTER (WHERE d.sla_state = 'met') AS met,
+               count(d.sla_state) FILTER (WHERE d.sla_state = 'breached') AS breached,
+               100.0 * count(d.sla_state) FILTER (WHERE d.sla_state = 'met') / nullif(count(d.sla_state), 0) AS pct_met
+        FROM (VALUES ('enterprise', 1), ('custom', 2), ('free', 3)) t(tier, rank)
+        CROSS JOIN (VALUES (?), (?)) m(month)
+        LEFT JOIN decided d ON d.tier = t.tier AND d.month = m.month
+        GROUP BY t.tier, t.rank, m.month ORDER BY t.rank, m.month
+        """,
+        [months.this, months.last, months.this, months.last],
+        snap,
+    )
+
+
+def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
+    """Unanswered cases by state now: breached, at_risk, pending, and all open."""
+    frame = store.query(
+        """
+        SELECT count(*) FILTER (WHERE sla_state = 'breached' AND first_response_at IS NULL) AS breached,
+               count(*) FILTER (WHERE sla_state = 'at_risk') AS at_risk,
+               count(*) FILTER (WHERE sla_state = 'pending') AS pending,
+               count(*) FILTER (WHERE resolved_at IS NULL) AS open
+        FROM case_sla
+        """,
+        snapshot=snap,
+    )
+    return {k: int(v) for k, v in frame.iloc[0].items()}
+
+
+def environments_below_target(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
+    """Per month (this, last): dedicated environments measured, and those missing their target."""
+    return store.query(
+        """
+        SELECT month, count(*) AS environments,
+               count(*) FILTER (WHERE NOT target_met) AS below_target,
+               min(budget_left_minutes) AS lowest_budget_left_minutes,
+               arg_min(environment_id, budget_left_minutes) AS lowest_budget_environment
+        FROM env_uptime WHERE kind = 'dedicated' AND month IN (?, ?)
+        GROUP BY month
+        """,
+        [months.this, months.last],
+        snap,
+    )
+
+
+def refund_exposure(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
+    """Refunds per month (this = projected, last = final) and currency."""
+    return store.query(
+        """
+        SELECT month, currency, status, sum(refund_amount) AS refund_amount,
+               count(*) FILTER (WHERE refund_amount > 0) AS contracts_credited
+        FROM contract_refunds WHERE month IN (?, ?)
+        GROUP BY month, currency, status ORDER BY currency, month
+        """,
+        [months.this, months.last],
+        snap,
+    )

@@ -1,0 +1,62 @@
+"""Uptime by environment and month, incidents over time, and when each environment was last seen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from kb.service import Snapshot, Store
+
+
+def monthly_uptime(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:
+    """Environments that carry a target (dedicated ones, shared ones under contract), per month."""
+    return store.query(
+        """
+        SELECT environment_id, environment_name, kind, month, downtime_minutes, uptime_pct, target_pct,
+               budget_minutes, budget_left_minutes, target_met, status
+        FROM env_uptime WHERE target_pct IS NOT NULL AND month >= ?
+        ORDER BY environment_id, month
+        """,
+        [since_month],
+        snap,
+    )
+
+
+def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataFrame:
+    """Incidents overlapping [start, T], an ongoing one drawn until T."""
+    return store.query(
+        """
+        SELECT i.incident_id, i.environment_id, e.name AS environment_name, i.impact, i.started_at,
+               CASE WHEN i.ended_at IS NULL OR i.ended_at > ? THEN ? ELSE i.ended_at END AS drawn_until,
+               i.ended_at IS NULL OR i.ended_at > ? AS ongoing, i.summary
+        FROM incidents i JOIN environments e USING (environment_id)
+        WHERE i.started_at <= ? AND coalesce(i.ended_at, ?) >= ?
+        ORDER BY i.started_at
+        """,
+        [snap.as_of, snap.as_of, snap.as_of, snap.as_of, snap.as_of, start],
+    )
+
+
+def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
+    """Each dedicated environment's last monitoring check and last incident, and whether it is stale."""
+    return store.query(
+        """
+        WITH checks AS (
+            SELECT environment_id, max(checked_at) AS last_checked FROM monitoring_checks
+            WHERE checked_at <= ? GROUP BY environment_id
+        ),
+        logged AS (
+            SELECT environment_id, max(started_at) AS last_incident FROM incidents
+            WHERE started_at <= ? GROUP BY environment_id
+        )
+        SELECT e.environment_id, e.name AS environment_name, e.client_id, c.last_checked, l.last_incident,
+               greatest(c.last_checked, l.last_incident) AS last_seen,
+               (epoch(?::TIMESTAMPTZ) - epoch(greatest(c.last_checked, l.last_incident))) / 86400 AS days_since,
+               coalesce(greatest(c.last_checked, l.last_incident) < ?::TIMESTAMPTZ - to_days(?), TRUE) AS stale
+        FROM environments e LEFT JOIN checks c USING (environment_id) LEFT JOIN logged l USING (environment_id)
+        WHERE e.kind = 'dedicated'
+        ORDER BY stale DESC, last_seen NULLS FIRST
+        """,
+        [snap.as_of, snap.as_of, snap.as_of, snap.as_of, store.config.stale_after_days],
+    )

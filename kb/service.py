@@ -1,0 +1,113 @@
+"""The dashboard's one owner of the database file.
+
+DuckDB lets one process hold a file read-write. The dashboard process opens it
+once; every read gets its own cursor, and every write goes through one lock,
+in a transaction, retried when DuckDB reports a write conflict. Each committed
+write bumps ``version``, which is what cached reads are keyed on, so a write
+shows up on every page at once.
+
+The as-of views are costly on large tables, so they are computed once per
+version and minute into Arrow tables (a ``Snapshot``) that every page queries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from kb import store
+from kb.config import Config
+from kb.timestamps import now_utc
+from kb.views import open_views
+
+T = TypeVar("T")
+SNAPSHOT_TABLES = ("case_sla", "env_uptime", "contract_refunds")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The as-of views materialized at one instant, for one store version."""
+
+    as_of: datetime
+    version: int
+    tables: dict[str, pa.Table]
+
+
+class Store:
+    def __init__(self, path: str | Path, config: Config, *, wait_seconds: float = 5.0):
+        self.path = Path(path)
+        self.config = config
+        self._con = store.connect(self.path, wait_seconds=wait_seconds)
+        self._write_lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self.version = 0
+
+    @contextmanager
+    def reader(self, snapshot: Snapshot | None = None):
+        """A cursor of its own; with a snapshot, its tables are registered under the views' names."""
+        cur = store.cursor(self._con)
+        try:
+            if snapshot is not None:
+                for name, table in snapshot.tables.items():
+                    cur.register(name, table)
+            yield cur
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params=None, snapshot: Snapshot | None = None):
+        """A DataFrame from one SELECT."""
+        with self.reader(snapshot) as cur:
+            return cur.execute(sql, params or []).fetchdf()
+
+    def write(self, action: Callable[..., T], *args, attempts: int = 5, **kwargs) -> T:
+        """Run ``action(cursor, *args, **kwargs)`` as the only writer; retry on a write conflict.
+
+        ``action`` opens and commits its own transaction (every write in kb
+        does), so a failed attempt leaves nothing behind.
+        """
+        with self._write_lock:
+            for attempt in range(attempts):
+                cur = store.cursor(self._con)
+                try:
+                    result = action(cur, *args, **kwargs)
+                    self.version += 1
+                    return result
+                except duckdb.TransactionException as e:
+                    if "conflict" not in str(e).lower() or attempt == attempts - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+                finally:
+                    cur.close()
+        raise AssertionError("unreachable")
+
+    def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
+        """The as-of tables for ``as_of``; for "now", reuse one made in the last minute at this version."""
+        if as_of is not None:
+            return self._build_snapshot(as_of)
+        with self._snapshot_lock:
+            current = self._snapshot
+            now = now_utc()
+            if (current is None or current.version != self.version
+                    or (now - current.as_of).total_seconds() > max_age_seconds):
+                current = self._snapshot = self._build_snapshot(now)
+            return current
+
+    def _build_snapshot(self, as_of: datetime) -> Snapshot:
+        version = self.version
+        with self.reader() as cur:
+            open_views(cur, self.config, as_of)
+            tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SNAPSHOT_TABLES}
+        return Snapshot(as_of=as_of, version=version, tables=tables)
+
+    def close(self) -> None:
+        self._con.close()

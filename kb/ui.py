@@ -1,0 +1,143 @@
+"""What every page shares: the store, the signed-in actor, colours, and how times look.
+
+The only module of ``kb`` that imports Streamlit; the logic it shows lives in
+the modules beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from kb import store as kb_store
+from kb.access import Actor, command_line_actor
+from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
+from kb.importing import Problem
+from kb.service import Snapshot, Store
+
+DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
+
+# One colour per meaning, everywhere in the app.
+STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "met": "#2e7d32",
+                "no_sla": "#9e9e9e"}
+TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
+IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
+STATUS_COLORS = {"final": "#37474f", "projected": "#90a4ae"}
+STATE_LABELS = {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
+                "no_sla": "No deadline"}
+
+
+@dataclass(frozen=True)
+class App:
+    store: Store
+    demo: bool
+
+
+@st.cache_resource(show_spinner="Opening the support database…")
+def _open_app(db_setting: str, config_setting: str) -> App:
+    config = load_config(config_setting or None)
+    if db_setting:
+        return App(Store(Path(db_setting), config), demo=False)
+    fresh = not DEMO_DB.exists()
+    app = App(Store(DEMO_DB, config), demo=True)
+    if fresh:
+        from kb.demo import write_demo
+
+        today = pd.Timestamp.now(tz=config.calendar.zone).date()
+        app.store.write(write_demo, config, today, command_line_actor())
+    return app
+
+
+def open_app() -> App:
+    """The process-wide store (``$SUPPORT_DB``, else the demo database); stops the page with a message if unusable."""
+    try:
+        return _open_app(os.environ.get("SUPPORT_DB", ""), os.environ.get("SUPPORT_CONFIG", ""))
+    except (ConfigError, kb_store.StoreError) as e:
+        st.error(f"The dashboard cannot start: {e}", icon=":material/error:")
+        st.stop()
+
+
+def config() -> Config:
+    return open_app().store.config
+
+
+def snapshot() -> Snapshot:
+    """The as-of tables for now (shared by every session for up to a minute, renewed by any write)."""
+    return open_app().store.snapshot()
+
+
+def actor() -> Actor:
+    return st.session_state.get("actor") or Actor("local admin", "admin")
+
+
+def local_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Instants as 'Mon 2026-11-23 15:00 HKT' in the support zone."""
+    zone = config().calendar.zone
+    frame = frame.copy()
+    for column in columns:
+        values = pd.to_datetime(frame[column], utc=True).dt.tz_convert(zone)
+        frame[column] = values.dt.strftime("%a %Y-%m-%d %H:%M %Z").where(values.notna(), "")
+    return frame
+
+
+def as_of_caption(snap: Snapshot) -> None:
+    zone = config().calendar.zone
+    st.caption(f"As of {snap.as_of.astimezone(zone).strftime('%a %Y-%m-%d %H:%M:%S %Z (UTC%z)')}")
+
+
+def color_scale(colors: dict[str, str], labels: dict[str, str] | None = None) -> alt.Scale:
+    domain = list(colors)
+    if labels:
+        domain = [labels[k] for k in colors]
+    return alt.Scale(domain=domain, range=list(colors.values()))
+
+
+def show_problems(problems: list[Problem], slots: dict) -> None:
+    """Each problem in the slot of its field (``slots``: column -> st.empty()); the rest in ``slots[None]``."""
+    for problem in problems:
+        if problem.column in slots:
+            slots[problem.column].error(problem.reason, icon=":material/error:")
+        else:
+            slots[None].error(str(problem), icon=":material/error:")
+
+
+def as_list(values) -> list:
+    """A SQL list value (None, a list or an array) as a Python list."""
+    return [] if values is None else list(values)
+
+
+def leave_legacy_multipage() -> None:
+    """Streamlit 1.67 runs the first session after a server start in its legacy
+    ``pages/`` directory mode, before it learns that the app uses st.navigation:
+    a deep link then shows "Page not found", or runs a page outside the app's
+    navigation and roles. Switch that mode off and run again, the right way."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def empty_state(text: str) -> None:
+    st.info(text, icon=":material/inbox:")
+
+
+def write_done() -> None:
+    """After a write: drop cached reads so every page shows it at once."""
+    st.cache_data.clear()
+
+
+def flash(text: str) -> None:
+    """A confirmation to show after the rerun that follows a write."""
+    st.session_state["flash"] = text
+
+
+def show_flash() -> None:
+    text = st.session_state.pop("flash", None)
+    if text:
+        st.success(text, icon=":material/check_circle:")

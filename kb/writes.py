@@ -1,0 +1,124 @@
+"""Changes to existing rows and the forms' new rows, each in one transaction with its audit row.
+
+Every function takes a connection (a cursor), the configuration, and the
+actor, and checks the actor's role before it touches anything. Problems are
+raised as ``Rejected`` naming the field, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kb import audit
+from kb.access import Actor, require
+from kb.config import Config
+from kb.importing import Problem, Rejected, add_rows, staged_from_records
+from kb.timestamps import format_local
+
+ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
+
+
+def log_case(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
+    """Add one case from the form; returns its new id."""
+    return _log(con, config, actor, "cases", "log_case", fields)
+
+
+def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
+    """Add one incident from the form; returns its new id."""
+    return _log(con, config, actor, "incidents", "log_incident", fields)
+
+
+def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str]) -> str:
+    require(actor, permission)
+    key = "case_id" if table == "cases" else "incident_id"
+    new_id = next_id(con, table, key)
+    add_rows(con, config, staged_from_records(table, [{**fields, key: new_id}]), actor,
+             permission=permission, source="form")
+    return new_id
+
+
+def next_id(con, table: str, key: str) -> str:
+    """The next free id of the form PREFIX-00042 (five digits at least)."""
+    prefix = ID_PREFIXES[table]
+    number = con.execute(
+        f"SELECT coalesce(max(try_cast(regexp_extract({key}, '^{prefix}(\\d+)$', 1) AS BIGINT)), 0) + 1 FROM {table}"
+    ).fetchall()[0][0]
+    return f"{prefix}{number:05d}"
+
+
+def record_response(con, config: Config, actor: Actor, case_id: str, at: datetime) -> None:
+    require(actor, "record_response")
+    _update_case(con, config, actor, case_id, "first_response_at", at, "record_response")
+
+
+def resolve_case(con, config: Config, actor: Actor, case_id: str, at: datetime) -> None:
+    require(actor, "resolve_case")
+    _update_case(con, config, actor, case_id, "resolved_at", at, "resolve")
+
+
+def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str) -> None:
+    require(actor, "assign_case")
+    assignee = assignee.strip() or None
+    with _transaction(con):
+        before = _row(con, "cases", "case_id", case_id)
+        con.execute("UPDATE cases SET assignee = ? WHERE case_id = ?", [assignee, case_id])
+        audit.record(con, actor, "assign", "cases", case_id, {"assignee": before["assignee"]}, {"assignee": assignee})
+
+
+def close_incident(con, config: Config, actor: Actor, incident_id: str, at: datetime) -> None:
+    require(actor, "close_incident")
+    with _transaction(con):
+        before = _row(con, "incidents", "incident_id", incident_id)
+        if before["ended_at"] is not None:
+            raise Rejected([Problem(None, "ended_at", f"incident {incident_id} already ended at "
+                                                      f"{format_local(before['ended_at'], config.calendar.zone)}")])
+        if at < before["started_at"]:
+            raise Rejected([Problem(None, "ended_at", "is before the incident started "
+                                                      f"({format_local(before['started_at'], config.calendar.zone)})")])
+        con.execute("UPDATE incidents SET ended_at = ? WHERE incident_id = ?", [at, incident_id])
+        audit.record(con, actor, "close", "incidents", incident_id, {"ended_at": None}, {"ended_at": at})
+
+
+def log_check(con, config: Config, actor: Actor, environment_id: str, at: datetime, note: str) -> None:
+    """Record that someone looked at a dedicated environment (the terms' regular monitoring)."""
+    require(actor, "log_check")
+    with _transaction(con):
+        _row(con, "environments", "environment_id", environment_id)
+        con.execute("INSERT INTO monitoring_checks VALUES (?, ?, ?, ?)", [environment_id, at, actor.email,
+                                                                         note.strip() or None])
+        audit.record(con, actor, "check", "monitoring_checks", environment_id, None,
+                     {"checked_at": at, "note": note.strip() or None})
+
+
+def _update_case(con, config: Config, actor: Actor, case_id: str, column: str, at: datetime, action: str) -> None:
+    with _transaction(con):
+        before = _row(con, "cases", "case_id", case_id)
+        if before[column] is not None:
+            raise Rejected([Problem(None, column, f"case {case_id} already has one, at "
+                                                  f"{format_local(before[column], config.calendar.zone)}")])
+        if at < before["received_at"]:
+            raise Rejected([Problem(None, column, "is before the case was received "
+                                                  f"({format_local(before['received_at'], config.calendar.zone)})")])
+        con.execute(f"UPDATE cases SET {column} = ? WHERE case_id = ?", [at, case_id])
+        audit.record(con, actor, action, "cases", case_id, {column: None}, {column: at})
+
+
+def _row(con, table: str, key: str, value: str) -> dict:
+    cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value])
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    if not rows:
+        raise Rejected([Problem(None, key, f"no {table.rstrip('s')} {value!r}")])
+    return dict(zip(names, rows[0], strict=True))
+
+
+class _transaction:
+    def __init__(self, con):
+        self.con = con
+
+    def __enter__(self):
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, kind, error, trace):
+        self.con.execute("ROLLBACK" if kind else "COMMIT")
+        return False

@@ -1,0 +1,102 @@
+import pandas as pd
+import streamlit as st
+
+from kb import ui
+from kb.credits import CreditScheduleError, credit_schedule_in_words
+from kb.importing import Rejected, add_rows, staged_from_records, update_row
+from kb.validation import KEYS, TABLES
+
+ui.leave_legacy_multipage()
+st.title("Clients and contracts")
+st.markdown("**Who are our clients, where do they run, and what did we promise them?**")
+
+store, actor = ui.open_app().store, ui.actor()
+config = store.config
+ui.show_flash()
+may_edit = actor.may("edit_clients")
+
+
+def in_words(schedule) -> str:
+    schedule = schedule if isinstance(schedule, str) else None
+    text = schedule or config.sla.default_credit_schedule
+    try:
+        return credit_schedule_in_words(text) + ("" if schedule else " (default)")
+    except CreditScheduleError as e:
+        return f"unreadable: {e}"
+
+
+def row_form(table: str, current: dict | None) -> None:
+    """A form with one text field per column, to add a row or (with ``current``) edit one."""
+    key = KEYS[table]
+    with st.form(f"{table}_{'edit' if current else 'add'}"):
+        top = st.empty()
+        values, slots = {}, {None: top}
+        columns = st.columns(3)
+        for n, column in enumerate(TABLES[table]):
+            label = column.name + ("" if column.required else " (optional)")
+            default = "" if current is None or current.get(column.name) is None else str(current[column.name])
+            if column.name == key and current is not None:
+                values[key] = current[key]
+                columns[n % 3].text_input(label, value=default, disabled=True, key=f"{table}_edit_{column.name}")
+            elif column.kind == "enum":
+                values[column.name] = columns[n % 3].selectbox(
+                    label, column.choices, index=column.choices.index(default) if default in column.choices else 0,
+                    key=f"{table}_{'edit' if current else 'add'}_{column.name}")
+            else:
+                values[column.name] = columns[n % 3].text_input(
+                    label, value=default, key=f"{table}_{'edit' if current else 'add'}_{column.name}",
+                    help="ISO date, e.g. 2026-11-01" if column.kind == "date" else None)
+            slots[column.name] = columns[n % 3].empty()
+        if st.form_submit_button("Save changes" if current else "Add", type="primary"):
+            staged = staged_from_records(table, [values])
+            try:
+                if current is None:
+                    store.write(add_rows, config, staged, actor, permission="edit_clients", source="form")
+                else:
+                    store.write(update_row, config, staged, actor, permission="edit_clients")
+            except Rejected as e:
+                ui.show_problems(e.problems, slots)
+            else:
+                ui.flash(f"{table.rstrip('s').capitalize()} {values[key]} {'saved' if current else 'added'}.")
+                st.rerun()
+
+
+def editor(table: str, frame) -> None:
+    if not may_edit:
+        return
+    with st.expander(f"Add or edit {table}", icon=":material/edit:"):
+        key = KEYS[table]
+        choice = st.selectbox("Row", ["(new)", *frame[key].tolist()], key=f"{table}_choice")
+        current = None if choice == "(new)" else frame[frame[key] == choice].iloc[0].to_dict()
+        row_form(table, current)
+
+
+clients_tab, environments_tab, contracts_tab = st.tabs(["Clients", "Environments", "Contracts"])
+with clients_tab:
+    clients = store.query("SELECT * FROM clients ORDER BY tier, name")
+    if clients.empty:
+        ui.empty_state("No clients yet.")
+    else:
+        st.dataframe(clients, hide_index=True, width="stretch")
+    editor("clients", clients)
+with environments_tab:
+    environments = store.query("SELECT * FROM environments ORDER BY kind, name")
+    if environments.empty:
+        ui.empty_state("No environments yet.")
+    else:
+        st.dataframe(environments, hide_index=True, width="stretch")
+    editor("environments", environments)
+with contracts_tab:
+    contracts = store.query("SELECT * FROM contracts ORDER BY client_id, starts_on")
+    if contracts.empty:
+        ui.empty_state("No contracts yet.")
+    else:
+        shown = contracts.copy()
+        shown["credit_schedule_in_words"] = contracts.credit_schedule.map(in_words)
+        shown["uptime_target_pct"] = contracts.uptime_target_pct.map(
+            lambda t: f"{config.sla.default_uptime_target_pct} (default)" if pd.isna(t) else f"{t}")
+        shown["response_business_days"] = contracts.response_business_days.map(
+            lambda n: "tier default" if pd.isna(n) else f"{int(n)}")
+        st.dataframe(shown, hide_index=True, width="stretch",
+                     column_config={"credit_schedule_in_words": st.column_config.TextColumn("Credits", width="large")})
+    editor("contracts", contracts)

@@ -1,0 +1,92 @@
+from datetime import datetime
+
+import streamlit as st
+
+from kb import sla_lookup, ui, writes
+from kb.importing import Rejected
+from kb.schema import CATEGORIES
+from kb.timestamps import format_for_people
+
+ui.leave_legacy_multipage()
+st.title("Log case")
+st.markdown("**A client asked for help: log it, and see its first-response deadline.**")
+
+store, actor = ui.open_app().store, ui.actor()
+zone = store.config.calendar.zone
+ui.show_flash()
+clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
+if clients.empty:
+    ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
+    st.stop()
+labels = {r.client_id: f"{r.name} ({r.tier}, {r.client_id})" for r in clients.itertuples()}
+now = datetime.now(zone)
+
+with st.form("log_case", clear_on_submit=False):
+    top = st.empty()
+    client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="case_client")
+    slots = {None: top, "client_id": st.empty()}
+    category = st.selectbox("Category", CATEGORIES, key="case_category",
+                            help="Free-tier general coding questions have no deadline.")
+    slots["category"] = st.empty()
+    subject = st.text_input("Subject", key="case_subject", max_chars=None)
+    slots["subject"] = st.empty()
+    columns = st.columns(2)
+    requester = columns[0].text_input("Requester (optional)", key="case_requester")
+    assignee = columns[1].text_input("Assignee (optional)", key="case_assignee")
+    columns = st.columns(2)
+    received_day = columns[0].date_input("Received on", now.date(), key="case_received_day")
+    received_time = columns[1].time_input("Received at", now.time().replace(second=0, microsecond=0),
+                                          step=60, key="case_received_time")
+    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}).")
+    slots["received_at"] = st.empty()
+    responded = st.checkbox("Already answered", key="case_responded")
+    columns = st.columns(2)
+    response_day = columns[0].date_input("First response on", now.date(), key="case_response_day")
+    response_time = columns[1].time_input("First response at", now.time().replace(second=0, microsecond=0),
+                                          step=60, key="case_response_time")
+    slots["first_response_at"] = st.empty()
+    submitted = st.form_submit_button("Log case", type="primary", icon=":material/add:")
+
+if submitted:
+    fields = {
+        "client_id": client_id, "category": category, "subject": subject, "requester": requester,
+        "assignee": assignee,
+        "received_at": datetime.combine(received_day, received_time, tzinfo=zone).isoformat(),
+        "first_response_at": (datetime.combine(response_day, response_time, tzinfo=zone).isoformat()
+                              if responded else ""),
+    }
+    try:
+        case_id = store.write(writes.log_case, store.config, actor, fields)
+    except Rejected as e:
+        ui.show_problems(e.problems, slots)
+    else:
+        case = sla_lookup.case_deadline(store, case_id)
+        due = (f"first response due {format_for_people(case.first_response_due, zone)}"
+               if case.first_response_due else "no deadline (deprioritized)")
+        ui.flash(f"Case {case_id} logged for {labels[client_id]}: {due}; state {ui.STATE_LABELS[case.sla_state]}.")
+        st.rerun()
+
+st.divider()
+st.subheader("Record a first response")
+unanswered = store.query("SELECT case_id, subject FROM cases WHERE first_response_at IS NULL ORDER BY case_id DESC "
+                         "LIMIT 500")
+if unanswered.empty:
+    st.caption("Every case has a first response.")
+else:
+    with st.form("respond"):
+        case_id = st.selectbox("Case", unanswered.case_id, key="respond_case",
+                               format_func=lambda c: f"{c}: {unanswered.set_index('case_id').subject[c][:80]}")
+        columns = st.columns(2)
+        day = columns[0].date_input("Answered on", now.date(), key="respond_day")
+        time_ = columns[1].time_input("Answered at", now.time().replace(second=0, microsecond=0), step=60,
+                                      key="respond_time")
+        slot = st.empty()
+        if st.form_submit_button("Record response", icon=":material/reply:"):
+            try:
+                store.write(writes.record_response, store.config, actor, case_id,
+                            datetime.combine(day, time_, tzinfo=zone))
+            except Rejected as e:
+                ui.show_problems(e.problems, {None: slot})
+            else:
+                ui.flash(f"First response recorded on {case_id}.")
+                st.rerun()

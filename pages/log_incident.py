@@ -1,0 +1,95 @@
+from datetime import datetime
+
+import streamlit as st
+
+from kb import ui, writes
+from kb.importing import Rejected
+from kb.schema import IMPACTS
+
+ui.leave_legacy_multipage()
+st.title("Log incident")
+st.markdown("**Something is down, slow or under maintenance: log it, close it, or record a check.**")
+
+store, actor = ui.open_app().store, ui.actor()
+zone = store.config.calendar.zone
+ui.show_flash()
+environments = store.query("SELECT environment_id, name, kind FROM environments ORDER BY kind, name")
+if environments.empty:
+    ui.empty_state("No environments yet. Add one on Clients and contracts, or import a CSV.")
+    st.stop()
+labels = {r.environment_id: f"{r.name} ({r.kind}, {r.environment_id})" for r in environments.itertuples()}
+now = datetime.now(zone)
+minute = now.time().replace(second=0, microsecond=0)
+
+with st.form("log_incident"):
+    top = st.empty()
+    environment_id = st.selectbox("Environment", list(labels), format_func=labels.get, key="inc_environment")
+    impact = st.radio("Impact", IMPACTS, horizontal=True, key="inc_impact",
+                      help="Only outages count as downtime; maintenance is excluded, degraded is shown only.")
+    columns = st.columns(2)
+    start_day = columns[0].date_input("Started on", now.date(), key="inc_start_day")
+    start_time = columns[1].time_input("Started at", minute, step=60, key="inc_start_time")
+    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}).")
+    ongoing = st.checkbox("Still ongoing", value=True, key="inc_ongoing")
+    columns = st.columns(2)
+    end_day = columns[0].date_input("Ended on", now.date(), key="inc_end_day")
+    end_time = columns[1].time_input("Ended at", minute, step=60, key="inc_end_time")
+    slots = {None: top, "started_at": st.empty(), "ended_at": st.empty()}
+    summary = st.text_area("Summary (optional)", key="inc_summary", height=80)
+    submitted = st.form_submit_button("Log incident", type="primary", icon=":material/add_alert:")
+
+if submitted:
+    fields = {
+        "environment_id": environment_id, "impact": impact, "summary": summary,
+        "started_at": datetime.combine(start_day, start_time, tzinfo=zone).isoformat(),
+        "ended_at": "" if ongoing else datetime.combine(end_day, end_time, tzinfo=zone).isoformat(),
+    }
+    try:
+        incident_id = store.write(writes.log_incident, store.config, actor, fields)
+    except Rejected as e:
+        ui.show_problems(e.problems, slots)
+    else:
+        ui.flash(f"Incident {incident_id} logged on {labels[environment_id]} ({impact}"
+                 f"{', ongoing' if ongoing else ''}).")
+        st.rerun()
+
+st.divider()
+st.subheader("Close an ongoing incident")
+ongoing_incidents = store.query(
+    "SELECT incident_id, environment_id, impact, started_at, summary FROM incidents WHERE ended_at IS NULL "
+    "ORDER BY started_at")
+if ongoing_incidents.empty:
+    st.caption("No incident is ongoing.")
+else:
+    shown = ui.local_times(ongoing_incidents, "started_at")
+    described = {r.incident_id: f"{r.incident_id}: {r.impact} on {r.environment_id} since {r.started_at}"
+                 for r in shown.itertuples()}
+    with st.form("close_incident"):
+        incident_id = st.selectbox("Incident", list(described), format_func=described.get, key="close_incident")
+        columns = st.columns(2)
+        day = columns[0].date_input("Ended on", now.date(), key="close_day")
+        time_ = columns[1].time_input("Ended at", minute, step=60, key="close_time")
+        slot = st.empty()
+        if st.form_submit_button("Close incident", icon=":material/task_alt:"):
+            try:
+                store.write(writes.close_incident, store.config, actor, incident_id,
+                            datetime.combine(day, time_, tzinfo=zone))
+            except Rejected as e:
+                ui.show_problems(e.problems, {None: slot})
+            else:
+                ui.flash(f"Incident {incident_id} closed.")
+                st.rerun()
+
+st.divider()
+st.subheader("Record a monitoring check")
+dedicated = {k: v for k, v in labels.items() if "(dedicated" in v}
+if not dedicated:
+    st.caption("No dedicated environments.")
+else:
+    with st.form("check"):
+        environment_id = st.selectbox("Environment", list(dedicated), format_func=dedicated.get, key="check_env")
+        note = st.text_input("What was checked (optional)", key="check_note")
+        if st.form_submit_button("Record check", icon=":material/fact_check:"):
+            store.write(writes.log_check, store.config, actor, environment_id, datetime.now(zone), note)
+            ui.flash(f"Check recorded on {dedicated[environment_id]}.")
+            st.rerun()

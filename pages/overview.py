@@ -1,0 +1,78 @@
+import altair as alt
+import streamlit as st
+
+from kb import health, ui
+
+ui.leave_legacy_multipage()
+st.title("Overview")
+st.markdown("**Are we keeping the Support Service Terms this month?**")
+
+store, snap = ui.open_app().store, ui.snapshot()
+ui.as_of_caption(snap)
+months = health.months_of(store, snap)
+target = float(store.config.sla.response_target_pct)
+
+performance = health.response_performance(store, snap, months)
+open_now = health.open_case_counts(store, snap)
+environments = health.environments_below_target(store, snap, months).set_index("month")
+refunds = health.refund_exposure(store, snap, months)
+
+st.subheader("First responses")
+columns = st.columns(4)
+for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False):
+    rows = performance[performance.tier == tier].set_index("month")
+    now, before = rows.loc[months.this], rows.loc[months.last]
+    decided = int(now.met + now.breached)
+    column.metric(
+        f"{tier.capitalize()}: met this month",
+        "no cases due yet" if decided == 0 else f"{now.pct_met:.1f} %",
+        delta=None if decided == 0 or before.pct_met != before.pct_met else f"{now.pct_met - before.pct_met:+.1f} pts",
+        help=f"Cases due in {months.this} answered in time, of {decided} decided; target {target:g} %. "
+             f"Last month: {'-' if before.pct_met != before.pct_met else f'{before.pct_met:.1f} %'}.",
+        border=True,
+    )
+columns[3].metric("Open cases breached now", open_now["breached"], border=True,
+                  help="Unanswered cases past their deadline.")
+
+columns = st.columns(4)
+columns[0].metric("At risk now", open_now["at_risk"], border=True,
+                  help=f"Unanswered, at most {store.config.sla.at_risk_business_hours} business hours left.")
+columns[1].metric("Pending", open_now["pending"], border=True, help="Unanswered, more time left.")
+
+st.subheader("Uptime and refunds")
+columns = st.columns(4)
+if months.this in environments.index:
+    this = environments.loc[months.this]
+    last = environments.loc[months.last] if months.last in environments.index else None
+    columns[0].metric(
+        "Dedicated environments below target", f"{int(this.below_target)} of {int(this.environments)}",
+        delta=None if last is None else int(this.below_target - last.below_target), delta_color="inverse",
+        help="This month so far (projected) against last month (final).", border=True)
+    columns[1].metric(
+        "Lowest error budget left", f"{this.lowest_budget_left_minutes:,.1f} min",
+        help=f"{this.lowest_budget_environment}, this month.", border=True)
+else:
+    columns[0].metric("Dedicated environments below target", "none measured", border=True)
+
+for column, month, status in ((columns[2], months.last, "final"), (columns[3], months.this, "projected")):
+    rows = refunds[refunds.month == month]
+    text = ", ".join(f"{r.currency} {r.refund_amount:,.2f}" for r in rows.itertuples()) or "0.00"
+    column.metric(f"Refunds {month} ({status})", text, border=True,
+                  help=f"{int(rows.contracts_credited.sum())} contract(s) credited.")
+
+st.subheader("Met this month and last, by tier")
+chart_data = performance.dropna(subset=["pct_met"])
+if chart_data.empty:
+    ui.empty_state("No case has come due in these two months yet.")
+else:
+    bars = alt.Chart(chart_data).mark_bar().encode(
+        x=alt.X("month:N", title=None),
+        y=alt.Y("pct_met:Q", title="% of due cases met", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS)),
+        xOffset="tier:N",
+        tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month:N", title="Month"),
+                 alt.Tooltip("pct_met:Q", title="% met", format=".1f"), alt.Tooltip("met:Q", title="Met"),
+                 alt.Tooltip("breached:Q", title="Breached")],
+    )
+    rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
+    st.altair_chart((bars + rule).properties(height=260), width="stretch")

@@ -1,0 +1,74 @@
+from datetime import timedelta
+
+import altair as alt
+import streamlit as st
+
+from kb import performance, ui
+from kb.schema import TIERS
+
+ui.leave_legacy_multipage()
+st.title("Response performance")
+st.markdown("**How often do we answer in time, by tier, week by week and month by month?**")
+
+store, snap = ui.open_app().store, ui.snapshot()
+ui.as_of_caption(snap)
+target = float(store.config.sla.response_target_pct)
+today = snap.as_of.astimezone(store.config.calendar.zone).date()
+
+columns = st.columns([2, 1, 2])
+period = columns[0].date_input("Deadlines between", (today - timedelta(days=91), today), key="period")
+grain = columns[1].segmented_control("Per", performance.GRAINS, default="week", key="grain") or "week"
+tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers")
+if not isinstance(period, tuple) or len(period) != 2:
+    st.info("Pick the last day of the period too.", icon=":material/date_range:")
+    st.stop()
+start, end = period
+
+data = performance.performance_by_period(store, snap, grain, start, end)
+data = data[data.tier.isin(tiers)]
+if data.empty:
+    ui.empty_state("No case came due in this period.")
+    st.stop()
+
+tooltip = [alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"), alt.Tooltip("tier:N", title="Tier"),
+           alt.Tooltip("pct_met:Q", title="% met", format=".1f"), alt.Tooltip("met:Q", title="Met"),
+           alt.Tooltip("breached:Q", title="Breached"),
+           alt.Tooltip("median_business_hours:Q", title="Median business h to respond", format=".1f")]
+tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS))
+x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline")
+
+st.subheader("% of due cases met")
+lines = alt.Chart(data).mark_line(point=True).encode(
+    x=x, y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])), color=tier_color, tooltip=tooltip)
+rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
+label = alt.Chart().mark_text(align="left", dx=4, dy=-6, color="#424242").encode(
+    y=alt.datum(target), text=alt.datum(f"target {target:g} %"))
+st.altair_chart((lines + rule + label).properties(height=280), width="stretch")
+
+columns = st.columns(2)
+with columns[0]:
+    st.subheader("Breaches")
+    bars = alt.Chart(data).mark_bar().encode(
+        x=x, y=alt.Y("breached:Q", title="Breached cases"), color=tier_color, tooltip=tooltip)
+    st.altair_chart(bars.properties(height=240), width="stretch")
+with columns[1]:
+    st.subheader("Median time to first response")
+    hours = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("median_business_hours:Q", title="Business hours"), color=tier_color, tooltip=tooltip)
+    st.altair_chart(hours.properties(height=240), width="stretch")
+
+st.subheader("Breached cases")
+breached = performance.breached_cases(store, snap, grain, start, end, tuple(tiers))
+if breached.empty:
+    ui.empty_state("No breaches in this period.")
+else:
+    st.dataframe(
+        ui.local_times(breached, "received_at", "first_response_due", "first_response_at"),
+        hide_index=True, width="stretch",
+        column_config={"period": st.column_config.DateColumn(grain.capitalize()), "case_id": "Case",
+                       "client_name": "Client", "tier": "Tier", "category": "Category", "subject": "Subject",
+                       "assignee": "Assignee", "received_at": "Received", "first_response_due": "Response due",
+                       "first_response_at": "First response",
+                       "business_hours_to_response": st.column_config.NumberColumn("Business h to respond",
+                                                                                   format="%.1f")})
+    st.caption(f"{len(breached):,} shown, latest deadline first (at most 1,000).")

@@ -1,0 +1,73 @@
+import altair as alt
+import streamlit as st
+
+from kb import exposure, health, ui
+from kb.credits import credit_schedule_in_words
+
+ui.leave_legacy_multipage()
+st.title("Refund exposure")
+st.markdown("**What do we owe in service credits, to whom, and who is closest to the next credit tier?**")
+
+store, snap = ui.open_app().store, ui.snapshot()
+ui.as_of_caption(snap)
+months = health.months_of(store, snap)
+local_now = snap.as_of.astimezone(store.config.calendar.zone)
+since = f"{local_now.year - 1:04d}-{local_now.month:02d}"
+
+by_month = exposure.refunds_by_month(store, snap, since)
+if by_month.empty:
+    ui.empty_state("No service credits owed in the last twelve months.")
+else:
+    for currency, rows in by_month.groupby("currency"):
+        st.subheader(f"Credits by month, {currency}")
+        chart = alt.Chart(rows).mark_bar().encode(
+            x=alt.X("month:O", title="Month"),
+            y=alt.Y("sum(refund_amount):Q", title=f"Credit ({currency})"),
+            color=alt.Color("client_name:N", title="Client"),
+            opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(domain=["final", "projected"],
+                                                                            range=[1.0, 0.45])),
+            tooltip=[alt.Tooltip("month:O", title="Month"), alt.Tooltip("client_name:N", title="Client"),
+                     alt.Tooltip("refund_amount:Q", title="Credit", format=",.2f"),
+                     alt.Tooltip("status:N", title="Status")],
+        ).properties(height=240)
+        st.altair_chart(chart, width="stretch")
+
+st.subheader("Credits and the terms behind them")
+lines = exposure.refund_lines(store, snap, since)
+if lines.empty:
+    ui.empty_state("No contract missed its uptime in the last twelve months.")
+else:
+    lines["schedule_in_words"] = lines.credit_schedule.map(credit_schedule_in_words)
+    st.dataframe(
+        lines.drop(columns=["credit_schedule"]), hide_index=True, width="stretch",
+        column_config={
+            "month": "Month", "contract_id": "Contract", "client_name": "Client", "environment_id": "Environment",
+            "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"),
+            "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
+            "credit_pct": st.column_config.NumberColumn("Credit tier %", format="%.0f"),
+            "refund_amount": st.column_config.NumberColumn("Credit", format="%.2f"),
+            "currency": "Currency", "status": "Status",
+            "monthly_fee": st.column_config.NumberColumn("Monthly fee", format="%.2f"),
+            "uptime_target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
+            "schedule_in_words": st.column_config.TextColumn("Credit schedule", width="large"),
+        },
+    )
+
+st.subheader(f"Closest to the next credit tier ({months.this})")
+closest = exposure.closest_to_next_tier(store, snap, months.this)
+if closest.empty:
+    ui.empty_state("No contract covers this month.")
+else:
+    st.dataframe(
+        closest, hide_index=True, width="stretch",
+        column_config={
+            "contract_id": "Contract", "client_name": "Client", "environment_id": "Environment",
+            "uptime_pct": st.column_config.NumberColumn("Uptime % so far", format="%.4f"),
+            "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
+            "credit_pct": st.column_config.NumberColumn("Credit now %", format="%.0f"),
+            "next_credit_pct": st.column_config.NumberColumn("Next tier %", format="%.0f"),
+            "minutes_to_next_tier": st.column_config.NumberColumn("Downtime to next tier (min)", format="%.1f"),
+            "extra_refund": st.column_config.NumberColumn("Extra credit then", format="%.2f"),
+            "currency": "Currency",
+        },
+    )

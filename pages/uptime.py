@@ -1,0 +1,94 @@
+from datetime import timedelta
+
+import altair as alt
+import streamlit as st
+
+from kb import health, monitoring, ui
+
+ui.leave_legacy_multipage()
+st.title("Uptime")
+st.markdown("**Is every dedicated environment within its uptime target, and is each one being watched?**")
+
+store, snap = ui.open_app().store, ui.snapshot()
+ui.as_of_caption(snap)
+months = health.months_of(store, snap)
+local_now = snap.as_of.astimezone(store.config.calendar.zone)
+since = f"{local_now.year - 1:04d}-{local_now.month:02d}"
+
+uptime = monitoring.monthly_uptime(store, snap, since)
+if uptime.empty:
+    ui.empty_state("No environment with an uptime target yet. Add environments and contracts on "
+                   "Clients and contracts.")
+    st.stop()
+
+st.subheader(f"This month ({months.this}, projected)")
+current = uptime[uptime.month == months.this].copy()
+current["budget_used_pct"] = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
+st.dataframe(
+    current[["environment_id", "environment_name", "kind", "uptime_pct", "target_pct", "downtime_minutes",
+             "budget_minutes", "budget_left_minutes", "budget_used_pct", "target_met"]],
+    hide_index=True, width="stretch",
+    column_config={
+        "environment_id": "Environment", "environment_name": "Name", "kind": "Kind",
+        "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"),
+        "target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
+        "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
+        "budget_minutes": st.column_config.NumberColumn("Error budget (min)", format="%.1f"),
+        "budget_left_minutes": st.column_config.NumberColumn("Budget left (min)", format="%.1f"),
+        "budget_used_pct": st.column_config.ProgressColumn("Budget burnt", format="%.0f %%", min_value=0,
+                                                           max_value=100),
+        "target_met": st.column_config.CheckboxColumn("On target"),
+    },
+)
+
+st.subheader("Monthly uptime against target")
+points = alt.Chart(uptime).mark_line(point=True).encode(
+    x=alt.X("month:O", title="Month"),
+    y=alt.Y("uptime_pct:Q", title="Uptime %", scale=alt.Scale(zero=False)),
+    color=alt.Color("environment_id:N", title="Environment"),
+    strokeDash=alt.StrokeDash("status:N", title="Month", scale=alt.Scale(domain=["final", "projected"],
+                                                                          range=[[1, 0], [4, 3]])),
+    tooltip=[alt.Tooltip("environment_id:N", title="Environment"), alt.Tooltip("month:O", title="Month"),
+             alt.Tooltip("uptime_pct:Q", title="Uptime %", format=".4f"),
+             alt.Tooltip("target_pct:Q", title="Target %", format=".3f"),
+             alt.Tooltip("downtime_minutes:Q", title="Downtime (min)", format=".1f"),
+             alt.Tooltip("status:N", title="Status")],
+)
+targets = alt.Chart(uptime).mark_tick(color="#424242", thickness=1, size=18).encode(
+    x="month:O", y="target_pct:Q", tooltip=[alt.Tooltip("target_pct:Q", title="Target %")])
+st.altair_chart((points + targets).properties(height=300), width="stretch")
+
+st.subheader("Incidents in the last 90 days")
+incidents = monitoring.incidents_between(store, snap, snap.as_of - timedelta(days=90))
+if incidents.empty:
+    ui.empty_state("No incidents in the last 90 days.")
+else:
+    timeline = ui.local_times(incidents, "started_at", "drawn_until")
+    timeline["start"], timeline["end"] = incidents.started_at, incidents.drawn_until
+    chart = alt.Chart(timeline).mark_bar(size=14, minBandSize=3).encode(
+        x=alt.X("start:T", title="Time"), x2="end:T",
+        y=alt.Y("environment_id:N", title=None),
+        color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS)),
+        tooltip=[alt.Tooltip("incident_id:N", title="Incident"), alt.Tooltip("environment_id:N", title="Environment"),
+                 alt.Tooltip("impact:N", title="Impact"), alt.Tooltip("started_at:N", title="Started"),
+                 alt.Tooltip("drawn_until:N", title="Until"), alt.Tooltip("ongoing:N", title="Ongoing"),
+                 alt.Tooltip("summary:N", title="Summary")],
+    ).properties(height=max(120, 28 * incidents.environment_id.nunique()))
+    st.altair_chart(chart, width="stretch")
+
+st.subheader("Regular monitoring")
+seen = monitoring.last_seen(store, snap)
+stale = int(seen.stale.sum())
+days = store.config.stale_after_days
+if stale:
+    st.warning(f"{stale} dedicated environment(s) not checked and without incident for more than {days} days.",
+               icon=":material/visibility_off:")
+else:
+    st.success(f"Every dedicated environment was seen in the last {days} days.", icon=":material/visibility:")
+st.dataframe(
+    ui.local_times(seen, "last_checked", "last_incident", "last_seen"), hide_index=True, width="stretch",
+    column_config={"environment_id": "Environment", "environment_name": "Name", "client_id": "Client",
+                   "last_checked": "Last check", "last_incident": "Last incident", "last_seen": "Last seen",
+                   "days_since": st.column_config.NumberColumn("Days since", format="%.1f"),
+                   "stale": st.column_config.CheckboxColumn(f"Not seen in {days} days")},
+)
