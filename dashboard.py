@@ -1,5 +1,7 @@
 """The support SLA dashboard: the page list for the signed-in role, then the page."""
 
+import os
+
 import streamlit as st
 
 from kb import ui
@@ -30,6 +32,9 @@ app = ui.open_app()
 actor = ui.actor()
 if app.demo:
     st.info("Demo data: set `SUPPORT_DB` to open your own database.", icon=":material/science:")
+if os.environ.get("SUPPORT_AS_OF"):
+    st.warning(f"Frozen as of {os.environ['SUPPORT_AS_OF']} (`SUPPORT_AS_OF`): the numbers do not move with the clock.",
+               icon=":material/history_toggle_off:")
 
 navigation = {
     section: [

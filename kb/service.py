@@ -50,6 +50,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._frozen = False
         self.version = 0
 
     @contextmanager
@@ -91,15 +92,16 @@ class Store:
         raise AssertionError("unreachable")
 
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
-        """The as-of tables for ``as_of``; for "now", reuse one made in the last minute at this version."""
-        if as_of is not None:
-            return self._build_snapshot(as_of)
+        """The as-of tables at ``as_of`` (default: now), reused until the next write, and for "now"
+        for at most ``max_age_seconds``."""
         with self._snapshot_lock:
             current = self._snapshot
-            now = now_utc()
-            if (current is None or current.version != self.version
-                    or (now - current.as_of).total_seconds() > max_age_seconds):
-                current = self._snapshot = self._build_snapshot(now)
+            fresh = current is not None and current.version == self.version and (
+                current.as_of == as_of if as_of is not None
+                else not self._frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
+            if not fresh:
+                current = self._snapshot = self._build_snapshot(as_of or now_utc())
+                self._frozen = as_of is not None
             return current
 
     def _build_snapshot(self, as_of: datetime) -> Snapshot:

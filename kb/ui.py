@@ -19,6 +19,7 @@ from kb.access import Actor, command_line_actor
 from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
 from kb.importing import Problem
 from kb.service import Snapshot, Store
+from kb.timestamps import TimestampError, parse_timestamp
 
 DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
 
@@ -67,8 +68,16 @@ def config() -> Config:
 
 
 def snapshot() -> Snapshot:
-    """The as-of tables for now (shared by every session for up to a minute, renewed by any write)."""
-    return open_app().store.snapshot()
+    """The as-of tables for now (shared by every session for up to a minute, renewed by any write),
+    or for the instant in ``$SUPPORT_AS_OF``, which freezes the dashboard at it for an audit."""
+    frozen = os.environ.get("SUPPORT_AS_OF")
+    app = open_app()
+    try:
+        as_of = parse_timestamp(frozen, app.store.config.calendar.zone) if frozen else None
+    except TimestampError as e:
+        st.error(f"SUPPORT_AS_OF: {e}", icon=":material/error:")
+        st.stop()
+    return app.store.snapshot(as_of)
 
 
 def actor() -> Actor:

@@ -47,7 +47,7 @@ def row_form(table: str, current: dict | None) -> None:
                     label, value=default, key=f"{table}_{'edit' if current else 'add'}_{column.name}",
                     help="ISO date, e.g. 2026-11-01" if column.kind == "date" else None)
             slots[column.name] = columns[n % 3].empty()
-        if st.form_submit_button("Save changes" if current else "Add", type="primary"):
+        if st.form_submit_button("Save changes" if current else "Add", type="primary", key=f"{table}_submit"):
             staged = staged_from_records(table, [values])
             try:
                 if current is None:

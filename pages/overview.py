@@ -54,11 +54,12 @@ if months.this in environments.index:
 else:
     columns[0].metric("Dedicated environments below target", "none measured", border=True)
 
-for column, month, status in ((columns[2], months.last, "final"), (columns[3], months.this, "projected")):
-    rows = refunds[refunds.month == month]
-    text = ", ".join(f"{r.currency} {r.refund_amount:,.2f}" for r in rows.itertuples()) or "0.00"
-    column.metric(f"Refunds {month} ({status})", text, border=True,
-                  help=f"{int(rows.contracts_credited.sum())} contract(s) credited.")
+for column, month, when in ((columns[2], months.last, "last month, final"), (columns[3], months.this,
+                                                                          "this month, projected")):
+    rows = refunds[(refunds.month == month) & (refunds.refund_amount > 0)]
+    text = " + ".join(f"{r.currency} {r.refund_amount:,.0f}" for r in rows.itertuples()) or "none"
+    column.metric(f"Refunds {when}", text, border=True,
+                  help=f"Service credits owed for {month}: {int(rows.contracts_credited.sum())} contract(s) credited.")
 
 st.subheader("Met this month and last, by tier")
 chart_data = performance.dropna(subset=["pct_met"])

@@ -34,7 +34,7 @@ if buckets.empty:
     ui.empty_state("No open cases match. Log one on the Log case page, or clear the filters.")
 else:
     chart = alt.Chart(buckets).mark_bar().encode(
-        x=alt.X("age_bucket:N", title="Age of open case", sort=list(queue.AGE_BUCKETS)),
+        x=alt.X("age_bucket:N", title="Age of open case", sort=list(queue.AGE_BUCKETS), axis=alt.Axis(labelAngle=0)),
         y=alt.Y("cases:Q", title="Open cases"),
         color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS)),
         tooltip=[alt.Tooltip("age_bucket:N", title="Age"), alt.Tooltip("tier:N", title="Tier"),

@@ -42,21 +42,28 @@ st.dataframe(
 )
 
 st.subheader("Monthly uptime against target")
-points = alt.Chart(uptime).mark_line(point=True).encode(
-    x=alt.X("month:O", title="Month"),
-    y=alt.Y("uptime_pct:Q", title="Uptime %", scale=alt.Scale(zero=False)),
-    color=alt.Color("environment_id:N", title="Environment"),
-    strokeDash=alt.StrokeDash("status:N", title="Month", scale=alt.Scale(domain=["final", "projected"],
-                                                                          range=[[1, 0], [4, 3]])),
+grid = uptime.assign(on_target=uptime.target_met.map({True: "on target", False: "below target"}))
+base = alt.Chart(grid).encode(
+    x=alt.X("month:O", title="Month", axis=alt.Axis(labelAngle=0)),
+    y=alt.Y("environment_id:N", title=None),
     tooltip=[alt.Tooltip("environment_id:N", title="Environment"), alt.Tooltip("month:O", title="Month"),
              alt.Tooltip("uptime_pct:Q", title="Uptime %", format=".4f"),
              alt.Tooltip("target_pct:Q", title="Target %", format=".3f"),
              alt.Tooltip("downtime_minutes:Q", title="Downtime (min)", format=".1f"),
+             alt.Tooltip("budget_left_minutes:Q", title="Budget left (min)", format=".1f"),
              alt.Tooltip("status:N", title="Status")],
 )
-targets = alt.Chart(uptime).mark_tick(color="#424242", thickness=1, size=18).encode(
-    x="month:O", y="target_pct:Q", tooltip=[alt.Tooltip("target_pct:Q", title="Target %")])
-st.altair_chart((points + targets).properties(height=300), width="stretch")
+cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+    color=alt.Color("on_target:N", title="Month", scale=alt.Scale(domain=["on target", "below target"],
+                                                                  range=["#c8e6c9", "#ef9a9a"])),
+    opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(domain=["final", "projected"],
+                                                                    range=[1.0, 0.55])),
+)
+labels = base.mark_text(fontSize=11).encode(text=alt.Text("uptime_pct:Q", format=".3f"))
+st.altair_chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())),
+                width="stretch")
+st.caption("Uptime % per month; red where the month missed the environment's target. The current month is "
+           "projected: its downtime so far against the whole month.")
 
 st.subheader("Incidents in the last 90 days")
 incidents = monitoring.incidents_between(store, snap, snap.as_of - timedelta(days=90))

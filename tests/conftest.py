@@ -14,6 +14,25 @@ from kb.importing import add_rows, staged_from_records
 from kb.views import open_views
 
 ADMIN = Actor("tests@example.com", "admin")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _navigation_only():
+    """AppTest resets Streamlit's legacy ``pages/`` directory mode before every run,
+    and the app leaves that mode with a rerun, which would drop a click. A server
+    enters it at most once (see ``kb.ui.leave_legacy_multipage``); keep AppTest
+    out of it the same way."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+    yield
+    PagesManager.__init__ = original
 HKT = ZoneInfo("Asia/Hong_Kong")
 
 # The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.

@@ -1,0 +1,313 @@
+"""Every page through Streamlit's AppTest on a fixture database frozen at a known instant."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kb import store
+from kb.config import load_config
+from tests.conftest import add
+
+ROOT = Path(__file__).resolve().parent.parent
+AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
+PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
+         "audit"]
+
+SPEC_TOML = """
+[calendar]
+timezone = "Asia/Hong_Kong"
+business_hours = ["09:00", "18:00"]
+weekend = ["Sat", "Sun"]
+holidays_country = "HK"
+extra_holidays = ["2026-11-27"]
+
+[sla]
+response_target_pct = 95
+"""
+
+
+def build_fixture(folder: Path) -> tuple[Path, Path]:
+    """A small store whose every number on the pages is known at AS_OF."""
+    config_file = folder / "support.toml"
+    config_file.write_text(SPEC_TOML)
+    config = load_config(config_file)
+    db = folder / "pages.duckdb"
+    con = store.connect(db)
+    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),
+        dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"))
+    add(con, config, "environments",
+        dict(environment_id="E1", name="Enterprise prod", kind="dedicated", deployment="on_premise", client_id="ENT",
+             active_from="2026-01-01"),
+        dict(environment_id="S1", name="Shared", kind="shared", deployment="shared_cloud", active_from="2026-01-01"))
+    add(con, config, "contracts", dict(contract_id="K1", client_id="ENT", environment_id="E1", uptime_target_pct="99.9",
+                                       monthly_fee="1000", currency="USD", starts_on="2026-01-01"))
+    add(con, config, "cases", *[
+        dict(case_id=cid, client_id=client, received_at=received, category=category, subject=f"Subject of {cid}",
+             first_response_at=response, assignee="amy")
+        for cid, client, received, category, response in [
+            ("MET", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00"),
+            ("LATE", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00:01"),
+            ("OVERDUE", "ENT", "2026-11-24 10:00", "platform_issue", ""),
+            ("RISK", "ENT", "2026-11-24 18:30", "api_help", ""),
+            ("PENDING", "CUS", "2026-11-25 14:00", "platform_issue", ""),
+            ("CODING", "FREE", "2026-11-20 10:00", "general_coding", ""),
+        ]
+    ])
+    add(con, config, "incidents",
+        dict(incident_id="I1", environment_id="E1", impact="outage", started_at="2026-10-10 10:00",
+             ended_at="2026-10-10 11:00", summary="October outage"),
+        dict(incident_id="I2", environment_id="E1", impact="outage", started_at="2026-11-20 10:00",
+             ended_at="2026-11-20 10:10", summary="November blip"))
+    con.close()
+    return db, config_file
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    yield at, db
+    from kb import ui
+
+    ui._open_app.clear()  # release the file before the next fixture
+
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def query(sql: str, params=None):
+    """Rows from the store the app under test holds (one process may hold the file once)."""
+    from kb import ui
+
+    app = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"])
+    return app.store.query(sql, params)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def chart_rows(at: AppTest, index: int = 0) -> list[dict]:
+    """The rows a chart was sent (Streamlit ships them beside the spec, as Arrow)."""
+    chart = at.get("vega_lite_chart")[index]
+    tables = [pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets]
+    return [row for table in tables for row in table.to_pylist()]
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app, page):
+    at, _ = app
+    open_page(at, page)
+    assert at.title[0].value
+
+
+def test_overview_numbers(app):
+    at, _ = app
+    open_page(at, "overview")
+    assert metric(at, "Enterprise: met this month") == "33.3 %"  # MET of MET, LATE, OVERDUE
+    assert metric(at, "Open cases breached now") == "1"
+    assert metric(at, "At risk now") == "1"
+    assert metric(at, "Pending") == "1"
+    assert metric(at, "Refunds last month, final") == "USD 100"
+    assert metric(at, "Refunds this month, projected") == "none"
+    assert metric(at, "Dedicated environments below target") == "0 of 1"
+    assert any(layer.get("encoding", {}).get("y", {}).get("datum") == 95 for layer in chart_specs(at)[0]["layer"])
+
+
+def test_queue_lanes_and_age_chart(app):
+    at, _ = app
+    open_page(at, "queue")
+    sla_lane, deprioritized = at.dataframe[0].value, at.dataframe[1].value
+    assert list(sla_lane["case_id"]) == ["LATE", "MET", "OVERDUE", "RISK", "PENDING"]  # oldest first, then id
+    assert dict(zip(sla_lane.case_id, sla_lane.state, strict=True))["RISK"] == "At risk"
+    assert list(deprioritized["case_id"]) == ["CODING"]
+    assert chart_specs(at)[0]["encoding"]["x"]["title"] == "Age of open case"
+    assert {(r["age_bucket"], r["tier"], r["cases"]) for r in chart_rows(at)} == {
+        ("1–3 days", "enterprise", 3), ("4–24 h", "enterprise", 1), ("< 4 h", "custom", 1), ("3–7 days", "free", 1)}
+    at.multiselect(key="f_state").select("at_risk").run()
+    assert list(at.dataframe[0].value["case_id"]) == ["RISK"]
+
+
+def test_performance_target_rule_and_drill_down(app):
+    at, _ = app
+    open_page(at, "performance")
+    specs = chart_specs(at)
+    assert any(layer.get("encoding", {}).get("y", {}).get("datum") == 95 for layer in specs[0]["layer"])
+    assert set(at.dataframe[0].value["case_id"]) == {"LATE", "OVERDUE"}
+
+
+def test_uptime_page(app):
+    at, _ = app
+    open_page(at, "uptime")
+    current = at.dataframe[0].value.set_index("environment_id")
+    assert current.loc["E1", "downtime_minutes"] == 10.0
+    assert bool(current.loc["E1", "target_met"]) is True
+    cells = {(r["environment_id"], r["month"]): r["on_target"] for r in chart_rows(at, 0)}
+    assert cells[("E1", "2026-10")] == "below target"
+    assert cells[("E1", "2026-11")] == "on target"
+    assert {r["incident_id"] for r in chart_rows(at, 1)} == {"I1", "I2"}
+    assert "Every dedicated environment was seen in the last 7 days" in at.success[0].value
+    seen = at.dataframe[1].value.set_index("environment_id")
+    assert seen.loc["E1", "days_since"] == pytest.approx(5 + 6.5 / 24)  # the November blip, 2026-11-20 10:00
+
+
+def test_refunds_page(app):
+    at, _ = app
+    open_page(at, "refunds")
+    lines = at.dataframe[0].value
+    assert list(lines.contract_id) == ["K1"]
+    assert float(lines.refund_amount[0]) == 100.0
+    assert "below 99.9 % uptime → 10 % of the fee" in lines.schedule_in_words[0]
+    closest = at.dataframe[1].value
+    assert float(closest.minutes_to_next_tier[0]) == pytest.approx(43.2 - 10.0)  # to below 99.9 % this month
+    assert float(closest.next_credit_pct[0]) == 10
+
+
+def fill_case(at: AppTest, subject: str, client: str = "ENT", day=date(2026, 11, 25), clock=time(11, 0)) -> None:
+    at.selectbox(key="case_client").select(client)
+    at.selectbox(key="case_category").select("platform_issue")
+    at.text_input(key="case_subject").input(subject)
+    at.date_input(key="case_received_day").set_value(day)
+    at.time_input(key="case_received_time").set_value(clock)
+
+
+def test_log_case_writes_the_row_and_names_its_deadline(app):
+    at, _ = app
+    open_page(at, "log_case")
+    fill_case(at, "Gateway returns 502")
+    button(at, "Log case").click().run()
+    assert not at.exception
+    assert "Case CS-00001 logged for Enterprise Co (enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
+        in at.success[0].value
+    stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
+    assert stored.subject[0] == "Gateway returns 502"
+    assert str(stored.received_at[0]) == "2026-11-25 03:00:00+00:00"
+    assert query("SELECT count(*) AS n FROM audit_log WHERE row_id = 'CS-00001' AND action = 'add'").n[0] == 1
+
+
+@pytest.mark.parametrize(("subject", "responded", "message"), [
+    ("   ", False, "is empty"),
+    ("Answered before it arrived", True, "is before received_at"),
+])
+def test_log_case_rejects_bad_input_and_writes_nothing(app, subject, responded, message):
+    at, _ = app
+    open_page(at, "log_case")
+    fill_case(at, subject)
+    if responded:
+        at.checkbox(key="case_responded").check()
+        at.date_input(key="case_response_day").set_value(date(2026, 11, 25))
+        at.time_input(key="case_response_time").set_value(time(10, 0))
+    button(at, "Log case").click().run()
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.success
+    assert query("SELECT count(*) AS n FROM cases").n[0] == 6
+
+
+def test_record_a_first_response(app):
+    at, _ = app
+    open_page(at, "log_case")
+    at.selectbox(key="respond_case").select("OVERDUE")
+    at.date_input(key="respond_day").set_value(date(2026, 11, 25))
+    at.time_input(key="respond_time").set_value(time(12, 0))
+    button(at, "Record response").click().run()
+    assert "First response recorded on OVERDUE" in at.success[0].value
+    assert str(query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").iloc[0, 0]) \
+        == "2026-11-25 04:00:00+00:00"
+
+
+def test_log_incident_ongoing_then_close_it(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    at.selectbox(key="inc_environment").select("E1")
+    at.radio(key="inc_impact").set_value("outage")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.text_area(key="inc_summary").input("API down")
+    button(at, "Log incident").click().run()
+    assert "Incident INC-00001 logged on Enterprise prod (dedicated, E1) (outage, ongoing)" in at.success[0].value
+    assert query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").ended_at.isna().all()
+    at.selectbox(key="close_incident").select("INC-00001")
+    at.date_input(key="close_day").set_value(date(2026, 11, 25))
+    at.time_input(key="close_time").set_value(time(15, 45))
+    button(at, "Close incident").click().run()
+    assert "Incident INC-00001 closed" in at.success[0].value
+    assert str(query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").iloc[0, 0]) \
+        == "2026-11-25 07:45:00+00:00"
+
+
+def test_log_incident_ending_before_it_starts_is_refused(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    at.selectbox(key="inc_environment").select("E1")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.checkbox(key="inc_ongoing").uncheck()
+    at.date_input(key="inc_end_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_end_time").set_value(time(14, 0))
+    button(at, "Log incident").click().run()
+    assert any("is before started_at" in e.value for e in at.error)
+    assert query("SELECT count(*) AS n FROM incidents").n[0] == 2
+
+
+def test_record_a_monitoring_check(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    at.selectbox(key="check_env").select("E1")
+    at.text_input(key="check_note").input("dashboards green")
+    button(at, "Record check").click().run()
+    assert "Check recorded" in at.success[0].value
+    assert query("SELECT note FROM monitoring_checks").note.tolist() == ["dashboards green"]
+
+
+def test_edit_a_client_and_refuse_a_bad_contract(app):
+    at, _ = app
+    open_page(at, "clients")
+    at.selectbox(key="clients_choice").select("ENT").run()
+    at.text_input(key="clients_edit_name").input("Enterprise Company Ltd")
+    at.button(key="clients_submit").click().run()
+    assert "Client ENT saved" in at.success[0].value
+    assert query("SELECT name FROM clients WHERE client_id = 'ENT'").name[0] == "Enterprise Company Ltd"
+    edit = query("SELECT before, after FROM audit_log WHERE action = 'edit'")
+    assert json.loads(edit.before[0])["name"] == "Enterprise Co"
+    assert json.loads(edit.after[0])["name"] == "Enterprise Company Ltd"
+
+    at.selectbox(key="contracts_choice").select("(new)").run()
+    for field, value in dict(contract_id="K2", client_id="ENT", environment_id="E1", monthly_fee="500",
+                             currency="USD", credit_schedule="99.9 -> 10", starts_on="2026-11-15").items():
+        at.text_input(key=f"contracts_add_{field}").input(value)
+    at.button(key="contracts_submit").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "is not a credit schedule" in errors
+    assert "must be the first day of a month" in errors
+    assert query("SELECT count(*) AS n FROM contracts").n[0] == 1
+
+
+def test_audit_page_lists_writes(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    at.selectbox(key="check_env").select("E1")
+    button(at, "Record check").click().run()
+    open_page(at, "audit")
+    trail = at.dataframe[0].value
+    assert trail.action.iloc[0] == "check" and trail.row_id.iloc[0] == "E1"
