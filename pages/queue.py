@@ -49,6 +49,7 @@ def show_lane(lane: str, total: int) -> pd.DataFrame:
     frame = queue.queue_page(store, snap, flt, lane=lane, page=page)
     shown = ui.local_times(frame, "received_at", "first_response_due", "first_response_at")
     shown["state"] = frame.sla_state.map(ui.STATE_LABELS)
+    shown["assignee"] = frame.assignee.fillna("")
     shown["age"] = frame.age_hours.map(lambda h: f"{h / 24:.1f} d" if h >= 48 else f"{h:.1f} h")
     shown = shown[["case_id", "state", "client_name", "tier", "category", "subject", "assignee", "age",
                    "received_at", "first_response_due", "business_hours_left", "first_response_at"]]

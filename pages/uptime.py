@@ -82,6 +82,12 @@ else:
                  alt.Tooltip("summary:N", title="Summary")],
     ).properties(height=max(120, 28 * incidents.environment_id.nunique()))
     st.altair_chart(chart, width="stretch")
+    st.dataframe(
+        timeline[["incident_id", "environment_id", "impact", "started_at", "drawn_until", "ongoing", "summary"]]
+        .iloc[::-1], hide_index=True, width="stretch",
+        column_config={"incident_id": "Incident", "environment_id": "Environment", "impact": "Impact",
+                       "started_at": "Started", "drawn_until": "Ended (or now)",
+                       "ongoing": st.column_config.CheckboxColumn("Ongoing"), "summary": "Summary"})
 
 st.subheader("Regular monitoring")
 seen = monitoring.last_seen(store, snap)

@@ -1,0 +1,84 @@
+"""The dashboard in a real Chromium: every page by deep link right after a fresh start, and the forms."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.servers import CHROMIUM_ARGS, dashboard_server, screenshot, wait_idle
+from tests.test_pages import PAGES, build_fixture
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+@pytest.fixture
+def server(tmp_path):
+    db, config_file = build_fixture(tmp_path)
+    with dashboard_server({"SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)},
+                          log=tmp_path / "server.log") as base:
+        yield base
+
+
+def open_page(page, base: str, name: str) -> None:
+    page.goto(f"{base}/{name}")
+    wait_idle(page)
+    assert page.get_by_text("Page not found").count() == 0, f"{name}: 'Page not found' shown"
+    assert page.locator("[data-testid=stException]").count() == 0, f"{name}: an exception is shown"
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.locator("[data-testid=stSelectbox]").filter(has_text=label).first
+    box.click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+def test_every_page_by_deep_link_after_a_fresh_start(server, page):
+    # The very first request to this server is a deep link: the case Streamlit 1.67 gets wrong.
+    for name in ["queue", *[p for p in PAGES if p != "queue"]]:
+        open_page(page, server, "" if name == "overview" else name)  # the default page lives at the root
+        heading = page.locator("h1").first.inner_text()
+        assert heading, name
+        screenshot(page, name)
+    open_page(page, server, "")
+    assert page.locator("h1").first.inner_text() == "Overview"
+
+
+def test_log_a_case_and_an_incident_then_find_them(server, page):
+    open_page(page, server, "log_case")
+    choose(page, "Client", "Enterprise Co")
+    page.get_by_label("Subject").fill("Checkout API returns 500 <b>since</b> 'deploy'")
+    page.get_by_role("button", name="Log case").click()
+    wait_idle(page)
+    confirmation = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+    assert "Case CS-00001 logged for Enterprise Co" in confirmation
+    assert "first response due" in confirmation
+    screenshot(page, "log_case_done")
+    open_page(page, server, "queue")
+    screenshot(page, "queue_after_case")
+
+    open_page(page, server, "queue")
+    expect(page.get_by_text("CS-00001", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Checkout API returns 500 <b>since</b> 'deploy'").first).to_be_visible()
+
+    open_page(page, server, "log_incident")
+    choose(page, "Environment", "Enterprise prod")
+    page.get_by_label("Summary (optional)").fill("Browser-logged outage")
+    page.get_by_role("button", name="Log incident").click()
+    wait_idle(page)
+    assert "Incident INC-00001 logged" in page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
+
+    open_page(page, server, "uptime")
+    expect(page.get_by_text("INC-00001", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Browser-logged outage").first).to_be_visible()
+    screenshot(page, "uptime_after_incident")
