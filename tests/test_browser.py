@@ -68,8 +68,8 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
     screenshot(page, "queue_after_case")
 
     open_page(page, server, "queue")
-    expect(page.get_by_text("CS-00001", exact=True).first).to_be_visible()
-    expect(page.get_by_text("Checkout API returns 500 <b>since</b> 'deploy'").first).to_be_visible()
+    expect(page.get_by_text("CS-00001", exact=True).first).to_be_attached()
+    expect(page.get_by_text("Checkout API returns 500 <b>since</b> 'deploy'").first).to_be_attached()
 
     open_page(page, server, "log_incident")
     choose(page, "Environment", "Enterprise prod")
@@ -79,6 +79,6 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
     assert "Incident INC-00001 logged" in page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
 
     open_page(page, server, "uptime")
-    expect(page.get_by_text("INC-00001", exact=True).first).to_be_visible()
-    expect(page.get_by_text("Browser-logged outage").first).to_be_visible()
+    expect(page.get_by_text("INC-00001", exact=True).first).to_be_attached()
+    expect(page.get_by_text("Browser-logged outage").first).to_be_attached()
     screenshot(page, "uptime_after_incident")
