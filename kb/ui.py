@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from kb import store as kb_store
-from kb.access import Actor, command_line_actor
+from kb.access import Actor, command_line_actor, role_for
 from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
 from kb.importing import Problem
 from kb.service import Snapshot, Store
@@ -80,8 +80,30 @@ def snapshot() -> Snapshot:
     return app.store.snapshot(as_of)
 
 
-def actor() -> Actor:
-    return st.session_state.get("actor") or Actor("local admin", "admin")
+LOCAL_ADMIN = Actor("local admin", "admin")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def sign_in_configured() -> bool:
+    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (OpenID Connect)."""
+    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+
+
+def local_mode_is_safe() -> bool:
+    """Without sign-in the dashboard may only listen on this machine."""
+    return (st.get_option("server.address") or "") in LOOPBACK
+
+
+def actor() -> Actor | None:
+    """Who is using the dashboard: the signed-in user with their role from ``[roles]``,
+    the local admin without sign-in, or None (signed out, or no role granted)."""
+    if not sign_in_configured():
+        return LOCAL_ADMIN
+    if not st.user.is_logged_in:
+        return None
+    email = str(st.user.get("email") or "")
+    role = role_for(config(), email) if email else None
+    return Actor(email, role) if role else None
 
 
 def local_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

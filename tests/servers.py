@@ -24,9 +24,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str], *, extra_args: tuple[str, ...] = (), log: Path | None = None):
+def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args: tuple[str, ...] = (),
+                     log: Path | None = None):
     """Start ``streamlit run dashboard.py`` with ``env`` added; yield its base URL; stop it."""
-    port = free_port()
+    port = port or free_port()
     log_file = open(log or os.devnull, "w")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),

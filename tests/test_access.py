@@ -1,0 +1,149 @@
+"""Sign-in and roles: the page list per role, pages out of reach by URL, writes refused in kb."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+from kb import store
+from kb.access import Actor, PermissionDenied, role_for
+from kb.config import load_config, parse_config
+from kb.importing import Rejected, add_rows, staged_from_records
+from kb.writes import close_incident, log_case
+from tests.test_pages import AS_OF, ROOT, build_fixture
+
+ROLES = """
+[roles]
+viewer = ["@board.example"]
+staff = ["sam@support.example"]
+lead = ["lee@support.example"]
+admin = ["ada@support.example"]
+"""
+
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "test-cookie-secret",
+        "client_id": "support-sla", "client_secret": "secret",
+        "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
+
+
+@pytest.fixture
+def signed_in(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)
+    config_file.write_text(config_file.read_text() + ROLES)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+
+    def as_user(email: str | None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+        at.secrets["auth"] = AUTH
+        at.user = {"is_logged_in": email is not None, **({"email": email} if email else {})}
+        return at.run()
+
+    yield as_user
+    from kb import ui
+
+    ui._open_app.clear()
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_signed_out_sees_only_the_sign_in(signed_in):
+    at = signed_in(None)
+    assert titles(at) == ["Support SLA"]
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.metric
+
+
+def test_an_address_without_a_role_gets_no_page(signed_in):
+    at = signed_in("stranger@elsewhere.example")
+    assert titles(at) == ["No access yet"]
+    assert "has no role" in at.markdown[0].value
+
+
+def test_viewer_reads_but_never_reaches_a_form(signed_in):
+    at = signed_in("ceo@board.example")
+    assert titles(at) == ["Overview"]
+    assert "ceo@board.example** (viewer)" in at.sidebar.caption[0].value
+    for page in ("log_case", "log_incident", "audit"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(f"pages/{page}.py")
+    at.switch_page("pages/queue.py").run()
+    assert titles(at) == ["Queue"]
+    assert not [b for b in at.button if b.label in ("Record first response now", "Resolve now")]
+    at.switch_page("pages/clients.py").run()
+    assert not at.get("expandable")  # no "Add or edit" for a viewer
+    at.switch_page("pages/transfer.py").run()
+    assert "Import" not in [s.value for s in at.subheader]
+
+
+def test_staff_logs_a_case_but_has_no_audit_page(signed_in):
+    at = signed_in("sam@support.example")
+    at.switch_page("pages/log_case.py").run()
+    assert titles(at) == ["Log case"]
+    at.text_input(key="case_subject").input("Logged by staff")
+    next(b for b in at.button if b.label == "Log case").click().run()
+    assert "Case CS-00001 logged" in at.success[0].value
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/audit.py")
+
+
+def test_admin_sees_the_audit_trail(signed_in):
+    at = signed_in("ada@support.example")
+    at.switch_page("pages/audit.py").run()
+    assert titles(at) == ["Audit trail"]
+
+
+def test_local_mode_refuses_a_public_address(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    previous = st_config.get_option("server.address")
+    st_config.set_option("server.address", "0.0.0.0")
+    try:
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    finally:
+        st_config.set_option("server.address", previous)
+    assert "No sign-in is configured" in at.error[0].value
+    assert not at.metric and not at.title
+
+
+def test_local_mode_says_so(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    assert any("Local mode" in i.value for i in at.info)
+    from kb import ui
+
+    ui._open_app.clear()
+
+
+def test_roles_by_address_and_domain():
+    config = parse_config({"roles": {"viewer": ["@board.example"], "admin": ["ada@board.example"]}})
+    assert role_for(config, "CEO@Board.Example") == "viewer"
+    assert role_for(config, "ada@board.example") == "admin"
+    assert role_for(config, "someone@else.example") is None
+
+
+def test_kb_writes_check_the_role(tmp_path):
+    db, config_file = build_fixture(tmp_path)
+    config = load_config(config_file)
+    con = store.connect(db)
+    viewer, staff = Actor("v@board.example", "viewer"), Actor("s@support.example", "staff")
+    with pytest.raises(PermissionDenied):
+        log_case(con, config, viewer, {"client_id": "ENT", "received_at": "2026-11-25 10:00",
+                                       "category": "api_help", "subject": "nope"})
+    with pytest.raises(PermissionDenied):
+        close_incident(con, config, viewer, "I1", None)
+    with pytest.raises(PermissionDenied):
+        add_rows(con, config, staged_from_records("clients", [{"client_id": "X", "name": "X", "tier": "free"}]),
+                 staff, permission="import", source="test")
+    assert con.execute("SELECT count(*) FROM cases").fetchall()[0][0] == 6
+    assert con.execute("SELECT count(*) FROM clients").fetchall()[0][0] == 3
+    with pytest.raises(Rejected):
+        log_case(con, config, staff, {"client_id": "NOPE", "received_at": "2026-11-25 10:00",
+                                      "category": "api_help", "subject": "unknown client"})
+    con.close()
