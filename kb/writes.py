@@ -14,6 +14,7 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.importing import Problem, Rejected, add_rows, staged_from_records
 from kb.timestamps import format_local
+from kb.validation import KEYS, SQL_TYPES, TABLES
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
 
@@ -28,13 +29,46 @@ def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> s
     return _log(con, config, actor, "incidents", "log_incident", fields)
 
 
+RESUBMIT_SECONDS = 10
+
+
 def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str]) -> str:
+    """Add the row, unless the same actor added the very same one seconds ago (a double-clicked
+    submit): then return that row's id instead of storing it twice."""
     require(actor, permission)
-    key = "case_id" if table == "cases" else "incident_id"
+    key = KEYS[table]
+    earlier = _same_recent_row(con, config, actor, table, fields)
+    if earlier:
+        return earlier
     new_id = next_id(con, table, key)
     add_rows(con, config, staged_from_records(table, [{**fields, key: new_id}]), actor,
              permission=permission, source="form")
     return new_id
+
+
+def _same_recent_row(con, config: Config, actor: Actor, table: str, fields: dict[str, str]) -> str | None:
+    key, *columns = TABLES[table]
+    staged = staged_from_records(table, [fields])
+    values = {c.name: staged.columns[c.name][0] for c in columns}
+    matches = " AND ".join(
+        f"t.\"{c.name}\" IS NOT DISTINCT FROM try_cast(NULLIF(trim(?), '') AS {SQL_TYPES[c.kind]})"
+        if c.kind in SQL_TYPES else
+        (f"t.\"{c.name}\" IS NOT DISTINCT FROM (CASE WHEN trim(?, ' \t\r\n') = '' THEN NULL ELSE ? END)"
+         if c.keeps_spaces else f"t.\"{c.name}\" IS NOT DISTINCT FROM NULLIF(trim(?), '')")
+        for c in columns)
+    params = [v for c in columns for v in ([values[c.name]] * (2 if c.keeps_spaces else 1))]
+    con.execute(f"SET TimeZone = '{config.calendar.timezone}'")
+    try:
+        rows = con.execute(
+            f"""SELECT t.{key.name} FROM {table} t JOIN audit_log a
+                  ON a.table_name = '{table}' AND a.action = 'add' AND a.row_id = t.{key.name}
+                 WHERE a.actor = ? AND a.logged_at > now() - INTERVAL {RESUBMIT_SECONDS} SECOND AND {matches}
+                 ORDER BY a.audit_id DESC LIMIT 1""",
+            [actor.email, *params],
+        ).fetchall()
+    finally:
+        con.execute("SET TimeZone = 'UTC'")
+    return rows[0][0] if rows else None
 
 
 def next_id(con, table: str, key: str) -> str:

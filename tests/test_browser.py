@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from kb import store
 from tests.servers import CHROMIUM_ARGS, dashboard_server, screenshot, wait_idle
 from tests.test_pages import PAGES, build_fixture
 
@@ -82,3 +83,29 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
     expect(page.get_by_text("INC-00001", exact=True).first).to_be_attached()
     expect(page.get_by_text("Browser-logged outage").first).to_be_attached()
     screenshot(page, "uptime_after_incident")
+
+
+BROWSER_SESSIONS = 6
+
+
+def test_several_browser_sessions_log_cases_at_once(tmp_path, browser):
+    db, config_file = build_fixture(tmp_path)
+    with dashboard_server({"SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)},
+                          log=tmp_path / "server.log") as base:
+        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(BROWSER_SESSIONS)]
+        pages = [context.new_page() for context in contexts]
+        for n, page in enumerate(pages):
+            open_page(page, base, "log_case")
+            page.get_by_label("Subject").fill(f"Concurrent case {n}")
+        for page in pages:  # submit them all before waiting for any
+            page.get_by_role("button", name="Log case").click()
+        for page in pages:
+            wait_idle(page)
+            expect(page.locator("[data-testid=stAlertContentSuccess]").first).to_contain_text("logged for")
+            assert page.locator("[data-testid=stAlertContentError]").count() == 0
+        for context in contexts:
+            context.close()
+    con = store.connect(db, read_only=True)
+    subjects = [r[0] for r in con.execute("SELECT subject FROM cases WHERE case_id LIKE 'CS-%'").fetchall()]
+    con.close()
+    assert sorted(subjects) == sorted(f"Concurrent case {n}" for n in range(BROWSER_SESSIONS))
