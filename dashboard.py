@@ -27,6 +27,7 @@ PAGES = {
         ("pages/clients.py", "Clients and contracts", ":material/handshake:", "read"),
         ("pages/transfer.py", "Import and export", ":material/swap_vert:", "read"),
         ("pages/audit.py", "Audit trail", ":material/history:", "audit"),
+        ("pages/configuration.py", "Configuration", ":material/settings:", "configure"),
     ],
 }
 

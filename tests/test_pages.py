@@ -18,7 +18,7 @@ from tests.conftest import add
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
 PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
-         "audit"]
+         "audit", "configuration"]
 
 SPEC_TOML = """
 [calendar]
@@ -316,3 +316,11 @@ def test_audit_page_lists_writes(app):
     open_page(at, "audit")
     trail = at.dataframe[0].value
     assert trail.action.iloc[0] == "check" and trail.row_id.iloc[0] == "E1"
+
+
+def test_configuration_page_shows_the_rules_in_force(app):
+    at, _ = app
+    open_page(at, "configuration")
+    text = " ".join(m.value for m in at.markdown)
+    assert "Asia/Hong_Kong" in text and "09:00–18:00" in text
+    assert "below 99.9 % uptime → 10 % of the fee" in text

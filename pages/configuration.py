@@ -1,0 +1,64 @@
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from kb import ui
+from kb.calendar import holiday_dates
+from kb.config import WEEKDAYS, config_path
+from kb.credits import credit_schedule_in_words
+from kb.store import schema_version
+
+ui.leave_legacy_multipage()
+st.title("Configuration")
+st.markdown("**Which calendar and SLA rules is the dashboard applying, and to which file?**")
+
+store = ui.open_app().store
+config = store.config
+calendar = config.calendar
+today = pd.Timestamp.now(tz=calendar.zone).date()
+
+columns = st.columns(2)
+with columns[0]:
+    st.subheader("Business calendar")
+    st.markdown(
+        f"- Time zone: **{calendar.timezone}**\n"
+        f"- Business hours: **{calendar.opens:%H:%M}–{calendar.closes:%H:%M}** "
+        f"({calendar.business_day_seconds / 3600:g} h a business day)\n"
+        f"- Weekend: **{', '.join(WEEKDAYS[d] for d in calendar.weekend) or 'none'}**\n"
+        f"- Public holidays: **{calendar.holidays_country or 'none'}"
+        f"{' / ' + calendar.holidays_subdivision if calendar.holidays_subdivision else ''}**\n"
+        f"- Extra holidays: {', '.join(map(str, calendar.extra_holidays)) or 'none'}\n"
+        f"- Working days: {', '.join(map(str, calendar.working_days)) or 'none'}")
+with columns[1]:
+    st.subheader("SLA defaults")
+    sla = config.sla
+    st.markdown(
+        f"- Enterprise first response: **{sla.enterprise_response_business_days} business day(s)**\n"
+        f"- Custom program first response: **{sla.custom_response_business_days} business day(s)**\n"
+        f"- Free tier: end of the next business day; general coding has no deadline\n"
+        f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
+        f"- Uptime target: **{sla.default_uptime_target_pct} %**\n"
+        f"- Credits: {credit_schedule_in_words(sla.default_credit_schedule)}\n"
+        f"- Response target for the charts: **{sla.response_target_pct} %**\n"
+        f"- Monitoring: flag after **{config.stale_after_days} days** unseen")
+
+st.subheader("Closed days in the next 90 days")
+upcoming = sorted(d for d in holiday_dates(calendar, range(today.year, today.year + 2))
+                  if today <= d <= today + timedelta(days=90))
+if upcoming:
+    st.dataframe(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming]}),
+                 hide_index=True)
+else:
+    st.caption("No holidays in the next 90 days.")
+
+st.subheader("Roles")
+if config.roles:
+    st.dataframe(pd.DataFrame(sorted(config.roles.items()), columns=["address or domain", "role"]), hide_index=True)
+else:
+    st.caption("No roles configured: without sign-in the dashboard runs in local mode as admin.")
+
+st.subheader("Files")
+with store.reader() as cur:
+    version = schema_version(cur)
+st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` (schema version {version})")
