@@ -90,9 +90,8 @@ def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
 def filter_choices(store: Store, snap: Snapshot) -> dict[str, list[str]]:
     """The values each filter offers: those present among open cases."""
     frame = store.query(
-        """SELECT list(DISTINCT client_id ORDER BY client_id) AS clients,
-                  list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')) AS assignees
+        """SELECT coalesce(list(DISTINCT client_id ORDER BY client_id), []) AS clients,
+                  coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
            FROM case_sla WHERE resolved_at IS NULL""",
         snapshot=snap)
-    row = frame.iloc[0]
-    return {name: [] if row[name] is None else list(row[name]) for name in ("clients", "assignees")}
+    return {name: list(frame.iloc[0][name]) for name in ("clients", "assignees")}

@@ -137,11 +137,6 @@ def show_problems(problems: list[Problem], slots: dict) -> None:
             slots[None].error(str(problem), icon=":material/error:")
 
 
-def as_list(values) -> list:
-    """A SQL list value (None, a list or an array) as a Python list."""
-    return [] if values is None else list(values)
-
-
 def leave_legacy_multipage() -> None:
     """Streamlit 1.67 runs the first session after a server start in its legacy
     ``pages/`` directory mode, before it learns that the app uses st.navigation:

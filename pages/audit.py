@@ -7,13 +7,13 @@ st.title("Audit trail")
 st.markdown("**Who changed what, and when?** Every write is recorded here, in the same transaction.")
 
 store = ui.open_app().store
-choices = store.query("SELECT list(DISTINCT actor ORDER BY actor) AS actors, "
-                      "list(DISTINCT table_name ORDER BY table_name) AS tables, "
-                      "list(DISTINCT action ORDER BY action) AS actions FROM audit_log").iloc[0]
+choices = store.query("SELECT coalesce(list(DISTINCT actor ORDER BY actor), []) AS actors, "
+                      "coalesce(list(DISTINCT table_name ORDER BY table_name), []) AS tables, "
+                      "coalesce(list(DISTINCT action ORDER BY action), []) AS actions FROM audit_log").iloc[0]
 columns = st.columns(3)
-actors = columns[0].multiselect("Who", ui.as_list(choices.actors), key="audit_actor")
-tables = columns[1].multiselect("Table", ui.as_list(choices.tables), key="audit_table")
-actions = columns[2].multiselect("Action", ui.as_list(choices.actions), key="audit_action")
+actors = columns[0].multiselect("Who", list(choices.actors), key="audit_actor")
+tables = columns[1].multiselect("Table", list(choices.tables), key="audit_table")
+actions = columns[2].multiselect("Action", list(choices.actions), key="audit_action")
 
 conditions, params = ["TRUE"], []
 for column, values in (("actor", actors), ("table_name", tables), ("action", actions)):

@@ -324,3 +324,17 @@ def test_configuration_page_shows_the_rules_in_force(app):
     text = " ".join(m.value for m in at.markdown)
     assert "Asia/Hong_Kong" in text and "09:00–18:00" in text
     assert "below 99.9 % uptime → 10 % of the fee" in text
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_an_empty_database(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("SUPPORT_DB", str(tmp_path / "new" / "empty.duckdb"))  # created with the schema
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    try:
+        open_page(at, page)
+        assert at.title[0].value
+        assert not at.error, [e.value for e in at.error]
+    finally:
+        from kb import ui
+
+        ui._open_app.clear()
