@@ -38,6 +38,7 @@ columns = st.columns(4)
 columns[0].metric("At risk now", open_now["at_risk"], border=True,
                   help=f"Unanswered, at most {store.config.sla.at_risk_business_hours} business hours left.")
 columns[1].metric("Pending", open_now["pending"], border=True, help="Unanswered, more time left.")
+columns[2].metric("Open cases", open_now["open"], border=True, help="Not resolved yet, answered or not.")
 
 st.subheader("Uptime and refunds")
 columns = st.columns(4)
@@ -45,21 +46,22 @@ if months.this in environments.index:
     this = environments.loc[months.this]
     last = environments.loc[months.last] if months.last in environments.index else None
     columns[0].metric(
-        "Dedicated environments below target", f"{int(this.below_target)} of {int(this.environments)}",
+        "Environments below target", f"{int(this.below_target)} of {int(this.environments)}",
         delta=None if last is None else int(this.below_target - last.below_target), delta_color="inverse",
-        help="This month so far (projected) against last month (final).", border=True)
+        help="Dedicated environments missing their uptime target this month so far (projected), "
+             "against last month (final).", border=True)
     columns[1].metric(
         "Lowest error budget left", f"{this.lowest_budget_left_minutes:,.1f} min",
         help=f"{this.lowest_budget_environment}, this month.", border=True)
 else:
-    columns[0].metric("Dedicated environments below target", "none measured", border=True)
+    columns[0].metric("Environments below target", "none measured", border=True)
 
-for column, month, when in ((columns[2], months.last, "last month, final"), (columns[3], months.this,
-                                                                          "this month, projected")):
+for column, month, when in ((columns[2], months.last, "last month"), (columns[3], months.this, "this month")):
     rows = refunds[(refunds.month == month) & (refunds.refund_amount > 0)]
     text = " + ".join(f"{r.currency} {r.refund_amount:,.0f}" for r in rows.itertuples()) or "none"
     column.metric(f"Refunds {when}", text, border=True,
-                  help=f"Service credits owed for {month}: {int(rows.contracts_credited.sum())} contract(s) credited.")
+                  help=f"Service credits owed for {month} ({'final' if month == months.last else 'projected'}): "
+                       f"{int(rows.contracts_credited.sum())} contract(s) credited.")
 
 st.subheader("Met this month and last, by tier")
 chart_data = performance.dropna(subset=["pct_met"])

@@ -134,9 +134,10 @@ def test_overview_numbers(app):
     assert metric(at, "Open cases breached now") == "1"
     assert metric(at, "At risk now") == "1"
     assert metric(at, "Pending") == "1"
-    assert metric(at, "Refunds last month, final") == "USD 100"
-    assert metric(at, "Refunds this month, projected") == "none"
-    assert metric(at, "Dedicated environments below target") == "0 of 1"
+    assert metric(at, "Refunds last month") == "USD 100"
+    assert metric(at, "Refunds this month") == "none"
+    assert metric(at, "Environments below target") == "0 of 1"
+    assert metric(at, "Open cases") == "6"
     assert any(layer.get("encoding", {}).get("y", {}).get("datum") == 95 for layer in chart_specs(at)[0]["layer"])
 
 
