@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,13 +85,18 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"configuration file {path} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                          f"at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
     return parse_config(raw)
 
 
 def parse_config(raw: dict) -> Config:
-    cal = raw.get("calendar", {})
-    sla = raw.get("sla", {})
-    monitoring = raw.get("monitoring", {})
+    cal = _section(raw, "calendar")
+    sla = _section(raw, "sla")
+    monitoring = _section(raw, "monitoring")
     defaults_cal, defaults_sla = CalendarConfig(), SlaConfig()
 
     timezone = _str(cal, "calendar.timezone", "timezone", defaults_cal.timezone)
@@ -160,22 +165,32 @@ def parse_config(raw: dict) -> Config:
     at_risk = _decimal(sla, "sla.at_risk_business_hours", "at_risk_business_hours", defaults_sla.at_risk_business_hours)
     if at_risk < 0:
         raise ConfigError(f"sla.at_risk_business_hours = {at_risk} is negative")
+    if at_risk > 10_000:
+        raise ConfigError(f"sla.at_risk_business_hours = {at_risk} is more than 10000")
 
     return Config(
         calendar=calendar,
         sla=SlaConfig(
             at_risk_business_hours=at_risk,
             enterprise_response_business_days=_positive_int(sla, "sla.enterprise_response_business_days",
-                                                            "enterprise_response_business_days", 1),
+                                                            "enterprise_response_business_days", 1, at_most=60),
             custom_response_business_days=_positive_int(sla, "sla.custom_response_business_days",
-                                                        "custom_response_business_days", 1),
+                                                        "custom_response_business_days", 1, at_most=60),
             default_uptime_target_pct=target,
             default_credit_schedule=schedule,
             response_target_pct=response_target,
         ),
-        stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7),
+        stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
+                                       at_most=3650),
         roles=_roles(raw.get("roles", {})),
     )
+
+
+def _section(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} = {value!r} must be a table ([{name}])")
+    return value
 
 
 def _str(table: dict, key: str, name: str, default: str) -> str:
@@ -199,7 +214,7 @@ def _dates(table: dict, key: str, name: str) -> tuple[date, ...]:
         raise ConfigError(f"{key} = {values!r} must be a list of ISO dates")
     result = []
     for value in values:
-        if isinstance(value, date):
+        if isinstance(value, date) and not isinstance(value, datetime):
             result.append(value)
             continue
         try:
@@ -214,15 +229,20 @@ def _decimal(table: dict, key: str, name: str, default: Decimal) -> Decimal:
     if isinstance(value, bool):
         raise ConfigError(f"{key} = {value!r} must be a number")
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{key} = {value!r} must be a number") from None
+    if not number.is_finite():
+        raise ConfigError(f"{key} = {value!r} must be a finite number")
+    return number
 
 
-def _positive_int(table: dict, key: str, name: str, default: int) -> int:
+def _positive_int(table: dict, key: str, name: str, default: int, *, at_most: int | None = None) -> int:
     value = table.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key} = {value!r} must be a whole number of at least 1")
+    if at_most is not None and value > at_most:
+        raise ConfigError(f"{key} = {value!r} must be at most {at_most}")
     return value
 
 

@@ -21,6 +21,10 @@ class StoreError(RuntimeError):
     """The database file cannot be used; the message says why and what to do."""
 
 
+class StoreBusy(StoreError):
+    """Another process (most likely the running dashboard) holds the database file."""
+
+
 def db_path(explicit: str | os.PathLike | None = None) -> Path:
     """``--db``, else ``$SUPPORT_DB``, else ``data/support.duckdb`` at the project root."""
     if explicit:
@@ -42,7 +46,12 @@ def connect(
     if read_only and not path.exists():
         raise StoreError(f"database {path} does not exist (create it with `python -m kb demo` or an import)")
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"database {path} cannot be created: its folder {path.parent} cannot be made "
+                             f"({e.strerror})") from None
+    _check_header(path)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -53,19 +62,49 @@ def connect(
                 if time.monotonic() < deadline:
                     time.sleep(0.2)
                     continue
-                raise StoreError(
+                raise StoreBusy(
                     f"database {path} is held by another process (most likely the running dashboard). "
                     "Import through the dashboard's Import page, or stop the dashboard and try again."
                 ) from None
             raise StoreError(f"database {path} cannot be opened: {_first_line(e)}") from None
         except duckdb.Error as e:
             raise StoreError(f"{path} is not a support database DuckDB can open: {_first_line(e)}") from None
-    prepare(con)
-    if read_only:
-        _check_version(con, path)
-    else:
-        migrate(con, path)
+    try:
+        prepare(con)
+        if read_only:
+            _check_version(con, path)
+        else:
+            migrate(con, path)
+    except BaseException:
+        con.close()  # release the file at once: a refused file stays as it was, and unlocked
+        raise
     return con
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, untouched, a file that is not a DuckDB database (DuckDB's header holds b"DUCK" at byte 8).
+
+    Without this DuckDB would try to read a SQLite file through an extension it downloads.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise StoreError(f"database {path} is a directory, not a DuckDB file") from None
+    except OSError as e:
+        raise StoreError(f"database {path} cannot be read: {e.strerror}") from None
+    if head[8:12] == b"DUCK":
+        return
+    if not head:
+        what = "it is an empty file"
+    elif head.startswith(b"SQLite format 3"):
+        what = "it is a SQLite database"
+    else:
+        what = "it is not a DuckDB database file"
+    raise StoreError(f"{path} cannot be used as the support database: {what}. The file was left untouched; "
+                     "point --db or SUPPORT_DB at the support database, or move this file away")
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:

@@ -52,10 +52,12 @@ def now_utc() -> datetime:
 
 # SQL macros defined on every connection: ``iso_local`` writes a TIMESTAMPTZ as the
 # data contract asks (local wall-clock time in the zone, then its offset);
-# ``quote_text`` shows a user's value, shortened, inside an error message.
-SQL_MACROS = """
+# ``quote_text`` shows a user's value, shortened, inside an error message, with control and
+# text-direction characters as U+FFFD (so they can neither reorder the message nor drive a terminal).
+SQL_MACROS = r"""
 CREATE OR REPLACE TEMP MACRO quote_text(v) AS (
-    '''' || CASE WHEN length(v) > 60 THEN left(v, 57) || '...' ELSE v END || ''''
+    '''' || regexp_replace(CASE WHEN length(v) > 60 THEN left(v, 57) || '...' ELSE v END,
+                           '[\x00-\x1f\x7f-\x9f\x{202A}-\x{202E}\x{2066}-\x{2069}]', chr(65533), 'g') || ''''
 );
 CREATE OR REPLACE TEMP MACRO offset_seconds(ts, tz) AS (
     CAST(epoch(timezone(tz, ts)) - epoch(timezone('UTC', ts)) AS BIGINT)

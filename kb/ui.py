@@ -137,6 +137,15 @@ def show_problems(problems: list[Problem], slots: dict) -> None:
             slots[None].error(str(problem), icon=":material/error:")
 
 
+_MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""})
+
+
+def plain(text) -> str:
+    """Text someone typed, for a place that renders Markdown (st.markdown, st.success, st.caption…):
+    every ASCII punctuation mark escaped, so it shows as typed, never as a link, an image, a heading or HTML."""
+    return str(text).translate(_MARKDOWN_ESCAPES)
+
+
 def leave_legacy_multipage() -> None:
     """Streamlit 1.67 runs the first session after a server start in its legacy
     ``pages/`` directory mode, before it learns that the app uses st.navigation:

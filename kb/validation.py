@@ -103,6 +103,14 @@ ROW_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 
+# Text made only of white space and invisible format characters (zero-width spaces, direction marks, BOM)
+# counts as empty.
+BLANK_TEXT = r"'[\s\x0b\x85\p{Z}\p{Cf}]*'"
+
+# Instants and dates are refused outside these years (local time): the business calendar is laid out
+# year by year between the oldest and newest row, so a year-9999 typo would make it enormous.
+FIRST_YEAR, LAST_YEAR = 1970, 2200
+
 SQL_TYPES = {
     "timestamp": "TIMESTAMPTZ",
     "date": "DATE",
@@ -116,14 +124,14 @@ def cell(column: Column) -> str:
     """The SQL expression for a staged cell: NULL when empty, trimmed unless free text."""
     name = f'"{column.name}"'
     if column.keeps_spaces:
-        return f"CASE WHEN trim({name}, ' \t\r\n') = '' THEN NULL ELSE {name} END"
+        return f"CASE WHEN regexp_full_match({name}, {BLANK_TEXT}) THEN NULL ELSE {name} END"
     return f"NULLIF(trim({name}, ' \t\r\n'), '')"
 
 
 def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str, str]]:
     """(condition, reason SQL) pairs for one column; ``v`` is the cleaned cell."""
     shown = "quote_text(v)"
-    checks: list[tuple[str, str]] = []
+    checks: list[tuple[str, str]] = [("contains(v, chr(0))", "'contains a NUL character (byte 0); remove it'")]
     if column.required:
         checks.append(("v IS NULL", "'is empty'"))
     if column.kind == "enum":
@@ -137,8 +145,10 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
     elif column.kind == "timestamp":
         checks.append(("try_cast(v AS TIMESTAMPTZ) IS NULL",
                        f"{shown} || ' is not an ISO 8601 timestamp (e.g. 2026-11-23T15:00:00+08:00)'"))
+        checks.append((f"NOT {_in_years('try_cast(v AS TIMESTAMPTZ)')}", f"{shown} || ' {_OUTSIDE}'"))
     elif column.kind == "date":
         checks.append(("try_cast(v AS DATE) IS NULL", f"{shown} || ' is not an ISO date (e.g. 2026-11-01)'"))
+        checks.append((f"NOT {_in_years('try_cast(v AS DATE)')}", f"{shown} || ' {_OUTSIDE}'"))
     elif column.kind == "money":
         checks.append(("try_cast(v AS DECIMAL(18, 2)) IS NULL OR try_cast(v AS DOUBLE) < 0",
                        f"{shown} || ' is not an amount of at least 0'"))
@@ -173,8 +183,10 @@ def errors_sql(table: str, staging: str, *, updating: bool = False) -> str:
     for column in columns:
         checks = _column_checks(table, column, updating)
         for condition, reason in checks:
-            if condition != "v IS NULL":
+            if condition.startswith("contains(v, chr(0))"):
                 condition = f"v IS NOT NULL AND ({condition})"
+            elif condition != "v IS NULL":
+                condition = f"v IS NOT NULL AND NOT contains(v, chr(0)) AND ({condition})"
             parts.append(
                 f"SELECT line, {quote(column.name)} AS column_name, {reason} AS reason "
                 f"FROM (SELECT line, {cell(column)} AS v FROM {staging}) WHERE {condition}"
@@ -200,7 +212,19 @@ def _typed_cells_are_valid(columns: tuple[Column, ...]) -> str:
         f"(\"{c.name}\" IS NULL OR try_cast(\"{c.name}\" AS {SQL_TYPES[c.kind]}) IS NOT NULL)"
         for c in columns if c.kind in SQL_TYPES
     ]
+    for c in columns:
+        if c.kind in ("timestamp", "date"):
+            typed = f"try_cast(\"{c.name}\" AS {SQL_TYPES[c.kind]})"
+            conditions.append(f"({typed} IS NULL OR {_in_years(typed)})")
     return " AND ".join(conditions) or "TRUE"
+
+
+_OUTSIDE = f"is outside {FIRST_YEAR}–{LAST_YEAR}"
+
+
+def _in_years(typed: str) -> str:
+    """A typed instant or date lies in the years the business calendar can hold (infinity does not)."""
+    return f"coalesce(year({typed}) BETWEEN {FIRST_YEAR} AND {LAST_YEAR}, FALSE)"
 
 
 def bad_schedules(values: set[str]) -> list[tuple[str, str]]:

@@ -1,8 +1,10 @@
 from datetime import datetime
+from pathlib import Path
 
 import streamlit as st
 
 from kb import ui
+from kb.backup import BackupError, backup_to, default_backup_path
 from kb.importing import Rejected, add_rows, staged_from_csv
 from kb.reports import report_sql
 from kb.timestamps import now_utc
@@ -57,3 +59,22 @@ if st.button("Prepare CSV", icon=":material/table_view:"):
     stamp = as_of.strftime("%Y%m%dT%H%M%z")
     st.download_button(f"Download {report} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
                        file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:")
+
+if actor.may("configure"):
+    st.subheader("Backup")
+    target = default_backup_path(store.path)
+    st.caption(f"A consistent copy of the whole database, as one DuckDB file in {target.parent}, taken while the "
+               "dashboard runs. To bring one back, stop the dashboard and run `python -m kb restore FILE`.")
+    if st.button("Back up now", icon=":material/backup:", key="backup_now"):
+        try:
+            counts = store.write(backup_to, target)
+        except BackupError as e:
+            st.error(f"No backup was written: {e}", icon=":material/error:")
+        else:
+            st.session_state["backup_file"] = str(target)
+            st.success(f"Backed up to {target.name}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "
+                       f"{counts['clients']:,} clients.", icon=":material/check_circle:")
+    latest = Path(st.session_state.get("backup_file", ""))
+    if latest.name and latest.is_file():
+        st.download_button(f"Download {latest.name}", latest.read_bytes(), file_name=latest.name,
+                           mime="application/octet-stream", icon=":material/download:", key="backup_download")

@@ -1,0 +1,260 @@
+"""Backups: a consistent copy of the store as one DuckDB file, and bringing one back.
+
+One process may hold the database file read-write, and while the dashboard
+runs that process is the dashboard. So a backup is taken by whoever holds the
+file, through its own connection: ``ATTACH`` a new file and ``COPY FROM
+DATABASE`` into it, in one statement, hence one transaction and one consistent
+snapshot (the dashboard also runs it as its only writer). The dashboard offers
+this on its Import and export page (admins); ``python -m kb backup PATH`` does
+the same when the dashboard is stopped, and says so when it is not.
+
+A backup is an ordinary support database: ``--db BACKUP`` opens it as it is.
+``python -m kb restore BACKUP`` copies it into a temporary file beside the
+database, checks and checkpoints that, and renames it into place, so the
+database is the old file or the whole backup, never a mix. It refuses a
+database that holds rows unless told ``replace``, and then keeps the old file
+beside the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from kb import store
+from kb.schema import SCHEMA_VERSION
+
+DATA_TABLES = ("clients", "environments", "contracts", "cases", "incidents", "monitoring_checks", "audit_log")
+
+
+class BackupError(store.StoreError):
+    """A backup or restore that was refused or failed; nothing was changed. The message says why."""
+
+
+@dataclass(frozen=True)
+class Restored:
+    path: Path
+    counts: dict[str, int]
+    kept: Path | None  # the replaced database, kept beside it; None when there was none
+
+
+def default_backup_path(db: str | os.PathLike, now: datetime | None = None) -> Path:
+    """``backups/<name>-YYYYmmddTHHMMSSZ.duckdb`` beside the database."""
+    db = Path(db)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return db.parent / "backups" / f"{db.stem}-{stamp}.duckdb"
+
+
+def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
+    """Copy the database ``con`` belongs to into the new file ``dest``; returns its row counts.
+
+    Call it from the process that holds the database (the dashboard: through
+    ``Store.write``, so that no write runs meanwhile). ``dest`` appears whole
+    or not at all; an existing file is an error unless ``replace``.
+    """
+    dest = Path(dest)
+    if dest.exists() and not replace:
+        raise BackupError(f"{dest} exists; choose another name (or pass --replace)")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BackupError(f"cannot make the folder {dest.parent}: {e.strerror}") from None
+    temporary = _temporary_beside(dest, "backup")
+    alias = f"kb_backup_{uuid.uuid4().hex[:12]}"
+    source = con.execute("SELECT current_database()").fetchall()[0][0]
+    attached = False
+    try:
+        con.execute(f"ATTACH {_literal(temporary)} AS {alias} (READ_WRITE)").fetchall()
+        attached = True
+        con.execute(f"COPY FROM DATABASE {_identifier(source)} TO {alias}").fetchall()
+        con.execute(f"CHECKPOINT {alias}").fetchall()
+        con.execute(f"DETACH {alias}").fetchall()
+        attached = False
+        counts = _counts(temporary)
+        _fsync(temporary)
+        os.replace(temporary, dest)
+        _fsync_folder(dest.parent)
+        return counts
+    except duckdb.Error as e:
+        raise BackupError(f"the backup to {dest} failed, nothing was written: {_first_line(e)}") from None
+    except OSError as e:
+        raise BackupError(f"the backup to {dest} failed, nothing was written: {e.strerror or e}") from None
+    finally:
+        if attached:
+            try:
+                con.execute(f"DETACH {alias}").fetchall()
+            except duckdb.Error:
+                pass
+        _remove(temporary)
+
+
+def backup_file(db: str | os.PathLike, dest: str | os.PathLike, *, replace: bool = False,
+                wait_seconds: float = 2.0) -> dict[str, int]:
+    """``python -m kb backup``: open ``db`` read-only and copy it to ``dest``; returns the row counts."""
+    db = Path(db)
+    try:
+        con = store.connect(db, read_only=True, wait_seconds=wait_seconds)
+    except store.StoreBusy:
+        raise BackupError(
+            f"database {db} is held by another process (most likely the running dashboard). Back it up from the "
+            "dashboard's Import and export page (Backup, for admins), or stop the dashboard and run this again"
+        ) from None
+    try:
+        return backup_to(con, dest, replace=replace)
+    finally:
+        con.close()
+
+
+def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool = False) -> Restored:
+    """Bring ``backup`` back as the database ``db``, all or nothing.
+
+    Refuses when ``db`` holds rows (or is not a support database) unless
+    ``replace``; then the old file is kept as ``<db>.before-restore-<stamp>``.
+    Refuses while another process (the dashboard) holds ``db``.
+    """
+    backup, db = Path(backup), Path(db)
+    if not backup.is_file():
+        raise BackupError(f"backup {backup} does not exist")
+    if backup.resolve() == db.resolve():
+        raise BackupError(f"{backup} is the database itself; restore a backup into another path")
+    counts = _counts(backup, what="backup")
+    if db.exists():
+        _check_replaceable(db, replace)
+    temporary = _temporary_beside(db, "restore")
+    try:
+        try:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(temporary))
+            try:
+                alias = f"kb_restore_{uuid.uuid4().hex[:12]}"
+                target = con.execute("SELECT current_database()").fetchall()[0][0]
+                con.execute(f"ATTACH {_literal(backup)} AS {alias} (READ_ONLY)").fetchall()
+                con.execute(f"COPY FROM DATABASE {alias} TO {_identifier(target)}").fetchall()
+                con.execute(f"DETACH {alias}").fetchall()
+            finally:
+                con.close()
+            con = store.connect(temporary)  # checks the schema version, and brings an older backup up to date
+            try:
+                con.execute("CHECKPOINT").fetchall()
+            finally:
+                con.close()
+            restored = _counts(temporary)
+            if restored != counts:
+                raise BackupError(f"the copy of {backup} does not hold the backup's rows ({restored} != {counts})")
+            _fsync(temporary)
+        except duckdb.Error as e:
+            raise BackupError(f"restoring {backup} failed, {db} was not changed: {_first_line(e)}") from None
+        except OSError as e:
+            raise BackupError(f"restoring {backup} failed, {db} was not changed: {e.strerror or e}") from None
+        kept = _keep_aside(db) if db.exists() else None
+        # A write-ahead log left by the old file would be replayed onto the new one: it goes (kept aside above).
+        Path(f"{db}.wal").unlink(missing_ok=True)
+        os.replace(temporary, db)
+        _fsync_folder(db.parent)
+    finally:
+        _remove(temporary)
+    return Restored(db, counts, kept)
+
+
+def _check_replaceable(db: Path, replace: bool) -> None:
+    """Refuse a held database always, and one with rows (or one that is not ours) unless ``replace``."""
+    try:
+        con = store.connect(db, read_only=True, wait_seconds=1.0)
+    except store.StoreBusy:
+        raise BackupError(f"database {db} is held by another process (most likely the running dashboard); "
+                          "stop it, then restore") from None
+    except store.StoreError as e:
+        if replace:
+            return
+        raise BackupError(f"{e}. Pass --replace to replace it with the backup (it is kept beside it)") from None
+    try:
+        rows = sum(_table_counts(con).values())
+    finally:
+        con.close()
+    if rows and not replace:
+        raise BackupError(f"database {db} is not empty ({rows:,} rows); pass --replace to replace it with the "
+                          "backup (the current file is kept beside it)")
+
+
+def _keep_aside(db: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kept = db.with_name(f"{db.name}.before-restore-{stamp}")
+    n = 1
+    while kept.exists():
+        n += 1
+        kept = db.with_name(f"{db.name}.before-restore-{stamp}-{n}")
+    for source, target in ((db, kept), (Path(f"{db}.wal"), Path(f"{kept}.wal"))):
+        if source.exists():
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+    return kept
+
+
+def _counts(path: Path, what: str = "database") -> dict[str, int]:
+    try:
+        con = store.connect(path, read_only=True)
+    except store.StoreError as e:
+        raise BackupError(f"{what} {path} cannot be used: {e}") from None
+    try:
+        return _table_counts(con)
+    finally:
+        con.close()
+
+
+def _table_counts(con) -> dict[str, int]:
+    if store.schema_version(con) == 0:
+        return dict.fromkeys(DATA_TABLES, 0)
+    if store.schema_version(con) > SCHEMA_VERSION:
+        raise BackupError("the file has a newer schema than this program")
+    return {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in DATA_TABLES}
+
+
+def _temporary_beside(path: Path, purpose: str) -> Path:
+    """A fresh name in the same folder (so the final rename is atomic), hidden, unique."""
+    return path.with_name(f".{path.name}.{purpose}-{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, Path(f"{path}.wal")):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

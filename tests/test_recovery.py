@@ -1,0 +1,271 @@
+"""Crash safety and recovery: an import killed at any moment, and backups taken and brought back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kb import backup, store
+from kb.cli import main
+from kb.config import load_config
+from kb.service import Store
+from tests import test_access, test_pages
+
+app = test_pages.app  # the fixtures of the page and role tests
+signed_in = test_access.signed_in
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG = 300_000  # rows in each killed import: about 4 s of work, most of it reading and checking
+
+TOML = """
+[calendar]
+timezone = "Asia/Hong_Kong"
+holidays_country = "HK"
+"""
+
+CLIENTS_CSV = "client_id,name,tier\nENT,Enterprise Co,enterprise\nFREE,Free User,free\n"
+EARLIER_CSV = """case_id,client_id,received_at,category,subject,first_response_at
+EARLY-1,ENT,2026-11-20 15:00,platform_issue,Gateway down,2026-11-20 16:00
+EARLY-2,ENT,2026-11-23 09:00,api_help,Versioning,
+EARLY-3,FREE,2026-11-24 07:00,general_coding,Regex,
+EARLY-4,FREE,2026-11-22 10:00,api_help,"Quotes ""and"", commas",
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "support.toml").write_text(TOML)
+    (tmp_path / "clients.csv").write_text(CLIENTS_CSV)
+    (tmp_path / "earlier.csv").write_text(EARLIER_CSV)
+    return tmp_path
+
+
+def kb(files, *args, db="s.duckdb") -> int:
+    return main([*args, "--db", str(files / db), "--config", str(files / "support.toml")])
+
+
+def write_cases(path: Path, prefix: str, rows: int) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("case_id,client_id,received_at,category,subject,first_response_at\n")
+        f.writelines(
+            f"{prefix}{i:07d},{'ENT' if i % 3 else 'FREE'},2026-{1 + i % 12:02d}-{1 + i % 28:02d} "
+            f"{9 + i % 9:02d}:{i % 60:02d},api_help,Subject {i} of {prefix},\n"
+            for i in range(rows)
+        )
+
+
+def state(db: Path) -> dict:
+    """Everything that must survive: the earlier rows as they were, and the count per import prefix."""
+    con = store.connect(db, read_only=True)
+    try:
+        return {
+            "clients": con.execute("SELECT * FROM clients ORDER BY client_id").fetchall(),
+            "earlier": con.execute("SELECT * FROM cases WHERE case_id LIKE 'EARLY-%' ORDER BY case_id").fetchall(),
+            "by_prefix": dict(con.execute(
+                "SELECT split_part(case_id, '-', 1), count(*) FROM cases WHERE case_id NOT LIKE 'EARLY-%' "
+                "GROUP BY ALL").fetchall()),
+            "imports": dict(con.execute(
+                "SELECT split_part(after->>'first_id', '-', 1), count(*) FROM audit_log "
+                "WHERE action = 'import' AND table_name = 'cases' GROUP BY ALL").fetchall()),
+            # Reading every row makes DuckDB check every block it reads.
+            "scan": con.execute("SELECT count(*), count(DISTINCT case_id), max(subject), min(received_at) "
+                                "FROM cases").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def start_import(files: Path, csv_file: Path) -> tuple[subprocess.Popen, Path]:
+    out = csv_file.with_suffix(".out")
+    with open(out, "wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kb", "import", "cases", str(csv_file), "--db", str(files / "s.duckdb"),
+             "--config", str(files / "support.toml")],
+            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    return process, out
+
+
+def wait_for(process: subprocess.Popen, condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and not condition() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def test_an_import_killed_at_any_moment_leaves_all_or_none_of_its_rows(files):
+    db = files / "s.duckdb"
+    wal = Path(f"{db}.wal")
+    assert kb(files, "import", "clients", str(files / "clients.csv")) == 0
+    assert kb(files, "import", "cases", str(files / "earlier.csv")) == 0
+    before = state(db)
+    assert len(before["earlier"]) == 4
+
+    size = db.stat().st_size
+
+    def after(seconds):
+        started = time.monotonic()
+        return lambda: time.monotonic() - started >= seconds
+
+    # When to send SIGKILL: while the file is read and parsed, while the rows are checked, while they are
+    # written (the file grows before the commit), at the commit (the write-ahead log appears), and while
+    # the commit is checkpointed into the file on the way out.
+    moments = {
+        "K1": ("reading", lambda _out: after(0.5)),
+        "K2": ("checking", lambda _out: after(2.0)),
+        "K3": ("writing", lambda _out: lambda: db.stat().st_size != size),
+        "K4": ("committing", lambda _out: wal.exists),
+        "K5": ("checkpointing", lambda out: lambda: b"imported" in out.read_bytes()),
+    }
+    killed = []
+    committed = []
+    for prefix, (_phase, trigger) in moments.items():
+        csv_file = files / f"{prefix}.csv"
+        write_cases(csv_file, f"{prefix}-", BIG)
+        size = db.stat().st_size
+        process, out = start_import(files, csv_file)
+        wait_for(process, trigger(out))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed.append(prefix)
+        process.wait(timeout=30)
+
+        now = state(db)  # opens: the database survived
+        assert now["clients"] == before["clients"]
+        assert now["earlier"] == before["earlier"]
+        rows = now["by_prefix"].get(prefix, 0)
+        assert rows in (0, BIG), f"{prefix}: {rows} of {BIG} rows after SIGKILL"
+        assert now["imports"].get(prefix, 0) == (1 if rows else 0)  # the audit row commits with the rows
+        if rows:
+            committed.append(prefix)
+        assert now["by_prefix"] == {p: BIG for p in committed}
+        assert now["scan"][0][0] == now["scan"][0][1] == 4 + BIG * len(committed)
+    assert len(killed) >= 3, f"only {killed} were killed before they finished"
+
+    # And the file still takes a whole import afterwards.
+    write_cases(files / "last.csv", "LAST-", 1000)
+    assert kb(files, "import", "cases", str(files / "last.csv")) == 0
+    final = state(db)
+    assert final["earlier"] == before["earlier"]
+    assert final["by_prefix"] == {**{p: BIG for p in committed}, "LAST": 1000}
+
+
+def case_sla(files, capsys, db: str) -> str:
+    capsys.readouterr()
+    assert kb(files, "export", "case-sla", "--as-of", "2026-12-01T12:00:00+08:00", db=db) == 0
+    return capsys.readouterr().out
+
+
+def test_backup_and_restore_round_trip_through_the_command_line(files, capsys):
+    assert kb(files, "import", "clients", str(files / "clients.csv")) == 0
+    assert kb(files, "import", "cases", str(files / "earlier.csv")) == 0
+    report = case_sla(files, capsys, "s.duckdb")
+    assert kb(files, "backup", str(files / "b" / "one.duckdb")) == 0
+    assert "4 cases" in capsys.readouterr().out
+    assert kb(files, "backup", str(files / "b" / "one.duckdb")) == 1  # never over an existing file
+    assert "exists" in capsys.readouterr().err
+
+    # The backup is a support database as it is.
+    assert case_sla(files, capsys, "b/one.duckdb") == report
+
+    # Later work, then a restore: refused over rows, done with --replace, the old file kept.
+    write_cases(files / "later.csv", "LATER-", 10)
+    assert kb(files, "import", "cases", str(files / "later.csv")) == 0
+    assert kb(files, "restore", str(files / "b" / "one.duckdb")) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert state(files / "s.duckdb")["by_prefix"] == {"LATER": 10}
+    assert kb(files, "restore", str(files / "b" / "one.duckdb"), "--replace") == 0
+    out = capsys.readouterr().out
+    assert "restored" in out and "kept as" in out
+    assert case_sla(files, capsys, "s.duckdb") == report
+    restored = state(files / "s.duckdb")
+    assert restored["by_prefix"] == {} and len(restored["earlier"]) == 4
+    kept = [p for p in files.iterdir() if p.name.startswith("s.duckdb.before-restore-")]
+    assert len(kept) == 1 and state(kept[0])["by_prefix"] == {"LATER": 10}
+
+    # The restored file takes writes, the audit sequence included.
+    write_cases(files / "after.csv", "AFTER-", 3)
+    assert kb(files, "import", "cases", str(files / "after.csv")) == 0
+    assert state(files / "s.duckdb")["imports"] == {"EARLY": 1, "AFTER": 1}
+
+    # Into a new path, no --replace needed; no stray temporary files anywhere.
+    assert kb(files, "restore", str(files / "b" / "one.duckdb"), db="fresh/new.duckdb") == 0
+    assert case_sla(files, capsys, "fresh/new.duckdb") == report
+    assert not [p for p in files.rglob("*.tmp*")]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_bytes(os.urandom(4096)), "not a DuckDB database file"),
+    (lambda p: p.write_bytes(b""), "empty file"),
+])
+def test_restore_refuses_a_backup_that_is_not_one(files, capsys, make, message):
+    kb(files, "import", "clients", str(files / "clients.csv"))
+    bad = files / "bad.duckdb"
+    make(bad)
+    capsys.readouterr()
+    assert kb(files, "restore", str(bad), "--replace") == 1
+    assert message in capsys.readouterr().err
+    assert state(files / "s.duckdb")["clients"]  # untouched
+    assert not [p for p in files.iterdir() if "before-restore" in p.name or p.name.endswith(".tmp")]
+
+
+def test_backup_while_the_dashboard_holds_the_file(files, tmp_path):
+    assert kb(files, "import", "clients", str(files / "clients.csv")) == 0
+    assert kb(files, "import", "cases", str(files / "earlier.csv")) == 0
+    held = Store(files / "s.duckdb", load_config(files / "support.toml"))  # as the dashboard process does
+    try:
+        # The command line cannot open the file, and says what to do instead.
+        result = subprocess.run(
+            [sys.executable, "-m", "kb", "backup", str(files / "cli.duckdb"), "--db", str(files / "s.duckdb"),
+             "--config", str(files / "support.toml")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert "held by another process" in result.stderr and "Import and export page" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (files / "cli.duckdb").exists()
+
+        # The holder backs up through its own connection, as the only writer.
+        target = backup.default_backup_path(held.path)
+        counts = held.write(backup.backup_to, target)
+        assert counts["cases"] == 4 and counts["clients"] == 2
+        assert held.query("SELECT count(*) AS n FROM cases").n[0] == 4  # still serving
+
+        # A restore never goes under a running dashboard.
+        before = (files / "s.duckdb").stat()
+        result = subprocess.run(
+            [sys.executable, "-m", "kb", "restore", str(target), "--replace", "--db", str(files / "s.duckdb"),
+             "--config", str(files / "support.toml")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert "held by another process" in result.stderr and "stop it" in result.stderr
+        assert (files / "s.duckdb").stat().st_ino == before.st_ino
+    finally:
+        held.close()
+    assert target.parent == files / "backups" and target.name.startswith("s-")
+    assert kb(files, "restore", str(target), db="copy.duckdb") == 0
+    assert state(files / "copy.duckdb")["earlier"] == state(files / "s.duckdb")["earlier"]
+
+
+def test_the_backup_button_on_the_import_and_export_page(app):
+    from tests.test_pages import button, open_page
+
+    at, db = app
+    open_page(at, "transfer")
+    button(at, "Back up now").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Backed up to" in s.value for s in at.success), [e.value for e in at.error]
+    written = list((db.parent / "backups").glob("*.duckdb"))
+    assert len(written) == 1
+    assert state(written[0])["clients"]
+    assert any(b.label.startswith("Download ") for b in at.get("download_button"))
+
+
+@pytest.mark.parametrize(("email", "sees_backup"), [("lee@support.example", False), ("ada@support.example", True)])
+def test_only_admins_see_the_backup(signed_in, email, sees_backup):
+    at = signed_in(email)
+    at.switch_page("pages/transfer.py").run()
+    assert ("Backup" in [s.value for s in at.subheader]) is sees_backup
+    assert any(b.label == "Back up now" for b in at.button) is sees_backup
+
