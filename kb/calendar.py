@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kb.config import CalendarConfig
 
@@ -99,9 +101,90 @@ def calendar_months(calendar: CalendarConfig, first_year: int, last_year: int) -
     return frame
 
 
+def _step_index(keys: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Buckets for "the last key at or below x" as a hash join rather than a sort.
+
+    ``keys`` are strictly increasing integers. The bucket width is their
+    smallest gap, so a bucket ``[origin + k·width, origin + (k+1)·width)`` holds
+    at most one key. For each bucket, ``a`` is the index of the last key at or
+    below its start (−1: none) and ``b`` the index of the next key (``len``: none).
+    For x in bucket k the answer is ``b`` when ``keys[b] <= x``, else ``a``.
+    Returns (origin, width, a, b).
+    """
+    width = int(np.diff(keys).min()) if len(keys) > 1 else 1
+    origin = int(keys[0]) - width
+    buckets = (int(keys[-1]) - origin) // width + 2
+    starts = origin + np.arange(buckets, dtype=np.int64) * width
+    a = np.searchsorted(keys, starts, side="right") - 1
+    return origin, width, a, a + 1
+
+
+def _pick(values: np.ndarray, index: np.ndarray) -> pa.Array:
+    inside = (index >= 0) & (index < len(values))
+    return pa.array(values[np.clip(index, 0, len(values) - 1)], mask=~inside)
+
+
+@lru_cache(maxsize=16)
+def clock_index(calendar: CalendarConfig, first_year: int, last_year: int) -> dict[str, pa.Table]:
+    """The business calendar of ``business_days`` as three lookup tables for equality (hash) joins,
+    which stay fast on millions of rows where an ASOF join has to sort them all:
+
+    * ``business_instants``: per bucket of instants (epoch microseconds), the business day with the
+      last opening at or before the bucket's start (``a_*``) and the next one (``b_*``), each with
+      ``opens_us``, ``cum_us`` (business time before the opening) and ``length_us``;
+    * ``business_clock``: per bucket of business time, the last business day whose ``cum_before_us``
+      is at or below the bucket's start and the next one, each with ``opens_at`` and ``cum_us``;
+    * ``business_dates``: per local date, the closing of the first business day dated after it
+      (``next_close``) and the business time at that closing (``next_close_cum_us``);
+    * ``business_index``: one row, the ``origin``, ``width`` and ``last`` bucket of the first two.
+
+    See ``_step_index`` and ``kb/sla.py`` for how a lookup reads them.
+    """
+    days = business_days(calendar, first_year, last_year)
+    opens_at = days.opens_at.to_numpy()
+    opens_us = pd.DatetimeIndex(days.opens_at).as_unit("us").asi8
+    cum_us = days.cum_before_us.to_numpy(dtype=np.int64)
+    length_us = days.length_us.to_numpy(dtype=np.int64)
+
+    t_origin, t_width, a, b = _step_index(opens_us)
+    instants = pa.table({
+        "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
+        "a_opens_us": _pick(opens_us, a), "a_cum_us": _pick(cum_us, a), "a_length_us": _pick(length_us, a),
+        "b_opens_us": _pick(opens_us, b), "b_cum_us": _pick(cum_us, b), "b_length_us": _pick(length_us, b),
+    })
+
+    # A day of no business time (a daylight-saving oddity) can never hold a deadline: a later day
+    # has the same cum_before_us, and the lookup wants the last one below the target.
+    kept = length_us > 0
+    c_origin, c_width, a, b = _step_index(cum_us[kept])
+    kept_opens = pa.array(opens_at[kept], pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False)
+    clock = pa.table({
+        "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
+        "a_cum_us": _pick(cum_us[kept], a), "a_opens_at": _pick(kept_opens, a).cast(pa.timestamp("us", tz="UTC")),
+        "b_cum_us": _pick(cum_us[kept], b), "b_opens_at": _pick(kept_opens, b).cast(pa.timestamp("us", tz="UTC")),
+    })
+
+    every_day = np.arange(np.datetime64(date(first_year, 1, 1)), np.datetime64(date(last_year + 1, 1, 1)))
+    business = np.array(days.day.tolist(), dtype="datetime64[D]")
+    following = np.searchsorted(business, every_day, side="right")
+    closes_us = pd.DatetimeIndex(days.closes_at).as_unit("us").asi8
+    dates = pa.table({
+        "day": pa.array(every_day, pa.date32()),
+        "next_close": _pick(closes_us, following).cast(pa.timestamp("us", tz="UTC")),
+        "next_close_cum_us": _pick(cum_us + length_us, following),
+    })
+    index = pa.table({
+        "instant_origin": [t_origin], "instant_width": [t_width], "instant_last": [instants.num_rows - 1],
+        "clock_origin": [c_origin], "clock_width": [c_width], "clock_last": [clock.num_rows - 1],
+    })
+    return {"business_instants": instants, "business_clock": clock, "business_dates": dates,
+            "business_index": index}
+
+
 def attach_calendar(con, calendar: CalendarConfig, as_of: datetime) -> None:
     """Register ``business_days`` and ``calendar_months`` on ``con``, covering
-    every stored instant and ``as_of`` with a year to spare on each side."""
+    every stored instant and ``as_of`` with a year to spare on each side, and
+    the lookup tables of ``clock_index``."""
     first, last = con.execute(
         """
         SELECT min(y), max(y) FROM (
@@ -117,3 +200,5 @@ def attach_calendar(con, calendar: CalendarConfig, as_of: datetime) -> None:
     first, last = first - 1, max(last, as_of.year) + 1
     con.register("business_days", business_days(calendar, first, last))
     con.register("calendar_months", calendar_months(calendar, first, last))
+    for name, table in clock_index(calendar, first, last).items():
+        con.register(name, table)

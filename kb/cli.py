@@ -40,7 +40,65 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("demo", parents=[common], help="write the demo data set into an empty database",
                             description="Write a deterministic demo data set dated relative to today.")
     p.add_argument("--replace", action="store_true", help="delete the database file first if it exists")
+
+    p = commands.add_parser(
+        "generate", parents=[common], help="write a large synthetic data set into an empty database",
+        description="Write a synthetic support operation of any size, for load and benchmarks: tiers and "
+                    "categories in believable proportions, arrivals in business hours with weekend and holiday "
+                    "troughs, long-tailed response times, outages and maintenance windows, varied contracts. "
+                    "The same seed, sizes and --until give the same rows. Ids start with 'G-'.")
+    p.add_argument("--cases", type=_positive, default=100_000, help="number of cases (default: 100000)")
+    p.add_argument("--environments", type=_positive, default=500, help="number of environments (default: 500)")
+    p.add_argument("--years", type=_positive, default=3, help="years of history up to --until (default: 3)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--until", help="the last instant of the data, ISO 8601 (default: now); no offset = support zone")
+    p.add_argument("--replace", action="store_true", help="delete the database file first if it exists")
+
+    p = commands.add_parser(
+        "bench", parents=[common], help="measure the engine and every page on generated data sets",
+        description="For each --cases size: generate a data set in a temporary folder, then measure in a fresh "
+                    "process the as-of views over all cases, environments and contracts, a per-row Python "
+                    "baseline for deadlines, every page rendered cold and warm, logging a case, and peak memory. "
+                    "Prints a Markdown table of medians. --db is not used: each size gets its own file.")
+    p.add_argument("--cases", type=_positive, nargs="+", default=[10_000, 100_000, 1_000_000],
+                   help="data set sizes (default: 10000 100000 1000000)")
+    p.add_argument("--environments", type=_positive, default=500, help="environments (default: 500)")
+    p.add_argument("--years", type=_positive, default=3, help="years of history (default: 3)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--runs", type=_positive, default=3, help="runs per median (default: 3)")
+    p.add_argument("--writes", type=_positive, default=20, help="cases logged for the write timing (default: 20)")
+    p.add_argument("--sample", type=_positive, default=2000,
+                   help="cases computed by the per-row Python baseline, projected to all (default: 2000)")
+    p.add_argument("--pages", nargs="+", metavar="PAGE", help="only these pages (default: every page)")
+    p.add_argument("--workdir", type=Path, help="folder for the temporary databases (default: the system's)")
+    p.add_argument("--out", type=Path, help="also write the table to this file")
+
+    p = commands.add_parser(
+        "backup", parents=[common], help="copy the database, consistently, to a new DuckDB file",
+        description="Copy the database to PATH as one DuckDB file (a support database: --db PATH opens it). "
+                    "While the dashboard runs it holds the file: back up from its Import and export page "
+                    "instead, or stop it first.")
+    p.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
+    p.add_argument("--replace", action="store_true", help="overwrite PATH if it exists")
+
+    p = commands.add_parser(
+        "restore", parents=[common], help="bring a backup back as the database, all or nothing",
+        description="Copy BACKUP into a temporary file beside the database, check it, and rename it into place. "
+                    "Refuses a database that holds rows unless --replace (the old file is then kept beside it "
+                    "as <db>.before-restore-<time>). Stop the dashboard first.")
+    p.add_argument("backup", type=Path, metavar="BACKUP", help="a file written by `python -m kb backup`")
+    p.add_argument("--replace", action="store_true", help="replace a database that holds rows")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,4 +157,64 @@ def run_demo(args, config) -> int:
     return 0
 
 
-COMMANDS = {"import": run_import, "export": run_export, "demo": run_demo}
+def run_generate(args, config) -> int:
+    import time
+
+    from kb.generate import ProgressBar, generate
+
+    path = store.db_path(args.db)
+    if path.exists():
+        if not args.replace:
+            print(f"error: {path} exists; pass --replace to overwrite it with generated data", file=sys.stderr)
+            return 1
+        path.unlink()
+        Path(str(path) + ".wal").unlink(missing_ok=True)
+    if args.environments < 2:
+        print("error: --environments must be at least 2 (one dedicated, one shared)", file=sys.stderr)
+        return 1
+    until = parse_timestamp(args.until, config.calendar.zone) if args.until else now_utc()
+    started = time.perf_counter()
+    bar = ProgressBar()
+    con = store.connect(path)
+    try:
+        counts = generate(con, config, command_line_actor(), cases=args.cases, environments=args.environments,
+                          years=args.years, seed=args.seed, until=until, progress=bar)
+    finally:
+        con.close()
+        bar.finish()
+    print(f"generated in {time.perf_counter() - started:.1f} s into {path}: "
+          + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
+    return 0
+
+
+def run_bench(args, config) -> int:
+    from kb.bench import run
+
+    return run(args, config)
+
+
+def run_backup(args, config) -> int:
+    from kb.backup import backup_file
+
+    db = store.db_path(args.db)
+    if not db.exists():
+        print(f"error: database {db} does not exist", file=sys.stderr)
+        return 1
+    counts = backup_file(db, args.path, replace=args.replace)
+    print(f"backed up {db} to {args.path}: " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
+    return 0
+
+
+def run_restore(args, config) -> int:
+    from kb.backup import restore
+
+    result = restore(args.backup, store.db_path(args.db), replace=args.replace)
+    print(f"restored {args.backup} into {result.path}: "
+          + ", ".join(f"{n:,} {table}" for table, n in result.counts.items()))
+    if result.kept:
+        print(f"the previous database is kept as {result.kept}")
+    return 0
+
+
+COMMANDS = {"import": run_import, "export": run_export, "demo": run_demo, "generate": run_generate,
+            "bench": run_bench, "backup": run_backup, "restore": run_restore}

@@ -6,6 +6,7 @@ Every function reads a ``Snapshot`` (see ``kb/service.py``) and aggregates in SQ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -32,14 +33,26 @@ def local_month(store: Store, column: str) -> str:
     return f"strftime(timezone({quote(store.config.calendar.timezone)}, {column}), '%Y-%m')"
 
 
+def month_bounds(store: Store, months: Months) -> tuple[datetime, datetime]:
+    """The first instant of last month and the first instant after this month, in the support zone."""
+    zone = store.config.calendar.zone
+    year, month = (int(part) for part in months.last.split("-"))
+    start = datetime(year, month, 1, tzinfo=zone)
+    year, month = (int(part) for part in months.this.split("-"))
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
 def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
     """Per tier and month (this, last): met, breached and % met over cases due in the month."""
     month = local_month(store, "first_response_due")
+    start, end = month_bounds(store, months)
     return store.query(
         f"""
-        WITH decided AS (
+        WITH decided AS (  -- the instant range first: cheap, and it spares the month text of every other case
             SELECT tier, {month} AS month, sla_state FROM case_sla
-            WHERE sla_state IN ('met', 'breached') AND {month} IN (?, ?)
+            WHERE sla_state IN ('met', 'breached') AND first_response_due >= ? AND first_response_due < ?
+              AND {month} IN (?, ?)
         )
         SELECT t.tier, m.month,
                count(d.sla_state) FILTER (WHERE d.sla_state = 'met') AS met,
@@ -50,7 +63,7 @@ def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.Dat
         LEFT JOIN decided d ON d.tier = t.tier AND d.month = m.month
         GROUP BY t.tier, t.rank, m.month ORDER BY t.rank, m.month
         """,
-        [months.this, months.last, months.this, months.last],
+        [start, end, months.this, months.last, months.this, months.last],
         snap,
     )
 

@@ -23,6 +23,23 @@ def monthly_uptime(store: Store, snap: Snapshot, since_month: str) -> pd.DataFra
     )
 
 
+def worst_environments(store: Store, snap: Snapshot, since_month: str, limit: int) -> tuple[list[str], int]:
+    """At most ``limit`` environments with a target: most months below it since ``since_month`` first, then
+    the lowest uptime; and how many environments carry a target in all."""
+    frame = store.query(
+        """
+        SELECT environment_id, count(*) OVER () AS environments
+        FROM env_uptime WHERE target_pct IS NOT NULL AND month >= ?
+        GROUP BY environment_id
+        ORDER BY count(*) FILTER (WHERE NOT target_met) DESC, min(uptime_pct), environment_id
+        LIMIT ?
+        """,
+        [since_month, limit],
+        snap,
+    )
+    return frame.environment_id.tolist(), int(frame.environments.iloc[0]) if len(frame) else 0
+
+
 def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataFrame:
     """Incidents overlapping [start, T], an ongoing one drawn until T."""
     return store.query(

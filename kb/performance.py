@@ -6,7 +6,7 @@ cases are not decided yet and count nowhere.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
@@ -17,14 +17,23 @@ GRAINS = ("week", "month")
 
 
 def _decided(store: Store, grain: str) -> str:
+    """Decided cases with their period and local due day; takes the instant range of the days asked
+    (``_instants``) as its two parameters, so the local dates are computed only for the cases in it."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}")
     tz = quote(store.config.calendar.timezone)
     return f"""
         (SELECT *, CAST(date_trunc('{grain}', timezone({tz}, first_response_due)) AS DATE) AS period,
                 CAST(timezone({tz}, first_response_due) AS DATE) AS due_day
-         FROM case_sla WHERE sla_state IN ('met', 'breached'))
+         FROM case_sla WHERE sla_state IN ('met', 'breached') AND first_response_due >= ? AND first_response_due < ?)
     """
+
+
+def _instants(store: Store, start: date, end: date) -> list[datetime]:
+    """The first instant of local day ``start`` and the first after local day ``end``."""
+    zone = store.config.calendar.zone
+    return [datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC),
+            datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)]
 
 
 def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date, end: date) -> pd.DataFrame:
@@ -40,7 +49,7 @@ def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date,
         WHERE due_day BETWEEN ? AND ?
         GROUP BY period, tier ORDER BY period, tier
         """,
-        [start, end],
+        [*_instants(store, start, end), start, end],
         snap,
     )
 
@@ -57,6 +66,6 @@ def breached_cases(store: Store, snap: Snapshot, grain: str, start: date, end: d
         WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? {tier_condition}
         ORDER BY first_response_due DESC LIMIT {int(limit)}
         """,
-        [start, end, *tiers],
+        [*_instants(store, start, end), start, end, *tiers],
         snap,
     )

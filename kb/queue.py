@@ -1,4 +1,7 @@
-"""The support lead's queue: open cases, oldest first, with filters and age buckets."""
+"""The support lead's queue: open cases, oldest first, with filters and age buckets.
+
+Reads the snapshot's ``open_case_sla`` (the unresolved rows of ``case_sla``, see ``kb/service.py``).
+"""
 
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ AGE_BUCKET_SQL = """
 
 def _open_cases(snap: Snapshot) -> str:
     return f"""
-        (SELECT *, (epoch({instant(snap.as_of)}) - epoch(received_at)) / 3600 AS age_hours FROM case_sla)
+        (SELECT *, (epoch({instant(snap.as_of)}) - epoch(received_at)) / 3600 AS age_hours FROM open_case_sla)
     """
 
 
@@ -68,7 +71,7 @@ def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, in
     frame = store.query(
         f"""SELECT count(*) FILTER (WHERE sla_state <> 'no_sla') AS sla,
                    count(*) FILTER (WHERE sla_state = 'no_sla') AS deprioritized
-            FROM case_sla WHERE {where}""",
+            FROM open_case_sla WHERE {where}""",
         params, snap)
     return {k: int(v) for k, v in frame.iloc[0].items()}
 
@@ -92,6 +95,6 @@ def filter_choices(store: Store, snap: Snapshot) -> dict[str, list[str]]:
     frame = store.query(
         """SELECT coalesce(list(DISTINCT client_id ORDER BY client_id), []) AS clients,
                   coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
-           FROM case_sla WHERE resolved_at IS NULL""",
+           FROM open_case_sla WHERE resolved_at IS NULL""",
         snapshot=snap)
     return {name: list(frame.iloc[0][name]) for name in ("clients", "assignees")}

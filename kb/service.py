@@ -7,7 +7,8 @@ write bumps ``version``, which is what cached reads are keyed on, so a write
 shows up on every page at once.
 
 The as-of views are costly on large tables, so they are computed once per
-version and minute into Arrow tables (a ``Snapshot``) that every page queries.
+version and minute into Arrow tables (a ``Snapshot``) that every page queries,
+with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kb import store
 from kb.config import Config
@@ -100,6 +102,7 @@ class Store:
                 current.as_of == as_of if as_of is not None
                 else not self._frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
             if not fresh:
+                current = self._snapshot = None  # the old tables can go before the new ones exist (memory)
                 current = self._snapshot = self._build_snapshot(as_of or now_utc())
                 self._frozen = as_of is not None
             return current
@@ -109,6 +112,9 @@ class Store:
         with self.reader() as cur:
             open_views(cur, self.config, as_of)
             tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SNAPSHOT_TABLES}
+        # The queue reads only unresolved cases: a few thousand rows, kept apart from the million others.
+        cases = tables["case_sla"]
+        tables["open_case_sla"] = cases.filter(pc.is_null(cases["resolved_at"]))
         return Snapshot(as_of=as_of, version=version, tables=tables)
 
     def close(self) -> None:

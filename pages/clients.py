@@ -71,23 +71,37 @@ def editor(table: str, frame) -> None:
         row_form(table, current)
 
 
+PAGE_SIZE = 1000  # rows of a table sent to the browser at once
+
+
+def page_of(table: str, order: str):
+    """One page of ``table`` in ``order``: all of it when short, else with a page picker."""
+    total = int(store.query(f"SELECT count(*) AS n FROM {table}").n[0])
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"{table}_page") - 1 if pages > 1 else 0
+    frame = store.query(f"SELECT * FROM {table} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {page * PAGE_SIZE}")
+    if pages > 1:
+        st.caption(f"Rows {page * PAGE_SIZE + 1:,} to {page * PAGE_SIZE + len(frame):,} of {total:,}.")
+    return frame
+
+
 clients_tab, environments_tab, contracts_tab = st.tabs(["Clients", "Environments", "Contracts"])
 with clients_tab:
-    clients = store.query("SELECT * FROM clients ORDER BY tier, name")
+    clients = page_of("clients", "tier, name, client_id")
     if clients.empty:
         ui.empty_state("No clients yet.")
     else:
         st.dataframe(clients, hide_index=True, width="stretch")
     editor("clients", clients)
 with environments_tab:
-    environments = store.query("SELECT * FROM environments ORDER BY kind, name")
+    environments = page_of("environments", "kind, name, environment_id")
     if environments.empty:
         ui.empty_state("No environments yet.")
     else:
         st.dataframe(environments, hide_index=True, width="stretch")
     editor("environments", environments)
 with contracts_tab:
-    contracts = store.query("SELECT * FROM contracts ORDER BY client_id, starts_on")
+    contracts = page_of("contracts", "client_id, starts_on, contract_id")
     if contracts.empty:
         ui.empty_state("No contracts yet.")
     else:

@@ -18,7 +18,8 @@ clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
 if clients.empty:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
-labels = {r.client_id: f"{r.name} ({r.tier}, {r.client_id})" for r in clients.itertuples()}
+labels = dict(zip(clients.client_id.tolist(),
+                  (clients.name + " (" + clients.tier + ", " + clients.client_id + ")").tolist(), strict=True))
 now = datetime.now(zone)
 
 with st.form("log_case", clear_on_submit=False):
@@ -73,9 +74,10 @@ unanswered = store.query("SELECT case_id, subject FROM cases WHERE first_respons
 if unanswered.empty:
     st.caption("Every case has a first response.")
 else:
+    subjects = dict(zip(unanswered.case_id.tolist(), unanswered.subject.tolist(), strict=True))
     with st.form("respond"):
         case_id = st.selectbox("Case", unanswered.case_id, key="respond_case",
-                               format_func=lambda c: f"{c}: {unanswered.set_index('case_id').subject[c][:80]}")
+                               format_func=lambda c: f"{c}: {subjects[c][:80]}")
         columns = st.columns(2)
         day = columns[0].date_input("Answered on", now.date(), key="respond_day")
         time_ = columns[1].time_input("Answered at", now.time().replace(second=0, microsecond=0), step=60,

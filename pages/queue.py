@@ -53,9 +53,8 @@ def show_lane(lane: str, total: int) -> pd.DataFrame:
     shown["age"] = frame.age_hours.map(lambda h: f"{h / 24:.1f} d" if h >= 48 else f"{h:.1f} h")
     shown = shown[["case_id", "state", "client_name", "tier", "category", "subject", "assignee", "age",
                    "received_at", "first_response_due", "business_hours_left", "first_response_at"]]
-    styled = shown.style.apply(
-        lambda row: [f"color: {ui.STATE_COLORS[frame.sla_state[row.name]]}; font-weight: 600"
-                     if c == "state" else "" for c in row.index], axis=1)
+    state_styles = {ui.STATE_LABELS[k]: f"color: {color}; font-weight: 600" for k, color in ui.STATE_COLORS.items()}
+    styled = shown.style.map(lambda label: state_styles.get(label, ""), subset=["state"])  # the state column only
     event = st.dataframe(
         styled, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key=f"grid_{lane}",
         column_config={
@@ -80,7 +79,7 @@ if counts["deprioritized"]:
 if selected is not None and not selected.empty:
     case = selected.iloc[0]
     with st.container(border=True):
-        st.markdown(f"**{case.case_id}** · {case.client_name} · {case.subject}")
+        st.markdown(f"**{ui.plain(case.case_id)}** · {ui.plain(case.client_name)} · {ui.plain(case.subject)}")
         columns = st.columns(3)
         done = None
         try:

@@ -1,0 +1,453 @@
+"""``python -m kb bench``: how the engine and every page cope with 10 000 to 1 000 000 cases.
+
+For each size the bench generates a synthetic store (``kb.generate``) in a
+temporary folder, then measures it in a *fresh worker process* (``python -m
+kb.bench --worker``), so that the peak memory it reports is that of a process
+doing what the dashboard does, not of the generator:
+
+* the as-of views computed whole into Arrow, as the dashboard's snapshot does
+  (``case_sla``: every case's deadline and state, the query behind ``export
+  case-sla``; ``env_uptime``; ``contract_refunds``), and the whole ``case-sla``
+  CSV export;
+* beside them, a per-row Python baseline for the deadlines and states (the
+  ``businesstimedelta`` package, on a sample of cases, projected to all of them);
+* every dashboard page rendered server-side through Streamlit's AppTest, cold
+  (the Streamlit caches cleared and the store reopened, so the snapshot is
+  rebuilt) and warm (the same page again), and the most rows one chart or table
+  of the page sends to the browser;
+* logging a case through the store, as the Log case form does (95th percentile),
+  and the confirmation's deadline lookup;
+* the worker's peak resident memory.
+
+Medians over ``--runs`` runs. These are benchmark figures, not tests: machines
+are noisy. See ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from kb.config import PROJECT_ROOT, Config, config_path, load_config
+
+RESULT_MARK = "BENCH-RESULT "
+TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
+    "engine.case_sla": (1.0, "s"),
+    "page.cold": (1.5, "s"),
+    "page.warm": (0.3, "s"),
+    "write.p95": (100.0, "ms"),
+    "peak_rss": (1536.0, "MB"),
+    "rows_sent": (5000, "rows"),
+}
+
+
+def pages() -> list[str]:
+    """The dashboard's pages, in its navigation order."""
+    text = (PROJECT_ROOT / "dashboard.py").read_text()
+    return list(dict.fromkeys(re.findall(r"pages/(\w+)\.py", text)))
+
+
+# --- the orchestrating process ----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    """Generate each size, measure it in a worker, print the table (and write it to ``--out``)."""
+    from kb import store
+    from kb.access import command_line_actor
+    from kb.generate import ProgressBar, generate
+
+    config_file = str(config_path(args.config))
+    results: dict[int, dict] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kb-bench-", dir=args.workdir) as folder:
+        for cases in args.cases:
+            db = Path(folder) / f"bench-{cases}.duckdb"
+            print(f"== {cases:,} cases, {args.environments} environments, {args.years} years", file=sys.stderr)
+            bar = ProgressBar()
+            begin = time.perf_counter()
+            con = store.connect(db)
+            try:
+                generate(con, config, command_line_actor(), cases=cases, environments=args.environments,
+                         years=args.years, seed=args.seed, until=datetime.now(UTC), progress=bar)
+            finally:
+                con.close()
+            bar.finish()
+            generated = time.perf_counter() - begin
+            print(f"   generated and loaded in {generated:.1f} s; measuring…", file=sys.stderr)
+            command = [sys.executable, "-m", "kb.bench", "--worker", str(db), "--config", config_file,
+                       "--runs", str(args.runs), "--writes", str(args.writes), "--sample", str(args.sample)]
+            if args.pages:
+                command += ["--pages", *args.pages]
+            env = {**os.environ, "SUPPORT_DB": str(db), "SUPPORT_CONFIG": config_file}
+            env.pop("SUPPORT_AS_OF", None)
+            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+            lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+            if done.returncode or not lines:
+                print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
+                print(f"error: the bench worker failed on {cases:,} cases (exit {done.returncode})", file=sys.stderr)
+                return 1
+            results[cases] = json.loads(lines[-1][len(RESULT_MARK):])
+            results[cases]["generate"] = generated
+            db.unlink(missing_ok=True)
+    table = render(results, args, time.perf_counter() - started)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+        print(f"table written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -> str:
+    """The results as a Markdown table: one row per measure, one column per size."""
+    sizes = sorted(results)
+    largest = sizes[-1]
+    first = results[largest]
+    rows: list[tuple[str, list[str], str]] = []
+
+    def add(label: str, key, fmt, target: str | None = None, limit_key: str | None = None):
+        values = [key(results[n]) for n in sizes]
+        cells = [fmt(v) for v in values]
+        verdict = ""
+        if target:
+            verdict = target
+            if limit_key and largest >= 1_000_000:
+                limit = TARGETS[limit_key][0]
+                verdict += " ✓" if values[-1] is not None and values[-1] <= limit else " ✗"
+        rows.append((label, cells, verdict))
+
+    def secs(v):
+        return "–" if v is None else f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
+
+    def ms(v):
+        return "–" if v is None else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
+
+    add("generate and load the data set", lambda r: r["generate"], secs)
+    add("deadlines and states, all cases (`case_sla` into Arrow)", lambda r: r["engine"]["case_sla"], secs,
+        "≤ 1 s", "engine.case_sla")
+    add(f"deadlines and states, per-row Python (`businesstimedelta` on {args.sample:,} cases, projected)",
+        lambda r: r["baseline"]["projected"], secs)
+    add("… Python ÷ SQL", lambda r: r["baseline"]["projected"] / r["engine"]["case_sla"], lambda v: f"{v:,.0f} ×")
+    add("… sample cases where Python and SQL agree", lambda r: (r["baseline"]["agree"], r["baseline"]["sample"]),
+        lambda v: f"{v[0]:,} of {v[1]:,}")
+    add("uptime, every environment-month (`env_uptime`)", lambda r: r["engine"]["env_uptime"], secs)
+    add("refunds, every contract-month (`contract_refunds`)", lambda r: r["engine"]["contract_refunds"], secs)
+    add("`export case-sla` CSV, whole report", lambda r: r["engine"]["export_case_sla"], secs)
+    for page in first["pages"]:
+        add(f"page {page}, cold", lambda r, p=page: r["pages"][p]["cold"], secs, "≤ 1.5 s", "page.cold")
+        add(f"page {page}, warm", lambda r, p=page: r["pages"][p]["warm"], secs, "≤ 0.3 s", "page.warm")
+    add("most rows one chart or table sends", lambda r: max(p["rows"] for p in r["pages"].values()),
+        lambda v: f"{v:,}", "≤ 5 000", "rows_sent")
+    add("… on page", lambda r: max(r["pages"], key=lambda p: r["pages"][p]["rows"]), str)
+    add("log a case (form write), p95", lambda r: r["writes"]["p95_ms"], ms, "≤ 100 ms", "write.p95")
+    add("log a case, median", lambda r: r["writes"]["median_ms"], ms)
+    add("… its deadline confirmation, p95", lambda r: r["writes"]["confirm_p95_ms"], ms)
+    add("overview right after a write (snapshot rebuilt)", lambda r: r["after_write"], secs)
+    add("peak memory of the worker (RSS)", lambda r: r["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "≤ 1.5 GB",
+        "peak_rss")
+    add("rows: cases / environment-months / contract-months",
+        lambda r: f"{r['rows']['case_sla']:,} / {r['rows']['env_uptime']:,} / {r['rows']['contract_refunds']:,}",
+        str)
+
+    header = [f"measure (median of {args.runs} run{'' if args.runs == 1 else 's'})",
+              *[f"{n:,} cases" for n in sizes], "target at 1 000 000"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * len(sizes) + ["---"]) + "|"]
+    lines += ["| " + " | ".join([label, *cells, verdict]) + " |" for label, cells, verdict in rows]
+    machine = (f"{os.cpu_count()} cores, Python {platform.python_version()}, DuckDB {first['versions']['duckdb']}, "
+               f"Streamlit {first['versions']['streamlit']}; {args.environments} environments over {args.years} "
+               f"year(s), seed {args.seed}; whole run {elapsed / 60:.1f} min")
+    return "\n".join(lines) + f"\n\n{machine}"
+
+
+# --- the measuring worker ----------------------------------------------------------------------------------------
+
+
+def _median_time(action, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        gc.collect()
+        begin = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
+    """Seconds to compute each as-of view whole into Arrow (what a snapshot does), and the CSV export."""
+    from kb import store
+    from kb.reports import write_report
+    from kb.service import SNAPSHOT_TABLES
+    from kb.timestamps import now_utc
+    from kb.views import open_views
+
+    con = store.connect(db)
+    timings, rows = {}, {}
+    try:
+        for name in SNAPSHOT_TABLES:
+            def compute(name=name):
+                cur = store.cursor(con)
+                try:
+                    open_views(cur, config, now_utc())
+                    rows[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table().num_rows
+                finally:
+                    cur.close()
+            timings[name] = _median_time(compute, runs)
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "case-sla.csv"
+
+            def export():
+                cur = store.cursor(con)
+                try:
+                    write_report(cur, config, "case-sla", now_utc(), out)
+                finally:
+                    cur.close()
+            timings["export_case_sla"] = _median_time(export, runs)
+    finally:
+        con.close()
+    return timings, rows
+
+
+def measure_baseline(db: Path, config: Config, sample: int, total: int) -> dict:
+    """Deadlines and states of a sample of cases, one row at a time in Python with ``businesstimedelta``
+    (the usual way to do it), projected to every case; and how many agree with the SQL."""
+    import businesstimedelta as btd
+    import pytz
+
+    from kb import store
+    from kb.calendar import holiday_dates
+    from kb.timestamps import now_utc
+    from kb.views import open_views
+
+    cal, sla = config.calendar, config.sla
+    as_of = now_utc()
+    con = store.connect(db)
+    try:
+        cur = store.cursor(con)
+        open_views(cur, config, as_of)
+        every = max(1, total // sample)
+        picked = cur.execute(
+            f"""SELECT c.case_id, cl.tier, c.category, c.client_id, c.received_at, c.first_response_at,
+                       s.first_response_due, s.sla_state
+                FROM (SELECT *, row_number() OVER (ORDER BY case_id) AS n FROM cases) c
+                JOIN clients cl USING (client_id) JOIN case_sla s USING (case_id)
+                WHERE n % {every} = 0 LIMIT {sample}""").fetchall()
+        contracts = cur.execute("SELECT client_id, starts_on, ends_on, response_business_days FROM contracts "
+                                "WHERE response_business_days IS NOT NULL").fetchall()
+        first_year = min(p[4] for p in picked).year - 1
+        cur.close()
+    finally:
+        con.close()
+
+    zone = pytz.timezone(cal.timezone)
+    closed = holiday_dates(cal, range(first_year, as_of.year + 3))
+    working = [d for d in range(7) if d not in cal.weekend]
+    rules = btd.Rules([btd.WorkDayRule(start_time=cal.opens, end_time=cal.closes, working_days=working, tz=zone),
+                       btd.HolidayRule(sorted(closed), tz=zone)])
+    by_client: dict[str, list] = {}
+    for client_id, starts, ends, days in contracts:
+        by_client.setdefault(client_id, []).append((starts, ends or date(9999, 12, 31), days))
+    day_hours = cal.business_day_seconds / 3600
+    at_risk = timedelta(hours=float(sla.at_risk_business_hours))
+
+    def is_open_day(day: date) -> bool:
+        return day in cal.working_days or (day.weekday() not in cal.weekend and day not in closed)
+
+    def deadline_and_state(tier, category, client_id, received, responded):
+        local_day = received.astimezone(zone).date()
+        if tier == "free" and category == "general_coding":
+            return None, "no_sla"
+        if tier == "free":
+            day = local_day + timedelta(days=1)
+            while not is_open_day(day):
+                day += timedelta(days=1)
+            due = zone.localize(datetime.combine(day, cal.closes))
+        else:
+            days = min((n for s, e, n in by_client.get(client_id, ()) if s <= local_day <= e), default=None)
+            if days is None:
+                days = sla.enterprise_response_business_days if tier == "enterprise" \
+                    else sla.custom_response_business_days
+            due = received + btd.BusinessTimeDelta(rules, hours=days * day_hours)
+        responded = responded if responded is not None and responded <= as_of else None
+        if responded is not None:
+            return due, "met" if responded <= due else "breached"
+        if as_of > due:
+            return due, "breached"
+        left = rules.difference(as_of, due).timedelta
+        return due, "at_risk" if left <= at_risk else "pending"
+
+    begin = time.perf_counter()
+    computed = [deadline_and_state(tier, category, client_id, received, responded)
+                for _, tier, category, client_id, received, responded, _, _ in picked]
+    per_row = (time.perf_counter() - begin) / len(picked)
+    agree = sum(1 for (due, state), row in zip(computed, picked, strict=True)
+                if due == row[6] and state == row[7])
+    return {"sample": len(picked), "per_row_s": per_row, "projected": per_row * total, "agree": agree}
+
+
+def rows_sent(at) -> int:
+    """The most rows any one dataframe, table or chart on the rendered page carries to the browser."""
+    import pyarrow as pa
+
+    def count(data: bytes) -> int:
+        return pa.ipc.open_stream(data).read_all().num_rows if data else 0
+
+    most = 0
+    stack = [at._tree]
+    while stack:
+        node = stack.pop()
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            stack.extend(children.values())
+        kind = getattr(node, "type", "")
+        proto = getattr(node, "proto", None)
+        if proto is None:
+            continue
+        if kind in ("dataframe", "table"):
+            sent = count(proto.arrow_data.data)
+            if kind == "dataframe" and proto.HasField("lazy_data"):  # the first chunk; the rest on demand
+                sent = max(sent, count(proto.lazy_data.initial_chunk.data))
+            most = max(most, sent)
+        elif "vega_lite_chart" in kind:
+            sizes = [count(d.data.data) for d in proto.datasets]
+            if proto.HasField("data"):
+                sizes.append(count(proto.data.data))
+            most = max(most, sum(sizes))
+    return most
+
+
+def _navigation_only() -> None:
+    """As ``tests/conftest.py::_navigation_only``: keep AppTest out of Streamlit's legacy ``pages/`` mode."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    PagesManager.__init__ = init
+
+
+def _clear_app() -> None:
+    """Close the dashboard's store and clear Streamlit's caches: the next render starts cold."""
+    import streamlit as st
+
+    from kb import ui
+
+    try:
+        ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store.close()
+    except Exception:  # nothing open yet, or already closed
+        pass
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    gc.collect()
+
+
+def measure_pages(names: list[str], runs: int) -> dict:
+    """Cold and warm server-side render of each page, and the most rows one of its elements sends."""
+    from streamlit.testing.v1 import AppTest
+
+    _navigation_only()
+    at = AppTest.from_file(str(PROJECT_ROOT / "dashboard.py"), default_timeout=600).run()  # imports, untimed
+    results = {}
+    for name in names:
+        cold, warm = [], []
+        for _ in range(runs):
+            _clear_app()
+            begin = time.perf_counter()
+            at.switch_page(f"pages/{name}.py").run()
+            cold.append(time.perf_counter() - begin)
+            _fail_on_exception(at, name)
+            begin = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - begin)
+            _fail_on_exception(at, name)
+        results[name] = {"cold": statistics.median(cold), "warm": statistics.median(warm), "rows": rows_sent(at)}
+    return results, at
+
+
+def _fail_on_exception(at, name: str) -> None:
+    if at.exception:
+        raise RuntimeError(f"page {name} raised: {[e.message for e in at.exception]}")
+
+
+def measure_writes(at, config: Config, count: int, runs: int) -> tuple[dict, float]:
+    """Log ``count`` cases through the dashboard's store, as the Log case form does (its write, then its
+    deadline confirmation); then how long the overview takes right after a write."""
+    from kb import sla_lookup, ui, writes
+    from kb.access import Actor
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    actor = Actor("bench@example.com", "staff")
+    client = store.query("SELECT client_id FROM clients WHERE tier = 'enterprise' ORDER BY client_id LIMIT 1")
+    zone = config.calendar.zone
+    write_ms, confirm_ms = [], []
+    for n in range(count):
+        fields = {"client_id": client.client_id[0], "category": "platform_issue", "subject": f"Bench case {n}",
+                  "requester": "bench@example.com", "assignee": "",
+                  "received_at": datetime.now(zone).replace(microsecond=0).isoformat(), "first_response_at": ""}
+        begin = time.perf_counter()
+        case_id = store.write(writes.log_case, config, actor, fields)
+        write_ms.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        sla_lookup.case_deadline(store, case_id)
+        confirm_ms.append((time.perf_counter() - begin) * 1000)
+
+    after = []
+    for n in range(runs):
+        fields = {**fields, "subject": f"Bench case after {n}",
+                  "received_at": datetime.now(zone).replace(microsecond=0).isoformat()}
+        store.write(writes.log_case, config, actor, fields)
+        begin = time.perf_counter()
+        at.switch_page("pages/overview.py").run()
+        after.append(time.perf_counter() - begin)
+    return {"p95_ms": _p95(write_ms), "median_ms": statistics.median(write_ms),
+            "confirm_p95_ms": _p95(confirm_ms), "count": count}, statistics.median(after)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, -(-95 * len(ordered) // 100) - 1))]
+
+
+def worker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kb.bench")
+    parser.add_argument("--worker", type=Path, required=True, metavar="DB")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--writes", type=int, default=20)
+    parser.add_argument("--sample", type=int, default=2000)
+    parser.add_argument("--pages", nargs="+")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    import duckdb
+    import streamlit
+
+    engine, rows = measure_engine(args.worker, config, args.runs)
+    baseline = measure_baseline(args.worker, config, args.sample, rows["case_sla"])
+    page_results, at = measure_pages(args.pages or pages(), args.runs)
+    write_results, after_write = measure_writes(at, config, args.writes, args.runs)
+    _clear_app()
+    result = {
+        "engine": engine, "rows": rows, "baseline": baseline, "pages": page_results, "writes": write_results,
+        "after_write": after_write,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "versions": {"duckdb": duckdb.__version__, "streamlit": streamlit.__version__},
+    }
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""The synthetic data set (``python -m kb generate``) and the benchmark (``python -m kb bench``).
+
+The bench's figures are not asserted (machines are noisy); it is run once on a
+small size so that it keeps working.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kb import store, writes
+from kb.access import Actor
+from kb.calendar import business_days, holiday_dates
+from kb.cli import main
+from kb.config import load_config
+from kb.credits import parse_credit_schedule
+from kb.generate import generate, generate_tables
+from kb.reports import write_report
+from kb.views import open_views
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = load_config(ROOT / "support.toml")
+UNTIL = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)  # Wednesday 16:30 in Hong Kong
+ADMIN = Actor("tests@example.com", "admin")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A store of 20 000 generated cases over two years, and its connection with the views open at UNTIL."""
+    db = tmp_path_factory.mktemp("generated") / "generated.duckdb"
+    con = store.connect(db)
+    counts = generate(con, CONFIG, ADMIN, cases=20_000, environments=30, years=2, seed=7, until=UNTIL)
+    open_views(con, CONFIG, UNTIL)
+    yield con, counts, db
+    con.close()
+
+
+def rows(con, sql: str, params=None) -> list[tuple]:
+    return con.execute(sql, params or []).fetchall()
+
+
+def test_same_seed_same_rows_other_seed_other_rows():
+    first = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=5, until=UNTIL)
+    again = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=5, until=UNTIL)
+    other = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=6, until=UNTIL)
+    assert list(first) == ["clients", "environments", "contracts", "cases", "incidents", "monitoring_checks"]
+    for name in first:
+        assert first[name].equals(again[name]), name
+    assert not first["cases"].equals(other["cases"])
+
+
+def test_sizes_and_nothing_after_until(generated):
+    con, counts, _ = generated
+    assert counts["cases"] == 20_000 and counts["environments"] == 30
+    assert rows(con, "SELECT count(*) FROM cases WHERE received_at > ? OR first_response_at > ? OR resolved_at > ?",
+                [UNTIL, UNTIL, UNTIL]) == [(0,)]
+    assert rows(con, "SELECT count(*) FROM incidents WHERE started_at > ? OR ended_at > ?", [UNTIL, UNTIL]) == [(0,)]
+    assert rows(con, "SELECT count(*) FROM audit_log WHERE action = 'import'")[0][0] == 5
+
+
+def test_arrivals_cluster_in_business_hours_with_weekend_and_holiday_troughs(generated):
+    con, _, _ = generated
+    con.register("open_days", business_days(CONFIG.calendar, 2024, 2026)[["day", "opens_at", "closes_at"]])
+    inside = rows(con, """
+        SELECT avg(CASE WHEN d.day IS NOT NULL AND c.received_at >= d.opens_at AND c.received_at < d.closes_at
+                   THEN 1 ELSE 0 END)
+        FROM cases c LEFT JOIN open_days d ON d.day = CAST(timezone('Asia/Hong_Kong', c.received_at) AS DATE)
+    """)[0][0]
+    assert inside > 0.6
+    per_day = dict(rows(con, """
+        SELECT dayofweek(timezone('Asia/Hong_Kong', received_at)) IN (0, 6) AS weekend,
+               count(*) / count(DISTINCT CAST(timezone('Asia/Hong_Kong', received_at) AS DATE))
+        FROM cases GROUP BY ALL
+    """))
+    assert per_day[True] < 0.3 * per_day[False]
+    weekday_holidays = [d for d in holiday_dates(CONFIG.calendar, range(2024, 2027)) if d.weekday() < 5]
+    on_holidays = rows(con, """
+        SELECT count(*) FROM cases WHERE CAST(timezone('Asia/Hong_Kong', received_at) AS DATE) IN (SELECT unnest(?))
+    """, [weekday_holidays])[0][0]
+    holidays_in_window = len([d for d in weekday_holidays if UNTIL.date().replace(year=2024) < d <= UNTIL.date()])
+    assert on_holidays / holidays_in_window < 0.5 * per_day[False]
+
+
+def test_tiers_categories_states_and_a_long_tail(generated):
+    con, _, _ = generated
+    tiers = dict(rows(con, "SELECT tier, count(*) / 20000 FROM case_sla GROUP BY tier"))
+    assert set(tiers) == {"enterprise", "custom", "free"}
+    assert 0.25 < tiers["enterprise"] < 0.45 and 0.1 < tiers["custom"] < 0.2 and 0.4 < tiers["free"] < 0.6
+    assert {c for (c,) in rows(con, "SELECT DISTINCT category FROM cases")} == {
+        "platform_issue", "api_help", "general_coding"}
+    coding = dict(rows(con, "SELECT tier, avg((category = 'general_coding')::INT) FROM case_sla GROUP BY tier"))
+    assert coding["free"] > 2 * coding["enterprise"]
+    states = dict(rows(con, "SELECT sla_state, count(*) FROM case_sla GROUP BY sla_state"))
+    assert {"met", "breached", "no_sla", "pending"} <= set(states)
+    assert 0.8 < states["met"] / (states["met"] + states["breached"]) < 0.98
+    p50, p99 = rows(con, "SELECT quantile_cont(business_hours_to_response, [0.5, 0.99]) FROM case_sla")[0][0]
+    assert p99 > 8 * p50
+
+
+def test_incidents_contracts_and_checks_are_varied(generated):
+    con, _, _ = generated
+    impacts = dict(rows(con, "SELECT impact, count(*) FROM incidents GROUP BY impact"))
+    assert set(impacts) == {"outage", "degraded", "maintenance"}
+    overlapping = rows(con, """
+        SELECT count(*) FROM incidents a JOIN incidents b ON a.environment_id = b.environment_id
+            AND a.incident_id < b.incident_id AND a.impact = 'outage' AND b.impact = 'outage'
+            AND b.started_at < a.ended_at AND a.started_at < b.ended_at
+    """)[0][0]
+    assert overlapping > 0
+    assert rows(con, "SELECT count(*) FROM env_uptime WHERE NOT target_met")[0][0] > 0
+    assert rows(con, "SELECT count(*) FROM contract_refunds WHERE credit_pct > 0")[0][0] > 0
+    terms = rows(con, "SELECT count(DISTINCT uptime_target_pct), count(DISTINCT response_business_days), "
+                      "count(DISTINCT currency), count(*) FILTER (WHERE ends_on IS NOT NULL) FROM contracts")[0]
+    assert terms[0] >= 3 and terms[1] >= 2 and terms[2] >= 2 and terms[3] >= 1
+    for (schedule,) in rows(con, "SELECT DISTINCT credit_schedule FROM contracts WHERE credit_schedule IS NOT NULL"):
+        parse_credit_schedule(schedule)
+    assert rows(con, "SELECT count(DISTINCT environment_id) FROM monitoring_checks")[0][0] > 0
+
+
+def test_generated_ids_leave_the_forms_ids_free(generated):
+    con, _, _ = generated
+    assert rows(con, "SELECT count(*) FROM cases WHERE NOT starts_with(case_id, 'G-CS-')") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM incidents WHERE NOT starts_with(incident_id, 'G-INC-')") == [(0,)]
+    assert writes.next_id(con, "cases", "case_id") == "CS-00001"
+    assert writes.next_id(con, "incidents", "incident_id") == "INC-00001"
+
+
+def test_the_form_logs_a_case_into_a_generated_store(tmp_path):
+    con = store.connect(tmp_path / "small.duckdb")
+    try:
+        generate(con, CONFIG, ADMIN, cases=800, environments=6, years=1, seed=2, until=UNTIL)
+        client = rows(con, "SELECT min(client_id) FROM clients WHERE tier = 'enterprise'")[0][0]
+        case_id = writes.log_case(con, CONFIG, ADMIN, {"client_id": client, "category": "api_help",
+                                                      "subject": "Logged by hand", "received_at": "2026-11-25 10:00"})
+        assert case_id == "CS-00001"
+        assert rows(con, "SELECT count(*), count(DISTINCT case_id) FROM cases") == [(801, 801)]
+    finally:
+        con.close()
+
+
+def test_case_sla_export_of_a_generated_store(generated, tmp_path):
+    con, _, _ = generated
+    out = tmp_path / "case-sla.csv"
+    cur = store.cursor(con)
+    try:
+        assert write_report(cur, CONFIG, "case-sla", UNTIL, out) == 20_000
+    finally:
+        cur.close()
+    with out.open(newline="") as f:
+        exported = list(csv.DictReader(f))
+    assert len(exported) == 20_000
+    assert {r["sla_state"] for r in exported} >= {"met", "breached", "no_sla"}
+    assert all(r["received_at"].endswith("+08:00") for r in exported[:100])
+
+
+def test_generate_command_refuses_an_existing_file(tmp_path, capsys):
+    db = tmp_path / "g.duckdb"
+    args = ["generate", "--cases", "500", "--environments", "5", "--years", "1", "--seed", "3",
+            "--until", "2026-11-25T16:30:00+08:00", "--db", str(db)]
+    assert main(args) == 0
+    assert "500 cases" in capsys.readouterr().out
+    assert main(args) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert main([*args, "--replace"]) == 0
+
+
+def test_bench_runs_and_prints_its_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "kb", "bench", "--cases", "1500", "--environments", "12", "--years", "1",
+         "--runs", "1", "--writes", "3", "--sample", "100", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    assert "| measure (median of 1 run) | 1,500 cases | target at 1 000 000 |" in table
+    for label in ("deadlines and states, all cases", "deadlines and states, per-row Python",
+                  "… sample cases where Python and SQL agree", "uptime, every environment-month",
+                  "page overview, cold", "page queue, warm", "log a case (form write), p95",
+                  "peak memory of the worker"):
+        assert f"| {label}" in table, label
+    assert not list(tmp_path.iterdir())  # the temporary databases are gone
