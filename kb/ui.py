@@ -132,9 +132,9 @@ def show_problems(problems: list[Problem], slots: dict) -> None:
     """Each problem in the slot of its field (``slots``: column -> st.empty()); the rest in ``slots[None]``."""
     for problem in problems:
         if problem.column in slots:
-            slots[problem.column].error(problem.reason, icon=":material/error:")
+            slots[problem.column].error(plain(problem.reason), icon=":material/error:")
         else:
-            slots[None].error(str(problem), icon=":material/error:")
+            slots[None].error(plain(problem), icon=":material/error:")
 
 
 _MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""})
@@ -168,11 +168,12 @@ def write_done() -> None:
 
 
 def flash(text: str) -> None:
-    """A confirmation to show after the rerun that follows a write."""
+    """A confirmation to show after the rerun that follows a write (shown as plain text: it
+    may quote what someone typed)."""
     st.session_state["flash"] = text
 
 
 def show_flash() -> None:
     text = st.session_state.pop("flash", None)
     if text:
-        st.success(text, icon=":material/check_circle:")
+        st.success(plain(text), icon=":material/check_circle:")

@@ -97,7 +97,7 @@ if selected is not None and not selected.empty:
                 store.write(writes.resolve_case, store.config, actor, case.case_id, now_utc())
                 done = f"{case.case_id} resolved."
         except Rejected as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(ui.plain(e), icon=":material/error:")
         if done:
             ui.flash(done)
             st.rerun()

@@ -34,7 +34,7 @@ if actor.may("import"):
                                   progress=lambda fraction, text: progress.progress(fraction, text=text))
         except Rejected as e:
             progress.empty()
-            st.error(f"{upload.name} was not imported: nothing was written. {len(e.problems)} problem(s):",
+            st.error(f"{ui.plain(upload.name)} was not imported: nothing was written. {len(e.problems)} problem(s):",
                      icon=":material/error:")
             st.code("\n".join(str(p) for p in e.problems[:500]), language=None)
             if len(e.problems) > 500:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -66,3 +67,8 @@ def views(con, config, as_of: datetime):
 def local(text: str, zone: ZoneInfo = HKT) -> datetime:
     """An aware datetime from local wall-clock text."""
     return datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def shown(element) -> str:
+    """The text a Markdown element shows: what someone typed is escaped by ``kb.ui.plain``."""
+    return re.sub(r"\\(.)", r"\1", element.value)

@@ -11,6 +11,7 @@ from kb.access import Actor, PermissionDenied, role_for
 from kb.config import load_config, parse_config
 from kb.importing import Rejected, add_rows, staged_from_records
 from kb.writes import close_incident, log_case
+from tests.conftest import shown
 from tests.test_pages import AS_OF, ROOT, build_fixture
 
 ROLES = """
@@ -85,7 +86,7 @@ def test_staff_logs_a_case_but_has_no_audit_page(signed_in):
     assert titles(at) == ["Log case"]
     at.text_input(key="case_subject").input("Logged by staff")
     next(b for b in at.button if b.label == "Log case").click().run()
-    assert "Case CS-00001 logged" in at.success[0].value
+    assert "Case CS-00001 logged" in shown(at.success[0])
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("pages/audit.py")
 
@@ -106,7 +107,7 @@ def test_local_mode_refuses_a_public_address(tmp_path, monkeypatch):
         at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
     finally:
         st_config.set_option("server.address", previous)
-    assert "No sign-in is configured" in at.error[0].value
+    assert "No sign-in is configured" in shown(at.error[0])
     assert not at.metric and not at.title
 
 

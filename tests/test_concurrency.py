@@ -12,6 +12,7 @@ from kb.access import Actor
 from kb.config import load_config
 from kb.service import Store
 from kb.writes import log_case, log_incident
+from tests.conftest import shown
 from tests.test_pages import ROOT, app, build_fixture, button, open_page, query  # noqa: F401  (app is a fixture)
 
 SESSIONS, CASES_EACH, INCIDENTS_EACH = 16, 10, 5
@@ -79,5 +80,5 @@ def test_a_double_clicked_submit_stores_one_case(app):  # noqa: F811  (the fixtu
     at.text_input(key="case_subject").input("Clicked twice")
     button(at, "Log case").click().run()
     button(at, "Log case").click().run()
-    assert "Case CS-00001 logged" in at.success[0].value
+    assert "Case CS-00001 logged" in shown(at.success[0])
     assert query("SELECT count(*) AS n FROM cases WHERE subject = 'Clicked twice'").n[0] == 1

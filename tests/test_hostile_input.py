@@ -28,7 +28,7 @@ from kb.ui import plain
 from kb.validation import TABLES
 from kb.writes import log_case, log_incident
 from tests import test_pages
-from tests.conftest import ADMIN, SPEC_CONFIG, add
+from tests.conftest import ADMIN, SPEC_CONFIG, add, shown
 from tests.test_pages import AS_OF, ROOT, button, fill_case, open_page, query, table_with
 
 TOML = """
@@ -341,12 +341,12 @@ def test_log_case_form(app, key, column, value, message):
         assert at.date_input(key=key).value != value
         assert query(f"SELECT count(*) AS n FROM cases WHERE year({column}) = {value.year}").n[0] == 0
     elif message:
-        assert any(message in e.value for e in at.error), [e.value for e in at.error]
+        assert any(message in shown(e) for e in at.error), [shown(e) for e in at.error]
         assert not at.success
         assert query("SELECT count(*) AS n FROM cases").n[0] == 6
         assert query("SELECT count(*) AS n FROM audit_log WHERE table_name = 'cases'").n[0] == 1  # the fixture's
     else:
-        assert at.success, [e.value for e in at.error]
+        assert at.success, [shown(e) for e in at.error]
         assert query(f"SELECT {column} FROM cases WHERE case_id = 'CS-00001'").iloc[0, 0] == value
 
 
@@ -381,10 +381,10 @@ def test_log_incident_form(app, key, value, message):
         assert query(f"SELECT count(*) AS n FROM incidents WHERE year(started_at) = {value.year} "
                      f"OR year(ended_at) = {value.year}").n[0] == 0
     elif message:
-        assert any(message in e.value for e in at.error), [e.value for e in at.error]
+        assert any(message in shown(e) for e in at.error), [shown(e) for e in at.error]
         assert query("SELECT count(*) AS n FROM incidents").n[0] == 2
     else:
-        assert at.success, [e.value for e in at.error]
+        assert at.success, [shown(e) for e in at.error]
         summary = query("SELECT summary FROM incidents WHERE incident_id = 'INC-00001'").summary[0]
         assert summary == (value if value.strip() else None)
 
@@ -511,7 +511,7 @@ def test_a_database_that_is_not_ours_stops_with_a_message(tmp_path, monkeypatch,
 
     at = start_app(monkeypatch, db, config)
     assert not at.exception, [e.message for e in at.exception]
-    assert [e.value for e in at.error if "The dashboard cannot start" in e.value and message in e.value]
+    assert [shown(e) for e in at.error if "The dashboard cannot start" in e.value and message in e.value]
 
     for command in (["export", "case-sla"], ["import", "clients", str(tmp_path / "c.csv")], ["backup",
                                                                                           str(tmp_path / "b.duckdb")]):
@@ -568,8 +568,8 @@ def test_a_bad_configuration_stops_with_a_message(tmp_path, monkeypatch, capsys,
 
     at = start_app(monkeypatch, db, config)
     assert not at.exception, [e.message for e in at.exception]
-    assert [e.value for e in at.error if "The dashboard cannot start" in e.value and message in e.value], \
-        [e.value for e in at.error]
+    assert [shown(e) for e in at.error if "The dashboard cannot start" in e.value and message in e.value], \
+        [shown(e) for e in at.error]
 
     capsys.readouterr()
     assert main(["export", "case-sla", "--db", str(db), "--config", str(config)]) == 1
@@ -586,5 +586,5 @@ def test_a_configuration_file_that_cannot_be_read(tmp_path, monkeypatch, base_db
         config.mkdir()
     at = start_app(monkeypatch, db, config)
     assert not at.exception
-    assert [e.value for e in at.error if "The dashboard cannot start" in e.value and str(config) in e.value]
+    assert [shown(e) for e in at.error if "The dashboard cannot start" in e.value and str(config) in e.value]
 

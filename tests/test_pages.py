@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from kb import store
 from kb.config import load_config
-from tests.conftest import add
+from tests.conftest import add, shown
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
@@ -173,7 +173,7 @@ def test_uptime_page(app):
     assert cells[("E1", "2026-10")] == "below target"
     assert cells[("E1", "2026-11")] == "on target"
     assert {r["incident_id"] for r in chart_rows(at, 1)} == {"I1", "I2"}
-    assert "Every dedicated environment was seen in the last 7 days" in at.success[0].value
+    assert "Every dedicated environment was seen in the last 7 days" in shown(at.success[0])
     seen = table_with(at, "days_since").set_index("environment_id")
     assert seen.loc["E1", "days_since"] == pytest.approx(5 + 6.5 / 24)  # the November blip, 2026-11-20 10:00
 
@@ -205,7 +205,7 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     button(at, "Log case").click().run()
     assert not at.exception
     assert "Case CS-00001 logged for Enterprise Co (enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
-        in at.success[0].value
+        in shown(at.success[0])
     stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
     assert stored.subject[0] == "Gateway returns 502"
     assert str(stored.received_at[0]) == "2026-11-25 03:00:00+00:00"
@@ -225,7 +225,7 @@ def test_log_case_rejects_bad_input_and_writes_nothing(app, subject, responded, 
         at.date_input(key="case_response_day").set_value(date(2026, 11, 25))
         at.time_input(key="case_response_time").set_value(time(10, 0))
     button(at, "Log case").click().run()
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert any(message in shown(e) for e in at.error), [shown(e) for e in at.error]
     assert not at.success
     assert query("SELECT count(*) AS n FROM cases").n[0] == 6
 
@@ -237,7 +237,7 @@ def test_record_a_first_response(app):
     at.date_input(key="respond_day").set_value(date(2026, 11, 25))
     at.time_input(key="respond_time").set_value(time(12, 0))
     button(at, "Record response").click().run()
-    assert "First response recorded on OVERDUE" in at.success[0].value
+    assert "First response recorded on OVERDUE" in shown(at.success[0])
     assert str(query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").iloc[0, 0]) \
         == "2026-11-25 04:00:00+00:00"
 
@@ -251,13 +251,13 @@ def test_log_incident_ongoing_then_close_it(app):
     at.time_input(key="inc_start_time").set_value(time(15, 0))
     at.text_area(key="inc_summary").input("API down")
     button(at, "Log incident").click().run()
-    assert "Incident INC-00001 logged on Enterprise prod (dedicated, E1) (outage, ongoing)" in at.success[0].value
+    assert "Incident INC-00001 logged on Enterprise prod (dedicated, E1) (outage, ongoing)" in shown(at.success[0])
     assert query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").ended_at.isna().all()
     at.selectbox(key="close_incident").select("INC-00001")
     at.date_input(key="close_day").set_value(date(2026, 11, 25))
     at.time_input(key="close_time").set_value(time(15, 45))
     button(at, "Close incident").click().run()
-    assert "Incident INC-00001 closed" in at.success[0].value
+    assert "Incident INC-00001 closed" in shown(at.success[0])
     assert str(query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").iloc[0, 0]) \
         == "2026-11-25 07:45:00+00:00"
 
@@ -272,7 +272,7 @@ def test_log_incident_ending_before_it_starts_is_refused(app):
     at.date_input(key="inc_end_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_end_time").set_value(time(14, 0))
     button(at, "Log incident").click().run()
-    assert any("is before started_at" in e.value for e in at.error)
+    assert any("is before started_at" in shown(e) for e in at.error)
     assert query("SELECT count(*) AS n FROM incidents").n[0] == 2
 
 
@@ -282,7 +282,7 @@ def test_record_a_monitoring_check(app):
     at.selectbox(key="check_env").select("E1")
     at.text_input(key="check_note").input("dashboards green")
     button(at, "Record check").click().run()
-    assert "Check recorded" in at.success[0].value
+    assert "Check recorded" in shown(at.success[0])
     assert query("SELECT note FROM monitoring_checks").note.tolist() == ["dashboards green"]
 
 
@@ -292,7 +292,7 @@ def test_edit_a_client_and_refuse_a_bad_contract(app):
     at.selectbox(key="clients_choice").select("ENT").run()
     at.text_input(key="clients_edit_name").input("Enterprise Company Ltd")
     at.button(key="clients_submit").click().run()
-    assert "Client ENT saved" in at.success[0].value
+    assert "Client ENT saved" in shown(at.success[0])
     assert query("SELECT name FROM clients WHERE client_id = 'ENT'").name[0] == "Enterprise Company Ltd"
     edit = query("SELECT before, after FROM audit_log WHERE action = 'edit'")
     assert json.loads(edit.before[0])["name"] == "Enterprise Co"
@@ -303,7 +303,7 @@ def test_edit_a_client_and_refuse_a_bad_contract(app):
                              currency="USD", credit_schedule="99.9 -> 10", starts_on="2026-11-15").items():
         at.text_input(key=f"contracts_add_{field}").input(value)
     at.button(key="contracts_submit").click().run()
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(shown(e) for e in at.error)
     assert "is not a credit schedule" in errors
     assert "must be the first day of a month" in errors
     assert query("SELECT count(*) AS n FROM contracts").n[0] == 1
@@ -334,7 +334,7 @@ def test_every_page_on_an_empty_database(tmp_path, monkeypatch, page):
     try:
         open_page(at, page)
         assert at.title[0].value
-        assert not at.error, [e.value for e in at.error]
+        assert not at.error, [shown(e) for e in at.error]
     finally:
         from kb import ui
 
