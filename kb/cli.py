@@ -139,14 +139,21 @@ def run_export(args, config) -> int:
     return 0
 
 
-def run_demo(args, config) -> int:
-    path = store.db_path(args.db)
+def _make_room(path: Path, replace: bool, what: str) -> bool:
+    """Delete an existing database file (and its log) when ``replace``; say so and refuse otherwise."""
     if path.exists():
-        if not args.replace:
-            print(f"error: {path} exists; pass --replace to overwrite it with demo data", file=sys.stderr)
-            return 1
+        if not replace:
+            print(f"error: {path} exists; pass --replace to overwrite it with {what}", file=sys.stderr)
+            return False
         path.unlink()
         Path(str(path) + ".wal").unlink(missing_ok=True)
+    return True
+
+
+def run_demo(args, config) -> int:
+    path = store.db_path(args.db)
+    if not _make_room(path, args.replace, "demo data"):
+        return 1
     from kb.demo import write_demo
 
     con = store.connect(path)
@@ -163,12 +170,8 @@ def run_generate(args, config) -> int:
     from kb.generate import ProgressBar, generate
 
     path = store.db_path(args.db)
-    if path.exists():
-        if not args.replace:
-            print(f"error: {path} exists; pass --replace to overwrite it with generated data", file=sys.stderr)
-            return 1
-        path.unlink()
-        Path(str(path) + ".wal").unlink(missing_ok=True)
+    if not _make_room(path, args.replace, "generated data"):
+        return 1
     if args.environments < 2:
         print("error: --environments must be at least 2 (one dedicated, one shared)", file=sys.stderr)
         return 1
