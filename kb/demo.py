@@ -111,7 +111,7 @@ def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, lis
                  summary: str) -> None:
         start = datetime.combine(day, time(0), tzinfo=zone) + timedelta(hours=start_hour)
         end = "" if minutes is None else (start + timedelta(minutes=minutes)).isoformat(timespec="seconds")
-        incidents.append(dict(incident_id=f"INC-{len(incidents) + 1:04d}", environment_id=environment_id,
+        incidents.append(dict(incident_id=f"INC-{len(incidents) + 1:05d}", environment_id=environment_id,
                               impact=impact, started_at=start.isoformat(timespec="seconds"), ended_at=end,
                               summary=summary))
 

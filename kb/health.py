@@ -69,14 +69,14 @@ def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.Dat
 
 
 def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
-    """Unanswered cases by state now: breached, at_risk, pending, and all open."""
+    """Open (unresolved) cases now: unanswered ones by state, and all of them."""
     frame = store.query(
         """
         SELECT count(*) FILTER (WHERE sla_state = 'breached' AND first_response_at IS NULL) AS breached,
                count(*) FILTER (WHERE sla_state = 'at_risk') AS at_risk,
                count(*) FILTER (WHERE sla_state = 'pending') AS pending,
-               count(*) FILTER (WHERE resolved_at IS NULL) AS open
-        FROM case_sla
+               count(*) AS open
+        FROM case_sla WHERE resolved_at IS NULL
         """,
         snapshot=snap,
     )

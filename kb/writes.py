@@ -7,20 +7,25 @@ raised as ``Rejected`` naming the field, and nothing is written.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kb import audit
 from kb.access import Actor, require
 from kb.config import Config
 from kb.importing import Problem, Rejected, add_rows, staged_from_records
-from kb.timestamps import format_local
+from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 from kb.validation import KEYS, SQL_TYPES, TABLES
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
 
 
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks differ a little; a case from tomorrow is a typo
+
+
 def log_case(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
-    """Add one case from the form; returns its new id."""
+    """Add one case from the form; returns its new id. Unlike an import of history, a case
+    logged now cannot have been received, or answered, in the future."""
+    _refuse_future(config, fields, ("received_at", "first_response_at", "resolved_at"))
     return _log(con, config, actor, "cases", "log_case", fields)
 
 
@@ -30,6 +35,20 @@ def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> s
 
 
 RESUBMIT_SECONDS = 10
+
+
+def _refuse_future(config: Config, fields: dict[str, str], columns: tuple[str, ...]) -> None:
+    late = now_utc() + FUTURE_TOLERANCE
+    problems = []
+    for column in columns:
+        try:
+            moment = parse_timestamp(fields[column], config.calendar.zone) if fields.get(column) else None
+        except TimestampError:
+            continue  # the row's own rules name a timestamp that does not parse
+        if moment is not None and moment > late:
+            problems.append(Problem(None, column, f"is in the future ({_shown(config, moment)})"))
+    if problems:
+        raise Rejected(problems)
 
 
 def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str]) -> str:
@@ -106,10 +125,10 @@ def close_incident(con, config: Config, actor: Actor, incident_id: str, at: date
         before = _row(con, "incidents", "incident_id", incident_id)
         if before["ended_at"] is not None:
             raise Rejected([Problem(None, "ended_at", f"incident {incident_id} already ended at "
-                                                      f"{format_local(before['ended_at'], config.calendar.zone)}")])
+                                                      f"{_shown(config, before['ended_at'])}")])
         if at < before["started_at"]:
             raise Rejected([Problem(None, "ended_at", "is before the incident started "
-                                                      f"({format_local(before['started_at'], config.calendar.zone)})")])
+                                                      f"({_shown(config, before['started_at'])})")])
         con.execute("UPDATE incidents SET ended_at = ? WHERE incident_id = ?", [at, incident_id])
         audit.record(con, actor, "close", "incidents", incident_id, {"ended_at": None}, {"ended_at": at})
 
@@ -126,16 +145,22 @@ def log_check(con, config: Config, actor: Actor, environment_id: str, at: dateti
 
 
 def _update_case(con, config: Config, actor: Actor, case_id: str, column: str, at: datetime, action: str) -> None:
+    if at > now_utc() + FUTURE_TOLERANCE:
+        raise Rejected([Problem(None, column, f"is in the future ({_shown(config, at)})")])
     with _transaction(con):
         before = _row(con, "cases", "case_id", case_id)
         if before[column] is not None:
             raise Rejected([Problem(None, column, f"case {case_id} already has one, at "
-                                                  f"{format_local(before[column], config.calendar.zone)}")])
+                                                  f"{_shown(config, before[column])}")])
         if at < before["received_at"]:
             raise Rejected([Problem(None, column, "is before the case was received "
-                                                  f"({format_local(before['received_at'], config.calendar.zone)})")])
+                                                  f"({_shown(config, before['received_at'])})")])
         con.execute(f"UPDATE cases SET {column} = ? WHERE case_id = ?", [at, case_id])
         audit.record(con, actor, action, "cases", case_id, {column: None}, {column: at})
+
+
+def _shown(config: Config, moment: datetime) -> str:
+    return format_for_people(moment, config.calendar.zone)
 
 
 def _row(con, table: str, key: str, value: str) -> dict:

@@ -28,7 +28,8 @@ def in_words(schedule) -> str:
 def row_form(table: str, current: dict | None) -> None:
     """A form with one text field per column, to add a row or (with ``current``) edit one."""
     key = KEYS[table]
-    with st.form(f"{table}_{'edit' if current else 'add'}"):
+    form_key = f"edit_{current[key]}" if current else "add"  # widgets of one row's form are that row's alone
+    with st.form(f"{table}_{form_key}"):
         top = st.empty()
         values, slots = {}, {None: top}
         columns = st.columns(3)
@@ -37,14 +38,14 @@ def row_form(table: str, current: dict | None) -> None:
             default = "" if current is None or current.get(column.name) is None else str(current[column.name])
             if column.name == key and current is not None:
                 values[key] = current[key]
-                columns[n % 3].text_input(label, value=default, disabled=True, key=f"{table}_edit_{column.name}")
+                columns[n % 3].text_input(label, value=default, disabled=True, key=f"{table}_{form_key}_{column.name}")
             elif column.kind == "enum":
                 values[column.name] = columns[n % 3].selectbox(
                     label, column.choices, index=column.choices.index(default) if default in column.choices else 0,
-                    key=f"{table}_{'edit' if current else 'add'}_{column.name}")
+                    key=f"{table}_{form_key}_{column.name}")
             else:
                 values[column.name] = columns[n % 3].text_input(
-                    label, value=default, key=f"{table}_{'edit' if current else 'add'}_{column.name}",
+                    label, value=default, key=f"{table}_{form_key}_{column.name}",
                     help="ISO date, e.g. 2026-11-01" if column.kind == "date" else None)
             slots[column.name] = columns[n % 3].empty()
         if st.form_submit_button("Save changes" if current else "Add", type="primary", key=f"{table}_submit"):

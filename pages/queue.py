@@ -89,7 +89,7 @@ if selected is not None and not selected.empty:
                     done = f"First response recorded on {case.case_id}."
             if actor.may("assign_case"):
                 with columns[1].form("assign", border=False):
-                    assignee = st.text_input("Assign to", value=case.assignee or "", key="assignee")
+                    assignee = st.text_input("Assign to", value=case.assignee or "", key=f"assignee_{case.case_id}")
                     if st.form_submit_button("Assign", icon=":material/person:"):
                         store.write(writes.assign_case, store.config, actor, case.case_id, assignee)
                         done = f"{case.case_id} assigned to {assignee.strip() or 'nobody'}."
@@ -100,6 +100,8 @@ if selected is not None and not selected.empty:
             st.error(ui.plain(e), icon=":material/error:")
         if done:
             ui.flash(done)
+            for lane in ("sla", "deprioritized"):  # the rows move after a write: select afresh
+                st.session_state.pop(f"grid_{lane}", None)
             st.rerun()
 else:
     st.caption("Select a row to record a first response, assign or resolve the case.")

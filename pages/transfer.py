@@ -58,7 +58,8 @@ if st.button("Prepare CSV", icon=":material/table_view:"):
         frame = cur.execute(report_sql(report, config)).fetchdf()
     stamp = as_of.strftime("%Y%m%dT%H%M%z")
     st.download_button(f"Download {report} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
-                       file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:")
+                       file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:",
+                       on_click="ignore")
 
 if actor.may("configure"):
     st.subheader("Backup")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, time
+from datetime import date, time, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from kb import store
 from kb.config import load_config
-from tests.conftest import add, shown
+from tests.conftest import ADMIN, HKT, add, shown
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
@@ -290,7 +290,7 @@ def test_edit_a_client_and_refuse_a_bad_contract(app):
     at, _ = app
     open_page(at, "clients")
     at.selectbox(key="clients_choice").select("ENT").run()
-    at.text_input(key="clients_edit_name").input("Enterprise Company Ltd")
+    at.text_input(key="clients_edit_ENT_name").input("Enterprise Company Ltd")
     at.button(key="clients_submit").click().run()
     assert "Client ENT saved" in shown(at.success[0])
     assert query("SELECT name FROM clients WHERE client_id = 'ENT'").name[0] == "Enterprise Company Ltd"
@@ -339,3 +339,36 @@ def test_every_page_on_an_empty_database(tmp_path, monkeypatch, page):
         from kb import ui
 
         ui._open_app.clear()
+
+
+def test_editing_another_row_shows_that_rows_values(app):
+    at, _ = app
+    open_page(at, "clients")
+    at.selectbox(key="clients_choice").select("ENT").run()
+    assert at.text_input(key="clients_edit_ENT_name").value == "Enterprise Co"
+    at.selectbox(key="clients_choice").select("CUS").run()
+    assert at.text_input(key="clients_edit_CUS_name").value == "Custom Co"
+    at.button(key="clients_submit").click().run()
+    assert query("SELECT name FROM clients ORDER BY client_id").name.tolist() == [
+        "Custom Co", "Enterprise Co", "Free User"]
+
+
+def test_resolved_cases_leave_the_open_counts(app):
+    at, _ = app
+    from kb import ui, writes
+    from kb.timestamps import parse_timestamp
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store.write(writes.resolve_case, store.config, ADMIN, "OVERDUE", parse_timestamp("2026-11-25 12:00", HKT))
+    open_page(at, "overview")
+    assert metric(at, "Open cases breached now") == "0"
+    assert metric(at, "Open cases") == "5"
+
+
+def test_a_case_received_tomorrow_is_refused(app):
+    at, _ = app
+    open_page(at, "log_case")
+    fill_case(at, "From the future", day=date.today() + timedelta(days=2))
+    button(at, "Log case").click().run()
+    assert any("is in the future" in shown(e) for e in at.error)
+    assert query("SELECT count(*) AS n FROM cases").n[0] == 6
