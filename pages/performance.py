@@ -17,7 +17,7 @@ today = snap.as_of.astimezone(store.config.calendar.zone).date()
 
 columns = st.columns([2, 1, 2])
 period = columns[0].date_input("Deadlines between", (today - timedelta(days=91), today), key="period")
-grain = columns[1].segmented_control("Per", performance.GRAINS, default="week", key="grain") or "week"
+grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")
 tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers")
 if not isinstance(period, tuple) or len(period) != 2:
     st.info("Pick the last day of the period too.", icon=":material/date_range:")
@@ -35,13 +35,14 @@ tooltip = [alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"),
            alt.Tooltip("breached:Q", title="Breached"),
            alt.Tooltip("median_business_hours:Q", title="Median business h to respond", format=".1f")]
 tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS))
-x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline")
+x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline",
+          axis=alt.Axis(format="%b %Y" if grain == "month" else "%d %b", tickCount=grain))
 
 st.subheader("% of due cases met")
 lines = alt.Chart(data).mark_line(point=True).encode(
     x=x, y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])), color=tier_color, tooltip=tooltip)
 rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
-label = alt.Chart().mark_text(align="left", dx=4, dy=-6, color="#424242").encode(
+label = alt.Chart().mark_text(align="left", dx=4, dy=10, color="#424242").encode(
     y=alt.datum(target), text=alt.datum(f"target {target:g} %"))
 st.altair_chart((lines + rule + label).properties(height=280), width="stretch")
 
@@ -49,7 +50,8 @@ columns = st.columns(2)
 with columns[0]:
     st.subheader("Breaches")
     bars = alt.Chart(data).mark_bar().encode(
-        x=x, y=alt.Y("breached:Q", title="Breached cases"), color=tier_color, tooltip=tooltip)
+        x=x, y=alt.Y("breached:Q", title="Breached cases", axis=alt.Axis(tickMinStep=1)), color=tier_color,
+        tooltip=tooltip)
     st.altair_chart(bars.properties(height=240), width="stretch")
 with columns[1]:
     st.subheader("Median time to first response")
