@@ -16,16 +16,19 @@ from kb.sqltext import quote
 
 @dataclass(frozen=True)
 class Months:
-    """The month holding T and the one before, as 'YYYY-MM' in the support zone."""
+    """The month holding T, the one before, and the same month a year before (where twelve-month
+    views start), as 'YYYY-MM' in the support zone."""
 
     this: str
     last: str
+    year_ago: str
 
 
 def months_of(store: Store, snap: Snapshot) -> Months:
     local = snap.as_of.astimezone(store.config.calendar.zone)
     last_year, last_month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
-    return Months(f"{local.year:04d}-{local.month:02d}", f"{last_year:04d}-{last_month:02d}")
+    return Months(f"{local.year:04d}-{local.month:02d}", f"{last_year:04d}-{last_month:02d}",
+                  f"{local.year - 1:04d}-{local.month:02d}")
 
 
 def local_month(store: Store, column: str) -> str:

@@ -87,20 +87,21 @@ def page_of(table: str, order: str):
 
 
 clients_tab, environments_tab, contracts_tab = st.tabs(["Clients", "Environments", "Contracts"])
+
+
+def plain_tab(table: str, order: str) -> None:
+    rows = page_of(table, order)
+    if rows.empty:
+        ui.empty_state(f"No {table} yet.")
+    else:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    editor(table, rows)
+
+
 with clients_tab:
-    clients = page_of("clients", "tier, name, client_id")
-    if clients.empty:
-        ui.empty_state("No clients yet.")
-    else:
-        st.dataframe(clients, hide_index=True, width="stretch")
-    editor("clients", clients)
+    plain_tab("clients", "tier, name, client_id")
 with environments_tab:
-    environments = page_of("environments", "kind, name, environment_id")
-    if environments.empty:
-        ui.empty_state("No environments yet.")
-    else:
-        st.dataframe(environments, hide_index=True, width="stretch")
-    editor("environments", environments)
+    plain_tab("environments", "kind, name, environment_id")
 with contracts_tab:
     contracts = page_of("contracts", "client_id, starts_on, contract_id")
     if contracts.empty:

@@ -11,8 +11,7 @@ st.markdown("**What do we owe in service credits, to whom, and who is closest to
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 months = health.months_of(store, snap)
-local_now = snap.as_of.astimezone(store.config.calendar.zone)
-since = f"{local_now.year - 1:04d}-{local_now.month:02d}"
+since = months.year_ago
 
 by_month = exposure.refunds_by_month(store, snap, since)
 if by_month.empty:

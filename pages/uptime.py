@@ -12,8 +12,7 @@ st.markdown("**Is every dedicated environment within its uptime target, and is e
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 months = health.months_of(store, snap)
-local_now = snap.as_of.astimezone(store.config.calendar.zone)
-since = f"{local_now.year - 1:04d}-{local_now.month:02d}"
+since = months.year_ago
 
 uptime = monitoring.monthly_uptime(store, snap, since)
 if uptime.empty:
