@@ -150,16 +150,16 @@ def _write_staged(con, config: Config, staged: Staged, actor: Actor, permission:
                 raise Rejected(problems)
             report(0.5, f"writing {len(staged):,} rows")
             if updating:
-                before = _row(con, table, key, ids[0])
+                before = row_of(con, table, key, ids[0])
                 con.execute(update_sql(table, "staging"))
-                audit.record(con, actor, "edit", table, ids[0], before, _row(con, table, key, ids[0]))
+                audit.record(con, actor, "edit", table, ids[0], before, row_of(con, table, key, ids[0]))
             else:
                 con.execute(insert_sql(table, "staging"))
                 if permission == "import":
                     audit.record(con, actor, "import", table, None, None,
                                  {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
                 else:
-                    audit.record(con, actor, "add", table, ids[0], None, _row(con, table, key, ids[0]))
+                    audit.record(con, actor, "add", table, ids[0], None, row_of(con, table, key, ids[0]))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -172,10 +172,14 @@ def _write_staged(con, config: Config, staged: Staged, actor: Actor, permission:
     return len(staged)
 
 
-def _row(con, table: str, key: str, value: str) -> dict:
+def row_of(con, table: str, key: str, value: str) -> dict:
+    """One stored row as a dict of column to value; Rejected names the key when there is none."""
     cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value])
     names = [d[0] for d in cursor.description]
-    return dict(zip(names, cursor.fetchall()[0], strict=True))
+    rows = cursor.fetchall()
+    if not rows:
+        raise Rejected([Problem(None, key, f"no {table.rstrip('s')} {value!r}")])
+    return dict(zip(names, rows[0], strict=True))
 
 
 def _columns(table: str):

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from kb import audit
 from kb.access import Actor, require
 from kb.config import Config
-from kb.importing import Problem, Rejected, add_rows, staged_from_records
+from kb.importing import Problem, Rejected, add_rows, row_of, staged_from_records
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 from kb.validation import KEYS, SQL_TYPES, TABLES
 
@@ -56,7 +56,7 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
     submit): then return that row's id instead of storing it twice."""
     require(actor, permission)
     key = KEYS[table]
-    earlier = _same_recent_row(con, config, actor, table, fields)
+    earlier = _same_recentrow_of(con, config, actor, table, fields)
     if earlier:
         return earlier
     new_id = next_id(con, table, key)
@@ -65,7 +65,7 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
     return new_id
 
 
-def _same_recent_row(con, config: Config, actor: Actor, table: str, fields: dict[str, str]) -> str | None:
+def _same_recentrow_of(con, config: Config, actor: Actor, table: str, fields: dict[str, str]) -> str | None:
     key, *columns = TABLES[table]
     staged = staged_from_records(table, [fields])
     values = {c.name: staged.columns[c.name][0] for c in columns}
@@ -114,7 +114,7 @@ def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str) 
     require(actor, "assign_case")
     assignee = assignee.strip() or None
     with _transaction(con):
-        before = _row(con, "cases", "case_id", case_id)
+        before = row_of(con, "cases", "case_id", case_id)
         con.execute("UPDATE cases SET assignee = ? WHERE case_id = ?", [assignee, case_id])
         audit.record(con, actor, "assign", "cases", case_id, {"assignee": before["assignee"]}, {"assignee": assignee})
 
@@ -122,7 +122,7 @@ def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str) 
 def close_incident(con, config: Config, actor: Actor, incident_id: str, at: datetime) -> None:
     require(actor, "close_incident")
     with _transaction(con):
-        before = _row(con, "incidents", "incident_id", incident_id)
+        before = row_of(con, "incidents", "incident_id", incident_id)
         if before["ended_at"] is not None:
             raise Rejected([Problem(None, "ended_at", f"incident {incident_id} already ended at "
                                                       f"{_shown(config, before['ended_at'])}")])
@@ -137,7 +137,7 @@ def log_check(con, config: Config, actor: Actor, environment_id: str, at: dateti
     """Record that someone looked at a dedicated environment (the terms' regular monitoring)."""
     require(actor, "log_check")
     with _transaction(con):
-        _row(con, "environments", "environment_id", environment_id)
+        row_of(con, "environments", "environment_id", environment_id)
         con.execute("INSERT INTO monitoring_checks VALUES (?, ?, ?, ?)", [environment_id, at, actor.email,
                                                                          note.strip() or None])
         audit.record(con, actor, "check", "monitoring_checks", environment_id, None,
@@ -148,7 +148,7 @@ def _update_case(con, config: Config, actor: Actor, case_id: str, column: str, a
     if at > now_utc() + FUTURE_TOLERANCE:
         raise Rejected([Problem(None, column, f"is in the future ({_shown(config, at)})")])
     with _transaction(con):
-        before = _row(con, "cases", "case_id", case_id)
+        before = row_of(con, "cases", "case_id", case_id)
         if before[column] is not None:
             raise Rejected([Problem(None, column, f"case {case_id} already has one, at "
                                                   f"{_shown(config, before[column])}")])
@@ -161,15 +161,6 @@ def _update_case(con, config: Config, actor: Actor, case_id: str, column: str, a
 
 def _shown(config: Config, moment: datetime) -> str:
     return format_for_people(moment, config.calendar.zone)
-
-
-def _row(con, table: str, key: str, value: str) -> dict:
-    cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value])
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    if not rows:
-        raise Rejected([Problem(None, key, f"no {table.rstrip('s')} {value!r}")])
-    return dict(zip(names, rows[0], strict=True))
 
 
 class _transaction:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,15 @@ def _navigation_only():
 HKT = ZoneInfo("Asia/Hong_Kong")
 
 # The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.
-SPEC_CONFIG = parse_config({"calendar": {"extra_holidays": ["2026-11-27"]}})
+SPEC_TOML = """
+[calendar]
+timezone = "Asia/Hong_Kong"
+business_hours = ["09:00", "18:00"]
+weekend = ["Sat", "Sun"]
+holidays_country = "HK"
+extra_holidays = ["2026-11-27"]
+"""
+SPEC_CONFIG = parse_config(tomllib.loads(SPEC_TOML))
 
 
 @pytest.fixture

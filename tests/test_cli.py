@@ -12,17 +12,10 @@ import pytest
 
 from kb import store
 from kb.cli import main
+from tests.conftest import SPEC_TOML
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SPEC_TOML = """
-[calendar]
-timezone = "Asia/Hong_Kong"
-business_hours = ["09:00", "18:00"]
-weekend = ["Sat", "Sun"]
-holidays_country = "HK"
-extra_holidays = ["2026-11-27"]
-"""
 
 CLIENTS_CSV = """client_id,name,tier,email_domain
 ENT,Enterprise Co,enterprise,ent.example

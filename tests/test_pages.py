@@ -13,24 +13,13 @@ from streamlit.testing.v1 import AppTest
 
 from kb import store
 from kb.config import load_config
-from tests.conftest import ADMIN, HKT, add, shown
+from tests.conftest import ADMIN, HKT, SPEC_TOML, add, shown
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
 PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
          "audit", "configuration"]
 
-SPEC_TOML = """
-[calendar]
-timezone = "Asia/Hong_Kong"
-business_hours = ["09:00", "18:00"]
-weekend = ["Sat", "Sun"]
-holidays_country = "HK"
-extra_holidays = ["2026-11-27"]
-
-[sla]
-response_target_pct = 95
-"""
 
 
 def build_fixture(folder: Path) -> tuple[Path, Path]:
