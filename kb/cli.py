@@ -7,13 +7,13 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from kb import store
 from kb.access import command_line_actor
 from kb.config import ConfigError, load_config
-from kb.importing import Rejected, add_rows, staged_from_csv
-from kb.reports import REPORTS, write_report
+from kb.db import connection
+from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.intake.validation import TABLES
+from kb.reads.exports import REPORTS, write_report
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
-from kb.validation import TABLES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return COMMANDS[args.command](args, config)
-    except (ConfigError, store.StoreError, TimestampError) as e:
+    except (ConfigError, connection.StoreError, TimestampError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
@@ -119,7 +119,7 @@ def run_import(args, config) -> int:
         return 1
     try:
         staged = staged_from_csv(args.table, data)
-        con = store.connect(store.db_path(args.db), wait_seconds=5)
+        con = connection.connect(connection.db_path(args.db), wait_seconds=5)
         written = add_rows(con, config, staged, command_line_actor(), permission="import", source=str(args.file))
     except Rejected as e:
         for problem in e.problems:
@@ -132,7 +132,7 @@ def run_import(args, config) -> int:
 
 def run_export(args, config) -> int:
     as_of = parse_timestamp(args.as_of, config.calendar.zone) if args.as_of else now_utc()
-    con = store.connect(store.db_path(args.db), read_only=True, wait_seconds=5)
+    con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
     rows = write_report(con, config, args.report, as_of, args.out)
     if args.out:
         print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
@@ -151,12 +151,12 @@ def _make_room(path: Path, replace: bool, what: str) -> bool:
 
 
 def run_demo(args, config) -> int:
-    path = store.db_path(args.db)
+    path = connection.db_path(args.db)
     if not _make_room(path, args.replace, "demo data"):
         return 1
-    from kb.demo import write_demo
+    from kb.tools.demo import write_demo
 
-    con = store.connect(path)
+    con = connection.connect(path)
     today = datetime.now(config.calendar.zone).date()
     counts = write_demo(con, config, today, command_line_actor())
     con.close()
@@ -167,9 +167,9 @@ def run_demo(args, config) -> int:
 def run_generate(args, config) -> int:
     import time
 
-    from kb.generate import ProgressBar, generate
+    from kb.tools.generate import ProgressBar, generate
 
-    path = store.db_path(args.db)
+    path = connection.db_path(args.db)
     if not _make_room(path, args.replace, "generated data"):
         return 1
     if args.environments < 2:
@@ -178,7 +178,7 @@ def run_generate(args, config) -> int:
     until = parse_timestamp(args.until, config.calendar.zone) if args.until else now_utc()
     started = time.perf_counter()
     bar = ProgressBar()
-    con = store.connect(path)
+    con = connection.connect(path)
     try:
         counts = generate(con, config, command_line_actor(), cases=args.cases, environments=args.environments,
                           years=args.years, seed=args.seed, until=until, progress=bar)
@@ -191,15 +191,15 @@ def run_generate(args, config) -> int:
 
 
 def run_bench(args, config) -> int:
-    from kb.bench import run
+    from kb.tools.bench import run
 
     return run(args, config)
 
 
 def run_backup(args, config) -> int:
-    from kb.backup import backup_file
+    from kb.db.backup import backup_file
 
-    db = store.db_path(args.db)
+    db = connection.db_path(args.db)
     if not db.exists():
         print(f"error: database {db} does not exist", file=sys.stderr)
         return 1
@@ -209,9 +209,9 @@ def run_backup(args, config) -> int:
 
 
 def run_restore(args, config) -> int:
-    from kb.backup import restore
+    from kb.db.backup import restore
 
-    result = restore(args.backup, store.db_path(args.db), replace=args.replace)
+    result = restore(args.backup, connection.db_path(args.db), replace=args.replace)
     print(f"restored {args.backup} into {result.path}: "
           + ", ".join(f"{n:,} {table}" for table, n in result.counts.items()))
     if result.kept:

@@ -180,7 +180,7 @@ def parse_config(raw: dict) -> Config:
             default_credit_schedule=schedule,
             response_target_pct=response_target,
         ),
-        stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
+        stale_after_days=_positive_int(monitoring, "uptime.stale_after_days", "stale_after_days", 7,
                                        at_most=3650),
         roles=_roles(raw.get("roles", {})),
     )

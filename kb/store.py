@@ -1,161 +1,121 @@
-"""Opening the DuckDB file: where it lives, its schema version, and clear errors.
+"""The dashboard's one owner of the database file.
 
-Every connection runs with ``TimeZone = 'UTC'``: instants are stored as
-TIMESTAMPTZ (UTC) and only turned into the support zone for display.
+DuckDB lets one process hold a file read-write. The dashboard process opens it
+once; every read gets its own cursor, and every write goes through one lock,
+in a transaction, retried when DuckDB reports a write conflict. Each committed
+write bumps ``version``, which is what cached reads are keyed on, so a write
+shows up on every page at once.
+
+The as-of views are costly on large tables, so they are computed once per
+version and minute into Arrow tables (a ``Snapshot``) that every page queries,
+with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue.
 """
 
 from __future__ import annotations
 
-import os
+import threading
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from kb.config import PROJECT_ROOT
-from kb.schema import MIGRATIONS, SCHEMA_VERSION
-from kb.timestamps import SQL_MACROS
+from kb.config import Config
+from kb.db import connection
+from kb.engine.asof import open_views
+from kb.timestamps import now_utc
 
-
-class StoreError(RuntimeError):
-    """The database file cannot be used; the message says why and what to do."""
-
-
-class StoreBusy(StoreError):
-    """Another process (most likely the running dashboard) holds the database file."""
+T = TypeVar("T")
+SNAPSHOT_TABLES = ("case_sla", "env_uptime", "contract_refunds")
 
 
-def db_path(explicit: str | os.PathLike | None = None) -> Path:
-    """``--db``, else ``$SUPPORT_DB``, else ``data/support.duckdb`` at the project root."""
-    if explicit:
-        return Path(explicit)
-    if os.environ.get("SUPPORT_DB"):
-        return Path(os.environ["SUPPORT_DB"])
-    return PROJECT_ROOT / "data" / "support.duckdb"
+@dataclass(frozen=True)
+class Snapshot:
+    """The as-of views materialized at one instant, for one store version."""
+
+    as_of: datetime
+    version: int
+    tables: dict[str, pa.Table]
 
 
-def connect(
-    path: str | os.PathLike, *, read_only: bool = False, wait_seconds: float = 0.0
-) -> duckdb.DuckDBPyConnection:
-    """A connection to the store at ``path``, created and migrated when writable.
+class Store:
+    def __init__(self, path: str | Path, config: Config, *, wait_seconds: float = 5.0):
+        self.path = Path(path)
+        self.config = config
+        self._con = connection.connect(self.path, wait_seconds=wait_seconds)
+        self._write_lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._frozen = False
+        self.version = 0
 
-    When another process holds the file, retry for ``wait_seconds`` and then
-    raise StoreError saying so, rather than a DuckDB lock traceback.
-    """
-    path = Path(path)
-    if read_only and not path.exists():
-        raise StoreError(f"database {path} does not exist (create it with `python -m kb demo` or an import)")
-    if not read_only:
+    @contextmanager
+    def reader(self, snapshot: Snapshot | None = None):
+        """A cursor of its own; with a snapshot, its tables are registered under the views' names."""
+        cur = connection.cursor(self._con)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"database {path} cannot be created: its folder {path.parent} cannot be made "
-                             f"({e.strerror})") from None
-    _check_header(path)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as e:
-            if "lock" in str(e).lower():
-                if time.monotonic() < deadline:
-                    time.sleep(0.2)
-                    continue
-                raise StoreBusy(
-                    f"database {path} is held by another process (most likely the running dashboard). "
-                    "Import through the dashboard's Import page, or stop the dashboard and try again."
-                ) from None
-            raise StoreError(f"database {path} cannot be opened: {_first_line(e)}") from None
-        except duckdb.Error as e:
-            raise StoreError(f"{path} is not a support database DuckDB can open: {_first_line(e)}") from None
-    try:
-        prepare(con)
-        if read_only:
-            _check_version(con, path)
-        else:
-            migrate(con, path)
-    except BaseException:
-        con.close()  # release the file at once: a refused file stays as it was, and unlocked
-        raise
-    return con
+            if snapshot is not None:
+                for name, table in snapshot.tables.items():
+                    cur.register(name, table)
+            yield cur
+        finally:
+            cur.close()
 
+    def query(self, sql: str, params=None, snapshot: Snapshot | None = None):
+        """A DataFrame from one SELECT."""
+        with self.reader(snapshot) as cur:
+            return cur.execute(sql, params or []).fetchdf()
 
-def _check_header(path: Path) -> None:
-    """Refuse, untouched, a file that is not a DuckDB database (DuckDB's header holds b"DUCK" at byte 8).
+    def write(self, action: Callable[..., T], *args, attempts: int = 5, **kwargs) -> T:
+        """Run ``action(cursor, *args, **kwargs)`` as the only writer; retry on a write conflict.
 
-    Without this DuckDB would try to read a SQLite file through an extension it downloads.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except FileNotFoundError:
-        return
-    except IsADirectoryError:
-        raise StoreError(f"database {path} is a directory, not a DuckDB file") from None
-    except OSError as e:
-        raise StoreError(f"database {path} cannot be read: {e.strerror}") from None
-    if head[8:12] == b"DUCK":
-        return
-    if not head:
-        what = "it is an empty file"
-    elif head.startswith(b"SQLite format 3"):
-        what = "it is a SQLite database"
-    else:
-        what = "it is not a DuckDB database file"
-    raise StoreError(f"{path} cannot be used as the support database: {what}. The file was left untouched; "
-                     "point --db or SUPPORT_DB at the support database, or move this file away")
+        ``action`` opens and commits its own transaction (every write in kb
+        does), so a failed attempt leaves nothing behind.
+        """
+        with self._write_lock:
+            for attempt in range(attempts):
+                cur = connection.cursor(self._con)
+                try:
+                    result = action(cur, *args, **kwargs)
+                    self.version += 1
+                    return result
+                except duckdb.TransactionException as e:
+                    if "conflict" not in str(e).lower() or attempt == attempts - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+                finally:
+                    cur.close()
+        raise AssertionError("unreachable")
 
+    def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
+        """The as-of tables at ``as_of`` (default: now), reused until the next write, and for "now"
+        for at most ``max_age_seconds``."""
+        with self._snapshot_lock:
+            current = self._snapshot
+            fresh = current is not None and current.version == self.version and (
+                current.as_of == as_of if as_of is not None
+                else not self._frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
+            if not fresh:
+                current = self._snapshot = None  # the old tables can go before the new ones exist (memory)
+                current = self._snapshot = self._build_snapshot(as_of or now_utc())
+                self._frozen = as_of is not None
+            return current
 
-def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Session settings and macros every connection and cursor needs."""
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(SQL_MACROS)
+    def _build_snapshot(self, as_of: datetime) -> Snapshot:
+        version = self.version
+        with self.reader() as cur:
+            open_views(cur, self.config, as_of)
+            tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SNAPSHOT_TABLES}
+        # The queue reads only unresolved cases: a few thousand rows, kept apart from the million others.
+        cases = tables["case_sla"]
+        tables["open_case_sla"] = cases.filter(pc.is_null(cases["resolved_at"]))
+        return Snapshot(as_of=as_of, version=version, tables=tables)
 
-
-def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A cursor for one reader: shares the database, carries its own settings."""
-    cur = con.cursor()
-    prepare(cur)
-    return cur
-
-
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if "schema_version" not in tables:
-        if tables:
-            return -1
-        return 0
-    return con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
-
-
-def migrate(con: duckdb.DuckDBPyConnection, path: Path | str = "database") -> None:
-    version = _check_version(con, path)
-    if version == SCHEMA_VERSION:
-        return
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if version == 0:
-            con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version VALUES (?, now())", [number])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-
-
-def _check_version(con: duckdb.DuckDBPyConnection, path: Path | str) -> int:
-    version = schema_version(con)
-    if version < 0:
-        raise StoreError(f"{path} holds tables that are not a support database; refusing to touch it")
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has schema version {version}, newer than this program's {SCHEMA_VERSION}; upgrade the program"
-        )
-    return version
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    def close(self) -> None:
+        self._con.close()

@@ -14,11 +14,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import store as kb_store
 from kb.access import Actor, command_line_actor, role_for
 from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
-from kb.importing import Problem
-from kb.service import Snapshot, Store
+from kb.db import connection
+from kb.intake.importing import Problem
+from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, parse_timestamp
 
 DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
@@ -47,7 +47,7 @@ def _open_app(db_setting: str, config_setting: str) -> App:
     fresh = not DEMO_DB.exists()
     app = App(Store(DEMO_DB, config), demo=True)
     if fresh:
-        from kb.demo import write_demo
+        from kb.tools.demo import write_demo
 
         today = pd.Timestamp.now(tz=config.calendar.zone).date()
         app.store.write(write_demo, config, today, command_line_actor())
@@ -58,7 +58,7 @@ def open_app() -> App:
     """The process-wide store (``$SUPPORT_DB``, else the demo database); stops the page with a message if unusable."""
     try:
         return _open_app(os.environ.get("SUPPORT_DB", ""), os.environ.get("SUPPORT_CONFIG", ""))
-    except (ConfigError, kb_store.StoreError) as e:
+    except (ConfigError, connection.StoreError) as e:
         st.error(f"The dashboard cannot start: {e}", icon=":material/error:")
         st.stop()
 

@@ -3,8 +3,8 @@ import streamlit as st
 
 from kb import ui
 from kb.credits import CreditScheduleError, credit_schedule_in_words
-from kb.importing import Rejected, add_rows, staged_from_records, update_row
-from kb.validation import KEYS, TABLES
+from kb.intake.importing import Rejected, add_rows, staged_from_records, update_row
+from kb.intake.validation import KEYS, TABLES
 
 ui.leave_legacy_multipage()
 st.title("Clients and contracts")

@@ -4,10 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from kb import ui
-from kb.calendar import holiday_dates
 from kb.config import WEEKDAYS, config_path
 from kb.credits import credit_schedule_in_words
-from kb.store import schema_version
+from kb.db.connection import schema_version
+from kb.engine.calendar import holiday_dates
 
 ui.leave_legacy_multipage()
 st.title("Configuration")

@@ -2,9 +2,11 @@ from datetime import datetime
 
 import streamlit as st
 
-from kb import sla_lookup, ui, writes
-from kb.importing import Rejected
-from kb.schema import CATEGORIES
+from kb import ui
+from kb.db.schema import CATEGORIES
+from kb.intake import writes
+from kb.intake.importing import Rejected
+from kb.reads import log_case
 from kb.timestamps import format_for_people
 
 ui.leave_legacy_multipage()
@@ -61,7 +63,7 @@ if submitted:
     except Rejected as e:
         ui.show_problems(e.problems, slots)
     else:
-        case = sla_lookup.case_deadline(store, case_id)
+        case = log_case.case_deadline(store, case_id)
         due = (f"first response due {format_for_people(case.first_response_due, zone)}"
                if case.first_response_due else "no deadline (deprioritized)")
         ui.flash(f"Case {case_id} logged for {labels[client_id]}: {due}; state {ui.STATE_LABELS[case.sla_state]}.")

@@ -2,9 +2,10 @@ from datetime import datetime
 
 import streamlit as st
 
-from kb import ui, writes
-from kb.importing import Rejected
-from kb.schema import IMPACTS
+from kb import ui
+from kb.db.schema import IMPACTS
+from kb.intake import writes
+from kb.intake.importing import Rejected
 
 ui.leave_legacy_multipage()
 st.title("Log incident")

@@ -1,7 +1,8 @@
 import altair as alt
 import streamlit as st
 
-from kb import health, ui
+from kb import ui
+from kb.reads import overview
 
 ui.leave_legacy_multipage()
 st.title("Overview")
@@ -9,13 +10,13 @@ st.markdown("**Are we keeping the Support Service Terms this month?**")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = health.months_of(store, snap)
+months = overview.months_of(store, snap)
 target = float(store.config.sla.response_target_pct)
 
-performance = health.response_performance(store, snap, months)
-open_now = health.open_case_counts(store, snap)
-environments = health.environments_below_target(store, snap, months).set_index("month")
-refunds = health.refund_exposure(store, snap, months)
+performance = overview.response_performance(store, snap, months)
+open_now = overview.open_case_counts(store, snap)
+environments = overview.environments_below_target(store, snap, months).set_index("month")
+refunds = overview.refund_exposure(store, snap, months)
 
 st.subheader("First responses")
 columns = st.columns(4)

@@ -3,8 +3,9 @@ from datetime import timedelta
 import altair as alt
 import streamlit as st
 
-from kb import performance, ui
-from kb.schema import TIERS
+from kb import ui
+from kb.db.schema import TIERS
+from kb.reads import performance
 
 ui.leave_legacy_multipage()
 st.title("Response performance")

@@ -2,9 +2,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import queue, ui, writes
-from kb.importing import Rejected
-from kb.schema import CATEGORIES, TIERS
+from kb import ui
+from kb.db.schema import CATEGORIES, TIERS
+from kb.intake import writes
+from kb.intake.importing import Rejected
+from kb.reads import queue
 from kb.timestamps import now_utc
 
 ui.leave_legacy_multipage()

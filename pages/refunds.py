@@ -1,8 +1,9 @@
 import altair as alt
 import streamlit as st
 
-from kb import exposure, health, ui
+from kb import ui
 from kb.credits import credit_schedule_in_words
+from kb.reads import overview, refunds
 
 ui.leave_legacy_multipage()
 st.title("Refund exposure")
@@ -10,10 +11,10 @@ st.markdown("**What do we owe in service credits, to whom, and who is closest to
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = health.months_of(store, snap)
+months = overview.months_of(store, snap)
 since = months.year_ago
 
-by_month = exposure.refunds_by_month(store, snap, since)
+by_month = refunds.refunds_by_month(store, snap, since)
 if by_month.empty:
     ui.empty_state("No service credits owed in the last twelve months.")
 else:
@@ -32,7 +33,7 @@ else:
         st.altair_chart(chart, width="stretch")
 
 st.subheader("Credits and the terms behind them")
-lines = exposure.refund_lines(store, snap, since)
+lines = refunds.refund_lines(store, snap, since)
 if lines.empty:
     ui.empty_state("No contract missed its uptime in the last twelve months.")
 else:
@@ -53,7 +54,7 @@ else:
     )
 
 st.subheader(f"Closest to the next credit tier ({months.this})")
-closest = exposure.closest_to_next_tier(store, snap, months.this)
+closest = refunds.closest_to_next_tier(store, snap, months.this)
 if closest.empty:
     ui.empty_state("No contract covers this month.")
 else:

@@ -4,12 +4,12 @@ from pathlib import Path
 import streamlit as st
 
 from kb import ui
-from kb.backup import BackupError, backup_to, default_backup_path
-from kb.importing import Rejected, add_rows, staged_from_csv
-from kb.reports import report_sql
+from kb.db.backup import BackupError, backup_to, default_backup_path
+from kb.engine.asof import open_views
+from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.intake.validation import TABLES
+from kb.reads.exports import report_sql
 from kb.timestamps import now_utc
-from kb.validation import TABLES
-from kb.views import open_views
 
 ui.leave_legacy_multipage()
 st.title("Import and export")

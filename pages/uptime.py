@@ -3,7 +3,8 @@ from datetime import timedelta
 import altair as alt
 import streamlit as st
 
-from kb import health, monitoring, ui
+from kb import ui
+from kb.reads import overview, uptime
 
 ui.leave_legacy_multipage()
 st.title("Uptime")
@@ -11,17 +12,17 @@ st.markdown("**Is every dedicated environment within its uptime target, and is e
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = health.months_of(store, snap)
+months = overview.months_of(store, snap)
 since = months.year_ago
 
-uptime = monitoring.monthly_uptime(store, snap, since)
-if uptime.empty:
+monthly = uptime.monthly_uptime(store, snap, since)
+if monthly.empty:
     ui.empty_state("No environment with an uptime target yet. Add environments and contracts on "
                    "Clients and contracts.")
     st.stop()
 
 st.subheader(f"This month ({months.this}, projected)")
-current = uptime[uptime.month == months.this].copy()
+current = monthly[monthly.month == months.this].copy()
 current["budget_used_pct"] = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
 st.dataframe(
     current[["environment_id", "environment_name", "kind", "uptime_pct", "target_pct", "downtime_minutes",
@@ -42,8 +43,8 @@ st.dataframe(
 
 st.subheader("Monthly uptime against target")
 HEATMAP_ENVIRONMENTS = 40  # rows of the grid: 40 environments × 13 months stay far below 5,000 cells
-shown, measured = monitoring.worst_environments(store, snap, since, HEATMAP_ENVIRONMENTS)
-grid = uptime[uptime.environment_id.isin(shown)]
+shown, measured = uptime.worst_environments(store, snap, since, HEATMAP_ENVIRONMENTS)
+grid = monthly[monthly.environment_id.isin(shown)]
 grid = grid.assign(on_target=grid.target_met.map({True: "on target", False: "below target"}))
 base = alt.Chart(grid).encode(
     x=alt.X("month:O", title="Month", axis=alt.Axis(labelAngle=0)),
@@ -71,7 +72,7 @@ st.caption("Uptime % per month; red where the month missed the environment's tar
            "projected: its downtime so far against the whole month.")
 
 st.subheader("Incidents in the last 90 days")
-incidents = monitoring.incidents_between(store, snap, snap.as_of - timedelta(days=90))
+incidents = uptime.incidents_between(store, snap, snap.as_of - timedelta(days=90))
 if incidents.empty:
     ui.empty_state("No incidents in the last 90 days.")
 else:
@@ -97,7 +98,7 @@ else:
                        "ongoing": st.column_config.CheckboxColumn("Ongoing"), "summary": "Summary"})
 
 st.subheader("Regular monitoring")
-seen = monitoring.last_seen(store, snap)
+seen = uptime.last_seen(store, snap)
 stale = int(seen.stale.sum())
 days = store.config.stale_after_days
 if stale:

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kb import store
 from kb.access import Actor
 from kb.config import parse_config
-from kb.importing import add_rows, staged_from_records
-from kb.views import open_views
+from kb.db import connection
+from kb.engine.asof import open_views
+from kb.intake.importing import add_rows, staged_from_records
 
 ADMIN = Actor("tests@example.com", "admin")
 
@@ -56,9 +56,9 @@ def db_file(tmp_path):
 
 @pytest.fixture
 def con(db_file):
-    connection = store.connect(db_file)
-    yield connection
-    connection.close()
+    con = connection.connect(db_file)
+    yield con
+    con.close()
 
 
 def add(con, config, table: str, *records: dict) -> None:

@@ -6,11 +6,11 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from kb import store
 from kb.access import Actor, PermissionDenied, role_for
 from kb.config import load_config, parse_config
-from kb.importing import Rejected, add_rows, staged_from_records
-from kb.writes import close_incident, log_case
+from kb.db import connection
+from kb.intake.importing import Rejected, add_rows, staged_from_records
+from kb.intake.writes import close_incident, log_case
 from tests.conftest import shown
 from tests.test_pages import AS_OF, ROOT, build_fixture
 
@@ -132,7 +132,7 @@ def test_roles_by_address_and_domain():
 def test_kb_writes_check_the_role(tmp_path):
     db, config_file = build_fixture(tmp_path)
     config = load_config(config_file)
-    con = store.connect(db)
+    con = connection.connect(db)
     viewer, staff = Actor("v@board.example", "viewer"), Actor("s@support.example", "staff")
     with pytest.raises(PermissionDenied):
         log_case(con, config, viewer, {"client_id": "ENT", "received_at": "2026-11-25 10:00",

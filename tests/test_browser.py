@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from kb import store
+from kb.db import connection
 from tests.servers import CHROMIUM_ARGS, dashboard_server, screenshot, wait_idle
 from tests.test_pages import PAGES, build_fixture
 
@@ -105,7 +105,7 @@ def test_several_browser_sessions_log_cases_at_once(tmp_path, browser):
             assert page.locator("[data-testid=stAlertContentError]").count() == 0
         for context in contexts:
             context.close()
-    con = store.connect(db, read_only=True)
+    con = connection.connect(db, read_only=True)
     subjects = [r[0] for r in con.execute("SELECT subject FROM cases WHERE case_id LIKE 'CS-%'").fetchall()]
     con.close()
     assert sorted(subjects) == sorted(f"Concurrent case {n}" for n in range(BROWSER_SESSIONS))

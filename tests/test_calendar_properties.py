@@ -23,9 +23,9 @@ from conftest import add
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kb import store
 from kb.config import Config, parse_config
-from kb.views import open_views
+from kb.db import connection
+from kb.engine.asof import open_views
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -165,7 +165,7 @@ class Reference:
 @contextmanager
 def fresh_store():
     with tempfile.TemporaryDirectory() as directory:
-        con = store.connect(Path(directory) / "support.duckdb")
+        con = connection.connect(Path(directory) / "support.duckdb")
         try:
             yield con
         finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kb import store
 from kb.cli import main
+from kb.db import connection
 from tests.conftest import SPEC_TOML
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def export(files, capsys, report, as_of="2026-12-05T00:00:00+08:00"):
 
 
 def row_count(files, table):
-    con = store.connect(files / "s.duckdb", read_only=True)
+    con = connection.connect(files / "s.duckdb", read_only=True)
     try:
         return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     finally:
@@ -157,7 +157,7 @@ def test_existing_ids_are_an_error_not_an_overwrite(files, capsys):
     err = capsys.readouterr().err
     assert "line 2, client_id: 'ENT' already exists" in err
     assert "line 3, client_id: 'FREE' already exists" in err
-    con = store.connect(files / "s.duckdb", read_only=True)
+    con = connection.connect(files / "s.duckdb", read_only=True)
     assert con.execute("SELECT name FROM clients WHERE client_id = 'ENT'").fetchall() == [("Enterprise Co",)]
     con.close()
 
@@ -179,7 +179,7 @@ def test_subjects_are_stored_verbatim(files, capsys, subject):
     writer.writerow(["case_id", "client_id", "received_at", "category", "subject"])
     writer.writerow(["C1", "ENT", "2026-11-20 15:00", "api_help", subject])
     assert kb(files, "import", "cases", write(files, "cases.csv", buffer.getvalue())) == 0
-    con = store.connect(files / "s.duckdb", read_only=True)
+    con = connection.connect(files / "s.duckdb", read_only=True)
     assert con.execute("SELECT subject FROM cases").fetchall() == [(subject,)]
     con.close()
     assert row_count(files, "clients") == 2

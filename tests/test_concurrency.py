@@ -7,11 +7,11 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from kb import store
 from kb.access import Actor
 from kb.config import load_config
-from kb.service import Store
-from kb.writes import log_case, log_incident
+from kb.db import connection
+from kb.intake.writes import log_case, log_incident
+from kb.store import Store
 from tests.conftest import shown
 from tests.test_pages import ROOT, app, build_fixture, button, open_page, query  # noqa: F401  (app is a fixture)
 
@@ -57,7 +57,7 @@ def test_the_cli_says_the_dashboard_holds_the_file_and_writes_nothing(tmp_path):
     db, config_file = build_fixture(tmp_path)
     csv_file = tmp_path / "clients.csv"
     csv_file.write_text("client_id,name,tier\nNEW,New Co,free\n")
-    held = store.connect(db)  # as the running dashboard does
+    held = connection.connect(db)  # as the running dashboard does
     try:
         result = subprocess.run(
             [sys.executable, "-m", "kb", "import", "clients", str(csv_file), "--db", str(db),
@@ -69,7 +69,7 @@ def test_the_cli_says_the_dashboard_holds_the_file_and_writes_nothing(tmp_path):
     assert "is held by another process (most likely the running dashboard)" in result.stderr
     assert "Import page" in result.stderr
     assert "Traceback" not in result.stderr
-    con = store.connect(db, read_only=True)
+    con = connection.connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM clients").fetchall()[0][0] == 3
     con.close()
 

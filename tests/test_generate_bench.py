@@ -14,15 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from kb import store, writes
 from kb.access import Actor
-from kb.calendar import business_days, holiday_dates
 from kb.cli import main
 from kb.config import load_config
 from kb.credits import parse_credit_schedule
-from kb.generate import generate, generate_tables
-from kb.reports import write_report
-from kb.views import open_views
+from kb.db import connection
+from kb.engine.asof import open_views
+from kb.engine.calendar import business_days, holiday_dates
+from kb.intake import writes
+from kb.reads.exports import write_report
+from kb.tools.generate import generate, generate_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "support.toml")
@@ -34,7 +35,7 @@ ADMIN = Actor("tests@example.com", "admin")
 def generated(tmp_path_factory):
     """A store of 20 000 generated cases over two years, and its connection with the views open at UNTIL."""
     db = tmp_path_factory.mktemp("generated") / "generated.duckdb"
-    con = store.connect(db)
+    con = connection.connect(db)
     counts = generate(con, CONFIG, ADMIN, cases=20_000, environments=30, years=2, seed=7, until=UNTIL)
     open_views(con, CONFIG, UNTIL)
     yield con, counts, db
@@ -132,7 +133,7 @@ def test_generated_ids_leave_the_forms_ids_free(generated):
 
 
 def test_the_form_logs_a_case_into_a_generated_store(tmp_path):
-    con = store.connect(tmp_path / "small.duckdb")
+    con = connection.connect(tmp_path / "small.duckdb")
     try:
         generate(con, CONFIG, ADMIN, cases=800, environments=6, years=1, seed=2, until=UNTIL)
         client = rows(con, "SELECT min(client_id) FROM clients WHERE tier = 'enterprise'")[0][0]
@@ -147,7 +148,7 @@ def test_the_form_logs_a_case_into_a_generated_store(tmp_path):
 def test_case_sla_export_of_a_generated_store(generated, tmp_path):
     con, _, _ = generated
     out = tmp_path / "case-sla.csv"
-    cur = store.cursor(con)
+    cur = connection.cursor(con)
     try:
         assert write_report(cur, CONFIG, "case-sla", UNTIL, out) == 20_000
     finally:

@@ -21,12 +21,12 @@ import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kb import store
 from kb.cli import main
-from kb.importing import Rejected
+from kb.db import connection
+from kb.intake.importing import Rejected
+from kb.intake.validation import TABLES
+from kb.intake.writes import log_case, log_incident
 from kb.ui import plain
-from kb.validation import TABLES
-from kb.writes import log_case, log_incident
 from tests import test_pages
 from tests.conftest import ADMIN, SPEC_CONFIG, add, shown
 from tests.test_pages import AS_OF, ROOT, button, fill_case, open_page, query, table_with
@@ -127,7 +127,7 @@ def cli(base_db, tmp_path, capsys):
 
 
 def counts(db: Path) -> dict[str, int]:
-    con = store.connect(db, read_only=True)
+    con = connection.connect(db, read_only=True)
     try:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in [*TABLES, "audit_log"]}
     finally:
@@ -135,7 +135,7 @@ def counts(db: Path) -> dict[str, int]:
 
 
 def stored(db: Path, table: str, key: str) -> dict:
-    con = store.connect(db, read_only=True)
+    con = connection.connect(db, read_only=True)
     try:
         cursor = con.execute(f"SELECT * FROM {table} WHERE {KEYS[table]} = ?", [key])
         rows = cursor.fetchall()
@@ -471,7 +471,7 @@ def make_foreign(path: Path) -> None:
 
 
 def make_newer(path: Path) -> None:
-    con = store.connect(path)
+    con = connection.connect(path)
     con.execute("INSERT INTO schema_version VALUES (99, now())")
     con.close()
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kb import store
 from kb.config import load_config
+from kb.db import connection
 from tests.conftest import ADMIN, HKT, SPEC_TOML, add, shown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def build_fixture(folder: Path) -> tuple[Path, Path]:
     config_file.write_text(SPEC_TOML)
     config = load_config(config_file)
     db = folder / "pages.duckdb"
-    con = store.connect(db)
+    con = connection.connect(db)
     add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),
         dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"))
     add(con, config, "environments",
@@ -344,7 +344,8 @@ def test_editing_another_row_shows_that_rows_values(app):
 
 def test_resolved_cases_leave_the_open_counts(app):
     at, _ = app
-    from kb import ui, writes
+    from kb import ui
+    from kb.intake import writes
     from kb.timestamps import parse_timestamp
 
     store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store

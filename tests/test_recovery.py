@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from kb import backup, store
 from kb.cli import main
 from kb.config import load_config
-from kb.service import Store
+from kb.db import backup, connection
+from kb.store import Store
 from tests import test_access, test_pages
 from tests.conftest import shown
 
@@ -63,7 +63,7 @@ def write_cases(path: Path, prefix: str, rows: int) -> None:
 
 def state(db: Path) -> dict:
     """Everything that must survive: the earlier rows as they were, and the count per import prefix."""
-    con = store.connect(db, read_only=True)
+    con = connection.connect(db, read_only=True)
     try:
         return {
             "clients": con.execute("SELECT * FROM clients ORDER BY client_id").fetchall(),

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from kb import audit
 from kb.access import Actor, require
 from kb.config import Config
-from kb.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql, update_sql
+from kb.db import audit
+from kb.intake.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql, update_sql
 
 Progress = Callable[[float, str], None]
 

@@ -1,6 +1,6 @@
 """The support lead's queue: open cases, oldest first, with filters and age buckets.
 
-Reads the snapshot's ``open_case_sla`` (the unresolved rows of ``case_sla``, see ``kb/service.py``).
+Reads the snapshot's ``open_case_sla`` (the unresolved rows of ``case_sla``, see ``kb/store.py``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kb.service import Snapshot, Store
-from kb.sqltext import instant
+from kb.db.sqltext import instant
+from kb.store import Snapshot, Store
 
 AGE_BUCKETS = ("< 4 h", "4–24 h", "1–3 days", "3–7 days", "> 7 days")
 PAGE_SIZE = 200

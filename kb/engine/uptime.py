@@ -13,7 +13,7 @@ so an outage of exactly the budget meets the target.
 from __future__ import annotations
 
 from kb.config import Config
-from kb.sqltext import quote
+from kb.db.sqltext import quote
 
 
 def env_uptime_sql(config: Config, as_of_literal: str) -> str:

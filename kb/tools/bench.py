@@ -1,8 +1,8 @@
 """``python -m kb bench``: how the engine and every page cope with 10 000 to 1 000 000 cases.
 
-For each size the bench generates a synthetic store (``kb.generate``) in a
+For each size the bench generates a synthetic store (``kb.tools.generate``) in a
 temporary folder, then measures it in a *fresh worker process* (``python -m
-kb.bench --worker``), so that the peak memory it reports is that of a process
+kb.tools.bench --worker``), so that the peak memory it reports is that of a process
 doing what the dashboard does, not of the generator:
 
 * the as-of views computed whole into Arrow, as the dashboard's snapshot does
@@ -64,9 +64,9 @@ def pages() -> list[str]:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     """Generate each size, measure it in a worker, print the table (and write it to ``--out``)."""
-    from kb import store
     from kb.access import command_line_actor
-    from kb.generate import ProgressBar, generate
+    from kb.db import connection
+    from kb.tools.generate import ProgressBar, generate
 
     config_file = str(config_path(args.config))
     results: dict[int, dict] = {}
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             print(f"== {cases:,} cases, {args.environments} environments, {args.years} years", file=sys.stderr)
             bar = ProgressBar()
             begin = time.perf_counter()
-            con = store.connect(db)
+            con = connection.connect(db)
             try:
                 generate(con, config, command_line_actor(), cases=cases, environments=args.environments,
                          years=args.years, seed=args.seed, until=datetime.now(UTC), progress=bar)
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             bar.finish()
             generated = time.perf_counter() - begin
             print(f"   generated and loaded in {generated:.1f} s; measuring…", file=sys.stderr)
-            command = [sys.executable, "-m", "kb.bench", "--worker", str(db), "--config", config_file,
+            command = [sys.executable, "-m", "kb.tools.bench", "--worker", str(db), "--config", config_file,
                        "--runs", str(args.runs), "--writes", str(args.writes), "--sample", str(args.sample)]
             if args.pages:
                 command += ["--pages", *args.pages]
@@ -185,18 +185,18 @@ def _median_time(action, runs: int) -> float:
 
 def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
     """Seconds to compute each as-of view whole into Arrow (what a snapshot does), and the CSV export."""
-    from kb import store
-    from kb.reports import write_report
-    from kb.service import SNAPSHOT_TABLES
+    from kb.db import connection
+    from kb.engine.asof import open_views
+    from kb.reads.exports import write_report
+    from kb.store import SNAPSHOT_TABLES
     from kb.timestamps import now_utc
-    from kb.views import open_views
 
-    con = store.connect(db)
+    con = connection.connect(db)
     timings, rows = {}, {}
     try:
         for name in SNAPSHOT_TABLES:
             def compute(name=name):
-                cur = store.cursor(con)
+                cur = connection.cursor(con)
                 try:
                     open_views(cur, config, now_utc())
                     rows[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table().num_rows
@@ -207,7 +207,7 @@ def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
             out = Path(folder) / "case-sla.csv"
 
             def export():
-                cur = store.cursor(con)
+                cur = connection.cursor(con)
                 try:
                     write_report(cur, config, "case-sla", now_utc(), out)
                 finally:
@@ -224,16 +224,16 @@ def measure_baseline(db: Path, config: Config, sample: int, total: int) -> dict:
     import businesstimedelta as btd
     import pytz
 
-    from kb import store
-    from kb.calendar import holiday_dates
+    from kb.db import connection
+    from kb.engine.asof import open_views
+    from kb.engine.calendar import holiday_dates
     from kb.timestamps import now_utc
-    from kb.views import open_views
 
     cal, sla = config.calendar, config.sla
     as_of = now_utc()
-    con = store.connect(db)
+    con = connection.connect(db)
     try:
-        cur = store.cursor(con)
+        cur = connection.cursor(con)
         open_views(cur, config, as_of)
         every = max(1, total // sample)
         picked = cur.execute(
@@ -385,8 +385,10 @@ def _fail_on_exception(at, name: str) -> None:
 def measure_writes(at, config: Config, count: int, runs: int) -> tuple[dict, float]:
     """Log ``count`` cases through the dashboard's store, as the Log case form does (its write, then its
     deadline confirmation); then how long the overview takes right after a write."""
-    from kb import sla_lookup, ui, writes
+    from kb import ui
     from kb.access import Actor
+    from kb.intake import writes
+    from kb.reads import log_case
 
     store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
     actor = Actor("bench@example.com", "staff")
@@ -401,7 +403,7 @@ def measure_writes(at, config: Config, count: int, runs: int) -> tuple[dict, flo
         case_id = store.write(writes.log_case, config, actor, fields)
         write_ms.append((time.perf_counter() - begin) * 1000)
         begin = time.perf_counter()
-        sla_lookup.case_deadline(store, case_id)
+        log_case.case_deadline(store, case_id)
         confirm_ms.append((time.perf_counter() - begin) * 1000)
 
     after = []
@@ -422,7 +424,7 @@ def _p95(values: list[float]) -> float:
 
 
 def worker(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kb.bench")
+    parser = argparse.ArgumentParser(prog="python -m kb.tools.bench")
     parser.add_argument("--worker", type=Path, required=True, metavar="DB")
     parser.add_argument("--config", required=True)
     parser.add_argument("--runs", type=int, default=3)

@@ -9,8 +9,8 @@ import tempfile
 from datetime import datetime
 
 from kb.config import Config
-from kb.sqltext import quote
-from kb.views import open_views
+from kb.db.sqltext import quote
+from kb.engine.asof import open_views
 
 
 def report_sql(report: str, config: Config) -> str:

@@ -1,6 +1,6 @@
 """SLA health at a glance, for the Overview page: this month against last month.
 
-Every function reads a ``Snapshot`` (see ``kb/service.py``) and aggregates in SQL.
+Every function reads a ``Snapshot`` (see ``kb/store.py``) and aggregates in SQL.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from kb.service import Snapshot, Store
-from kb.sqltext import quote
+from kb.db.sqltext import quote
+from kb.store import Snapshot, Store
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 One set-based query over all cases. With the calendar's business days (each
 business day's opening and the business time before it, ``cum_before_us``, see
-``kb/calendar.py``):
+``kb/engine/calendar.py``):
 
 * business time elapsed at an instant ``t`` is that of the last opening at or
   before ``t``: ``cum_before_us + clamp(t − opens_at, 0, length_us)``;
@@ -14,7 +14,7 @@ business day's opening and the business time before it, ``cum_before_us``, see
   local date is after the local date of receipt.
 
 The first two are "last key at or below x" lookups. They read the calendar's
-bucketed lookup tables (``clock_index`` in ``kb/calendar.py``) with equality
+bucketed lookup tables (``clock_index`` in ``kb/engine/calendar.py``) with equality
 joins, because an ASOF join sorts every case with its whole row and takes
 seconds on a million cases: the bucket of x holds at most one key, and the
 answer is that key when it is at or below x, else the last key before the
@@ -24,7 +24,7 @@ bucket. The third is an equality join on the local date.
 from __future__ import annotations
 
 from kb.config import Config
-from kb.sqltext import quote
+from kb.db.sqltext import quote
 
 
 def _bucket(x: str, kind: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kb.service import Snapshot, Store
+from kb.store import Snapshot, Store
 
 
 def refunds_by_month(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:

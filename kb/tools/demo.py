@@ -10,9 +10,9 @@ import random
 from datetime import date, datetime, time, timedelta
 
 from kb.access import Actor
-from kb.calendar import is_business_day
 from kb.config import Config
-from kb.importing import add_rows, staged_from_records
+from kb.engine.calendar import is_business_day
+from kb.intake.importing import add_rows, staged_from_records
 
 CLIENTS = [
     ("ACME", "Acme Logistics", "enterprise", "acme.example"),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kb.credits import CreditScheduleError, parse_credit_schedule
-from kb.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
-from kb.sqltext import quote
+from kb.db.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
+from kb.db.sqltext import quote
 
 
 @dataclass(frozen=True)

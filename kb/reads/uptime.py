@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from kb.service import Snapshot, Store
+from kb.store import Snapshot, Store
 
 
 def monthly_uptime(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import duckdb
 
-from kb import store
-from kb.schema import SCHEMA_VERSION
+from kb.db import connection
+from kb.db.schema import SCHEMA_VERSION
 
 DATA_TABLES = ("clients", "environments", "contracts", "cases", "incidents", "monitoring_checks", "audit_log")
 
 
-class BackupError(store.StoreError):
+class BackupError(connection.StoreError):
     """A backup or restore that was refused or failed; nothing was changed. The message says why."""
 
 
@@ -99,8 +99,8 @@ def backup_file(db: str | os.PathLike, dest: str | os.PathLike, *, replace: bool
     """``python -m kb backup``: open ``db`` read-only and copy it to ``dest``; returns the row counts."""
     db = Path(db)
     try:
-        con = store.connect(db, read_only=True, wait_seconds=wait_seconds)
-    except store.StoreBusy:
+        con = connection.connect(db, read_only=True, wait_seconds=wait_seconds)
+    except connection.StoreBusy:
         raise BackupError(
             f"database {db} is held by another process (most likely the running dashboard). Back it up from the "
             "dashboard's Import and export page (Backup, for admins), or stop the dashboard and run this again"
@@ -139,7 +139,7 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
                 con.execute(f"DETACH {alias}").fetchall()
             finally:
                 con.close()
-            con = store.connect(temporary)  # checks the schema version, and brings an older backup up to date
+            con = connection.connect(temporary)  # checks the schema version, and brings an older backup up to date
             try:
                 con.execute("CHECKPOINT").fetchall()
             finally:
@@ -165,11 +165,11 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
 def _check_replaceable(db: Path, replace: bool) -> None:
     """Refuse a held database always, and one with rows (or one that is not ours) unless ``replace``."""
     try:
-        con = store.connect(db, read_only=True, wait_seconds=1.0)
-    except store.StoreBusy:
+        con = connection.connect(db, read_only=True, wait_seconds=1.0)
+    except connection.StoreBusy:
         raise BackupError(f"database {db} is held by another process (most likely the running dashboard); "
                           "stop it, then restore") from None
-    except store.StoreError as e:
+    except connection.StoreError as e:
         if replace:
             return
         raise BackupError(f"{e}. Pass --replace to replace it with the backup (it is kept beside it)") from None
@@ -200,8 +200,8 @@ def _keep_aside(db: Path) -> Path:
 
 def _counts(path: Path, what: str = "database") -> dict[str, int]:
     try:
-        con = store.connect(path, read_only=True)
-    except store.StoreError as e:
+        con = connection.connect(path, read_only=True)
+    except connection.StoreError as e:
         raise BackupError(f"{what} {path} cannot be used: {e}") from None
     try:
         return _table_counts(con)
@@ -210,9 +210,9 @@ def _counts(path: Path, what: str = "database") -> dict[str, int]:
 
 
 def _table_counts(con) -> dict[str, int]:
-    if store.schema_version(con) == 0:
+    if connection.schema_version(con) == 0:
         return dict.fromkeys(DATA_TABLES, 0)
-    if store.schema_version(con) > SCHEMA_VERSION:
+    if connection.schema_version(con) > SCHEMA_VERSION:
         raise BackupError("the file has a newer schema than this program")
     return {table: con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] for table in DATA_TABLES}
 

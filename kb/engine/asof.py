@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kb.calendar import attach_calendar
 from kb.config import Config
-from kb.refunds import contract_refunds_sql
-from kb.sla import case_sla_sql
-from kb.sqltext import instant
-from kb.uptime import env_uptime_sql
+from kb.db.sqltext import instant
+from kb.engine.calendar import attach_calendar
+from kb.engine.first_response import case_sla_sql
+from kb.engine.refunds import contract_refunds_sql
+from kb.engine.uptime import env_uptime_sql
 
 
 def open_views(con, config: Config, as_of: datetime) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kb import audit
 from kb.access import Actor, require
 from kb.config import Config
-from kb.importing import Problem, Rejected, add_rows, row_of, staged_from_records
+from kb.db import audit
+from kb.intake.importing import Problem, Rejected, add_rows, row_of, staged_from_records
+from kb.intake.validation import KEYS, SQL_TYPES, TABLES
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
-from kb.validation import KEYS, SQL_TYPES, TABLES
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
 

@@ -10,7 +10,7 @@ downtime would reach the next tier, which the Refund exposure page ranks by.
 from __future__ import annotations
 
 from kb.config import Config
-from kb.sqltext import quote
+from kb.db.sqltext import quote
 
 
 def contract_refunds_sql(config: Config, as_of_literal: str) -> str:

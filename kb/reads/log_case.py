@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from kb.service import Store
+from kb.engine.asof import open_views
+from kb.store import Store
 from kb.timestamps import now_utc
-from kb.views import open_views
 
 
 @dataclass(frozen=True)

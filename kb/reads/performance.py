@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
-from kb.service import Snapshot, Store
-from kb.sqltext import quote
+from kb.db.sqltext import quote
+from kb.store import Snapshot, Store
 
 GRAINS = ("week", "month")
 

@@ -8,7 +8,7 @@ The shape is meant to be believable rather than pretty:
 * cases: tiers about 35 % enterprise, 15 % custom, 50 % free; categories by
   tier (free users ask more general coding questions); arrivals clustered in
   business hours on business days, with troughs at night, on weekends and on
-  the calendar's public holidays (taken from ``kb.calendar``), a weekly rhythm
+  the calendar's public holidays (taken from ``kb.engine.calendar``), a weekly rhythm
   and a growing volume;
 * first responses: a long-tailed (log-normal) delay counted in *business* time
   from receipt, so most deadlines are met and a few percent are breached;
@@ -24,7 +24,7 @@ Everything is drawn with numpy from one seed and built as Arrow tables, so the
 same seed, sizes and ``until`` give the same rows. The tables are written with
 ``INSERT INTO t SELECT … FROM arrow_table`` in one transaction (cases in
 chunks, for the progress bar). Ids carry a ``G-`` prefix, which cannot collide
-with the forms' ``CS-00001`` / ``INC-00001`` ids (``kb.writes.next_id``).
+with the forms' ``CS-00001`` / ``INC-00001`` ids (``kb.intake.writes.next_id``).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kb import audit
 from kb.access import Actor
-from kb.calendar import business_days
 from kb.config import Config
+from kb.db import audit
+from kb.engine.calendar import business_days
 
 Progress = Callable[[str, int, int], None]
 
@@ -408,7 +408,7 @@ class _Shape:
         return np.where(in_hours, opening, anyhour)
 
     def _business_clock(self, instants_us: np.ndarray) -> np.ndarray:
-        """Business microseconds elapsed at each instant (see kb/calendar.py)."""
+        """Business microseconds elapsed at each instant (see kb/engine/calendar.py)."""
         i = np.searchsorted(self.opens_us, instants_us, side="right") - 1
         return self.cum_us[i] + np.clip(instants_us - self.opens_us[i], 0, self.length_us[i])
 

@@ -1,0 +1,1 @@
+"""The DuckDB file: opening it, its schema, backups, the audit trail, and SQL literals."""

@@ -1,0 +1,161 @@
+"""Opening the DuckDB file: where it lives, its schema version, and clear errors.
+
+Every connection runs with ``TimeZone = 'UTC'``: instants are stored as
+TIMESTAMPTZ (UTC) and only turned into the support zone for display.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from kb.config import PROJECT_ROOT
+from kb.db.schema import MIGRATIONS, SCHEMA_VERSION
+from kb.timestamps import SQL_MACROS
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used; the message says why and what to do."""
+
+
+class StoreBusy(StoreError):
+    """Another process (most likely the running dashboard) holds the database file."""
+
+
+def db_path(explicit: str | os.PathLike | None = None) -> Path:
+    """``--db``, else ``$SUPPORT_DB``, else ``data/support.duckdb`` at the project root."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SUPPORT_DB"):
+        return Path(os.environ["SUPPORT_DB"])
+    return PROJECT_ROOT / "data" / "support.duckdb"
+
+
+def connect(
+    path: str | os.PathLike, *, read_only: bool = False, wait_seconds: float = 0.0
+) -> duckdb.DuckDBPyConnection:
+    """A connection to the store at ``path``, created and migrated when writable.
+
+    When another process holds the file, retry for ``wait_seconds`` and then
+    raise StoreError saying so, rather than a DuckDB lock traceback.
+    """
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"database {path} does not exist (create it with `python -m kb demo` or an import)")
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"database {path} cannot be created: its folder {path.parent} cannot be made "
+                             f"({e.strerror})") from None
+    _check_header(path)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise StoreBusy(
+                    f"database {path} is held by another process (most likely the running dashboard). "
+                    "Import through the dashboard's Import page, or stop the dashboard and try again."
+                ) from None
+            raise StoreError(f"database {path} cannot be opened: {_first_line(e)}") from None
+        except duckdb.Error as e:
+            raise StoreError(f"{path} is not a support database DuckDB can open: {_first_line(e)}") from None
+    try:
+        prepare(con)
+        if read_only:
+            _check_version(con, path)
+        else:
+            migrate(con, path)
+    except BaseException:
+        con.close()  # release the file at once: a refused file stays as it was, and unlocked
+        raise
+    return con
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, untouched, a file that is not a DuckDB database (DuckDB's header holds b"DUCK" at byte 8).
+
+    Without this DuckDB would try to read a SQLite file through an extension it downloads.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise StoreError(f"database {path} is a directory, not a DuckDB file") from None
+    except OSError as e:
+        raise StoreError(f"database {path} cannot be read: {e.strerror}") from None
+    if head[8:12] == b"DUCK":
+        return
+    if not head:
+        what = "it is an empty file"
+    elif head.startswith(b"SQLite format 3"):
+        what = "it is a SQLite database"
+    else:
+        what = "it is not a DuckDB database file"
+    raise StoreError(f"{path} cannot be used as the support database: {what}. The file was left untouched; "
+                     "point --db or SUPPORT_DB at the support database, or move this file away")
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Session settings and macros every connection and cursor needs."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SQL_MACROS)
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor for one reader: shares the database, carries its own settings."""
+    cur = con.cursor()
+    prepare(cur)
+    return cur
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "schema_version" not in tables:
+        if tables:
+            return -1
+        return 0
+    return con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: Path | str = "database") -> None:
+    version = _check_version(con, path)
+    if version == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if version == 0:
+            con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+        for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _check_version(con: duckdb.DuckDBPyConnection, path: Path | str) -> int:
+    version = schema_version(con)
+    if version < 0:
+        raise StoreError(f"{path} holds tables that are not a support database; refusing to touch it")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this program's {SCHEMA_VERSION}; upgrade the program"
+        )
+    return version
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,1 @@
+"""Tools around the product: demo data, synthetic data at scale, and the benchmark."""
