@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,16 +14,26 @@ from kb.db import connection
 from kb.intake.importing import Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, write_report
-from kb.timestamps import TimestampError, now_utc, parse_timestamp
+from kb.timestamps import TimestampError, now_utc, parse_timestamp, set_now
+
+
+def _global_flags(default) -> argparse.ArgumentParser:
+    """The flags every command takes, before or after its name. After it they default to SUPPRESS, so
+    that a subcommand does not overwrite with its default what was given before it."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--db", default=default, help="DuckDB file (default: $SUPPORT_DB, else data/support.duckdb)")
+    flags.add_argument("--config", default=default,
+                       help="configuration file (default: $SUPPORT_CONFIG, else support.toml)")
+    flags.add_argument("--now", default=default, metavar="TS",
+                       help="the instant taken as now, ISO 8601 (default: $SUPPORT_NOW, else the clock); for "
+                            "tests and replays")
+    return flags
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="DuckDB file (default: $SUPPORT_DB, else data/support.duckdb)")
-    common.add_argument("--config", help="configuration file (default: $SUPPORT_CONFIG, else support.toml)")
-
+    common = _global_flags(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="python -m kb", description="Support SLA data: import, export, demo.",
-                                     parents=[common])
+                                     parents=[_global_flags(None)])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("import", parents=[common], help="add rows to a table from a CSV file, all or nothing",
@@ -105,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
+        now = args.now or os.environ.get("SUPPORT_NOW")
+        if now:
+            set_now(parse_timestamp(now, config.calendar.zone))
         return COMMANDS[args.command](args, config)
     except (ConfigError, connection.StoreError, TimestampError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -140,13 +154,26 @@ def run_export(args, config) -> int:
 
 
 def _make_room(path: Path, replace: bool, what: str) -> bool:
-    """Delete an existing database file (and its log) when ``replace``; say so and refuse otherwise."""
+    """Delete an existing database file (and its log) when ``replace``; say so and refuse otherwise,
+    and refuse always while another process (the running dashboard) holds it."""
     if path.exists():
         if not replace:
             print(f"error: {path} exists; pass --replace to overwrite it with {what}", file=sys.stderr)
             return False
-        path.unlink()
-        Path(str(path) + ".wal").unlink(missing_ok=True)
+        try:
+            holder = connection.connect(path)  # holds the file while it goes, so no one else can be writing it
+        except connection.StoreBusy:
+            print(f"error: {path} is held by another process (most likely the running dashboard); stop it "
+                  f"before replacing the database with {what}. Nothing was changed", file=sys.stderr)
+            return False
+        except connection.StoreError:
+            holder = None  # not a support database: nobody can be using it as one
+        try:
+            path.unlink()
+            Path(str(path) + ".wal").unlink(missing_ok=True)
+        finally:
+            if holder is not None:
+                holder.close()
     return True
 
 

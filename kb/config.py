@@ -11,8 +11,9 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 import holidays
 
@@ -99,11 +100,7 @@ def parse_config(raw: dict) -> Config:
     monitoring = _section(raw, "monitoring")
     defaults_cal, defaults_sla = CalendarConfig(), SlaConfig()
 
-    timezone = _str(cal, "calendar.timezone", "timezone", defaults_cal.timezone)
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"calendar.timezone = {timezone!r} is not an IANA time zone name") from None
+    timezone = _timezone(_str(cal, "calendar.timezone", "timezone", defaults_cal.timezone))
 
     hours = cal.get("business_hours", ["09:00", "18:00"])
     if not (isinstance(hours, list) and len(hours) == 2):
@@ -155,13 +152,10 @@ def parse_config(raw: dict) -> Config:
         parse_credit_schedule(schedule)
     except CreditScheduleError as e:
         raise ConfigError(f"sla.default_credit_schedule = {schedule!r}: {e}") from None
-    target = _decimal(sla, "sla.default_uptime_target_pct", "default_uptime_target_pct",
-                      defaults_sla.default_uptime_target_pct)
-    if not (0 < target <= 100):
-        raise ConfigError(f"sla.default_uptime_target_pct = {target} is not in (0, 100]")
-    response_target = _decimal(sla, "sla.response_target_pct", "response_target_pct", defaults_sla.response_target_pct)
-    if not (0 < response_target <= 100):
-        raise ConfigError(f"sla.response_target_pct = {response_target} is not in (0, 100]")
+    target = _percentage(sla, "sla.default_uptime_target_pct", "default_uptime_target_pct",
+                         defaults_sla.default_uptime_target_pct)
+    response_target = _percentage(sla, "sla.response_target_pct", "response_target_pct",
+                                  defaults_sla.response_target_pct)
     at_risk = _decimal(sla, "sla.at_risk_business_hours", "at_risk_business_hours", defaults_sla.at_risk_business_hours)
     if at_risk < 0:
         raise ConfigError(f"sla.at_risk_business_hours = {at_risk} is negative")
@@ -180,7 +174,7 @@ def parse_config(raw: dict) -> Config:
             default_credit_schedule=schedule,
             response_target_pct=response_target,
         ),
-        stale_after_days=_positive_int(monitoring, "uptime.stale_after_days", "stale_after_days", 7,
+        stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
                                        at_most=3650),
         roles=_roles(raw.get("roles", {})),
     )
@@ -235,6 +229,36 @@ def _decimal(table: dict, key: str, name: str, default: Decimal) -> Decimal:
     if not number.is_finite():
         raise ConfigError(f"{key} = {value!r} must be a finite number")
     return number
+
+
+def _percentage(table: dict, key: str, name: str, default: Decimal) -> Decimal:
+    """A percentage in (0, 100] with at most 4 decimals, as the database stores targets."""
+    number = _decimal(table, key, name, default)
+    if not (0 < number <= 100) or number.as_tuple().exponent < -4:
+        raise ConfigError(f"{key} = {table.get(name)!r} must be a percentage in (0, 100] with at most 4 decimals")
+    return number
+
+
+def _timezone(name: str) -> str:
+    """An IANA zone name that Python and DuckDB both know; ``localtime``, ``posix/…``, ``right/…`` and the
+    like are refused, since the calendar must mean the same on every machine."""
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")) or name not in _known_zones():
+        raise ConfigError(f"calendar.timezone = {name!r} is not an IANA time zone name (e.g. \"Asia/Hong_Kong\", "
+                          "\"Europe/London\")")
+    return name
+
+
+_NOT_ZONES = {"localtime", "Factory", "posixrules"}
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> frozenset[str]:
+    """The zone names of both Python's zoneinfo and DuckDB's ICU."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        icu = {row[0] for row in con.execute("SELECT name FROM pg_timezone_names()").fetchall()}
+    return frozenset(available_timezones() & icu)
 
 
 def _positive_int(table: dict, key: str, name: str, default: int, *, at_most: int | None = None) -> int:

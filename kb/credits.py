@@ -7,8 +7,13 @@ gives 100 %. The largest matching credit applies.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+# A number as the contracts write it: ASCII digits only (no '１０' or '١٠', no NaN or inf), at most
+# 4 decimals, as the database stores percentages.
+PLAIN_NUMBER = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?", re.ASCII)
 
 
 class CreditScheduleError(ValueError):
@@ -30,10 +35,10 @@ def parse_credit_schedule(text: str) -> tuple[CreditTier, ...]:
         below, sep, credit = part.partition(":")
         if not sep:
             raise CreditScheduleError(f"{part.strip()!r} is not 'uptime:credit' (e.g. '99.9:10')")
-        try:
-            tier = CreditTier(Decimal(below.strip()), Decimal(credit.strip()))
-        except InvalidOperation:
-            raise CreditScheduleError(f"{part.strip()!r} is not two numbers 'uptime:credit'") from None
+        if not (PLAIN_NUMBER.fullmatch(below.strip()) and PLAIN_NUMBER.fullmatch(credit.strip())):
+            raise CreditScheduleError(f"{part.strip()!r} is not two numbers 'uptime:credit' written with the "
+                                      "digits 0-9 and at most 4 decimals (e.g. '99.9:10')")
+        tier = CreditTier(Decimal(below.strip()), Decimal(credit.strip()))
         if not (0 < tier.below_pct <= 100):
             raise CreditScheduleError(f"uptime threshold {below.strip()} is not in (0, 100]")
         if not (0 <= tier.credit_pct <= 100):

@@ -46,8 +46,18 @@ def format_for_people(moment: datetime | None, zone: ZoneInfo) -> str:
     return local.strftime("%a %Y-%m-%d %H:%M ") + (local.tzname() or local.strftime("%z"))
 
 
+_fixed_now: datetime | None = None
+
+
+def set_now(moment: datetime | None) -> None:
+    """Take ``moment`` as now from here on (``--now``, ``$SUPPORT_NOW``: tests and replays); None: the clock."""
+    global _fixed_now
+    _fixed_now = None if moment is None else moment.astimezone(UTC)
+
+
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """Now: the instant set by ``set_now``, else the clock."""
+    return _fixed_now or datetime.now(UTC)
 
 
 # SQL macros defined on every connection: ``iso_local`` writes a TIMESTAMPTZ as the

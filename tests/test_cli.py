@@ -237,3 +237,48 @@ def test_demo_then_export_through_the_real_command(tmp_path):
     refunds = subprocess.run([*run, "export", "refunds", "--db", str(db)], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert any(float(r["refund_amount"]) > 0 for r in csv.DictReader(io.StringIO(refunds.stdout)))
+
+
+def test_global_flags_work_before_and_after_the_command(files, capsys):
+    config = str(files / "support.toml")
+    before = files / "before.duckdb"
+    assert main(["--db", str(before), "--config", config, "import", "clients", write(files, "c.csv", CLIENTS_CSV)]) == 0
+    assert main(["import", "--db", str(files / "after.duckdb"), "--config", config, "clients",
+                 write(files, "c.csv", CLIENTS_CSV)]) == 0
+    for path in (before, files / "after.duckdb"):
+        con = connection.connect(path, read_only=True)
+        assert con.execute("SELECT count(*) FROM clients").fetchall() == [(2,)]
+        con.close()
+
+
+def test_now_sets_the_clock_of_an_export(files, capsys):
+    assert kb(files, "import", "clients", write(files, "c.csv", CLIENTS_CSV)) == 0
+    assert kb(files, "import", "cases", write(files, "k.csv", CASES_CSV)) == 0
+    capsys.readouterr()
+    assert kb(files, "--now", "2026-11-23T16:00:00+08:00", "export", "case-sla") == 0
+    rows = {r["case_id"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert set(rows) == {"C1", "C3", "C5", "C6"}  # received at or before now
+    assert rows["C1"]["sla_state"] == "breached" and rows["C3"]["sla_state"] == "at_risk"  # 2 business hours left
+
+
+@pytest.mark.parametrize("command", [["demo", "--replace"], ["generate", "--cases", "10", "--replace"]])
+def test_replacing_a_database_that_another_process_holds_is_refused(tmp_path, command):
+    db = tmp_path / "held.duckdb"
+    made = subprocess.run([sys.executable, "-m", "kb", "demo", "--db", str(db)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run([sys.executable, "-m", "kb", *command, "--db", str(db)], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1
+        assert "is held by another process" in refused.stderr and "Nothing was changed" in refused.stderr
+        assert db.exists()
+    finally:
+        holder.communicate("", timeout=30)
+    con = connection.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM cases WHERE case_id LIKE 'CS-%'").fetchall()[0][0] > 0
+    con.close()

@@ -31,7 +31,18 @@ def test_shipped_configuration_is_the_specs():
      "calendar.holidays_subdivision = 'ZZZ' is not a subdivision of 'GB'"),
     ({"calendar": {"extra_holidays": ["2026-02-30"]}}, "calendar.extra_holidays: '2026-02-30' is not an ISO date"),
     ({"sla": {"default_credit_schedule": "99.9=10"}}, "sla.default_credit_schedule = '99.9=10'"),
-    ({"sla": {"default_uptime_target_pct": 120}}, "sla.default_uptime_target_pct = 120 is not in (0, 100]"),
+    ({"calendar": {"timezone": "localtime"}}, "calendar.timezone = 'localtime' is not an IANA time zone"),
+    ({"calendar": {"timezone": "right/UTC"}}, "calendar.timezone = 'right/UTC' is not an IANA time zone"),
+    ({"calendar": {"timezone": "posix/Europe/London"}}, "'posix/Europe/London' is not an IANA time zone"),
+    ({"sla": {"default_credit_schedule": "99.9:１０"}}, "written with the digits 0-9"),
+    ({"sla": {"default_credit_schedule": "99.9:١٠"}}, "written with the digits 0-9"),
+    ({"sla": {"default_credit_schedule": "NaN:10"}}, "sla.default_credit_schedule = 'NaN:10'"),
+    ({"sla": {"default_credit_schedule": "99.9:inf"}}, "sla.default_credit_schedule = '99.9:inf'"),
+    ({"sla": {"default_uptime_target_pct": 120}}, "= 120 must be a percentage in (0, 100]"),
+    ({"sla": {"default_uptime_target_pct": float("nan")}}, "sla.default_uptime_target_pct = nan must be a finite"),
+    ({"sla": {"default_uptime_target_pct": float("inf")}}, "sla.default_uptime_target_pct = inf must be a finite"),
+    ({"sla": {"default_uptime_target_pct": 0.00001}}, "sla.default_uptime_target_pct = 1e-05 must be a percentage"),
+    ({"sla": {"response_target_pct": 0}}, "sla.response_target_pct = 0 must be a percentage in (0, 100]"),
     ({"sla": {"enterprise_response_business_days": 0}}, "sla.enterprise_response_business_days = 0 must be"),
     ({"sla": {"at_risk_business_hours": "two"}}, "sla.at_risk_business_hours = 'two' must be a number"),
     ({"roles": {"owner": ["a@b.c"]}}, "roles.owner: unknown role"),
@@ -58,7 +69,8 @@ def test_credit_schedule_reads_in_words():
     assert [t.below_pct for t in parse_credit_schedule("95:100, 99.9:10")] == [Decimal("99.9"), Decimal("95")]
 
 
-@pytest.mark.parametrize("text", ["", "99.9", "abc:10", "101:10", "99:120", "99:10, 99:20"])
+@pytest.mark.parametrize("text", ["", "99.9", "abc:10", "101:10", "99:120", "99:10, 99:20", "99.9:１０", "٩٩:10",
+                                  "NaN:10", "99:inf", "99.9:1e1", "99.99999:10"])
 def test_bad_credit_schedules(text):
     with pytest.raises(CreditScheduleError):
         parse_credit_schedule(text)
