@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 
@@ -10,32 +11,54 @@ class TimestampError(ValueError):
     """Text that is not an ISO 8601 timestamp."""
 
 
+# ISO 8601 as people and spreadsheets write it: a date, then optionally a time (hours 00–23) and an offset.
+# ASCII digits only; no zone names, no words ("now", "epoch"), no 24:00.
+_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(\.\d{1,6})?)?)?"
+                  r"\s*(Z|z|[+-](?:\d{2}):?(?:\d{2})?)?", re.ASCII)
+MAX_OFFSET = timedelta(hours=14)
+
+
 def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
-    """An aware UTC datetime from ISO 8601 text; text without an offset is local time in ``zone``."""
+    """An aware UTC datetime from ISO 8601 text; raises TimestampError naming what is wrong.
+
+    Text without an offset is local time in ``zone``: a local time that does not exist (the hour
+    skipped when clocks go forward) is refused, and one that happens twice (clocks going back)
+    is its first occurrence.
+    """
     cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
+    match = _ISO.fullmatch(cleaned)
+    if not match:
+        raise TimestampError(f"{text!r} is not an ISO 8601 timestamp (e.g. 2026-11-23T15:00:00+08:00)")
+    offset = match.group(6)
     try:
-        parsed = datetime.fromisoformat(cleaned)
+        parsed = datetime.fromisoformat(cleaned[: match.start(6)].strip() if offset else cleaned)
     except ValueError:
-        raise TimestampError(f"{text!r} is not an ISO 8601 timestamp (e.g. 2026-11-23T15:00:00+08:00)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+        raise TimestampError(f"{text!r} is not a real date and time (e.g. 2026-11-23T15:00:00+08:00)") from None
+    if offset:
+        sign, digits = (1 if offset[0] == "+" else -1), offset[1:].replace(":", "")
+        shift = timedelta(hours=int(digits[:2] or 0), minutes=int(digits[2:] or 0)) if offset not in "Zz" else None
+        if shift is not None and (shift > MAX_OFFSET or int(digits[2:] or 0) > 59):
+            raise TimestampError(f"{text!r} has the offset {offset}, which no place on Earth uses (±14:00 at most)")
+        return parsed.replace(tzinfo=UTC if shift is None else timezone(sign * shift)).astimezone(UTC)
+    return local_to_utc(parsed, zone, shown=text)
 
 
-def as_utc(moment: datetime, zone: ZoneInfo) -> datetime:
-    """An aware UTC datetime; a naive one is read as local time in ``zone``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+def local_to_utc(local: datetime, zone: ZoneInfo, *, shown: str | None = None) -> datetime:
+    """The instant of a local wall-clock time in ``zone``: its first occurrence when the clocks went back;
+    TimestampError when it falls in the hour skipped when they went forward."""
+    first = local.replace(tzinfo=zone, fold=0)
+    instant = first.astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        before, after = ((instant + timedelta(hours=h)).astimezone(zone) for h in (-3, 3))
+        raise TimestampError(f"{shown or local.isoformat(sep=' ')!r} does not exist in {zone.key}: the clocks skip "
+                             f"it that night (daylight saving, UTC{_offset(before)} to UTC{_offset(after)})")
+    return instant
 
 
-def format_local(moment: datetime | None, zone: ZoneInfo) -> str:
-    """``2026-11-23T15:00:00+08:00``: ISO 8601 in the support zone, to the second."""
-    if moment is None:
-        return ""
-    return moment.astimezone(zone).isoformat(timespec="seconds")
+def _offset(moment: datetime) -> str:
+    """'+01:00': the UTC offset of an aware datetime."""
+    text = moment.strftime("%z")
+    return f"{text[:3]}:{text[3:5]}"
 
 
 def format_for_people(moment: datetime | None, zone: ZoneInfo) -> str:
