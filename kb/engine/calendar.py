@@ -2,10 +2,13 @@
 
 Business time is counted as a running total: every business day gets the number
 of business seconds that lie before its opening (``cum_before``). The business
-time elapsed at any instant is then one ASOF join away (the last opening at or
-before it, plus the part of that day already gone), and a deadline "N business
-days after receipt" is the inverse lookup (the last day whose ``cum_before`` is
-below the target total). See ``kb/engine/first_response.py`` for the queries.
+time elapsed at any instant is then that of the last opening at or before it,
+plus the part of that day already gone; a deadline "N business days after
+receipt" is the inverse lookup (the last day whose ``cum_before`` is below the
+target total). Both are "last key at or below x" lookups, and ``clock_index``
+lays them out as bucketed tables read by equality (hash) joins on a bucket
+number, not ASOF joins, which would sort every looked-up row: see
+``kb/engine/business_time.py`` for the SQL that reads them.
 
 Openings and closings are built from local wall-clock times with ``zoneinfo``,
 so 09:00 stays 09:00 across daylight-saving changes.
@@ -138,7 +141,7 @@ def clock_index(calendar: CalendarConfig, first_year: int, last_year: int) -> di
       (``next_close``) and the business time at that closing (``next_close_cum_us``);
     * ``business_index``: one row, the ``origin``, ``width`` and ``last`` bucket of the first two.
 
-    See ``_step_index`` and ``kb/engine/first_response.py`` for how a lookup reads them.
+    See ``_step_index`` and ``kb/engine/business_time.py`` for how a lookup reads them.
     """
     days = business_days(calendar, first_year, last_year)
     opens_at = days.opens_at.to_numpy()

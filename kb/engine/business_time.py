@@ -1,0 +1,98 @@
+"""Business time in SQL (SPEC 2): what the calendar's lookup tables answer, as builders a query composes.
+
+Business time is a running total (``kb/engine/calendar.py``): each business day
+has its opening and the business time before it, ``cum_us``. Then
+
+* the business time elapsed at an instant ``t`` is that of the last opening at
+  or before ``t``: ``cum_us + clamp(t − opens_at, 0, length_us)``
+  (``elapsed_us``);
+* the instant at which the elapsed business time reaches a total ``c`` is found
+  from the last business day whose ``cum_us`` is *below* ``c``: its opening plus
+  the rest. Strictly below, so a total that lands exactly on a close gives that
+  close and not the next opening (``reached_at`` of ``business_time_after``);
+* the close of the first business day dated after a local date is read by that
+  date (``next_business_day_close``).
+
+The first two are "last key at or below x" lookups. They read the calendar's
+bucketed lookup tables (``clock_index`` in ``kb/engine/calendar.py``) with
+equality joins, because an ASOF join sorts every row it looks up with its whole
+row and takes seconds on a million cases: the bucket of x holds at most one key,
+and the answer is that key when it is at or below x, else the last key before
+the bucket. The third is an equality join on the local date.
+
+Each builder returns a ``Lookup``: the JOIN clauses to append after the FROM
+item whose columns its SQL arguments name, and the expression that reads the
+answer. ``alias`` names the joined lookup table and must be unique in that
+SELECT. A null argument gives a null answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kb.config import CalendarConfig
+from kb.db.sqltext import quote
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """``join`` goes after a FROM item, ``value`` into the select list. For a lookup of an instant,
+    ``value_cum_us`` is the business time elapsed at that instant (the running total)."""
+
+    join: str
+    value: str
+    value_cum_us: str | None = None
+
+
+def _bucket(x: str, kind: str, index: str) -> str:
+    """The bucket of ``x`` in the lookup table ``kind`` ('instant' or 'clock'); ``index``: a ``business_index`` row."""
+    # Not least(…, last): least() skips nulls, and a null x must find no bucket.
+    return (f"CASE WHEN {x} < {index}.{kind}_origin THEN 0 "
+            f"WHEN {x} >= {index}.{kind}_origin + {index}.{kind}_last * {index}.{kind}_width THEN {index}.{kind}_last "
+            f"ELSE ({x} - {index}.{kind}_origin) // {index}.{kind}_width END")
+
+
+def elapsed_us(instant_sql: str, alias: str) -> Lookup:
+    """Business microseconds elapsed at the instant (TIMESTAMPTZ) ``instant_sql``, as a running total."""
+    x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
+    return Lookup(
+        join=(f"CROSS JOIN business_index {ix} "
+              f"LEFT JOIN business_instants {k} ON {k}.bucket = {_bucket(x, 'instant', ix)}"),
+        value=(f"CASE WHEN {x} >= {k}.b_opens_us THEN {k}.b_cum_us + least({x} - {k}.b_opens_us, {k}.b_length_us) "
+               f"ELSE {k}.a_cum_us + least(greatest({x} - {k}.a_opens_us, 0), {k}.a_length_us) END"),
+    )
+
+
+def reached_at(cum_us_sql: str, alias: str) -> Lookup:
+    """The earliest instant at which the elapsed business time (a running total, as from
+    ``elapsed_us``) reaches ``cum_us_sql`` microseconds: an opening, a time of a business day, or a close."""
+    c, k, ix = f"({cum_us_sql})", alias, f"{alias}_ix"
+    return Lookup(
+        join=(f"CROSS JOIN business_index {ix} "
+              f"LEFT JOIN business_clock {k} ON {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
+        value=(f"CASE WHEN {c} - 1 >= {k}.b_cum_us THEN {k}.b_opens_at + to_microseconds({c} - {k}.b_cum_us) "
+               f"ELSE {k}.a_opens_at + to_microseconds({c} - {k}.a_cum_us) END"),
+        value_cum_us=c,
+    )
+
+
+def next_business_day_close(day_sql: str, alias: str) -> Lookup:
+    """The close of the first business day whose local date is after the local date ``day_sql``:
+    SPEC 3's "end of the next business day"."""
+    return Lookup(
+        join=f"LEFT JOIN business_dates {alias} ON {alias}.day = {day_sql}",
+        value=f"{alias}.next_close",
+        value_cum_us=f"{alias}.next_close_cum_us",
+    )
+
+
+def local_day(instant_sql: str, calendar: CalendarConfig) -> str:
+    """The local date (DATE) of the instant ``instant_sql`` in the calendar's time zone."""
+    return f"CAST(timezone({quote(calendar.timezone)}, {instant_sql}) AS DATE)"
+
+
+def business_time_after(start_cum_sql: str, days_sql: str, calendar: CalendarConfig) -> str:
+    """The running total of business time ``days_sql`` business days after the running total
+    ``start_cum_sql`` (a business day is close − open); ``reached_at`` of it is SPEC 3's
+    "within N business days" deadline."""
+    return f"{start_cum_sql} + {days_sql} * {calendar.business_day_seconds * 1_000_000}"
