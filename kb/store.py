@@ -2,7 +2,9 @@
 
 DuckDB lets one process hold a file read-write. The dashboard process opens it
 once; every read gets its own cursor, and every write goes through one lock,
-in a transaction, retried when DuckDB reports a write conflict. Each committed
+in a transaction (``kb.db.connection.transaction``), retried when DuckDB
+reports a write conflict: ``Store.transaction()`` for a block of statements,
+``Store.write(action, …)`` for one of kb's write functions. Each committed
 write bumps ``version``, which is what cached reads are keyed on, so a write
 shows up on every page at once.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,40 +60,58 @@ class Store:
     @contextmanager
     def reader(self, snapshot: Snapshot | None = None):
         """A cursor of its own; with a snapshot, its tables are registered under the views' names."""
-        cur = connection.cursor(self._con)
-        try:
+        with self._cursor() as cur:
             if snapshot is not None:
                 for name, table in snapshot.tables.items():
                     cur.register(name, table)
             yield cur
-        finally:
-            cur.close()
 
     def query(self, sql: str, params=None, snapshot: Snapshot | None = None):
         """A DataFrame from one SELECT."""
         with self.reader(snapshot) as cur:
             return cur.execute(sql, params or []).fetchdf()
 
-    def write(self, action: Callable[..., T], *args, attempts: int = 5, **kwargs) -> T:
-        """Run ``action(cursor, *args, **kwargs)`` as the only writer; retry on a write conflict.
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in a transaction, as the only writer: committed when the block ends (and
+        ``version`` bumped), rolled back when it raises.
 
-        ``action`` opens and commits its own transaction (every write in kb
-        does), so a failed attempt leaves nothing behind.
+        A ``with`` block cannot be run a second time, so a write conflict in it is raised
+        (``Store.write``, which holds the action, runs it again instead). The functions of
+        ``kb.intake`` called inside join this transaction.
+        """
+        with self._write_lock, self._cursor() as cur:
+            with connection.transaction(cur):
+                yield cur
+            self.version += 1
+
+    def write(self, action: Callable[..., T], *args, attempts: int = 5, **kwargs) -> T:
+        """Run ``action(cursor, *args, **kwargs)`` as the only writer; run it again on a write conflict.
+
+        ``action`` is one of kb's writes: it opens its own ``transaction`` (so a
+        failed attempt leaves nothing behind), or, like a backup, runs outside one.
         """
         with self._write_lock:
             for attempt in range(attempts):
-                cur = connection.cursor(self._con)
                 try:
-                    result = action(cur, *args, **kwargs)
-                    self.version += 1
-                    return result
+                    with self._cursor() as cur:
+                        result = action(cur, *args, **kwargs)
                 except duckdb.TransactionException as e:
                     if "conflict" not in str(e).lower() or attempt == attempts - 1:
                         raise
                     time.sleep(0.05 * (attempt + 1))
-                finally:
-                    cur.close()
+                    continue
+                self.version += 1
+                return result
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = connection.cursor(self._con)
+        try:
+            yield cur
+        finally:
+            cur.close()
 
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
         """The as-of tables at ``as_of`` (default: now), reused until the next write, and for "now"

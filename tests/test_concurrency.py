@@ -82,3 +82,52 @@ def test_a_double_clicked_submit_stores_one_case(app):  # noqa: F811  (the fixtu
     button(at, "Log case").click().run()
     assert "Case CS-00001 logged" in shown(at.success[0])
     assert query("SELECT count(*) AS n FROM cases WHERE subject = 'Clicked twice'").n[0] == 1
+
+
+def test_a_double_submit_typed_differently_stores_one_case(tmp_path):
+    """The double-submit check compares the values as they would be stored: spaces around a client id,
+    a blank requester of invisible characters, the same instant written in another zone."""
+    db, config_file = build_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    staff = Actor("staff@support.example", "staff")
+    first = store.write(log_case, store.config, staff, {
+        "client_id": "ENT", "category": "api_help", "subject": "Spaced", "requester": "",
+        "received_at": "2026-11-25 10:00"})
+    again = store.write(log_case, store.config, staff, {
+        "client_id": " ENT\t", "category": "api_help ", "subject": "Spaced", "requester": "\u00a0\u200b ",
+        "received_at": "2026-11-25T02:00:00Z"})
+    other = store.write(log_case, store.config, staff, {
+        "client_id": "ENT", "category": "api_help", "subject": "Spaced ", "received_at": "2026-11-25 10:00"})
+    assert again == first and other != first  # free text is stored as typed: a trailing space is another subject
+    assert store.query("SELECT count(*) AS n FROM cases WHERE subject LIKE 'Spaced%'").n[0] == 2
+    store.close()
+
+
+def test_one_transaction_owner(tmp_path):
+    db, config_file = build_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    staff = Actor("staff@support.example", "staff")
+    version = store.version
+    fields = {"client_id": "ENT", "category": "api_help", "received_at": "2026-11-25 10:00"}
+    with store.transaction() as cur:  # the writes inside join it
+        log_case(cur, store.config, staff, {**fields, "subject": "one"})
+        log_case(cur, store.config, staff, {**fields, "subject": "two"})
+    assert store.version == version + 1
+    try:
+        with store.transaction() as cur:
+            log_case(cur, store.config, staff, {**fields, "subject": "three"})
+            raise RuntimeError("changed my mind")
+    except RuntimeError:
+        pass
+    assert store.version == version + 1
+    assert sorted(store.query("SELECT subject FROM cases WHERE case_id LIKE 'CS-%'").subject) == ["one", "two"]
+
+    # When DuckDB has already ended the transaction, the error raised is the block's own.
+    with store.reader() as cur:
+        try:
+            with connection.transaction(cur):
+                cur.execute("COMMIT")
+                raise LookupError("the original error")
+        except LookupError as e:
+            assert str(e) == "the original error"
+    store.close()

@@ -25,7 +25,8 @@ from kb.cli import main
 from kb.db import connection
 from kb.intake.importing import Rejected
 from kb.intake.validation import TABLES
-from kb.intake.writes import log_case, log_incident
+from kb.intake.writes import close_incident, log_case, log_incident, record_response, resolve_case
+from kb.timestamps import set_now
 from kb.ui import plain
 from tests import test_pages
 from tests.conftest import ADMIN, SPEC_CONFIG, add, shown
@@ -222,6 +223,20 @@ CSV_CASES = {
                       Refused("line 2, active_from: '0001-01-01' is outside 1970–2200")),
     "far future date": ("contracts", new("contracts", ends_on="9999-12-01"),
                         Refused("line 2, ends_on: '9999-12-01' is outside 1970–2200")),
+    # the clock: nothing that happened can be dated after now; only maintenance is scheduled ahead
+    "received in the future": ("cases", new("cases", received_at="2199-01-01 10:00"),
+                               Refused("line 2, received_at: is in the future (2199-01-01T10:00:00+08:00; now is")),
+    "answered in the future": ("cases", new("cases", first_response_at="2199-01-01 10:00"),
+                               Refused("line 2, first_response_at: is in the future")),
+    "resolved in the future": ("cases", new("cases", resolved_at="2199-01-01 10:00"),
+                               Refused("line 2, resolved_at: is in the future")),
+    "outage in the future": ("incidents", new("incidents", started_at="2199-01-01 10:00", ended_at=""),
+                             Refused("line 2, started_at: is in the future")),
+    "outage ending in the future": ("incidents", new("incidents", ended_at="2199-01-01 10:00"),
+                                    Refused("line 2, ended_at: is in the future")),
+    "maintenance scheduled ahead": ("incidents", new("incidents", impact="maintenance", started_at="2199-01-01 02:00",
+                                                     ended_at="2199-01-01 04:00"),
+                                    Stored(started_at=datetime(2198, 12, 31, 18, 0, tzinfo=UTC))),
     "not a timestamp": ("cases", new("cases", received_at="20/11/2026 3pm"),
                         Refused("line 2, received_at: '20/11/2026 3pm' is not an ISO 8601 timestamp")),
     "no such day": ("cases", new("cases", received_at="2026-02-30 10:00"), Refused("is not an ISO 8601 timestamp")),
@@ -397,8 +412,8 @@ def test_log_incident_form(app, key, value, message):
     (log_incident, {"ended_at": "2201-01-01T00:00:00+08:00"}, "ended_at"),
 ])
 def test_what_the_forms_write_refuses_far_dates(con, write, fields, column):
-    """The date pickers stop far dates; the writes behind them refuse them as well (a case's
-    future dates already as being in the future)."""
+    """The date pickers stop far dates; the writes behind them refuse them as well, once (a date
+    outside the calendar's years is not also reported as being in the future)."""
     add(con, SPEC_CONFIG, "clients", dict(client_id="ENT", name="Ent", tier="enterprise"))
     add(con, SPEC_CONFIG, "environments", dict(environment_id="E1", name="Prod", kind="dedicated",
                                                deployment="on_premise", client_id="ENT", active_from="2026-01-01"))
@@ -407,9 +422,38 @@ def test_what_the_forms_write_refuses_far_dates(con, write, fields, column):
             {"environment_id": "E1", "impact": "outage", "started_at": "2026-11-20T15:00:00+08:00"})
     with pytest.raises(Rejected) as refused:
         write(con, SPEC_CONFIG, ADMIN, {**base, **fields})
-    expected = "is in the future" if write is log_case and fields[column] > "2100" else "is outside 1970–2200"
+    expected = "is outside 1970–2200"
     assert [(p.column, expected in p.reason) for p in refused.value.problems] == [(column, True)]
     assert con.execute("SELECT (SELECT count(*) FROM cases) + (SELECT count(*) FROM incidents)").fetchall() == [(0,)]
+
+
+def test_the_clock_is_one_rule_for_forms_imports_and_updates(con):
+    """"Now" comes from ``kb.timestamps.now_utc`` (``--now``, ``$SUPPORT_NOW``), with 5 minutes' grace;
+    only maintenance may be scheduled ahead, and closed ahead."""
+    set_now(datetime(2026, 11, 25, 8, 30, tzinfo=UTC))  # 16:30 in Hong Kong
+    add(con, SPEC_CONFIG, "clients", dict(client_id="ENT", name="Ent", tier="enterprise"))
+    add(con, SPEC_CONFIG, "environments", dict(environment_id="E1", name="Prod", kind="dedicated",
+                                               deployment="on_premise", client_id="ENT", active_from="2026-01-01"))
+    case = {"client_id": "ENT", "category": "api_help", "subject": "s"}
+    with pytest.raises(Rejected, match=r"received_at: is in the future \(2026-11-25T16:36:00\+08:00; now is "):
+        log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:36"})
+    case_id = log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:34"})  # within the grace
+    with pytest.raises(Rejected, match="first_response_at: is in the future"):
+        record_response(con, SPEC_CONFIG, ADMIN, case_id, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    with pytest.raises(Rejected, match="resolved_at: is in the future"):
+        resolve_case(con, SPEC_CONFIG, ADMIN, case_id, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+
+    outage = {"environment_id": "E1", "impact": "outage", "started_at": "2026-11-25 16:00"}
+    with pytest.raises(Rejected, match="started_at: is in the future"):
+        log_incident(con, SPEC_CONFIG, ADMIN, {**outage, "started_at": "2026-11-26 16:00"})
+    ongoing = log_incident(con, SPEC_CONFIG, ADMIN, outage)
+    with pytest.raises(Rejected, match="ended_at: is in the future"):
+        close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 8, 30, tzinfo=UTC))
+    planned = log_incident(con, SPEC_CONFIG, ADMIN, {"environment_id": "E1", "impact": "maintenance",
+                                                     "started_at": "2026-11-28 02:00"})
+    close_incident(con, SPEC_CONFIG, ADMIN, planned, datetime(2026, 11, 27, 20, 0, tzinfo=UTC))
+    assert con.execute("SELECT count(*) FROM incidents WHERE ended_at IS NOT NULL").fetchall() == [(2,)]
 
 
 # --- Markup is shown as text --------------------------------------------------------------------------
@@ -548,7 +592,7 @@ BAD_CONFIGS = {
     "unknown country": ('[calendar]\nholidays_country = "ZZ"', "'ZZ' is not a country code"),
     "holiday not a date": ('[calendar]\nextra_holidays = ["24/12/2026"]', "'24/12/2026' is not an ISO date"),
     "target NaN": ("[sla]\ndefault_uptime_target_pct = nan", "must be a finite number"),
-    "target over 100": ("[sla]\ndefault_uptime_target_pct = 100.5", "is not in (0, 100]"),
+    "target over 100": ("[sla]\ndefault_uptime_target_pct = 100.5", "must be a percentage in (0, 100]"),
     "at risk infinite": ("[sla]\nat_risk_business_hours = inf", "must be a finite number"),
     "response days huge": ("[sla]\nenterprise_response_business_days = 100000000", "must be at most 60"),
     "response days text": ('[sla]\ncustom_response_business_days = "1"', "must be a whole number"),

@@ -29,6 +29,7 @@ import duckdb
 
 from kb.db import connection
 from kb.db.schema import SCHEMA_VERSION
+from kb.db.sqltext import quote
 
 DATA_TABLES = ("clients", "environments", "contracts", "cases", "incidents", "monitoring_checks", "audit_log")
 
@@ -70,7 +71,7 @@ def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replac
     source = con.execute("SELECT current_database()").fetchall()[0][0]
     attached = False
     try:
-        con.execute(f"ATTACH {_literal(temporary)} AS {alias} (READ_WRITE)").fetchall()
+        con.execute(f"ATTACH {quote(str(temporary))} AS {alias} (READ_WRITE)").fetchall()
         attached = True
         con.execute(f"COPY FROM DATABASE {_identifier(source)} TO {alias}").fetchall()
         con.execute(f"CHECKPOINT {alias}").fetchall()
@@ -82,7 +83,7 @@ def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replac
         _fsync_folder(dest.parent)
         return counts
     except duckdb.Error as e:
-        raise BackupError(f"the backup to {dest} failed, nothing was written: {_first_line(e)}") from None
+        raise BackupError(f"the backup to {dest} failed, nothing was written: {connection.first_line(e)}") from None
     except OSError as e:
         raise BackupError(f"the backup to {dest} failed, nothing was written: {e.strerror or e}") from None
     finally:
@@ -134,7 +135,7 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
             try:
                 alias = f"kb_restore_{uuid.uuid4().hex[:12]}"
                 target = con.execute("SELECT current_database()").fetchall()[0][0]
-                con.execute(f"ATTACH {_literal(backup)} AS {alias} (READ_ONLY)").fetchall()
+                con.execute(f"ATTACH {quote(str(backup))} AS {alias} (READ_ONLY)").fetchall()
                 con.execute(f"COPY FROM DATABASE {alias} TO {_identifier(target)}").fetchall()
                 con.execute(f"DETACH {alias}").fetchall()
             finally:
@@ -149,7 +150,7 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
                 raise BackupError(f"the copy of {backup} does not hold the backup's rows ({restored} != {counts})")
             _fsync(temporary)
         except duckdb.Error as e:
-            raise BackupError(f"restoring {backup} failed, {db} was not changed: {_first_line(e)}") from None
+            raise BackupError(f"restoring {backup} failed, {db} was not changed: {connection.first_line(e)}") from None
         except OSError as e:
             raise BackupError(f"restoring {backup} failed, {db} was not changed: {e.strerror or e}") from None
         kept = _keep_aside(db) if db.exists() else None
@@ -248,13 +249,5 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def _identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

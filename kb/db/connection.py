@@ -1,19 +1,28 @@
-"""Opening the DuckDB file: where it lives, its schema version, and clear errors.
+"""Opening the DuckDB file: where it lives, its schema version, and clear errors; and the
+two contexts every write runs in.
 
 Every connection runs with ``TimeZone = 'UTC'``: instants are stored as
-TIMESTAMPTZ (UTC) and only turned into the support zone for display.
+TIMESTAMPTZ (UTC) and only turned into the support zone for display, or for
+reading text without an offset as local time (``local_zone``).
+
+``transaction`` is the one place that begins, commits and rolls back: every
+write in kb runs inside it, and one opened inside another joins it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from kb.config import PROJECT_ROOT
 from kb.db.schema import MIGRATIONS, SCHEMA_VERSION
+from kb.db.sqltext import quote
 from kb.timestamps import SQL_MACROS
 
 
@@ -66,9 +75,9 @@ def connect(
                     f"database {path} is held by another process (most likely the running dashboard). "
                     "Import through the dashboard's Import page, or stop the dashboard and try again."
                 ) from None
-            raise StoreError(f"database {path} cannot be opened: {_first_line(e)}") from None
+            raise StoreError(f"database {path} cannot be opened: {first_line(e)}") from None
         except duckdb.Error as e:
-            raise StoreError(f"{path} is not a support database DuckDB can open: {_first_line(e)}") from None
+            raise StoreError(f"{path} is not a support database DuckDB can open: {first_line(e)}") from None
     try:
         prepare(con)
         if read_only:
@@ -133,17 +142,12 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path | str = "database") -> No
     version = _check_version(con, path)
     if version == SCHEMA_VERSION:
         return
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         if version == 0:
             con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
         for number, sql in enumerate(MIGRATIONS[version:], start=version + 1):
             con.execute(sql)
             con.execute("INSERT INTO schema_version VALUES (?, now())", [number])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path | str) -> int:
@@ -157,5 +161,59 @@ def _check_version(con: duckdb.DuckDBPyConnection, path: Path | str) -> int:
     return version
 
 
-def _first_line(error: Exception) -> str:
+# The connections (cursors) inside a ``transaction`` right now: a transaction opened on one of them joins it.
+_in_transaction: weakref.WeakSet = weakref.WeakSet()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block in one transaction on ``con``: COMMIT when it ends, ROLLBACK on any exception.
+
+    Opened inside another transaction on the same connection, it joins that
+    one: the outermost commits or rolls back. When DuckDB has already ended
+    the transaction (a failed COMMIT, a conflict), the ROLLBACK cannot run and
+    the error raised is the original one, not "no transaction is active".
+    """
+    if con in _in_transaction:
+        yield con
+        return
+    con.execute("BEGIN TRANSACTION")
+    _in_transaction.add(con)
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException as error:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as failed:
+            if "no transaction is active" not in str(failed):
+                error.add_note(f"and the rollback failed: {first_line(failed)}")
+        raise
+    finally:
+        _in_transaction.discard(con)
+
+
+@contextmanager
+def local_zone(con: duckdb.DuckDBPyConnection, timezone: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block with the session's TimeZone set to ``timezone`` (text without an offset is then
+    local time there), and set it back after. Open it outside ``transaction``: a transaction that
+    failed refuses every statement, the one that would set the zone back included."""
+    before = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+    if before == timezone:
+        yield con
+        return
+    con.execute(f"SET TimeZone = {quote(timezone)}")
+    try:
+        yield con
+    except BaseException:
+        try:
+            con.execute(f"SET TimeZone = {quote(before)}")
+        except duckdb.Error:
+            pass  # inside a failed transaction: the block's own error is the one to report
+        raise
+    con.execute(f"SET TimeZone = {quote(before)}")
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (DuckDB adds the query and a caret below it)."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

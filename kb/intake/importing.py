@@ -1,20 +1,30 @@
 """Adding rows, all or nothing: from a CSV file (``python -m kb import``, the Import
 page) or from a form (one row). Every problem is reported as ``line N``, column
-and reason; when there is any, nothing is written."""
+and reason; when there is any, nothing is written.
+
+``checked`` stages the rows, checks them (``kb.intake.validation``) and holds the
+transaction; ``write_checked`` writes them inside it. ``add_rows`` and
+``update_row`` are the two put together; a form (``kb.intake.writes``) adds its
+double-submit check between them."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
+from kb.db.connection import local_zone, transaction
 from kb.intake.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql, update_sql
+from kb.timestamps import now_utc
 
 Progress = Callable[[float, str], None]
 
@@ -108,68 +118,74 @@ def staged_from_records(table: str, records: list[dict[str, str | None]]) -> Sta
 
 
 def add_rows(con, config: Config, staged: Staged, actor: Actor, *, permission: str, source: str,
-             progress: Progress | None = None) -> int:
+             progress: Progress | None = None, now: datetime | None = None) -> int:
     """Validate every staged row and insert them all in one transaction; raise Rejected.
 
     ``permission`` is what the caller is doing: "import" for a file, "log_case"
-    for a form. ``source`` names the file or form in the audit trail. Returns
-    the number of rows written.
+    for a form. ``source`` names the file or form in the audit trail. ``now``:
+    what the clock rule takes as now (default: ``kb.timestamps.now_utc()``).
+    Returns the number of rows written.
     """
-    return _write_staged(con, config, staged, actor, permission, source, progress, updating=False)
+    require(actor, permission)
+    report = progress or _silent
+    with checked(con, config, staged, progress=report, now=now):
+        write_checked(con, staged, actor, permission=permission, source=source)
+    report(1.0, f"{len(staged):,} rows written")
+    return len(staged)
 
 
 def update_row(con, config: Config, staged: Staged, actor: Actor, *, permission: str) -> None:
     """Replace one existing row (same key) by the staged one, under the same rules as a new row."""
     if len(staged) != 1:
         raise ValueError("update_row takes exactly one row")
-    _write_staged(con, config, staged, actor, permission, "form", None, updating=True)
-
-
-def _write_staged(con, config: Config, staged: Staged, actor: Actor, permission: str, source: str,
-                  progress: Progress | None, *, updating: bool) -> int:
     require(actor, permission)
-    report = progress or (lambda fraction, text: None)
+    with checked(con, config, staged, updating=True):
+        write_checked(con, staged, actor, permission=permission, source="form", updating=True)
+
+
+@contextmanager
+def checked(con, config: Config, staged: Staged, *, updating: bool = False,
+            progress: Progress | None = None, now: datetime | None = None) -> Iterator[None]:
+    """Inside: a transaction, the session in the support zone, and the staged rows registered as
+    ``staging`` and found to pass every rule (else Rejected, and nothing written). The block writes
+    them (``write_checked``); it may run further queries on ``staging`` first.
+
+    ``updating``: the rows replace existing ones with the same key, rather than add new ones.
+    ``now``: what the clock rule takes as now (default: ``kb.timestamps.now_utc()``).
+    """
+    report = progress or _silent
     if not staged.lines:
         raise Rejected([Problem(None, None, "there are no rows to add")])
     report(0.1, f"checking {len(staged):,} rows")
     schedule_problems = _schedule_problems(staged)
-    con.register("staging", _arrow(staged))
-    con.register("bad_schedules", pa.table({
+    with _registered(con, staging=_arrow(staged), bad_schedules=pa.table({
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
-    }))
+    })), local_zone(con, config.calendar.timezone), transaction(con):
+        sql = errors_sql(staged.table, "staging", updating=updating, now=now or now_utc())
+        problems = [Problem(*row) for row in con.execute(sql).fetchall()]
+        if problems:
+            raise Rejected(problems)
+        report(0.5, f"writing {len(staged):,} rows")
+        yield
+
+
+def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source: str,
+                  updating: bool = False) -> None:
+    """Insert (or, ``updating``, update) the rows ``checked`` let through, with their audit row."""
     table, key = staged.table, KEYS[staged.table]
     ids = [(value or "").strip() for value in staged.columns[key]]
-    con.execute(f"SET TimeZone = '{config.calendar.timezone}'")
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            sql = errors_sql(table, "staging", updating=updating)
-            problems = [Problem(*row) for row in con.execute(sql).fetchall()]
-            if problems:
-                raise Rejected(problems)
-            report(0.5, f"writing {len(staged):,} rows")
-            if updating:
-                before = row_of(con, table, key, ids[0])
-                con.execute(update_sql(table, "staging"))
-                audit.record(con, actor, "edit", table, ids[0], before, row_of(con, table, key, ids[0]))
-            else:
-                con.execute(insert_sql(table, "staging"))
-                if permission == "import":
-                    audit.record(con, actor, "import", table, None, None,
-                                 {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
-                else:
-                    audit.record(con, actor, "add", table, ids[0], None, row_of(con, table, key, ids[0]))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.execute("SET TimeZone = 'UTC'")
-        con.unregister("staging")
-        con.unregister("bad_schedules")
-    report(1.0, f"{len(staged):,} rows written")
-    return len(staged)
+    if updating:
+        before = row_of(con, table, key, ids[0])
+        con.execute(update_sql(table, "staging"))
+        audit.record(con, actor, "edit", table, ids[0], before, row_of(con, table, key, ids[0]))
+    elif permission == "import":
+        con.execute(insert_sql(table, "staging"))
+        audit.record(con, actor, "import", table, None, None,
+                     {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+    else:
+        con.execute(insert_sql(table, "staging"))
+        audit.record(con, actor, "add", table, ids[0], None, row_of(con, table, key, ids[0]))
 
 
 def row_of(con, table: str, key: str, value: str) -> dict:
@@ -180,6 +196,28 @@ def row_of(con, table: str, key: str, value: str) -> dict:
     if not rows:
         raise Rejected([Problem(None, key, f"no {table.rstrip('s')} {value!r}")])
     return dict(zip(names, rows[0], strict=True))
+
+
+def _silent(fraction: float, text: str) -> None:
+    pass
+
+
+@contextmanager
+def _registered(con, **tables: pa.Table) -> Iterator[None]:
+    """Arrow tables visible to the queries on ``con`` under the given names while the block runs."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    except BaseException:
+        for name in tables:
+            try:
+                con.unregister(name)
+            except duckdb.Error:
+                pass  # inside a failed transaction, whose rollback drops them anyway
+        raise
+    for name in tables:
+        con.unregister(name)
 
 
 def _columns(table: str):

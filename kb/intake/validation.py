@@ -1,20 +1,32 @@
 """The rules a new row must pass, shared by the CSV import and the dashboard's forms.
 
 Rows arrive as text (a CSV cell, a form field turned into text) in a staging
-table with a ``line`` column. ``row_errors`` checks every rule over the whole
-staging table in one SQL query and returns each problem as (line, column,
-reason); ``insert_sql`` then turns the same text into typed values. Text
-without an offset is read as local time in the support zone: both run with the
-session's TimeZone set to it.
+table with a ``line`` column. ``errors_sql`` checks every rule over the whole
+staging table in one SQL query that lists each problem as (line, column,
+reason); ``insert_sql`` and ``update_sql`` then turn the same text into typed
+values (``typed_rows_sql``), which ``same_values`` compares with stored rows
+(the forms' double-submit check). ``cell`` is the one place a cell is cleaned
+(trimmed unless free text, blank → NULL) and ``typed`` the one place it gets
+the type it is stored with. Text without an offset is read as local time in
+the support zone: all of them run with the session's TimeZone set to it
+(``kb.db.connection.local_zone``).
+
+The clock (SPEC 8): cases, responses, resolutions and incidents dated after
+now + ``FUTURE_GRACE`` are refused; only maintenance may be scheduled ahead.
+``errors_sql`` checks it on staged rows, ``future_reason`` on one typed instant
+(recording a response, closing an incident), against the same limit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from kb.credits import CreditScheduleError, parse_credit_schedule
 from kb.db.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
-from kb.db.sqltext import quote
+from kb.db.sqltext import instant, quote
+from kb.timestamps import now_utc
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,14 @@ ROW_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 
+# The clock: (column, condition under which it may lie in the future) for the instants that record
+# something that happened. Clocks differ a little, hence the grace; a case from tomorrow is a typo.
+FUTURE_GRACE = timedelta(minutes=5)
+CLOCK_RULES: dict[str, tuple[tuple[str, str], ...]] = {
+    "cases": (("received_at", "FALSE"), ("first_response_at", "FALSE"), ("resolved_at", "FALSE")),
+    "incidents": (("started_at", "impact = 'maintenance'"), ("ended_at", "impact = 'maintenance'")),
+}
+
 # Text made only of white space and invisible format characters (zero-width spaces, direction marks, BOM)
 # counts as empty.
 BLANK_TEXT = r"'[\s\x0b\x85\p{Z}\p{Cf}]*'"
@@ -172,10 +192,11 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
     return checks
 
 
-def errors_sql(table: str, staging: str, *, updating: bool = False) -> str:
+def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetime | None = None) -> str:
     """A query listing (line, column, reason) for every broken rule in ``staging``.
 
     ``updating``: the rows replace existing ones with the same key, rather than add new ones.
+    ``now``: the instant the clock rule compares with (default: ``kb.timestamps.now_utc()``).
     """
     columns = TABLES[table]
     parts = []
@@ -197,6 +218,14 @@ def errors_sql(table: str, staging: str, *, updating: bool = False) -> str:
         parts.append(
             f"SELECT line, {quote(column_name)}, {quote(reason)} FROM (SELECT line, {cleaned} FROM {staging}) s "
             f"WHERE {valid} AND ({condition})"
+        )
+    now = now or now_utc()
+    for column_name, allowed in CLOCK_RULES.get(table, ()):
+        typed = f'CAST("{column_name}" AS TIMESTAMPTZ)'
+        parts.append(
+            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed, now)} "
+            f"FROM (SELECT line, {cleaned} FROM {staging}) s "
+            f"WHERE {valid} AND {typed} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
         )
     repeated = (
         f"repeated_{key.name} AS (SELECT v FROM (SELECT {cell(key)} AS v FROM {staging}) "
@@ -227,6 +256,22 @@ def _in_years(typed: str) -> str:
     return f"coalesce(year({typed}) BETWEEN {FIRST_YEAR} AND {LAST_YEAR}, FALSE)"
 
 
+def future_reason(moment: datetime, zone: ZoneInfo, now: datetime | None = None) -> str | None:
+    """Why the clock rule refuses the instant ``moment``, or None when it is not in the future."""
+    now = now or now_utc()
+    if moment <= now + FUTURE_GRACE:
+        return None
+    shown = [m.astimezone(zone).isoformat(timespec="seconds") for m in (moment, now)]  # as iso_local writes it
+    return f"is in the future ({shown[0]}; now is {shown[1]})"
+
+
+def _future_reason_sql(typed: str, now: datetime) -> str:
+    """``future_reason`` in SQL, in the session's zone."""
+    zone = "current_setting('TimeZone')"
+    return (f"'is in the future (' || iso_local({typed}, {zone}) || '; now is ' "
+            f"|| iso_local({instant(now)}, {zone}) || ')'")
+
+
 def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
     """(schedule, reason) for each distinct credit schedule text that cannot be read."""
     bad = []
@@ -238,22 +283,33 @@ def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
     return bad
 
 
-def _typed(column: Column) -> str:
+def typed(column: Column) -> str:
+    """The SQL expression for a staged cell as it is stored: ``cell``, cast to the column's type."""
     return f"CAST({cell(column)} AS {SQL_TYPES[column.kind]})" if column.kind in SQL_TYPES else cell(column)
+
+
+def typed_rows_sql(table: str, staging: str) -> str:
+    """The staged rows as they would be stored, in file order (valid rows only: the casts raise)."""
+    values = ", ".join(f'{typed(c)} AS "{c.name}"' for c in TABLES[table])
+    return f"SELECT {values} FROM {staging} ORDER BY line"
 
 
 def update_sql(table: str, staging: str) -> str:
     """UPDATE of the rows whose key is staged, every other column from the staged text."""
     key, *rest = TABLES[table]
     assignments = ", ".join(f'"{c.name}" = s."{c.name}"' for c in rest)
-    typed = ", ".join(f'{_typed(c)} AS "{c.name}"' for c in TABLES[table])
-    return (f"UPDATE {table} SET {assignments} FROM (SELECT {typed} FROM {staging}) s "
+    return (f"UPDATE {table} SET {assignments} FROM ({typed_rows_sql(table, staging)}) s "
             f"WHERE {table}.{key.name} = s.{key.name}")
 
 
 def insert_sql(table: str, staging: str) -> str:
     """INSERT of every staged row, typed, in file order."""
-    columns = TABLES[table]
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    values = ", ".join(_typed(c) for c in columns)
-    return f"INSERT INTO {table} ({names}) SELECT {values} FROM {staging} ORDER BY line"
+    names = ", ".join(f'"{c.name}"' for c in TABLES[table])
+    return f"INSERT INTO {table} ({names}) {typed_rows_sql(table, staging)}"
+
+
+def same_values(table: str, stored: str, staged: str) -> str:
+    """A join condition: the row ``stored`` holds, in every column but the key, the values of the typed
+    row ``staged`` (from ``typed_rows_sql``), NULL matching NULL."""
+    _, *rest = TABLES[table]
+    return " AND ".join(f'{stored}."{c.name}" IS NOT DISTINCT FROM {staged}."{c.name}"' for c in rest)

@@ -1,7 +1,9 @@
 """A small, believable support operation to explore the dashboard with.
 
-Deterministic for a given day: the same seed and "today" give the same rows. It
-goes through the same validation and insert path as an import.
+Deterministic: the same seed, "today" and now give the same rows; nothing is
+dated after now (the clock rule would refuse it: a case the demo would receive
+this afternoon is left out in the morning). It goes through the same validation
+and insert path as an import, all in one transaction.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from datetime import date, datetime, time, timedelta
 
 from kb.access import Actor
 from kb.config import Config
+from kb.db.connection import local_zone, transaction
 from kb.engine.calendar import is_business_day
 from kb.intake.importing import add_rows, staged_from_records
+from kb.timestamps import now_utc
 
 CLIENTS = [
     ("ACME", "Acme Logistics", "enterprise", "acme.example"),
@@ -30,27 +34,34 @@ CLIENTS = [
     ("U-1006", "Mateo Silva", "free", ""),
 ]
 
-SUBJECTS = {
-    "platform_issue": [
+# Subjects by category, for the demo and for ``python -m kb generate``.
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "platform_issue": (
         "API gateway returns 502 on deploy", "Dashboard login loop after SSO change", "Webhook deliveries delayed",
         "Build pipeline stuck in 'queued'", "TLS certificate renewal failed", "Rate limiter rejects valid tokens",
-        "Metrics missing since upgrade", "Database connection pool exhausted",
-    ],
-    "api_help": [
+        "Metrics missing since upgrade", "Database connection pool exhausted", "Scheduled jobs ran twice",
+        "File uploads time out above 50 MB", "Audit log export is empty", "Search index out of date",
+    ),
+    "api_help": (
         "How to version an API without downtime", "Pagination for the orders endpoint",
         "OAuth scopes for a partner API", "Generating an SDK from our schema", "Validating nested JSON payloads",
-        "Best way to batch requests", "Configuring CORS for a new front end",
-    ],
-    "general_coding": [
+        "Best way to batch requests", "Configuring CORS for a new front end", "Idempotency keys for payments",
+        "Streaming large responses", "Mapping errors to problem+json",
+    ),
+    "general_coding": (
         "Python list comprehension question", "Regex for e-mail addresses", "React state not updating",
-        "SQL join returns duplicates", "Sorting dates in JavaScript",
-    ],
+        "SQL join returns duplicates", "Sorting dates in JavaScript", "Async/await in a loop",
+        "Unit testing a private method", "Git rebase went wrong",
+    ),
 }
 ASSIGNEES = ["amy.chan", "ben.ho", "carla.ng", "dev.patel", ""]
 
 
-def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, list[dict[str, str]]]:
-    """Rows for every table, dated relative to ``today`` (a local date in the support zone)."""
+def demo_records(config: Config, today: date, seed: int = 2026,
+                 now: datetime | None = None) -> dict[str, list[dict[str, str]]]:
+    """Rows for every table, dated relative to ``today`` (a local date in the support zone), none after
+    ``now`` (default: ``kb.timestamps.now_utc()``)."""
+    now = now or now_utc()
     rng = random.Random(seed)
     zone = config.calendar.zone
     month0 = date(today.year, today.month, 1)
@@ -110,7 +121,10 @@ def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, lis
     def incident(environment_id: str, impact: str, day: date, start_hour: float, minutes: float | None,
                  summary: str) -> None:
         start = datetime.combine(day, time(0), tzinfo=zone) + timedelta(hours=start_hour)
-        end = "" if minutes is None else (start + timedelta(minutes=minutes)).isoformat(timespec="seconds")
+        if start > now:
+            return
+        ended = None if minutes is None else start + timedelta(minutes=minutes)
+        end = "" if ended is None or ended > now else ended.isoformat(timespec="seconds")  # else still going on
         incidents.append(dict(incident_id=f"INC-{len(incidents) + 1:05d}", environment_id=environment_id,
                               impact=impact, started_at=start.isoformat(timespec="seconds"), ended_at=end,
                               summary=summary))
@@ -148,7 +162,7 @@ def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, lis
             forgotten = rng.random() < 0.03  # never answered: an open breach for the queue
             answered = not forgotten and (age_hours > 30 or (age_hours > delay and rng.random() < 0.4))
             resolved = responded + timedelta(hours=rng.lognormvariate(3.0, 1.0))
-            if age_hours < 0:
+            if age_hours < 0 or received > now:
                 continue
             cases.append(dict(
                 case_id=f"CS-{len(cases) + 1:05d}",
@@ -158,8 +172,9 @@ def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, lis
                 subject=rng.choice(SUBJECTS[category]),
                 requester=f"user{rng.randint(1, 40)}@{client[3] or 'mail.example'}",
                 assignee=rng.choice(ASSIGNEES) if answered or rng.random() < 0.5 else "",
-                first_response_at=responded.isoformat(timespec="seconds") if answered else "",
-                resolved_at=resolved.isoformat(timespec="seconds") if answered and age_hours > 72 else "",
+                first_response_at=responded.isoformat(timespec="seconds") if answered and responded <= now else "",
+                resolved_at=(resolved.isoformat(timespec="seconds")
+                             if answered and age_hours > 72 and resolved <= now else ""),
             ))
         day += timedelta(days=1)
 
@@ -181,18 +196,23 @@ def demo_records(config: Config, today: date, seed: int = 2026) -> dict[str, lis
 
 
 def write_demo(con, config: Config, today: date, actor: Actor) -> dict[str, int]:
-    """Write the demo rows into an empty store; returns the row count per table."""
+    """Write the demo rows into an empty store, all or nothing; returns the row count per table."""
+    now = now_utc()
     counts = {}
-    for table, records in demo_records(config, today).items():
-        counts[table] = add_rows(con, config, staged_from_records(table, records), actor,
-                                 permission="import", source=f"demo {table}")
-    checks = con.execute(
-        """
-        INSERT INTO monitoring_checks
-        SELECT environment_id, now() - INTERVAL (d) DAY - INTERVAL 3 HOUR, 'monitoring-bot', 'synthetic probe green'
-        FROM environments, range(0, 30) r(d)
-        WHERE kind = 'dedicated' AND environment_id <> 'ENV-DELT-PROD' OR (environment_id = 'ENV-DELT-PROD' AND d >= 12)
-        """
-    ).fetchall()
+    with local_zone(con, config.calendar.timezone), transaction(con):
+        for table, records in demo_records(config, today, now=now).items():
+            counts[table] = add_rows(con, config, staged_from_records(table, records), actor,
+                                     permission="import", source=f"demo {table}")
+        checks = con.execute(
+            """
+            INSERT INTO monitoring_checks
+            SELECT environment_id, CAST(? AS TIMESTAMPTZ) - INTERVAL (d) DAY - INTERVAL 3 HOUR, 'monitoring-bot',
+                   'synthetic probe green'
+            FROM environments, range(0, 30) r(d)
+            WHERE kind = 'dedicated' AND environment_id <> 'ENV-DELT-PROD'
+               OR (environment_id = 'ENV-DELT-PROD' AND d >= 12)
+            """,
+            [now],
+        ).fetchall()
     counts["monitoring_checks"] = checks[0][0]
     return counts

@@ -42,7 +42,10 @@ import pyarrow.compute as pc
 from kb.access import Actor
 from kb.config import Config
 from kb.db import audit
+from kb.db.connection import transaction
+from kb.db.schema import CATEGORIES
 from kb.engine.calendar import business_days
+from kb.tools.demo import SUBJECTS
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,26 +54,6 @@ CATEGORY_SHARES = {  # platform_issue, api_help, general_coding
     "enterprise": (0.55, 0.37, 0.08),
     "custom": (0.45, 0.38, 0.17),
     "free": (0.30, 0.30, 0.40),
-}
-CATEGORIES = ("platform_issue", "api_help", "general_coding")
-SUBJECTS = {
-    "platform_issue": (
-        "API gateway returns 502 on deploy", "Dashboard login loop after SSO change", "Webhook deliveries delayed",
-        "Build pipeline stuck in 'queued'", "TLS certificate renewal failed", "Rate limiter rejects valid tokens",
-        "Metrics missing since upgrade", "Database connection pool exhausted", "Scheduled jobs ran twice",
-        "File uploads time out above 50 MB", "Audit log export is empty", "Search index out of date",
-    ),
-    "api_help": (
-        "How to version an API without downtime", "Pagination for the orders endpoint",
-        "OAuth scopes for a partner API", "Generating an SDK from our schema", "Validating nested JSON payloads",
-        "Best way to batch requests", "Configuring CORS for a new front end", "Idempotency keys for payments",
-        "Streaming large responses", "Mapping errors to problem+json",
-    ),
-    "general_coding": (
-        "Python list comprehension question", "Regex for e-mail addresses", "React state not updating",
-        "SQL join returns duplicates", "Sorting dates in JavaScript", "Async/await in a loop",
-        "Unit testing a private method", "Git rebase went wrong",
-    ),
 }
 OUTAGE_SUMMARIES = ("Load balancer failover loop", "Database primary restart", "Disk full on app node",
                     "Certificate expiry on ingress", "Message queue stalled", "Power loss in data centre",
@@ -138,8 +121,7 @@ def write_tables(con, tables: dict[str, pa.Table], actor: Actor, *, source: str,
     total = sum(t.num_rows for t in tables.values())
     done = 0
     counts = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name, table in tables.items():
             for start in range(0, table.num_rows, CHUNK_ROWS):
                 chunk = table.slice(start, CHUNK_ROWS)
@@ -156,10 +138,6 @@ def write_tables(con, tables: dict[str, pa.Table], actor: Actor, *, source: str,
                 audit.record(con, actor, "import", name, None, None,
                              {"source": source, "rows": table.num_rows,
                               "first_id": table[key][0].as_py(), "last_id": table[key][-1].as_py()})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
