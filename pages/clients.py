@@ -5,10 +5,9 @@ from kb import ui
 from kb.credits import CreditScheduleError, credit_schedule_in_words
 from kb.intake.importing import Rejected, add_rows, staged_from_records, update_row
 from kb.intake.validation import KEYS, TABLES
+from kb.reads import clients
 
-ui.leave_legacy_multipage()
-st.title("Clients and contracts")
-st.markdown("**Who are our clients, where do they run, and what did we promise them?**")
+ui.page_header("Clients and contracts", "Who are our clients, where do they run, and what did we promise them?")
 
 store, actor = ui.open_app().store, ui.actor()
 config = store.config
@@ -72,25 +71,22 @@ def editor(table: str, frame) -> None:
         row_form(table, current)
 
 
-PAGE_SIZE = 1000  # rows of a table sent to the browser at once
-
-
-def page_of(table: str, order: str):
-    """One page of ``table`` in ``order``: all of it when short, else with a page picker."""
-    total = int(store.query(f"SELECT count(*) AS n FROM {table}").n[0])
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"{table}_page") - 1 if pages > 1 else 0
-    frame = store.query(f"SELECT * FROM {table} ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {page * PAGE_SIZE}")
-    if pages > 1:
-        st.caption(f"Rows {page * PAGE_SIZE + 1:,} to {page * PAGE_SIZE + len(frame):,} of {total:,}.")
+def page_of(table: str):
+    """One page of ``table``: all of it when short, else with a page picker."""
+    total = clients.row_count(store, table)
+    page = ui.page_picker(total, clients.PAGE_SIZE, key=f"{table}_page")
+    frame = clients.rows_page(store, table, page)
+    if total > clients.PAGE_SIZE:
+        first = page * clients.PAGE_SIZE
+        st.caption(f"Rows {first + 1:,} to {first + len(frame):,} of {total:,}.")
     return frame
 
 
 clients_tab, environments_tab, contracts_tab = st.tabs(["Clients", "Environments", "Contracts"])
 
 
-def plain_tab(table: str, order: str) -> None:
-    rows = page_of(table, order)
+def plain_tab(table: str) -> None:
+    rows = page_of(table)
     if rows.empty:
         ui.empty_state(f"No {table} yet.")
     else:
@@ -99,11 +95,11 @@ def plain_tab(table: str, order: str) -> None:
 
 
 with clients_tab:
-    plain_tab("clients", "tier, name, client_id")
+    plain_tab("clients")
 with environments_tab:
-    plain_tab("environments", "kind, name, environment_id")
+    plain_tab("environments")
 with contracts_tab:
-    contracts = page_of("contracts", "client_id, starts_on, contract_id")
+    contracts = page_of("contracts")
     if contracts.empty:
         ui.empty_state("No contracts yet.")
     else:

@@ -6,12 +6,10 @@ import streamlit as st
 from kb import ui
 from kb.config import WEEKDAYS, config_path
 from kb.credits import credit_schedule_in_words
-from kb.db.connection import schema_version
 from kb.engine.calendar import holiday_dates
+from kb.reads import configuration
 
-ui.leave_legacy_multipage()
-st.title("Configuration")
-st.markdown("**Which calendar and SLA rules is the dashboard applying, and to which file?**")
+ui.page_header("Configuration", "Which calendar and SLA rules is the dashboard applying, and to which file?")
 
 store = ui.open_app().store
 config = store.config
@@ -59,6 +57,5 @@ else:
     st.caption("No roles configured: without sign-in the dashboard runs in local mode as admin.")
 
 st.subheader("Files")
-with store.reader() as cur:
-    version = schema_version(cur)
-st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` (schema version {version})")
+st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` "
+            f"(schema version {configuration.schema_version(store)})")

@@ -9,14 +9,12 @@ from kb.intake.importing import Rejected
 from kb.reads import log_case
 from kb.timestamps import format_for_people
 
-ui.leave_legacy_multipage()
-st.title("Log case")
-st.markdown("**A client asked for help: log it, and see its first-response deadline.**")
+ui.page_header("Log case", "A client asked for help: log it, and see its first-response deadline.")
 
 store, actor = ui.open_app().store, ui.actor()
 zone = store.config.calendar.zone
 ui.show_flash()
-clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
+clients = log_case.clients(store)
 if clients.empty:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
@@ -71,8 +69,7 @@ if submitted:
 
 st.divider()
 st.subheader("Record a first response")
-unanswered = store.query("SELECT case_id, subject FROM cases WHERE first_response_at IS NULL ORDER BY case_id DESC "
-                         "LIMIT 500")
+unanswered = log_case.unanswered_cases(store, limit=500)
 if unanswered.empty:
     st.caption("Every case has a first response.")
 else:

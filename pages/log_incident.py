@@ -6,15 +6,14 @@ from kb import ui
 from kb.db.schema import IMPACTS
 from kb.intake import writes
 from kb.intake.importing import Rejected
+from kb.reads import log_incident
 
-ui.leave_legacy_multipage()
-st.title("Log incident")
-st.markdown("**Something is down, slow or under maintenance: log it, close it, or record a check.**")
+ui.page_header("Log incident", "Something is down, slow or under maintenance: log it, close it, or record a check.")
 
 store, actor = ui.open_app().store, ui.actor()
 zone = store.config.calendar.zone
 ui.show_flash()
-environments = store.query("SELECT environment_id, name, kind FROM environments ORDER BY kind, name")
+environments = log_incident.environments(store)
 if environments.empty:
     ui.empty_state("No environments yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
@@ -56,9 +55,7 @@ if submitted:
 
 st.divider()
 st.subheader("Close an ongoing incident")
-ongoing_incidents = store.query(
-    "SELECT incident_id, environment_id, impact, started_at, summary FROM incidents WHERE ended_at IS NULL "
-    "ORDER BY started_at")
+ongoing_incidents = log_incident.ongoing_incidents(store)
 if ongoing_incidents.empty:
     st.caption("No incident is ongoing.")
 else:

@@ -2,15 +2,14 @@ import altair as alt
 import streamlit as st
 
 from kb import ui
+from kb.engine import periods
 from kb.reads import overview
 
-ui.leave_legacy_multipage()
-st.title("Overview")
-st.markdown("**Are we keeping the Support Service Terms this month?**")
+ui.page_header("Overview", "Are we keeping the Support Service Terms this month?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = overview.months_of(store, snap)
+months = periods.months_of(store.config.calendar, snap.as_of)
 target = float(store.config.sla.response_target_pct)
 
 performance = overview.response_performance(store, snap, months)

@@ -7,9 +7,7 @@ from kb import ui
 from kb.db.schema import TIERS
 from kb.reads import performance
 
-ui.leave_legacy_multipage()
-st.title("Response performance")
-st.markdown("**How often do we answer in time, by tier, week by week and month by month?**")
+ui.page_header("Response performance", "How often do we answer in time, by tier, week by week and month by month?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)

@@ -9,9 +9,7 @@ from kb.intake.importing import Rejected
 from kb.reads import queue
 from kb.timestamps import now_utc
 
-ui.leave_legacy_multipage()
-st.title("Queue")
-st.markdown("**Which open cases need a first response next, and which deadlines are at risk?**")
+ui.page_header("Queue", "Which open cases need a first response next, and which deadlines are at risk?")
 
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 ui.show_flash()
@@ -46,8 +44,7 @@ else:
 
 
 def show_lane(lane: str, total: int) -> pd.DataFrame:
-    pages = max(1, -(-total // queue.PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key=f"page_{lane}") - 1 if pages > 1 else 0
+    page = ui.page_picker(total, queue.PAGE_SIZE, key=f"page_{lane}")
     frame = queue.queue_page(store, snap, flt, lane=lane, page=page)
     shown = ui.local_times(frame, "received_at", "first_response_due", "first_response_at")
     shown["state"] = frame.sla_state.map(ui.STATE_LABELS)

@@ -3,15 +3,15 @@ import streamlit as st
 
 from kb import ui
 from kb.credits import credit_schedule_in_words
-from kb.reads import overview, refunds
+from kb.engine import periods
+from kb.reads import refunds
 
-ui.leave_legacy_multipage()
-st.title("Refund exposure")
-st.markdown("**What do we owe in service credits, to whom, and who is closest to the next credit tier?**")
+ui.page_header("Refund exposure",
+               "What do we owe in service credits, to whom, and who is closest to the next credit tier?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = overview.months_of(store, snap)
+months = periods.months_of(store.config.calendar, snap.as_of)
 since = months.year_ago
 
 by_month = refunds.refunds_by_month(store, snap, since)

@@ -1,19 +1,16 @@
 from datetime import datetime
-from pathlib import Path
 
 import streamlit as st
 
 from kb import ui
 from kb.db.backup import BackupError, backup_to, default_backup_path
-from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
-from kb.reads.exports import report_sql
+from kb.reads import transfer
 from kb.timestamps import now_utc
 
-ui.leave_legacy_multipage()
-st.title("Import and export")
-st.markdown("**Bring rows in from CSV, all or nothing, and take the contract's reports out for any instant.**")
+ui.page_header("Import and export",
+               "Bring rows in from CSV, all or nothing, and take the contract's reports out for any instant.")
 
 store, actor = ui.open_app().store, ui.actor()
 config, zone = store.config, store.config.calendar.zone
@@ -53,9 +50,7 @@ as_of = datetime.combine(day, time_, tzinfo=zone)
 reports = ["case-sla", "uptime", "refunds"] + (["audit"] if actor.may("audit") else [])
 report = st.radio("Report", reports, horizontal=True, key="export_report")
 if st.button("Prepare CSV", icon=":material/table_view:"):
-    with store.reader() as cur:
-        open_views(cur, config, as_of)
-        frame = cur.execute(report_sql(report, config)).fetchdf()
+    frame = transfer.report(store, report, as_of)
     stamp = as_of.strftime("%Y%m%dT%H%M%z")
     st.download_button(f"Download {report} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
                        file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:",
@@ -65,17 +60,13 @@ if actor.may("configure"):
     st.subheader("Backup")
     target = default_backup_path(store.path)
     st.caption(f"A consistent copy of the whole database, as one DuckDB file in {target.parent}, taken while the "
-               "dashboard runs. To bring one back, stop the dashboard and run `python -m kb restore FILE`.")
+               "dashboard runs. To bring one back, stop the dashboard and run `python -m kb restore FILE`. A backup "
+               "holds every client's data, so it stays on the server: the dashboard never serves it as a link.")
     if st.button("Back up now", icon=":material/backup:", key="backup_now"):
         try:
             counts = store.write(backup_to, target)
         except BackupError as e:
             st.error(f"No backup was written: {e}", icon=":material/error:")
         else:
-            st.session_state["backup_file"] = str(target)
-            st.success(f"Backed up to {target.name}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "
+            st.success(f"Backed up to {target}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "
                        f"{counts['clients']:,} clients.", icon=":material/check_circle:")
-    latest = Path(st.session_state.get("backup_file", ""))
-    if latest.name and latest.is_file():
-        st.download_button(f"Download {latest.name}", latest.read_bytes(), file_name=latest.name,
-                           mime="application/octet-stream", icon=":material/download:", key="backup_download")

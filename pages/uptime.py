@@ -4,15 +4,14 @@ import altair as alt
 import streamlit as st
 
 from kb import ui
-from kb.reads import overview, uptime
+from kb.engine import periods
+from kb.reads import uptime
 
-ui.leave_legacy_multipage()
-st.title("Uptime")
-st.markdown("**Is every dedicated environment within its uptime target, and is each one being watched?**")
+ui.page_header("Uptime", "Is every dedicated environment within its uptime target, and is each one being watched?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-months = overview.months_of(store, snap)
+months = periods.months_of(store.config.calendar, snap.as_of)
 since = months.year_ago
 
 monthly = uptime.monthly_uptime(store, snap, since)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,27 +14,27 @@ from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
 from kb.intake.importing import add_rows, staged_from_records
+from kb.intake.validation import LAST_YEAR
+from kb.navigation import navigation_only
+from kb.timestamps import set_now
 
 ADMIN = Actor("tests@example.com", "admin")
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _navigation_only():
-    """AppTest resets Streamlit's legacy ``pages/`` directory mode before every run,
-    and the app leaves that mode with a rerun, which would drop a click. A server
-    enters it at most once (see ``kb.ui.leave_legacy_multipage``); keep AppTest
-    out of it the same way."""
-    from streamlit.runtime.pages_manager import PagesManager
+    """Keep AppTest out of Streamlit's legacy ``pages/`` mode (see ``kb.navigation.navigation_only``)."""
+    with navigation_only():
+        yield
 
-    original = PagesManager.__init__
 
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
+@pytest.fixture(autouse=True)
+def _the_clock():
+    """A test that sets "now" (``--now``, ``set_now``) leaves the clock as it found it for the next."""
     yield
-    PagesManager.__init__ = original
+    set_now(None)
+
+
 HKT = ZoneInfo("Asia/Hong_Kong")
 
 # The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.
@@ -62,9 +62,11 @@ def con(db_file):
 
 
 def add(con, config, table: str, *records: dict) -> None:
-    """Insert rows through the same validation as an import; values as text."""
+    """Insert rows through the same validation as an import; values as text. The rows are history: the
+    clock rule takes "now" at the end of the years the calendar holds (it has tests of its own)."""
     rows = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in records]
-    add_rows(con, config, staged_from_records(table, rows), ADMIN, permission="import", source="tests")
+    add_rows(con, config, staged_from_records(table, rows), ADMIN, permission="import", source="tests",
+             now=datetime(LAST_YEAR, 12, 31, tzinfo=UTC))
 
 
 def views(con, config, as_of: datetime):

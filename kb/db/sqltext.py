@@ -1,7 +1,8 @@
-"""Literals for SQL text that this package writes itself (never user input)."""
+"""Literals and conditions for SQL text that this package writes itself (values go in as parameters)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 
@@ -15,3 +16,15 @@ def instant(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("an instant needs a time zone")
     return "TIMESTAMPTZ " + quote(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00"))
+
+
+def where_in(filters: dict[str, Sequence]) -> tuple[str, list]:
+    """``column IN (?, …)`` for each column with values, joined by AND, and their parameters, in order;
+    ``TRUE`` when no column has any (an empty filter lets everything through). The column names are
+    SQL this package writes; the values are parameters, never spliced into the text."""
+    conditions, params = [], []
+    for column, values in filters.items():
+        if values:
+            conditions.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    return " AND ".join(conditions) or "TRUE", params

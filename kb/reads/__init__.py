@@ -1,1 +1,1 @@
-"""What each page reads, one module per page (named like it), and the CSV reports."""
+"""What each page reads, one module per page (named like it), the CSV reports, and paging for long tables."""

@@ -55,10 +55,24 @@ def report_sql(report: str, config: Config) -> str:
 REPORTS = ("case-sla", "uptime", "refunds", "audit")
 
 
+TEXT_TYPES = ("VARCHAR", "JSON")
+
+
+def export_sql(con, report: str, config: Config) -> str:
+    """``report_sql`` with every text cell made safe for spreadsheets: one that starts with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (SPEC 8). Numbers, which may well be
+    negative, stay numbers. Reads the column types on ``con``, where the report's tables must be."""
+    sql = report_sql(report, config)
+    columns = con.execute(f"DESCRIBE {sql}").fetchall()
+    cells = ", ".join(f'spreadsheet_safe("{name}"::VARCHAR) AS "{name}"' if kind in TEXT_TYPES else f'"{name}"'
+                      for name, kind, *_ in columns)
+    return f"SELECT {cells} FROM ({sql})"
+
+
 def write_report(con, config: Config, report: str, as_of: datetime, out: str | os.PathLike | None) -> int:
     """Write ``report`` as of ``as_of`` to ``out`` (stdout when None); returns the row count."""
-    sql = report_sql(report, config)
     open_views(con, config, as_of)
+    sql = export_sql(con, report, config)
     target = out
     if out is None:
         handle, target = tempfile.mkstemp(suffix=".csv")

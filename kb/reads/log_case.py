@@ -1,13 +1,13 @@
-"""One case's deadline and state now, for the confirmation after logging it."""
+"""The clients to log a case for, the cases still unanswered, and one case's deadline, for the Log case page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from kb.engine.asof import open_views
+import pandas as pd
+
 from kb.store import Store
-from kb.timestamps import now_utc
 
 
 @dataclass(frozen=True)
@@ -17,13 +17,30 @@ class CaseDeadline:
     sla_state: str
 
 
+def clients(store: Store) -> pd.DataFrame:
+    """Every client: id, name and tier, by name."""
+    return store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
+
+
+def unanswered_cases(store: Store, limit: int = 500) -> pd.DataFrame:
+    """The latest ``limit`` cases without a first response: id and subject."""
+    return store.query(f"SELECT case_id, subject FROM cases WHERE first_response_at IS NULL ORDER BY case_id DESC "
+                       f"LIMIT {int(limit)}")
+
+
 def case_deadline(store: Store, case_id: str) -> CaseDeadline:
-    """As of now, or as of its receipt if it was logged ahead of time."""
+    """As of now (the store's current snapshot, rebuilt after the write that logged the case), or as of
+    its receipt if it was logged ahead of time."""
     with store.reader() as cur:
         received = cur.execute("SELECT received_at FROM cases WHERE case_id = ?", [case_id]).fetchall()
-        if not received:
-            raise LookupError(f"no case {case_id!r}")
-        open_views(cur, store.config, max(now_utc(), received[0][0]))
+    if not received:
+        raise LookupError(f"no case {case_id!r}")
+    snap = store.snapshot()
+    if snap.as_of < received[0][0]:
+        snap = store.snapshot(received[0][0])
+    with store.reader(snap) as cur:
         rows = cur.execute("SELECT case_id, first_response_due, sla_state FROM case_sla WHERE case_id = ?",
                            [case_id]).fetchall()
+    if not rows:  # the snapshot was taken before the write
+        raise LookupError(f"no case {case_id!r} in the snapshot as of {snap.as_of}")
     return CaseDeadline(*rows[0])

@@ -6,11 +6,12 @@ cases are not decided yet and count nowhere.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 
 import pandas as pd
 
-from kb.db.sqltext import quote
+from kb.db.sqltext import quote, where_in
+from kb.engine.periods import day_bounds
 from kb.store import Snapshot, Store
 
 GRAINS = ("week", "month")
@@ -18,7 +19,7 @@ GRAINS = ("week", "month")
 
 def _decided(store: Store, grain: str) -> str:
     """Decided cases with their period and local due day; takes the instant range of the days asked
-    (``_instants``) as its two parameters, so the local dates are computed only for the cases in it."""
+    (``day_bounds``) as its two parameters, so the local dates are computed only for the cases in it."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}")
     tz = quote(store.config.calendar.timezone)
@@ -27,13 +28,6 @@ def _decided(store: Store, grain: str) -> str:
                 CAST(timezone({tz}, first_response_due) AS DATE) AS due_day
          FROM case_sla WHERE sla_state IN ('met', 'breached') AND first_response_due >= ? AND first_response_due < ?)
     """
-
-
-def _instants(store: Store, start: date, end: date) -> list[datetime]:
-    """The first instant of local day ``start`` and the first after local day ``end``."""
-    zone = store.config.calendar.zone
-    return [datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC),
-            datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)]
 
 
 def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date, end: date) -> pd.DataFrame:
@@ -49,7 +43,7 @@ def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date,
         WHERE due_day BETWEEN ? AND ?
         GROUP BY period, tier ORDER BY period, tier
         """,
-        [*_instants(store, start, end), start, end],
+        [*day_bounds(store.config.calendar, start, end), start, end],
         snap,
     )
 
@@ -57,15 +51,15 @@ def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date,
 def breached_cases(store: Store, snap: Snapshot, grain: str, start: date, end: date,
                    tiers: tuple[str, ...] = (), limit: int = 1000) -> pd.DataFrame:
     """The breached cases behind the chart, latest deadline first."""
-    tier_condition = f"AND tier IN ({', '.join('?' for _ in tiers)})" if tiers else ""
+    tier_condition, tier_params = where_in({"tier": tiers})
     return store.query(
         f"""
         SELECT period, case_id, client_name, tier, category, subject, assignee, received_at, first_response_due,
                first_response_at, business_hours_to_response
         FROM {_decided(store, grain)}
-        WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? {tier_condition}
+        WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? AND {tier_condition}
         ORDER BY first_response_due DESC LIMIT {int(limit)}
         """,
-        [*_instants(store, start, end), start, end, *tiers],
+        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
         snap,
     )

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kb.db.sqltext import instant
+from kb.db.sqltext import instant, where_in
+from kb.reads.paging import limit_offset
 from kb.store import Snapshot, Store
 
 AGE_BUCKETS = ("< 4 h", "4–24 h", "1–3 days", "3–7 days", "> 7 days")
@@ -26,13 +27,9 @@ class QueueFilter:
 
     def where(self) -> tuple[str, list]:
         """SQL conditions for the open cases that pass, and their parameters."""
-        conditions, params = ["resolved_at IS NULL"], []
-        for column, values in (("tier", self.tiers), ("sla_state", self.states), ("client_id", self.clients),
-                               ("category", self.categories), ("coalesce(assignee, '')", self.assignees)):
-            if values:
-                conditions.append(f"{column} IN ({', '.join('?' for _ in values)})")
-                params.extend(values)
-        return " AND ".join(conditions), params
+        chosen, params = where_in({"tier": self.tiers, "sla_state": self.states, "client_id": self.clients,
+                                   "category": self.categories, "coalesce(assignee, '')": self.assignees})
+        return f"resolved_at IS NULL AND {chosen}", params
 
 
 AGE_BUCKET_SQL = """
@@ -48,7 +45,8 @@ def _open_cases(snap: Snapshot) -> str:
 
 
 def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, page: int = 0) -> pd.DataFrame:
-    """One page of open cases, oldest first. ``lane``: 'sla' (cases with a deadline) or 'deprioritized'."""
+    """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases, oldest first. ``lane``: 'sla' (cases with a
+    deadline) or 'deprioritized'."""
     where, params = flt.where()
     lane_condition = "sla_state <> 'no_sla'" if lane == "sla" else "sla_state = 'no_sla'"
     return store.query(
@@ -58,7 +56,7 @@ def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, pag
         FROM {_open_cases(snap)}
         WHERE {where} AND {lane_condition}
         ORDER BY received_at, case_id
-        LIMIT {PAGE_SIZE} OFFSET {int(page) * PAGE_SIZE}
+        {limit_offset(page, PAGE_SIZE)}
         """,
         params,
         snap,

@@ -45,13 +45,13 @@ def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataF
     return store.query(
         """
         SELECT i.incident_id, i.environment_id, e.name AS environment_name, i.impact, i.started_at,
-               CASE WHEN i.ended_at IS NULL OR i.ended_at > ? THEN ? ELSE i.ended_at END AS drawn_until,
-               i.ended_at IS NULL OR i.ended_at > ? AS ongoing, i.summary
+               CASE WHEN i.ended_at IS NULL OR i.ended_at > $as_of THEN $as_of ELSE i.ended_at END AS drawn_until,
+               i.ended_at IS NULL OR i.ended_at > $as_of AS ongoing, i.summary
         FROM incidents i JOIN environments e USING (environment_id)
-        WHERE i.started_at <= ? AND coalesce(i.ended_at, ?) >= ?
+        WHERE i.started_at <= $as_of AND coalesce(i.ended_at, $as_of) >= $start
         ORDER BY i.started_at
         """,
-        [snap.as_of, snap.as_of, snap.as_of, snap.as_of, snap.as_of, start],
+        {"as_of": snap.as_of, "start": start},
     )
 
 
@@ -61,19 +61,20 @@ def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
         """
         WITH checks AS (
             SELECT environment_id, max(checked_at) AS last_checked FROM monitoring_checks
-            WHERE checked_at <= ? GROUP BY environment_id
+            WHERE checked_at <= $as_of GROUP BY environment_id
         ),
         logged AS (
             SELECT environment_id, max(started_at) AS last_incident FROM incidents
-            WHERE started_at <= ? GROUP BY environment_id
+            WHERE started_at <= $as_of GROUP BY environment_id
         )
         SELECT e.environment_id, e.name AS environment_name, e.client_id, c.last_checked, l.last_incident,
                greatest(c.last_checked, l.last_incident) AS last_seen,
-               (epoch(?::TIMESTAMPTZ) - epoch(greatest(c.last_checked, l.last_incident))) / 86400 AS days_since,
-               coalesce(greatest(c.last_checked, l.last_incident) < ?::TIMESTAMPTZ - to_days(?), TRUE) AS stale
+               (epoch($as_of::TIMESTAMPTZ) - epoch(greatest(c.last_checked, l.last_incident))) / 86400 AS days_since,
+               coalesce(greatest(c.last_checked, l.last_incident) < $as_of::TIMESTAMPTZ - to_days($stale_after_days),
+                        TRUE) AS stale
         FROM environments e LEFT JOIN checks c USING (environment_id) LEFT JOIN logged l USING (environment_id)
         WHERE e.kind = 'dedicated'
         ORDER BY stale DESC, last_seen NULLS FIRST
         """,
-        [snap.as_of, snap.as_of, snap.as_of, snap.as_of, store.config.stale_after_days],
+        {"as_of": snap.as_of, "stale_after_days": store.config.stale_after_days},
     )

@@ -30,7 +30,6 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from kb.config import PROJECT_ROOT, Config, config_path, load_config
+from kb.navigation import navigation_only, page_names
 
 RESULT_MARK = "BENCH-RESULT "
 TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
@@ -51,12 +51,6 @@ TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
     "peak_rss": (1536.0, "MB"),
     "rows_sent": (5000, "rows"),
 }
-
-
-def pages() -> list[str]:
-    """The dashboard's pages, in its navigation order."""
-    text = (PROJECT_ROOT / "dashboard.py").read_text()
-    return list(dict.fromkeys(re.findall(r"pages/(\w+)\.py", text)))
 
 
 # --- the orchestrating process ----------------------------------------------------------------------------------
@@ -326,19 +320,6 @@ def rows_sent(at) -> int:
     return most
 
 
-def _navigation_only() -> None:
-    """As ``tests/conftest.py::_navigation_only``: keep AppTest out of Streamlit's legacy ``pages/`` mode."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    PagesManager.__init__ = init
-
-
 def _clear_app() -> None:
     """Close the dashboard's store and clear Streamlit's caches: the next render starts cold."""
     import streamlit as st
@@ -346,7 +327,7 @@ def _clear_app() -> None:
     from kb import ui
 
     try:
-        ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store.close()
+        ui.app_for(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store.close()
     except Exception:  # nothing open yet, or already closed
         pass
     st.cache_resource.clear()
@@ -355,10 +336,10 @@ def _clear_app() -> None:
 
 
 def measure_pages(names: list[str], runs: int) -> dict:
-    """Cold and warm server-side render of each page, and the most rows one of its elements sends."""
+    """Cold and warm server-side render of each page, and the most rows one of its elements sends
+    (inside ``kb.navigation.navigation_only``, as the later renders on the returned AppTest)."""
     from streamlit.testing.v1 import AppTest
 
-    _navigation_only()
     at = AppTest.from_file(str(PROJECT_ROOT / "dashboard.py"), default_timeout=600).run()  # imports, untimed
     results = {}
     for name in names:
@@ -390,7 +371,7 @@ def measure_writes(at, config: Config, count: int, runs: int) -> tuple[dict, flo
     from kb.intake import writes
     from kb.reads import log_case
 
-    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store = ui.app_for(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
     actor = Actor("bench@example.com", "staff")
     client = store.query("SELECT client_id FROM clients WHERE tier = 'enterprise' ORDER BY client_id LIMIT 1")
     zone = config.calendar.zone
@@ -438,8 +419,9 @@ def worker(argv: list[str]) -> int:
 
     engine, rows = measure_engine(args.worker, config, args.runs)
     baseline = measure_baseline(args.worker, config, args.sample, rows["case_sla"])
-    page_results, at = measure_pages(args.pages or pages(), args.runs)
-    write_results, after_write = measure_writes(at, config, args.writes, args.runs)
+    with navigation_only():
+        page_results, at = measure_pages(args.pages or page_names(), args.runs)
+        write_results, after_write = measure_writes(at, config, args.writes, args.runs)
     _clear_app()
     result = {
         "engine": engine, "rows": rows, "baseline": baseline, "pages": page_results, "writes": write_results,

@@ -1,0 +1,49 @@
+"""The support zone's months and days as instants: which months a page shows, and where they start and end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from kb.config import CalendarConfig
+from kb.db.sqltext import quote
+
+
+@dataclass(frozen=True)
+class Months:
+    """The month holding T, the one before, and the same month a year before (where twelve-month
+    views start), as 'YYYY-MM' in the support zone."""
+
+    this: str
+    last: str
+    year_ago: str
+
+
+def months_of(calendar: CalendarConfig, as_of: datetime) -> Months:
+    """The months around ``as_of`` in the support zone."""
+    local = as_of.astimezone(calendar.zone)
+    last_year, last_month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
+    return Months(f"{local.year:04d}-{local.month:02d}", f"{last_year:04d}-{last_month:02d}",
+                  f"{local.year - 1:04d}-{local.month:02d}")
+
+
+def local_month(calendar: CalendarConfig, column: str) -> str:
+    """SQL for the support-zone month ('YYYY-MM') of a TIMESTAMPTZ column."""
+    return f"strftime(timezone({quote(calendar.timezone)}, {column}), '%Y-%m')"
+
+
+def month_bounds(calendar: CalendarConfig, months: Months) -> tuple[datetime, datetime]:
+    """The first instant of last month and the first instant after this month, in the support zone."""
+    zone = calendar.zone
+    year, month = (int(part) for part in months.last.split("-"))
+    start = datetime(year, month, 1, tzinfo=zone)
+    year, month = (int(part) for part in months.this.split("-"))
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def day_bounds(calendar: CalendarConfig, start: date, end: date) -> tuple[datetime, datetime]:
+    """The first instant of local day ``start`` and the first after local day ``end``."""
+    zone = calendar.zone
+    return (datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC),
+            datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC))

@@ -1,0 +1,17 @@
+"""A report of the data contract (SPEC 7) as a DataFrame for any instant, for the Import and export page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from kb.reads.exports import export_sql
+from kb.store import Store
+
+
+def report(store: Store, name: str, as_of: datetime) -> pd.DataFrame:
+    """The rows of report ``name`` (see ``kb.reads.exports.REPORTS``) as of ``as_of``, spreadsheet-safe, from the
+    store's snapshot at that instant; the audit trail is a plain table and needs none."""
+    with store.reader(None if name == "audit" else store.snapshot(as_of)) as cur:
+        return cur.execute(export_sql(cur, name, store.config)).fetchdf()
