@@ -1,39 +1,22 @@
-"""The support SLA dashboard: who is here, the page list for their role, then the page."""
+"""The support SLA dashboard: who is here, the page list for their role (``kb.navigation``), then the page."""
 
 import os
 
 import streamlit as st
 
 from kb import ui
+from kb.navigation import DEFAULT_PAGE, pages_for
 
 ui.leave_legacy_multipage()
 st.set_page_config(page_title="Support SLA", page_icon=":material/support_agent:", layout="wide")
 
-# (file, title, icon, permission needed to see it); a page a role may not use is not in its list,
-# so its URL leads nowhere either.
-PAGES = {
-    "Health": [
-        ("pages/overview.py", "Overview", ":material/monitoring:", "read"),
-        ("pages/performance.py", "Response performance", ":material/speed:", "read"),
-        ("pages/uptime.py", "Uptime", ":material/dns:", "read"),
-        ("pages/refunds.py", "Refund exposure", ":material/payments:", "read"),
-    ],
-    "Work": [
-        ("pages/queue.py", "Queue", ":material/inbox:", "read"),
-        ("pages/log_case.py", "Log case", ":material/edit_note:", "log_case"),
-        ("pages/log_incident.py", "Log incident", ":material/report:", "log_incident"),
-    ],
-    "Data": [
-        ("pages/clients.py", "Clients and contracts", ":material/handshake:", "read"),
-        ("pages/transfer.py", "Import and export", ":material/swap_vert:", "read"),
-        ("pages/audit.py", "Audit trail", ":material/history:", "audit"),
-        ("pages/configuration.py", "Configuration", ":material/settings:", "configure"),
-    ],
-}
-
 
 def sign_in() -> None:
     st.title("Support SLA")
+    if not ui.sign_in_usable():
+        st.error("Sign-in is not working: the server's `.streamlit/secrets.toml` has no usable `[auth]` section "
+                 "any more. Ask an admin to fix it and restart the dashboard.", icon=":material/lock:")
+        return
     st.markdown("**Sign in with your company account to see the support team's SLA health.**")
     st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
 
@@ -45,8 +28,9 @@ def no_access() -> None:
     st.button("Sign out", on_click=st.logout)
 
 
-if ui.sign_in_configured():
-    if not st.user.is_logged_in:
+app = ui.open_app()
+if app.sign_in:
+    if not st.user.is_logged_in or not ui.sign_in_usable() or ui.session_expired():
         st.navigation([st.Page(sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
         st.stop()
     if ui.actor() is None:
@@ -57,10 +41,13 @@ elif not ui.local_mode_is_safe():
              "this machine: set `server.address = \"127.0.0.1\"` or configure sign-in. See README, "
              "\"Running it for a team\".", icon=":material/lock:")
     st.stop()
+elif not ui.request_is_local(st.context.headers):
+    st.error("Without sign-in the dashboard answers only to http://127.0.0.1 or http://localhost: this page was "
+             "opened under another name. Open it by one of those, or configure sign-in.", icon=":material/lock:")
+    st.stop()
 
-app = ui.open_app()
 actor = ui.actor()
-if not ui.sign_in_configured():
+if not app.sign_in:
     st.info("Local mode: no sign-in, only this machine can reach the dashboard, and you act as its admin.",
             icon=":material/computer:")
 if app.demo:
@@ -71,15 +58,12 @@ if os.environ.get("SUPPORT_AS_OF"):
 
 with st.sidebar:
     st.caption(f"Signed in as **{actor.email}** ({actor.role})")
-    if ui.sign_in_configured():
+    if app.sign_in:
         st.button("Sign out", icon=":material/logout:", on_click=st.logout)
 
 navigation = {
-    section: [
-        st.Page(path, title=title, icon=icon, default=(path == "pages/overview.py"))
-        for path, title, icon, permission in pages
-        if actor.may(permission)
-    ]
-    for section, pages in PAGES.items()
+    section: [st.Page(page.path, title=page.title, icon=page.icon, default=(page.path == DEFAULT_PAGE))
+              for page in pages]
+    for section, pages in pages_for(actor).items()
 }
-st.navigation({section: pages for section, pages in navigation.items() if pages}).run()
+st.navigation(navigation).run()

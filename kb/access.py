@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 from dataclasses import dataclass
 
 from kb.config import ROLES, Config
@@ -14,6 +15,10 @@ PERMISSIONS = {
     "lead": {"assign_case", "edit_clients", "import"},
     "admin": {"audit", "configure"},
 }
+
+
+# One address: a local part without '@' or white space, then one domain.
+MAILBOX = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class PermissionDenied(PermissionError):
@@ -38,8 +43,11 @@ def require(actor: Actor, permission: str) -> None:
 
 
 def role_for(config: Config, email: str) -> str | None:
-    """The role granted to an address, directly or through its ``@domain``; None if none."""
+    """The role granted to an address, directly or through its ``@domain``; None if none, and None
+    for anything that is not one plain address (two ``@``, spaces, nothing before the ``@``)."""
     email = email.strip().lower()
+    if not MAILBOX.fullmatch(email):
+        return None
     if email in config.roles:
         return config.roles[email]
     domain = "@" + email.rpartition("@")[2]

@@ -85,9 +85,13 @@ def now_utc() -> datetime:
 
 # SQL macros defined on every connection: ``iso_local`` writes a TIMESTAMPTZ as the
 # data contract asks (local wall-clock time in the zone, then its offset);
+# ``spreadsheet_safe`` puts a ``'`` before text a spreadsheet would run as a formula (SPEC 8);
 # ``quote_text`` shows a user's value, shortened, inside an error message, with control and
 # text-direction characters as U+FFFD (so they can neither reorder the message nor drive a terminal).
 SQL_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO spreadsheet_safe(v) AS (
+    CASE WHEN regexp_matches(v, '^[=+\-@\t\r]') THEN '''' || v ELSE v END
+);
 CREATE OR REPLACE TEMP MACRO quote_text(v) AS (
     '''' || regexp_replace(CASE WHEN length(v) > 60 THEN left(v, 57) || '...' ELSE v END,
                            '[\x00-\x1f\x7f-\x9f\x{202A}-\x{202E}\x{2066}-\x{2069}]', chr(65533), 'g') || ''''

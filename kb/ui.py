@@ -1,4 +1,4 @@
-"""What every page shares: the store, the signed-in actor, colours, and how times look.
+"""What every page shares: the store, the signed-in actor, its header, the pager, colours, and how times look.
 
 The only module of ``kb`` that imports Streamlit; the logic it shows lives in
 the modules beside it.
@@ -7,8 +7,11 @@ the modules beside it.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import altair as alt
 import pandas as pd
@@ -18,6 +21,7 @@ from kb.access import Actor, command_line_actor, role_for
 from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem
+from kb.reads import paging
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, parse_timestamp
 
@@ -28,7 +32,6 @@ STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0
                 "no_sla": "#9e9e9e"}
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
-STATUS_COLORS = {"final": "#37474f", "projected": "#90a4ae"}
 STATE_LABELS = {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
                 "no_sla": "No deadline"}
 
@@ -37,15 +40,38 @@ STATE_LABELS = {"breached": "Breached", "at_risk": "At risk", "pending": "Pendin
 class App:
     store: Store
     demo: bool
+    sign_in: bool  # decided once, when the process opens the store: never falls back to local mode later
+
+
+class SignInError(ValueError):
+    """``[auth]`` in ``.streamlit/secrets.toml`` that must not be used; the message says why."""
+
+
+# Secrets copied from documentation: a cookie signed with one of them can be forged by anyone.
+EXAMPLE_SECRETS = {"a long random string", "a-long-random-string", "changeme", "change-me", "secret", "xxx"}
+MIN_COOKIE_SECRET = 32
+
+
+def _sign_in_mode() -> bool:
+    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (OpenID Connect) that is safe to use."""
+    if not (st.secrets.load_if_toml_exists() and "auth" in st.secrets):
+        return False
+    secret = str(st.secrets["auth"].get("cookie_secret") or "")
+    if secret.strip().lower() in EXAMPLE_SECRETS or len(secret) < MIN_COOKIE_SECRET:
+        raise SignInError(f"[auth] cookie_secret in .streamlit/secrets.toml must be a random string of at least "
+                          f"{MIN_COOKIE_SECRET} characters, not an example (make one with "
+                          "`python3 -c \"import secrets; print(secrets.token_urlsafe(48))\"`)")
+    return True
 
 
 @st.cache_resource(show_spinner="Opening the support database…")
 def _open_app(db_setting: str, config_setting: str) -> App:
     config = load_config(config_setting or None)
+    sign_in = _sign_in_mode()
     if db_setting:
-        return App(Store(Path(db_setting), config), demo=False)
+        return App(Store(Path(db_setting), config), demo=False, sign_in=sign_in)
     fresh = not DEMO_DB.exists()
-    app = App(Store(DEMO_DB, config), demo=True)
+    app = App(Store(DEMO_DB, config), demo=True, sign_in=sign_in)
     if fresh:
         from kb.tools.demo import write_demo
 
@@ -54,11 +80,17 @@ def _open_app(db_setting: str, config_setting: str) -> App:
     return app
 
 
+def app_for(db_setting: str, config_setting: str) -> App:
+    """The process-wide store for a database path and a configuration path (empty: the demo database, the
+    default ``support.toml``), opened once per process; raises ``ConfigError`` or ``StoreError``."""
+    return _open_app(db_setting, config_setting)
+
+
 def open_app() -> App:
     """The process-wide store (``$SUPPORT_DB``, else the demo database); stops the page with a message if unusable."""
     try:
-        return _open_app(os.environ.get("SUPPORT_DB", ""), os.environ.get("SUPPORT_CONFIG", ""))
-    except (ConfigError, connection.StoreError) as e:
+        return app_for(os.environ.get("SUPPORT_DB", ""), os.environ.get("SUPPORT_CONFIG", ""))
+    except (ConfigError, connection.StoreError, SignInError) as e:
         st.error(f"The dashboard cannot start: {e}", icon=":material/error:")
         st.stop()
 
@@ -84,9 +116,26 @@ LOCAL_ADMIN = Actor("local admin", "admin")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def sign_in_configured() -> bool:
-    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (OpenID Connect)."""
-    return st.secrets.load_if_toml_exists() and "auth" in st.secrets
+def sign_in_usable() -> bool:
+    """Whether ``[auth]`` can still be read now: a server that started with sign-in and lost it (a broken
+    or deleted secrets file) lets nobody in until it is fixed, rather than falling back to local mode."""
+    try:
+        return bool(st.secrets.load_if_toml_exists() and "auth" in st.secrets)
+    except Exception:  # a broken secrets.toml raises whatever its parser raised
+        return False
+
+
+# Streamlit keeps its sign-in cookie for 30 days and cannot revoke a copy of it at sign-out; the dashboard
+# honours one for at most this long after the provider issued it, then asks to sign in again.
+SESSION_HOURS = 12
+
+
+def session_expired() -> bool:
+    """The signed-in user's token (its ``iat`` claim) is older than ``SESSION_HOURS``, or says no time."""
+    issued = st.user.get("iat")
+    if not isinstance(issued, int | float):
+        return True
+    return time.time() - issued > SESSION_HOURS * 3600  # the real clock, even when $SUPPORT_NOW sets now
 
 
 def local_mode_is_safe() -> bool:
@@ -94,12 +143,21 @@ def local_mode_is_safe() -> bool:
     return (st.get_option("server.address") or "") in LOOPBACK
 
 
+def request_is_local(headers: Mapping[str, str]) -> bool:
+    """The browser asked for this machine by a loopback name (Host, and Origin when sent). A page elsewhere
+    that points its own host name at 127.0.0.1 (DNS rebinding) sends its own name, and is refused."""
+    names = [urlsplit(f"//{headers['host']}").hostname if headers.get("host") else None,
+             urlsplit(headers["origin"]).hostname if headers.get("origin") else None]
+    return all(name is None or name in LOOPBACK for name in names)
+
+
 def actor() -> Actor | None:
     """Who is using the dashboard: the signed-in user with their role from ``[roles]``,
-    the local admin without sign-in, or None (signed out, or no role granted)."""
-    if not sign_in_configured():
+    the local admin without sign-in, or None (signed out, an address the provider has not verified,
+    or no role granted)."""
+    if not open_app().sign_in:
         return LOCAL_ADMIN
-    if not st.user.is_logged_in:
+    if not st.user.is_logged_in or st.user.get("email_verified") is False:
         return None
     email = str(st.user.get("email") or "")
     role = role_for(config(), email) if email else None
@@ -158,13 +216,23 @@ def leave_legacy_multipage() -> None:
         st.rerun()
 
 
+def page_header(title: str, question: str, more: str = "") -> None:
+    """The first lines of every page: its title, and the question it answers in bold (then ``more``).
+    Leaves Streamlit's legacy ``pages/`` mode first (see ``leave_legacy_multipage``)."""
+    leave_legacy_multipage()
+    st.title(title)
+    st.markdown(f"**{question}**" + (f" {more}" if more else ""))
+
+
+def page_picker(total: int, size: int, key: str) -> int:
+    """The page (from 0) of ``total`` rows, ``size`` at a time, to show: a page number input when there is
+    more than one page, else 0. Pair it with ``kb.reads.paging.limit_offset``."""
+    pages = paging.page_count(total, size)
+    return st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=key) - 1 if pages > 1 else 0
+
+
 def empty_state(text: str) -> None:
     st.info(text, icon=":material/inbox:")
-
-
-def write_done() -> None:
-    """After a write: drop cached reads so every page shows it at once."""
-    st.cache_data.clear()
 
 
 def flash(text: str) -> None:

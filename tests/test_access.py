@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
@@ -22,7 +24,8 @@ lead = ["lee@support.example"]
 admin = ["ada@support.example"]
 """
 
-AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "test-cookie-secret",
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "a-cookie-secret-for-these-tests-only-0123456789",
         "client_id": "support-sla", "client_secret": "secret",
         "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
 
@@ -35,10 +38,11 @@ def signed_in(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
     monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
 
-    def as_user(email: str | None) -> AppTest:
+    def as_user(email: str | None, **claims) -> AppTest:
         at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-        at.secrets["auth"] = AUTH
-        at.user = {"is_logged_in": email is not None, **({"email": email} if email else {})}
+        at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
+        at.user = {"is_logged_in": email is not None,
+                   **({"email": email, "email_verified": True, "iat": int(time.time())} if email else {}), **claims}
         return at.run()
 
     yield as_user
@@ -148,3 +152,51 @@ def test_kb_writes_check_the_role(tmp_path):
         log_case(con, config, staff, {"client_id": "NOPE", "received_at": "2026-11-25 10:00",
                                       "category": "api_help", "subject": "unknown client"})
     con.close()
+
+
+def test_an_address_the_provider_has_not_verified_gets_no_page(signed_in):
+    at = signed_in("ada@support.example", email_verified=False)
+    assert titles(at) == ["No access yet"]
+
+
+def test_an_address_with_two_at_signs_gets_no_domain_role():
+    config = parse_config({"roles": {"admin": ["@support.example"]}})
+    assert role_for(config, "ada@support.example") == "admin"
+    assert role_for(config, "mallory@evil.example@support.example") is None
+    assert role_for(config, "@support.example") is None
+    assert role_for(config, "ada @support.example") is None
+
+
+def test_a_sign_in_older_than_the_session_limit_asks_to_sign_in_again(signed_in):
+    at = signed_in("ada@support.example", iat=int(time.time()) - 13 * 3600)
+    assert titles(at) == ["Support SLA"]
+    assert [b.label for b in at.button] == ["Sign in"]
+
+
+@pytest.mark.parametrize("secret", ["a long random string", "short-secret"])
+def test_an_example_or_short_cookie_secret_stops_the_start(signed_in, secret):
+    at = signed_in("ada@support.example", auth={"cookie_secret": secret})
+    assert "cookie_secret in .streamlit/secrets.toml must be a random string of at least 32" in shown(at.error[0])
+    assert not at.title and not at.metric
+
+
+def test_a_server_that_started_with_sign_in_never_falls_back_to_local_mode(signed_in):
+    at = signed_in("ada@support.example")
+    assert titles(at) == ["Overview"]
+    del at.secrets["auth"]  # the secrets file broken or deleted while the server runs
+    at.run()
+    assert not any("Local mode" in i.value for i in at.info)
+    assert "Sign-in is not working" in shown(at.error[0])
+    assert not at.metric
+
+
+@pytest.mark.parametrize(("headers", "local"), [
+    ({"host": "127.0.0.1:8501"}, True), ({"host": "localhost:8501", "origin": "http://localhost:8501"}, True),
+    ({"host": "[::1]:8501"}, True), ({}, True),
+    ({"host": "rebound.attacker.example:8501"}, False),
+    ({"host": "127.0.0.1:8501", "origin": "http://rebound.attacker.example:8501"}, False),
+])
+def test_local_mode_answers_only_to_loopback_names(headers, local):
+    from kb import ui
+
+    assert ui.request_is_local(headers) is local

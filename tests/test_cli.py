@@ -282,3 +282,23 @@ def test_replacing_a_database_that_another_process_holds_is_refused(tmp_path, co
     con = connection.connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM cases WHERE case_id LIKE 'CS-%'").fetchall()[0][0] > 0
     con.close()
+
+
+def test_exports_neutralise_spreadsheet_formulas_but_keep_numbers(files, capsys):
+    clients = "client_id,name,tier\n+ACME,Plus,enterprise\n-ACME,Minus,enterprise\n@ACME,At,enterprise\n"
+    assert kb(files, "import", "clients", write(files, "c.csv", clients)) == 0
+    cases = ("case_id,client_id,received_at,category,subject\n"
+             "C1,+ACME,2026-11-02 10:00,api_help,x\nC2,-ACME,2026-11-02 10:00,api_help,x\n"
+             "C3,@ACME,2026-11-02 10:00,api_help,x\n")
+    assert kb(files, "import", "cases", write(files, "k.csv", cases)) == 0
+    rows = export(files, capsys, "case-sla")
+    assert sorted(r["client_id"] for r in rows) == ["'+ACME", "'-ACME", "'@ACME"]
+    assert all(r["sla_state"] == "breached" and float(r["business_hours_left"]) < 0 for r in rows)  # numbers stay
+    environments = ("environment_id,name,kind,deployment,client_id,active_from\n"
+                    "ENV,Prod,dedicated,on_premise,+ACME,2026-01-01\n")
+    assert kb(files, "import", "environments", write(files, "e.csv", environments)) == 0
+    incidents = ("incident_id,environment_id,impact,started_at,ended_at\n"
+                 "I1,ENV,outage,2026-11-02 10:00,2026-11-02 12:00\n")
+    assert kb(files, "import", "incidents", write(files, "i.csv", incidents)) == 0
+    uptime = {r["month"]: r for r in export(files, capsys, "uptime")}
+    assert uptime["2026-11"]["budget_left_minutes"] == "-76.80"  # a negative number stays a number
