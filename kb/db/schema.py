@@ -5,6 +5,8 @@ older file applies the rest in one transaction, so a file is never left between
 versions. Append a migration to change the schema; never edit a shipped one.
 """
 
+from kb.config import ROLES
+
 TIERS = ("enterprise", "custom", "free")
 CATEGORIES = ("platform_issue", "api_help", "general_coding")
 KINDS = ("dedicated", "shared")
@@ -81,6 +83,40 @@ MIGRATIONS: list[str] = [
         row_id      VARCHAR,
         before      JSON,
         after       JSON
+    );
+    """,
+    # 2: corrections: a case or incident voided by a person (with a reason) leaves every computation;
+    # a breached case can carry the reason it was breached.
+    """
+    ALTER TABLE cases ADD COLUMN voided_at TIMESTAMPTZ;
+    ALTER TABLE cases ADD COLUMN void_reason VARCHAR;
+    ALTER TABLE cases ADD COLUMN breach_reason VARCHAR;
+    ALTER TABLE incidents ADD COLUMN voided_at TIMESTAMPTZ;
+    ALTER TABLE incidents ADD COLUMN void_reason VARCHAR;
+    """,
+    # 3: the service: API tokens (stored hashed), runs of its background jobs, webhook deliveries seen.
+    f"""
+    CREATE TABLE api_tokens (
+        token_id     VARCHAR PRIMARY KEY,
+        name         VARCHAR NOT NULL,
+        role         VARCHAR NOT NULL {_one_of('role', ROLES)},
+        token_hash   VARCHAR NOT NULL UNIQUE,
+        created_at   TIMESTAMPTZ NOT NULL,
+        created_by   VARCHAR NOT NULL,
+        revoked_at   TIMESTAMPTZ,
+        last_used_at TIMESTAMPTZ
+    );
+    CREATE TABLE job_runs (
+        kind        VARCHAR NOT NULL,
+        started_at  TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ,
+        error       VARCHAR
+    );
+    CREATE TABLE webhook_events (
+        source      VARCHAR NOT NULL,
+        event_key   VARCHAR NOT NULL,
+        received_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source, event_key)
     );
     """,
 ]
