@@ -1,0 +1,93 @@
+"""Recording and sending the due alerts: each key once per channel, retried until the server takes it.
+
+A run (``python -m kb alerts send``, or the service's job every minute) opens the as-of views at now,
+records every due alert that is new as one row per channel in ``alert_deliveries`` (so a restart never
+sends it again), then sends every unsent row. A row the server refused keeps ``sent_at`` empty and its
+error, and goes again next run. In quiet hours only breaches are recorded and sent; the rest wait until
+the quiet hours end, and are sent then if still due. Each sent row is audited.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from kb.access import Actor
+from kb.alerts.channels import DeliveryError, post_webhook, send_email
+from kb.alerts.due import due_alerts
+from kb.config import AlertsConfig, Config
+from kb.db import audit
+from kb.db.connection import transaction
+from kb.engine.asof import open_views
+
+ALERTS = Actor("alerts", "admin")
+
+
+@dataclass
+class Report:
+    recorded: int = 0
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)  # "key (channel): error"
+
+
+def send_due(con, config: Config, now: datetime) -> Report:
+    """Record and send what is due at ``now``; ``con`` must be a writer's cursor."""
+    report = Report()
+    settings = config.alerts
+    if settings is None:
+        return report
+    channels = _channels(settings)
+    open_views(con, config, now)
+    quiet = in_quiet_hours(settings, now.astimezone(config.calendar.zone).time())
+    alerts = [a for a in due_alerts(con, config, now) if a.breach or not quiet]
+    with transaction(con):
+        for alert in alerts:
+            for channel in channels:
+                report.recorded += len(con.execute(
+                    "INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+                    [alert.key, channel, alert.kind, alert.breach, list(alert.roles), alert.subject, alert.body, now],
+                ).fetchall())
+    pending = con.execute(
+        "SELECT alert_key, channel, kind, roles, subject, body FROM alert_deliveries "
+        "WHERE sent_at IS NULL AND (breach OR NOT ?) ORDER BY created_at, alert_key, channel", [quiet]).fetchall()
+    for key, channel, kind, roles, subject, text in pending:
+        try:
+            if channel == "email":
+                send_email(settings.smtp_url, settings.sender, _addresses(settings, roles), subject, text)
+            else:
+                post_webhook(os.environ[settings.webhook_url_env], f"{subject}\n{text}")
+        except (DeliveryError, KeyError) as e:
+            error = str(e) if isinstance(e, DeliveryError) else f"${settings.webhook_url_env} is not set"
+            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ? "
+                        "WHERE alert_key = ? AND channel = ?", [error, key, channel])
+            report.failed.append(f"{key} ({channel}): {error}")
+            continue
+        with transaction(con):
+            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, sent_at = ?, last_error = NULL "
+                        "WHERE alert_key = ? AND channel = ?", [now, key, channel])
+            audit.record(con, ALERTS, "alert", "alert_deliveries", f"{key} ({channel})", None,
+                         {"kind": kind, "subject": subject, "channel": channel, "sent_at": now})
+        report.sent += 1
+    return report
+
+
+def in_quiet_hours(settings: AlertsConfig, clock: time) -> bool:
+    if settings.quiet_hours is None:
+        return False
+    start, end = settings.quiet_hours
+    return start <= clock < end if start < end else clock >= start or clock < end
+
+
+def _channels(settings: AlertsConfig) -> list[str]:
+    channels = []
+    if settings.smtp_url and any(settings.recipients.values()):
+        channels.append("email")
+    if settings.webhook_url_env:
+        channels.append("webhook")
+    return channels
+
+
+def _addresses(settings: AlertsConfig, roles: list[str]) -> list[str]:
+    return sorted({address for role in roles for address in settings.recipients.get(role, ())})

@@ -1,0 +1,147 @@
+"""Which alerts are due as of an instant, read from the as-of views (``case_sla``, ``env_uptime``).
+
+* an enterprise or custom case, unanswered and unresolved, that is ``at_risk``, or that is ``breached``
+  with its deadline in the last day (older breaches, first seen now, are in the digest instead of
+  arriving one by one the day alerts are switched on);
+* an environment whose downtime this month has reached 50 % or 75 % of its error budget, or gone past it
+  (100 %: the target is missed): one alert for the highest level reached, and none for a level at or
+  below one already sent for that month;
+* on a business day at or after ``digest_at``, the leads' digest: open breaches and at-risk cases by assignee.
+
+A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``);
+``kb/alerts/deliver.py`` records and sends each key once per channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kb.config import Config
+from kb.engine.calendar import is_business_day
+from kb.timestamps import format_for_people
+
+BUDGET_LEVELS = (50, 75, 100)
+BREACH_WINDOW = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    kind: str  # case_at_risk, case_breached, budget, digest
+    breach: bool  # a breach is sent even in quiet hours
+    roles: tuple[str, ...]  # who receives it by e-mail (``[alerts.recipients]``)
+    subject: str
+    body: str
+
+
+def due_alerts(con, config: Config, now: datetime) -> list[Alert]:
+    """Every alert due at ``now``; ``con`` has the as-of views open at ``now`` (``kb.engine.asof``)."""
+    return [*_case_alerts(con, config, now), *_budget_alerts(con, config), *_digest(con, config, now)]
+
+
+def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
+    rows = con.execute(
+        """
+        SELECT case_id, client_name, tier, subject, coalesce(assignee, '') AS assignee, sla_state,
+               first_response_due, business_hours_left
+        FROM case_sla
+        WHERE tier IN ('enterprise', 'custom') AND resolved_at IS NULL AND first_response_at IS NULL
+          AND (sla_state = 'at_risk' OR (sla_state = 'breached' AND first_response_due >= $since))
+        ORDER BY first_response_due, case_id
+        """,
+        {"since": now - BREACH_WINDOW},
+    ).fetchall()
+    alerts = []
+    for case_id, client, tier, subject, assignee, state, due, hours_left in rows:
+        breached = state == "breached"
+        what = "breached its first-response deadline" if breached else f"is at risk: {_hours(hours_left)} left"
+        link = f"{_dashboard(config)}/queue?case={case_id}"
+        alerts.append(Alert(
+            key=f"case_{state}:{case_id}", kind=f"case_{state}", breach=breached, roles=("lead",),
+            subject=f"[SLA] Case {case_id} ({client}) {what}",
+            body=(f"Case {case_id} of {client} ({tier}) {what}.\n"
+                  f"Subject: {subject}\nAssignee: {assignee or 'nobody'}\n"
+                  f"First response due: {format_for_people(due, config.calendar.zone)}\n\n{link}\n"),
+        ))
+    return alerts
+
+
+def _budget_alerts(con, config: Config) -> list[Alert]:
+    levels = " ".join(
+        f"WHEN downtime_us::HUGEINT * 1000000 * 100 {'>' if level == 100 else '>='} "
+        f"{level} * (1000000 - CAST(round(target_pct * 10000) AS HUGEINT)) * period_us THEN {level}"
+        for level in reversed(BUDGET_LEVELS))
+    rows = con.execute(
+        f"""
+        WITH reached AS (
+            SELECT environment_id, environment_name, month, downtime_minutes, budget_minutes, budget_left_minutes,
+                   CASE {levels} END AS level
+            FROM env_uptime WHERE status = 'projected' AND target_pct IS NOT NULL AND target_pct < 100
+        )
+        SELECT r.* FROM reached r
+        WHERE r.level IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM alert_deliveries d
+            WHERE d.kind = 'budget' AND split_part(d.alert_key, ':', 2) = r.environment_id
+              AND split_part(d.alert_key, ':', 3) = r.month
+              AND CAST(split_part(d.alert_key, ':', 4) AS INTEGER) >= r.level)
+        ORDER BY r.environment_id
+        """
+    ).fetchall()
+    alerts = []
+    for environment_id, name, month, downtime, budget, left, level in rows:
+        what = "has used up its error budget" if level == 100 else f"has used {level} % of its error budget"
+        alerts.append(Alert(
+            key=f"budget:{environment_id}:{month}:{level}", kind="budget", breach=level == 100,
+            roles=("lead", "admin"),
+            subject=f"[SLA] {name} ({environment_id}) {what} for {month}",
+            body=(f"{name} ({environment_id}) {what} for {month}: {downtime:.2f} min of downtime against a budget "
+                  f"of {budget:.2f} min ({left:.2f} min left).\n\n{_dashboard(config)}/uptime\n"),
+        ))
+    return alerts
+
+
+def _digest(con, config: Config, now: datetime) -> list[Alert]:
+    local = now.astimezone(config.calendar.zone)
+    alerts_config = config.alerts
+    if alerts_config is None or local.time() < alerts_config.digest_at or \
+            not is_business_day(config.calendar, local.date()):
+        return []
+    rows = con.execute(
+        """
+        SELECT coalesce(assignee, '') AS assignee, sla_state, case_id, client_name, first_response_due
+        FROM case_sla
+        WHERE resolved_at IS NULL AND first_response_at IS NULL AND sla_state IN ('breached', 'at_risk')
+        ORDER BY assignee, sla_state, first_response_due
+        """
+    ).fetchall()
+    breaches = sum(1 for row in rows if row[1] == "breached")
+    lines, current = [], None
+    for assignee, state, case_id, client, due in rows:
+        if assignee != current:
+            current = assignee
+            lines.append(f"\n{assignee or 'Unassigned'}:")
+        label = "breached" if state == "breached" else "at risk"
+        lines.append(f"  {case_id} ({client}) {label}, due {format_for_people(due, config.calendar.zone)}")
+    day = local.date().isoformat()
+    return [Alert(
+        key=f"digest:{day}", kind="digest", breach=False, roles=("lead",),
+        subject=f"[SLA] {day}: {_count(breaches, 'open breach', 'open breaches')}, "
+                f"{_count(len(rows) - breaches, 'case at risk', 'cases at risk')}",
+        body=(f"Open breaches and cases at risk on {day}, by assignee:\n" + "\n".join(lines)
+              + f"\n\n{_dashboard(config)}/queue\n") if rows else
+             f"No open breaches and no case at risk on {day}.\n\n{_dashboard(config)}/queue\n",
+    )]
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _hours(hours_left) -> str:
+    minutes = max(0, round(float(hours_left) * 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _dashboard(config: Config) -> str:
+    return config.alerts.dashboard_url if config.alerts else "http://127.0.0.1:8501"

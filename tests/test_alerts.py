@@ -1,0 +1,220 @@
+"""Alerts (rules §11): a real SMTP server (aiosmtpd) and a local webhook receiver read what arrived."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from kb.access import Actor
+from kb.alerts.deliver import send_due
+from kb.cli import main
+from kb.config import parse_config
+from kb.db import connection
+from kb.intake.importing import add_rows, staged_from_records
+from tests.servers import free_port
+
+HKT = ZoneInfo("Asia/Hong_Kong")
+ADMIN = Actor("tests@example.com", "admin")
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=HKT)
+
+
+class Inbox:
+    """An SMTP server on a free loopback port that keeps what it is sent."""
+
+    def __init__(self):
+        self.messages = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+class Hook(BaseHTTPRequestHandler):
+    posts: list[dict] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.posts.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def inbox():
+    box = Inbox()
+    box.controller.start()
+    yield box
+    box.controller.stop()
+
+
+@pytest.fixture
+def hook(monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    Hook.posts = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TEST_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    yield Hook.posts
+    server.shutdown()
+
+
+def settings(inbox_port: int, **alerts) -> dict:
+    return {
+        "calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK", "extra_holidays": ["2026-11-27"]},
+        "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox_port}", "sender": "sla@support.example",
+                   "recipients": {"lead": ["lee@support.example"], "admin": ["ada@support.example"]},
+                   "webhook_url_env": "TEST_ALERT_WEBHOOK", "dashboard_url": "https://sla.example",
+                   "digest_at": "23:59", **alerts},
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    con = connection.connect(tmp_path / "alerts.duckdb")
+    config = parse_config(settings(1))
+    rows = {
+        "clients": [{"client_id": "ENT", "name": "Enterprise Co", "tier": "enterprise"}],
+        "environments": [{"environment_id": "ENV-1", "name": "Enterprise prod", "kind": "dedicated",
+                          "deployment": "on_premise", "client_id": "ENT", "active_from": "2026-01-01"}],
+        "contracts": [{"contract_id": "K-1", "client_id": "ENT", "environment_id": "ENV-1",
+                       "uptime_target_pct": "99.9", "monthly_fee": "1000", "currency": "USD",
+                       "starts_on": "2026-01-01"}],
+        "cases": [{"case_id": "CS-1", "client_id": "ENT", "received_at": "2026-11-23 09:00",
+                   "category": "platform_issue", "subject": "Gateway down", "assignee": "sam"}],
+    }
+    for table, records in rows.items():
+        add_rows(con, config, staged_from_records(table, records), ADMIN, permission="import", source="test",
+                 now=at("2026-11-23T09:00"))
+    yield con
+    try:
+        con.close()
+    except Exception:  # noqa: S110 (closed by the test already)
+        pass
+
+
+def outage(con, incident_id: str, start: str, end: str) -> None:
+    config = parse_config(settings(1))
+    add_rows(con, config, staged_from_records("incidents", [
+        {"incident_id": incident_id, "environment_id": "ENV-1", "impact": "outage", "started_at": start,
+         "ended_at": end}]), ADMIN, permission="import", source="test", now=at("2026-11-30T23:00"))
+
+
+def test_a_case_walks_from_pending_to_at_risk_to_breached_and_speaks_up_twice(store, inbox, hook):
+    config = parse_config(settings(inbox.port))
+    assert send_due(store, config, at("2026-11-23T10:00")).sent == 0  # pending: 8 business hours left
+    first = send_due(store, config, at("2026-11-23T16:30"))  # at risk: 1 h 30 min left
+    assert (first.recorded, first.sent, first.failed) == (2, 2, [])
+    assert send_due(store, config, at("2026-11-23T16:45")).sent == 0  # once
+    second = send_due(store, config, at("2026-11-23T18:30"))  # breached at 18:00
+    assert (second.recorded, second.sent) == (2, 2)
+    path = store.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    store.close()
+    restarted = connection.connect(path[0][0])  # what was sent is recorded: a restart sends nothing again
+    try:
+        assert send_due(restarted, config, at("2026-11-23T18:40")).sent == 0
+        audited = restarted.execute("SELECT count(*) FROM audit_log WHERE action = 'alert'").fetchall()[0][0]
+    finally:
+        restarted.close()
+
+    assert len(inbox.messages) == 2 and len(hook) == 2
+    (to_1, risk), (to_2, breach) = inbox.messages
+    assert to_1 == to_2 == ["lee@support.example"]
+    assert risk["Subject"] == "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left"
+    assert breach["Subject"] == "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"
+    assert "https://sla.example/queue?case=CS-1" in risk.get_content()
+    assert "First response due: Mon 2026-11-23 18:00 HKT" in breach.get_content()
+    assert hook[0]["text"].startswith("[SLA] Case CS-1 (Enterprise Co) is at risk")
+    assert "https://sla.example/queue?case=CS-1" in hook[1]["text"]
+    assert audited == 4
+
+
+def test_a_refused_alert_is_retried_and_then_sent_once(store, hook):
+    port = free_port()  # nobody listens yet
+    config = parse_config(settings(port))
+    refused = send_due(store, config, at("2026-11-23T16:30"))
+    assert refused.sent == 1 and len(refused.failed) == 1 and "did not take it" in refused.failed[0]
+    row = store.execute("SELECT attempts, sent_at, last_error FROM alert_deliveries WHERE channel = 'email'"
+                        ).fetchall()[0]
+    assert row[0] == 1 and row[1] is None and "did not take it" in row[2]
+    box = Inbox()
+    box.port, box.controller = port, Controller(box, hostname="127.0.0.1", port=port)
+    box.controller.start()
+    try:
+        retried = send_due(store, config, at("2026-11-23T16:35"))
+    finally:
+        box.controller.stop()
+    assert (retried.sent, retried.failed) == (1, []) and len(box.messages) == 1
+    assert len(hook) == 1  # the webhook took it the first time and is not sent again
+
+
+def test_an_outage_crossing_half_then_all_of_the_budget_gives_two_alerts(store, inbox, hook):
+    config = parse_config(settings(inbox.port))
+    store.execute("UPDATE cases SET first_response_at = received_at")  # no case alerts in this test
+    # November 2026 has 30 days: the 99.9 % budget is 43.2 minutes.
+    outage(store, "I-1", "2026-11-24 10:00", "2026-11-24 10:25")  # 25 min: past 50 %
+    assert send_due(store, config, at("2026-11-24T11:00")).sent == 2
+    outage(store, "I-2", "2026-11-25 10:00", "2026-11-25 10:25")  # 50 min: past 75 % and 100 % at once
+    assert send_due(store, config, at("2026-11-25T11:00")).sent == 2
+    assert send_due(store, config, at("2026-11-25T12:00")).sent == 0
+    subjects = [message["Subject"].strip() for _, message in inbox.messages]  # a long one is folded
+    assert subjects == ["[SLA] Enterprise prod (ENV-1) has used 50 % of its error budget for 2026-11",
+                        "[SLA] Enterprise prod (ENV-1) has used up its error budget for 2026-11"]
+    assert all(to == ["ada@support.example", "lee@support.example"] for to, _ in inbox.messages)
+
+
+def test_quiet_hours_hold_a_warning_but_not_a_breach(store, inbox, hook):
+    config = parse_config(settings(inbox.port, quiet_hours=["16:00", "17:00"]))
+    assert send_due(store, config, at("2026-11-23T16:30")).sent == 0  # at risk, in quiet hours
+    assert send_due(store, config, at("2026-11-23T17:05")).sent == 2  # still at risk once they end
+    config = parse_config(settings(inbox.port, quiet_hours=["18:00", "08:00"]))
+    assert send_due(store, config, at("2026-11-23T18:30")).sent == 2  # a breach goes in quiet hours
+    assert [m["Subject"].strip().split(") ")[1] for _, m in inbox.messages] == [
+        "is at risk: 0 h 55 min left", "breached its first-response deadline"]
+
+
+def test_the_morning_digest_on_business_days_once(store, inbox, hook):
+    config = parse_config(settings(inbox.port, digest_at="09:00"))
+    store.execute("UPDATE cases SET first_response_at = NULL")
+    assert send_due(store, config, at("2026-11-28T09:30")).sent == 0  # a Saturday
+    sent = send_due(store, config, at("2026-11-30T09:30"))  # Monday: CS-1 is an open breach
+    assert sent.sent == 2
+    digest = inbox.messages[-1][1]
+    assert digest["Subject"].strip() == "[SLA] 2026-11-30: 1 open breach, 0 cases at risk"
+    body = digest.get_content().replace("\r\n", "\n")
+    assert "sam:\n  CS-1 (Enterprise Co) breached, due Mon 2026-11-23 18:00 HKT" in body
+    assert send_due(store, config, at("2026-11-30T10:30")).sent == 0
+
+
+def test_alerts_send_on_the_command_line(tmp_path, inbox, hook):
+    config_file = tmp_path / "support.toml"
+    config_file.write_text(
+        '[calendar]\ntimezone = "Asia/Hong_Kong"\nextra_holidays = ["2026-11-27"]\n'
+        f'[alerts]\nsmtp_url = "smtp://127.0.0.1:{inbox.port}"\nsender = "sla@support.example"\n'
+        'webhook_url_env = "TEST_ALERT_WEBHOOK"\ndigest_at = "23:59"\n'
+        '[alerts.recipients]\nlead = ["lee@support.example"]\n')
+    db = tmp_path / "cli.duckdb"
+    (tmp_path / "clients.csv").write_text("client_id,name,tier\nENT,Enterprise Co,enterprise\n")
+    (tmp_path / "cases.csv").write_text("case_id,client_id,received_at,category,subject\n"
+                                        "CS-1,ENT,2026-11-23 09:00,platform_issue,Gateway down\n")
+    common = ["--db", str(db), "--config", str(config_file)]
+    assert main(["import", "clients", str(tmp_path / "clients.csv"), *common, "--now", "2026-11-23T09:00"]) == 0
+    assert main(["import", "cases", str(tmp_path / "cases.csv"), *common, "--now", "2026-11-23T09:00"]) == 0
+    assert main(["alerts", "send", *common, "--now", "2026-11-23T18:30"]) == 0
+    assert [m["Subject"].strip() for _, m in inbox.messages] == [
+        "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"]
