@@ -1,0 +1,132 @@
+"""What a client's statement for a month holds, read from the as-of views.
+
+Its numbers are the data contract's reports for that client and month, read through the same SQL
+(``kb.reads.exports.report_sql``), so the statement and the ``case-sla``, ``uptime`` and ``refunds``
+exports cannot disagree: the cases received in the month, every environment the client runs on or has a
+contract for, and its contracts' credits. The daily downtime chart reuses the uptime query with days in
+place of months, so a day's downtime is the union of its outages exactly as a month's is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import pandas as pd
+
+from kb.config import Config
+from kb.credits import CreditScheduleError, credit_schedule_in_words
+from kb.db import connection
+from kb.db.sqltext import instant, quote
+from kb.engine.calendar import local_instant
+from kb.engine.uptime import env_uptime_sql
+from kb.reads.exports import report_sql
+
+
+@dataclass(frozen=True)
+class Statement:
+    client_id: str
+    client_name: str
+    tier: str
+    month: str  # 'YYYY-MM'
+    as_of: datetime
+    cases: pd.DataFrame  # the case-sla export's rows and columns, plus the subject
+    uptime: pd.DataFrame  # the uptime export's rows, plus the environment's name
+    daily: pd.DataFrame  # environment_id, day, downtime_minutes
+    incidents: pd.DataFrame  # the month's incidents on those environments, maintenance included
+    credits: pd.DataFrame  # the refunds export's rows, plus the contract terms behind them
+    totals: dict  # counts by state, % met, credits by currency
+
+
+class UnknownClient(LookupError):
+    """No client with that id."""
+
+
+def month_days(month: str) -> tuple[date, date]:
+    """The first and last local date of 'YYYY-MM'; ValueError for anything else."""
+    first = datetime.strptime(month, "%Y-%m").date()
+    following = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return first, following - timedelta(days=1)
+
+
+def statement(con, config: Config, client_id: str, month: str, as_of: datetime) -> Statement:
+    """The statement of ``client_id`` for ``month`` as of ``as_of``; ``con`` has the as-of views open at it."""
+    first, last = month_days(month)
+    client = con.execute("SELECT client_id, name, tier FROM clients WHERE client_id = ?", [client_id]).fetchall()
+    if not client:
+        raise UnknownClient(f"no client {client_id!r}")
+    params = {"client": client_id, "month": month}
+    environments = """(SELECT environment_id FROM environments WHERE client_id = $client
+                       UNION SELECT environment_id FROM contracts WHERE client_id = $client)"""
+    cases = con.execute(
+        f"""SELECT r.*, c.subject FROM ({report_sql('case-sla', config)}) r JOIN cases c USING (case_id)
+            WHERE r.client_id = $client AND left(r.received_at, 7) = $month ORDER BY r.received_at, r.case_id""",
+        params).fetchdf()
+    uptime = con.execute(
+        f"""SELECT r.*, e.name AS environment_name FROM ({report_sql('uptime', config)}) r
+            JOIN environments e USING (environment_id)
+            WHERE r.environment_id IN {environments} AND r.month = $month ORDER BY r.environment_id""",
+        params).fetchdf()
+    credits = con.execute(
+        f"""SELECT r.*, k.monthly_fee, coalesce(k.credit_schedule, {quote(config.sla.default_credit_schedule)})
+                   AS credit_schedule, k.uptime_target_pct
+            FROM ({report_sql('refunds', config)}) r JOIN contracts k USING (contract_id)
+            WHERE r.client_id = $client AND r.month = $month ORDER BY r.contract_id""",
+        params).fetchdf()
+    credits["credit_schedule"] = credits.credit_schedule.map(_in_words)
+    zone = config.calendar.zone
+    incidents = con.execute(
+        f"""SELECT incident_id, environment_id, impact, iso_local(started_at, {quote(config.calendar.timezone)})
+                   AS started_at, iso_local(ended_at, {quote(config.calendar.timezone)}) AS ended_at,
+                   CASE WHEN impact = 'outage' THEN 'yes' ELSE 'no' END AS counted, coalesce(summary, '') AS summary
+            FROM incidents
+            WHERE environment_id IN {environments} AND started_at < $end AND coalesce(ended_at, $as_of) >= $start
+              AND started_at <= $as_of
+            ORDER BY started_at, incident_id""",
+        {"client": client_id, "start": local_instant(config.calendar, first, time(0)),
+         "end": local_instant(config.calendar, last + timedelta(days=1), time(0)), "as_of": as_of}).fetchdf()
+    daily = _daily_downtime(con, config, first, last, as_of, uptime.environment_id.tolist())
+    decided = cases.sla_state.isin(["met", "breached"])
+    totals = {
+        "cases": len(cases),
+        **{state: int((cases.sla_state == state).sum()) for state in ("met", "breached", "at_risk", "pending",
+                                                                       "no_sla")},
+        "pct_met": round(100 * float((cases.sla_state == "met").sum()) / int(decided.sum()), 2)
+                   if decided.any() else None,
+        "credits": {currency: f"{amount:.2f}" for currency, amount in
+                    credits.groupby("currency").refund_amount.sum().items()},
+        "environments_missed": int((~uptime.target_met.fillna(True).astype(bool)).sum()),
+    }
+    name, tier = client[0][1], client[0][2]
+    return Statement(client_id, name, tier, month, as_of.astimezone(zone), cases, uptime, daily, incidents,
+                     credits, totals)
+
+
+def _daily_downtime(con, config: Config, first: date, last: date, as_of: datetime,
+                    environment_ids: list[str]) -> pd.DataFrame:
+    """Downtime minutes per environment and local day: the uptime query over days instead of months."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    calendar = config.calendar
+    cur = connection.cursor(con)  # a cursor of its own: its calendar of days must not replace the months
+    cur.register("calendar_months", pd.DataFrame({
+        "month": [d.isoformat() for d in days],
+        "month_start": pd.to_datetime([local_instant(calendar, d, time(0)) for d in days], utc=True),
+        "month_end": pd.to_datetime([local_instant(calendar, d + timedelta(days=1), time(0)) for d in days],
+                                    utc=True),
+        "first_day": days, "last_day": days,
+    }))
+    try:
+        return cur.execute(
+            f"""SELECT environment_id, month AS day, downtime_minutes
+                FROM ({env_uptime_sql(config, instant(as_of))}) WHERE list_contains($ids, environment_id)
+                ORDER BY environment_id, day""",
+            {"ids": environment_ids}).fetchdf()
+    finally:
+        cur.close()
+
+
+def _in_words(schedule: str) -> str:
+    try:
+        return credit_schedule_in_words(schedule)
+    except CreditScheduleError as e:
+        return f"unreadable: {e}"

@@ -1,0 +1,105 @@
+"""The monthly statement (rules §11): a PDF whose numbers are the exports' for that client and month."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.servers import SCREENSHOTS
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = "2026-11-26T12:00:00+08:00"
+AS_OF = "2026-11-26T12:00:00+08:00"
+
+
+def kb(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kb", *args], cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    db = tmp_path_factory.mktemp("statement") / "demo.duckdb"
+    made = kb("demo", "--db", str(db), "--now", NOW)
+    assert made.returncode == 0, made.stderr
+    return db
+
+
+def export(db: Path, report: str) -> list[dict]:
+    out = kb("export", report, "--db", str(db), "--as-of", AS_OF, "--now", NOW)
+    assert out.returncode == 0, out.stderr
+    return list(csv.DictReader(io.StringIO(out.stdout)))
+
+
+def pdf_text(path: Path) -> str:
+    return " ".join(" ".join(page.extract_text().split()) for page in PdfReader(path).pages)
+
+
+@pytest.mark.parametrize(("client", "month"), [("EVER", "2026-10"), ("ACME", "2026-11")])
+def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_path, client, month):
+    out = tmp_path / f"{client}-{month}.pdf"
+    made = kb("statement", "--db", str(demo), "--client", client, "--month", month, "--as-of", AS_OF,
+              "--out", str(out), "--now", NOW)
+    assert made.returncode == 0, made.stderr
+    text = pdf_text(out)
+    cases = [r for r in export(demo, "case-sla") if r["client_id"] == client and r["received_at"][:7] == month]
+    assert cases, "the fixture month has cases"
+    for case in cases:
+        # each case's line: its id, receipt, deadline, response and state, in that order
+        expected = " ".join(v for v in (case["case_id"], case["received_at"], case["first_response_due"],
+                                        case["first_response_at"], case["sla_state"]) if v)
+        line = text[text.index(case["case_id"]):]
+        assert all(v in line[:400] for v in expected.split()), case
+    met = sum(r["sla_state"] == "met" for r in cases)
+    breached = sum(r["sla_state"] == "breached" for r in cases)
+    assert f"Cases received {len(cases)}" in text
+    assert f"Met / breached / at risk / pending / no deadline {met} / {breached} /" in text
+
+    refunds = [r for r in export(demo, "refunds") if r["client_id"] == client and r["month"] == month]
+    for refund in refunds:
+        assert f"{refund['uptime_pct']}" in text and f"{refund['credit_pct']}" in text
+        assert f"{refund['refund_amount']} {refund['currency']}" in text
+    environments = {r["environment_id"] for r in refunds}
+    for row in export(demo, "uptime"):
+        if row["environment_id"] in environments and row["month"] == month:
+            assert f"{row['downtime_minutes']} {row['uptime_pct']} {row['budget_left_minutes']}" in text
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    subprocess.run(["pdftoppm", "-png", "-r", "70", str(out), str(pages / "page")], check=True, timeout=60)
+    pngs = sorted(pages.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 10_000 for p in pngs)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for n, png in enumerate(pngs, start=1):
+        shutil.copy(png, SCREENSHOTS / f"statement-{client}-{month}-page{n}.png")
+
+
+def test_user_text_is_set_as_text_not_typst_markup(tmp_path):
+    db = tmp_path / "odd.duckdb"
+    (tmp_path / "clients.csv").write_text('client_id,name,tier\nODD,"#set page(width: 1cm) *bold* $x$ [x]",free\n')
+    (tmp_path / "cases.csv").write_text("case_id,client_id,received_at,category,subject\n"
+                                        'C1,ODD,2026-11-02 10:00,api_help,"#panic(""no"") = head"\n')
+    for table in ("clients", "cases"):
+        done = kb("import", table, str(tmp_path / f"{table}.csv"), "--db", str(db), "--now", NOW)
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "odd.pdf"
+    made = kb("statement", "--db", str(db), "--client", "ODD", "--month", "2026-11", "--out", str(out),
+              "--now", NOW)
+    assert made.returncode == 0, made.stderr
+    text = pdf_text(out)
+    assert "#set page(width: 1cm) *bold* $x$ [x]" in text and '#panic("no") = head' in text
+
+
+def test_an_unknown_client_or_month_is_named(demo, tmp_path):
+    out = tmp_path / "x.pdf"
+    refused = kb("statement", "--db", str(demo), "--client", "NOPE", "--month", "2026-10", "--out", str(out))
+    assert refused.returncode == 1 and "no client 'NOPE'" in refused.stderr and not out.exists()
+    refused = kb("statement", "--db", str(demo), "--client", "EVER", "--month", "2026-13", "--out", str(out))
+    assert refused.returncode == 1 and "is not a month like 2026-11" in refused.stderr
+    assert "Traceback" not in refused.stderr
