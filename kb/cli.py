@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
 from kb.access import command_line_actor
-from kb.config import ConfigError, load_config
+from kb.config import ROLES, ConfigError, load_config
 from kb.db import connection
-from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, write_report
+from kb.service.handoff import Client, ServiceError, client_for, read_handoff
 from kb.timestamps import TimestampError, now_utc, parse_timestamp, set_now
 
 
@@ -27,6 +29,11 @@ def _global_flags(default) -> argparse.ArgumentParser:
     flags.add_argument("--now", default=default, metavar="TS",
                        help="the instant taken as now, ISO 8601 (default: $SUPPORT_NOW, else the clock); for "
                             "tests and replays")
+    flags.add_argument("--server", default=default, metavar="URL",
+                       help="import, export and backup through the service at URL (default: the service holding "
+                            "--db, found through the file it keeps beside it, when there is one)")
+    flags.add_argument("--token", default=default, metavar="T",
+                       help="the API token for --server (default: $SUPPORT_TOKEN)")
     return flags
 
 
@@ -63,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--years", type=_positive, default=3, help="years of history up to --until (default: 3)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     p.add_argument("--until", help="the last instant of the data, ISO 8601 (default: now); no offset = support zone")
+    p.add_argument("--mbox", type=Path, metavar="FILE",
+                   help="write a synthetic support mailbox to this mbox file instead (kb/tools/mbox.py); no database")
+    p.add_argument("--messages", type=_positive, default=10_000, help="messages in --mbox (default: 10000)")
+    p.add_argument("--days", type=_positive, default=90, help="days of mail up to --until in --mbox (default: 90)")
     p.add_argument("--replace", action="store_true", help="delete the database file first if it exists")
 
     p = commands.add_parser(
@@ -99,6 +110,39 @@ def build_parser() -> argparse.ArgumentParser:
                     "as <db>.before-restore-<time>). Stop the dashboard first.")
     p.add_argument("backup", type=Path, metavar="BACKUP", help="a file written by `python -m kb backup`")
     p.add_argument("--replace", action="store_true", help="replace a database that holds rows")
+
+    p = commands.add_parser("token", parents=[common], help="make, list and revoke API tokens",
+                            description="API tokens for the service's /api/v1/ and /metrics. A token is printed "
+                                        "once when made; the database keeps only its SHA-256 hash.")
+    actions = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    q = actions.add_parser("create", parents=[common], help="make a token and print it, once")
+    q.add_argument("--role", required=True, choices=ROLES, help=f"what it may do: one of {', '.join(ROLES)}")
+    q.add_argument("--name", required=True, help="who or what uses it (shown in the list and the audit trail)")
+    actions.add_parser("list", parents=[common], help="every token: id, name, role, created, last used, revoked")
+    q = actions.add_parser("revoke", parents=[common], help="revoke a token by its id")
+    q.add_argument("token_id", metavar="ID", help="the token's id (tok-…), as `token list` shows it")
+
+    p = commands.add_parser(
+        "statement", parents=[common], help="write a client's monthly SLA statement as a PDF",
+        description="Write one client's statement for one month: every case's first response, uptime per "
+                    "environment with a daily chart and the incidents, the credits owed and the contract terms "
+                    "behind them. Its numbers are the case-sla, uptime and refunds exports for that client and "
+                    "month, as of --as-of (default: now).")
+    p.add_argument("--client", required=True, help="the client's id")
+    p.add_argument("--month", required=True, help="YYYY-MM, in the support zone")
+    p.add_argument("--as-of", help="the instant T, ISO 8601 (default: now); no offset = support zone")
+    p.add_argument("--out", type=Path, required=True, help="the PDF file to write")
+
+    p = commands.add_parser(
+        "alerts", parents=[common], help="send the breach warnings, budget alerts and digest that are due",
+        description="Record every alert due now ([alerts] in support.toml) and send what was not sent yet, by "
+                    "e-mail and to the incoming webhook; each alert goes once, and one the server refused goes "
+                    "again at the next run. The service runs this every minute.")
+    p.add_argument("action", choices=["send"], metavar="send", help="send what is due")
+
+    from kb.mail.commands import add_parser as add_mail_parser
+
+    add_mail_parser(commands, common)
     return parser
 
 
@@ -119,10 +163,34 @@ def main(argv: list[str] | None = None) -> int:
         now = args.now or os.environ.get("SUPPORT_NOW")
         if now:
             set_now(parse_timestamp(now, config.calendar.zone))
+        if args.server and args.command not in HANDED_OFF:
+            print(f"error: --server works with {', '.join(HANDED_OFF)}, not {args.command}", file=sys.stderr)
+            return 1
         return COMMANDS[args.command](args, config)
-    except (ConfigError, connection.StoreError, TimestampError) as e:
+    except (ConfigError, connection.StoreError, TimestampError, ServiceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+
+
+HANDED_OFF = ("import", "export", "backup", "token")
+
+
+def service_for(args) -> Client | None:
+    """The service to hand the command's work to: ``--server``, else the running service that holds the
+    database (it keeps ``<db>.service.json`` beside it while it runs), else None: do the work here."""
+    if args.server:
+        return client_for(args.server, args.token or os.environ.get("SUPPORT_TOKEN", ""))
+    db = connection.db_path(args.db)
+    handoff = read_handoff(db)
+    if handoff is None:
+        return None
+    try:
+        connection.connect(db, read_only=True).close()
+    except connection.StoreBusy:
+        return Client(handoff.url, handoff.token)  # held, and by the service that wrote the file
+    except connection.StoreError:
+        return None  # let the command say what is wrong with the file
+    return None  # a file left by a service that is gone: nobody holds the database
 
 
 def run_import(args, config) -> int:
@@ -132,9 +200,14 @@ def run_import(args, config) -> int:
         print(f"error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 1
     try:
-        staged = staged_from_csv(args.table, data)
-        con = connection.connect(connection.db_path(args.db), wait_seconds=5)
-        written = add_rows(con, config, staged, command_line_actor(), permission="import", source=str(args.file))
+        service = service_for(args)
+        if service is not None:
+            written = _import_through(service, args.table, data, str(args.file))
+        else:
+            staged = staged_from_csv(args.table, data)
+            con = connection.connect(connection.db_path(args.db), wait_seconds=5)
+            written = add_rows(con, config, staged, command_line_actor(), permission="import",
+                               source=str(args.file))
     except Rejected as e:
         for problem in e.problems:
             print(f"{args.file}: {problem}", file=sys.stderr)
@@ -144,13 +217,45 @@ def run_import(args, config) -> int:
     return 0
 
 
+def _import_through(service: Client, table: str, data: bytes, source: str) -> int:
+    """``import`` by the service's API; Rejected with the same problems as here."""
+    try:
+        return int(service.json("POST", f"/api/v1/import/{table}", query={"source": source}, body=data,
+                                content_type="text/csv")["rows"])
+    except ServiceError as e:
+        if e.status == 422 and isinstance(e.body.get("errors"), list):
+            raise Rejected([Problem(p.get("line"), p.get("column"), str(p.get("reason")))
+                            for p in e.body["errors"]]) from None
+        raise
+
+
 def run_export(args, config) -> int:
     as_of = parse_timestamp(args.as_of, config.calendar.zone) if args.as_of else now_utc()
-    con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
-    rows = write_report(con, config, args.report, as_of, args.out)
+    service = service_for(args)
+    if service is not None:
+        rows = _export_through(service, args.report, as_of, args.out)
+    else:
+        con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
+        rows = write_report(con, config, args.report, as_of, args.out)
     if args.out:
         print(f"wrote {rows} rows to {args.out}", file=sys.stderr)
     return 0
+
+
+def _export_through(service: Client, report: str, as_of: datetime, out: Path | None) -> int:
+    """``export`` by the service's API: the same CSV, to ``out`` or standard output; returns the row count."""
+    import shutil
+
+    with service.request("GET", f"/api/v1/export/{report}", query={"as_of": as_of.isoformat()}) as response:
+        rows = int(response.headers.get("X-Rows", "0"))
+        if out is None:
+            sys.stdout.flush()
+            shutil.copyfileobj(response, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(out, "wb") as f:
+                shutil.copyfileobj(response, f)
+    return rows
 
 
 def _make_room(path: Path, replace: bool, what: str) -> bool:
@@ -184,7 +289,7 @@ def run_demo(args, config) -> int:
     from kb.tools.demo import write_demo
 
     con = connection.connect(path)
-    today = datetime.now(config.calendar.zone).date()
+    today = now_utc().astimezone(config.calendar.zone).date()  # --now sets the demo's today too
     counts = write_demo(con, config, today, command_line_actor())
     con.close()
     print(f"demo data written to {path}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
@@ -194,6 +299,10 @@ def run_demo(args, config) -> int:
 def run_generate(args, config) -> int:
     import time
 
+    if args.mbox:
+        from kb.tools.mbox import run_generate_mbox
+
+        return run_generate_mbox(args, config)
     from kb.tools.generate import ProgressBar, generate
 
     path = connection.db_path(args.db)
@@ -227,6 +336,16 @@ def run_backup(args, config) -> int:
     from kb.db.backup import backup_file
 
     db = connection.db_path(args.db)
+    service = service_for(args)
+    if service is not None:
+        if args.path.exists() and not args.replace:
+            print(f"error: {args.path} exists; choose another name (or pass --replace)", file=sys.stderr)
+            return 1
+        answer = service.json("POST", "/api/v1/backup", content_type="application/json",
+                              body=json.dumps({"path": str(args.path.resolve()), "replace": args.replace}).encode())
+        counts = answer["counts"]
+        print(f"backed up {db} to {args.path}: " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
+        return 0
     if not db.exists():
         print(f"error: database {db} does not exist", file=sys.stderr)
         return 1
@@ -246,5 +365,124 @@ def run_restore(args, config) -> int:
     return 0
 
 
+def run_statement(args, config) -> int:
+    from kb.engine.asof import open_views
+    from kb.statement.content import UnknownClient, month_days, statement
+    from kb.statement.render import statement_pdf
+
+    try:
+        month_days(args.month)
+    except ValueError:
+        print(f"error: --month {args.month!r} is not a month like 2026-11", file=sys.stderr)
+        return 1
+    as_of = parse_timestamp(args.as_of, config.calendar.zone) if args.as_of else now_utc()
+    con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
+    try:
+        open_views(con, config, as_of)
+        content = statement(con, config, args.client, args.month, as_of)
+    except UnknownClient as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        con.close()
+    args.out.write_bytes(statement_pdf(content, config.calendar.timezone))
+    print(f"wrote the {args.month} statement of {args.client} to {args.out}: {content.totals['cases']} cases, "
+          f"{len(content.uptime)} environments, credits " +
+          (", ".join(f"{a} {c}" for c, a in content.totals["credits"].items()) or "none"))
+    return 0
+
+
+def run_alerts(args, config) -> int:
+    from kb.alerts.deliver import send_due
+
+    if config.alerts is None:
+        print("error: no [alerts] section in the configuration: nothing to send", file=sys.stderr)
+        return 1
+    con = connection.connect(connection.db_path(args.db), wait_seconds=5)
+    try:
+        report = send_due(con, config, now_utc())
+    finally:
+        con.close()
+    print(f"alerts: {report.recorded} recorded, {report.sent} sent, {len(report.failed)} to retry")
+    for failure in report.failed:
+        print(f"not sent: {failure}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def run_token(args, config) -> int:
+    from kb.reads.tokens import token_rows
+    from kb.service import tokens
+
+    service = service_for(args)
+    con = None if service is not None else connection.connect(
+        connection.db_path(args.db), read_only=args.token_command == "list", wait_seconds=5)
+    try:
+        if args.token_command == "create":
+            if service is not None:
+                made = tokens.Created(**service.json("POST", "/api/v1/tokens", content_type="application/json",
+                                                     body=json.dumps({"name": args.name, "role": args.role}).encode()))
+            else:
+                made = tokens.create_token(con, command_line_actor(), name=args.name, role=args.role)
+            print(made.token)
+            print(f"token {made.token_id} ({made.role}) for {made.name}: shown once, only its hash is kept",
+                  file=sys.stderr)
+        elif args.token_command == "revoke":
+            if service is not None:
+                revoked = service.json("POST", f"/api/v1/tokens/{args.token_id}/revoke")["revoked"]
+            else:
+                revoked = tokens.revoke_token(con, command_line_actor(), args.token_id)
+            print(f"revoked {args.token_id}" if revoked else f"{args.token_id} was revoked already")
+        else:
+            import pandas as pd
+
+            if service is not None:
+                frame = pd.DataFrame(service.json("GET", "/api/v1/tokens")["tokens"], columns=TOKEN_COLUMNS)
+                for column in ("created_at", "last_used_at", "revoked_at"):
+                    frame[column] = pd.to_datetime(frame[column], utc=True)
+            else:
+                frame = token_rows(con)
+            print("\t".join(TOKEN_COLUMNS))
+            for row in frame[list(TOKEN_COLUMNS)].itertuples(index=False):
+                print("\t".join(_cell_text(value, config.calendar.zone) for value in row))
+    except Rejected as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except ServiceError as e:
+        if e.status == 422 and isinstance(e.body.get("errors"), list):
+            for problem in e.body["errors"]:
+                print(f"error: {Problem(problem.get('line'), problem.get('column'), str(problem.get('reason')))}",
+                      file=sys.stderr)
+            return 1
+        raise
+    finally:
+        if con is not None:
+            con.close()
+    return 0
+
+
+TOKEN_COLUMNS = ("token_id", "name", "role", "created_at", "created_by", "last_used_at", "revoked_at")
+
+
+def _cell_text(value, zone) -> str:
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, datetime | pd.Timestamp):
+        return pd.Timestamp(value).tz_convert(zone).isoformat(timespec="seconds")
+    return str(value)
+
+
 COMMANDS = {"import": run_import, "export": run_export, "demo": run_demo, "generate": run_generate,
-            "bench": run_bench, "backup": run_backup, "restore": run_restore}
+            "bench": run_bench, "backup": run_backup, "restore": run_restore, "token": run_token, "alerts": run_alerts,
+            "statement": run_statement}
+
+
+def run_mail(args, config) -> int:
+    from kb.mail.commands import run_mail as run
+
+    return run(args, config)
+
+
+COMMANDS["mail"] = run_mail

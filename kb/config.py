@@ -7,12 +7,14 @@ whole at start, so a bad value stops with a message that names the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
 import holidays
@@ -60,11 +62,68 @@ class SlaConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """``[alerts]``: where breach warnings and the digest go (SMTP credentials and the webhook URL come from
+    the environment, never the file)."""
+
+    smtp_url: str = ""  # smtp://host:port (STARTTLS when offered) or smtps://host:port; "" = no e-mail
+    sender: str = ""
+    recipients: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> addresses
+    webhook_url_env: str = ""  # the environment variable holding a Slack-compatible incoming-webhook URL
+    dashboard_url: str = "http://127.0.0.1:8501"  # for links in the messages
+    quiet_hours: tuple[time, time] | None = None  # local [start, end): only breaches are sent in between
+    digest_at: time = time(9, 0)  # local time of the business-day morning digest
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """``[backup]``: the service's scheduled backups (``kb.service.jobs``)."""
+
+    every_hours: Decimal = Decimal(24)  # 0 = no scheduled backups
+    keep: int = 7  # scheduled backups kept; older ones are deleted
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One ``[[mail.mailboxes]]``: an IMAP account polled for cases; its password comes from the environment."""
+
+    name: str
+    url: str  # imap://host[:port] or imaps://host[:port]
+    user: str
+    password_env: str
+    folders: tuple[str, ...] = ("INBOX",)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "imaps"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (993 if self.tls else 143)
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """``[mail]`` (SPEC 9): the team's addresses and the mailboxes that are the source of cases."""
+
+    support_addresses: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain; lower-case
+    poll_seconds: int = 60
+    mailboxes: tuple[MailboxConfig, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     stale_after_days: int = 7
     roles: dict[str, str] = field(default_factory=dict)  # e-mail address or @domain -> role
+    mail: MailConfig = field(default_factory=MailConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    alerts: AlertsConfig | None = None  # None: no [alerts] section, nothing is sent
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -177,6 +236,9 @@ def parse_config(raw: dict) -> Config:
         stale_after_days=_positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
                                        at_most=3650),
         roles=_roles(raw.get("roles", {})),
+        mail=_mail(_section(raw, "mail")),
+        backup=_backup(_section(raw, "backup")),
+        alerts=_alerts(raw),
     )
 
 
@@ -270,6 +332,55 @@ def _positive_int(table: dict, key: str, name: str, default: int, *, at_most: in
     return value
 
 
+def _alerts(raw: dict) -> AlertsConfig | None:
+    if "alerts" not in raw:
+        return None
+    table = _section(raw, "alerts")
+    known = {"smtp_url", "sender", "recipients", "webhook_url_env", "dashboard_url", "quiet_hours", "digest_at"}
+    for name in table:
+        if name not in known:
+            raise ConfigError(f"alerts.{name}: unknown key (one of {', '.join(sorted(known))})")
+    smtp_url = _str(table, "alerts.smtp_url", "smtp_url", "")
+    if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"alerts.smtp_url = {smtp_url!r} must start with smtp:// or smtps://")
+    sender = _str(table, "alerts.sender", "sender", "")
+    if smtp_url and "@" not in sender:
+        raise ConfigError(f"alerts.sender = {sender!r} must be an e-mail address when alerts.smtp_url is set")
+    recipients = table.get("recipients", {})
+    if not isinstance(recipients, dict):
+        raise ConfigError("alerts.recipients must be a table of role = [addresses]")
+    for role, addresses in recipients.items():
+        if role not in ROLES:
+            raise ConfigError(f"alerts.recipients.{role}: unknown role (one of {', '.join(ROLES)})")
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and "@" in a for a in addresses):
+            raise ConfigError(f"alerts.recipients.{role} must be a list of e-mail addresses")
+    hours = table.get("quiet_hours")
+    if hours is not None and not (isinstance(hours, list) and len(hours) == 2):
+        raise ConfigError(f"alerts.quiet_hours = {hours!r} must be two times, e.g. [\"20:00\", \"08:00\"]")
+    return AlertsConfig(
+        smtp_url=smtp_url, sender=sender,
+        recipients={role: tuple(a.strip() for a in addresses) for role, addresses in recipients.items()},
+        webhook_url_env=_str(table, "alerts.webhook_url_env", "webhook_url_env", ""),
+        dashboard_url=_str(table, "alerts.dashboard_url", "dashboard_url", "http://127.0.0.1:8501").rstrip("/"),
+        quiet_hours=tuple(_clock("alerts.quiet_hours", h) for h in hours) if hours else None,
+        digest_at=_clock("alerts.digest_at", table.get("digest_at", "09:00")),
+    )
+
+
+def _backup(table: dict) -> BackupConfig:
+    """``[backup]``: ``every_hours`` a number of hours (0 turns scheduled backups off), ``keep`` how many."""
+    unknown = sorted(set(table) - {"every_hours", "keep"})
+    if unknown:
+        raise ConfigError(f"backup.{unknown[0]}: unknown key (backup has every_hours and keep)")
+    every = _decimal(table, "backup.every_hours", "every_hours", BackupConfig.every_hours)
+    if every < 0 or every > 8760:
+        raise ConfigError(f"backup.every_hours = {table.get('every_hours')!r} must be from 0 (off) to 8760 hours")
+    if 0 < every < Decimal("0.01"):
+        raise ConfigError(f"backup.every_hours = {table.get('every_hours')!r} is less than 0.01 (36 seconds)")
+    return BackupConfig(every_hours=every,
+                        keep=_positive_int(table, "backup.keep", "keep", BackupConfig.keep, at_most=10_000))
+
+
 def _roles(table: dict) -> dict[str, str]:
     """``[roles]`` maps a role to the e-mail addresses and @domains that hold it."""
     if not isinstance(table, dict):
@@ -283,3 +394,69 @@ def _roles(table: dict) -> dict[str, str]:
         for member in members:
             granted[member.strip().lower()] = role
     return granted
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
+_MAILBOX_NAME = re.compile(r"[A-Za-z0-9._\-@+:]{1,64}")
+
+
+def _mail(table: dict) -> MailConfig:
+    """``[mail]``: ``support_addresses`` (addresses or ``@domain``), ``poll_seconds``, and
+    ``[[mail.mailboxes]]`` with name, url (imap:// or imaps://), user, password_env and folders. A password
+    in the file is refused: it comes from the environment variable that ``password_env`` names."""
+    unknown = sorted(set(table) - {"support_addresses", "poll_seconds", "mailboxes"})
+    if unknown:
+        raise ConfigError(f"mail.{unknown[0]}: unknown key (mail has support_addresses, poll_seconds, mailboxes)")
+    addresses = table.get("support_addresses", [])
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        raise ConfigError("mail.support_addresses must be a list of addresses or \"@domain\" entries")
+    support = []
+    for address in addresses:
+        entry = address.strip().lower()
+        if not (_MAIL_ADDRESS.fullmatch(entry) or (entry.startswith("@") and _MAIL_ADDRESS.fullmatch("x" + entry))):
+            raise ConfigError(f"mail.support_addresses: {address!r} is neither an address nor \"@domain\"")
+        support.append(entry)
+    boxes = table.get("mailboxes", [])
+    if not isinstance(boxes, list) or not all(isinstance(b, dict) for b in boxes):
+        raise ConfigError("mail.mailboxes must be an array of tables ([[mail.mailboxes]])")
+    mailboxes = []
+    for number, box in enumerate(boxes, 1):
+        where = f"mail.mailboxes[{number}]"
+        if "password" in box:
+            raise ConfigError(f"{where}.password: a password does not belong in the file; put it in an "
+                              "environment variable and name that variable in password_env")
+        unknown = sorted(set(box) - {"name", "url", "user", "password_env", "folders"})
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key (name, url, user, password_env, folders)")
+        name = _str(box, f"{where}.name", "name", "")
+        if not _MAILBOX_NAME.fullmatch(name):
+            raise ConfigError(f"{where}.name = {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ - @ + :")
+        if name in {m.name for m in mailboxes}:
+            raise ConfigError(f"{where}.name = {name!r} is used by another mailbox")
+        where = f"mail.mailboxes.{name}"
+        url = _str(box, f"{where}.url", "url", "")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ConfigError(f"{where}.url = {url!r} is not a URL like imaps://imap.example.com:993") from None
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+            raise ConfigError(f"{where}.url = {url!r} must be imap://host[:port] or imaps://host[:port]")
+        if parts.username or parts.password:
+            raise ConfigError(f"{where}.url: no user or password in the URL; use user and password_env")
+        user = _str(box, f"{where}.user", "user", "")
+        if not user:
+            raise ConfigError(f"{where}.user is empty")
+        password_env = _str(box, f"{where}.password_env", "password_env", "")
+        if not _ENV_NAME.fullmatch(password_env):
+            raise ConfigError(f"{where}.password_env = {password_env!r} must name an environment variable")
+        folders = box.get("folders", ["INBOX"])
+        if not isinstance(folders, list) or not folders or not all(isinstance(f, str) and f.strip() for f in folders):
+            raise ConfigError(f"{where}.folders must be a non-empty list of folder names, e.g. [\"INBOX\", \"Sent\"]")
+        mailboxes.append(MailboxConfig(name, url, user, password_env, tuple(dict.fromkeys(f.strip() for f in folders))))
+    return MailConfig(
+        support_addresses=tuple(dict.fromkeys(support)),
+        poll_seconds=_positive_int(table, "mail.poll_seconds", "poll_seconds", 60, at_most=86_400),
+        mailboxes=tuple(mailboxes),
+    )

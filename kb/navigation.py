@@ -34,6 +34,7 @@ PAGES: dict[str, tuple[Page, ...]] = {
         Page("pages/performance.py", "Response performance", ":material/speed:", "read"),
         Page("pages/uptime.py", "Uptime", ":material/dns:", "read"),
         Page("pages/refunds.py", "Refund exposure", ":material/payments:", "read"),
+        Page("pages/client.py", "Client", ":material/person:", "read"),
     ),
     "Work": (
         Page("pages/queue.py", "Queue", ":material/inbox:", "read"),
@@ -45,6 +46,7 @@ PAGES: dict[str, tuple[Page, ...]] = {
         Page("pages/transfer.py", "Import and export", ":material/swap_vert:", "read"),
         Page("pages/audit.py", "Audit trail", ":material/history:", "audit"),
         Page("pages/configuration.py", "Configuration", ":material/settings:", "configure"),
+        Page("pages/tokens.py", "API tokens", ":material/key:", "configure"),
     ),
 }
 DEFAULT_PAGE = "pages/overview.py"

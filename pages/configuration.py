@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+import holidays
 import pandas as pd
 import streamlit as st
 
@@ -42,11 +43,24 @@ with columns[1]:
         f"- Monitoring: flag after **{config.stale_after_days} days** unseen")
 
 st.subheader("Closed days in the next 90 days")
-upcoming = sorted(d for d in holiday_dates(calendar, range(today.year, today.year + 2))
-                  if today <= d <= today + timedelta(days=90))
+years = range(today.year, today.year + 2)
+upcoming = sorted(d for d in holiday_dates(calendar, years) if today <= d <= today + timedelta(days=90))
 if upcoming:
-    st.dataframe(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming]}),
-                 hide_index=True)
+    public = holidays.country_holidays(calendar.holidays_country, subdiv=calendar.holidays_subdivision or None,
+                                       years=years) if calendar.holidays_country else {}
+
+    def holiday_name(day) -> str:
+        names = [public[day]] if day in public else []
+        if day in calendar.extra_holidays:
+            names.append("extra holiday (support.toml)")
+        if day in calendar.working_days:
+            names.append("open anyway: a working day in support.toml")
+        return "; ".join(names)
+
+    st.dataframe(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming],
+                               "holiday": [holiday_name(d) for d in upcoming]}),
+                 hide_index=True, column_config={"date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
+                                                 "weekday": "Day", "holiday": "Holiday"})
 else:
     st.caption("No holidays in the next 90 days.")
 
@@ -59,3 +73,10 @@ else:
 st.subheader("Files")
 st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` "
             f"(schema version {configuration.schema_version(store)})")
+
+st.subheader("Background jobs")
+jobs_table, jobs_here = configuration.background_jobs(store)
+if not jobs_here:
+    st.caption("Background jobs (scheduled backups) run only in the service, `streamlit run service.py`; this "
+               "dashboard was started without it, so nothing is scheduled now. Their last runs are below.")
+st.dataframe(jobs_table, hide_index=True)

@@ -26,11 +26,12 @@ def free_port() -> int:
 @contextmanager
 def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args: tuple[str, ...] = (),
                      log: Path | None = None):
-    """Start ``streamlit run dashboard.py`` with ``env`` added; yield its base URL; stop it."""
+    """Start the service (``streamlit run service.py``: the dashboard and its API) with ``env`` added; yield its
+    base URL; stop it."""
     port = port or free_port()
     log_file = open(log or os.devnull, "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", "service.py", "--server.port", str(port),
          "--server.headless", "true", *extra_args],
         cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
     )
@@ -66,3 +67,28 @@ def wait_idle(page, timeout: float = 30_000) -> None:
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+class Inbox:
+    """A real SMTP server (aiosmtpd) on a free loopback port that keeps what it is sent:
+    ``messages`` holds (recipients, parsed message) pairs. ``start()``, ``stop()``."""
+
+    def __init__(self, port: int | None = None):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        self.port = port or free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        from email import message_from_bytes, policy
+
+        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+    def start(self) -> Inbox:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime
-from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from kb.access import Actor
 from kb.alerts.deliver import send_due
@@ -18,7 +16,7 @@ from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.intake.importing import add_rows, staged_from_records
-from tests.servers import free_port
+from tests.servers import Inbox, free_port
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 ADMIN = Actor("tests@example.com", "admin")
@@ -26,19 +24,6 @@ ADMIN = Actor("tests@example.com", "admin")
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=HKT)
-
-
-class Inbox:
-    """An SMTP server on a free loopback port that keeps what it is sent."""
-
-    def __init__(self):
-        self.messages = []
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -57,10 +42,9 @@ class Hook(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def inbox():
-    box = Inbox()
-    box.controller.start()
+    box = Inbox().start()
     yield box
-    box.controller.stop()
+    box.stop()
 
 
 @pytest.fixture
@@ -152,13 +136,11 @@ def test_a_refused_alert_is_retried_and_then_sent_once(store, hook):
     row = store.execute("SELECT attempts, sent_at, last_error FROM alert_deliveries WHERE channel = 'email'"
                         ).fetchall()[0]
     assert row[0] == 1 and row[1] is None and "did not take it" in row[2]
-    box = Inbox()
-    box.port, box.controller = port, Controller(box, hostname="127.0.0.1", port=port)
-    box.controller.start()
+    box = Inbox(port).start()
     try:
         retried = send_due(store, config, at("2026-11-23T16:35"))
     finally:
-        box.controller.stop()
+        box.stop()
     assert (retried.sent, retried.failed) == (1, []) and len(box.messages) == 1
     assert len(hook) == 1  # the webhook took it the first time and is not sent again
 

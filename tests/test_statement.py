@@ -103,3 +103,37 @@ def test_an_unknown_client_or_month_is_named(demo, tmp_path):
     refused = kb("statement", "--db", str(demo), "--client", "EVER", "--month", "2026-13", "--out", str(out))
     assert refused.returncode == 1 and "is not a month like 2026-11" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_statements_go_on_the_first_business_day_once(tmp_path):
+    from kb.config import parse_config
+    from kb.db import connection
+    from kb.statement.mailing import send_statements
+    from kb.timestamps import parse_timestamp
+    from tests.servers import Inbox
+
+    db = tmp_path / "mail.duckdb"
+    assert kb("demo", "--db", str(db), "--now", NOW).returncode == 0
+    inbox = Inbox().start()
+    config = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
+                           "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
+    con = connection.connect(db)
+    try:
+        con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example, ops@acme.example' "
+                    "WHERE client_id = 'ACME'")
+        zone = config.calendar.zone
+        assert send_statements(con, config, parse_timestamp("2026-11-30T10:00", zone)).sent == []  # not the day
+        sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", zone))  # Tuesday: first
+        assert sent.sent == ["ACME 2026-11"] and sent.failed == []
+        assert send_statements(con, config, parse_timestamp("2026-12-01T11:00", zone)).sent == []  # once
+        audited = con.execute("SELECT count(*) FROM audit_log WHERE action = 'statement'").fetchall()[0][0]
+    finally:
+        con.close()
+        inbox.stop()
+    assert audited == 1 and len(inbox.messages) == 1
+    recipients, message = inbox.messages[0]
+    assert recipients == ["cfo@acme.example", "ops@acme.example"]
+    assert message["Subject"].strip().startswith("Your SLA statement for November 2026")
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_filename() == "statement-ACME-2026-11.pdf"
+    assert attachment.get_content().startswith(b"%PDF")

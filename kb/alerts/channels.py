@@ -22,11 +22,15 @@ class DeliveryError(RuntimeError):
     """The server refused or could not be reached; the alert is retried at the next run."""
 
 
-def send_email(smtp_url: str, sender: str, recipients: list[str], subject: str, body: str) -> None:
+def send_email(smtp_url: str, sender: str, recipients: list[str], subject: str, body: str,
+               attachments: dict[str, bytes] | None = None) -> None:
+    """One message to ``recipients``; ``attachments``: file name -> PDF bytes."""
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, ", ".join(recipients), subject
     message["Auto-Submitted"] = "auto-generated"  # so no mailbox answers it, and the mail intake skips it
     message.set_content(body)
+    for name, data in (attachments or {}).items():
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
     url = urlsplit(smtp_url)
     secure = url.scheme == "smtps"
     try:

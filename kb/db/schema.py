@@ -107,17 +107,71 @@ MIGRATIONS: list[str] = [
         last_used_at TIMESTAMPTZ
     );
     CREATE TABLE job_runs (
-        kind        VARCHAR NOT NULL,
+        kind        VARCHAR NOT NULL,       -- 'backup'; later 'mail', 'alerts' (kb.service.jobs)
         started_at  TIMESTAMPTZ NOT NULL,
-        finished_at TIMESTAMPTZ,
-        error       VARCHAR
+        finished_at TIMESTAMPTZ,            -- null while it runs, or when the process died during it
+        error       VARCHAR,                -- null when it succeeded
+        detail      VARCHAR                 -- what it did, e.g. the backup file written
     );
     CREATE TABLE webhook_events (
-        source      VARCHAR NOT NULL,
-        event_key   VARCHAR NOT NULL,
+        source      VARCHAR NOT NULL,       -- 'alertmanager', 'uptime-kuma'
+        event_key   VARCHAR NOT NULL,       -- one applied delivery: a replay finds it and changes nothing
         received_at TIMESTAMPTZ NOT NULL,
+        subject     VARCHAR,                -- the alert fingerprint, or the monitor, it is about
+        incident_id VARCHAR,                -- the incident it opened or closed, if any
         PRIMARY KEY (source, event_key)
     );
+    """,
+    # alerts and statements: each alert (or statement), once per channel; sent_at stays empty until the server
+    # took it (retried until then); who gets a client's monthly statement (addresses, comma-separated).
+    """
+    ALTER TABLE clients ADD COLUMN statement_recipients VARCHAR;
+    CREATE TABLE alert_deliveries (
+        alert_key  VARCHAR NOT NULL,
+        channel    VARCHAR NOT NULL CHECK (channel IN ('email', 'webhook')),
+        kind       VARCHAR NOT NULL,
+        breach     BOOLEAN NOT NULL,
+        roles      VARCHAR[] NOT NULL,
+        subject    VARCHAR NOT NULL,
+        body       VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        sent_at    TIMESTAMPTZ,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error VARCHAR,
+        PRIMARY KEY (alert_key, channel)
+    );
+    """,
+    # mail (kb/mail): every message taken once (by Message-ID, else a hash), with its thread's case; the IMAP
+    # UIDs read per mailbox and folder; cases and clients say where they came from.
+    """
+    CREATE TABLE messages (
+        message_key      VARCHAR PRIMARY KEY,   -- the Message-ID without <>, else 'sha256:' + a hash
+        message_id       VARCHAR,
+        case_id          VARCHAR,               -- the thread's case; null for a team or automatic message
+        mailbox          VARCHAR NOT NULL,      -- a [[mail.mailboxes]] name, or 'import'
+        folder           VARCHAR NOT NULL,      -- an IMAP folder, or the file it was imported from
+        from_address     VARCHAR NOT NULL,
+        from_name        VARCHAR,
+        is_team          BOOLEAN NOT NULL,
+        is_automatic     BOOLEAN NOT NULL,
+        automatic_reason VARCHAR,
+        received_at      TIMESTAMPTZ,           -- the instant the rules use: receipt, or a team message's Date
+        subject          VARCHAR,
+        links            VARCHAR[],             -- In-Reply-To, then References nearest first
+        taken_at         TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE imap_state (
+        mailbox     VARCHAR NOT NULL,
+        folder      VARCHAR NOT NULL,
+        uidvalidity BIGINT,                     -- null until the folder was opened once
+        last_uid    BIGINT NOT NULL DEFAULT 0,  -- every UID up to it is taken (or skipped with its reason)
+        polled_at   TIMESTAMPTZ,
+        last_error  VARCHAR,                    -- the last poll's error, null when it went well
+        PRIMARY KEY (mailbox, folder)
+    );
+    ALTER TABLE cases ADD COLUMN message_id VARCHAR;
+    ALTER TABLE cases ADD COLUMN source VARCHAR;
+    ALTER TABLE clients ADD COLUMN source VARCHAR;
     """,
 ]
 

@@ -1,0 +1,332 @@
+"""The service's background jobs: scheduled backups now; polling mail and sending alerts later.
+
+``Jobs(store)`` runs each job kind in a thread of its own inside the service (its lifespan calls
+``start()`` and, on SIGTERM, ``stop()``). A kind is a ``Job``: a name, how often, and a function of
+the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are one more entry there.
+
+- **Schedule.** A kind is due ``every`` after its last run *started* (``job_runs``), so a restart
+  neither repeats a recent run nor forgets an overdue one; one never run is due at the start (after
+  ``start_delay``, so the service answers first). Its thread sleeps until then, waking early to stop.
+- **One at a time.** A kind runs only in its own thread and under its own lock, so a run never
+  overlaps another run of the same kind (``run_now`` answers None while one is under way). Kinds
+  run independently; the writes they make go through the store's one write lock like any other.
+- **Failures.** Each run is a row of ``job_runs``: written when it starts (a row never finished is
+  a run the process died in), completed with ``finished_at`` and ``error`` (null when it succeeded)
+  and ``detail``. An exception is logged with its traceback, recorded, and the kind tried again at
+  its next run; it never stops the thread or the service.
+- **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one
+  statement under the write lock, and cannot be cut), then takes the write lock, so the write in
+  progress (a form, an import, a webhook) finishes, and checkpoints the database (``CHECKPOINT``),
+  leaving no write-ahead log to replay at the next start.
+
+Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, default 7) go to
+``backups/<db name>-auto-<UTC time>.duckdb`` beside the database (``kb.db.backup``: one consistent
+snapshot, written whole or not at all); after each one the oldest of these beyond ``keep`` are
+deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kb.alerts.deliver import send_due
+from kb.config import Config
+from kb.db.backup import backup_to
+from kb.db.connection import first_line, transaction
+from kb.statement.mailing import send_statements
+from kb.timestamps import now_utc
+
+log = logging.getLogger("kb.service.jobs")
+
+AUTO_MARK = "auto"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One kind of background job."""
+
+    kind: str  # its name in job_runs
+    title: str  # what the Configuration page calls it
+    every: timedelta | None  # None: off
+    run: Callable[..., str | None]  # run(store) -> what it did, for job_runs.detail
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    kind: str
+    title: str
+    every: timedelta | None
+    last_started: datetime | None
+    last_finished: datetime | None
+    last_error: str | None  # of the last run; None when it succeeded (or none ran yet)
+    last_detail: str | None
+    last_failure: datetime | None  # when the most recent failed run started
+    last_failure_error: str | None
+    next_run: datetime | None  # None: off
+    running: bool  # a run is under way (its row has no end yet)
+
+
+def scheduled_jobs(config: Config) -> list[Job]:
+    """Every background job of the service, from the configuration."""
+    every = config.backup.every_hours
+    alerting = timedelta(minutes=1) if config.alerts else None
+    return [
+        Job("backup", "Scheduled backup", timedelta(hours=float(every)) if every > 0 else None,
+            lambda store: run_backup(store, keep=config.backup.keep)),
+        Job("alerts", "Alerts", alerting, lambda store: run_alerts(store, config)),
+        Job("statements", "Monthly statements", timedelta(hours=1) if config.alerts else None,
+            lambda store: run_statements(store, config)),
+    ]
+
+
+def run_alerts(store, config: Config) -> str:
+    """Send the alerts that are due (``kb.alerts.deliver``). A cursor of its own rather than the write lock:
+    sending waits on mail servers, and a form must not wait behind them."""
+    with store.reader() as cur:
+        report = send_due(cur, config, now_utc())
+    return (f"{report.recorded} recorded, {report.sent} sent"
+            + (f"; not sent: {'; '.join(report.failed)}" if report.failed else ""))
+
+
+def run_statements(store, config: Config) -> str:
+    """On the first business day of a month, e-mail last month's statements (``kb.statement.mailing``)."""
+    with store.reader() as cur:
+        result = send_statements(cur, config, now_utc())
+    return (f"sent {', '.join(result.sent) or 'none'}"
+            + (f"; not sent: {'; '.join(result.failed)}" if result.failed else ""))
+
+
+# --- Backups ----------------------------------------------------------------------------------------------
+
+_AUTO_NAME = re.compile(r"-auto-(\d{8}T\d{6}Z)(?:-(\d+))?\.duckdb")
+
+
+def auto_backup_path(db: str | Path, now: datetime | None = None) -> Path:
+    """``backups/<name>-auto-YYYYmmddTHHMMSSZ.duckdb`` beside the database; ``-2``, ``-3``… when taken."""
+    db = Path(db)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = db.parent / "backups"
+    path, n = folder / f"{db.stem}-{AUTO_MARK}-{stamp}.duckdb", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{db.stem}-{AUTO_MARK}-{stamp}-{n}.duckdb"
+    return path
+
+
+def auto_backups(db: str | Path) -> list[Path]:
+    """The scheduled backups of ``db``, oldest first."""
+    db = Path(db)
+    folder = db.parent / "backups"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith(f"{db.stem}-") and (match := _AUTO_NAME.fullmatch(name[len(db.stem):])):
+            found.append(((match.group(1), int(match.group(2) or 1)), path))
+    return [path for _, path in sorted(found)]
+
+
+def prune_backups(db: str | Path, keep: int) -> list[Path]:
+    """Delete the oldest scheduled backups of ``db`` beyond the newest ``keep``; returns those deleted."""
+    backups = auto_backups(db)
+    doomed = backups[: max(0, len(backups) - keep)]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def run_backup(store, *, keep: int, now: datetime | None = None) -> str:
+    """Back the store up beside it (as its only writer, meanwhile), then keep the newest ``keep``."""
+    target = auto_backup_path(store.path, now)
+    counts = store.write(backup_to, target)
+    removed = prune_backups(store.path, keep)
+    log.info("backup written to %s; %d older removed", target, len(removed))
+    return f"{target.name}: {sum(counts.values()):,} rows" + (f"; removed {len(removed)} older" if removed else "")
+
+
+# --- Recording runs ---------------------------------------------------------------------------------------
+
+def _started(con, kind: str, at: datetime) -> None:
+    with transaction(con):
+        con.execute("INSERT INTO job_runs (kind, started_at) VALUES (?, ?)", [kind, at])
+
+
+def _finished(con, kind: str, started: datetime, at: datetime, error: str | None, detail: str | None) -> None:
+    with transaction(con):
+        con.execute("UPDATE job_runs SET finished_at = ?, error = ?, detail = ? WHERE kind = ? AND started_at = ?",
+                    [at, error, detail, kind, started])
+
+
+def _checkpoint(con) -> None:
+    con.execute("CHECKPOINT").fetchall()
+
+
+def job_status(con, jobs: list[Job], *, running: set[str] = frozenset(), started: datetime | None = None,
+               start_delay: timedelta = timedelta(0)) -> list[JobStatus]:
+    """Last run, next run and last error of each job, from ``job_runs`` on ``con``.
+
+    ``started``: when this process's jobs started (None: they do not run here); a kind never run is
+    then due ``start_delay`` after it."""
+    rows = {row[0]: row[1:] for row in con.execute(
+        """WITH last AS (SELECT * FROM job_runs
+                         QUALIFY row_number() OVER (PARTITION BY kind ORDER BY started_at DESC) = 1),
+                failed AS (SELECT kind, started_at, error FROM job_runs WHERE error IS NOT NULL
+                           QUALIFY row_number() OVER (PARTITION BY kind ORDER BY started_at DESC) = 1)
+           SELECT last.kind, last.started_at, last.finished_at, last.error, last.detail, failed.started_at, failed.error
+             FROM last LEFT JOIN failed USING (kind)""").fetchall()}
+    result = []
+    for job in jobs:
+        last, finished, error, detail, failed_at, failure = rows.get(job.kind, (None,) * 6)
+        due = None
+        if job.every is not None:
+            due = last + job.every if last is not None else None
+            if started is not None:
+                due = max(due or started + start_delay, started + start_delay)
+        result.append(JobStatus(
+            kind=job.kind, title=job.title, every=job.every, last_started=last, last_finished=finished,
+            last_error=error, last_detail=detail, last_failure=failed_at, last_failure_error=failure,
+            next_run=due, running=job.kind in running,
+        ))
+    return result
+
+
+# --- Running them -----------------------------------------------------------------------------------------
+
+class Jobs:
+    """The background jobs of one service process."""
+
+    def __init__(self, store, jobs: list[Job] | None = None, *, start_delay: float = 30.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), stop_timeout: float = 600.0):
+        self.store = store
+        self.jobs = list(jobs if jobs is not None else scheduled_jobs(store.config))
+        self.start_delay = timedelta(seconds=start_delay)
+        self.clock = clock
+        self.stop_timeout = stop_timeout
+        self._locks = {job.kind: threading.Lock() for job in self.jobs}
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started_at: datetime | None = None
+        self._stopped = False
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Start one thread per job kind that is switched on."""
+        if self._threads:
+            return
+        self._started_at = self.clock()
+        for job in self.jobs:
+            if job.every is None:
+                log.info("background job %s is off", job.kind)
+                continue
+            thread = threading.Thread(target=self._loop, args=(job,), name=f"kb-job-{job.kind}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        register(self)
+
+    def stop(self) -> None:
+        """Stop the threads (a run under way ends first), let the write in progress finish, checkpoint."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(self.stop_timeout)
+            if thread.is_alive():
+                log.warning("background job thread %s still runs after %ss; stopping without it",
+                            thread.name, self.stop_timeout)
+        if running() is self:
+            register(None)
+        try:
+            self.store.write(_checkpoint)
+        except Exception:
+            log.exception("the checkpoint at stop failed (the write-ahead log is replayed at the next start)")
+
+    # -- running
+
+    def run_now(self, kind: str) -> bool | None:
+        """Run ``kind`` once, now, in this thread: True when it succeeded, False when it failed (logged and
+        recorded), None when a run of it is under way already."""
+        job = next((j for j in self.jobs if j.kind == kind), None)
+        if job is None:
+            raise KeyError(f"no background job {kind!r} (one of {', '.join(j.kind for j in self.jobs)})")
+        lock = self._locks[kind]
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            return self._run(job)
+        finally:
+            lock.release()
+
+    def _run(self, job: Job) -> bool:
+        started = self.clock()
+        try:
+            self.store.write(_started, job.kind, started)
+        except Exception:
+            log.exception("background job %s: cannot record its start; not run", job.kind)
+            return False
+        error = detail = None
+        try:
+            detail = job.run(self.store)
+        except Exception as e:
+            log.exception("background job %s failed; it is tried again at its next run", job.kind)
+            error = f"{type(e).__name__}: {first_line(e)}"
+        try:
+            self.store.write(_finished, job.kind, started, self.clock(), error, detail)
+        except Exception:
+            log.exception("background job %s: cannot record its end", job.kind)
+        return error is None
+
+    def _loop(self, job: Job) -> None:
+        while not self._stopping.is_set():
+            try:
+                due = self._due(job)
+            except Exception:
+                log.exception("background job %s: cannot read its last run; trying again in a minute", job.kind)
+                self._stopping.wait(60)
+                continue
+            wait = (due - self.clock()).total_seconds()
+            if wait > 0:
+                self._stopping.wait(min(wait, 60.0))  # wake now and then: the clock may have jumped
+                continue
+            self.run_now(job.kind)
+
+    def _due(self, job: Job) -> datetime:
+        with self.store.reader() as cur:
+            last = cur.execute("SELECT max(started_at) FROM job_runs WHERE kind = ?", [job.kind]).fetchall()[0][0]
+        earliest = self._started_at + self.start_delay
+        return earliest if last is None else max(last + job.every, earliest)
+
+    # -- reading
+
+    def status(self) -> list[JobStatus]:
+        """Per kind: last run, next run, last error."""
+        under_way = {kind for kind, lock in self._locks.items() if lock.locked()}
+        with self.store.reader() as cur:
+            return job_status(cur, self.jobs, running=under_way, started=self._started_at,
+                              start_delay=self.start_delay)
+
+
+# The Jobs running in this process, for the Configuration page. Kept on a module without a file, as
+# kb.service.registry does, so that Streamlit's reload of changed modules does not lose it.
+_HOLDER = "_kb_running_jobs"
+
+
+def register(jobs: Jobs | None) -> None:
+    holder = sys.modules.setdefault(_HOLDER, types.ModuleType(_HOLDER))
+    holder.jobs = jobs
+
+
+def running() -> Jobs | None:
+    """The background jobs running in this process, or None (the dashboard runs without the service)."""
+    holder = sys.modules.get(_HOLDER)
+    return getattr(holder, "jobs", None) if holder is not None else None

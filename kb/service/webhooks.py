@@ -1,0 +1,405 @@
+"""Webhooks from monitoring (SPEC 10): Alertmanager and Uptime Kuma open and close incidents.
+
+Both need a token whose role may log incidents (staff or above). A delivery is checked whole first
+(400 for a body that is not JSON, 422 for one that is not the sender's format, naming the field),
+then applied in one transaction through the forms' own writes (``kb.intake.writes``: validated, the
+clock rule, audited), so it is all or nothing: an environment that does not exist answers 422, is
+logged, and writes nothing (webhook events included, so the same delivery is taken once the
+environment has been added). Every change is recorded in ``webhook_events`` (``source``,
+``event_key``) in the same transaction, and a delivery seen before changes nothing: Alertmanager
+repeats firing alerts every ``repeat_interval`` and retries failed deliveries, both harmless.
+
+**Alertmanager** (webhook payload ``"version": "4"``): each alert of ``alerts`` on its own.
+
+- environment: the label ``environment`` (an ``environment_id``); impact: ``outage`` when the label
+  ``severity`` is ``critical``, else ``degraded``.
+- An alert is one incident, keyed by its ``fingerprint`` and ``startsAt`` (``subject``). ``firing``
+  opens it at ``startsAt``; ``resolved`` closes it at ``endsAt``. A resolved alert whose firing was
+  never received is logged whole (``startsAt`` to ``endsAt``); an incident a person closed already
+  stays as it is. The summary names the alert (``alertname``, its ``summary`` annotation, the fingerprint).
+
+**Uptime Kuma** (its webhook JSON: ``heartbeat``, ``monitor``, ``msg``):
+
+- environment: the value of the monitor's tag ``environment`` when it has one, else the monitor's
+  name, taken as the ``environment_id``.
+- every heartbeat is a monitoring check at ``heartbeat.time`` (Kuma sends it in UTC, without an
+  offset); status 0 (down) also opens an outage, unless the monitor has one open already; status 1
+  (up) closes the monitor's open outage. 2 (pending) and 3 (maintenance) are checks only.
+  Kuma calls the webhook on changes of state (and on its "resend" interval), not on every beat.
+  A test notification (no heartbeat) is answered 200 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kb.config import Config
+from kb.db.connection import local_zone, transaction
+from kb.intake.importing import Rejected
+from kb.intake.validation import future_reason
+from kb.intake.writes import close_incident, log_check, log_incident
+from kb.service.auth import ApiError, caller, guarded
+from kb.timestamps import TimestampError, now_utc, parse_timestamp
+
+log = logging.getLogger("kb.service.webhooks")
+
+ALERTMANAGER = "alertmanager"
+UPTIME_KUMA = "uptime-kuma"
+MAX_BODY_BYTES = 1_000_000
+MAX_ALERTS = 1000
+MAX_KEY = 200  # fingerprints, monitor names: longer is not a real sender
+PERMISSION = "log_incident"
+KUMA_STATES = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's endsAt of an alert with no end
+
+# RFC 3339 as Alertmanager writes it (nanoseconds allowed), and Kuma's "2024-09-24 23:51:35.527" (UTC).
+_INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})?", re.ASCII)
+
+
+class UnknownEnvironment(Exception):
+    """A delivery names environments that are not in the store."""
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """One alert of an Alertmanager delivery, checked."""
+
+    environment_id: str
+    subject: str  # fingerprint@startsAt: the incident it is
+    firing: bool
+    impact: str
+    started_at: datetime
+    ended_at: datetime | None
+    summary: str
+
+    @property
+    def event_key(self) -> str:
+        return f"{self.subject}:{'firing' if self.firing else 'resolved'}"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One Uptime Kuma heartbeat, checked."""
+
+    environment_id: str
+    subject: str  # "monitor 12": the monitor it is about
+    status: int
+    at: datetime
+    monitor: str
+    message: str
+
+    @property
+    def event_key(self) -> str:
+        return f"{self.subject}@{self.at.isoformat()}:{KUMA_STATES[self.status]}"
+
+
+# --- Reading the deliveries ------------------------------------------------------------------------------
+
+def parse_alertmanager(body: Any, config: Config) -> list[AlertChange]:
+    """The alerts of an Alertmanager webhook payload (version 4); ApiError(422) naming what is wrong."""
+    if not isinstance(body, dict):
+        raise ApiError(422, "the payload must be a JSON object (Alertmanager's webhook payload, version 4)")
+    if body.get("version") != "4":
+        raise ApiError(422, f"version: {_shown(body.get('version'))} is not \"4\" (Alertmanager's webhook payload)")
+    alerts = body.get("alerts")
+    if not isinstance(alerts, list):
+        raise ApiError(422, "alerts: must be a list")
+    if len(alerts) > MAX_ALERTS:
+        raise ApiError(422, f"alerts: {len(alerts)} alerts in one delivery, more than {MAX_ALERTS}")
+    changes = []
+    for n, alert in enumerate(alerts):
+        where = f"alerts[{n}]"
+        if not isinstance(alert, dict):
+            raise ApiError(422, f"{where}: must be an object")
+        status = alert.get("status")
+        if status not in ("firing", "resolved"):
+            raise ApiError(422, f"{where}.status: {_shown(status)} is not firing or resolved")
+        labels = alert.get("labels")
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise ApiError(422, f"{where}.labels: must be an object of text labels")
+        annotations = alert.get("annotations") or {}
+        if not isinstance(annotations, dict):
+            raise ApiError(422, f"{where}.annotations: must be an object")
+        environment = _key_text(labels.get("environment"), f"{where}.labels.environment")
+        fingerprint = _key_text(alert.get("fingerprint"), f"{where}.fingerprint")
+        started = _instant(alert.get("startsAt"), f"{where}.startsAt", config)
+        if started is None:
+            raise ApiError(422, f"{where}.startsAt: is missing")
+        ended = None
+        if status == "resolved":
+            ended = _instant(alert.get("endsAt"), f"{where}.endsAt", config)
+            if ended is None:
+                raise ApiError(422, f"{where}.endsAt: a resolved alert needs its end")
+        name = labels.get("alertname") or "alert"
+        said = annotations.get("summary") or annotations.get("description") or ""
+        said = said if isinstance(said, str) else ""
+        summary = f"{name}: {said}".strip().rstrip(":") + f" [Alertmanager {fingerprint}]"
+        changes.append(AlertChange(
+            environment_id=environment,
+            subject=f"{fingerprint}@{started.isoformat()}",
+            firing=status == "firing",
+            impact="outage" if labels.get("severity", "").strip().lower() == "critical" else "degraded",
+            started_at=started,
+            ended_at=ended,
+            summary=summary,
+        ))
+    return changes
+
+
+def parse_uptime_kuma(body: Any, config: Config) -> Heartbeat | None:
+    """The heartbeat of an Uptime Kuma webhook call; None for a test notification (no heartbeat)."""
+    if not isinstance(body, dict):
+        raise ApiError(422, "the payload must be a JSON object (Uptime Kuma's webhook JSON)")
+    beat, monitor = body.get("heartbeat"), body.get("monitor")
+    if beat is None and monitor is None:
+        return None
+    if not isinstance(beat, dict):
+        raise ApiError(422, "heartbeat: must be an object")
+    if not isinstance(monitor, dict):
+        raise ApiError(422, "monitor: must be an object")
+    status = beat.get("status")
+    if isinstance(status, bool) or status not in KUMA_STATES:
+        raise ApiError(422, f"heartbeat.status: {_shown(status)} is not 0 (down), 1 (up), 2 (pending) "
+                            "or 3 (maintenance)")
+    at = _instant(beat.get("time"), "heartbeat.time", config, default_utc=True)
+    if at is None:
+        raise ApiError(422, "heartbeat.time: is missing")
+    name = _key_text(monitor.get("name"), "monitor.name")
+    environment = _tagged_environment(monitor.get("tags")) or name
+    monitor_id = monitor.get("id", beat.get("monitorID"))
+    if isinstance(monitor_id, bool) or not isinstance(monitor_id, int | str | None):
+        raise ApiError(422, f"monitor.id: {_shown(monitor_id)} is not a number")
+    subject = f"monitor {monitor_id}" if monitor_id not in (None, "") else f"monitor {name}"
+    message = beat.get("msg")
+    if not isinstance(message, str):
+        message = body.get("msg") if isinstance(body.get("msg"), str) else ""
+    return Heartbeat(environment_id=environment, subject=subject, status=status, at=at, monitor=name,
+                     message=message)
+
+
+def _tagged_environment(tags: Any) -> str | None:
+    """The value of the monitor's tag named ``environment``, if it has one."""
+    if tags is None:
+        return None
+    if not isinstance(tags, list):
+        raise ApiError(422, "monitor.tags: must be a list")
+    for tag in tags:
+        if isinstance(tag, dict) and str(tag.get("name", "")).strip().lower() == "environment":
+            return _key_text(tag.get("value"), "monitor.tags[environment].value")
+    return None
+
+
+def _key_text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, f"{where}: is missing")
+    if len(value) > MAX_KEY:
+        raise ApiError(422, f"{where}: is longer than {MAX_KEY} characters")
+    return value.strip()
+
+
+def _instant(value: Any, where: str, config: Config, *, default_utc: bool = False) -> datetime | None:
+    """An aware UTC instant from RFC 3339 text (fractions beyond microseconds dropped); None for nothing
+    or Go's zero time; ApiError(422) for anything else that is not one. Without an offset: UTC when
+    ``default_utc`` (Uptime Kuma), else local time in the support zone."""
+    if value is None or value == "" or value == ZERO_TIME:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"{where}: {_shown(value)} is not a timestamp")
+    match = _INSTANT.fullmatch(value.strip())
+    if not match:
+        raise ApiError(422, f"{where}: {_shown(value)} is not an RFC 3339 timestamp")
+    clock, fraction, offset = match.groups()
+    if offset is None and default_utc:
+        offset = "Z"
+    text = clock + (f".{fraction[:6]}" if fraction else "") + (offset or "")
+    try:
+        moment = parse_timestamp(text, config.calendar.zone)
+    except TimestampError as e:
+        raise ApiError(422, f"{where}: {e}") from None
+    if moment.year <= 1:
+        return None
+    return moment.astimezone(UTC)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- Applying them ---------------------------------------------------------------------------------------
+
+def apply_alerts(con, config: Config, actor, changes: list[AlertChange]) -> dict:
+    """Apply an Alertmanager delivery in one transaction; returns what changed."""
+    result = {"opened": [], "closed": [], "unchanged": 0}
+    with local_zone(con, config.calendar.timezone), transaction(con):
+        _require_environments(con, {c.environment_id for c in changes})
+        for change in changes:
+            if _seen(con, ALERTMANAGER, change.event_key):
+                result["unchanged"] += 1
+                continue
+            incident = _incident_of(con, ALERTMANAGER, change.subject)
+            if change.firing:
+                if incident is None:
+                    incident = log_incident(con, config, actor, {
+                        "environment_id": change.environment_id, "impact": change.impact,
+                        "started_at": change.started_at.isoformat(), "summary": change.summary})
+                    result["opened"].append(incident)
+                else:  # the resolution came first (a retried firing delivery): it is logged already
+                    result["unchanged"] += 1
+            elif incident is None:  # the firing delivery never came: the whole incident at once
+                incident = log_incident(con, config, actor, {
+                    "environment_id": change.environment_id, "impact": change.impact,
+                    "started_at": change.started_at.isoformat(), "ended_at": change.ended_at.isoformat(),
+                    "summary": change.summary})
+                result["opened"].append(incident)
+                result["closed"].append(incident)
+            elif _close(con, config, actor, incident, change.ended_at):
+                result["closed"].append(incident)
+            else:
+                result["unchanged"] += 1
+            _record(con, ALERTMANAGER, change.event_key, change.subject, incident)
+    return result
+
+
+def apply_heartbeat(con, config: Config, actor, beat: Heartbeat) -> dict:
+    """Apply an Uptime Kuma heartbeat in one transaction: the check, and the outage it opens or closes."""
+    result = {"opened": [], "closed": [], "checks": 0, "unchanged": 0}
+    with local_zone(con, config.calendar.timezone), transaction(con):
+        if _seen(con, UPTIME_KUMA, beat.event_key):
+            result["unchanged"] = 1
+            return result
+        _require_environments(con, {beat.environment_id})
+        future = future_reason(beat.at, config.calendar.zone)
+        if future:
+            raise ApiError(422, f"heartbeat.time: {future}")
+        incident = _open_incident_of(con, UPTIME_KUMA, beat.subject)
+        if beat.status == 0 and incident is None:
+            incident = log_incident(con, config, actor, {
+                "environment_id": beat.environment_id, "impact": "outage", "started_at": beat.at.isoformat(),
+                "summary": f"Uptime Kuma: {beat.monitor} is down" + (f": {beat.message}" if beat.message else "")})
+            result["opened"].append(incident)
+        elif beat.status == 1 and incident is not None:
+            if _close(con, config, actor, incident, beat.at):
+                result["closed"].append(incident)
+        else:
+            incident = None
+        note = f"Uptime Kuma: {beat.monitor} {KUMA_STATES[beat.status]}" + (f": {beat.message}" if beat.message
+                                                                              else "")
+        log_check(con, config, actor, beat.environment_id, beat.at, note)
+        result["checks"] = 1
+        _record(con, UPTIME_KUMA, beat.event_key, beat.subject, incident)
+    return result
+
+
+def _require_environments(con, wanted: set[str]) -> None:
+    if not wanted:
+        return
+    names = sorted(wanted)
+    known = {row[0] for row in con.execute(
+        f"SELECT environment_id FROM environments WHERE environment_id IN ({', '.join('?' for _ in names)})",
+        names).fetchall()}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise UnknownEnvironment(", ".join(repr(m) for m in missing))
+
+
+def _seen(con, source: str, key: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM webhook_events WHERE source = ? AND event_key = ?",
+                            [source, key]).fetchall()[0][0])
+
+
+def _incident_of(con, source: str, subject: str) -> str | None:
+    """The incident an earlier delivery about ``subject`` opened (and that nobody voided since)."""
+    rows = con.execute(
+        """SELECT e.incident_id FROM webhook_events e JOIN incidents i USING (incident_id)
+            WHERE e.source = ? AND e.subject = ? AND i.voided_at IS NULL
+            ORDER BY i.started_at DESC LIMIT 1""", [source, subject]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _open_incident_of(con, source: str, subject: str) -> str | None:
+    """The ongoing incident an earlier delivery about ``subject`` opened."""
+    rows = con.execute(
+        """SELECT e.incident_id FROM webhook_events e JOIN incidents i USING (incident_id)
+            WHERE e.source = ? AND e.subject = ? AND i.ended_at IS NULL AND i.voided_at IS NULL
+            ORDER BY i.started_at DESC LIMIT 1""", [source, subject]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _close(con, config: Config, actor, incident: str, at: datetime) -> bool:
+    """Close ``incident`` at ``at``; False when someone has ended it already (it stays as they left it)."""
+    ended = con.execute("SELECT ended_at FROM incidents WHERE incident_id = ?", [incident]).fetchall()
+    if ended and ended[0][0] is not None:
+        return False
+    close_incident(con, config, actor, incident, at)
+    return True
+
+
+def _record(con, source: str, key: str, subject: str, incident: str | None) -> None:
+    con.execute("INSERT INTO webhook_events (source, event_key, received_at, subject, incident_id) "
+                "VALUES (?, ?, ?, ?, ?)", [source, key, now_utc(), subject, incident])
+
+
+# --- The endpoints ---------------------------------------------------------------------------------------
+
+async def _json_body(request: Request) -> Any:
+    data = await request.body()
+    if len(data) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the payload is larger than {MAX_BODY_BYTES:,} bytes")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError(400, f"the payload is not JSON: {e}") from None
+
+
+async def _deliver(request: Request, source: str, parse, apply) -> Response:
+    store = request.state.store
+    actor = await caller(request)
+    if not actor.may(PERMISSION):
+        raise ApiError(403, f"{actor.email} ({actor.role}) may not log incidents: the webhook needs a token "
+                            "of role staff or above")
+    parsed = parse(await _json_body(request), store.config)
+    if parsed is None:
+        return JSONResponse({"opened": [], "closed": [], "checks": 0, "unchanged": 0,
+                             "note": "no heartbeat (a test notification): nothing recorded"})
+    try:
+        result = await run_in_threadpool(store.write, apply, store.config, actor, parsed)
+    except UnknownEnvironment as e:
+        log.warning("%s webhook refused: unknown environment %s (nothing written)", source, e)
+        raise ApiError(422, f"unknown environment {e}: add it (Clients and contracts) or fix the "
+                            f"{'environment label' if source == ALERTMANAGER else 'monitor name or tag'}; "
+                            "nothing was written") from None
+    except Rejected as e:
+        log.warning("%s webhook refused: %s", source, e)
+        raise ApiError(422, f"nothing was written: {e}") from None
+    if result["opened"] or result["closed"]:
+        log.info("%s webhook: opened %s, closed %s", source, result["opened"], result["closed"])
+    return JSONResponse(result)
+
+
+@guarded
+async def alertmanager(request: Request) -> Response:
+    """``POST /api/v1/webhooks/alertmanager``."""
+    return await _deliver(request, ALERTMANAGER, parse_alertmanager, apply_alerts)
+
+
+@guarded
+async def uptime_kuma(request: Request) -> Response:
+    """``POST /api/v1/webhooks/uptime-kuma``."""
+    return await _deliver(request, UPTIME_KUMA, parse_uptime_kuma, apply_heartbeat)
+
+
+ROUTES = [
+    Route("/api/v1/webhooks/alertmanager", alertmanager, methods=["POST"]),
+    Route("/api/v1/webhooks/uptime-kuma", uptime_kuma, methods=["POST"]),
+]

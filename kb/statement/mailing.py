@@ -1,0 +1,85 @@
+"""Sending each client its statement for last month, on the first business day of the month, once.
+
+The statement goes by e-mail (``[alerts]`` smtp_url and sender) to the addresses in the client's
+``statement_recipients``. It is recorded in ``alert_deliveries`` under ``statement:<client>:<month>``
+before it is sent, and marked sent when the server took it, so a restart never sends it twice and a
+refusal is retried at the next run (the service runs this every hour).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from kb.access import Actor
+from kb.alerts.channels import DeliveryError, send_email
+from kb.config import Config
+from kb.db import audit
+from kb.db.connection import transaction
+from kb.engine.asof import open_views
+from kb.engine.calendar import is_business_day
+from kb.statement.content import statement
+from kb.statement.render import statement_pdf
+
+STATEMENTS = Actor("statements", "admin")
+
+
+@dataclass
+class Sent:
+    sent: list[str] = field(default_factory=list)  # "CLIENT 2026-10"
+    failed: list[str] = field(default_factory=list)
+
+
+def first_business_day(config: Config, year: int, month: int) -> date:
+    day = date(year, month, 1)
+    while not is_business_day(config.calendar, day):
+        day += timedelta(days=1)
+    return day
+
+
+def send_statements(con, config: Config, now: datetime) -> Sent:
+    """On the first business day of a month (local), send last month's statements; retry refused ones later."""
+    result = Sent()
+    settings = config.alerts
+    today = now.astimezone(config.calendar.zone).date()
+    if settings is None or not settings.smtp_url:
+        return result
+    last = today.replace(day=1) - timedelta(days=1)
+    month = f"{last.year:04d}-{last.month:02d}"
+    # On the first business day every client with recipients is due; later in the month only the
+    # statements recorded then and not taken by the server yet (retries), never a first sending.
+    due = con.execute(
+        """SELECT client_id, name, statement_recipients FROM clients c
+           LEFT JOIN alert_deliveries d ON d.alert_key = 'statement:' || c.client_id || ':' || $month
+           WHERE nullif(trim(statement_recipients), '') IS NOT NULL AND d.sent_at IS NULL
+             AND (d.alert_key IS NOT NULL OR $first_day)
+           ORDER BY client_id""",
+        {"month": month, "first_day": today == first_business_day(config, today.year, today.month)}).fetchall()
+    if not due:
+        return result
+    open_views(con, config, now)
+    for client_id, name, recipients in due:
+        key, subject = f"statement:{client_id}:{month}", f"Your SLA statement for {last:%B %Y} ({name})"
+        addresses = [a.strip() for a in recipients.split(",") if "@" in a]
+        with transaction(con):
+            con.execute("INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, "
+                        "created_at) VALUES (?, 'email', 'statement', FALSE, [], ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [key, subject, ", ".join(addresses), now])
+        pdf = statement_pdf(statement(con, config, client_id, month, now), config.calendar.timezone)
+        try:
+            send_email(settings.smtp_url, settings.sender, addresses, subject,
+                       f"Attached: the SLA statement of {name} for {last:%B %Y}: first responses, uptime and "
+                       "service credits under the Support Service Terms.\n",
+                       {f"statement-{client_id}-{month}.pdf": pdf})
+        except DeliveryError as e:
+            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ? WHERE alert_key = ?",
+                        [str(e), key])
+            result.failed.append(f"{client_id} {month}: {e}")
+            continue
+        with transaction(con):
+            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, sent_at = ?, last_error = NULL "
+                        "WHERE alert_key = ?", [now, key])
+            audit.record(con, STATEMENTS, "statement", "clients", client_id, None,
+                         {"month": month, "recipients": addresses, "sent_at": now})
+        result.sent.append(f"{client_id} {month}")
+    return result
