@@ -12,7 +12,7 @@ from kb.config import ROLES, Config
 PERMISSIONS = {
     "viewer": {"read"},
     "staff": {"log_case", "record_response", "resolve_case", "log_incident", "close_incident", "log_check"},
-    "lead": {"assign_case", "edit_clients", "import"},
+    "lead": {"assign_case", "edit_clients", "import", "correct"},
     "admin": {"audit", "configure"},
 }
 

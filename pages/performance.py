@@ -7,7 +7,8 @@ from kb import ui
 from kb.db.schema import TIERS
 from kb.reads import performance
 
-ui.page_header("Response performance", "How often do we answer in time, by tier, week by week and month by month?")
+ui.page_header("Response performance", "How often do we answer in time, by tier, assignee and client, "
+                                       "week by week and month by month?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
@@ -58,6 +59,29 @@ with columns[1]:
         x=x, y=alt.Y("median_business_hours:Q", title="Business hours"), color=tier_color, tooltip=tooltip)
     st.altair_chart(hours.properties(height=240), width="stretch")
 
+st.subheader("% met by assignee and by client, over the whole period")
+pct_column = st.column_config.ProgressColumn("% met", format="%.1f %%", min_value=0, max_value=100)
+counts_config = {"met": st.column_config.NumberColumn("Met", format="%d"),
+                 "breached": st.column_config.NumberColumn("Breached", format="%d"), "pct_met": pct_column,
+                 "median_business_hours": st.column_config.NumberColumn("Median business h", format="%.1f")}
+columns = st.columns(2)
+for column, by, label in ((columns[0], "assignee", "Assignee"), (columns[1], "client", "Client")):
+    with column:
+        frame = performance.performance_by(store, snap, by, start, end, tuple(tiers))
+        st.dataframe(frame, hide_index=True, width="stretch", key=f"by_{by}",
+                     column_config={by: st.column_config.TextColumn(label), **counts_config})
+        st.caption(f"Lowest % met first; {label.lower()}s with no case due in the period are not listed.")
+
+st.subheader("Why cases were breached")
+reasons = performance.breach_reasons(store, snap, start, end, tuple(tiers))
+if reasons.empty:
+    ui.empty_state("No breaches in this period.")
+else:
+    st.dataframe(reasons, hide_index=True, width="stretch", key="breach_reasons",
+                 column_config={"reason": st.column_config.TextColumn("Reason", width="large"),
+                                "cases": st.column_config.NumberColumn("Breached cases", format="%d")})
+    st.caption("Reasons are recorded on a breached case in the Queue (case details).")
+
 st.subheader("Breached cases")
 breached = performance.breached_cases(store, snap, grain, start, end, tuple(tiers))
 if breached.empty:
@@ -69,7 +93,7 @@ else:
         column_config={"period": st.column_config.DateColumn(grain.capitalize()), "case_id": "Case",
                        "client_name": "Client", "tier": "Tier", "category": "Category", "subject": "Subject",
                        "assignee": "Assignee", "received_at": "Received", "first_response_due": "Response due",
-                       "first_response_at": "First response",
+                       "first_response_at": "First response", "breach_reason": "Breach reason",
                        "business_hours_to_response": st.column_config.NumberColumn("Business h to respond",
                                                                                    format="%.1f")})
     st.caption(f"{len(breached):,} shown, latest deadline first (at most 1,000).")

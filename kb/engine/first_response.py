@@ -11,6 +11,9 @@ business day's close) are equality joins on the calendar's bucketed lookup
 tables, see ``kb/engine/business_time.py``: no ASOF join, which would sort a
 million cases with their whole rows.
 
+A case voided by a person (``voided_at`` set, with a reason, audited) was logged in error: it is
+left out at every instant, so of every state, count, chart and export; it stays in the audit trail.
+
 Another target (time to resolution, a follow-up) is another ``SlaClock`` passed
 through ``clock_ctes`` after this one, with its own columns in the final SELECT.
 """
@@ -50,14 +53,15 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
     ),
     existing AS (
         SELECT c.case_id, c.client_id, cl.name AS client_name, cl.tier, c.category, c.subject,
-               c.requester, c.assignee, c.received_at,
+               c.requester, c.assignee, c.breach_reason, c.received_at,
                CASE WHEN c.first_response_at <= p.t THEN c.first_response_at END AS first_response_at,
                CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
         FROM cases c JOIN clients cl USING (client_id), as_of p
-        WHERE c.received_at <= p.t
+        WHERE c.received_at <= p.t AND c.voided_at IS NULL  -- a voided case was logged in error: never counts
     ),
     {response_ctes}
     SELECT r.case_id, r.client_id, r.client_name, r.tier, r.category, r.subject, r.requester, r.assignee,
+           r.breach_reason,
            r.received_at, r.{response.col('due')} AS first_response_due, r.first_response_at, r.resolved_at,
            {sla_state(response, "r", "a.t", "n.cum_us", at_risk_us)} AS sla_state,
            {business_hours_left(response, "r", "n.cum_us")} AS business_hours_left,

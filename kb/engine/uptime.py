@@ -5,6 +5,8 @@ starts a new island when it begins after every earlier one has ended), so
 overlapping outages count once. The islands are clipped to each month's
 measured period, in the support zone's calendar months (``calendar_months``).
 
+A voided incident (logged in error; ``voided_at`` set, audited) is no downtime at any instant.
+
 Downtime, periods and budgets are kept in integer microseconds, and the target
 is compared as ``downtime × 10⁶ ≤ (10⁶ − target in 10⁻⁴ %) × period``, exactly,
 so an outage of exactly the budget meets the target.
@@ -27,6 +29,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
                CASE WHEN i.ended_at IS NULL OR i.ended_at > a.t THEN a.t ELSE i.ended_at END AS e
         FROM incidents i, as_of a
         WHERE i.impact = 'outage' AND i.started_at <= a.t
+          AND i.voided_at IS NULL  -- a voided incident was logged in error: no downtime, no credit
     ),
     ordered AS (
         SELECT *, max(e) OVER (PARTITION BY environment_id ORDER BY s, e

@@ -1,4 +1,5 @@
-"""Response performance over time: % met by tier per week or month, breaches, time to respond.
+"""Response performance over time: % met by tier per week or month, by assignee and by client, breaches and
+their recorded reasons, time to respond.
 
 Cases count in the period their deadline falls in (SPEC 4); pending and at-risk
 cases are not decided yet and count nowhere.
@@ -55,10 +56,59 @@ def breached_cases(store: Store, snap: Snapshot, grain: str, start: date, end: d
     return store.query(
         f"""
         SELECT period, case_id, client_name, tier, category, subject, assignee, received_at, first_response_due,
-               first_response_at, business_hours_to_response
+               first_response_at, business_hours_to_response, breach_reason
         FROM {_decided(store, grain)}
         WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? AND {tier_condition}
         ORDER BY first_response_due DESC LIMIT {int(limit)}
+        """,
+        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
+        snap,
+    )
+
+
+BREAKDOWNS = {
+    "assignee": ("coalesce(nullif(trim(assignee), ''), '(unassigned)')", "assignee"),
+    "client": ("client_name || ' (' || client_id || ')'", "client"),
+}
+
+
+def performance_by(store: Store, snap: Snapshot, by: str, start: date, end: date,
+                   tiers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Over the whole period, per assignee (``by='assignee'``) or client (``by='client'``): met, breached,
+    % met and median business hours to first response; the lowest % met first."""
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {tuple(BREAKDOWNS)}")
+    key, name = BREAKDOWNS[by]
+    tier_condition, tier_params = where_in({"tier": tiers})
+    return store.query(
+        f"""
+        SELECT {key} AS {name},
+               count(*) FILTER (WHERE sla_state = 'met') AS met,
+               count(*) FILTER (WHERE sla_state = 'breached') AS breached,
+               100.0 * count(*) FILTER (WHERE sla_state = 'met') / count(*) AS pct_met,
+               median(business_hours_to_response) AS median_business_hours
+        FROM {_decided(store, "month")}
+        WHERE due_day BETWEEN ? AND ? AND {tier_condition}
+        GROUP BY ALL ORDER BY pct_met, breached DESC, {name}
+        """,
+        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
+        snap,
+    )
+
+
+NO_REASON = "(no reason recorded)"
+
+
+def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The breached cases of the period counted by their recorded reason (trimmed, case kept as first
+    written), the most frequent first; cases without one under ``NO_REASON``."""
+    tier_condition, tier_params = where_in({"tier": tiers})
+    return store.query(
+        f"""
+        SELECT coalesce(min(trim(breach_reason)), '{NO_REASON}') AS reason, count(*) AS cases
+        FROM {_decided(store, "month")}
+        WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? AND {tier_condition}
+        GROUP BY lower(trim(breach_reason)) ORDER BY lower(trim(breach_reason)) IS NULL, cases DESC, reason
         """,
         [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
         snap,

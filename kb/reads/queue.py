@@ -1,4 +1,8 @@
-"""The support lead's queue: open cases, oldest first, with filters and age buckets.
+"""The support lead's queue: open cases, the next to breach first, with filters and age buckets.
+
+"Next to breach": unanswered cases by business time left to their first-response deadline (negative
+once breached, so the longest overdue comes first), then the answered ones still open, by deadline;
+cases without a deadline in their own lane, oldest first.
 
 Reads the snapshot's ``open_case_sla`` (the unresolved rows of ``case_sla``, see ``kb/store.py``).
 """
@@ -45,17 +49,22 @@ def _open_cases(snap: Snapshot) -> str:
 
 
 def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, page: int = 0) -> pd.DataFrame:
-    """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases, oldest first. ``lane``: 'sla' (cases with a
-    deadline) or 'deprioritized'."""
+    """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases. ``lane``: 'sla' (cases with a deadline, the
+    least business time left first: see the module's docstring) or 'deprioritized' (oldest first)."""
     where, params = flt.where()
-    lane_condition = "sla_state <> 'no_sla'" if lane == "sla" else "sla_state = 'no_sla'"
+    if lane == "sla":
+        lane_condition = "sla_state <> 'no_sla'"
+        order = "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"
+    else:
+        lane_condition = "sla_state = 'no_sla'"
+        order = "received_at, case_id"
     return store.query(
         f"""
-        SELECT case_id, client_name, tier, category, subject, assignee, received_at, age_hours,
-               first_response_due, business_hours_left, first_response_at, sla_state
+        SELECT case_id, client_id, client_name, tier, category, subject, requester, assignee, received_at,
+               age_hours, first_response_due, business_hours_left, first_response_at, sla_state, breach_reason
         FROM {_open_cases(snap)}
         WHERE {where} AND {lane_condition}
-        ORDER BY received_at, case_id
+        ORDER BY {order}
         {limit_offset(page, PAGE_SIZE)}
         """,
         params,
@@ -89,10 +98,53 @@ def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
 
 
 def filter_choices(store: Store, snap: Snapshot) -> dict[str, list[str]]:
-    """The values each filter offers: those present among open cases."""
+    """The values each filter offers: those present among open cases. Clients are ids, in the order of
+    their names; ``client_labels`` says how to show each."""
     frame = store.query(
-        """SELECT coalesce(list(DISTINCT client_id ORDER BY client_id), []) AS clients,
-                  coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
+        """SELECT coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
            FROM open_case_sla WHERE resolved_at IS NULL""",
         snapshot=snap)
-    return {name: list(frame.iloc[0][name]) for name in ("clients", "assignees")}
+    return {"clients": list(client_labels(store, snap)), "assignees": list(frame.iloc[0]["assignees"])}
+
+
+def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
+    """Client id → how the client filter shows it: the name, with the id when another client with open
+    cases has the same name; in the order of the labels."""
+    frame = store.query(
+        """SELECT client_id, CASE WHEN count(*) OVER (PARTITION BY lower(client_name)) > 1
+                                  THEN client_name || ' (' || client_id || ')' ELSE client_name END AS label
+           FROM (SELECT DISTINCT client_id, client_name FROM open_case_sla WHERE resolved_at IS NULL)
+           ORDER BY lower(label), client_id""",
+        snapshot=snap)
+    return dict(zip(frame.client_id, frame.label, strict=True))
+
+
+def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
+    """Every column of one stored case (resolved or not, voided or not), with its client's name and, when
+    it counts as of the snapshot, its SLA state; None when there is no such case."""
+    frame = store.query(
+        """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left
+           FROM cases c JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
+           WHERE c.case_id = ?""",
+        [case_id], snap)
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def client_options(store: Store) -> dict[str, str]:
+    """Every client id → 'name (id)', for moving a case to another client."""
+    frame = store.query("SELECT client_id, name FROM clients ORDER BY lower(name), client_id")
+    return {cid: f"{name} ({cid})" for cid, name in zip(frame.client_id, frame.name, strict=True)}
+
+
+def time_left_text(hours: float | None, answered: bool = False) -> str:
+    """A countdown in business time: '1 h 20 min left', 'overdue 3 h', 'answered' once responded."""
+    if answered:
+        return "answered"
+    if hours is None or hours != hours:  # NaN: no deadline
+        return ""
+    minutes = round(abs(hours) * 60)
+    if minutes == 0:
+        return "due now"
+    h, m = divmod(minutes, 60)
+    amount = " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m else "") if part)
+    return f"overdue {amount}" if hours < 0 else f"{amount} left"
