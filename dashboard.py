@@ -47,14 +47,17 @@ elif not ui.request_is_local(st.context.headers):
     st.stop()
 
 actor = ui.actor()
+# What this server is running on, in one caption line: each part short, the details in the README.
+banners = []
 if not app.sign_in:
-    st.info("Local mode: no sign-in, only this machine can reach the dashboard, and you act as its admin.",
-            icon=":material/computer:")
+    banners.append(":material/computer: **Local mode**: no sign-in, this machine only, you act as admin")
 if app.demo:
-    st.info("Demo data: set `SUPPORT_DB` to open your own database.", icon=":material/science:")
+    banners.append(":material/science: **Demo data** (set `SUPPORT_DB` for your own)")
 if os.environ.get("SUPPORT_AS_OF"):
-    st.warning(f"Frozen as of {os.environ['SUPPORT_AS_OF']} (`SUPPORT_AS_OF`): the numbers do not move with the clock.",
-               icon=":material/history_toggle_off:")
+    banners.append(f":orange[:material/history_toggle_off: **Frozen as of {ui.plain(os.environ['SUPPORT_AS_OF'])}**"
+                   "] (`SUPPORT_AS_OF`: the numbers do not move with the clock)")
+if banners:
+    st.caption(" · ".join(banners))
 
 with st.sidebar:
     st.caption(f"Signed in as **{actor.email}** ({actor.role})")

@@ -22,6 +22,7 @@ from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem
 from kb.reads import paging
+from kb.service import registry
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, parse_timestamp
 
@@ -66,6 +67,11 @@ def _sign_in_mode() -> bool:
 
 @st.cache_resource(show_spinner="Opening the support database…")
 def _open_app(db_setting: str, config_setting: str) -> App:
+    service = registry.running()
+    if service is not None:  # served by service.py, which opened the store at start: the pages share it
+        if service.error is not None:
+            raise service.error
+        return App(service.store, demo=service.demo, sign_in=_sign_in_mode())
     config = load_config(config_setting or None)
     sign_in = _sign_in_mode()
     if db_setting:
@@ -172,6 +178,64 @@ def local_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
         values = pd.to_datetime(frame[column], utc=True).dt.tz_convert(zone)
         frame[column] = values.dt.strftime("%a %Y-%m-%d %H:%M %Z").where(values.notna(), "")
     return frame
+
+
+# --- Formatting: months, dates, money and chart times people can read ----------------------------------
+
+def month_label(month: str) -> str:
+    """A month 'YYYY-MM' as 'Nov 2026'."""
+    year, number = (int(part) for part in str(month).split("-"))
+    return f"{MONTH_NAMES[number - 1]} {year}"
+
+
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def with_month_labels(frame: pd.DataFrame, column: str = "month") -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with ``month_label`` ('Nov 2026') beside ``column`` ('2026-11'), and the labels in month
+    order, for a chart axis: ``alt.X("month_label:O", sort=labels)``."""
+    frame = frame.assign(month_label=frame[column].map(month_label))
+    return frame, [month_label(m) for m in sorted(frame[column].unique())]
+
+
+def money(amount: float, currency: str) -> str:
+    """'USD 2,400', or 'USD 2,400.50' when there are cents."""
+    amount = float(amount)
+    return f"{currency} {amount:,.2f}" if round(amount * 100) % 100 else f"{currency} {amount:,.0f}"
+
+
+def dates_only(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Date columns (DuckDB DATEs arrive as midnight timestamps) as plain dates, shown without '00:00:00'."""
+    frame = frame.copy()
+    for column in columns:
+        values = pd.to_datetime(frame[column])
+        frame[column] = values.dt.date.where(values.notna(), None)
+    return frame
+
+
+def zone_name() -> str:
+    """The support zone for an axis title: 'Asia/Hong_Kong, HKT'."""
+    zone = config().calendar.zone
+    return f"{config().calendar.timezone}, {pd.Timestamp.now(tz=zone).strftime('%Z')}"
+
+
+def wall_clock_ms(values: pd.Series) -> pd.Series:
+    """Instants as their wall-clock time in the support zone, written as milliseconds since 1970 *as if that
+    wall clock were UTC*: drawn on an ``alt.Scale(type="utc")`` axis they read as support-zone times
+    whatever zone the browser is in."""
+    local = pd.to_datetime(values, utc=True).dt.tz_convert(config().calendar.zone).dt.tz_localize(None)
+    return (local - pd.Timestamp(0)) / pd.Timedelta(milliseconds=1)
+
+
+def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
+    """A dashed horizontal line at ``target`` and its label 'target 95 %' at the left end: layers to add to a
+    chart, ``alt.layer(chart, *target_rule(95))``. One row of data of their own, so each is drawn once."""
+    one = pd.DataFrame({"target": [target]})
+    line = alt.Chart(one).mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
+    label = alt.Chart(one).mark_text(align="left", baseline="bottom", dx=4, dy=-3, color="#424242",
+                                     fontWeight="bold").encode(
+        x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {target:g} %"))
+    return [line, label]
 
 
 def as_of_caption(snap: Snapshot) -> None:

@@ -16,7 +16,16 @@ rows = audit.audit_rows(store, actors, tables, actions, limit=1000)
 if rows.empty:
     ui.empty_state("Nothing recorded yet.")
 else:
+    zone = store.config.calendar.zone
+    rows["row_id"] = rows.row_id.fillna("")
+    rows["change"] = [audit.change_in_words(action, before, after, zone)
+                      for action, before, after in zip(rows.action, rows.before, rows.after, strict=True)]
     st.dataframe(ui.local_times(rows, "logged_at"), hide_index=True, width="stretch",
+                 column_order=["logged_at", "actor", "action", "table_name", "row_id", "change", "audit_id"],
                  column_config={"audit_id": "#", "logged_at": "When", "actor": "Who", "action": "Action",
-                                "table_name": "Table", "row_id": "Row", "before": "Before", "after": "After"})
-    st.caption("Latest first, at most 1,000 rows; `python -m kb export audit` writes all of it.")
+                                "table_name": "Table", "row_id": "Row",
+                                "change": st.column_config.TextColumn(
+                                    "Change (before → after)", width="large",
+                                    help="The fields a write changed, before → after, times in the support zone")})
+    st.caption(f"Latest first, at most 1,000 rows, times in {ui.zone_name()}; `python -m kb export audit` writes "
+               "all of it, with the recorded before and after in full.")

@@ -84,13 +84,44 @@ def page_of(table: str):
 
 clients_tab, environments_tab, contracts_tab = st.tabs(["Clients", "Environments", "Contracts"])
 
+LABELS = {  # short, readable headers for every table's columns (others get their name in words)
+    "client_id": "Client ID", "name": "Name", "tier": "Tier", "email_domain": "Email domain",
+    "environment_id": "Env. ID", "kind": "Kind", "deployment": "Deployment", "client_name": "Client",
+    "active_from": st.column_config.DateColumn("Active from", format="YYYY-MM-DD"),
+    "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target %",
+    "response_business_days": "Response (business days)",
+    "monthly_fee": st.column_config.NumberColumn("Monthly fee", format="%.2f"), "currency": "Currency",
+    "starts_on": st.column_config.DateColumn("Starts", format="YYYY-MM-DD"),
+    "ends_on": st.column_config.DateColumn("Ends", format="YYYY-MM-DD"),
+    "credit_schedule_in_words": st.column_config.TextColumn("Credits", width="large"),
+    "voided_at": "Voided", "void_reason": "Void reason",
+}
+FIRST = {  # the columns a table shows first, in this order; the rest follow
+    "clients": ["name", "client_id", "tier", "email_domain"],
+    "environments": ["name", "environment_id", "kind", "deployment", "client_name", "active_from"],
+    "contracts": ["client_name", "environment_name", "uptime_target_pct", "response_business_days",
+                  "monthly_fee", "currency", "credit_schedule_in_words", "starts_on", "ends_on", "contract_id"],
+}
+HIDDEN = {"environments": {"client_id"}, "contracts": {"client_id", "environment_id", "credit_schedule"}}
+
+
+def show_table(table: str, rows) -> None:
+    """``rows`` with names beside ids, dates as dates, short headers and the ids last."""
+    rows = ui.dates_only(rows, *[c for c in ("active_from", "starts_on", "ends_on") if c in rows.columns])
+    if "voided_at" in rows.columns:
+        rows = ui.local_times(rows, "voided_at")
+    order = [c for c in FIRST[table] if c in rows.columns]
+    order += [c for c in rows.columns if c not in order and c not in HIDDEN.get(table, set())]
+    config_of = {c: LABELS.get(c, c.replace("_", " ").capitalize()) for c in order}
+    st.dataframe(rows, hide_index=True, width="stretch", column_order=order, column_config=config_of)
+
 
 def plain_tab(table: str) -> None:
     rows = page_of(table)
     if rows.empty:
         ui.empty_state(f"No {table} yet.")
     else:
-        st.dataframe(rows, hide_index=True, width="stretch")
+        show_table(table, rows)
     editor(table, rows)
 
 
@@ -106,9 +137,8 @@ with contracts_tab:
         shown = contracts.copy()
         shown["credit_schedule_in_words"] = contracts.credit_schedule.map(in_words)
         shown["uptime_target_pct"] = contracts.uptime_target_pct.map(
-            lambda t: f"{config.sla.default_uptime_target_pct} (default)" if pd.isna(t) else f"{t}")
+            lambda t: f"{config.sla.default_uptime_target_pct} (default)" if pd.isna(t) else f"{t:g}")
         shown["response_business_days"] = contracts.response_business_days.map(
             lambda n: "tier default" if pd.isna(n) else f"{int(n)}")
-        st.dataframe(shown, hide_index=True, width="stretch",
-                     column_config={"credit_schedule_in_words": st.column_config.TextColumn("Credits", width="large")})
+        show_table("contracts", shown)
     editor("contracts", contracts)

@@ -5,30 +5,46 @@ from kb import ui
 from kb.engine import periods
 from kb.reads import overview
 
-ui.page_header("Overview", "Are we keeping the Support Service Terms this month?")
+ui.page_header("Overview", "Are we keeping the Support Service Terms this month, and who is owed what?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 months = periods.months_of(store.config.calendar, snap.as_of)
+this_label, last_label = ui.month_label(months.this), ui.month_label(months.last)
 target = float(store.config.sla.response_target_pct)
 
 performance = overview.response_performance(store, snap, months)
 open_now = overview.open_case_counts(store, snap)
 environments = overview.environments_below_target(store, snap, months).set_index("month")
 refunds = overview.refund_exposure(store, snap, months)
+owed = overview.credits_owed(store, snap, months)
 
-st.subheader("First responses")
+
+def verdict(pct: float, decided: int, so_far: bool) -> tuple[str, str]:
+    """'Met' / 'Missed' against the response target, and its colour; '' when nothing was decided."""
+    if decided == 0 or pct != pct:
+        return "", "gray"
+    met = pct >= target
+    return ("Met" if met else "Missed") + (" so far" if so_far else ""), "green" if met else "red"
+
+
+st.subheader(f"First responses due in {this_label}: target {target:g} % met")
 columns = st.columns(4)
 for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False):
     rows = performance[performance.tier == tier].set_index("month")
     now, before = rows.loc[months.this], rows.loc[months.last]
-    decided = int(now.met + now.breached)
+    decided, decided_before = int(now.met + now.breached), int(before.met + before.breached)
+    word, color = verdict(now.pct_met, decided, so_far=True)
+    word_before, _ = verdict(before.pct_met, decided_before, so_far=False)
     column.metric(
         f"{tier.capitalize()}: met this month",
-        "no cases due yet" if decided == 0 else f"{now.pct_met:.1f} %",
-        delta=None if decided == 0 or before.pct_met != before.pct_met else f"{now.pct_met - before.pct_met:+.1f} pts",
-        help=f"Cases due in {months.this} answered in time, of {decided} decided; target {target:g} %. "
-             f"Last month: {'-' if before.pct_met != before.pct_met else f'{before.pct_met:.1f} %'}.",
+        "–" if decided == 0 else f"{now.pct_met:.1f} %",
+        delta=f"{word}: target {target:g} %" if word else "no cases due yet",
+        delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"),
+        help=f"Cases due in {this_label} answered in time: {int(now.met)} of {decided} decided (pending and "
+             f"at-risk cases are not decided yet). {last_label}: "
+             + (f"{before.pct_met:.1f} % ({int(before.met)} of {decided_before}), {word_before.lower()}."
+                if word_before else "none due."),
         border=True,
     )
 columns[3].metric("Open cases breached now", open_now["breached"], border=True,
@@ -40,42 +56,70 @@ columns[0].metric("At risk now", open_now["at_risk"], border=True,
 columns[1].metric("Pending", open_now["pending"], border=True, help="Unanswered, more time left.")
 columns[2].metric("Open cases", open_now["open"], border=True, help="Not resolved yet, answered or not.")
 
-st.subheader("Uptime and refunds")
+st.subheader("Uptime")
 columns = st.columns(4)
 if months.this in environments.index:
     this = environments.loc[months.this]
     last = environments.loc[months.last] if months.last in environments.index else None
+    below = int(this.below_target)
     columns[0].metric(
-        "Environments below target", f"{int(this.below_target)} of {int(this.environments)}",
-        delta=None if last is None else int(this.below_target - last.below_target), delta_color="inverse",
-        help="Dedicated environments missing their uptime target this month so far (projected), "
-             "against last month (final).", border=True)
+        "Environments below target", f"{below} of {int(this.environments)}",
+        delta=None if last is None else f"{int(last.below_target)} in {last_label}", delta_color="off",
+        delta_arrow="off",
+        help="Environments that carry an uptime target (every dedicated one, and shared ones under a custom "
+             "programme contract) missing it this month so far (projected); last month is final.", border=True)
+    budget = float(this.lowest_budget_left_minutes)
     columns[1].metric(
-        "Lowest error budget left", f"{this.lowest_budget_left_minutes:,.1f} min",
-        help=f"{this.lowest_budget_environment}, this month.", border=True)
+        "Lowest error budget left", f"{budget:,.1f} min",
+        delta=this.lowest_budget_environment_name, delta_color="red" if budget < 0 else "off", delta_arrow="off",
+        help=f"{this.lowest_budget_environment_name} ({this.lowest_budget_environment}), {this_label}; "
+             "below zero the month has missed its target.", border=True)
+    lines = [f"{label}: {', '.join(rows.below_target_names)}" for label, rows in
+             ((this_label, this), (last_label, last)) if rows is not None and len(rows.below_target_names)]
+    if lines:
+        columns[2].markdown("**Below target**  \n" + "  \n".join(ui.plain(line) for line in lines))
 else:
     columns[0].metric("Environments below target", "none measured", border=True)
 
-for column, month, when in ((columns[2], months.last, "last month"), (columns[3], months.this, "this month")):
+st.subheader("Service credits owed")
+columns = st.columns(4)
+cards = []
+for month, when in ((months.last, "last month"), (months.this, "this month")):
     rows = refunds[(refunds.month == month) & (refunds.refund_amount > 0)]
-    text = " + ".join(f"{r.currency} {r.refund_amount:,.0f}" for r in rows.itertuples()) or "none"
-    column.metric(f"Refunds {when}", text, border=True,
-                  help=f"Service credits owed for {month} ({'final' if month == months.last else 'projected'}): "
-                       f"{int(rows.contracts_credited.sum())} contract(s) credited.")
+    status = "final" if month == months.last else "projected"
+    if rows.empty:
+        cards.append((f"Refunds {when}", "none", f"{ui.month_label(month)}, {status}"))
+    for row in rows.itertuples():  # one card per currency: amounts in different currencies are never added up
+        cards.append((f"Refunds {when}", ui.money(row.refund_amount, row.currency),
+                      f"{ui.month_label(month)}, {status}: {int(row.clients_credited)} client(s)"))
+for n, (label, value, note) in enumerate(cards):
+    columns[n % 4].metric(label, value, delta=note, delta_color="off", delta_arrow="off", border=True,
+                          help="Service credits owed by the contracts' credit schedules; the current month is "
+                               "projected from its downtime so far.")
+if owed.empty:
+    ui.empty_state(f"No client is owed a credit for {last_label} or {this_label}.")
+else:
+    shown = owed.assign(month=owed.month.map(ui.month_label),
+                        credit=[ui.money(a, c) for a, c in zip(owed.refund_amount, owed.currency, strict=True)])
+    st.dataframe(
+        shown[["month", "status", "client_name", "credit", "environments"]], hide_index=True, width="stretch",
+        column_config={"month": "Month", "status": "Status", "client_name": "Client",
+                       "credit": st.column_config.TextColumn("Credit owed"),
+                       "environments": "For the uptime of"})
 
 st.subheader("Met this month and last, by tier")
 chart_data = performance.dropna(subset=["pct_met"])
 if chart_data.empty:
     ui.empty_state("No case has come due in these two months yet.")
 else:
+    chart_data, order = ui.with_month_labels(chart_data)
     bars = alt.Chart(chart_data).mark_bar().encode(
-        x=alt.X("month:N", title=None),
+        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("pct_met:Q", title="% of due cases met", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS)),
         xOffset="tier:N",
-        tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month:N", title="Month"),
+        tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
                  alt.Tooltip("pct_met:Q", title="% met", format=".1f"), alt.Tooltip("met:Q", title="Met"),
                  alt.Tooltip("breached:Q", title="Breached")],
     )
-    rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
-    st.altair_chart((bars + rule).properties(height=260), width="stretch")
+    st.altair_chart(alt.layer(bars, *ui.target_rule(target)).properties(height=260), width="stretch")

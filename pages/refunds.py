@@ -20,14 +20,15 @@ if by_month.empty:
 else:
     for currency, rows in by_month.groupby("currency"):
         st.subheader(f"Credits by month, {currency}")
+        rows, order = ui.with_month_labels(rows)
         chart = alt.Chart(rows).mark_bar().encode(
-            x=alt.X("month:O", title="Month"),
+            x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(refund_amount):Q", title=f"Credit ({currency})"),
             color=alt.Color("client_name:N", title="Client"),
             opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(domain=["final", "projected"],
                                                                             range=[1.0, 0.45])),
-            tooltip=[alt.Tooltip("month:O", title="Month"), alt.Tooltip("client_name:N", title="Client"),
-                     alt.Tooltip("refund_amount:Q", title="Credit", format=",.2f"),
+            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("client_name:N", title="Client"),
+                     alt.Tooltip("refund_amount:Q", title=f"Credit ({currency})", format=",.2f"),
                      alt.Tooltip("status:N", title="Status")],
         ).properties(height=240)
         st.altair_chart(chart, width="stretch")
@@ -38,36 +39,45 @@ if lines.empty:
     ui.empty_state("No contract missed its uptime in the last twelve months.")
 else:
     lines["schedule_in_words"] = lines.credit_schedule.map(credit_schedule_in_words)
+    lines["month"] = lines.month.map(ui.month_label)
+    lines["uptime_target_pct"] = lines.uptime_target_pct.fillna(float(store.config.sla.default_uptime_target_pct))
     st.dataframe(
-        lines.drop(columns=["credit_schedule"]), hide_index=True, width="stretch",
+        lines, hide_index=True, width="stretch",
+        column_order=["month", "client_name", "environment_name", "uptime_pct", "uptime_target_pct",
+                      "downtime_minutes", "credit_pct", "refund_amount", "currency", "status", "monthly_fee",
+                      "schedule_in_words", "contract_id"],
         column_config={
-            "month": "Month", "contract_id": "Contract", "client_name": "Client", "environment_id": "Environment",
+            "month": "Month", "contract_id": "Contract", "client_name": "Client", "environment_name": "Environment",
             "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"),
-            "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
-            "credit_pct": st.column_config.NumberColumn("Credit tier %", format="%.0f"),
+            "uptime_target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
+            "downtime_minutes": st.column_config.NumberColumn("Down (min)", format="%.1f"),
+            "credit_pct": st.column_config.NumberColumn("Credit %", format="%.0f"),
             "refund_amount": st.column_config.NumberColumn("Credit", format="%.2f"),
             "currency": "Currency", "status": "Status",
             "monthly_fee": st.column_config.NumberColumn("Monthly fee", format="%.2f"),
-            "uptime_target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
             "schedule_in_words": st.column_config.TextColumn("Credit schedule", width="large"),
         },
     )
 
-st.subheader(f"Closest to the next credit tier ({months.this})")
+st.subheader(f"Closest to the next credit tier ({ui.month_label(months.this)})")
 closest = refunds.closest_to_next_tier(store, snap, months.this)
 if closest.empty:
     ui.empty_state("No contract covers this month.")
 else:
     st.dataframe(
         closest, hide_index=True, width="stretch",
+        column_order=["client_name", "environment_name", "uptime_pct", "downtime_minutes", "credit_pct",
+                      "next_credit_pct", "minutes_to_next_tier", "extra_refund", "currency", "contract_id"],
         column_config={
-            "contract_id": "Contract", "client_name": "Client", "environment_id": "Environment",
+            "contract_id": "Contract", "client_name": "Client", "environment_name": "Environment",
             "uptime_pct": st.column_config.NumberColumn("Uptime % so far", format="%.4f"),
-            "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
+            "downtime_minutes": st.column_config.NumberColumn("Down (min)", format="%.1f"),
             "credit_pct": st.column_config.NumberColumn("Credit now %", format="%.0f"),
             "next_credit_pct": st.column_config.NumberColumn("Next tier %", format="%.0f"),
-            "minutes_to_next_tier": st.column_config.NumberColumn("Downtime to next tier (min)", format="%.1f"),
-            "extra_refund": st.column_config.NumberColumn("Extra credit then", format="%.2f"),
+            "minutes_to_next_tier": st.column_config.NumberColumn(
+                "Min. to next tier", format="%.1f", help="Downtime still to go before the next credit tier"),
+            "extra_refund": st.column_config.NumberColumn("Extra credit", format="%.2f",
+                                                          help="What the next tier would add to the credit"),
             "currency": "Currency",
         },
     )

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from kb import ui
@@ -20,35 +21,39 @@ if monthly.empty:
                    "Clients and contracts.")
     st.stop()
 
-st.subheader(f"This month ({months.this}, projected)")
+st.subheader(f"This month ({ui.month_label(months.this)}, projected)")
 current = monthly[monthly.month == months.this].copy()
 current["budget_used_pct"] = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
 st.dataframe(
-    current[["environment_id", "environment_name", "kind", "uptime_pct", "target_pct", "downtime_minutes",
-             "budget_minutes", "budget_left_minutes", "budget_used_pct", "target_met"]],
+    current[["environment_name", "environment_id", "kind", "uptime_pct", "target_pct", "target_met",
+             "downtime_minutes", "budget_minutes", "budget_left_minutes", "budget_used_pct"]],
     hide_index=True, width="stretch",
     column_config={
-        "environment_id": "Environment", "environment_name": "Name", "kind": "Kind",
+        "environment_name": "Environment", "environment_id": "ID", "kind": "Kind",
         "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"),
         "target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
-        "downtime_minutes": st.column_config.NumberColumn("Downtime (min)", format="%.1f"),
-        "budget_minutes": st.column_config.NumberColumn("Error budget (min)", format="%.1f"),
-        "budget_left_minutes": st.column_config.NumberColumn("Budget left (min)", format="%.1f"),
+        "target_met": st.column_config.CheckboxColumn("On target"),
+        "downtime_minutes": st.column_config.NumberColumn("Down (min)", format="%.1f",
+                                                          help="Outage minutes this month so far"),
+        "budget_minutes": st.column_config.NumberColumn("Budget (min)", format="%.1f",
+                                                        help="Error budget: the downtime the target allows"),
+        "budget_left_minutes": st.column_config.NumberColumn("Left (min)", format="%.1f",
+                                                             help="Error budget left; below zero: target missed"),
         "budget_used_pct": st.column_config.ProgressColumn("Budget burnt", format="%.0f %%", min_value=0,
                                                            max_value=100),
-        "target_met": st.column_config.CheckboxColumn("On target"),
     },
 )
 
 st.subheader("Monthly uptime against target")
 HEATMAP_ENVIRONMENTS = 40  # rows of the grid: 40 environments × 13 months stay far below 5,000 cells
 shown, measured = uptime.worst_environments(store, snap, since, HEATMAP_ENVIRONMENTS)
-grid = monthly[monthly.environment_id.isin(shown)]
+grid, order = ui.with_month_labels(monthly[monthly.environment_id.isin(shown)])
 grid = grid.assign(on_target=grid.target_met.map({True: "on target", False: "below target"}))
 base = alt.Chart(grid).encode(
-    x=alt.X("month:O", title="Month", axis=alt.Axis(labelAngle=0)),
-    y=alt.Y("environment_id:N", title=None),
-    tooltip=[alt.Tooltip("environment_id:N", title="Environment"), alt.Tooltip("month:O", title="Month"),
+    x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
+    y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
+    tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
+             alt.Tooltip("month_label:O", title="Month"),
              alt.Tooltip("uptime_pct:Q", title="Uptime %", format=".4f"),
              alt.Tooltip("target_pct:Q", title="Target %", format=".3f"),
              alt.Tooltip("downtime_minutes:Q", title="Downtime (min)", format=".1f"),
@@ -71,30 +76,43 @@ st.caption("Uptime % per month; red where the month missed the environment's tar
            "projected: its downtime so far against the whole month.")
 
 st.subheader("Incidents in the last 90 days")
-incidents = uptime.incidents_between(store, snap, snap.as_of - timedelta(days=90))
+window_start = snap.as_of - timedelta(days=90)
+incidents = uptime.incidents_between(store, snap, window_start)
 if incidents.empty:
     ui.empty_state("No incidents in the last 90 days.")
 else:
     timeline = ui.local_times(incidents, "started_at", "drawn_until")
-    timeline["start"], timeline["end"] = incidents.started_at, incidents.drawn_until
+    # Drawn at their wall-clock time in the support zone on a UTC scale, so the browser's own zone cannot move
+    # them (see ui.wall_clock_ms); the tooltips and the table say the same times in words.
+    timeline["start"], timeline["end"] = ui.wall_clock_ms(incidents.started_at), ui.wall_clock_ms(incidents.drawn_until)
+    timeline["minutes"] = (incidents.drawn_until - incidents.started_at).dt.total_seconds() / 60
+    domain = ui.wall_clock_ms(pd.Series([window_start, snap.as_of])).tolist()
     spans = alt.Chart(timeline).encode(
-        y=alt.Y("environment_id:N", title=None, axis=alt.Axis(labelLimit=220)),
+        y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS)),
-        tooltip=[alt.Tooltip("incident_id:N", title="Incident"), alt.Tooltip("environment_id:N", title="Environment"),
+        tooltip=[alt.Tooltip("incident_id:N", title="Incident"),
+                 alt.Tooltip("environment_name:N", title="Environment"),
                  alt.Tooltip("impact:N", title="Impact"), alt.Tooltip("started_at:N", title="Started"),
-                 alt.Tooltip("drawn_until:N", title="Until"), alt.Tooltip("ongoing:N", title="Ongoing"),
-                 alt.Tooltip("summary:N", title="Summary")],
+                 alt.Tooltip("drawn_until:N", title="Until"),
+                 alt.Tooltip("minutes:Q", title="Minutes", format=",.0f"),
+                 alt.Tooltip("ongoing:N", title="Ongoing"), alt.Tooltip("summary:N", title="Summary")],
     )
-    # Most incidents last minutes on a 90-day axis: a tick marks each start, the bar its length.
-    chart = (spans.mark_bar(size=14).encode(x=alt.X("start:T", title="Time"), x2="end:T")
-             + spans.mark_tick(thickness=3, size=18).encode(x="start:T"))
+    x = alt.X("start:T", title=f"Time in the support zone ({ui.zone_name()})",
+              scale=alt.Scale(type="utc", domain=domain), axis=alt.Axis(format="%d %b", labelAngle=0))
+    # Most incidents last minutes on a 90-day axis, narrower than a pixel: a dot marks each start, the bar its
+    # length.
+    chart = (spans.mark_bar(size=14).encode(x=x, x2="end:T")
+             + spans.mark_point(filled=True, size=90, opacity=1).encode(x=x))
     st.altair_chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
     st.dataframe(
-        timeline[["incident_id", "environment_id", "impact", "started_at", "drawn_until", "ongoing", "summary"]]
-        .iloc[::-1], hide_index=True, width="stretch",
-        column_config={"incident_id": "Incident", "environment_id": "Environment", "impact": "Impact",
-                       "started_at": "Started", "drawn_until": "Ended (or now)",
-                       "ongoing": st.column_config.CheckboxColumn("Ongoing"), "summary": "Summary"})
+        timeline[["incident_id", "environment_name", "impact", "started_at", "drawn_until", "minutes", "ongoing",
+                  "summary"]].iloc[::-1], hide_index=True, width="stretch",
+        column_config={"incident_id": "Incident", "environment_name": "Environment", "impact": "Impact",
+                       "started_at": f"Started ({ui.zone_name().split(', ')[-1]})",
+                       "drawn_until": "Ended (or now)",
+                       "minutes": st.column_config.NumberColumn("Minutes", format="%.0f"),
+                       "ongoing": st.column_config.CheckboxColumn("Ongoing"),
+                       "summary": st.column_config.TextColumn("Summary", width="large")})
 
 st.subheader("Regular monitoring")
 seen = uptime.last_seen(store, snap)
@@ -107,8 +125,10 @@ else:
     st.success(f"Every dedicated environment was seen in the last {days} days.", icon=":material/visibility:")
 st.dataframe(
     ui.local_times(seen, "last_checked", "last_incident", "last_seen"), hide_index=True, width="stretch",
-    column_config={"environment_id": "Environment", "environment_name": "Name", "client_id": "Client",
+    column_order=["environment_name", "client_name", "last_checked", "last_incident", "last_seen", "days_since",
+                  "stale", "environment_id"],
+    column_config={"environment_id": "ID", "environment_name": "Environment", "client_name": "Client",
                    "last_checked": "Last check", "last_incident": "Last incident", "last_seen": "Last seen",
                    "days_since": st.column_config.NumberColumn("Days since", format="%.1f"),
-                   "stale": st.column_config.CheckboxColumn(f"Not seen in {days} days")},
+                   "stale": st.column_config.CheckboxColumn(f"Unseen {days}+ days")},
 )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -25,3 +29,45 @@ def audit_rows(store: Store, actors: Sequence[str] = (), tables: Sequence[str] =
     where, params = where_in({"actor": actors, "table_name": tables, "action": actions})
     return store.query(f"SELECT audit_id, logged_at, actor, action, table_name, row_id, before, after "
                        f"FROM audit_log WHERE {where} ORDER BY audit_id DESC LIMIT {int(limit)}", params)
+
+
+# --- A recorded change in words -------------------------------------------------------------------------
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)")
+LONGEST_VALUE = 80  # characters of one value shown in the trail; the export has all of it
+
+
+def change_in_words(action: str, before: str | None, after: str | None, zone: ZoneInfo) -> str:
+    """An audit row's before and after (JSON objects) as 'assignee: (none) → Sam; …', instants in ``zone``:
+    for an edit the fields that changed, for an addition the fields set, for an import its rows."""
+    old, new = _fields(before), _fields(after)
+    if action == "import" and not old and "rows" in new:
+        ids = f", {new['first_id']} … {new['last_id']}" if new.get("first_id") != new.get("last_id") \
+            else f", {new.get('first_id')}"
+        return f"{new['rows']} row(s){ids}" + (f", from {_value(new['source'], zone)}" if new.get("source") else "")
+    if not old:
+        return "; ".join(f"{key}: {_value(value, zone)}" for key, value in new.items() if value not in (None, ""))
+    keys = list(old) + [key for key in new if key not in old]
+    changed = [key for key in keys if old.get(key) != new.get(key)]
+    return "; ".join(f"{key}: {_value(old.get(key), zone)} → {_value(new.get(key), zone)}" for key in changed) \
+        or "no field changed"
+
+
+def _fields(text: str | None) -> dict:
+    if text is None or (isinstance(text, float) and text != text):
+        return {}
+    try:
+        values = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return {"value": text}
+    return values if isinstance(values, dict) else {"value": values}
+
+
+def _value(value, zone: ZoneInfo) -> str:
+    if value is None or value == "":
+        return "(none)"
+    text = str(value)
+    if _INSTANT.fullmatch(text):
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        text = instant.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+    return text if len(text) <= LONGEST_VALUE else text[:LONGEST_VALUE - 1] + "…"

@@ -53,15 +53,39 @@ def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
 
 
 def environments_below_target(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
-    """Per month (this, last): dedicated environments measured, and those missing their target."""
+    """Per month (this, last): environments that carry an uptime target (every dedicated one, and a shared
+    one under a custom-programme contract), those missing it (with their names), and the lowest budget left."""
     return store.query(
         """
         SELECT month, count(*) AS environments,
                count(*) FILTER (WHERE NOT target_met) AS below_target,
+               coalesce(list(environment_name ORDER BY environment_name) FILTER (WHERE NOT target_met), [])
+                   AS below_target_names,
                min(budget_left_minutes) AS lowest_budget_left_minutes,
-               arg_min(environment_id, budget_left_minutes) AS lowest_budget_environment
-        FROM env_uptime WHERE kind = 'dedicated' AND month IN (?, ?)
+               arg_min(environment_id, (budget_left_minutes, environment_id)) AS lowest_budget_environment,
+               arg_min(environment_name, (budget_left_minutes, environment_id)) AS lowest_budget_environment_name
+        FROM env_uptime WHERE target_pct IS NOT NULL AND month IN (?, ?)
         GROUP BY month
+        """,
+        [months.this, months.last],
+        snap,
+    )
+
+
+def credits_owed(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
+    """The clients owed service credits this month (projected) and last (final), by name: per client, month
+    and currency, the amount and the environments it is owed for; largest first within a month."""
+    return store.query(
+        """
+        SELECT r.month, r.status, c.name AS client_name, r.client_id, r.currency,
+               sum(r.refund_amount) AS refund_amount,
+               string_agg(DISTINCT e.name, ', ' ORDER BY e.name) AS environments
+        FROM contract_refunds r
+        JOIN clients c ON c.client_id = r.client_id
+        JOIN environments e ON e.environment_id = r.environment_id
+        WHERE r.month IN (?, ?) AND r.refund_amount > 0
+        GROUP BY r.month, r.status, c.name, r.client_id, r.currency
+        ORDER BY r.month DESC, refund_amount DESC, client_name, r.currency
         """,
         [months.this, months.last],
         snap,
@@ -73,9 +97,10 @@ def refund_exposure(store: Store, snap: Snapshot, months: Months) -> pd.DataFram
     return store.query(
         """
         SELECT month, currency, status, sum(refund_amount) AS refund_amount,
-               count(*) FILTER (WHERE refund_amount > 0) AS contracts_credited
+               count(*) FILTER (WHERE refund_amount > 0) AS contracts_credited,
+               count(DISTINCT client_id) FILTER (WHERE refund_amount > 0) AS clients_credited
         FROM contract_refunds WHERE month IN (?, ?)
-        GROUP BY month, currency, status ORDER BY currency, month
+        GROUP BY month, currency, status ORDER BY month, currency
         """,
         [months.this, months.last],
         snap,

@@ -67,12 +67,14 @@ def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
             SELECT environment_id, max(started_at) AS last_incident FROM incidents
             WHERE started_at <= $as_of GROUP BY environment_id
         )
-        SELECT e.environment_id, e.name AS environment_name, e.client_id, c.last_checked, l.last_incident,
+        SELECT e.environment_id, e.name AS environment_name, e.client_id, k.name AS client_name,
+               c.last_checked, l.last_incident,
                greatest(c.last_checked, l.last_incident) AS last_seen,
                (epoch($as_of::TIMESTAMPTZ) - epoch(greatest(c.last_checked, l.last_incident))) / 86400 AS days_since,
                coalesce(greatest(c.last_checked, l.last_incident) < $as_of::TIMESTAMPTZ - to_days($stale_after_days),
                         TRUE) AS stale
         FROM environments e LEFT JOIN checks c USING (environment_id) LEFT JOIN logged l USING (environment_id)
+        LEFT JOIN clients k ON k.client_id = e.client_id
         WHERE e.kind = 'dedicated'
         ORDER BY stale DESC, last_seen NULLS FIRST
         """,

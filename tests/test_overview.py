@@ -1,0 +1,193 @@
+"""The Overview, Uptime, Refunds, Clients, Audit and Configuration pages answer in words people can read:
+verdicts against targets, who is owed what in every currency, names beside ids, changes as before → after.
+
+The store is the page tests' fixture (``build_fixture``) plus a custom-programme client paid in EUR on the shared
+environment, which misses its target in October (final) and November (projected), frozen at AS_OF. Expected
+values come from the SPEC 7 exports of the same database at the same instant, not from the pages' own reads."""
+
+from __future__ import annotations
+
+import csv
+import os
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kb import ui as kb_ui
+from kb.config import load_config
+from kb.db import connection
+from kb.intake.writes import assign_case
+from kb.reads.audit import change_in_words
+from kb.reads.exports import write_report
+from kb.timestamps import parse_timestamp
+from tests.fixtures import ADMIN, AS_OF, ROOT, add, build_fixture, chart_rows, chart_specs, metric, open_page
+
+THIS, LAST = "2026-11", "2026-10"
+
+
+@pytest.fixture
+def rich(tmp_path, monkeypatch):
+    """``(at, exports)``: the app on the extended store, and its exports (report -> rows) at AS_OF."""
+    db, config_file = build_fixture(tmp_path)
+    config = load_config(config_file)
+    con = connection.connect(db)
+    add(con, config, "clients", dict(client_id="EURO", name="Euro Custom GmbH", tier="custom"))
+    add(con, config, "contracts", dict(contract_id="K2", client_id="EURO", environment_id="S1",
+                                       uptime_target_pct="99.9", monthly_fee="2000", currency="EUR",
+                                       starts_on="2026-10-01"))
+    add(con, config, "incidents",
+        dict(incident_id="S-OCT", environment_id="S1", impact="outage", started_at="2026-10-15 10:00",
+             ended_at="2026-10-15 11:30", summary="Shared outage in October"),
+        dict(incident_id="S-NOV", environment_id="S1", impact="outage", started_at="2026-11-18 10:00",
+             ended_at="2026-11-18 11:00", summary="Shared outage in November"))
+    exports = {}
+    as_of = parse_timestamp(AS_OF, config.calendar.zone)
+    for report in ("case-sla", "refunds", "uptime"):
+        out = tmp_path / f"{report}.csv"
+        write_report(con, config, report, as_of, out)  # what `python -m kb export REPORT --as-of AS_OF` writes
+        with open(out, newline="") as f:
+            exports[report] = list(csv.DictReader(f))
+    con.close()
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    yield at, exports
+    kb_ui._open_app.clear()
+
+
+def tier_verdicts(case_sla: list[dict], month: str, target: float) -> dict[str, tuple[float, str]]:
+    """Per tier with a decided case due in ``month`` (support zone): % met and the verdict."""
+    zone = ZoneInfo("Asia/Hong_Kong")
+    counts: dict[str, list[int]] = {}
+    for row in case_sla:
+        if row["sla_state"] in ("met", "breached") and row["first_response_due"]:
+            due = datetime.fromisoformat(row["first_response_due"]).astimezone(zone)
+            if f"{due:%Y-%m}" == month:
+                counts.setdefault(row["tier"], [0, 0])[row["sla_state"] == "met"] += 1
+    return {tier: (100 * met / (met + late), "Met" if 100 * met / (met + late) >= target else "Missed")
+            for tier, (late, met) in counts.items()}
+
+
+def owed_from_export(refunds: list[dict], names: dict[str, str]) -> set[tuple[str, str, str]]:
+    """(month label, client name, amount with currency) per client, month and currency with a credit."""
+    totals: dict[tuple[str, str, str], float] = {}
+    for row in refunds:
+        if row["month"] in (THIS, LAST) and float(row["refund_amount"]) > 0:
+            key = (row["month"], row["client_id"], row["currency"])
+            totals[key] = totals.get(key, 0) + float(row["refund_amount"])
+    return {(kb_ui.month_label(month), names[client], kb_ui.money(amount, currency))
+            for (month, client, currency), amount in totals.items()}
+
+
+def test_tier_verdicts_match_the_case_sla_export(rich):
+    at, exports = rich
+    open_page(at, "overview")
+    expected = tier_verdicts(exports["case-sla"], THIS, 95.0)
+    assert expected == {"enterprise": (pytest.approx(100 / 3), "Missed")}  # MET of MET, LATE, OVERDUE
+    for tier in ("enterprise", "custom", "free"):
+        card = next(m for m in at.metric if m.label == f"{tier.capitalize()}: met this month")
+        if tier in expected:
+            pct, word = expected[tier]
+            assert card.value == f"{pct:.1f} %"
+            assert card.proto.delta.startswith(f"{word} so far"), card.proto.delta
+            assert card.proto.color == (card.proto.RED if word == "Missed" else card.proto.GREEN)
+        else:
+            assert card.proto.delta == "no cases due yet"
+
+
+def test_credit_list_matches_the_refunds_export_in_every_currency(rich):
+    at, exports = rich
+    open_page(at, "overview")
+    names = {"ENT": "Enterprise Co", "CUS": "Custom Co", "FREE": "Free User", "EURO": "Euro Custom GmbH"}
+    expected = owed_from_export(exports["refunds"], names)
+    assert expected == {("Oct 2026", "Enterprise Co", "USD 100"), ("Oct 2026", "Euro Custom GmbH", "EUR 200"),
+                        ("Nov 2026", "Euro Custom GmbH", "EUR 200")}
+    owed = next(d.value for d in at.dataframe if "credit" in d.value.columns)
+    assert set(zip(owed.month, owed.client_name, owed.credit, strict=True)) == expected
+    last_month = sorted(m.value for m in at.metric if m.label == "Refunds last month")
+    assert last_month == ["EUR 200", "USD 100"]  # each currency whole, never one hiding the other
+    assert [m.value for m in at.metric if m.label == "Refunds this month"] == ["EUR 200"]
+
+
+def test_environments_below_target_count_shared_contracted_ones(rich):
+    at, exports = rich
+    open_page(at, "overview")
+    below = {(r["environment_id"], r["month"]) for r in exports["uptime"]
+             if r["target_pct"] and r["target_met"] == "false"}
+    assert below == {("E1", LAST), ("S1", LAST), ("S1", THIS)}
+    measured = {r["environment_id"] for r in exports["uptime"] if r["target_pct"] and r["month"] == THIS}
+    assert metric(at, "Environments below target") == f"1 of {len(measured)}"  # S1 is shared, under contract
+    card = next(m for m in at.metric if m.label == "Environments below target")
+    assert card.proto.delta == "2 in Oct 2026"
+    text = " ".join(m.value for m in at.markdown)
+    assert "Shared" in text
+    lowest = next(m for m in at.metric if m.label == "Lowest error budget left")
+    assert lowest.proto.delta == "Shared"  # named, not only its id
+    assert lowest.value.startswith("-")
+
+
+def test_target_line_is_labelled_and_months_are_readable(rich):
+    at, _ = rich
+    open_page(at, "overview")
+    spec = chart_specs(at)[0]
+    texts = [layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer.get("encoding", {})]
+    assert texts == ["target 95 %"]
+    x = spec["layer"][0]["encoding"]["x"]
+    assert x["field"] == "month_label" and x["sort"] == ["Nov 2026"] and x["axis"]["labelAngle"] == 0
+
+
+def test_uptime_timeline_in_the_support_zone(rich):
+    at, _ = rich
+    open_page(at, "uptime")
+    spec = chart_specs(at)[1]
+    x = spec["layer"][0]["encoding"]["x"]
+    assert x["scale"]["type"] == "utc" and "Asia/Hong_Kong" in x["title"]
+    assert any(layer["mark"]["type"] == "point" for layer in spec["layer"])  # short outages stay visible
+    rows = {r["incident_id"]: r for r in chart_rows(at, 1)}
+    # S-NOV started at 10:00 HKT: drawn at 10:00 on the UTC scale, whatever the browser's zone.
+    drawn = datetime.fromtimestamp(rows["S-NOV"]["start"] / 1000, UTC)
+    assert f"{drawn:%Y-%m-%d %H:%M}" == "2026-11-18 10:00"
+
+
+def test_refunds_and_clients_show_names_and_dates(rich):
+    at, _ = rich
+    open_page(at, "refunds")
+    lines = at.dataframe[0].value
+    assert set(lines.environment_name) == {"Enterprise prod", "Shared"}
+    assert "Nov 2026" in set(lines.month)
+    open_page(at, "clients")
+    contracts = next(d.value for d in at.dataframe if "contract_id" in d.value.columns)
+    row = contracts.set_index("contract_id").loc["K2"]
+    assert row.client_name == "Euro Custom GmbH" and row.environment_name == "Shared"
+    assert str(row.starts_on) == "2026-10-01"  # a date, not a midnight timestamp
+    assert row.credit_schedule_in_words.startswith("below 99.9 % uptime → 10 % of the fee")
+
+
+def test_audit_trail_shows_a_readable_change(rich):
+    at, _ = rich
+    store = kb_ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store  # the app holds the file
+    store.write(assign_case, store.config, ADMIN, "OVERDUE", "Sam")
+    open_page(at, "audit")
+    first = at.dataframe[0].value.iloc[0]
+    assert first.action == "assign" and first.change == "assignee: amy → Sam"
+    assert first.logged_at.endswith("HKT")
+
+
+def test_change_in_words():
+    zone = ZoneInfo("Asia/Hong_Kong")
+    assert change_in_words("assign", '{"assignee": null}', '{"assignee": "Sam"}', zone) == "assignee: (none) → Sam"
+    assert change_in_words("close", '{"ended_at": null}', '{"ended_at": "2026-11-25T07:45:00+00:00"}', zone) \
+        == "ended_at: (none) → Wed 2026-11-25 15:45 HKT"
+    assert change_in_words("import", None, '{"first_id": "A", "last_id": "C", "rows": 3, "source": "x.csv"}',
+                           zone) == "3 row(s), A … C, from x.csv"
+
+
+def test_configuration_names_the_holidays(app):
+    at, _ = app
+    open_page(at, "configuration")
+    days = next(d.value for d in at.dataframe if "holiday" in d.value.columns)  # HK has one every quarter
+    assert all(days.holiday), days
+    assert all(isinstance(day, date) for day in days.date)
