@@ -1,24 +1,19 @@
-"""Fixture stores: a fresh DuckDB file per test, filled through the import path."""
+"""The shared pytest fixtures: a fresh DuckDB file per test, the page tests' app, the signed-in app, the
+browser's settings. pytest finds them here without imports; their helpers and constants live in
+``tests/fixtures.py``, which is what test modules import."""
 
 from __future__ import annotations
 
-import re
-import tomllib
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+import time
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-from kb.access import Actor
-from kb.config import parse_config
 from kb.db import connection
-from kb.engine.asof import open_views
-from kb.intake.importing import add_rows, staged_from_records
-from kb.intake.validation import LAST_YEAR
 from kb.navigation import navigation_only
 from kb.timestamps import set_now
-
-ADMIN = Actor("tests@example.com", "admin")
+from tests.fixtures import AS_OF, AUTH, ROLES, ROOT, build_fixture
+from tests.servers import CHROMIUM_ARGS
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -35,20 +30,6 @@ def _the_clock():
     set_now(None)
 
 
-HKT = ZoneInfo("Asia/Hong_Kong")
-
-# The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.
-SPEC_TOML = """
-[calendar]
-timezone = "Asia/Hong_Kong"
-business_hours = ["09:00", "18:00"]
-weekend = ["Sat", "Sun"]
-holidays_country = "HK"
-extra_holidays = ["2026-11-27"]
-"""
-SPEC_CONFIG = parse_config(tomllib.loads(SPEC_TOML))
-
-
 @pytest.fixture
 def db_file(tmp_path):
     return tmp_path / "support.duckdb"
@@ -61,25 +42,48 @@ def con(db_file):
     con.close()
 
 
-def add(con, config, table: str, *records: dict) -> None:
-    """Insert rows through the same validation as an import; values as text. The rows are history: the
-    clock rule takes "now" at the end of the years the calendar holds (it has tests of its own)."""
-    rows = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in records]
-    add_rows(con, config, staged_from_records(table, rows), ADMIN, permission="import", source="tests",
-             now=datetime(LAST_YEAR, 12, 31, tzinfo=UTC))
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """The page tests' store (``build_fixture``), frozen at AS_OF, held by an AppTest: ``(at, db)``."""
+    db, config_file = build_fixture(tmp_path)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    yield at, db
+    from kb import ui
+
+    ui._open_app.clear()  # release the file before the next fixture
 
 
-def views(con, config, as_of: datetime):
-    """Open the as-of views and return the connection, for chained queries."""
-    open_views(con, config, as_of)
-    return con
+@pytest.fixture
+def signed_in(tmp_path, monkeypatch):
+    """The same store with ROLES configured; call it with an address (or None) for an AppTest signed in so."""
+    db, config_file = build_fixture(tmp_path)
+    config_file.write_text(config_file.read_text() + ROLES)
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+
+    def as_user(email: str | None, **claims) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+        at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
+        at.user = {"is_logged_in": email is not None,
+                   **({"email": email, "email_verified": True, "iat": int(time.time())} if email else {}), **claims}
+        return at.run()
+
+    yield as_user
+    from kb import ui
+
+    ui._open_app.clear()
 
 
-def local(text: str, zone: ZoneInfo = HKT) -> datetime:
-    """An aware datetime from local wall-clock text."""
-    return datetime.fromisoformat(text).replace(tzinfo=zone)
+# pytest-playwright's settings, for the browser tests: the system Chromium, and a roomy window.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
 
 
-def shown(element) -> str:
-    """The text a Markdown element shows: what someone typed is escaped by ``kb.ui.plain``."""
-    return re.sub(r"\\(.)", r"\1", element.value)
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}

@@ -13,42 +13,7 @@ from kb.config import load_config, parse_config
 from kb.db import connection
 from kb.intake.importing import Rejected, add_rows, staged_from_records
 from kb.intake.writes import close_incident, log_case
-from tests.conftest import shown
-from tests.test_pages import AS_OF, ROOT, build_fixture
-
-ROLES = """
-[roles]
-viewer = ["@board.example"]
-staff = ["sam@support.example"]
-lead = ["lee@support.example"]
-admin = ["ada@support.example"]
-"""
-
-AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
-        "cookie_secret": "a-cookie-secret-for-these-tests-only-0123456789",
-        "client_id": "support-sla", "client_secret": "secret",
-        "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
-
-
-@pytest.fixture
-def signed_in(tmp_path, monkeypatch):
-    db, config_file = build_fixture(tmp_path)
-    config_file.write_text(config_file.read_text() + ROLES)
-    monkeypatch.setenv("SUPPORT_DB", str(db))
-    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
-    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
-
-    def as_user(email: str | None, **claims) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-        at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
-        at.user = {"is_logged_in": email is not None,
-                   **({"email": email, "email_verified": True, "iat": int(time.time())} if email else {}), **claims}
-        return at.run()
-
-    yield as_user
-    from kb import ui
-
-    ui._open_app.clear()
+from tests.fixtures import ROOT, build_fixture, shown
 
 
 def titles(at: AppTest) -> list[str]:
@@ -120,7 +85,7 @@ def test_local_mode_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPPORT_DB", str(db))
     monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
-    assert any("Local mode" in i.value for i in at.info)
+    assert any("Local mode" in c.value for c in at.caption)
     from kb import ui
 
     ui._open_app.clear()
@@ -185,7 +150,7 @@ def test_a_server_that_started_with_sign_in_never_falls_back_to_local_mode(signe
     assert titles(at) == ["Overview"]
     del at.secrets["auth"]  # the secrets file broken or deleted while the server runs
     at.run()
-    assert not any("Local mode" in i.value for i in at.info)
+    assert not any("Local mode" in c.value for c in at.caption)
     assert "Sign-in is not working" in shown(at.error[0])
     assert not at.metric
 

@@ -6,20 +6,10 @@ import pytest
 from playwright.sync_api import expect
 
 from kb.db import connection
-from tests.servers import CHROMIUM_ARGS, dashboard_server, screenshot, wait_idle
-from tests.test_pages import PAGES, build_fixture
+from tests.fixtures import PAGES, build_fixture
+from tests.servers import dashboard_server, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
 
 
 @pytest.fixture

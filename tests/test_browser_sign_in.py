@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.fixtures import ROLES, build_fixture
 from tests.servers import dashboard_server, free_port, screenshot, wait_idle
-from tests.test_access import ROLES
-from tests.test_browser import browser_context_args, browser_type_launch_args  # noqa: F401  (fixtures)
-from tests.test_pages import build_fixture
 
 pytestmark = pytest.mark.browser
 

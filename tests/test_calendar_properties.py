@@ -19,13 +19,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
-from conftest import add
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kb.config import Config, parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
+from tests.fixtures import add
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,7 +12,7 @@ import pytest
 
 from kb.cli import main
 from kb.db import connection
-from tests.conftest import SPEC_TOML
+from tests.fixtures import SPEC_TOML
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kb.config import parse_config
-from tests.conftest import HKT, SPEC_CONFIG, add, local, views
+from tests.fixtures import HKT, SPEC_CONFIG, add, local, views
 
 CLIENTS = (
     dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),

@@ -5,108 +5,25 @@ from __future__ import annotations
 import json
 import os
 from datetime import date, time, timedelta
-from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from kb.config import load_config
-from kb.db import connection
-from tests.conftest import ADMIN, HKT, SPEC_TOML, add, shown
-
-ROOT = Path(__file__).resolve().parent.parent
-AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
-PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
-         "audit", "configuration"]
-
-
-
-def build_fixture(folder: Path) -> tuple[Path, Path]:
-    """A small store whose every number on the pages is known at AS_OF."""
-    config_file = folder / "support.toml"
-    config_file.write_text(SPEC_TOML)
-    config = load_config(config_file)
-    db = folder / "pages.duckdb"
-    con = connection.connect(db)
-    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),
-        dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"))
-    add(con, config, "environments",
-        dict(environment_id="E1", name="Enterprise prod", kind="dedicated", deployment="on_premise", client_id="ENT",
-             active_from="2026-01-01"),
-        dict(environment_id="S1", name="Shared", kind="shared", deployment="shared_cloud", active_from="2026-01-01"))
-    add(con, config, "contracts", dict(contract_id="K1", client_id="ENT", environment_id="E1", uptime_target_pct="99.9",
-                                       monthly_fee="1000", currency="USD", starts_on="2026-01-01"))
-    add(con, config, "cases", *[
-        dict(case_id=cid, client_id=client, received_at=received, category=category, subject=f"Subject of {cid}",
-             first_response_at=response, assignee="amy")
-        for cid, client, received, category, response in [
-            ("MET", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00"),
-            ("LATE", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00:01"),
-            ("OVERDUE", "ENT", "2026-11-24 10:00", "platform_issue", ""),
-            ("RISK", "ENT", "2026-11-24 18:30", "api_help", ""),
-            ("PENDING", "CUS", "2026-11-25 14:00", "platform_issue", ""),
-            ("CODING", "FREE", "2026-11-20 10:00", "general_coding", ""),
-        ]
-    ])
-    add(con, config, "incidents",
-        dict(incident_id="I1", environment_id="E1", impact="outage", started_at="2026-10-10 10:00",
-             ended_at="2026-10-10 11:00", summary="October outage"),
-        dict(incident_id="I2", environment_id="E1", impact="outage", started_at="2026-11-20 10:00",
-             ended_at="2026-11-20 10:10", summary="November blip"))
-    con.close()
-    return db, config_file
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    db, config_file = build_fixture(tmp_path)
-    monkeypatch.setenv("SUPPORT_DB", str(db))
-    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
-    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
-    yield at, db
-    from kb import ui
-
-    ui._open_app.clear()  # release the file before the next fixture
-
-
-def open_page(at: AppTest, name: str) -> AppTest:
-    at.switch_page(f"pages/{name}.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def query(sql: str, params=None):
-    """Rows from the store the app under test holds (one process may hold the file once)."""
-    from kb import ui
-
-    app = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"])
-    return app.store.query(sql, params)
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-
-
-def chart_rows(at: AppTest, index: int = 0) -> list[dict]:
-    """The rows a chart was sent (Streamlit ships them beside the spec, as Arrow)."""
-    chart = at.get("vega_lite_chart")[index]
-    tables = [pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets]
-    return [row for table in tables for row in table.to_pylist()]
-
-
-def table_with(at: AppTest, column: str):
-    """The first dataframe on the page that has ``column``."""
-    return next(d.value for d in at.dataframe if column in d.value.columns)
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
+from tests.fixtures import (
+    ADMIN,
+    HKT,
+    PAGES,
+    ROOT,
+    button,
+    chart_rows,
+    chart_specs,
+    fill_case,
+    metric,
+    open_page,
+    query,
+    shown,
+    table_with,
+)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -134,8 +51,9 @@ def test_queue_lanes_and_age_chart(app):
     at, _ = app
     open_page(at, "queue")
     sla_lane, deprioritized = at.dataframe[0].value, at.dataframe[1].value
-    assert list(sla_lane["case_id"]) == ["LATE", "MET", "OVERDUE", "RISK", "PENDING"]  # oldest first, then id
-    assert dict(zip(sla_lane.case_id, sla_lane.state, strict=True))["RISK"] == "At risk"
+    # the least business time left first (overdue is negative), then the answered ones still open
+    assert list(sla_lane["case_id"]) == ["OVERDUE", "RISK", "PENDING", "LATE", "MET"]
+    assert list(dict(zip(sla_lane.case_id, sla_lane.state, strict=True))["RISK"]) == ["At risk"]
     assert list(deprioritized["case_id"]) == ["CODING"]
     assert chart_specs(at)[0]["encoding"]["x"]["title"] == "Age of open case"
     assert {(r["age_bucket"], r["tier"], r["cases"]) for r in chart_rows(at)} == {
@@ -149,7 +67,7 @@ def test_performance_target_rule_and_drill_down(app):
     open_page(at, "performance")
     specs = chart_specs(at)
     assert any(layer.get("encoding", {}).get("y", {}).get("datum") == 95 for layer in specs[0]["layer"])
-    assert set(at.dataframe[0].value["case_id"]) == {"LATE", "OVERDUE"}
+    assert set(table_with(at, "case_id")["case_id"]) == {"LATE", "OVERDUE"}
 
 
 def test_uptime_page(app):
@@ -177,14 +95,6 @@ def test_refunds_page(app):
     closest = at.dataframe[1].value
     assert float(closest.minutes_to_next_tier[0]) == pytest.approx(43.2 - 10.0)  # to below 99.9 % this month
     assert float(closest.next_credit_pct[0]) == 10
-
-
-def fill_case(at: AppTest, subject: str, client: str = "ENT", day=date(2026, 11, 25), clock=time(11, 0)) -> None:
-    at.selectbox(key="case_client").select(client)
-    at.selectbox(key="case_category").select("platform_issue")
-    at.text_input(key="case_subject").input(subject)
-    at.date_input(key="case_received_day").set_value(day)
-    at.time_input(key="case_received_time").set_value(clock)
 
 
 def test_log_case_writes_the_row_and_names_its_deadline(app):

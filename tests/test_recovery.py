@@ -15,11 +15,7 @@ from kb.cli import main
 from kb.config import load_config
 from kb.db import backup, connection
 from kb.store import Store
-from tests import test_access, test_pages
-from tests.conftest import shown
-
-app = test_pages.app  # the fixtures of the page and role tests
-signed_in = test_access.signed_in
+from tests.fixtures import button, open_page, shown
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 300_000  # rows in each killed import: about 4 s of work, most of it reading and checking
@@ -250,8 +246,6 @@ def test_backup_while_the_dashboard_holds_the_file(files, tmp_path):
 
 
 def test_the_backup_button_on_the_import_and_export_page(app):
-    from tests.test_pages import button, open_page
-
     at, db = app
     open_page(at, "transfer")
     button(at, "Back up now").click().run()

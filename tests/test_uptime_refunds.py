@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from kb.config import parse_config
-from tests.conftest import SPEC_CONFIG, add, local, views
+from tests.fixtures import SPEC_CONFIG, add, local, views
 
 NEW_YORK = parse_config({"calendar": {"timezone": "America/New_York", "holidays_country": "US"}})
 

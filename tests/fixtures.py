@@ -1,0 +1,171 @@
+"""Shared helpers and constants of the tests: the SPEC's calendar, the page-test store frozen at AS_OF, the
+AppTest helpers, the roles. Test modules import from here (and ``tests.servers``), never from each other;
+the pytest fixtures that use these live in ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+from streamlit.testing.v1 import AppTest
+
+from kb.access import Actor
+from kb.config import load_config, parse_config
+from kb.db import connection
+from kb.engine.asof import open_views
+from kb.intake.importing import add_rows, staged_from_records
+from kb.intake.validation import LAST_YEAR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ADMIN = Actor("tests@example.com", "admin")
+
+HKT = ZoneInfo("Asia/Hong_Kong")
+
+# The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.
+SPEC_TOML = """
+[calendar]
+timezone = "Asia/Hong_Kong"
+business_hours = ["09:00", "18:00"]
+weekend = ["Sat", "Sun"]
+holidays_country = "HK"
+extra_holidays = ["2026-11-27"]
+"""
+SPEC_CONFIG = parse_config(tomllib.loads(SPEC_TOML))
+
+
+def add(con, config, table: str, *records: dict) -> None:
+    """Insert rows through the same validation as an import; values as text. The rows are history: the
+    clock rule takes "now" at the end of the years the calendar holds (it has tests of its own)."""
+    rows = [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in records]
+    add_rows(con, config, staged_from_records(table, rows), ADMIN, permission="import", source="tests",
+             now=datetime(LAST_YEAR, 12, 31, tzinfo=UTC))
+
+
+def views(con, config, as_of: datetime):
+    """Open the as-of views and return the connection, for chained queries."""
+    open_views(con, config, as_of)
+    return con
+
+
+def local(text: str, zone: ZoneInfo = HKT) -> datetime:
+    """An aware datetime from local wall-clock text."""
+    return datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def shown(element) -> str:
+    """The text a Markdown element shows: what someone typed is escaped by ``kb.ui.plain``."""
+    return re.sub(r"\\(.)", r"\1", element.value)
+
+
+# --- The page tests' store, frozen at a known instant ---------------------------------------------------
+
+AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
+PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
+         "audit", "configuration"]
+
+
+def build_fixture(folder: Path) -> tuple[Path, Path]:
+    """A small store whose every number on the pages is known at AS_OF."""
+    config_file = folder / "support.toml"
+    config_file.write_text(SPEC_TOML)
+    config = load_config(config_file)
+    db = folder / "pages.duckdb"
+    con = connection.connect(db)
+    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),
+        dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"))
+    add(con, config, "environments",
+        dict(environment_id="E1", name="Enterprise prod", kind="dedicated", deployment="on_premise", client_id="ENT",
+             active_from="2026-01-01"),
+        dict(environment_id="S1", name="Shared", kind="shared", deployment="shared_cloud", active_from="2026-01-01"))
+    add(con, config, "contracts", dict(contract_id="K1", client_id="ENT", environment_id="E1", uptime_target_pct="99.9",
+                                       monthly_fee="1000", currency="USD", starts_on="2026-01-01"))
+    add(con, config, "cases", *[
+        dict(case_id=cid, client_id=client, received_at=received, category=category, subject=f"Subject of {cid}",
+             first_response_at=response, assignee="amy")
+        for cid, client, received, category, response in [
+            ("MET", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00"),
+            ("LATE", "ENT", "2026-11-24 10:00", "platform_issue", "2026-11-25 10:00:01"),
+            ("OVERDUE", "ENT", "2026-11-24 10:00", "platform_issue", ""),
+            ("RISK", "ENT", "2026-11-24 18:30", "api_help", ""),
+            ("PENDING", "CUS", "2026-11-25 14:00", "platform_issue", ""),
+            ("CODING", "FREE", "2026-11-20 10:00", "general_coding", ""),
+        ]
+    ])
+    add(con, config, "incidents",
+        dict(incident_id="I1", environment_id="E1", impact="outage", started_at="2026-10-10 10:00",
+             ended_at="2026-10-10 11:00", summary="October outage"),
+        dict(incident_id="I2", environment_id="E1", impact="outage", started_at="2026-11-20 10:00",
+             ended_at="2026-11-20 10:10", summary="November blip"))
+    con.close()
+    return db, config_file
+
+
+# --- AppTest helpers ------------------------------------------------------------------------------------
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def query(sql: str, params=None):
+    """Rows from the store the app under test holds (one process may hold the file once)."""
+    from kb import ui
+
+    app = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"])
+    return app.store.query(sql, params)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def chart_rows(at: AppTest, index: int = 0) -> list[dict]:
+    """The rows a chart was sent (Streamlit ships them beside the spec, as Arrow)."""
+    chart = at.get("vega_lite_chart")[index]
+    tables = [pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets]
+    return [row for table in tables for row in table.to_pylist()]
+
+
+def table_with(at: AppTest, column: str):
+    """The first dataframe on the page that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def fill_case(at: AppTest, subject: str, client: str = "ENT", day=date(2026, 11, 25), clock=time(11, 0)) -> None:
+    at.selectbox(key="case_client").select(client)
+    at.selectbox(key="case_category").select("platform_issue")
+    at.text_input(key="case_subject").input(subject)
+    at.date_input(key="case_received_day").set_value(day)
+    at.time_input(key="case_received_time").set_value(clock)
+
+
+# --- Sign-in and roles ----------------------------------------------------------------------------------
+
+ROLES = """
+[roles]
+viewer = ["@board.example"]
+staff = ["sam@support.example"]
+lead = ["lee@support.example"]
+admin = ["ada@support.example"]
+"""
+
+AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+        "cookie_secret": "a-cookie-secret-for-these-tests-only-0123456789",
+        "client_id": "support-sla", "client_secret": "secret",
+        "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
