@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "backup", parents=[common], help="copy the database, consistently, to a new DuckDB file",
         description="Copy the database to PATH as one DuckDB file (a support database: --db PATH opens it). "
-                    "While the dashboard runs it holds the file: back up from its Import and export page "
-                    "instead, or stop it first.")
+                    "While the service runs it holds the file, and takes the backup itself (handed to it). "
+                    "With --server the backup stays on that server, in its backups/ folder; PATH is not used.")
     p.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
     p.add_argument("--replace", action="store_true", help="overwrite PATH if it exists")
 
@@ -337,6 +337,11 @@ def run_backup(args, config) -> int:
 
     db = connection.db_path(args.db)
     service = service_for(args)
+    if service is not None and args.server:  # a service elsewhere keeps the file in its own backups/ folder
+        answer = service.json("POST", "/api/v1/backup")
+        print(f"backed up the database of {args.server} to {answer['path']} on that server: "
+              + ", ".join(f"{n:,} {table}" for table, n in answer["counts"].items()))
+        return 0
     if service is not None:
         if args.path.exists() and not args.replace:
             print(f"error: {args.path} exists; choose another name (or pass --replace)", file=sys.stderr)

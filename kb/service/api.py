@@ -1,0 +1,255 @@
+"""The service's HTTP routes beside the dashboard: ``/healthz``, ``/metrics`` and ``/api/v1/`` (SPEC 10).
+
+Each handler checks the bearer token (``kb.service.auth``) and the role as the pages do, refuses bad
+input with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a
+worker thread (``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile.
+Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from kb.access import require
+from kb.db import connection
+from kb.db.backup import BackupError, backup_to, default_backup_path
+from kb.db.sqltext import quote
+from kb.engine.asof import open_views
+from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.intake.validation import TABLES
+from kb.reads.exports import REPORTS, export_sql
+from kb.reads.tokens import token_rows
+from kb.service import metrics, tokens
+from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
+from kb.timestamps import TimestampError, parse_timestamp
+
+MAX_BODY_MB_DEFAULT = 256
+
+
+def max_body_bytes() -> int:
+    """The largest request body taken: ``$SUPPORT_API_MAX_BODY_MB`` megabytes (default 256)."""
+    text = os.environ.get("SUPPORT_API_MAX_BODY_MB", "")
+    try:
+        megabytes = float(text) if text.strip() else MAX_BODY_MB_DEFAULT
+    except ValueError:
+        megabytes = MAX_BODY_MB_DEFAULT
+    return int(max(megabytes, 0.001) * 1024 * 1024)
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request body, refused with 413 beyond ``limit`` (before reading it when Content-Length says so)."""
+    limit = max_body_bytes() if limit is None else limit
+    too_large = ApiError(413, f"the body is larger than the service takes ({limit:,} bytes; "
+                              "$SUPPORT_API_MAX_BODY_MB sets it); nothing was written")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def healthz(request: Request) -> Response:
+    store = getattr(request.state, "store", None)
+    if store is None:
+        reason = getattr(request.state, "error", None) or "the service has no database open"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+
+    def version() -> int:
+        with store.reader() as cur:
+            return connection.schema_version(cur)
+
+    try:
+        return JSONResponse({"status": "ok", "schema_version": await run_in_threadpool(version)})
+    except Exception as e:  # the file went away, the disk failed, …: say so, do not crash
+        return JSONResponse({"status": "unavailable", "reason": connection.first_line(e)}, status_code=503)
+
+
+@guarded
+async def metrics_endpoint(request: Request) -> Response:
+    store = request.state.store
+
+    def answer() -> str:
+        actor_for(request, store)  # any role
+        return metrics.metrics_text(store)
+
+    try:
+        text = await run_in_threadpool(answer)
+    except TimestampError as e:
+        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+
+
+@guarded
+async def import_table(request: Request) -> Response:
+    store = request.state.store
+    table = request.path_params["table"]
+    actor = await caller(request)
+    require(actor, "import")
+    if table not in TABLES:
+        raise ApiError(404, f"no table {table!r}: one of {', '.join(TABLES)}")
+    data = await read_body(request)
+    source = request.query_params.get("source") or f"api import/{table}"
+
+    def write() -> int:
+        staged = staged_from_csv(table, data)
+        return store.write(add_rows, store.config, staged, actor, permission="import", source=source[:300])
+
+    try:
+        rows = await run_in_threadpool(write)
+    except Rejected as e:
+        return JSONResponse({"errors": [{"line": p.line, "column": p.column, "reason": p.reason} for p in e.problems]},
+                            status_code=422)
+    return JSONResponse({"rows": rows})
+
+
+@guarded
+async def export_report(request: Request) -> Response:
+    store = request.state.store
+    report = request.path_params["report"]
+    actor = await caller(request)
+    require(actor, "audit" if report == "audit" else "read")
+    if report not in REPORTS:
+        raise ApiError(404, f"no report {report!r}: one of {', '.join(REPORTS)}")
+    as_of_text = request.query_params.get("as_of")
+    try:
+        as_of = parse_timestamp(as_of_text, store.config.calendar.zone) if as_of_text else None
+    except TimestampError as e:
+        raise ApiError(400, f"as_of: {e}") from None
+
+    def write_csv() -> tuple[str, int]:
+        # Without as_of: the snapshot the pages and /metrics share (now, at most a minute old, renewed by any
+        # write; or $SUPPORT_AS_OF's instant). With it: the as-of views computed for that instant.
+        snapshot = store.snapshot(metrics.frozen_as_of(store)) if as_of is None else None
+        handle, target = tempfile.mkstemp(prefix="kb-export-", suffix=".csv")
+        os.close(handle)
+        try:
+            with store.reader(snapshot) as cur:
+                if snapshot is None:
+                    open_views(cur, store.config, as_of)
+                sql = export_sql(cur, report, store.config)
+                rows = cur.execute(f"COPY ({sql}) TO {quote(target)} (FORMAT csv, HEADER)").fetchall()[0][0]
+        except BaseException:
+            os.unlink(target)
+            raise
+        return target, rows, (as_of or snapshot.as_of)
+
+    try:
+        target, rows, as_of = await run_in_threadpool(write_csv)
+    except TimestampError as e:
+        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+    stamp = as_of.astimezone(store.config.calendar.zone).strftime("%Y%m%dT%H%M%S%z")
+    return FileResponse(target, media_type="text/csv; charset=utf-8", filename=f"{report}-{stamp}.csv",
+                        headers={"X-Rows": str(rows), "X-As-Of": as_of.isoformat()},
+                        background=BackgroundTask(os.unlink, target))
+
+
+@guarded
+async def backup(request: Request) -> Response:
+    """Back up the database: to ``backups/<db>-<UTC time>.duckdb`` beside it; the service's local token
+    (the command line, as the service's own user) may name the file (``{"path": …, "replace": …}``)."""
+    store = request.state.store
+    actor = await caller(request)
+    require(actor, "configure")
+    options = await _json_object(request)
+    target, replace = default_backup_path(store.path), False
+    if options.get("path") is not None:
+        if not is_local(request):
+            raise ApiError(403, "only the service's local token may name the backup file; others get "
+                                f"{target.parent}/")
+        if not isinstance(options["path"], str) or not Path(options["path"]).is_absolute():
+            raise ApiError(400, "path must be an absolute path")
+        target, replace = Path(options["path"]), bool(options.get("replace"))
+    if target.exists() and not replace:
+        raise ApiError(409, f"{target} exists; pass --replace to overwrite it")
+    try:
+        counts = await run_in_threadpool(store.write, backup_to, target, replace=replace)
+    except BackupError as e:
+        raise ApiError(500, str(e)) from None
+    return JSONResponse({"path": str(target), "counts": counts})
+
+
+@guarded
+async def list_tokens(request: Request) -> Response:
+    store = request.state.store
+    require(await caller(request), "configure")
+    frame = await run_in_threadpool(token_rows, store)
+    return JSONResponse({"tokens": [{key: (None if _missing(value) else value.isoformat() if hasattr(value, "isoformat")
+                                           else value) for key, value in row.items()}
+                                    for row in frame.to_dict("records")]})
+
+
+@guarded
+async def create_token(request: Request) -> Response:
+    """``{"name": …, "role": …}``: a new token, in the answer once (201)."""
+    store = request.state.store
+    actor = await caller(request)
+    require(actor, "configure")
+    options = await _json_object(request)
+    try:
+        made = await run_in_threadpool(store.write, tokens.create_token, actor, name=str(options.get("name") or ""),
+                                       role=str(options.get("role") or ""))
+    except Rejected as e:
+        return JSONResponse({"errors": [{"line": p.line, "column": p.column, "reason": p.reason} for p in e.problems]},
+                            status_code=422)
+    return JSONResponse({"token_id": made.token_id, "name": made.name, "role": made.role, "token": made.token},
+                        status_code=201)
+
+
+@guarded
+async def revoke_token(request: Request) -> Response:
+    store = request.state.store
+    actor = await caller(request)
+    require(actor, "configure")
+    token_id = request.path_params["token_id"]
+    try:
+        revoked = await run_in_threadpool(store.write, tokens.revoke_token, actor, token_id)
+    except Rejected:
+        raise ApiError(404, f"no token {token_id!r}") from None
+    return JSONResponse({"token_id": token_id, "revoked": revoked})
+
+
+async def _json_object(request: Request) -> dict:
+    body = await read_body(request, limit=64 * 1024)
+    try:
+        options = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body must be empty or a JSON object") from None
+    if not isinstance(options, dict):
+        raise ApiError(400, "the body must be empty or a JSON object")
+    return options
+
+
+def _missing(value) -> bool:
+    try:
+        return value is None or bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Route("/api/v1/import/{table}", import_table, methods=["POST"]),
+    Route("/api/v1/export/{report}", export_report, methods=["GET"]),
+    Route("/api/v1/backup", backup, methods=["POST"]),
+    Route("/api/v1/tokens", list_tokens, methods=["GET"]),
+    Route("/api/v1/tokens", create_token, methods=["POST"]),
+    Route("/api/v1/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+]

@@ -1,0 +1,126 @@
+"""``GET /metrics``: SLA health in the Prometheus text format (version 0.0.4), from the store's snapshot.
+
+Every figure is read from ``Store.snapshot()`` (the as-of tables shared with the pages, renewed by any
+write and at least once a minute), and the text is kept for as long as that snapshot is: a warm
+scrape costs a lookup, not a query.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from kb.engine.periods import months_of
+from kb.reads.overview import response_performance
+from kb.store import Snapshot, Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_cache_lock = threading.Lock()
+_cache: dict[int, tuple[tuple, str]] = {}
+
+
+def metrics_text(store: Store) -> str:
+    """The exposition for now (or ``$SUPPORT_AS_OF``'s frozen instant, as the pages)."""
+    snap = store.snapshot(frozen_as_of(store))
+    key = (snap.as_of, snap.version)
+    with _cache_lock:
+        cached = _cache.get(id(store))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    text = render(store, snap)
+    with _cache_lock:
+        _cache[id(store)] = (key, text)
+    return text
+
+
+def frozen_as_of(store: Store):
+    """``$SUPPORT_AS_OF``'s instant, which freezes the pages and the service at it; None: now."""
+    import os
+
+    from kb.timestamps import parse_timestamp
+
+    frozen = os.environ.get("SUPPORT_AS_OF")
+    return parse_timestamp(frozen, store.config.calendar.zone) if frozen else None
+
+
+def render(store: Store, snap: Snapshot) -> str:
+    months = months_of(store.config.calendar, snap.as_of)
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            out.append(f"{name}{_labels(labels)} {_number(value)}")
+
+    open_cases = store.query(
+        """
+        SELECT t.tier, s.state, count(c.case_id) AS n
+        FROM (VALUES ('enterprise'), ('custom'), ('free')) t(tier)
+        CROSS JOIN (VALUES ('breached'), ('at_risk'), ('pending'), ('met'), ('no_sla')) s(state)
+        LEFT JOIN open_case_sla c ON c.tier = t.tier AND c.sla_state = s.state
+        GROUP BY t.tier, s.state ORDER BY t.tier, s.state
+        """, snapshot=snap)
+    family("support_open_cases", "gauge", "Open (unresolved) cases by tier and SLA state.",
+           [({"tier": r.tier, "state": r.state}, r.n) for r in open_cases.itertuples()])
+
+    performance = response_performance(store, snap, months)
+    this_month = performance[performance["month"] == months.this]
+    family("support_response_met_ratio", "gauge",
+           "Share (0-1) of cases due this month whose first response met its deadline, by tier "
+           "(NaN: none decided yet).",
+           [({"tier": r.tier, "month": months.this}, _ratio(r.pct_met)) for r in this_month.itertuples()])
+    family("support_response_decided_cases", "gauge",
+           "Cases due this month with a decided first response (met or breached), by tier and outcome.",
+           [({"tier": r.tier, "month": months.this, "outcome": outcome}, getattr(r, outcome))
+            for r in this_month.itertuples() for outcome in ("met", "breached")])
+
+    uptime = store.query(
+        "SELECT environment_id, kind, uptime_pct, budget_left_minutes, target_pct FROM env_uptime "
+        "WHERE month = ? ORDER BY environment_id", [months.this], snap)
+    family("support_environment_uptime_ratio", "gauge", "Uptime (0-1) of each environment this month, so far.",
+           [({"environment": r.environment_id, "kind": r.kind, "month": months.this}, _ratio(r.uptime_pct))
+            for r in uptime.itertuples()])
+    with_target = uptime[uptime["target_pct"].notna()]
+    family("support_environment_error_budget_left_minutes", "gauge",
+           "Downtime left this month before the environment misses its uptime target (negative: missed).",
+           [({"environment": r.environment_id, "kind": r.kind, "month": months.this}, r.budget_left_minutes)
+            for r in with_target.itertuples()])
+
+    refunds = store.query(
+        "SELECT currency, sum(refund_amount) AS amount, count(*) FILTER (WHERE refund_amount > 0) AS credited "
+        "FROM contract_refunds WHERE month = ? GROUP BY currency ORDER BY currency", [months.this], snap)
+    family("support_projected_refunds", "gauge", "Service credits projected for this month, by currency.",
+           [({"currency": r.currency, "month": months.this}, r.amount) for r in refunds.itertuples()])
+    family("support_snapshot_timestamp_seconds", "gauge", "The instant these figures are computed as of.",
+           [({}, snap.as_of.timestamp())])
+    return "\n".join(out) + "\n"
+
+
+def _ratio(pct) -> float:
+    return math.nan if pct is None or _isnan(pct) else float(pct) / 100
+
+
+def _isnan(value) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def _number(value) -> str:
+    if value is None or _isnan(value):
+        return "NaN"
+    number = float(value)
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    escaped = (f'{key}="{str(value).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+               .replace("\n", "\\n") for key, value in labels.items())
+    return "{" + ",".join(escaped) + "}"
