@@ -21,6 +21,7 @@ from kb.db import connection
 from kb.engine.asof import open_views
 from kb.intake.importing import add_rows, staged_from_records
 from kb.intake.validation import LAST_YEAR
+from kb.navigation import page_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,8 +68,7 @@ def shown(element) -> str:
 # --- The page tests' store, frozen at a known instant ---------------------------------------------------
 
 AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
-PAGES = ["overview", "queue", "performance", "uptime", "refunds", "log_case", "log_incident", "clients", "transfer",
-         "audit", "configuration"]
+PAGES = page_names()  # every page of the navigation, so a new page is in every every-page test
 
 
 def build_fixture(folder: Path) -> tuple[Path, Path]:

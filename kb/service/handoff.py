@@ -2,7 +2,8 @@
 while the dashboard runs, and never ask to stop it).
 
 At start the service writes ``<db>.service.json`` beside the database: its URL and a local token made
-for this run, readable by its own user only (mode 0600), and removes it at shutdown. The local token is
+for this run, readable by exactly those who may read the database file itself (its owner, and its group
+and others only where the database grants them read access), and removes it at shutdown. The local token is
 known to the service in memory only, never stored in the database; it stands for the service's user,
 as the command line does (an admin, ``cli:<user>`` in the audit trail). ``python -m kb import | export
 | backup`` that find the database held and this file beside it call the API with it
@@ -39,13 +40,15 @@ class Handoff:
 
 
 def write_handoff(db: str | os.PathLike, url: str) -> Handoff:
-    """Make a local token and write the handoff file beside ``db`` (mode 0600, replacing a stale one)."""
+    """Make a local token and write the handoff file beside ``db`` (readable as the database is, replacing a
+    stale one): who can read the database can open it with the service stopped, so may hand it work."""
     path = handoff_path(db)
     handoff = Handoff(url=url, token=PREFIX + "local-" + secrets.token_urlsafe(32), pid=os.getpid(),
                       db=str(Path(db).resolve()))
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        os.fchmod(fd, 0o600 | (Path(db).stat().st_mode & 0o044))
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(handoff.__dict__, f)
         os.replace(temporary, path)
