@@ -97,16 +97,18 @@ def generate_tables(config: Config, *, cases: int, environments: int, years: int
 
 
 INSERTS = {
-    "clients": "INSERT INTO clients SELECT client_id, name, tier, email_domain FROM staged",
+    "clients": "INSERT INTO clients (client_id, name, tier, email_domain) SELECT client_id, name, tier, email_domain "
+               "FROM staged",
     "environments": "INSERT INTO environments SELECT environment_id, name, kind, deployment, client_id, active_from "
                     "FROM staged",
     "contracts": "INSERT INTO contracts SELECT contract_id, client_id, environment_id, "
                  "CAST(uptime_target_pct AS DECIMAL(7, 4)), response_business_days, "
                  "CAST(monthly_fee AS DECIMAL(18, 2)), currency, credit_schedule, starts_on, ends_on FROM staged",
-    "cases": "INSERT INTO cases SELECT case_id, client_id, received_at, category, subject, requester, assignee, "
-             "first_response_at, resolved_at FROM staged",
-    "incidents": "INSERT INTO incidents SELECT incident_id, environment_id, impact, started_at, ended_at, summary "
-                 "FROM staged",
+    "cases": "INSERT INTO cases (case_id, client_id, received_at, category, subject, requester, assignee, "
+             "first_response_at, resolved_at) SELECT case_id, client_id, received_at, category, subject, requester, "
+             "assignee, first_response_at, resolved_at FROM staged",
+    "incidents": "INSERT INTO incidents (incident_id, environment_id, impact, started_at, ended_at, summary) "
+                 "SELECT incident_id, environment_id, impact, started_at, ended_at, summary FROM staged",
     "monitoring_checks": "INSERT INTO monitoring_checks SELECT environment_id, checked_at, checked_by, note "
                          "FROM staged",
 }
