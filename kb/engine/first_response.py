@@ -53,7 +53,7 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
     ),
     existing AS (
         SELECT c.case_id, c.client_id, cl.name AS client_name, cl.tier, c.category, c.subject,
-               c.requester, c.assignee, c.breach_reason, c.received_at,
+               c.requester, c.assignee, c.breach_reason, c.message_id, c.received_at,
                CASE WHEN c.first_response_at <= p.t THEN c.first_response_at END AS first_response_at,
                CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
         FROM cases c JOIN clients cl USING (client_id), as_of p
@@ -61,7 +61,7 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
     ),
     {response_ctes}
     SELECT r.case_id, r.client_id, r.client_name, r.tier, r.category, r.subject, r.requester, r.assignee,
-           r.breach_reason,
+           r.breach_reason, r.message_id,
            r.received_at, r.{response.col('due')} AS first_response_due, r.first_response_at, r.resolved_at,
            {sla_state(response, "r", "a.t", "n.cum_us", at_risk_us)} AS sla_state,
            {business_hours_left(response, "r", "n.cum_us")} AS business_hours_left,

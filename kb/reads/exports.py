@@ -25,8 +25,7 @@ def report_sql(report: str, config: Config) -> str:
                    sla_state,
                    iso_local(resolved_at, {tz}) AS resolved_at,
                    CAST(round(business_hours_left, 2) AS DECIMAL(18, 2)) AS business_hours_left,
-                   requester, subject,
-                   (SELECT m.message_id FROM cases m WHERE m.case_id = case_sla.case_id) AS message_id
+                   requester, subject, message_id
             FROM case_sla ORDER BY case_sla.received_at, case_id""",
         "uptime": """
             SELECT environment_id, month,

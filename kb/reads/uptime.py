@@ -48,7 +48,7 @@ def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataF
                CASE WHEN i.ended_at IS NULL OR i.ended_at > $as_of THEN $as_of ELSE i.ended_at END AS drawn_until,
                i.ended_at IS NULL OR i.ended_at > $as_of AS ongoing, i.summary
         FROM incidents i JOIN environments e USING (environment_id)
-        WHERE i.started_at <= $as_of AND coalesce(i.ended_at, $as_of) >= $start
+        WHERE i.started_at <= $as_of AND coalesce(i.ended_at, $as_of) >= $start AND i.voided_at IS NULL
         ORDER BY i.started_at
         """,
         {"as_of": snap.as_of, "start": start},
@@ -65,7 +65,7 @@ def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
         ),
         logged AS (
             SELECT environment_id, max(started_at) AS last_incident FROM incidents
-            WHERE started_at <= $as_of GROUP BY environment_id
+            WHERE started_at <= $as_of AND voided_at IS NULL GROUP BY environment_id
         )
         SELECT e.environment_id, e.name AS environment_name, e.client_id, k.name AS client_name,
                c.last_checked, l.last_incident,

@@ -81,7 +81,7 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
                    CASE WHEN impact = 'outage' THEN 'yes' ELSE 'no' END AS counted, coalesce(summary, '') AS summary
             FROM incidents
             WHERE environment_id IN {environments} AND started_at < $end AND coalesce(ended_at, $as_of) >= $start
-              AND started_at <= $as_of
+              AND started_at <= $as_of AND voided_at IS NULL
             ORDER BY started_at, incident_id""",
         {"client": client_id, "start": local_instant(config.calendar, first, time(0)),
          "end": local_instant(config.calendar, last + timedelta(days=1), time(0)), "as_of": as_of}).fetchdf()
