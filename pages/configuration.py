@@ -77,6 +77,15 @@ st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` "
 st.subheader("Background jobs")
 jobs_table, jobs_here = configuration.background_jobs(store)
 if not jobs_here:
-    st.caption("Background jobs (scheduled backups) run only in the service, `streamlit run service.py`; this "
-               "dashboard was started without it, so nothing is scheduled now. Their last runs are below.")
+    st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
+               "service.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
+               "are below.")
 st.dataframe(jobs_table, hide_index=True)
+
+st.subheader("Mailboxes")
+boxes = configuration.mailboxes(store)
+if boxes.empty:
+    st.caption("No mailboxes: add `[mail]` with `[[mail.mailboxes]]` to the configuration to poll them for cases "
+               "(docs/mail.md).")
+else:
+    st.dataframe(boxes, hide_index=True)

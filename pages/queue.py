@@ -7,7 +7,7 @@ from kb.access import PermissionDenied
 from kb.db.schema import CATEGORIES, TIERS
 from kb.intake import corrections, writes
 from kb.intake.importing import Rejected
-from kb.reads import queue
+from kb.reads import mail, queue
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 
 ui.page_header("Queue", "Which case breaches next, and who has it?")
@@ -151,12 +151,14 @@ def case_panel(case: dict) -> None:
         "Assignee": case["assignee"] or "(unassigned)",
         "Category": case["category"],
         "Requester": case["requester"] or "—",
+        "Source": queue.case_origin(store, cid) or "—",
         "Received": shown_time(case["received_at"]),
         "First response": shown_time(case["first_response_at"]),
         "Resolved": shown_time(case["resolved_at"]),
         "Breach reason": case["breach_reason"] or "—",
     }
     st.markdown("  \n".join(f"**{k}:** {ui.plain(v) if v else '—'}" for k, v in facts.items()))
+    thread_panel(cid)
     if voided:
         return
     columns = st.columns(3)
@@ -186,6 +188,28 @@ def case_panel(case: dict) -> None:
                 done(f"Breach reason of {cid} saved.")
     if actor.may("correct"):
         correction_forms(case)
+
+
+def thread_panel(cid: str) -> None:
+    """The case's e-mail thread, oldest first (nothing for a case logged on a form or imported)."""
+    thread = mail.case_thread(store, cid)
+    if thread.empty:
+        return
+    st.markdown(f"**Thread** ({len(thread):,} message{'s' if len(thread) != 1 else ''}, oldest first)")
+    st.dataframe(pd.DataFrame({
+        "time": [shown_time(t) for t in thread.received_at],
+        "sender": [f"{n} <{a}>" if isinstance(n, str) and n else a
+                   for n, a in zip(thread.from_name, thread.from_address, strict=True)],
+        "side": ["team" if t else "client" for t in thread.is_team],
+        "subject": thread.subject.fillna(""),
+        "automatic": [(f"yes ({r})" if isinstance(r, str) and r else "yes") if a else "no"
+                      for a, r in zip(thread.is_automatic, thread.automatic_reason, strict=True)],
+        "role": ["opened the case" if o else "first response" if f else ""
+                 for o, f in zip(thread.opened_case, thread.first_response, strict=True)],
+    }), hide_index=True, width="stretch", key=f"thread_{cid}", column_config={
+        "time": st.column_config.TextColumn(f"Time ({store.config.calendar.timezone})"),
+        "sender": "From", "side": "Team or client", "subject": "Subject", "automatic": "Automatic",
+        "role": "Role"})
 
 
 def correction_forms(case: dict) -> None:

@@ -184,9 +184,9 @@ def test_status_and_the_schedule_survive_a_restart(store):
 
 def test_the_backup_job_of_the_configuration(store):
     jobs = Jobs(store, start_delay=0)
-    assert [j.kind for j in jobs.jobs] == ["backup", "alerts", "statements"]
+    assert [j.kind for j in jobs.jobs] == ["backup", "alerts", "statements", "mail"]
     assert jobs.jobs[0].every == timedelta(hours=6)
-    assert jobs.jobs[1].every is None and jobs.jobs[2].every is None  # no [alerts] in this configuration
+    assert all(j.every is None for j in jobs.jobs[1:])  # no [alerts], no [mail] mailboxes in this configuration
     jobs.start()
     try:
         wait_for(lambda: runs(store, "backup") and runs(store, "backup")[0][2] is not None, what="the backup")
@@ -236,8 +236,8 @@ def test_background_jobs_read_for_the_page(store):
     assert not here and table.to_dict("records")[0] == {
         "job": "Scheduled backup", "every": "6 h", "last run": "", "result": "never run", "next run": "",
         "last error": ""}
-    assert table.job.tolist() == ["Scheduled backup", "Alerts", "Monthly statements"]
-    assert table.every.tolist()[1:] == ["off", "off"]
+    assert table.job.tolist() == ["Scheduled backup", "Alerts", "Monthly statements", "Mail polling"]
+    assert table.every.tolist()[1:] == ["off", "off", "off"]
     jobs = Jobs(store, clock=lambda: datetime(2026, 11, 25, 1, 0, tzinfo=UTC))
     jobs.start()
     try:
@@ -258,5 +258,5 @@ def test_configuration_page_shows_background_jobs(app):
     open_page(at, "configuration")
     assert "Background jobs" in [h.value for h in at.subheader]
     frame = next(d.value for d in at.dataframe if "next run" in d.value.columns)
-    assert frame["job"].tolist() == ["Scheduled backup", "Alerts", "Monthly statements"]
+    assert frame["job"].tolist() == ["Scheduled backup", "Alerts", "Monthly statements", "Mail polling"]
     assert any("service.py" in c.value for c in at.caption)

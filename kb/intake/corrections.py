@@ -10,15 +10,23 @@
   (``kb/engine``), with a required reason; the row and its audit rows stay.
 * ``undo_resolve``: reopen a case resolved a moment ago (the queue's "Undo"), audited.
 * ``record_breach_reason``: a short text on a breached case, audited, counted on the performance page.
+* ``merge_client``: fold a free client that mail made for an unknown sender (``clients.source = 'mail'``)
+  into an existing client: its cases (voided ones too), environments and contracts move to the target, the
+  mail-made client is removed, audited (one ``merge`` row on the client, one on each case moved). The
+  deadlines follow at once (the target's tier and contracts), as with ``correct_case``.
 
 Changing a case's client, category or times, and voiding, need the permission ``correct`` (leads).
-A breach reason needs ``record_response`` (whoever answers cases can say why one was late).
+A breach reason needs ``record_response`` (whoever answers cases can say why one was late); merging clients
+needs ``edit_clients`` (leads).
 Problems are raised as ``Rejected`` naming the field, and nothing is written.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+
+import duckdb
 
 from kb.access import Actor, require
 from kb.config import Config
@@ -29,6 +37,9 @@ from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_
 from kb.intake.validation import TABLES, update_sql
 from kb.timestamps import now_utc
 
+log = logging.getLogger("kb.intake.corrections")
+
+MERGED = "merged"  # clients.source of a mail-made client merged away whose row could not be removed yet
 CORRECTABLE_CASE_FIELDS = ("client_id", "category", "received_at", "first_response_at", "resolved_at")
 REASON_MAX_CHARS = 500
 BREACH_REASON_MAX_CHARS = 200
@@ -121,6 +132,74 @@ def record_breach_reason(con, config: Config, actor: Actor, case_id: str, reason
         con.execute("UPDATE cases SET breach_reason = ? WHERE case_id = ?", [text, case_id])
         audit.record(con, actor, "breach_reason", "cases", case_id, {"breach_reason": before["breach_reason"]},
                      {"breach_reason": text})
+
+
+def merge_client(con, config: Config, actor: Actor, source_id: str, target_id: str) -> dict[str, list[str]]:
+    """Move every case, contract and environment of ``source_id`` (a client mail made) to ``target_id`` and
+    remove ``source_id``; returns {"cases": [...], "contracts": [...], "environments": [...]} of what moved.
+
+    Refused (``Rejected``, nothing written) when the two are the same client, either does not exist, the
+    source was not made from mail, or it has an environment that incidents, checks or contracts refer to
+    (DuckDB's foreign keys cannot follow such a move). The move and its audit rows are one transaction, in
+    which the source is marked ``merged``. DuckDB refuses to delete a row whose references changed in the
+    same transaction (its foreign keys are checked eagerly), so the emptied row is deleted right after, in a
+    second transaction on the same connection (``Store.write`` holds its write lock over both); should that
+    fail, the row stays marked ``merged``, referenced by nothing, and is swept by the next merge."""
+    require(actor, "edit_clients")
+    source_id, target_id = (source_id or "").strip(), (target_id or "").strip()
+    if not source_id or not target_id:
+        raise Rejected([Problem(None, "client_id",
+                                "choose the client to merge and the client to merge it into")])
+    if source_id == target_id:
+        raise Rejected([Problem(None, "client_id", f"cannot merge client {source_id!r} into itself")])
+    with transaction(con):
+        source = _client(con, source_id, "client_id")
+        target = _client(con, target_id, "target_client_id")
+        if source["source"] != "mail":
+            raise Rejected([Problem(None, "client_id", f"client {source_id!r} was not made from mail; only the free "
+                                                       "clients mail made for unknown senders can be merged")])
+        moved = {}
+        for table, key in (("cases", "case_id"), ("contracts", "contract_id"), ("environments", "environment_id")):
+            moved[table] = [r[0] for r in con.execute(
+                f"SELECT {key} FROM {table} WHERE client_id = ? ORDER BY {key}", [source_id]).fetchall()]
+            if not moved[table]:
+                continue
+            try:
+                con.execute(f"UPDATE {table} SET client_id = ? WHERE client_id = ?", [target_id, source_id])
+            except duckdb.ConstraintException:
+                if table != "environments":
+                    raise
+                # DuckDB rewrites a row whose indexed column changes, which its foreign keys refuse while
+                # incidents, checks or contracts refer to the environment.
+                raise Rejected([Problem(None, "environment_id", (
+                    f"client {source_id!r} has environments ({', '.join(moved[table])}) that incidents, monitoring "
+                    "checks or contracts refer to; the database cannot move those to another client. Nothing "
+                    "was merged"))]) from None
+        con.execute("UPDATE clients SET source = ? WHERE client_id = ?", [MERGED, source_id])
+        for case_id in moved["cases"]:
+            audit.record(con, actor, "merge", "cases", case_id, {"client_id": source_id}, {"client_id": target_id})
+        audit.record(con, actor, "merge", "clients", source_id,
+                     {name: source[name] for name in ("client_id", "name", "tier", "email_domain", "source")},
+                     {"merged_into": target_id, "target_name": target["name"], **moved})
+    _sweep_merged(con)
+    return moved
+
+
+def _client(con, client_id: str, column: str) -> dict:
+    rows = con.execute("SELECT client_id, name, tier, email_domain, source FROM clients WHERE client_id = ?",
+                       [client_id]).fetchall()
+    if not rows or rows[0][4] == MERGED:
+        raise Rejected([Problem(None, column, f"no client {client_id!r}")])
+    return dict(zip(("client_id", "name", "tier", "email_domain", "source"), rows[0], strict=True))
+
+
+def _sweep_merged(con) -> None:
+    """Delete the clients merged away (nothing refers to them any more); a failure leaves them for next time."""
+    try:
+        with transaction(con):
+            con.execute(f"DELETE FROM clients WHERE source = '{MERGED}'")
+    except duckdb.Error as e:
+        log.warning("a merged client could not be removed yet (it is left marked %r): %s", MERGED, e)
 
 
 def _short_text(text: str, column: str, limit: int) -> str:

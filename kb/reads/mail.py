@@ -1,5 +1,6 @@
 """What a page reads about mail (SPEC 9): a case's thread (for the Queue), the free clients mail made (for a
-review and merge page), and the state of the polled mailboxes. No page uses them yet."""
+review and merge page), and the state of the polled mailboxes: for the Queue, the Mail clients page and the
+Configuration page."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import pandas as pd
 
 def case_thread(store, case_id: str) -> pd.DataFrame:
     """The messages of one case, oldest first: when (receipt, or a team message's Date), who, team or client,
-    automatic (and why), subject, where it was read, and whether it is the message that opened the case."""
+    automatic (and why), subject, where it was read, whether it is the message that opened the case, and whether
+    it is the case's first response (the team's non-automatic message at the case's ``first_response_at``; none
+    when a person recorded an earlier response by hand)."""
     return store.query(
         """SELECT m.received_at, m.from_address, m.from_name, m.is_team, m.is_automatic, m.automatic_reason,
                   m.subject, m.mailbox, m.folder, m.message_id,
-                  m.message_key = c.message_id AS opened_case
+                  coalesce(m.message_key = c.message_id, false) AS opened_case,
+                  coalesce(m.message_key = (
+                      SELECT t.message_key FROM messages t
+                      WHERE t.case_id = c.case_id AND t.is_team AND NOT t.is_automatic
+                        AND t.received_at = c.first_response_at
+                      ORDER BY t.message_key LIMIT 1), false) AS first_response
            FROM messages m LEFT JOIN cases c ON c.case_id = m.case_id
            WHERE m.case_id = ?
            ORDER BY m.received_at NULLS LAST, m.message_key""",
@@ -22,7 +30,9 @@ def case_thread(store, case_id: str) -> pd.DataFrame:
 
 def mail_clients(store, limit: int = 1000) -> pd.DataFrame:
     """The free clients mail made (one per unknown sender), newest first, with their cases: to review, move
-    the cases to the right client, or give a company its ``email_domain``."""
+    the cases to the right client, or give a company its ``email_domain``. ``domain_clients``: how many
+    clients have the sender's domain as their ``email_domain``; ``domain_owners`` names the others, and
+    ``domain_owner_id`` is the first of them (the likely merge target)."""
     return store.query(
         """SELECT cl.client_id, cl.name, cl.tier,
                   split_part(cl.client_id, '@', 2) AS domain,
@@ -30,7 +40,13 @@ def mail_clients(store, limit: int = 1000) -> pd.DataFrame:
                   min(c.received_at) AS first_case_at,
                   max(c.received_at) AS last_case_at,
                   (SELECT count(*) FROM clients o WHERE o.email_domain IS NOT NULL
-                     AND lower(ltrim(trim(o.email_domain), '@')) = split_part(cl.client_id, '@', 2)) AS domain_clients
+                     AND lower(ltrim(trim(o.email_domain), '@')) = split_part(cl.client_id, '@', 2)) AS domain_clients,
+                  (SELECT string_agg(o.name || ' (' || o.client_id || ')', ', ' ORDER BY o.client_id)
+                     FROM clients o WHERE o.email_domain IS NOT NULL AND o.client_id <> cl.client_id
+                     AND lower(ltrim(trim(o.email_domain), '@')) = split_part(cl.client_id, '@', 2)) AS domain_owners,
+                  (SELECT min(o.client_id) FROM clients o WHERE o.email_domain IS NOT NULL
+                     AND o.client_id <> cl.client_id
+                     AND lower(ltrim(trim(o.email_domain), '@')) = split_part(cl.client_id, '@', 2)) AS domain_owner_id
            FROM clients cl LEFT JOIN cases c ON c.client_id = cl.client_id AND c.voided_at IS NULL
            WHERE cl.source = 'mail'
            GROUP BY ALL
@@ -38,6 +54,15 @@ def mail_clients(store, limit: int = 1000) -> pd.DataFrame:
            LIMIT ?""",
         [limit],
     )
+
+
+def merge_targets(store, source_id: str) -> dict[str, str]:
+    """Every client a mail-made client can be merged into (all but itself) → 'name (id)', by name."""
+    frame = store.query(
+        """SELECT client_id, name FROM clients WHERE client_id <> ? AND coalesce(source, '') <> 'merged'
+           ORDER BY lower(name), client_id""",
+        [source_id])
+    return {cid: f"{name} ({cid})" for cid, name in zip(frame.client_id, frame.name, strict=True)}
 
 
 def mailbox_state(store) -> pd.DataFrame:

@@ -130,6 +130,30 @@ def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
     return None if frame.empty else frame.iloc[0].to_dict()
 
 
+def case_origin(store: Store, case_id: str) -> str:
+    """Where a case came from: 'mail: mailbox support, folder INBOX' (or 'mail: imported from <file>') for a case
+    mail opened (``cases.source``), 'form' for one logged on a form (its ``add`` audit row), else 'import'."""
+    frame = store.query(
+        """SELECT c.source, m.mailbox, m.folder,
+                  EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'add' AND a.table_name = 'cases'
+                                                      AND a.row_id = c.case_id) AS by_form
+           FROM cases c LEFT JOIN messages m ON m.message_key = c.message_id
+           WHERE c.case_id = ?""",
+        [case_id])
+    if frame.empty:
+        return ""
+    row = frame.iloc[0]
+    if row.source == "mail":
+        if not isinstance(row.mailbox, str):
+            return "mail"
+        if row.mailbox == "import":
+            return f"mail: imported from {row.folder}"
+        return f"mail: mailbox {row.mailbox}, folder {row.folder}"
+    if isinstance(row.source, str) and row.source:
+        return row.source
+    return "form" if bool(row.by_form) else "import"
+
+
 def client_options(store: Store) -> dict[str, str]:
     """Every client id → 'name (id)', for moving a case to another client."""
     frame = store.query("SELECT client_id, name FROM clients ORDER BY lower(name), client_id")

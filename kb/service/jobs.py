@@ -1,4 +1,4 @@
-"""The service's background jobs: scheduled backups now; polling mail and sending alerts later.
+"""The service's background jobs: scheduled backups, alerts, monthly statements, polling the mailboxes.
 
 ``Jobs(store)`` runs each job kind in a thread of its own inside the service (its lifespan calls
 ``start()`` and, on SIGTERM, ``stop()``). A kind is a ``Job``: a name, how often, and a function of
@@ -23,6 +23,12 @@ Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, 
 ``backups/<db name>-auto-<UTC time>.duckdb`` beside the database (``kb.db.backup``: one consistent
 snapshot, written whole or not at all); after each one the oldest of these beyond ``keep`` are
 deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
+
+Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): every ``poll_seconds``, one poll of
+every mailbox and folder (``kb.mail.imap.run_for_service``: reads on a cursor of its own, writes each chunk
+through ``Store.write``, so the network waits stay outside the write lock). A mailbox that fails (a wrong
+password, a lost connection) makes the run fail with its reason, after the other mailboxes were read: the
+Configuration page shows it as the job's last error, and the rest of the service goes on.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from kb.alerts.deliver import send_due
 from kb.config import Config
 from kb.db.backup import backup_to
 from kb.db.connection import first_line, transaction
+from kb.mail.imap import MailboxError, run_for_service
 from kb.statement.mailing import send_statements
 from kb.timestamps import now_utc
 
@@ -84,7 +91,19 @@ def scheduled_jobs(config: Config) -> list[Job]:
         Job("alerts", "Alerts", alerting, lambda store: run_alerts(store, config)),
         Job("statements", "Monthly statements", timedelta(hours=1) if config.alerts else None,
             lambda store: run_statements(store, config)),
+        Job("mail", "Mail polling", timedelta(seconds=config.mail.poll_seconds) if config.mail.mailboxes else None,
+            lambda store: run_mail(store, config)),
     ]
+
+
+def run_mail(store, config: Config) -> str:
+    """Poll every configured mailbox once (``kb.mail.imap.run_for_service``); raises when one failed, so the
+    run is recorded as failed with its reason. Refused, as ``python -m kb mail poll`` refuses, while
+    ``support_addresses`` is empty: every reply of the team would open a case."""
+    if not config.mail.support_addresses:
+        raise MailboxError("[mail] support_addresses is empty: without the team's addresses every reply would "
+                           "open a case; nothing polled")
+    return run_for_service(store, config)
 
 
 def run_alerts(store, config: Config) -> str:

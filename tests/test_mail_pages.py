@@ -1,0 +1,300 @@
+"""Cases from email on the pages (SPEC 9): the Queue's source and thread, the Mail clients page and its merge,
+the mail polling job of the service and the mailboxes on the Configuration page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import threading
+import tomllib
+from datetime import timedelta
+
+import pytest
+
+from kb.access import Actor, PermissionDenied
+from kb.config import load_config, parse_config
+from kb.intake import corrections
+from kb.intake.importing import Rejected
+from kb.mail.intake import take
+from kb.mail.messages import parse_message, support_matcher
+from kb.reads import configuration
+from kb.service.jobs import Jobs, scheduled_jobs
+from kb.store import Store
+from kb.timestamps import parse_timestamp
+from tests.fixtures import ADMIN, AS_OF, HKT, SPEC_TOML, add, button, local, open_page, query, shown
+
+LEAD = Actor("lee@support.example", "lead")
+STAFF = Actor("sam@support.example", "staff")
+IS_TEAM = support_matcher(("support@knowru.example",))
+
+
+def _store():
+    from kb import ui
+
+    return ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+
+
+def _message(sender: str, subject: str, date: str, mid: str, reply_to: str | None = None,
+             headers: tuple[str, ...] = ()) -> bytes:
+    lines = [f"From: {sender}", "To: support@knowru.example", f"Subject: {subject}", f"Date: {date}",
+             f"Message-ID: <{mid}>", *([f"In-Reply-To: <{reply_to}>"] if reply_to else []), *headers, "", "Hello", ""]
+    return "\n".join(lines).encode()
+
+
+def _mail(store, *messages: tuple[str, bytes]) -> None:
+    """Take messages (each with its INTERNALDATE, local text) as the IMAP poll would, as of AS_OF."""
+    now = parse_timestamp(AS_OF, HKT)
+    records = [parse_message(raw, IS_TEAM, mailbox="support", folder="INBOX", where="test",
+                             internaldate=local(when), now=now) for when, raw in messages]
+    store.write(take, store.config, records, ADMIN, source="tests", now=now)
+
+
+def _export() -> dict[str, dict]:
+    from kb.reads.exports import write_report
+
+    store = _store()
+    out = os.environ["SUPPORT_DB"] + ".case-sla.csv"
+    with store.reader() as cur:
+        write_report(cur, store.config, "case-sla", parse_timestamp(AS_OF, HKT), out)
+    with open(out, newline="") as f:
+        return {r["case_id"]: r for r in csv.DictReader(io.StringIO(f.read()))}
+
+
+KIM = _message("Kim Lee <kim@acme.example>", "Login fails", "Wed, 25 Nov 2026 10:00:00 +0800", "kim-1@acme")
+
+
+# --- The Queue ---------------------------------------------------------------------------------------------
+
+def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
+    at, _ = app
+    _mail(_store(),
+          ("2026-11-25 10:00", KIM),
+          ("2026-11-25 10:01", _message("support@knowru.example", "Re: Login fails", "Wed, 25 Nov 2026 10:01:00 +0800",
+                                        "ack@k", reply_to="kim-1@acme", headers=("Auto-Submitted: auto-replied",))),
+          ("2026-11-25 11:30", _message("Support <support@knowru.example>", "Re: Login fails",
+                                        "Wed, 25 Nov 2026 11:30:00 +0800", "r-1@k", reply_to="kim-1@acme")))
+    [case_id] = query("SELECT case_id FROM cases WHERE source = 'mail'").case_id
+    open_page(at, "queue")
+    at.text_input(key="case_lookup").input(case_id).run()
+    assert not at.exception, [e.message for e in at.exception]
+    facts = "\n".join(shown(m) for m in at.markdown)
+    assert "**Source:** mail: mailbox support, folder INBOX" in facts
+    assert "**Requester:** kim@acme.example" in facts
+    thread = next(d.value for d in at.dataframe if "role" in d.value.columns)
+    assert thread.to_dict("list") == {
+        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 11:30 HKT"],
+        "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>"],
+        "side": ["client", "team", "team"],
+        "subject": ["Login fails", "Re: Login fails", "Re: Login fails"],
+        "automatic": ["no", thread.automatic[1], "no"],
+        "role": ["opened the case", "", "first response"],
+    }
+    assert thread.automatic[1].startswith("yes (")
+
+    at.text_input(key="case_lookup").input("MET").run()  # a case logged otherwise: no thread
+    assert "**Source:** import" in "\n".join(shown(m) for m in at.markdown)
+    assert not any("role" in d.value.columns for d in at.dataframe)
+
+
+def test_correcting_a_cases_category_moves_its_deadline_and_is_audited(app):
+    at, _ = app
+    assert _export()["CODING"]["first_response_due"] == ""  # free general coding: no deadline
+    open_page(at, "queue")
+    at.text_input(key="case_lookup").input("CODING").run()
+    at.selectbox(key="correct_category_CODING").select("platform_issue")
+    button(at, "Save correction").click().run()
+    assert not at.error, [shown(e) for e in at.error]
+    row = _export()["CODING"]
+    assert row["first_response_due"] == "2026-11-23T18:00:00+08:00"  # end of the next business day (Fri → Mon)
+    assert row["sla_state"] == "breached"
+    trail = query("SELECT before, after FROM audit_log WHERE action = 'correct' AND row_id = 'CODING'")
+    assert json.loads(trail.before[0]) == {"category": "general_coding"}
+    assert json.loads(trail.after[0]) == {"category": "platform_issue"}
+
+
+# --- Mail clients ------------------------------------------------------------------------------------------
+
+def test_merging_a_mail_client_moves_its_cases_and_their_deadlines(app):
+    at, _ = app
+    store = _store()
+    _mail(store, ("2026-11-25 10:00", KIM))
+    [case_id] = query("SELECT case_id FROM cases WHERE client_id = 'kim@acme.example'").case_id
+    assert _export()[case_id]["first_response_due"] == "2026-11-26T18:00:00+08:00"  # free: end of next day
+    with store.transaction() as cur:  # the company becomes known after the case was opened
+        cur.execute("UPDATE clients SET email_domain = 'acme.example' WHERE client_id = 'ENT'")
+
+    open_page(at, "mail_clients")
+    table = next(d.value for d in at.dataframe if "domain_taken" in d.value.columns)
+    assert table.to_dict("records") == [{
+        "client_id": "kim@acme.example", "name": "Kim Lee", "tier": "free", "cases": 1,
+        "first_case": "Wed 2026-11-25 10:00", "last_case": "Wed 2026-11-25 10:00",
+        "domain_taken": "yes: Enterprise Co (ENT)"}]
+    assert at.selectbox(key="merge_target_kim@acme.example").value == "ENT"  # the domain's client, offered
+    button(at, "Merge").click().run()
+    assert not at.exception and not at.error, [shown(e) for e in at.error]
+    assert "kim@acme.example merged into ENT: 1 case moved" in shown(at.success[0])
+    assert not any("domain_taken" in d.value.columns for d in at.dataframe)  # none left to review
+
+    row = _export()[case_id]
+    assert row["client_id"] == "ENT" and row["first_response_due"] == "2026-11-26T10:00:00+08:00"  # 1 business day
+    assert query("SELECT count(*) AS n FROM clients WHERE client_id = 'kim@acme.example'").n[0] == 0
+    trail = query("SELECT table_name, row_id, before, after FROM audit_log WHERE action = 'merge' ORDER BY audit_id")
+    assert list(zip(trail.table_name, trail.row_id, strict=True)) == [("cases", case_id),
+                                                                      ("clients", "kim@acme.example")]
+    assert json.loads(trail.after[0]) == {"client_id": "ENT"}
+    assert json.loads(trail.after[1])["merged_into"] == "ENT" and json.loads(trail.after[1])["cases"] == [case_id]
+    assert json.loads(trail.before[1])["source"] == "mail"
+
+
+def test_merging_moves_environments_and_contracts_too(app):
+    store = _store()
+    _mail(store, ("2026-11-25 10:00", KIM))
+    with store.transaction() as cur:
+        add(cur, store.config, "environments",
+            dict(environment_id="KE", name="Kim's box", kind="dedicated", deployment="on_premise",
+                 client_id="kim@acme.example", active_from="2026-01-01"))
+        add(cur, store.config, "contracts", dict(contract_id="KK", client_id="kim@acme.example", environment_id="S1",
+                                                 monthly_fee="10", currency="USD", starts_on="2026-01-01"))
+    moved = store.write(corrections.merge_client, store.config, LEAD, "kim@acme.example", "CUS")
+    assert moved["environments"] == ["KE"] and moved["contracts"] == ["KK"] and len(moved["cases"]) == 1
+    assert query("SELECT client_id FROM environments WHERE environment_id = 'KE'").client_id[0] == "CUS"
+    assert query("SELECT client_id FROM contracts WHERE contract_id = 'KK'").client_id[0] == "CUS"
+    assert query("SELECT count(*) AS n FROM clients WHERE client_id = 'kim@acme.example'").n[0] == 0
+
+
+def test_an_environment_with_incidents_or_contracts_cannot_be_moved_and_nothing_is_merged(app):
+    store = _store()
+    _mail(store, ("2026-11-25 10:00", KIM))
+    with store.transaction() as cur:
+        add(cur, store.config, "environments",
+            dict(environment_id="KE", name="Kim's box", kind="dedicated", deployment="on_premise",
+                 client_id="kim@acme.example", active_from="2026-01-01"))
+        add(cur, store.config, "contracts", dict(contract_id="KK", client_id="kim@acme.example", environment_id="KE",
+                                                 monthly_fee="10", currency="USD", starts_on="2026-01-01"))
+    with pytest.raises(Rejected, match=r"has environments \(KE\).*Nothing was merged"):
+        store.write(corrections.merge_client, store.config, LEAD, "kim@acme.example", "CUS")
+    assert query("SELECT client_id FROM cases WHERE source = 'mail'").client_id.tolist() == ["kim@acme.example"]
+    assert query("SELECT client_id FROM contracts WHERE contract_id = 'KK'").client_id[0] == "kim@acme.example"
+    assert query("SELECT count(*) AS n FROM audit_log WHERE action = 'merge'").n[0] == 0
+
+
+def test_merge_refusals_are_named_and_write_nothing(app):
+    store = _store()
+    _mail(store, ("2026-11-25 10:00", KIM))
+    src = "kim@acme.example"
+    with pytest.raises(PermissionDenied):
+        store.write(corrections.merge_client, store.config, STAFF, src, "ENT")
+    with pytest.raises(Rejected, match="into itself"):
+        store.write(corrections.merge_client, store.config, LEAD, src, src)
+    with pytest.raises(Rejected, match="no client 'NOPE'"):
+        store.write(corrections.merge_client, store.config, LEAD, src, "NOPE")
+    with pytest.raises(Rejected, match="no client 'nobody@x.example'"):
+        store.write(corrections.merge_client, store.config, LEAD, "nobody@x.example", "ENT")
+    with pytest.raises(Rejected, match="'CUS' was not made from mail"):
+        store.write(corrections.merge_client, store.config, LEAD, "CUS", "ENT")
+    assert query("SELECT count(*) AS n FROM audit_log WHERE action = 'merge'").n[0] == 0
+    assert query("SELECT client_id FROM cases WHERE source = 'mail'").client_id.tolist() == [src]
+
+
+def test_the_mail_clients_page_is_for_leads_in_the_data_section():
+    from kb.navigation import pages_for
+
+    lead = {p.name for p in pages_for(LEAD)["Data"]}
+    assert "mail_clients" in lead
+    assert "mail_clients" not in {p.name for pages in pages_for(STAFF).values() for p in pages}
+
+
+# --- The mail job and the Configuration page -----------------------------------------------------------------
+
+def _mail_toml(port: int, env: str = "KB_TEST_MAIL_PASSWORD") -> str:
+    return SPEC_TOML + f"""
+[mail]
+support_addresses = ["support@knowru.example"]
+poll_seconds = 60
+[[mail.mailboxes]]
+name = "support"
+url = "imap://127.0.0.1:{port}"
+user = "support@knowru.example"
+password_env = "{env}"
+"""
+
+
+def test_the_mail_job_is_scheduled_when_mailboxes_are_configured():
+    jobs = {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(_mail_toml(993))))}
+    assert jobs["mail"].title == "Mail polling" and jobs["mail"].every == timedelta(seconds=60)
+    no_boxes = SPEC_TOML + '[mail]\nsupport_addresses = ["support@knowru.example"]\n'
+    assert {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(no_boxes)))}["mail"].every is None
+    assert {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(SPEC_TOML)))}["mail"].every is None
+
+
+class RefusingImap:
+    """An IMAP server that refuses every login, as one does a wrong password."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(b"* OK IMAP4rev1 test server ready\r\n")
+                for line in lines:
+                    tag, _, rest = line.decode().strip().partition(" ")
+                    command = rest.split(" ")[0].upper()
+                    if command == "CAPABILITY":
+                        conn.sendall(f"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n{tag} OK done\r\n".encode())
+                    elif command == "LOGIN":
+                        conn.sendall(f"{tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n".encode())
+                    elif command == "LOGOUT":
+                        conn.sendall(f"* BYE\r\n{tag} OK bye\r\n".encode())
+                        break
+                    else:
+                        conn.sendall(f"{tag} BAD unknown\r\n".encode())
+
+    def close(self):
+        self.server.close()
+
+
+def test_a_wrong_password_is_the_mail_jobs_last_error_and_the_rest_goes_on(tmp_path, monkeypatch):
+    server = RefusingImap()
+    config_file = tmp_path / "support.toml"
+    config_file.write_text(_mail_toml(server.port) + "\n[backup]\nevery_hours = 6\n")
+    monkeypatch.setenv("KB_TEST_MAIL_PASSWORD", "not-the-password")
+    store = Store(tmp_path / "support.duckdb", load_config(config_file))
+    try:
+        jobs = Jobs(store, start_delay=0)
+        assert jobs.run_now("mail") is False
+        assert jobs.run_now("backup") is True  # the rest of the service is unaffected
+        table, _ = configuration.background_jobs(store)
+        mail = table.set_index("job").loc["Mail polling"]
+        assert mail["every"] == "1 min" and mail["result"].startswith("failed: MailboxError: support: login refused")
+        assert "login refused" in mail["last error"] and "KB_TEST_MAIL_PASSWORD" in mail["last error"]
+        boxes = configuration.mailboxes(store).to_dict("records")
+        assert len(boxes) == 1 and boxes[0]["mailbox"] == "support" and boxes[0]["folder"] == "INBOX"
+        assert "login refused" in boxes[0]["last error"] and boxes[0]["configured"] == "yes"
+    finally:
+        store.close()
+        server.close()
+
+
+def test_the_configuration_page_shows_the_mailboxes(app):
+    at, _ = app
+    open_page(at, "configuration")
+    assert "Mailboxes" in [h.value for h in at.subheader]
+    assert any("No mailboxes" in c.value for c in at.caption)
+    with _store().transaction() as cur:
+        cur.execute("INSERT INTO imap_state VALUES ('support', 'INBOX', 7, 42, TIMESTAMPTZ '2026-11-25 01:00:00+00', "
+                    "'login refused')")
+    open_page(at, "configuration")
+    frame = next(d.value for d in at.dataframe if "last UID" in d.value.columns)
+    assert frame.to_dict("records") == [{"mailbox": "support", "folder": "INBOX", "configured": "no (removed)",
+                                         "last UID": "42", "last poll": "Wed 2026-11-25 09:00 HKT",
+                                         "last error": "login refused"}]
