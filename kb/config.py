@@ -108,7 +108,7 @@ class MailboxConfig:
 
 @dataclass(frozen=True)
 class MailConfig:
-    """``[mail]`` (SPEC 9): the team's addresses and the mailboxes that are the source of cases."""
+    """``[mail]`` (rules §9): the team's addresses and the mailboxes that are the source of cases."""
 
     support_addresses: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain; lower-case
     poll_seconds: int = 60

@@ -85,7 +85,7 @@ def now_utc() -> datetime:
 
 # SQL macros defined on every connection: ``iso_local`` writes a TIMESTAMPTZ as the
 # data contract asks (local wall-clock time in the zone, then its offset);
-# ``spreadsheet_safe`` puts a ``'`` before text a spreadsheet would run as a formula (SPEC 8);
+# ``spreadsheet_safe`` puts a ``'`` before text a spreadsheet would run as a formula (rules §8);
 # ``quote_text`` shows a user's value, shortened, inside an error message, with control and
 # text-direction characters as U+FFFD (so they can neither reorder the message nor drive a terminal).
 SQL_MACROS = r"""

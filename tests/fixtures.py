@@ -1,4 +1,4 @@
-"""Shared helpers and constants of the tests: the SPEC's calendar, the page-test store frozen at AS_OF, the
+"""Shared helpers and constants of the tests: the rules' calendar, the page-test store frozen at AS_OF, the
 AppTest helpers, the roles. Test modules import from here (and ``tests.servers``), never from each other;
 the pytest fixtures that use these live in ``tests/conftest.py``."""
 
@@ -29,7 +29,7 @@ ADMIN = Actor("tests@example.com", "admin")
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 
-# The SPEC's calendar, with 2026-11-27 added as an extra holiday as in its examples.
+# The the rules' calendar, with 2026-11-27 added as an extra holiday as in its examples.
 SPEC_TOML = """
 [calendar]
 timezone = "Asia/Hong_Kong"
@@ -67,7 +67,7 @@ def shown(element) -> str:
 
 # --- The page tests' store, frozen at a known instant ---------------------------------------------------
 
-AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the SPEC's calendar
+AS_OF = "2026-11-25T16:30:00+08:00"  # Wednesday, in the rules' calendar
 PAGES = page_names()  # every page of the navigation, so a new page is in every every-page test
 
 

@@ -1,4 +1,4 @@
-"""Property tests of the calendar arithmetic done in SQL (SPEC 2, 3 and 5).
+"""Property tests of the calendar arithmetic done in SQL (rules §2, 3 and 5).
 
 Deadlines and uptime are computed by DuckDB (the ``case_sla`` and ``env_uptime``
 views). Every example here writes a batch of rows through the import path into a
@@ -90,7 +90,7 @@ def public_holidays(country: str, subdivision: str):
 
 
 class Reference:
-    """SPEC 2 read literally: one local date at a time."""
+    """rules §2 read literally: one local date at a time."""
 
     def __init__(self, config: Config):
         cal = config.calendar

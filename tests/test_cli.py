@@ -1,4 +1,4 @@
-"""``python -m kb``: the data contract of SPEC 7, through files as a user would use it."""
+"""``python -m kb``: the data contract of rules §7, through files as a user would use it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""First-response deadlines and SLA states (SPEC 3 and 4), to the second."""
+"""First-response deadlines and SLA states (rules §3 and 4), to the second."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_enterprise_edges(con, received, due):
 
 
 def test_receipt_in_another_zone_is_read_by_its_offset(con):
-    # 07:00 UTC is 15:00 in Hong Kong on Friday 2026-11-20: the SPEC's first example.
+    # 07:00 UTC is 15:00 in Hong Kong on Friday 2026-11-20: the rules' first example.
     result = deadlines(con, SPEC_CONFIG, [("C1", "ENT", "2026-11-20T07:00:00Z", "platform_issue"),
                                           ("C2", "ENT", "2026-11-20T02:00:00-05:00", "platform_issue")])
     assert result["C1"][0] == datetime(2026, 11, 23, 15, 0)

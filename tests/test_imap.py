@@ -1,4 +1,4 @@
-"""Polling IMAP mailboxes (SPEC 9) against a real server: Debian's Dovecot, started here on a free loopback
+"""Polling IMAP mailboxes (rules §9) against a real server: Debian's Dovecot, started here on a free loopback
 port with a throwaway configuration (plain-text login on loopback, a passwd-file of users, Maildirs in a
 temporary folder, no TLS). Mailboxes are filled by IMAP APPEND, with their INTERNALDATE."""
 

@@ -1,4 +1,4 @@
-"""Cases from email (SPEC 9): one message's record, threads, clients, first responses, once, never fatal; the
+"""Cases from email (rules §9): one message's record, threads, clients, first responses, once, never fatal; the
 `mail import` command on mbox, Maildir and .eml; the generated mailbox; mail cases against CSV cases."""
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ def test_a_thread_opens_one_case_and_the_first_human_reply_is_the_response(tmp_p
     one = cases["CS-00001"]
     assert one["client_id"] == "acme" and one["tier"] == "enterprise" and one["category"] == "platform_issue"
     assert one["received_at"] == "2026-11-20T15:00:00+08:00"
-    assert one["first_response_due"] == "2026-11-23T15:00:00+08:00"  # the SPEC's worked example
+    assert one["first_response_due"] == "2026-11-23T15:00:00+08:00"  # the rules' worked example
     assert one["first_response_at"] == "2026-11-23T16:00:00+08:00" and one["sla_state"] == "breached"
     assert (one["requester"], one["subject"], one["message_id"]) == ("ann@acme.example", "API down", "c1@acme")
     two = cases["CS-00002"]

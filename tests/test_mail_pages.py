@@ -1,4 +1,4 @@
-"""Cases from email on the pages (SPEC 9): the Queue's source and thread, the Mail clients page and its merge,
+"""Cases from email on the pages (rules §9): the Queue's source and thread, the Mail clients page and its merge,
 the mail polling job of the service and the mailboxes on the Configuration page."""
 
 from __future__ import annotations

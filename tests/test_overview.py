@@ -3,7 +3,7 @@ verdicts against targets, who is owed what in every currency, names beside ids, 
 
 The store is the page tests' fixture (``build_fixture``) plus a custom-programme client paid in EUR on the shared
 environment, which misses its target in October (final) and November (projected), frozen at AS_OF. Expected
-values come from the SPEC 7 exports of the same database at the same instant, not from the pages' own reads."""
+values come from the rules §7 exports of the same database at the same instant, not from the pages' own reads."""
 
 from __future__ import annotations
 

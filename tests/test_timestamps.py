@@ -1,4 +1,4 @@
-"""Reading timestamps (SPEC 8): ISO 8601 only, real offsets, daylight-saving gaps refused, repeats taken first."""
+"""Reading timestamps (rules §8): ISO 8601 only, real offsets, daylight-saving gaps refused, repeats taken first."""
 
 from __future__ import annotations
 

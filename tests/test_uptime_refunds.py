@@ -1,4 +1,4 @@
-"""Monthly uptime, error budgets and service credits (SPEC 5 and 6)."""
+"""Monthly uptime, error budgets and service credits (rules §5 and 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The monitoring webhooks (SPEC 10): Alertmanager and Uptime Kuma open and close incidents, once.
+"""The monitoring webhooks (rules §10): Alertmanager and Uptime Kuma open and close incidents, once.
 
 The handlers run in a Starlette app of their own built from ``kb.service.webhooks.ROUTES`` (the
 service mounts the same routes), over a store on a temporary file with tokens made as ``python -m kb

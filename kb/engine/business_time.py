@@ -1,4 +1,4 @@
-"""Business time in SQL (SPEC 2): what the calendar's lookup tables answer, as builders a query composes.
+"""Business time in SQL (rules §2): what the calendar's lookup tables answer, as builders a query composes.
 
 Business time is a running total (``kb/engine/calendar.py``): each business day
 has its opening and the business time before it, ``cum_us``. Then
@@ -78,7 +78,7 @@ def reached_at(cum_us_sql: str, alias: str) -> Lookup:
 
 def next_business_day_close(day_sql: str, alias: str) -> Lookup:
     """The close of the first business day whose local date is after the local date ``day_sql``:
-    SPEC 3's "end of the next business day"."""
+    rules §3's "end of the next business day"."""
     return Lookup(
         join=f"LEFT JOIN business_dates {alias} ON {alias}.day = {day_sql}",
         value=f"{alias}.next_close",
@@ -93,6 +93,6 @@ def local_day(instant_sql: str, calendar: CalendarConfig) -> str:
 
 def business_time_after(start_cum_sql: str, days_sql: str, calendar: CalendarConfig) -> str:
     """The running total of business time ``days_sql`` business days after the running total
-    ``start_cum_sql`` (a business day is close − open); ``reached_at`` of it is SPEC 3's
+    ``start_cum_sql`` (a business day is close − open); ``reached_at`` of it is rules §3's
     "within N business days" deadline."""
     return f"{start_cum_sql} + {days_sql} * {calendar.business_day_seconds * 1_000_000}"

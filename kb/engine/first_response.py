@@ -1,4 +1,4 @@
-"""First-response deadlines and SLA states of every case as of an instant (SPEC 3, 4).
+"""First-response deadlines and SLA states of every case as of an instant (rules §3, 4).
 
 One set-based query over all cases. The first response is one ``SlaClock``
 (``kb/engine/sla_clock.py``): it starts at receipt, stops at the first response,
@@ -26,7 +26,7 @@ from kb.engine.sla_clock import SlaClock, business_hours_left, business_hours_ta
 
 
 def first_response_clock(sla: SlaConfig) -> SlaClock:
-    """SPEC 3: the first-response target of a case (``e``), with its contract term (``k``)."""
+    """rules §3: the first-response target of a case (``e``), with its contract term (``k``)."""
     return SlaClock(
         name="first_response", starts="received_at", stops="first_response_at",
         rule="""CASE WHEN e.tier <> 'free' THEN 'within_days'

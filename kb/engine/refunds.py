@@ -1,4 +1,4 @@
-"""Service credits owed per contract and covered month (SPEC 6).
+"""Service credits owed per contract and covered month (rules §6).
 
 Reads the ``env_uptime`` view. A contract's credit schedule (or the default
 one) is split into tiers in SQL; a tier applies when the month's uptime is below

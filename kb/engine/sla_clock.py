@@ -1,4 +1,4 @@
-"""SLA targets as business-time clocks (SPEC 3, 4): one description, one rule, any number of targets.
+"""SLA targets as business-time clocks (rules §3, 4): one description, one rule, any number of targets.
 
 An ``SlaClock`` says when a target's clock starts and stops on a case and which
 deadline rule applies to it; ``clock_ctes`` turns it into the CTEs that add its
@@ -114,7 +114,7 @@ def clock_ctes(clock: SlaClock, source: str, calendar: CalendarConfig) -> tuple[
 
 
 def sla_state(clock: SlaClock, row: str, t_sql: str, now_cum_sql: str, at_risk_us: int) -> str:
-    """SPEC 4's state of the target on ``row`` (a relation with the clock's columns) as of the instant
+    """rules §4's state of the target on ``row`` (a relation with the clock's columns) as of the instant
     ``t_sql``, whose elapsed business time is ``now_cum_sql``."""
     due, stop = f"{row}.{clock.col('due')}", f"{row}.{clock.stops}"
     return f"""CASE

@@ -1,4 +1,4 @@
-"""Monthly uptime and error budgets of every environment as of an instant (SPEC 5).
+"""Monthly uptime and error budgets of every environment as of an instant (rules §5).
 
 Outage intervals are merged per environment (gaps and islands: an interval
 starts a new island when it begins after every earlier one has ended), so

@@ -1,4 +1,4 @@
-"""Cases from email (SPEC 9): the support mailboxes as the source of cases and first responses.
+"""Cases from email (rules §9): the support mailboxes as the source of cases and first responses.
 
 * ``messages``: one raw message → a plain ``MailRecord`` (or a ``Skipped`` with its reason);
 * ``sources``: mbox files (streamed), Maildir folders and ``.eml`` files → raw messages;

@@ -14,7 +14,7 @@ from kb.db import connection
 def add_parser(commands, common) -> None:
     p = commands.add_parser(
         "mail", parents=[common], help="cases and first responses from the support mailboxes",
-        description="Read support mail (SPEC 9): a client message that joins no thread opens a case; the team's "
+        description="Read support mail (rules §9): a client message that joins no thread opens a case; the team's "
                     "first non-automatic reply records the first response. Each message is taken once.")
     actions = p.add_subparsers(dest="mail_command", required=True, metavar="ACTION")
     q = actions.add_parser("import", parents=[common], help="read mbox files, Maildir folders and .eml files",

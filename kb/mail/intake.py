@@ -1,5 +1,5 @@
 """A batch of message records → threads, new cases (with new free clients) and first responses, written in
-one transaction (SPEC 9).
+one transaction (rules §9).
 
 The threading runs in Python over the batch and the stored messages it touches; the writes are set-based:
 new clients and new cases go through the intake rules (``kb.intake.importing.checked`` /
@@ -310,7 +310,7 @@ def _next_case_number(con) -> int:
 
 
 def _clients_for(con, openers: dict[str, _Node]) -> tuple[dict[str, str], list[dict]]:
-    """address → client_id for every opener, and the new free clients to make (SPEC 9: by email_domain,
+    """address → client_id for every opener, and the new free clients to make (rules §9: by email_domain,
     else the client whose id is the address, else a new free client)."""
     addresses: dict[str, MailRecord] = {}
     for opener in openers.values():

@@ -1,5 +1,5 @@
 """One raw message → one plain record: who sent it, team or client, automatic or not, its thread links, its
-case tag and the instant the rules use (SPEC 9). Nothing here touches the store.
+case tag and the instant the rules use (rules §9). Nothing here touches the store.
 
 Only the header section is parsed (``Headers``, a small reader: Python's parser costs ten times more and
 reads nothing this needs); the body is looked at for two things: the hash
@@ -26,7 +26,7 @@ SYSTEM_SENDERS = {"mailer-daemon", "postmaster"}
 CASE_TAG = re.compile(r"\[(CS-[A-Za-z0-9._@+:\-]{1,61})\]")
 MSG_ID = re.compile(r"<([^<>\s]+)>")
 ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
-# Characters an id may hold (SPEC 8), less ':' which a client id made from an address uses as its escape.
+# Characters an id may hold (rules §8), less ':' which a client id made from an address uses as its escape.
 ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@+")
 MAX_REFERENCES = 100
 NO_SUBJECT = "(no subject)"
@@ -84,9 +84,9 @@ def support_matcher(support_addresses: tuple[str, ...]):
 
 
 def client_id_for(address: str) -> str:
-    """The client id made from a sender's address (SPEC 9: the address, lower-case).
+    """The client id made from a sender's address (rules §9: the address, lower-case).
 
-    An id holds 1–64 characters of ``A–Z a–z 0–9 . _ - @ + :`` (SPEC 8). A plain address is its own id;
+    An id holds 1–64 characters of ``A–Z a–z 0–9 . _ - @ + :`` (rules §8). A plain address is its own id;
     any other character (``'``, ``!``, ``%``, quotes, non-ASCII letters, ``:`` itself) is written as ``:``
     and two hex digits per UTF-8 byte (``o'brien@x.example`` → ``o:27brien@x.example``); ``:`` cannot
     appear in an unquoted address, so two addresses never share an id. One longer than 64 characters
@@ -111,7 +111,7 @@ def parse_message(raw: bytes, is_team, *, mailbox: str, folder: str, where: str,
     try:
         return _parse(raw, is_team, mailbox=mailbox, folder=folder, where=where, internaldate=internaldate,
                       from_line=from_line, now=now or now_utc())
-    except Exception as e:  # noqa: BLE001 - a message must never stop the others (SPEC 9, "never fatal")
+    except Exception as e:  # noqa: BLE001 - a message must never stop the others (rules §9, "never fatal")
         return Skipped(where, None, f"broken MIME: the message cannot be parsed ({type(e).__name__}: {e})")
 
 
@@ -264,7 +264,7 @@ def _sender(value: str | None) -> tuple[str | None, str | None]:
 
 
 def _automatic(msg: Headers, address: str | None, sender_local: str) -> str | None:
-    """Why a message is automatic (SPEC 9), or None."""
+    """Why a message is automatic (rules §9), or None."""
     submitted = _header(msg, "Auto-Submitted")
     if submitted is not None and submitted.split(";")[0].strip().lower() != "no":
         return f"Auto-Submitted: {_clean(submitted)[:40]}"

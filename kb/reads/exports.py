@@ -1,4 +1,4 @@
-"""The CSV reports of the data contract (SPEC 7): case-sla, uptime, refunds, and the audit trail."""
+"""The CSV reports of the data contract (rules §7): case-sla, uptime, refunds, and the audit trail."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ TEXT_TYPES = ("VARCHAR", "JSON")
 
 def export_sql(con, report: str, config: Config) -> str:
     """``report_sql`` with every text cell made safe for spreadsheets: one that starts with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (SPEC 8). Numbers, which may well be
+    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (rules §8). Numbers, which may well be
     negative, stay numbers. Reads the column types on ``con``, where the report's tables must be."""
     sql = report_sql(report, config)
     columns = con.execute(f"DESCRIBE {sql}").fetchall()

@@ -1,4 +1,4 @@
-"""What a page reads about mail (SPEC 9): a case's thread (for the Queue), the free clients mail made (for a
+"""What a page reads about mail (rules §9): a case's thread (for the Queue), the free clients mail made (for a
 review and merge page), and the state of the polled mailboxes: for the Queue, the Mail clients page and the
 Configuration page."""
 

@@ -1,7 +1,7 @@
 """Response performance over time: % met by tier per week or month, by assignee and by client, breaches and
 their recorded reasons, time to respond.
 
-Cases count in the period their deadline falls in (SPEC 4); pending and at-risk
+Cases count in the period their deadline falls in (rules §4); pending and at-risk
 cases are not decided yet and count nowhere.
 """
 

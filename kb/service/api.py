@@ -1,4 +1,4 @@
-"""The service's HTTP routes beside the dashboard: ``/healthz``, ``/metrics`` and ``/api/v1/`` (SPEC 10).
+"""The service's HTTP routes beside the dashboard: ``/healthz``, ``/metrics`` and ``/api/v1/`` (rules §10).
 
 Each handler checks the bearer token (``kb.service.auth``) and the role as the pages do, refuses bad
 input with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a

@@ -1,4 +1,4 @@
-"""Handing the command line's work to the running service (SPEC 10: import, export and backup succeed
+"""Handing the command line's work to the running service (rules §10: import, export and backup succeed
 while the dashboard runs, and never ask to stop it).
 
 At start the service writes ``<db>.service.json`` beside the database: its URL and a local token made

@@ -1,4 +1,4 @@
-"""Webhooks from monitoring (SPEC 10): Alertmanager and Uptime Kuma open and close incidents.
+"""Webhooks from monitoring (rules §10): Alertmanager and Uptime Kuma open and close incidents.
 
 Both need a token whose role may log incidents (staff or above). A delivery is checked whole first
 (400 for a body that is not JSON, 422 for one that is not the sender's format, naming the field),
