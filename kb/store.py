@@ -8,6 +8,24 @@ reports a write conflict: ``Store.transaction()`` for a block of statements,
 write bumps ``version``, which is what cached reads are keyed on, so a write
 shows up on every page at once.
 
+A write waits at most ``write_wait_seconds`` (5 s) behind an import or a backup,
+then fails with ``Busy`` ("The database is busy with an import; try again in a
+moment") rather than hang (behind other form writes, a queue that moves, up to
+a minute); a write on a full disk fails with ``DiskFull`` ("The disk
+holding … is full: nothing was written"). Both are a ``Rejected`` with one
+problem, so every form shows them where it shows its own problems, and both
+mean that nothing was written.
+
+An import holds the lock only for its COMMIT: ``import_rows`` reads, checks
+and types the rows on a reader cursor (most of its time), then appends them
+with its audit row in a transaction of its own while form writes go on in
+theirs, and takes the lock to commit. The tables' constraints (keys,
+references) catch a row a form committed meanwhile that clashes; the import is
+then checked again, to name the line. ``start_import``
+runs one in a thread of the process, not of the page's script run, so a rerun
+(a click elsewhere) cannot abandon it; ``import_job`` is how any later run of
+that session finds its progress and then its result.
+
 The as-of views are costly on large tables, so they are computed once per
 version and minute into Arrow tables (a ``Snapshot``) that every page queries,
 with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue.
@@ -15,11 +33,14 @@ with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -28,13 +49,70 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kb.access import Actor, require
 from kb.config import Config
-from kb.db import connection
+from kb.db import audit, connection
+from kb.db.backup import backup_to
 from kb.engine.asof import open_views
+from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
+from kb.intake.validation import KEYS, TABLES, typed_rows_sql
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
 SNAPSHOT_TABLES = ("case_sla", "env_uptime", "contract_refunds")
+WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit or a backup before it says so
+QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a second) a write waits longer
+FORM_WRITE = "another write"
+IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
+IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
+JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its session to show
+
+log = logging.getLogger(__name__)
+
+
+class WriteFailed(Rejected, connection.StoreError):
+    """A write that did not happen for a reason outside its rows; nothing was written. A ``Rejected`` with
+    one problem (every form shows it), and a ``StoreError`` (the command line prints it)."""
+
+    def __init__(self, message: str):
+        super().__init__([Problem(None, None, message)])
+
+
+class Busy(WriteFailed):
+    """The lock was not free within ``write_wait_seconds``: another write (an import) holds it."""
+
+
+class DiskFull(WriteFailed):
+    """The disk holding the database (or a backup) is full."""
+
+
+@dataclass
+class ImportJob:
+    """One import run by ``Store.start_import``: its progress while it runs, then what it did."""
+
+    id: str
+    table: str
+    source: str  # the file's name
+    actor: Actor
+    fraction: float = 0.0
+    text: str = "waiting to start"
+    written: int | None = None  # rows written: set when it succeeded
+    problems: list[Problem] = field(default_factory=list)  # why nothing was written: set when it failed
+    finished_at: float | None = None  # time.monotonic() when it ended
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.finished_at is not None
+
+    def report(self, fraction: float, text: str) -> None:
+        self.fraction, self.text = max(0.0, min(1.0, fraction)), text
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until it has ended (or ``timeout``); whether it has."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.done
 
 
 @dataclass(frozen=True)
@@ -47,11 +125,17 @@ class Snapshot:
 
 
 class Store:
-    def __init__(self, path: str | Path, config: Config, *, wait_seconds: float = 5.0):
+    def __init__(self, path: str | Path, config: Config, *, wait_seconds: float = 5.0,
+                 write_wait_seconds: float = WRITE_WAIT_SECONDS):
         self.path = Path(path)
         self.config = config
+        self.write_wait_seconds = write_wait_seconds
         self._con = connection.connect(self.path, wait_seconds=wait_seconds)
         self._write_lock = threading.Lock()
+        self._writing_now: str | None = None  # what holds the write lock, for Busy's message
+        self._jobs: dict[str, ImportJob] = {}
+        self._jobs_lock = threading.Lock()
+        self._reopen_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._frozen = False
@@ -78,32 +162,211 @@ class Store:
 
         A ``with`` block cannot be run a second time, so a write conflict in it is raised
         (``Store.write``, which holds the action, runs it again instead). The functions of
-        ``kb.intake`` called inside join this transaction.
+        ``kb.intake`` called inside join this transaction. Busy when the lock is not free within
+        ``write_wait_seconds``; DiskFull when the disk is full.
         """
-        with self._write_lock, self._cursor() as cur:
-            with connection.transaction(cur):
-                yield cur
+        with self._writing(FORM_WRITE), self._cursor() as cur:
+            try:
+                with connection.transaction(cur):
+                    yield cur
+            except (duckdb.Error, OSError) as e:
+                self._failed(e)
+                raise
             self.version += 1
 
-    def write(self, action: Callable[..., T], *args, attempts: int = 5, **kwargs) -> T:
+    def write(self, action: Callable[..., T], *args, attempts: int = 5, lock_wait_seconds: float | None = None,
+              **kwargs) -> T:
         """Run ``action(cursor, *args, **kwargs)`` as the only writer; run it again on a write conflict.
 
         ``action`` is one of kb's writes: it opens its own ``transaction`` (so a
         failed attempt leaves nothing behind), or, like a backup, runs outside one.
+        Busy when the lock is not free within ``lock_wait_seconds`` (default:
+        ``write_wait_seconds``); DiskFull when the disk is full.
         """
-        with self._write_lock:
+        with self._writing("a backup" if action is backup_to else FORM_WRITE, lock_wait_seconds):
             for attempt in range(attempts):
                 try:
                     with self._cursor() as cur:
                         result = action(cur, *args, **kwargs)
-                except duckdb.TransactionException as e:
-                    if "conflict" not in str(e).lower() or attempt == attempts - 1:
+                except (duckdb.Error, OSError) as e:
+                    self._failed(e)
+                    if (not isinstance(e, duckdb.TransactionException) or "conflict" not in str(e).lower()
+                            or attempt == attempts - 1):
                         raise
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 self.version += 1
                 return result
         raise AssertionError("unreachable")
+
+    def import_rows(self, staged: Staged, actor: Actor, *, source: str, progress: Progress | None = None,
+                    now: datetime | None = None) -> int:
+        """Add ``staged`` (a CSV file's rows) all or nothing, holding the write lock only for the COMMIT;
+        returns the number of rows written. Raises Rejected (the problems, line by line), Busy, DiskFull.
+
+        The rows are checked and typed on a reader cursor, then appended in a transaction of their own,
+        both without the lock: form writes go on meanwhile, in transactions of theirs (an import only adds
+        rows, so DuckDB lets both commit). The keys and references are constraints of the tables: a row a
+        form committed meanwhile that clashes with one of these fails the insert or the commit, and the
+        rows are then checked again, against the rows now there, to name its line.
+        """
+        require(actor, "import")
+        report = progress or _silent
+        table, key = staged.table, KEYS[staged.table]
+        names = ", ".join(f'"{c.name}"' for c in TABLES[table])
+        ids = [(value or "").strip() for value in staged.columns[key]]
+        for attempt in range(IMPORT_ATTEMPTS):
+            try:
+                rows = self._checked_rows(staged, report, now)
+            except (duckdb.Error, OSError) as e:
+                self._failed(e)  # a spill to the temporary folder, on the database's disk
+                raise
+            report(0.7, f"writing {len(staged):,} rows")
+            alias = f"kb_import_{uuid.uuid4().hex[:12]}"
+            try:
+                with self._cursor() as cur:
+                    cur.register(alias, rows)
+                    with connection.transaction(cur, commit_in=lambda: self._committing(report, len(staged))):
+                        cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}")
+                        audit.record(cur, actor, "import", table, None, None,
+                                     {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+            except (duckdb.ConstraintException, duckdb.TransactionException) as e:
+                if "constraint" not in str(e).lower() or attempt == IMPORT_ATTEMPTS - 1:
+                    self._failed(e)
+                    raise
+                continue  # a row committed since the check clashes with one of these: check again, to name its line
+            except (duckdb.Error, OSError) as e:
+                # DuckDB checkpoints a large insert as it commits; when that fails (a full disk) it gives the
+                # database up. Opened again, the rows are there or not: say which.
+                if not (self._recover(e) and self._holds(table, key, rows[key][0].as_py())):
+                    self._failed(e)
+                    raise
+                log.warning("the import of %s was committed before its checkpoint failed: %s", source, e)
+                self.version += 1
+            report(1.0, f"{len(staged):,} rows written")
+            return len(staged)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _committing(self, report: Progress, rows: int) -> Iterator[None]:
+        """An import's COMMIT: as the only writer, waiting for its turn as long as it takes."""
+        report(0.9, f"waiting for other writes to finish, to commit {rows:,} rows")
+        with self._writing("an import", IMPORT_WAIT_SECONDS):
+            report(0.95, f"committing {rows:,} rows")
+            yield
+            self.version += 1
+
+    def _checked_rows(self, staged: Staged, report: Progress, now: datetime | None) -> pa.Table:
+        """The staged rows checked by every rule (else Rejected) and typed as they will be stored, in file
+        order, against the rows committed now; on a reader cursor, without the write lock."""
+        report(0.1, f"checking {len(staged):,} rows")
+        with self.reader() as cur, checked(cur, self.config, staged, now=now):
+            report(0.6, f"preparing {len(staged):,} rows")
+            return cur.sql(typed_rows_sql(staged.table, "staging")).to_arrow_table()
+
+    def backup(self, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
+        """``kb.db.backup.backup_to`` as the only writer (so no write runs meanwhile); its row counts."""
+        return self.write(backup_to, dest, replace=replace)
+
+    def start_import(self, table: str, data: bytes, source: str, actor: Actor) -> ImportJob:
+        """Import the CSV bytes ``data`` into ``table`` in a thread of this process; the job, at once.
+
+        The thread belongs to the process, not to the page's script run: a rerun
+        of the page cannot stop it half-way, and any later run finds it by its
+        id (``import_job``). It ends with ``written`` or with ``problems``.
+        """
+        require(actor, "import")
+        job = ImportJob(id=uuid.uuid4().hex, table=table, source=source, actor=actor)
+        job.thread = threading.Thread(target=self._run_import, args=(job, data), name=f"import-{job.id[:8]}")
+        with self._jobs_lock:
+            cutoff = time.monotonic() - JOBS_KEPT_SECONDS
+            for old in [k for k, j in self._jobs.items() if j.finished_at is not None and j.finished_at < cutoff]:
+                del self._jobs[old]
+            self._jobs[job.id] = job
+        job.thread.start()
+        return job
+
+    def import_job(self, job_id: str | None) -> ImportJob | None:
+        """The import started with this id, while it runs and for an hour after; None when unknown."""
+        with self._jobs_lock:
+            return self._jobs.get(job_id) if job_id else None
+
+    def _run_import(self, job: ImportJob, data: bytes) -> None:
+        try:
+            job.report(0.02, "reading the file")
+            staged = staged_from_csv(job.table, data)
+            del data
+            job.written = self.import_rows(staged, job.actor, source=job.source, progress=job.report)
+        except Rejected as e:
+            job.problems = e.problems
+        except BaseException as e:  # say so: the session that started it is waiting to show what happened
+            log.exception("import of %s into %s failed", job.source, job.table)
+            job.problems = [Problem(None, None, f"the import failed, nothing was written: {connection.first_line(e)}")]
+        finally:
+            job.finished_at = time.monotonic()
+
+    @contextmanager
+    def _writing(self, what: str, wait_seconds: float | None = None) -> Iterator[None]:
+        """Hold the write lock as ``what`` ("an import", "a backup", "another write"). Behind an import or a
+        backup, wait at most ``wait_seconds`` (default: ``write_wait_seconds``), then raise Busy; behind
+        other form writes (a queue of short ones, that moves) wait up to QUEUE_WAIT_SECONDS."""
+        wait = self.write_wait_seconds if wait_seconds is None else wait_seconds
+        started = time.monotonic()
+        while not self._write_lock.acquire(timeout=min(0.1, max(wait, 0.0))):
+            waited = time.monotonic() - started
+            holder = self._writing_now or FORM_WRITE  # None: between two holders
+            if waited >= wait and (holder != FORM_WRITE or waited >= max(wait, QUEUE_WAIT_SECONDS)):
+                raise Busy(f"The database is busy with {holder}; try again in a moment. "
+                           "Nothing was written.")
+        self._writing_now = what
+        try:
+            yield
+        finally:
+            self._writing_now = None
+            self._write_lock.release()
+
+    def _failed(self, error: BaseException) -> None:
+        """After a write failed with ``error``: open the file anew if DuckDB gave the database up, then
+        raise DiskFull, naming the database, when the disk is full."""
+        self._recover(error)
+        file = connection.full_disk(error)
+        if file is None:
+            return
+        where = self.path if not file or file.startswith(str(self.path)) else Path(file)
+        raise DiskFull(connection.disk_full_message(where)) from error
+
+    def _recover(self, error: BaseException) -> bool:
+        """Open the file anew when ``error`` is fatal: DuckDB then invalidates the database (a checkpoint that
+        failed, on a full disk) and this process may not use it until it opens it again. Whether it did."""
+        if not (isinstance(error, duckdb.FatalException) or "database has been invalidated" in str(error)):
+            return False
+        with self._reopen_lock:
+            try:
+                with self._cursor() as cur:
+                    cur.execute("SELECT 1").fetchall()
+            except duckdb.Error:
+                self._reopen()
+        return True
+
+    def _holds(self, table: str, key: str, value: str) -> bool:
+        try:
+            with self._cursor() as cur:
+                return bool(cur.execute(f"SELECT count(*) FROM {table} WHERE {key} = ?", [value]).fetchall()[0][0])
+        except duckdb.Error:
+            return False
+
+    def _reopen(self) -> None:
+        old = self._con
+        try:
+            old.close()  # closes every cursor of it too, so that DuckDB lets the invalid instance go
+        except duckdb.Error:
+            pass
+        try:
+            self._con = connection.connect(self.path)
+        except connection.StoreError:
+            log.exception("the database %s could not be opened again after a fatal error", self.path)
+            return
+        log.warning("the database %s was opened again after a fatal error", self.path)
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -139,3 +402,7 @@ class Store:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _silent(fraction: float, text: str) -> None:
+    pass

@@ -3,41 +3,61 @@ from datetime import datetime
 import streamlit as st
 
 from kb import ui
-from kb.db.backup import BackupError, backup_to, default_backup_path
-from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.db.backup import BackupError, default_backup_path
 from kb.intake.validation import TABLES
 from kb.reads import transfer
+from kb.store import WriteFailed
 from kb.timestamps import now_utc
+
+IMPORT_JOB = "import_job"  # the id of this session's import (kb.store.Store.start_import)
 
 ui.page_header("Import and export",
                "Bring rows in from CSV, all or nothing, and take the contract's reports out for any instant.")
 
 store, actor = ui.open_app().store, ui.actor()
-config, zone = store.config, store.config.calendar.zone
+zone = store.config.calendar.zone
 ui.show_flash()
+
+
+@st.fragment(run_every=1.0)
+def import_progress(job_id: str) -> None:
+    """The running import's progress, renewed every second; the whole page again once it has ended."""
+    job = store.import_job(job_id)
+    if job is None or job.done:
+        st.rerun()
+    st.progress(job.fraction, text=f"Importing {ui.plain(job.source)}: {ui.plain(job.text)}")
+    st.caption("The import goes on while you use the dashboard, on this page or another; its result shows here.")
+
 
 if actor.may("import"):
     st.subheader("Import")
+    # The import runs in a thread of the server, not in this script run: a click elsewhere reruns the page
+    # (and would abandon an import run here) while the import goes on. Each run finds it by its id.
+    job = store.import_job(st.session_state.get(IMPORT_JOB))
+    running = job is not None and not job.done
     columns = st.columns([1, 3])
     table = columns[0].selectbox("Table", list(TABLES), key="import_table")
     columns[1].caption("Columns: " + ", ".join(c.name if c.required else f"[{c.name}]" for c in TABLES[table]) +
                        ". Timestamps without an offset are local time in " + zone.key + ".")
     upload = st.file_uploader("CSV file", type=["csv"], key="import_file")
-    if upload is not None and st.button("Import", type="primary", icon=":material/upload:"):
-        progress = st.progress(0.0, text="reading the file")
-        try:
-            staged = staged_from_csv(table, upload.getvalue())
-            written = store.write(add_rows, config, staged, actor, permission="import", source=upload.name,
-                                  progress=lambda fraction, text: progress.progress(fraction, text=text))
-        except Rejected as e:
-            progress.empty()
-            st.error(f"{ui.plain(upload.name)} was not imported: nothing was written. {len(e.problems)} problem(s):",
-                     icon=":material/error:")
-            st.code("\n".join(str(p) for p in e.problems[:500]), language=None)
-            if len(e.problems) > 500:
-                st.caption(f"…and {len(e.problems) - 500:,} more.")
+    if upload is not None and st.button("Import", type="primary", icon=":material/upload:", disabled=running,
+                                        help="One import at a time: wait for yours to finish." if running else None):
+        if not running:
+            st.session_state[IMPORT_JOB] = store.start_import(table, upload.getvalue(), upload.name, actor).id
+            st.rerun()  # show it running, the Import button off
+    if running:
+        import_progress(job.id)
+    elif job is not None:
+        if job.written is not None:
+            st.success(ui.plain(transfer.imported_text(job)), icon=":material/check_circle:")
         else:
-            ui.flash(f"Imported {written:,} {table} rows from {upload.name}.")
+            st.error(f"{ui.plain(job.source)} was not imported: nothing was written. {len(job.problems)} problem(s):",
+                     icon=":material/error:")
+            st.code("\n".join(str(p) for p in job.problems[:500]), language=None)
+            if len(job.problems) > 500:
+                st.caption(f"…and {len(job.problems) - 500:,} more.")
+        if st.button("Dismiss", key="import_dismiss", icon=":material/close:"):
+            del st.session_state[IMPORT_JOB]
             st.rerun()
 
 st.subheader("Export")
@@ -64,8 +84,8 @@ if actor.may("configure"):
                "holds every client's data, so it stays on the server: the dashboard never serves it as a link.")
     if st.button("Back up now", icon=":material/backup:", key="backup_now"):
         try:
-            counts = store.write(backup_to, target)
-        except BackupError as e:
+            counts = store.backup(target)
+        except (BackupError, WriteFailed) as e:
             st.error(f"No backup was written: {e}", icon=":material/error:")
         else:
             st.success(f"Backed up to {target}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "

@@ -14,6 +14,7 @@ import pytest
 from kb.cli import main
 from kb.config import load_config
 from kb.db import backup, connection
+from kb.intake.importing import staged_from_csv
 from kb.store import Store
 from tests.fixtures import button, open_page, shown
 
@@ -264,4 +265,136 @@ def test_only_admins_see_the_backup(signed_in, email, sees_backup):
     at.switch_page("pages/transfer.py").run()
     assert ("Backup" in [s.value for s in at.subheader]) is sees_backup
     assert any(b.label == "Back up now" for b in at.button) is sees_backup
+
+
+# --- Never a backup or a restore over the database itself ------------------------------------------------
+
+def crash_log(files: Path) -> Path:
+    """The database with a write-ahead log left by a process that died after its commit: the client WAL is in
+    the log alone. Returns the database."""
+    assert kb(files, "import", "clients", str(files / "clients.csv")) == 0
+    db = files / "s.duckdb"
+    subprocess.run([sys.executable, "-c", "import os, sys; from kb.db import connection; "
+                    "con = connection.connect(sys.argv[1]); con.execute(\"INSERT INTO clients (client_id, name, tier) "
+                    "VALUES ('WAL', 'Only in the log', 'free')\"); os._exit(0)", str(db)], cwd=ROOT, check=True)
+    assert Path(f"{db}.wal").stat().st_size > 0
+    return db
+
+
+def untouched(db: Path, before: dict[Path, bytes]) -> None:
+    assert {p: p.read_bytes() for p in before} == before
+    assert [c[0] for c in state(db)["clients"]] == ["ENT", "FREE", "WAL"]  # opens, the log replayed
+    assert not [p for p in db.parent.iterdir() if ".tmp" in p.name or "before-restore" in p.name]
+
+
+@pytest.mark.parametrize("target", ["db", "dotted", "wal", "link to db", "link to wal", "hard link"])
+def test_a_backup_over_the_database_or_its_log_is_refused(files, capsys, target):
+    db = crash_log(files)
+    wal = Path(f"{db}.wal")
+    paths = {"db": db, "dotted": files / "." / "b" / ".." / "s.duckdb", "wal": wal,
+             "link to db": files / "link.duckdb", "link to wal": files / "link.wal", "hard link": files / "hard.duckdb"}
+    (files / "b").mkdir()
+    (files / "link.duckdb").symlink_to(db)
+    (files / "link.wal").symlink_to(wal)
+    os.link(db, files / "hard.duckdb")
+    before = {db: db.read_bytes(), wal: wal.read_bytes()}
+    capsys.readouterr()
+    assert kb(files, "backup", str(paths[target]), "--replace") == 1
+    err = capsys.readouterr().err
+    assert ("itself" in err or "write-ahead log" in err) and "Nothing was written" in err, err
+    untouched(db, before)
+    # And the holder of the file refuses it the same way (the dashboard's Backup, through the store).
+    held = Store(db, load_config(files / "support.toml"))
+    try:
+        with pytest.raises(backup.BackupError, match="Nothing was written"):
+            held.backup(paths[target], replace=True)
+    finally:
+        held.close()
+    assert [c[0] for c in state(db)["clients"]] == ["ENT", "FREE", "WAL"]
+
+
+@pytest.mark.parametrize("source", ["db", "link to db", "hard link", "wal"])
+def test_a_restore_of_the_database_onto_itself_is_refused(files, capsys, source):
+    db = crash_log(files)
+    wal = Path(f"{db}.wal")
+    (files / "link.duckdb").symlink_to(db)
+    os.link(db, files / "hard.duckdb")
+    paths = {"db": db, "link to db": files / "link.duckdb", "hard link": files / "hard.duckdb", "wal": wal}
+    before = {db: db.read_bytes(), wal: wal.read_bytes()}
+    capsys.readouterr()
+    assert kb(files, "restore", str(paths[source]), "--replace") == 1
+    err = capsys.readouterr().err
+    assert "Nothing was changed" in err or "not a DuckDB database file" in err, err
+    untouched(db, before)
+
+
+# --- A full disk: said in words, nothing written, the database usable after --------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB file system of its own (tmpfs: needs root), to fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 16, 4096, 512, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    return filler
+
+
+def test_a_full_disk_is_said_in_words_and_the_database_stays_usable(small_disk):
+    from kb.access import Actor
+    from kb.intake.importing import Rejected
+    from kb.intake.writes import log_case
+    from kb.store import DiskFull
+    from tests.fixtures import build_fixture
+    from tests.test_concurrency import cases_csv
+
+    db, config_file = build_fixture(small_disk)
+    store = Store(db, load_config(config_file))
+    staff, lead = Actor("staff@support.example", "staff"), Actor("lead@support.example", "lead")
+    case = {"client_id": "ENT", "category": "api_help", "subject": "On a full disk", "received_at": "2026-11-25 10:00"}
+    full = f"The disk holding {db} is full: nothing was written"
+    filler = fill(small_disk)
+    try:
+        # A form write: the commit cannot write its log.
+        with pytest.raises(DiskFull) as error:
+            store.write(log_case, store.config, staff, case)
+        assert str(error.value).startswith(full) and isinstance(error.value, Rejected)  # what every form shows
+        # An import, as the Import page runs it: it ends, and says why nothing was written.
+        job = store.start_import("cases", cases_csv("FULL-", 100_000), "full.csv", lead)
+        assert job.wait(120)
+        assert job.written is None and [str(p) for p in job.problems][0].startswith(full), job.problems
+        # A backup, onto the same disk.
+        with pytest.raises(backup.BackupError, match=f"The disk holding {small_disk / 'backups'} is full: nothing "
+                                                     "was written"):
+            store.backup(small_disk / "backups" / "b.duckdb")
+        assert not [p for p in small_disk.rglob("*") if ".tmp" in p.name]
+        assert store.query("SELECT count(*) AS n FROM cases").n[0] == 6  # reads go on
+    finally:
+        filler.unlink()
+    # Space again: the same store writes, and the file holds what was committed and nothing else.
+    case_id = store.write(log_case, store.config, staff, case)
+    assert store.query("SELECT count(*) AS n FROM cases").n[0] == 7
+    assert store.import_rows(staged_from_csv("cases", cases_csv("AFTER-", 10)), lead, source="after.csv") == 10
+    store.close()
+    reopened = Store(db, load_config(config_file))
+    assert reopened.query("SELECT count(*) AS n FROM cases WHERE case_id LIKE 'FULL-%'").n[0] == 0
+    assert reopened.query("SELECT count(*) AS n FROM cases").n[0] == 17
+    assert reopened.query("SELECT subject FROM cases WHERE case_id = ?", [case_id]).subject[0] == "On a full disk"
+    reopened.close()
 

@@ -14,6 +14,13 @@ database, checks and checkpoints that, and renames it into place, so the
 database is the old file or the whole backup, never a mix. It refuses a
 database that holds rows unless told ``replace``, and then keeps the old file
 beside the new one.
+
+Neither ever writes over the database or its write-ahead log (``<db>.wal``),
+however the path reaches them (``./``, a symlink, a hard link): a backup taken
+over the database, with a log from a crash beside it, would leave a file that
+log no longer fits, and no database at all. Both refuse such a path before
+they touch anything. A full disk is said in words ("The disk holding … is
+full: nothing was written").
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replac
     or not at all; an existing file is an error unless ``replace``.
     """
     dest = Path(dest)
+    source_file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                              ).fetchall()[0][0]
+    if source_file:
+        _refuse_the_database(dest, Path(source_file))
     if dest.exists() and not replace:
         raise BackupError(f"{dest} exists; choose another name (or pass --replace)")
     try:
@@ -82,10 +93,11 @@ def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replac
         os.replace(temporary, dest)
         _fsync_folder(dest.parent)
         return counts
-    except duckdb.Error as e:
-        raise BackupError(f"the backup to {dest} failed, nothing was written: {connection.first_line(e)}") from None
-    except OSError as e:
-        raise BackupError(f"the backup to {dest} failed, nothing was written: {e.strerror or e}") from None
+    except (duckdb.Error, OSError) as e:
+        if connection.full_disk(e) is not None:
+            raise BackupError(f"{connection.disk_full_message(dest.parent)} No backup {dest} was made.") from e
+        reason = connection.first_line(e) if isinstance(e, duckdb.Error) else e.strerror or str(e)
+        raise BackupError(f"the backup to {dest} failed, nothing was written: {reason}") from e
     finally:
         if attached:
             try:
@@ -99,6 +111,7 @@ def backup_file(db: str | os.PathLike, dest: str | os.PathLike, *, replace: bool
                 wait_seconds: float = 2.0) -> dict[str, int]:
     """``python -m kb backup``: open ``db`` read-only and copy it to ``dest``; returns the row counts."""
     db = Path(db)
+    _refuse_the_database(Path(dest), db)
     try:
         con = connection.connect(db, read_only=True, wait_seconds=wait_seconds)
     except connection.StoreBusy:
@@ -122,8 +135,13 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
     backup, db = Path(backup), Path(db)
     if not backup.is_file():
         raise BackupError(f"backup {backup} does not exist")
-    if backup.resolve() == db.resolve():
-        raise BackupError(f"{backup} is the database itself; restore a backup into another path")
+    what = _database_file(backup, db, "the database")
+    if what:
+        raise BackupError(f"{backup} is {what}, not a backup of it: restore a backup kept in another file. "
+                          "Nothing was changed")
+    what = _database_file(db, backup, "the backup")
+    if what:
+        raise BackupError(f"the database {db} is {what}: restore it into another path. Nothing was changed")
     counts = _counts(backup, what="backup")
     if db.exists():
         _check_replaceable(db, replace)
@@ -149,10 +167,11 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
             if restored != counts:
                 raise BackupError(f"the copy of {backup} does not hold the backup's rows ({restored} != {counts})")
             _fsync(temporary)
-        except duckdb.Error as e:
-            raise BackupError(f"restoring {backup} failed, {db} was not changed: {connection.first_line(e)}") from None
-        except OSError as e:
-            raise BackupError(f"restoring {backup} failed, {db} was not changed: {e.strerror or e}") from None
+        except (duckdb.Error, OSError) as e:
+            if connection.full_disk(e) is not None:
+                raise BackupError(f"{connection.disk_full_message(db.parent)} {db} was not changed.") from e
+            reason = connection.first_line(e) if isinstance(e, duckdb.Error) else e.strerror or str(e)
+            raise BackupError(f"restoring {backup} failed, {db} was not changed: {reason}") from e
         kept = _keep_aside(db) if db.exists() else None
         # A write-ahead log left by the old file would be replayed onto the new one: it goes (kept aside above).
         Path(f"{db}.wal").unlink(missing_ok=True)
@@ -161,6 +180,29 @@ def restore(backup: str | os.PathLike, db: str | os.PathLike, *, replace: bool =
     finally:
         _remove(temporary)
     return Restored(db, counts, kept)
+
+
+def _refuse_the_database(dest: Path, db: Path) -> None:
+    """Refuse, before anything is touched, a backup target that is the database ``db`` or its log."""
+    what = _database_file(dest, db, "the database")
+    if what:
+        raise BackupError(f"{dest} is {what}: a backup goes into a file of its own, elsewhere. Nothing was written")
+
+
+def _database_file(path: Path, db: Path, name: str) -> str | None:
+    """Whether ``path`` is ``db`` or its log (which need not exist yet), through ``..``, symlinks or hard links:
+    "<name> <db> itself", "the write-ahead log of <name> <db>", or None."""
+    wals = {Path(f"{db}.wal"), Path(f"{os.path.realpath(db)}.wal")}  # DuckDB puts it beside the name it was given
+    for what, candidates in ((f"{name} {db} itself", {db}), (f"the write-ahead log of {name} {db}", wals)):
+        for candidate in candidates:
+            if os.path.realpath(path) == os.path.realpath(candidate):
+                return what
+            try:
+                if os.path.samefile(path, candidate):
+                    return what
+            except OSError:
+                pass  # one of them does not exist
+    return None
 
 
 def _check_replaceable(db: Path, replace: bool) -> None:

@@ -7,15 +7,23 @@ reading text without an offset as local time (``local_zone``).
 
 ``transaction`` is the one place that begins, commits and rolls back: every
 write in kb runs inside it, and one opened inside another joins it.
+
+A full disk is an error like any other to DuckDB ("Could not write file …: No
+space left on device", raised by the statement or by the COMMIT, after which
+DuckDB has ended the transaction itself). ``full_disk`` recognizes one, so that
+every write path can say so in words (``disk_full_message``); the transaction
+was never committed, so nothing was written, and the connection stays usable.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
@@ -67,6 +75,8 @@ def connect(
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except duckdb.IOException as e:
+            if full_disk(e) is not None:
+                raise StoreError(f"database {path} cannot be opened: {disk_full_message(path)}") from None
             if "lock" in str(e).lower():
                 if time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -166,13 +176,16 @@ _in_transaction: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(con: duckdb.DuckDBPyConnection, *,
+                commit_in: Callable[[], AbstractContextManager] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in one transaction on ``con``: COMMIT when it ends, ROLLBACK on any exception.
 
     Opened inside another transaction on the same connection, it joins that
     one: the outermost commits or rolls back. When DuckDB has already ended
-    the transaction (a failed COMMIT, a conflict), the ROLLBACK cannot run and
-    the error raised is the original one, not "no transaction is active".
+    the transaction (a failed COMMIT, a conflict, a full disk), the ROLLBACK
+    cannot run and the error raised is the original one, not "no transaction
+    is active". ``commit_in``: a context the COMMIT alone runs in (an import
+    takes the store's write lock for its commit only).
     """
     if con in _in_transaction:
         yield con
@@ -181,7 +194,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     _in_transaction.add(con)
     try:
         yield con
-        con.execute("COMMIT")
+        with commit_in() if commit_in is not None else nullcontext():
+            con.execute("COMMIT")
     except BaseException as error:
         try:
             con.execute("ROLLBACK")
@@ -212,6 +226,28 @@ def local_zone(con: duckdb.DuckDBPyConnection, timezone: str) -> Iterator[duckdb
             pass  # inside a failed transaction: the block's own error is the one to report
         raise
     con.execute(f"SET TimeZone = {quote(before)}")
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_WORDS = tuple(os.strerror(number) for number in _NO_SPACE)  # "No space left on device", …
+_QUOTED_FILE = re.compile(r'file "([^"]+)"', re.IGNORECASE)
+
+
+def full_disk(error: BaseException) -> str | None:
+    """When ``error`` says that a disk is full (an OSError, or DuckDB's words for one), the file that could not
+    be written ("" when the error does not name it); else None."""
+    if isinstance(error, OSError):
+        return os.fsdecode(error.filename or "") if error.errno in _NO_SPACE else None
+    text = str(error)
+    if not any(words in text for words in _NO_SPACE_WORDS):
+        return None
+    named = _QUOTED_FILE.search(text)
+    return named.group(1) if named else ""
+
+
+def disk_full_message(where: str | os.PathLike) -> str:
+    """What a write on a full disk says, whatever the write was."""
+    return f"The disk holding {where} is full: nothing was written. Free some space on it and try again."
 
 
 def first_line(error: Exception) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 
 from kb.reads.exports import export_sql
-from kb.store import Store
+from kb.store import ImportJob, Store
 
 
 def report(store: Store, name: str, as_of: datetime) -> pd.DataFrame:
@@ -15,3 +15,9 @@ def report(store: Store, name: str, as_of: datetime) -> pd.DataFrame:
     store's snapshot at that instant; the audit trail is a plain table and needs none."""
     with store.reader(None if name == "audit" else store.snapshot(as_of)) as cur:
         return cur.execute(export_sql(cur, name, store.config)).fetchdf()
+
+
+def imported_text(job: ImportJob) -> str:
+    """What a finished import that wrote its rows says: "Imported 12 cases from x.csv." """
+    noun = job.table.replace("_", " ")
+    return f"Imported {job.written:,} {noun if job.written != 1 else noun.removesuffix('s')} from {job.source}."
