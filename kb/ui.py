@@ -10,23 +10,21 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb.access import Actor, command_line_actor, role_for
-from kb.config import PROJECT_ROOT, Config, ConfigError, load_config
+from kb.access import Actor, role_for
+from kb.config import Config, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem
 from kb.reads import paging
 from kb.service import registry
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, parse_timestamp
-
-DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
+from kb.tools.demo import open_store
 
 # One colour per meaning, everywhere in the app.
 STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "met": "#2e7d32",
@@ -74,16 +72,8 @@ def _open_app(db_setting: str, config_setting: str) -> App:
         return App(service.store, demo=service.demo, sign_in=_sign_in_mode())
     config = load_config(config_setting or None)
     sign_in = _sign_in_mode()
-    if db_setting:
-        return App(Store(Path(db_setting), config), demo=False, sign_in=sign_in)
-    fresh = not DEMO_DB.exists()
-    app = App(Store(DEMO_DB, config), demo=True, sign_in=sign_in)
-    if fresh:
-        from kb.tools.demo import write_demo
-
-        today = pd.Timestamp.now(tz=config.calendar.zone).date()
-        app.store.write(write_demo, config, today, command_line_actor())
-    return app
+    store, demo = open_store(db_setting, config)
+    return App(store, demo=demo, sign_in=sign_in)
 
 
 def app_for(db_setting: str, config_setting: str) -> App:

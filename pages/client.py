@@ -3,6 +3,7 @@ import streamlit as st
 from kb import ui
 from kb.credits import CreditScheduleError, credit_schedule_in_words
 from kb.reads import client as reads
+from kb.statement.content import statement_at
 from kb.statement.render import statement_pdf
 
 ui.page_header("Client", "Is this client getting what we promised: responses, uptime, credits?")
@@ -85,7 +86,7 @@ columns = st.columns([1, 3])
 month = columns[0].selectbox("Month", months, key="client_page_month")
 if columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
     with st.spinner("Typesetting the statement…"):
-        content = reads.monthly_statement(store, snap, client_id, month)
+        content = statement_at(store, snap, client_id, month)
         pdf = statement_pdf(content, config.calendar.timezone)
     st.download_button("Download statement", pdf, file_name=f"statement-{client_id}-{month}.pdf",
                        mime="application/pdf", icon=":material/download:", on_click="ignore")

@@ -9,6 +9,7 @@ from kb.config import WEEKDAYS, config_path
 from kb.credits import credit_schedule_in_words
 from kb.engine.calendar import holiday_dates
 from kb.reads import configuration
+from kb.service import jobs
 
 ui.page_header("Configuration", "Which calendar and SLA rules is the dashboard applying, and to which file?")
 
@@ -75,7 +76,7 @@ st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` "
             f"(schema version {configuration.schema_version(store)})")
 
 st.subheader("Background jobs")
-jobs_table, jobs_here = configuration.background_jobs(store)
+jobs_table, jobs_here = jobs.jobs_table(store)
 if not jobs_here:
     st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
                "service.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "

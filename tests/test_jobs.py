@@ -14,9 +14,17 @@ import pytest
 
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
-from kb.reads.configuration import background_jobs
 from kb.service import jobs as service_jobs
-from kb.service.jobs import Job, Jobs, auto_backup_path, auto_backups, prune_backups, run_backup, scheduled_jobs
+from kb.service.jobs import (
+    Job,
+    Jobs,
+    auto_backup_path,
+    auto_backups,
+    jobs_table,
+    prune_backups,
+    run_backup,
+    scheduled_jobs,
+)
 from kb.store import Store
 from tests.fixtures import SPEC_TOML, add, open_page
 
@@ -232,7 +240,7 @@ def test_an_unwritable_backup_folder_is_a_recorded_failure(store):
 # --- The Configuration page -------------------------------------------------------------------------------
 
 def test_background_jobs_read_for_the_page(store):
-    table, here = background_jobs(store)
+    table, here = jobs_table(store)
     assert not here and table.to_dict("records")[0] == {
         "job": "Scheduled backup", "every": "6 h", "last run": "", "result": "never run", "next run": "",
         "last error": ""}
@@ -243,7 +251,7 @@ def test_background_jobs_read_for_the_page(store):
     try:
         (store.path.parent / "backups").write_text("not a folder")
         jobs.run_now("backup")
-        table, here = background_jobs(store)
+        table, here = jobs_table(store)
     finally:
         jobs.stop()
     row = table.to_dict("records")[0]

@@ -21,7 +21,7 @@ from kb.intake.importing import Rejected
 from kb.mail.intake import take
 from kb.mail.messages import parse_message, support_matcher
 from kb.reads import configuration
-from kb.service.jobs import Jobs, scheduled_jobs
+from kb.service.jobs import Jobs, jobs_table, scheduled_jobs
 from kb.store import Store
 from kb.timestamps import parse_timestamp
 from tests.fixtures import ADMIN, AS_OF, HKT, SPEC_TOML, add, button, local, open_page, query, shown
@@ -273,7 +273,7 @@ def test_a_wrong_password_is_the_mail_jobs_last_error_and_the_rest_goes_on(tmp_p
         jobs = Jobs(store, start_delay=0)
         assert jobs.run_now("mail") is False
         assert jobs.run_now("backup") is True  # the rest of the service is unaffected
-        table, _ = configuration.background_jobs(store)
+        table, _ = jobs_table(store)
         mail = table.set_index("job").loc["Mail polling"]
         assert mail["every"] == "1 min" and mail["result"].startswith("failed: MailboxError: support: login refused")
         assert "login refused" in mail["last error"] and "KB_TEST_MAIL_PASSWORD" in mail["last error"]

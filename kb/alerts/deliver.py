@@ -32,7 +32,8 @@ class Report:
 
 
 def send_due(con, config: Config, now: datetime) -> Report:
-    """Record and send what is due at ``now``; ``con`` must be a writer's cursor."""
+    """Record and send what is due at ``now`` on ``con`` (a cursor of its own: sending waits on servers, and
+    the store's write lock is not held meanwhile; a conflict fails this run, and the next one retries)."""
     report = Report()
     settings = config.alerts
     if settings is None:
@@ -60,17 +61,29 @@ def send_due(con, config: Config, now: datetime) -> Report:
                 post_webhook(os.environ[settings.webhook_url_env], f"{subject}\n{text}")
         except (DeliveryError, KeyError) as e:
             error = str(e) if isinstance(e, DeliveryError) else f"${settings.webhook_url_env} is not set"
-            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ? "
-                        "WHERE alert_key = ? AND channel = ?", [error, key, channel])
+            mark_failed(con, key, channel, error)
             report.failed.append(f"{key} ({channel}): {error}")
             continue
-        with transaction(con):
-            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, sent_at = ?, last_error = NULL "
-                        "WHERE alert_key = ? AND channel = ?", [now, key, channel])
-            audit.record(con, ALERTS, "alert", "alert_deliveries", f"{key} ({channel})", None,
-                         {"kind": kind, "subject": subject, "channel": channel, "sent_at": now})
+        mark_sent(con, key, channel, now, ALERTS, "alert", "alert_deliveries", f"{key} ({channel})",
+                  {"kind": kind, "subject": subject, "channel": channel, "sent_at": now})
         report.sent += 1
     return report
+
+
+def mark_failed(con, key: str, channel: str, error: str) -> None:
+    """The server did not take delivery ``key``: count the attempt, keep the error, send again next run."""
+    with transaction(con):
+        con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ? "
+                    "WHERE alert_key = ? AND channel = ?", [error, key, channel])
+
+
+def mark_sent(con, key: str, channel: str, now: datetime, actor: Actor, action: str, table: str, row_id: str,
+              after: dict) -> None:
+    """The server took delivery ``key``: it is never sent again; audited in the same transaction."""
+    with transaction(con):
+        con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, sent_at = ?, last_error = NULL "
+                    "WHERE alert_key = ? AND channel = ?", [now, key, channel])
+        audit.record(con, actor, action, table, row_id, None, after)
 
 
 def in_quiet_hours(settings: AlertsConfig, clock: time) -> bool:

@@ -1,5 +1,5 @@
 """Everything about one client, for the Client page: open cases, % met by month, its environments' uptime,
-credits by month, contracts, and its monthly statement."""
+credits by month and contracts (its monthly statement: ``kb.statement``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import datetime
 import pandas as pd
 
 from kb.engine.periods import local_month
-from kb.statement.content import Statement, statement
 from kb.store import Snapshot, Store
 
 
@@ -66,12 +65,6 @@ def contracts(store: Store, client_id: str) -> pd.DataFrame:
                   credit_schedule, starts_on, ends_on
            FROM contracts WHERE client_id = $client ORDER BY starts_on, contract_id""",
         {"client": client_id})
-
-
-def monthly_statement(store: Store, snap: Snapshot, client_id: str, month: str) -> Statement:
-    """The client's statement for ``month`` as of the snapshot's instant (``kb/statement``)."""
-    with store.reader(snap) as cur:
-        return statement(cur, store.config, client_id, month, snap.as_of)
 
 
 def months_back(as_of: datetime, zone, count: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""The schema version of the database in use, the service's background jobs and the polled mailboxes, for the
+"""The schema version of the database in use and the polled mailboxes, for the
 Configuration page."""
 
 from __future__ import annotations
@@ -14,53 +14,6 @@ def schema_version(store: Store) -> int:
     """The schema version the database file is at."""
     with store.reader() as cur:
         return _schema_version(cur)
-
-
-def background_jobs(store: Store) -> tuple[pd.DataFrame, bool]:
-    """Per job kind: how often, last run, its result, next run and last error, times in the support zone
-    (from ``job_runs``); and whether the jobs run in this process (the service) at all."""
-    from kb.service import jobs as service_jobs
-
-    zone = store.config.calendar.zone
-    here = service_jobs.running()
-    if here is not None:
-        statuses = here.status()
-    else:
-        with store.reader() as cur:
-            statuses = service_jobs.job_status(cur, service_jobs.scheduled_jobs(store.config))
-    rows = []
-    for s in statuses:
-        if s.running:
-            result = "running"
-        elif s.last_started is None:
-            result = "never run"
-        elif s.last_finished is None:
-            result = "interrupted (the process stopped during it)"
-        elif s.last_error:
-            result = f"failed: {s.last_error}"
-        else:
-            result = f"ok: {s.last_detail}" if s.last_detail else "ok"
-        rows.append({
-            "job": s.title,
-            "every": _every(s.every),
-            "last run": format_for_people(s.last_started, zone),
-            "result": result,
-            "next run": format_for_people(s.next_run, zone) if here is not None else "",
-            "last error": (f"{format_for_people(s.last_failure, zone)}: {s.last_failure_error}"
-                           if s.last_failure is not None else ""),
-        })
-    return pd.DataFrame(rows, columns=["job", "every", "last run", "result", "next run", "last error"]), \
-        here is not None
-
-
-def _every(every) -> str:
-    """How often a job runs: 'off', '6 h', '5 min', '30 s'."""
-    if every is None:
-        return "off"
-    seconds = every.total_seconds()
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
 
 
 MAILBOX_COLUMNS = ["mailbox", "folder", "configured", "last UID", "last poll", "last error"]

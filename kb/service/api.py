@@ -24,12 +24,13 @@ from kb.db import connection
 from kb.db.backup import BackupError, backup_to, default_backup_path
 from kb.db.sqltext import quote
 from kb.engine.asof import open_views
-from kb.intake.importing import Rejected, add_rows, staged_from_csv
+from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, export_sql
 from kb.reads.tokens import token_rows
 from kb.service import metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
+from kb.store import WriteFailed
 from kb.timestamps import TimestampError, parse_timestamp
 
 MAX_BODY_MB_DEFAULT = 256
@@ -109,7 +110,7 @@ async def import_table(request: Request) -> Response:
 
     def write() -> int:
         staged = staged_from_csv(table, data)
-        return store.write(add_rows, store.config, staged, actor, permission="import", source=source[:300])
+        return store.import_rows(staged, actor, source=source[:300])  # the write lock only for the commit
 
     try:
         rows = await run_in_threadpool(write)
@@ -182,6 +183,8 @@ async def backup(request: Request) -> Response:
         counts = await run_in_threadpool(store.write, backup_to, target, replace=replace)
     except BackupError as e:
         raise ApiError(500, str(e)) from None
+    except WriteFailed as e:  # busy with an import, or a full disk: said in words, try again later
+        raise ApiError(503, str(e)) from None
     return JSONResponse({"path": str(target), "counts": counts})
 
 

@@ -27,6 +27,7 @@ from kb.db import connection
 from kb.service import api, handoff, registry, webhooks
 from kb.service.jobs import Jobs
 from kb.timestamps import TimestampError, parse_timestamp, set_now
+from kb.tools.demo import DEMO_DB, open_store
 
 log = logging.getLogger("kb.service")
 LOOPBACK_ALIASES = {"", "0.0.0.0", "::", "localhost"}
@@ -34,25 +35,13 @@ LOOPBACK_ALIASES = {"", "0.0.0.0", "::", "localhost"}
 
 def _open() -> registry.Running:
     """Open the store as ``kb.ui`` did on a first visit; a failure is recorded, not raised."""
-    from kb.store import Store
-    from kb.ui import DEMO_DB
-
     db_setting = os.environ.get("SUPPORT_DB", "")
     path = Path(db_setting) if db_setting else DEMO_DB
     try:
         config = load_config(os.environ.get("SUPPORT_CONFIG") or None)
         if os.environ.get("SUPPORT_NOW"):
             set_now(parse_timestamp(os.environ["SUPPORT_NOW"], config.calendar.zone))
-        fresh = not db_setting and not DEMO_DB.exists()
-        store = Store(path, config)
-        if fresh:
-            import pandas as pd
-
-            from kb.access import command_line_actor
-            from kb.tools.demo import write_demo
-
-            today = pd.Timestamp.now(tz=config.calendar.zone).date()
-            store.write(write_demo, config, today, command_line_actor())
+        store, _ = open_store(db_setting, config)
     except TimestampError as e:
         error = ConfigError(f"SUPPORT_NOW: {e}")
         log.error("the service cannot start: %s", error)

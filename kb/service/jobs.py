@@ -43,13 +43,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from kb.alerts.deliver import send_due
 from kb.config import Config
 from kb.db.backup import backup_to
 from kb.db.connection import first_line, transaction
 from kb.mail.imap import MailboxError, run_for_service
 from kb.statement.mailing import send_statements
-from kb.timestamps import now_utc
+from kb.timestamps import format_for_people, now_utc
 
 log = logging.getLogger("kb.service.jobs")
 
@@ -349,3 +351,50 @@ def running() -> Jobs | None:
     """The background jobs running in this process, or None (the dashboard runs without the service)."""
     holder = sys.modules.get(_HOLDER)
     return getattr(holder, "jobs", None) if holder is not None else None
+
+
+# --- For the Configuration page ---------------------------------------------------------------------------
+
+def jobs_table(store) -> tuple[pd.DataFrame, bool]:
+    """Per job kind: how often, last run, its result, next run and last error, times in the support zone
+    (from ``job_runs``); and whether the jobs run in this process (the service) at all."""
+    zone = store.config.calendar.zone
+    here = running()
+    if here is not None:
+        statuses = here.status()
+    else:
+        with store.reader() as cur:
+            statuses = job_status(cur, scheduled_jobs(store.config))
+    rows = []
+    for s in statuses:
+        if s.running:
+            result = "running"
+        elif s.last_started is None:
+            result = "never run"
+        elif s.last_finished is None:
+            result = "interrupted (the process stopped during it)"
+        elif s.last_error:
+            result = f"failed: {s.last_error}"
+        else:
+            result = f"ok: {s.last_detail}" if s.last_detail else "ok"
+        rows.append({
+            "job": s.title,
+            "every": _every(s.every),
+            "last run": format_for_people(s.last_started, zone),
+            "result": result,
+            "next run": format_for_people(s.next_run, zone) if here is not None else "",
+            "last error": (f"{format_for_people(s.last_failure, zone)}: {s.last_failure_error}"
+                           if s.last_failure is not None else ""),
+        })
+    return pd.DataFrame(rows, columns=["job", "every", "last run", "result", "next run", "last error"]), \
+        here is not None
+
+
+def _every(every) -> str:
+    """How often a job runs: 'off', '6 h', '5 min', '30 s'."""
+    if every is None:
+        return "off"
+    seconds = every.total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"

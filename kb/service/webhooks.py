@@ -48,7 +48,9 @@ from kb.db.connection import local_zone, transaction
 from kb.intake.importing import Rejected
 from kb.intake.validation import future_reason
 from kb.intake.writes import close_incident, log_check, log_incident
+from kb.service.api import read_body
 from kb.service.auth import ApiError, caller, guarded
+from kb.store import WriteFailed
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
 
 log = logging.getLogger("kb.service.webhooks")
@@ -353,9 +355,7 @@ def _record(con, source: str, key: str, subject: str, incident: str | None) -> N
 # --- The endpoints ---------------------------------------------------------------------------------------
 
 async def _json_body(request: Request) -> Any:
-    data = await request.body()
-    if len(data) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the payload is larger than {MAX_BODY_BYTES:,} bytes")
+    data = await read_body(request, limit=MAX_BODY_BYTES)  # refused before it is read whole
     try:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
@@ -374,6 +374,9 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
                              "note": "no heartbeat (a test notification): nothing recorded"})
     try:
         result = await run_in_threadpool(store.write, apply, store.config, actor, parsed)
+    except WriteFailed as e:  # busy or a full disk: 503, so the sender delivers it again later
+        log.warning("%s webhook not applied now: %s", source, e)
+        raise ApiError(503, f"nothing was written, try again: {e}") from None
     except UnknownEnvironment as e:
         log.warning("%s webhook refused: unknown environment %s (nothing written)", source, e)
         raise ApiError(422, f"unknown environment {e}: add it (Clients and contracts) or fix the "

@@ -21,6 +21,7 @@ from kb.db.sqltext import instant, quote
 from kb.engine.calendar import local_instant
 from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
+from kb.store import Snapshot, Store
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     name, tier = client[0][1], client[0][2]
     return Statement(client_id, name, tier, month, as_of.astimezone(zone), cases, uptime, daily, incidents,
                      credits, totals)
+
+
+def statement_at(store: Store, snap: Snapshot, client_id: str, month: str) -> Statement:
+    """The statement as of a snapshot's instant, read from its tables (the Client page)."""
+    with store.reader(snap) as cur:
+        return statement(cur, store.config, client_id, month, snap.as_of)
 
 
 def _daily_downtime(con, config: Config, first: date, last: date, as_of: datetime,

@@ -13,8 +13,8 @@ from datetime import date, datetime, timedelta
 
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, send_email
+from kb.alerts.deliver import mark_failed, mark_sent
 from kb.config import Config
-from kb.db import audit
 from kb.db.connection import transaction
 from kb.engine.asof import open_views
 from kb.engine.calendar import is_business_day
@@ -72,14 +72,10 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                        "service credits under the Support Service Terms.\n",
                        {f"statement-{client_id}-{month}.pdf": pdf})
         except DeliveryError as e:
-            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ? WHERE alert_key = ?",
-                        [str(e), key])
+            mark_failed(con, key, "email", str(e))
             result.failed.append(f"{client_id} {month}: {e}")
             continue
-        with transaction(con):
-            con.execute("UPDATE alert_deliveries SET attempts = attempts + 1, sent_at = ?, last_error = NULL "
-                        "WHERE alert_key = ?", [now, key])
-            audit.record(con, STATEMENTS, "statement", "clients", client_id, None,
-                         {"month": month, "recipients": addresses, "sent_at": now})
+        mark_sent(con, key, "email", now, STATEMENTS, "statement", "clients", client_id,
+                  {"month": month, "recipients": addresses, "sent_at": now})
         result.sent.append(f"{client_id} {month}")
     return result
