@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from kb import ui
 from kb.db.schema import CATEGORIES
 from kb.intake import writes
 from kb.intake.importing import Rejected
+from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_case
 from kb.timestamps import format_for_people
 
@@ -21,10 +22,15 @@ if clients.empty:
 labels = dict(zip(clients.client_id.tolist(),
                   (clients.name + " (" + clients.tier + ", " + clients.client_id + ")").tolist(), strict=True))
 now = datetime.now(zone)
+minute = now.time().replace(second=0, microsecond=0)
+# Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
+# leaves the picker empty and the form asks for one, rather than log the case on a default day.
+DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
 
 with st.form("log_case", clear_on_submit=False):
     top = st.empty()
-    client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="case_client")
+    client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="case_client", index=None,
+                             placeholder="Choose a client")
     slots = {None: top, "client_id": st.empty()}
     category = st.selectbox("Category", CATEGORIES, key="case_category",
                             help="Free-tier general coding questions have no deadline.")
@@ -35,28 +41,29 @@ with st.form("log_case", clear_on_submit=False):
     requester = columns[0].text_input("Requester (optional)", key="case_requester")
     assignee = columns[1].text_input("Assignee (optional)", key="case_assignee")
     columns = st.columns(2)
-    received_day = columns[0].date_input("Received on", now.date(), key="case_received_day")
-    received_time = columns[1].time_input("Received at", now.time().replace(second=0, microsecond=0),
-                                          step=60, key="case_received_time")
-    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}).")
+    received_day = columns[0].date_input("Received on", key="case_received_day", **DAYS)
+    received_time = columns[1].time_input("Received at", minute, step=60, key="case_received_time")
+    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}); today is {now.date().isoformat()}.")
     slots["received_at"] = st.empty()
     responded = st.checkbox("Already answered", key="case_responded")
     columns = st.columns(2)
-    response_day = columns[0].date_input("First response on", now.date(), key="case_response_day")
-    response_time = columns[1].time_input("First response at", now.time().replace(second=0, microsecond=0),
-                                          step=60, key="case_response_time")
+    response_day = columns[0].date_input("First response on", key="case_response_day", **DAYS)
+    response_time = columns[1].time_input("First response at", minute, step=60, key="case_response_time")
     slots["first_response_at"] = st.empty()
     submitted = st.form_submit_button("Log case", type="primary", icon=":material/add:")
 
 if submitted:
-    fields = {
-        "client_id": client_id, "category": category, "subject": subject, "requester": requester,
-        "assignee": assignee,
-        "received_at": datetime.combine(received_day, received_time, tzinfo=zone).isoformat(),
-        "first_response_at": (datetime.combine(response_day, response_time, tzinfo=zone).isoformat()
-                              if responded else ""),
-    }
+    asked = {"client_id": ("Client: choose a client", client_id),
+             "received_at": ("Received on: pick a date", received_day)}
+    if responded:
+        asked["first_response_at"] = ("First response on: pick a date", response_day)
     try:
+        writes.picked(asked)
+        fields = {
+            "client_id": client_id, "category": category, "subject": subject, "requester": requester,
+            "assignee": assignee, "received_at": writes.wall_clock(received_day, received_time),
+            "first_response_at": writes.wall_clock(response_day, response_time) if responded else "",
+        }
         case_id = store.write(writes.log_case, store.config, actor, fields)
     except Rejected as e:
         ui.show_problems(e.problems, slots)
@@ -75,19 +82,21 @@ if unanswered.empty:
 else:
     subjects = dict(zip(unanswered.case_id.tolist(), unanswered.subject.tolist(), strict=True))
     with st.form("respond"):
-        case_id = st.selectbox("Case", unanswered.case_id, key="respond_case",
+        case_id = st.selectbox("Case", unanswered.case_id, key="respond_case", index=None, placeholder="Choose a case",
                                format_func=lambda c: f"{c}: {subjects[c][:80]}")
+        case_slot = st.empty()
         columns = st.columns(2)
-        day = columns[0].date_input("Answered on", now.date(), key="respond_day")
-        time_ = columns[1].time_input("Answered at", now.time().replace(second=0, microsecond=0), step=60,
-                                      key="respond_time")
+        day = columns[0].date_input("Answered on", key="respond_day", **DAYS)
+        time_ = columns[1].time_input("Answered at", minute, step=60, key="respond_time")
         slot = st.empty()
         if st.form_submit_button("Record response", icon=":material/reply:"):
             try:
+                writes.picked({"case_id": ("Case: choose a case", case_id),
+                               "first_response_at": ("Answered on: pick a date", day)})
                 store.write(writes.record_response, store.config, actor, case_id,
-                            datetime.combine(day, time_, tzinfo=zone))
+                            writes.form_instant(day, time_, zone, "first_response_at"))
             except Rejected as e:
-                ui.show_problems(e.problems, {None: slot})
+                ui.show_problems(e.problems, {None: slot, "first_response_at": slot, "case_id": case_slot})
             else:
                 ui.flash(f"First response recorded on {case_id}.")
                 st.rerun()

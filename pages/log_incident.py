@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from kb import ui
 from kb.db.schema import IMPACTS
 from kb.intake import writes
 from kb.intake.importing import Rejected
+from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_incident
 
 ui.page_header("Log incident", "Something is down, slow or under maintenance: log it, close it, or record a check.")
@@ -20,31 +21,43 @@ if environments.empty:
 labels = {r.environment_id: f"{r.name} ({r.kind}, {r.environment_id})" for r in environments.itertuples()}
 now = datetime.now(zone)
 minute = now.time().replace(second=0, microsecond=0)
+# Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
+# leaves the picker empty and the form asks for one, rather than log the incident on a default day.
+DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
 
 with st.form("log_incident"):
     top = st.empty()
-    environment_id = st.selectbox("Environment", list(labels), format_func=labels.get, key="inc_environment")
+    environment_id = st.selectbox("Environment", list(labels), format_func=labels.get, key="inc_environment",
+                                  index=None, placeholder="Choose an environment")
+    slots = {None: top, "environment_id": st.empty()}
     impact = st.radio("Impact", IMPACTS, horizontal=True, key="inc_impact",
                       help="Only outages count as downtime; maintenance is excluded, degraded is shown only.")
     columns = st.columns(2)
-    start_day = columns[0].date_input("Started on", now.date(), key="inc_start_day")
+    start_day = columns[0].date_input("Started on", key="inc_start_day", **DAYS)
     start_time = columns[1].time_input("Started at", minute, step=60, key="inc_start_time")
-    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}).")
+    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}); today is {now.date().isoformat()}.")
+    slots["started_at"] = st.empty()
     ongoing = st.checkbox("Still ongoing", value=True, key="inc_ongoing")
     columns = st.columns(2)
-    end_day = columns[0].date_input("Ended on", now.date(), key="inc_end_day")
+    end_day = columns[0].date_input("Ended on", key="inc_end_day", **DAYS)
     end_time = columns[1].time_input("Ended at", minute, step=60, key="inc_end_time")
-    slots = {None: top, "started_at": st.empty(), "ended_at": st.empty()}
+    slots["ended_at"] = st.empty()
     summary = st.text_area("Summary (optional)", key="inc_summary", height=80)
+    slots["summary"] = st.empty()
     submitted = st.form_submit_button("Log incident", type="primary", icon=":material/add_alert:")
 
 if submitted:
-    fields = {
-        "environment_id": environment_id, "impact": impact, "summary": summary,
-        "started_at": datetime.combine(start_day, start_time, tzinfo=zone).isoformat(),
-        "ended_at": "" if ongoing else datetime.combine(end_day, end_time, tzinfo=zone).isoformat(),
-    }
+    asked = {"environment_id": ("Environment: choose an environment", environment_id),
+             "started_at": ("Started on: pick a date", start_day)}
+    if not ongoing:
+        asked["ended_at"] = ("Ended on: pick a date", end_day)
     try:
+        writes.picked(asked)
+        fields = {
+            "environment_id": environment_id, "impact": impact, "summary": summary,
+            "started_at": writes.wall_clock(start_day, start_time),
+            "ended_at": "" if ongoing else writes.wall_clock(end_day, end_time),
+        }
         incident_id = store.write(writes.log_incident, store.config, actor, fields)
     except Rejected as e:
         ui.show_problems(e.problems, slots)
@@ -63,17 +76,21 @@ else:
     described = {r.incident_id: f"{r.incident_id}: {r.impact} on {r.environment_id} since {r.started_at}"
                  for r in shown.itertuples()}
     with st.form("close_incident"):
-        incident_id = st.selectbox("Incident", list(described), format_func=described.get, key="close_incident")
+        incident_id = st.selectbox("Incident", list(described), format_func=described.get, key="close_incident",
+                                   index=None, placeholder="Choose an incident")
+        incident_slot = st.empty()
         columns = st.columns(2)
-        day = columns[0].date_input("Ended on", now.date(), key="close_day")
+        day = columns[0].date_input("Ended on", key="close_day", **DAYS)
         time_ = columns[1].time_input("Ended at", minute, step=60, key="close_time")
         slot = st.empty()
         if st.form_submit_button("Close incident", icon=":material/task_alt:"):
             try:
+                writes.picked({"incident_id": ("Incident: choose an incident", incident_id),
+                               "ended_at": ("Ended on: pick a date", day)})
                 store.write(writes.close_incident, store.config, actor, incident_id,
-                            datetime.combine(day, time_, tzinfo=zone))
+                            writes.form_instant(day, time_, zone, "ended_at"))
             except Rejected as e:
-                ui.show_problems(e.problems, {None: slot})
+                ui.show_problems(e.problems, {None: slot, "ended_at": slot, "incident_id": incident_slot})
             else:
                 ui.flash(f"Incident {incident_id} closed.")
                 st.rerun()
@@ -85,9 +102,16 @@ if not dedicated:
     st.caption("No dedicated environments.")
 else:
     with st.form("check"):
-        environment_id = st.selectbox("Environment", list(dedicated), format_func=dedicated.get, key="check_env")
+        environment_id = st.selectbox("Environment", list(dedicated), format_func=dedicated.get, key="check_env",
+                                      index=None, placeholder="Choose an environment")
         note = st.text_input("What was checked (optional)", key="check_note")
+        slot = st.empty()
         if st.form_submit_button("Record check", icon=":material/fact_check:"):
-            store.write(writes.log_check, store.config, actor, environment_id, datetime.now(zone), note)
-            ui.flash(f"Check recorded on {dedicated[environment_id]}.")
-            st.rerun()
+            try:
+                writes.picked({"environment_id": ("Environment: choose an environment", environment_id)})
+                store.write(writes.log_check, store.config, actor, environment_id, datetime.now(zone), note)
+            except Rejected as e:
+                ui.show_problems(e.problems, {None: slot, "environment_id": slot})
+            else:
+                ui.flash(f"Check recorded on {dedicated[environment_id]}.")
+                st.rerun()

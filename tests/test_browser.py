@@ -34,6 +34,13 @@ def choose(page, label: str, option: str) -> None:
     page.keyboard.press("Enter")
 
 
+def pick_date(page, label: str, day: str) -> None:
+    """Type a date (YYYY-MM-DD) into a date picker's year, month and day segments."""
+    page.get_by_role("spinbutton", name=f"year, {label}").click()
+    page.keyboard.type(day.replace("-", ""))
+    page.keyboard.press("Tab")
+
+
 def test_every_page_by_deep_link_after_a_fresh_start(server, page):
     # The very first request to this server is a deep link: the case Streamlit 1.67 gets wrong.
     for name in ["queue", *[p for p in PAGES if p != "queue"]]:
@@ -48,6 +55,7 @@ def test_every_page_by_deep_link_after_a_fresh_start(server, page):
 def test_log_a_case_and_an_incident_then_find_them(server, page):
     open_page(page, server, "log_case")
     choose(page, "Client", "Enterprise Co")
+    pick_date(page, "Received on", "2026-11-25")  # the form's dates start empty
     page.get_by_label("Subject").fill("Checkout API returns 500 <b>since</b> 'deploy'")
     page.get_by_role("button", name="Log case").click()
     wait_idle(page)
@@ -64,6 +72,7 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
 
     open_page(page, server, "log_incident")
     choose(page, "Environment", "Enterprise prod")
+    pick_date(page, "Started on", "2026-11-25")
     page.get_by_label("Summary (optional)").fill("Browser-logged outage")
     page.get_by_role("button", name="Log incident").click()
     wait_idle(page)
@@ -86,6 +95,8 @@ def test_several_browser_sessions_log_cases_at_once(tmp_path, browser):
         pages = [context.new_page() for context in contexts]
         for n, page in enumerate(pages):
             open_page(page, base, "log_case")
+            choose(page, "Client", "Enterprise Co")
+            pick_date(page, "Received on", "2026-11-25")
             page.get_by_label("Subject").fill(f"Concurrent case {n}")
         for page in pages:  # submit them all before waiting for any
             page.get_by_role("button", name="Log case").click()

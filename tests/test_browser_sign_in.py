@@ -86,6 +86,13 @@ def test_staff_signs_in_and_logs_a_case(server, page):
     sign_in(page, server, "sam@support.example")
     page.goto(f"{server}/log_case")
     wait_idle(page)
+    client = page.locator("[data-testid=stSelectbox]").filter(has_text="Client").first
+    client.click()
+    page.keyboard.type("Enterprise Co")
+    page.keyboard.press("Enter")
+    page.get_by_role("spinbutton", name="year, Received on").click()  # the form's dates start empty
+    page.keyboard.type("20261125")
+    page.keyboard.press("Tab")
     page.get_by_label("Subject").fill("Logged after signing in")
     page.get_by_role("button", name="Log case").click()
     wait_idle(page)

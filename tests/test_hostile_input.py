@@ -582,6 +582,9 @@ BAD_CONFIGS = {
     "not UTF-8": ("# caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
     "section not a table": ("calendar = 5", "calendar = 5 must be a table"),
     "unknown zone": ('[calendar]\ntimezone = "Mars/Olympus"', "calendar.timezone = 'Mars/Olympus' is not an IANA"),
+    "zone localtime": ('[calendar]\ntimezone = "localtime"', "calendar.timezone = 'localtime' is not an IANA"),
+    "zone posix/": ('[calendar]\ntimezone = "posix/Asia/Hong_Kong"', "'posix/Asia/Hong_Kong' is not an IANA"),
+    "zone right/": ('[calendar]\ntimezone = "right/UTC"', "calendar.timezone = 'right/UTC' is not an IANA"),
     "zone as a number": ("[calendar]\ntimezone = 8", "calendar.timezone = 8 must be a string"),
     "hours reversed": ('[calendar]\nbusiness_hours = ["18:00", "09:00"]', "close 09:00 is not after open 18:00"),
     "hour 25": ('[calendar]\nbusiness_hours = ["09:00", "25:00"]', "'25:00' is not a time of day"),
@@ -631,3 +634,17 @@ def test_a_configuration_file_that_cannot_be_read(tmp_path, monkeypatch, base_db
     assert not at.exception
     assert [shown(e) for e in at.error if "The dashboard cannot start" in e.value and str(config) in e.value]
 
+
+
+# --- SPEC 8 rule by rule (ids, numbers, timestamps, the pickers): tests/test_input_rules.py ------------------
+
+@pytest.mark.parametrize(("table", "cells", "message"), [
+    ("clients", {"client_id": "ＥＮＴ２"}, "line 2, client_id: 'ＥＮＴ２' is not an id (it contains U+FF25)"),
+    ("contracts", {"monthly_fee": "10.005"}, "line 2, monthly_fee: '10.005' is not an amount of at least 0 with at"),
+    ("contracts", {"uptime_target_pct": "0.00001"}, "line 2, uptime_target_pct: '0.00001' is not a percentage"),
+    ("contracts", {"response_business_days": "١٠"}, "line 2, response_business_days: '١٠' is not a whole number"),
+    ("cases", {"received_at": "2026-11-20T10:00:00+99:00"}, "line 2, received_at: '2026-11-20T10:00:00+99:00' has"),
+    ("cases", {"received_at": "epoch"}, "line 2, received_at: 'epoch' is not an ISO 8601 timestamp"),
+])
+def test_spec_8_through_the_import(cli, table, cells, message):
+    assert_rejected(cli(table, new(table, **cells)), message)

@@ -2,6 +2,11 @@
 page) or from a form (one row). Every problem is reported as ``line N``, column
 and reason; when there is any, nothing is written.
 
+Timestamps are read in Python, by the same ``kb.timestamps.parse_timestamp`` as
+everything else (``kb.intake.validation.read_instants``, once per distinct
+text), when the rows are staged; the SQL checks and the insert only cast the
+canonical UTC text that reading gives.
+
 ``checked`` stages the rows, checks them (``kb.intake.validation``) and holds the
 transaction; ``write_checked`` writes them inside it. ``add_rows`` and
 ``update_row`` are the two put together; a form (``kb.intake.writes``) adds its
@@ -15,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -23,7 +29,18 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
-from kb.intake.validation import KEYS, TABLES, bad_schedules, errors_sql, insert_sql, update_sql
+from kb.intake.validation import (
+    KEYS,
+    TABLES,
+    Reading,
+    bad_schedules,
+    errors_sql,
+    insert_sql,
+    problem_column,
+    read_instants,
+    update_sql,
+    utc_column,
+)
 from kb.timestamps import now_utc
 
 Progress = Callable[[float, str], None]
@@ -158,7 +175,7 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         raise Rejected([Problem(None, None, "there are no rows to add")])
     report(0.1, f"checking {len(staged):,} rows")
     schedule_problems = _schedule_problems(staged)
-    with _registered(con, staging=_arrow(staged), bad_schedules=pa.table({
+    with _registered(con, staging=_arrow(staged, config.calendar.zone), bad_schedules=pa.table({
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     })), local_zone(con, config.calendar.timezone), transaction(con):
@@ -226,9 +243,17 @@ def _columns(table: str):
     return TABLES[table]
 
 
-def _arrow(staged: Staged) -> pa.Table:
+def _arrow(staged: Staged, zone: ZoneInfo) -> pa.Table:
+    """The staged text as the table ``staging``, with each timestamp column read (its canonical UTC text and
+    its problem beside it: see ``kb.intake.validation``)."""
     arrays = {name: pa.array(values, pa.string()) for name, values in staged.columns.items()}
     arrays["line"] = pa.array(staged.lines, pa.int64())
+    readings: dict[str | None, Reading] = {}
+    for column in _columns(staged.table):
+        if column.kind == "timestamp":
+            utc, problems = read_instants(staged.columns[column.name], zone, readings)
+            arrays[utc_column(column.name)] = pa.array(utc, pa.string())
+            arrays[problem_column(column.name)] = pa.array(problems, pa.string())
     return pa.table(arrays)
 
 

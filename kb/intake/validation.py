@@ -8,8 +8,20 @@ values (``typed_rows_sql``), which ``same_values`` compares with stored rows
 (the forms' double-submit check). ``cell`` is the one place a cell is cleaned
 (trimmed unless free text, blank → NULL) and ``typed`` the one place it gets
 the type it is stored with. Text without an offset is read as local time in
-the support zone: all of them run with the session's TimeZone set to it
-(``kb.db.connection.local_zone``).
+the support zone.
+
+SPEC 8, one reading for every way in:
+
+- Timestamps are read in Python by ``kb.timestamps.parse_timestamp`` (strict ISO 8601, real offsets,
+  a daylight-saving gap refused, a repeated hour taken at its first occurrence), once per distinct
+  text (``read_instants``), before the SQL checks; the staging table carries, beside each timestamp
+  column, its canonical UTC text (``"<column>@utc"``) and the reason it was refused
+  (``"<column>@problem"``). SQL only ever casts that canonical text, so DuckDB's own, looser
+  reading (``epoch``, zone names, ``+99:00``, the second occurrence of a repeated hour) never runs.
+- Ids: 1–64 characters of ``A–Z a–z 0–9 . _ - @ + :`` (``ID_PATTERN``).
+- Numbers: ASCII digits, no sign, no exponent, no words (``NaN``, ``inf``): money at least 0 with at
+  most 2 decimals, percentages in (0, 100] with at most 4, business days a whole number 1–60
+  (``NUMBER_PATTERNS``). Dates are ``YYYY-MM-DD``. What passes is stored exactly, never rounded.
 
 The clock (SPEC 8): cases, responses, resolutions and incidents dated after
 now + ``FUTURE_GRACE`` are refused; only maintenance may be scheduled ahead.
@@ -19,6 +31,8 @@ now + ``FUTURE_GRACE`` are refused; only maintenance may be scheduled ahead.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,7 +40,7 @@ from zoneinfo import ZoneInfo
 from kb.credits import CreditScheduleError, parse_credit_schedule
 from kb.db.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
 from kb.db.sqltext import instant, quote
-from kb.timestamps import now_utc
+from kb.timestamps import TimestampError, now_utc, parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,21 @@ BLANK_TEXT = r"'[\s\x0b\x85\p{Z}\p{Cf}]*'"
 # year by year between the oldest and newest row, so a year-9999 typo would make it enormous.
 FIRST_YEAR, LAST_YEAR = 1970, 2200
 
+# SPEC 8: what an id, a number and a date look like (over the trimmed cell; RE2, whole match, ASCII only).
+ID_PATTERN = "[A-Za-z0-9._@+:-]{1,64}"
+ID_RULE = "an id is 1–64 characters, each a letter A–Z or a–z, a digit 0–9 or one of . _ - @ + :"
+NUMBER_PATTERNS = {
+    "money": r"[0-9]{1,16}(\.[0-9]{1,2})?",   # DECIMAL(18, 2): at most 16 digits before the point
+    "percent": r"[0-9]{1,3}(\.[0-9]{1,4})?",  # DECIMAL(7, 4)
+    "days": "[0-9]{1,2}",
+}
+DATE_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+NUMBER_RULES = {
+    "money": "is not an amount of at least 0 with at most 2 decimals, in ASCII digits (e.g. 1250.50)",
+    "percent": "is not a percentage in (0, 100] with at most 4 decimals, in ASCII digits (e.g. 99.9)",
+    "days": "is not a whole number of business days from 1 to 60, in ASCII digits",
+}
+
 SQL_TYPES = {
     "timestamp": "TIMESTAMPTZ",
     "date": "DATE",
@@ -161,35 +190,61 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
     elif column.kind == "ref":
         key = KEYS[column.refers_to]
         noun = column.refers_to.rstrip("s")
-        checks.append((f"v NOT IN (SELECT {key} FROM {column.refers_to})", f"'no {noun} ' || {shown}"))
+        checks.append((f"v NOT IN (SELECT {key} FROM {column.refers_to})",
+                       f"'no {noun} ' || {shown} || CASE WHEN {_is_id('v')} THEN '' "
+                       f"ELSE '; it is not an id' || {_id_flaw('v')} || ': {ID_RULE}' END"))
     elif column.kind == "timestamp":
-        checks.append(("try_cast(v AS TIMESTAMPTZ) IS NULL",
-                       f"{shown} || ' is not an ISO 8601 timestamp (e.g. 2026-11-23T15:00:00+08:00)'"))
-        checks.append((f"NOT {_in_years('try_cast(v AS TIMESTAMPTZ)')}", f"{shown} || ' {_OUTSIDE}'"))
+        checks.append(("p IS NOT NULL", "p"))  # read by parse_timestamp: see read_instants
     elif column.kind == "date":
-        checks.append(("try_cast(v AS DATE) IS NULL", f"{shown} || ' is not an ISO date (e.g. 2026-11-01)'"))
-        checks.append((f"NOT {_in_years('try_cast(v AS DATE)')}", f"{shown} || ' {_OUTSIDE}'"))
-    elif column.kind == "money":
-        checks.append(("try_cast(v AS DECIMAL(18, 2)) IS NULL OR try_cast(v AS DOUBLE) < 0",
-                       f"{shown} || ' is not an amount of at least 0'"))
-    elif column.kind == "percent":
-        checks.append(("try_cast(v AS DECIMAL(7, 4)) IS NULL OR try_cast(v AS DOUBLE) NOT BETWEEN 1e-9 AND 100",
-                       f"{shown} || ' is not a percentage in (0, 100]'"))
-    elif column.kind == "days":
-        checks.append(("try_cast(v AS INTEGER) IS NULL OR try_cast(v AS INTEGER) NOT BETWEEN 1 AND 60",
-                       f"{shown} || ' is not a whole number of business days from 1 to 60'"))
+        checks.append((f"NOT regexp_full_match(v, '{DATE_PATTERN}') OR try_cast(v AS DATE) IS NULL",
+                       f"{shown} || ' is not an ISO date (e.g. 2026-11-01)'"))
+        checks.append((f"regexp_full_match(v, '{DATE_PATTERN}') AND try_cast(v AS DATE) IS NOT NULL "
+                        f"AND NOT {_in_years('try_cast(v AS DATE)')}", f"{shown} || ' {_OUTSIDE}'"))
+    elif column.kind in NUMBER_PATTERNS:
+        checks.append((f"NOT ({_number_ok(column.kind, 'v')})", f"{shown} || ' {NUMBER_RULES[column.kind]}'"))
     elif column.kind == "currency":
         checks.append(("NOT regexp_full_match(v, '[A-Z]{3}')", f"{shown} || ' is not a three-letter currency code'"))
     elif column.kind == "schedule":
         checks.append(("v IN (SELECT schedule FROM bad_schedules)",
                        "(SELECT reason FROM bad_schedules WHERE schedule = v)"))
-    elif column.kind == "id" and updating:
+    if column.kind == "id":
+        checks.append((f"NOT {_is_id('v')}", f"{shown} || ' is not an id' || {_id_flaw('v')} || ': {ID_RULE}'"))
+    if column.kind == "id" and updating:
         checks.append((f"v NOT IN (SELECT {column.name} FROM {table})", f"'no such row ' || {shown}"))
     elif column.kind == "id":
         checks.append((f"v IN (SELECT {column.name} FROM {table})", f"{shown} || ' already exists'"))
         checks.append((f"v IN (SELECT v FROM repeated_{column.name})",
                        f"{shown} || ' appears more than once in this file'"))
     return checks
+
+
+def _is_id(v: str) -> str:
+    return f"regexp_full_match({v}, '{ID_PATTERN}')"
+
+
+def _id_flaw(v: str) -> str:
+    """SQL text for what is wrong with an id that is not one: its length, or its first character not allowed
+    (by code point when it is not plain ASCII, which an invisible or lookalike character is not)."""
+    bad = f"regexp_extract({v}, '[^A-Za-z0-9._@+:-]')"
+    return (f"CASE WHEN length({v}) > 64 THEN ' (' || length({v}) || ' characters)' "
+            f"WHEN unicode({bad}) = 32 THEN ' (it contains a space)' "
+            f"WHEN unicode({bad}) BETWEEN 33 AND 126 THEN ' (it contains ' || quote_text({bad}) || ')' "
+            f"ELSE ' (it contains U+' || printf('%04X', unicode({bad})) || ')' END")
+
+
+def _number_ok(kind: str, v: str) -> str:
+    """SQL: the cleaned cell ``v`` is a number of this kind (SPEC 8), so its cast is exact."""
+    shape = f"regexp_full_match({v}, '{NUMBER_PATTERNS[kind]}')"
+    if kind == "percent":
+        return f"{shape} AND coalesce(try_cast({v} AS DECIMAL(7, 4)) BETWEEN 0.0001 AND 100, FALSE)"
+    if kind == "days":
+        return f"{shape} AND coalesce(try_cast({v} AS INTEGER) BETWEEN 1 AND 60, FALSE)"
+    return shape
+
+
+def _date_ok(v: str) -> str:
+    typed = f"try_cast({v} AS DATE)"
+    return f"regexp_full_match({v}, '{DATE_PATTERN}') AND {_in_years(typed)}"
 
 
 def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetime | None = None) -> str:
@@ -208,24 +263,25 @@ def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetim
                 condition = f"v IS NOT NULL AND ({condition})"
             elif condition != "v IS NULL":
                 condition = f"v IS NOT NULL AND NOT contains(v, chr(0)) AND ({condition})"
+            problem = f', "{problem_column(column.name)}" AS p' if column.kind == "timestamp" else ""
             parts.append(
                 f"SELECT line, {quote(column.name)} AS column_name, {reason} AS reason "
-                f"FROM (SELECT line, {cell(column)} AS v FROM {staging}) WHERE {condition}"
+                f"FROM (SELECT line, {cell(column)} AS v{problem} FROM {staging}) WHERE {condition}"
             )
-    cleaned = ", ".join(f"{cell(c)} AS \"{c.name}\"" for c in columns)
-    valid = _typed_cells_are_valid(columns)
+    # The rows as text ready to cast (timestamps as canonical UTC text), and whether every typed cell is
+    # valid: rules over two cells only look at rows that pass, so a bad cell is reported once.
+    ready = ", ".join(f'{_ready(c)} AS "{c.name}"' for c in columns)
+    rows = f'(SELECT line, {ready}, {_typed_cells_are_valid(columns)} AS "@valid" FROM {staging}) s'
     for condition, column_name, reason in ROW_RULES.get(table, ()):
         parts.append(
-            f"SELECT line, {quote(column_name)}, {quote(reason)} FROM (SELECT line, {cleaned} FROM {staging}) s "
-            f"WHERE {valid} AND ({condition})"
+            f"SELECT line, {quote(column_name)}, {quote(reason)} FROM {rows} WHERE \"@valid\" AND ({condition})"
         )
     now = now or now_utc()
     for column_name, allowed in CLOCK_RULES.get(table, ()):
         typed = f'CAST("{column_name}" AS TIMESTAMPTZ)'
         parts.append(
-            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed, now)} "
-            f"FROM (SELECT line, {cleaned} FROM {staging}) s "
-            f"WHERE {valid} AND {typed} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
+            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed, now)} FROM {rows} "
+            f"WHERE \"@valid\" AND {typed} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
         )
     repeated = (
         f"repeated_{key.name} AS (SELECT v FROM (SELECT {cell(key)} AS v FROM {staging}) "
@@ -236,16 +292,21 @@ def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetim
 
 
 def _typed_cells_are_valid(columns: tuple[Column, ...]) -> str:
-    """Row rules only look at rows whose typed cells parse, so a bad cell is reported once."""
-    conditions = [
-        f"(\"{c.name}\" IS NULL OR try_cast(\"{c.name}\" AS {SQL_TYPES[c.kind]}) IS NOT NULL)"
-        for c in columns if c.kind in SQL_TYPES
-    ]
+    """SQL over the staged row: every cell that has a type is empty or a valid value of it."""
+    conditions = []
     for c in columns:
-        if c.kind in ("timestamp", "date"):
-            typed = f"try_cast(\"{c.name}\" AS {SQL_TYPES[c.kind]})"
-            conditions.append(f"({typed} IS NULL OR {_in_years(typed)})")
+        if c.kind == "timestamp":
+            conditions.append(f'(({cell(c)}) IS NULL) = ("{utc_column(c.name)}" IS NULL)')
+        elif c.kind == "date":
+            conditions.append(f"({cell(c)} IS NULL OR {_date_ok(cell(c))})")
+        elif c.kind in NUMBER_PATTERNS:
+            conditions.append(f"({cell(c)} IS NULL OR {_number_ok(c.kind, cell(c))})")
     return " AND ".join(conditions) or "TRUE"
+
+
+def _ready(column: Column) -> str:
+    """A staged cell cleaned and ready to cast: a timestamp's canonical UTC text, else ``cell``."""
+    return f'"{utc_column(column.name)}"' if column.kind == "timestamp" else cell(column)
 
 
 _OUTSIDE = f"is outside {FIRST_YEAR}–{LAST_YEAR}"
@@ -272,6 +333,63 @@ def _future_reason_sql(typed: str, now: datetime) -> str:
             f"|| iso_local({instant(now)}, {zone}) || ')'")
 
 
+def utc_column(name: str) -> str:
+    """The staging column beside timestamp column ``name`` holding its canonical UTC text (NULL when the
+    cell is empty or refused)."""
+    return f"{name}@utc"
+
+
+def problem_column(name: str) -> str:
+    """The staging column beside timestamp column ``name`` holding why its cell was refused (else NULL)."""
+    return f"{name}@problem"
+
+
+Reading = tuple[str | None, str | None]  # (canonical UTC text, problem): at most one of them set
+_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def quoted(text: str) -> str:
+    """A user's value inside an error message, as the SQL macro ``quote_text`` shows it: shortened, with
+    control and text-direction characters as U+FFFD."""
+    short = text if len(text) <= 60 else text[:57] + "..."
+    return "'" + _HIDDEN.sub("\ufffd", short) + "'"
+
+
+def read_instant(text: str | None, zone: ZoneInfo) -> Reading:
+    """One staged timestamp cell read as the forms read it (``kb.timestamps.parse_timestamp``):
+    (its canonical UTC text, None), or (None, why it is refused); (None, None) when empty (or holding a
+    NUL, which the SQL checks report). Cleaned as ``cell`` cleans it."""
+    cleaned = (text or "").strip(" \t\r\n")
+    if not cleaned or "\x00" in cleaned:
+        return None, None
+    try:
+        moment = parse_timestamp(cleaned, zone)
+        inside = FIRST_YEAR < moment.year < LAST_YEAR or FIRST_YEAR <= moment.astimezone(zone).year <= LAST_YEAR
+    except TimestampError as e:
+        message = str(e)
+        shown = repr(cleaned)
+        return None, (quoted(cleaned) + message[len(shown):] if message.startswith(shown) else message)
+    except OverflowError:  # beyond what a datetime holds once moved to UTC or to the zone: year 1 or 9999
+        inside = False
+    if not inside:
+        return None, f"{quoted(cleaned)} {_OUTSIDE}"
+    return moment.isoformat(), None
+
+
+def read_instants(values: Sequence[str | None], zone: ZoneInfo,
+                  cache: dict[str | None, Reading] | None = None) -> tuple[list[str | None], list[str | None]]:
+    """The canonical UTC texts and the problems of a staged timestamp column, row by row, each distinct
+    text read once (``cache``, shared between the columns of one import)."""
+    cache = {} if cache is None else cache
+    readings = []
+    for value in values:
+        reading = cache.get(value)
+        if reading is None:
+            reading = cache[value] = read_instant(value, zone)
+        readings.append(reading)
+    return [r[0] for r in readings], [r[1] for r in readings]
+
+
 def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
     """(schedule, reason) for each distinct credit schedule text that cannot be read."""
     bad = []
@@ -284,8 +402,9 @@ def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
 
 
 def typed(column: Column) -> str:
-    """The SQL expression for a staged cell as it is stored: ``cell``, cast to the column's type."""
-    return f"CAST({cell(column)} AS {SQL_TYPES[column.kind]})" if column.kind in SQL_TYPES else cell(column)
+    """The SQL expression for a staged cell as it is stored: ``cell`` (for a timestamp, its canonical UTC
+    text), cast to the column's type."""
+    return f"CAST({_ready(column)} AS {SQL_TYPES[column.kind]})" if column.kind in SQL_TYPES else cell(column)
 
 
 def typed_rows_sql(table: str, staging: str) -> str:

@@ -3,11 +3,19 @@
 Every function takes a connection (a cursor), the configuration, and the
 actor, and checks the actor's role before it touches anything. Problems are
 raised as ``Rejected`` naming the field, and nothing is written.
+
+A form's date and time are local wall-clock text (``wall_clock``), read like an
+import's cells by ``kb.timestamps.parse_timestamp``: a time the clocks skip is
+refused with a message naming the gap, a time they pass twice is its first
+occurrence. A picker left empty (or holding what it could not read: Streamlit
+empties a date typed outside its bounds rather than keep it) is refused by
+``picked``, never replaced by a default.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from kb.access import Actor, require
 from kb.config import Config
@@ -15,7 +23,7 @@ from kb.db import audit
 from kb.db.connection import local_zone, transaction
 from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records, write_checked
 from kb.intake.validation import KEYS, future_reason, same_values, typed_rows_sql
-from kb.timestamps import format_for_people
+from kb.timestamps import TimestampError, format_for_people, parse_timestamp
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
 RESUBMIT_SECONDS = 10  # the same row from the same person this soon after is a double-clicked submit
@@ -46,6 +54,29 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
                 return earlier
             write_checked(con, staged, actor, permission=permission, source="form")
     return new_id
+
+
+def picked(asked: dict[str, tuple[str, object]]) -> None:
+    """Rejected naming every form field left empty. ``asked`` maps a column to (what to ask for, the
+    widget's value): ``{"client_id": ("Client: choose a client", client_id)}``."""
+    problems = [Problem(None, column, ask) for column, (ask, value) in asked.items() if value is None]
+    if problems:
+        raise Rejected(problems)
+
+
+def wall_clock(day: date, clock: time) -> str:
+    """A form's date and time as local text, ``2026-11-25 11:00``, for the rules to read as an import's."""
+    return f"{day.isoformat()} {clock.strftime('%H:%M')}"
+
+
+def form_instant(day: date, clock: time, zone: ZoneInfo, column: str) -> datetime:
+    """The instant of a form's local date and time, as ``parse_timestamp`` reads it; Rejected naming
+    ``column`` when the clocks skip that time."""
+    text = wall_clock(day, clock)
+    try:
+        return parse_timestamp(text, zone)
+    except TimestampError as e:
+        raise Rejected([Problem(None, column, str(e))]) from None
 
 
 def _recent_twin(con, actor: Actor, table: str) -> str | None:
