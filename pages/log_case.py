@@ -1,4 +1,4 @@
-from datetime import date, datetime
+from datetime import date
 
 import streamlit as st
 
@@ -8,7 +8,7 @@ from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_case
-from kb.timestamps import format_for_people
+from kb.timestamps import format_for_people, now_utc
 
 ui.page_header("Log case", "A client asked for help: log it, and see its first-response deadline.")
 
@@ -21,7 +21,7 @@ if clients.empty:
     st.stop()
 labels = dict(zip(clients.client_id.tolist(),
                   (clients.name + " (" + clients.tier + ", " + clients.client_id + ")").tolist(), strict=True))
-now = datetime.now(zone)
+now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
 # Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
 # leaves the picker empty and the form asks for one, rather than log the case on a default day.

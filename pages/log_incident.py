@@ -1,13 +1,14 @@
-from datetime import date, datetime
+from datetime import date
 
 import streamlit as st
 
 from kb import ui
 from kb.db.schema import IMPACTS
-from kb.intake import writes
+from kb.intake import corrections, writes
 from kb.intake.importing import Rejected
 from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_incident
+from kb.timestamps import now_utc
 
 ui.page_header("Log incident", "Something is down, slow or under maintenance: log it, close it, or record a check.")
 
@@ -19,7 +20,7 @@ if environments.empty:
     ui.empty_state("No environments yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
 labels = {r.environment_id: f"{r.name} ({r.kind}, {r.environment_id})" for r in environments.itertuples()}
-now = datetime.now(zone)
+now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
 # Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
 # leaves the picker empty and the form asks for one, rather than log the incident on a default day.
@@ -109,9 +110,34 @@ else:
         if st.form_submit_button("Record check", icon=":material/fact_check:"):
             try:
                 writes.picked({"environment_id": ("Environment: choose an environment", environment_id)})
-                store.write(writes.log_check, store.config, actor, environment_id, datetime.now(zone), note)
+                store.write(writes.log_check, store.config, actor, environment_id, now_utc(), note)
             except Rejected as e:
                 ui.show_problems(e.problems, {None: slot, "environment_id": slot})
             else:
                 ui.flash(f"Check recorded on {dedicated[environment_id]}.")
                 st.rerun()
+
+if actor.may("correct"):
+    st.divider()
+    st.subheader("Void an incident logged in error")
+    recent = log_incident.recent_incidents(store)
+    if recent.empty:
+        st.caption("No incident to void.")
+    else:
+        shown = ui.local_times(recent, "started_at")
+        choices = {row.incident_id: f"{row.incident_id}: {row.impact} on {row.environment_id} from {row.started_at}"
+                   for row in shown.itertuples()}
+        with st.form("void_incident"):
+            incident_id = st.selectbox("Incident", list(choices), format_func=choices.get, key="void_incident",
+                                       index=None, placeholder="Choose an incident")
+            reason = st.text_input("Why it was logged in error (required)", key="void_reason")
+            slot = st.empty()
+            if st.form_submit_button("Void incident", icon=":material/delete:"):
+                try:
+                    writes.picked({"incident_id": ("Incident: choose an incident", incident_id)})
+                    store.write(corrections.void_incident, store.config, actor, incident_id, reason)
+                except Rejected as e:
+                    ui.show_problems(e.problems, {None: slot, "incident_id": slot})
+                else:
+                    ui.flash(f"Incident {incident_id} voided: it no longer counts as downtime anywhere.")
+                    st.rerun()

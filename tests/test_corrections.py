@@ -190,3 +190,18 @@ def _admin():
     from tests.fixtures import ADMIN
 
     return ADMIN
+
+
+def test_a_lead_voids_an_incident_on_the_log_incident_page(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    at.selectbox(key="void_incident").set_value(at.selectbox(key="void_incident").options[0].split(":")[0])
+    before = query("SELECT count(*) AS n FROM incidents WHERE voided_at IS NOT NULL").n[0]
+    button(at, "Void incident").click().run()
+    assert "reason" in " ".join(shown(e) for e in at.error).lower()  # a reason is required
+    at.text_input(key="void_reason").input("Logged on the wrong environment")
+    button(at, "Void incident").click().run()
+    assert not at.exception
+    assert any("voided" in shown(s) for s in at.success)
+    assert query("SELECT count(*) AS n FROM incidents WHERE voided_at IS NOT NULL").n[0] == before + 1
+    assert query("SELECT count(*) AS n FROM audit_log WHERE action = 'void' AND table_name = 'incidents'").n[0] >= 1

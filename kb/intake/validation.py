@@ -63,6 +63,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("name", "text"),
         Column("tier", "enum", choices=TIERS),
         Column("email_domain", "text", required=False),
+        Column("statement_recipients", "text", required=False),  # addresses, comma-separated
     ),
     "environments": (
         Column("environment_id", "id"),

@@ -24,8 +24,8 @@ def clients(store: Store) -> pd.DataFrame:
 
 def unanswered_cases(store: Store, limit: int = 500) -> pd.DataFrame:
     """The latest ``limit`` cases without a first response: id and subject."""
-    return store.query(f"SELECT case_id, subject FROM cases WHERE first_response_at IS NULL ORDER BY case_id DESC "
-                       f"LIMIT {int(limit)}")
+    return store.query("SELECT case_id, subject FROM cases WHERE first_response_at IS NULL AND voided_at IS NULL "
+                       "ORDER BY case_id DESC LIMIT $limit", {"limit": limit})
 
 
 def case_deadline(store: Store, case_id: str) -> CaseDeadline:

@@ -15,4 +15,10 @@ def environments(store: Store) -> pd.DataFrame:
 def ongoing_incidents(store: Store) -> pd.DataFrame:
     """Incidents without an end, oldest first."""
     return store.query("SELECT incident_id, environment_id, impact, started_at, summary FROM incidents "
-                       "WHERE ended_at IS NULL ORDER BY started_at")
+                       "WHERE ended_at IS NULL AND voided_at IS NULL ORDER BY started_at")
+
+
+def recent_incidents(store: Store, limit: int = 200) -> pd.DataFrame:
+    """The latest incidents not voided, newest first: what a lead may void as logged in error."""
+    return store.query("SELECT incident_id, environment_id, impact, started_at, summary FROM incidents "
+                       "WHERE voided_at IS NULL ORDER BY started_at DESC LIMIT $limit", {"limit": limit})
