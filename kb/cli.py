@@ -213,7 +213,7 @@ def run_import(args, config) -> int:
             print(f"{args.file}: {problem}", file=sys.stderr)
         print(f"rejected: {len(e.problems)} problem(s); nothing was written", file=sys.stderr)
         return 1
-    print(f"imported {written} {args.table} rows from {args.file}")
+    print(f"imported {written} {args.table if written != 1 else args.table[:-1]} from {args.file}")
     return 0
 
 

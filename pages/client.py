@@ -1,3 +1,4 @@
+import altair as alt
 import streamlit as st
 
 from kb import ui
@@ -40,7 +41,11 @@ with left:
     else:
         this = met[met.month == months[0]]
         st.metric("This month", f"{this.pct_met.iloc[0]:.1f} %" if len(this) else "no decided case")
-        st.bar_chart(met.set_index("month")["pct_met"], height=200, y_label="% met", x_label="month")
+        labelled, order = ui.with_month_labels(met)
+        st.altair_chart(alt.Chart(labelled, height=200).mark_bar().encode(
+            x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
+            tooltip=["month_label", alt.Tooltip("pct_met:Q", format=".1f"), "met", "breached"]), width="stretch")
 with right:
     st.subheader("Credits owed, by month")
     credits = reads.credits_by_month(store, snap, client_id, months[-1])
@@ -59,8 +64,9 @@ environments = reads.environments_this_month(store, snap, client_id, months[0])
 if environments.empty:
     st.caption("No environment.")
 else:
-    st.dataframe(environments, hide_index=True, width="stretch", column_config={
-        "environment_id": "Environment", "environment_name": "Name", "kind": "Kind",
+    st.dataframe(environments[["environment_name", *[c for c in environments.columns if c != "environment_name"]]],
+                 hide_index=True, width="stretch", column_config={
+        "environment_name": "Environment", "environment_id": "Id", "kind": "Kind",
         "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"), "target_pct": "Target %",
         "downtime_minutes": "Downtime (min)", "budget_minutes": "Budget (min)",
         "budget_left_minutes": "Budget left (min)", "target_met": "Target met", "status": "Status"})
@@ -77,9 +83,14 @@ else:
         except CreditScheduleError as e:
             return f"unreadable: {e}"
 
-    st.dataframe(contracts.assign(credit_schedule=contracts.credit_schedule.map(in_words)), hide_index=True,
-                 width="stretch", column_config={"credit_schedule": st.column_config.TextColumn("Credits",
-                                                                                              width="large")})
+    shown = contracts.assign(credit_schedule=contracts.credit_schedule.map(in_words),
+                             monthly_fee=[ui.money(f, c) for f, c in
+                                          zip(contracts.monthly_fee, contracts.currency, strict=True)])
+    st.dataframe(ui.dates_only(shown, "starts_on", "ends_on"), hide_index=True, width="stretch", column_config={
+        "contract_id": "Contract", "environment_id": "Environment", "uptime_target_pct": "Uptime target %",
+        "response_business_days": "Response (business days)", "monthly_fee": "Monthly fee", "currency": None,
+        "credit_schedule": st.column_config.TextColumn("Credits", width="large"), "starts_on": "Starts",
+        "ends_on": "Ends"})
 
 st.subheader("Monthly statement")
 columns = st.columns([1, 3])

@@ -74,8 +74,8 @@ if ongoing_incidents.empty:
     st.caption("No incident is ongoing.")
 else:
     shown = ui.local_times(ongoing_incidents, "started_at")
-    described = {r.incident_id: f"{r.incident_id}: {r.impact} on {r.environment_id} since {r.started_at}"
-                 for r in shown.itertuples()}
+    described = {r.incident_id: f"{r.incident_id}: {r.impact} on {labels.get(r.environment_id, r.environment_id)} "
+                                f"since {r.started_at}" for r in shown.itertuples()}
     with st.form("close_incident"):
         incident_id = st.selectbox("Incident", list(described), format_func=described.get, key="close_incident",
                                    index=None, placeholder="Choose an incident")
@@ -125,7 +125,8 @@ if actor.may("correct"):
         st.caption("No incident to void.")
     else:
         shown = ui.local_times(recent, "started_at")
-        choices = {row.incident_id: f"{row.incident_id}: {row.impact} on {row.environment_id} from {row.started_at}"
+        choices = {row.incident_id: f"{row.incident_id}: {row.impact} on "
+                                    f"{labels.get(row.environment_id, row.environment_id)} from {row.started_at}"
                    for row in shown.itertuples()}
         with st.form("void_incident"):
             incident_id = st.selectbox("Incident", list(choices), format_func=choices.get, key="void_incident",

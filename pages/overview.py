@@ -28,7 +28,7 @@ def verdict(pct: float, decided: int, so_far: bool) -> tuple[str, str]:
     return ("Met" if met else "Missed") + (" so far" if so_far else ""), "green" if met else "red"
 
 
-st.subheader(f"First responses due in {this_label}: target {target:g} % met")
+st.subheader(f"First responses due in {this_label}, against the {target:g} % target")
 columns = st.columns(4)
 for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False):
     rows = performance[performance.tier == tier].set_index("month")

@@ -64,7 +64,7 @@ def show_lane(lane: str, total: int) -> pd.DataFrame:
         "time_left": [queue.time_left_text(h, answered=pd.notna(r))
                       for h, r in zip(frame.business_hours_left, frame.first_response_at, strict=True)],
         "first_response_due": pd.to_datetime(frame.first_response_due, utc=True).dt.tz_convert(zone),
-        "assignee": frame.assignee.fillna(""),
+        "assignee": frame.assignee.fillna("(unassigned)"),
         "client_name": frame.client_name,
         "subject": frame.subject,
         "age_hours": frame.age_hours.astype(float),

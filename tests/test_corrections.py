@@ -100,7 +100,8 @@ def test_a_correction_follows_the_rules_of_a_new_row(app):
     _open_case(at, "MET")
     at.text_input(key="correct_first_response_at_MET").input("2026-11-23 09:00")  # before receipt
     button(at, "Save correction").click().run()
-    assert any("first_response_at: is before received_at" in shown(e) for e in at.error), [shown(e) for e in at.error]
+    assert any("first_response_at: is before the case was received (received_at)" in shown(e) for e in at.error), \
+        [shown(e) for e in at.error]
     at.text_input(key="correct_first_response_at_MET").input("2999-01-01 09:00")
     button(at, "Save correction").click().run()
     assert at.error

@@ -113,7 +113,7 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
 
 @pytest.mark.parametrize(("subject", "responded", "message"), [
     ("   ", False, "is empty"),
-    ("Answered before it arrived", True, "is before received_at"),
+    ("Answered before it arrived", True, "is before the case was received (received_at)"),
 ])
 def test_log_case_rejects_bad_input_and_writes_nothing(app, subject, responded, message):
     at, _ = app
@@ -171,7 +171,7 @@ def test_log_incident_ending_before_it_starts_is_refused(app):
     at.date_input(key="inc_end_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_end_time").set_value(time(14, 0))
     button(at, "Log incident").click().run()
-    assert any("is before started_at" in shown(e) for e in at.error)
+    assert any("is before the incident started (started_at)" in shown(e) for e in at.error)
     assert query("SELECT count(*) AS n FROM incidents").n[0] == 2
 
 

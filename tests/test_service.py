@@ -164,7 +164,7 @@ def test_the_command_line_hands_import_export_and_backup_to_the_service(service,
     good = tmp_path / "clients.csv"
     good.write_text("client_id,name,tier\nCLI-1,Through The Service,custom\n")
     done = kb("import", "clients", str(good), env=env)
-    assert (done.returncode, done.stdout.decode()) == (0, f"imported 1 clients rows from {good}\n"), done.stderr
+    assert (done.returncode, done.stdout.decode()) == (0, f"imported 1 client from {good}\n"), done.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("client_id,name,tier\nCLI-2,Bad,gold\n")
     done = kb("import", "clients", str(bad), env=env)
