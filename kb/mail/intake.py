@@ -32,11 +32,13 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
+from kb.db.sqltext import quote
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
+from kb.intake.writes import ID_PREFIXES, next_number
 from kb.mail.messages import CASE_TAG, MailRecord, Skipped, client_id_for
 from kb.timestamps import now_utc
 
-CASE_PREFIX = "CS-"  # as the forms' ids (kb.intake.writes.next_id), so a reply's [CS-00042] tag finds the case
+CASE_PREFIX = ID_PREFIXES["cases"]  # as the forms' ids, so a reply's [CS-00042] tag finds the case
 SOURCE = "mail"
 NEVER = datetime.max.replace(tzinfo=UTC)
 MAX_ATTEMPTS = 6
@@ -137,7 +139,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     tagged = _existing_cases(con, {n.case_tag for n in nodes if n.case_tag})
 
     # Threads, in the order of the instants.
-    number = _next_case_number(con)
+    number = next_number(con, "cases", "case_id")
     openers: dict[str, _Node] = {}
     nodes.sort(key=lambda n: (n.instant or NEVER, n.is_team or n.is_automatic, n.key))
     for node in nodes:
@@ -303,12 +305,6 @@ def _stored_case_times(con, cases: set[str]) -> dict[str, tuple[datetime, dateti
     return {case: (received, response) for case, received, response in rows}
 
 
-def _next_case_number(con) -> int:
-    return con.execute(
-        f"SELECT coalesce(max(try_cast(regexp_extract(case_id, '^{CASE_PREFIX}(\\d+)$', 1) AS BIGINT)), 0) + 1 "
-        f"FROM cases WHERE case_id LIKE '{CASE_PREFIX}%'").fetchall()[0][0]
-
-
 def _clients_for(con, openers: dict[str, _Node]) -> tuple[dict[str, str], list[dict]]:
     """address → client_id for every opener, and the new free clients to make (rules §9: by email_domain,
     else the client whose id is the address, else a new free client)."""
@@ -365,11 +361,7 @@ def _audit_rows(con, actor: Actor, rows: list[tuple[str, dict, dict]]) -> None:
         "before": pa.array([json.dumps(r[1], sort_keys=True) for r in rows], pa.string()),
         "after": pa.array([json.dumps(r[2], sort_keys=True) for r in rows], pa.string()),
     }), "INSERT INTO audit_log (logged_at, actor, action, table_name, row_id, before, after) "
-        f"SELECT now(), {_sql_text(actor.email)}, 'record_response', 'cases', row_id, before, after FROM mail_audit")
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+        f"SELECT now(), {quote(actor.email)}, 'record_response', 'cases', row_id, before, after FROM mail_audit")
 
 
 def _messages_table(nodes: list[_Node], now: datetime) -> pa.Table:
