@@ -20,7 +20,7 @@ from kb.config import load_config, parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
 from kb.intake.importing import add_rows, staged_from_records
-from kb.intake.validation import LAST_YEAR
+from kb.intake.validation import LAST_YEAR, TABLES
 from kb.navigation import page_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,3 +169,12 @@ AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
         "cookie_secret": "a-cookie-secret-for-these-tests-only-0123456789",
         "client_id": "support-sla", "client_secret": "secret",
         "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    """Rows per table of the data contract, and of the audit trail, in the database at ``db``."""
+    con = connection.connect(db, read_only=True)
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in [*TABLES, "audit_log"]}
+    finally:
+        con.close()

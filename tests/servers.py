@@ -24,30 +24,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args: tuple[str, ...] = (),
-                     log: Path | None = None):
-    """Start the service (``streamlit run service.py``: the dashboard and its API) with ``env`` added; yield its
-    base URL; stop it."""
-    port = port or free_port()
+def serving(command: list[str], ready_url: str, *, log: Path | None = None, timeout: float = 60, **popen):
+    """Start ``command`` (a server), wait until ``ready_url`` answers 200, yield; then stop it. A server
+    that exits or is not ready within ``timeout`` seconds raises, with its log when there is one."""
     log_file = open(log or os.devnull, "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "service.py", "--server.port", str(port),
-         "--server.headless", "true", *extra_args],
-        cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, **popen)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the dashboard did not start (exit code {process.poll()})") from None
+                    said = log.read_text()[-2000:] if log else ""
+                    raise RuntimeError(f"{command[0]} did not start (exit code {process.poll()}) {said}") from None
                 time.sleep(0.3)
-        yield base
+        yield process
     finally:
         process.terminate()
         try:
@@ -55,6 +49,19 @@ def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args
         except subprocess.TimeoutExpired:
             process.kill()
         log_file.close()
+
+
+@contextmanager
+def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args: tuple[str, ...] = (),
+                     log: Path | None = None):
+    """Start the service (``streamlit run service.py``: the dashboard and its API) with ``env`` added; yield its
+    base URL; stop it."""
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    with serving([sys.executable, "-m", "streamlit", "run", "service.py", "--server.port", str(port),
+                  "--server.headless", "true", *extra_args], f"{base}/_stcore/health", log=log,
+                 cwd=ROOT, env={**os.environ, **env}):
+        yield base
 
 
 def wait_idle(page, timeout: float = 30_000) -> None:

@@ -28,7 +28,20 @@ from kb.intake.validation import TABLES
 from kb.intake.writes import close_incident, log_case, log_incident, record_response, resolve_case
 from kb.timestamps import set_now
 from kb.ui import plain
-from tests.fixtures import ADMIN, AS_OF, ROOT, SPEC_CONFIG, add, button, fill_case, open_page, query, shown, table_with
+from tests.fixtures import (
+    ADMIN,
+    AS_OF,
+    ROOT,
+    SPEC_CONFIG,
+    add,
+    button,
+    fill_case,
+    open_page,
+    query,
+    shown,
+    table_counts,
+    table_with,
+)
 
 TOML = """
 [calendar]
@@ -114,22 +127,14 @@ def cli(base_db, tmp_path, capsys):
     def run(table: str, data: str | bytes):
         path = tmp_path / "input.csv"
         path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        before = counts(db)
+        before = table_counts(db)
         capsys.readouterr()
         code = main(["import", table, str(path), "--db", str(db), "--config", str(tmp_path / "support.toml")])
         err = capsys.readouterr().err
-        return code, err, before, counts(db)
+        return code, err, before, table_counts(db)
 
     run.db = db
     return run
-
-
-def counts(db: Path) -> dict[str, int]:
-    con = connection.connect(db, read_only=True)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in [*TABLES, "audit_log"]}
-    finally:
-        con.close()
 
 
 def stored(db: Path, table: str, key: str) -> dict:

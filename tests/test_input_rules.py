@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from kb.cli import main
 from kb.db import connection
 from kb.intake.validation import TABLES, read_instant
-from tests.fixtures import AS_OF, ROOT, build_fixture, button, fill_case, open_page, query, shown
+from tests.fixtures import AS_OF, ROOT, build_fixture, button, fill_case, open_page, query, shown, table_counts
 
 # A zone with daylight saving: 2026-03-29 01:00–02:00 does not exist, 2026-10-25 01:00–02:00 happens twice.
 LONDON_TOML = """
@@ -65,14 +65,6 @@ def london_db(tmp_path_factory) -> Path:
     return folder / "base.duckdb"
 
 
-def counts(db: Path) -> dict[str, int]:
-    con = connection.connect(db, read_only=True)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in [*TABLES, "audit_log"]}
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def imported(london_db, tmp_path, capsys):
     """Import one row of ``table`` (NEW_ROW with ``cells``) into a copy of the base store: (code, stderr, row
@@ -84,13 +76,13 @@ def imported(london_db, tmp_path, capsys):
     def run(table: str, **cells):
         path = tmp_path / "input.csv"
         path.write_text(csv_of({**NEW_ROW[table], **cells}), encoding="utf-8")
-        before = counts(db)
+        before = table_counts(db)
         capsys.readouterr()
         code = main(["import", table, str(path), "--db", str(db), "--config", str(tmp_path / "support.toml"),
                      "--now", "2026-11-26T12:00:00Z"])
         err = capsys.readouterr().err
         assert "Traceback" not in err
-        after = counts(db)
+        after = table_counts(db)
         row = None
         if code == 0:
             con = connection.connect(db, read_only=True)

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import shutil
-import subprocess
 import threading
 import time
 import urllib.request
@@ -34,7 +33,7 @@ from kb.service.webhooks import ROUTES
 from kb.store import Store
 from kb.timestamps import set_now
 from tests.fixtures import ADMIN, SPEC_TOML, add
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)  # Wed 16:30 in Hong Kong
 AM = "/api/v1/webhooks/alertmanager"
@@ -408,32 +407,11 @@ receivers:
             type: Bearer
             credentials: {json.dumps(bearer_token)}
 """)
-    log = open(tmp_path / "alertmanager.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=debug"],
-        stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Alertmanager did not start: {(tmp_path / 'alertmanager.log').read_text()}"
-                                       ) from None
-                time.sleep(0.2)
+    with serving([ALERTMANAGER, f"--config.file={config}", f"--storage.path={tmp_path / 'am-data'}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=debug"],
+                 f"{base}/-/ready", log=tmp_path / "alertmanager.log", timeout=30):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def post_alerts(base: str, alerts: list[dict]) -> None:
