@@ -64,3 +64,55 @@ def test_incident_timeline_does_not_move_with_the_browser_zone(demo_server, brow
     # Drawn from support-zone wall-clock times on a UTC scale: the same picture in Hong Kong and in New York.
     assert timeline_image(browser, demo_server, "Asia/Hong_Kong") \
         == timeline_image(browser, demo_server, "America/New_York")
+
+
+def test_overview_verdicts_and_credits_match_the_exports(tmp_path, browser):
+    import csv
+    import io
+    from collections import defaultdict
+
+    from kb.db import connection
+
+    db = tmp_path / "demo.duckdb"
+    subprocess.run([sys.executable, "-m", "kb", "--db", str(db), "--now", AS_OF, "demo"], check=True,
+                   capture_output=True)
+
+    def export(report: str) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "kb", "export", report, "--db", str(db), "--as-of", AS_OF,
+                              "--now", AS_OF], check=True, capture_output=True, text=True)
+        return list(csv.DictReader(io.StringIO(out.stdout)))
+
+    decided = defaultdict(lambda: [0, 0])  # tier -> [met, decided] for cases due in November
+    for row in export("case-sla"):
+        if row["first_response_due"][:7] == "2026-11" and row["sla_state"] in ("met", "breached"):
+            decided[row["tier"]][0] += row["sla_state"] == "met"
+            decided[row["tier"]][1] += 1
+    owed = defaultdict(float)  # (month, client, currency) -> credit
+    for row in export("refunds"):
+        if row["month"] in ("2026-10", "2026-11") and float(row["refund_amount"]) > 0:
+            owed[row["month"], row["client_id"], row["currency"]] += float(row["refund_amount"])
+    con = connection.connect(db, read_only=True)
+    names = dict(con.execute("SELECT client_id, name FROM clients").fetchall())
+    con.close()
+    assert owed and decided
+
+    with dashboard_server({"SUPPORT_DB": str(db), "SUPPORT_AS_OF": AS_OF}, log=tmp_path / "server.log") as base:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        open_page(page, base, "overview")
+        for tier, (met, count) in decided.items():
+            card = page.locator("[data-testid=stMetric]").filter(has_text=f"{tier.capitalize()}: met this month")
+            pct = 100 * met / count
+            assert card.locator("[data-testid=stMetricValue]").inner_text().strip() == f"{pct:.1f} %"
+            verdict = "Met so far" if pct >= 95 else "Missed so far"
+            assert card.locator("[data-testid=stMetricDelta]").inner_text().strip() == f"{verdict}: target 95 %"
+        grid = page.locator("[data-testid=stDataFrame]").filter(
+            has=page.locator("[role=columnheader]", has_text="Credit owed"))
+        grid.scroll_into_view_if_needed()
+        rows = [" | ".join(c.strip() for c in row.locator("[role=gridcell]").all_text_contents())
+                for row in grid.locator("[role=row]").all()[1:]]
+        for (month, client, currency), amount in owed.items():
+            money = f"{currency} {amount:,.2f}" if round(amount * 100) % 100 else f"{currency} {amount:,.0f}"
+            month_name = "Oct 2026" if month == "2026-10" else "Nov 2026"
+            assert any(month_name in r and names[client] in r and money in r for r in rows), (month, client, rows)
+        assert len(rows) == len(owed)
+        page.close()
