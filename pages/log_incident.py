@@ -67,15 +67,22 @@ if submitted:
                  f"{', ongoing' if ongoing else ''}).")
         st.rerun()
 
+
+
+def incident_choices(incidents, when: str) -> dict[str, str]:
+    """Incident id -> 'INC-00012: outage on Cobalt production (…) since Mon 2026-11-23 10:00 HKT'."""
+    shown = ui.local_times(incidents, "started_at")
+    return {r.incident_id: f"{r.incident_id}: {r.impact} on {labels.get(r.environment_id, r.environment_id)} "
+                           f"{when} {r.started_at}" for r in shown.itertuples()}
+
+
 st.divider()
 st.subheader("Close an ongoing incident")
 ongoing_incidents = log_incident.ongoing_incidents(store)
 if ongoing_incidents.empty:
     st.caption("No incident is ongoing.")
 else:
-    shown = ui.local_times(ongoing_incidents, "started_at")
-    described = {r.incident_id: f"{r.incident_id}: {r.impact} on {labels.get(r.environment_id, r.environment_id)} "
-                                f"since {r.started_at}" for r in shown.itertuples()}
+    described = incident_choices(ongoing_incidents, "since")
     with st.form("close_incident"):
         incident_id = st.selectbox("Incident", list(described), format_func=described.get, key="close_incident",
                                    index=None, placeholder="Choose an incident")
@@ -124,10 +131,7 @@ if actor.may("correct"):
     if recent.empty:
         st.caption("No incident to void.")
     else:
-        shown = ui.local_times(recent, "started_at")
-        choices = {row.incident_id: f"{row.incident_id}: {row.impact} on "
-                                    f"{labels.get(row.environment_id, row.environment_id)} from {row.started_at}"
-                   for row in shown.itertuples()}
+        choices = incident_choices(recent, "from")
         with st.form("void_incident"):
             incident_id = st.selectbox("Incident", list(choices), format_func=choices.get, key="void_incident",
                                        index=None, placeholder="Choose an incident")

@@ -149,15 +149,23 @@ def test_merging_a_mail_client_moves_its_cases_and_their_deadlines(app):
     assert json.loads(trail.before[1])["source"] == "mail"
 
 
-def test_merging_moves_environments_and_contracts_too(app):
+def _kim_with_a_box_and_a_contract_on(environment_id: str):
+    """The store with Kim's mail-made client, a dedicated environment KE of Kim's, and Kim's contract KK on
+    ``environment_id``."""
     store = _store()
     _mail(store, ("2026-11-25 10:00", KIM))
     with store.transaction() as cur:
         add(cur, store.config, "environments",
             dict(environment_id="KE", name="Kim's box", kind="dedicated", deployment="on_premise",
                  client_id="kim@acme.example", active_from="2026-01-01"))
-        add(cur, store.config, "contracts", dict(contract_id="KK", client_id="kim@acme.example", environment_id="S1",
-                                                 monthly_fee="10", currency="USD", starts_on="2026-01-01"))
+        add(cur, store.config, "contracts", dict(contract_id="KK", client_id="kim@acme.example",
+                                                 environment_id=environment_id, monthly_fee="10", currency="USD",
+                                                 starts_on="2026-01-01"))
+    return store
+
+
+def test_merging_moves_environments_and_contracts_too(app):
+    store = _kim_with_a_box_and_a_contract_on("S1")
     moved = store.write(corrections.merge_client, store.config, LEAD, "kim@acme.example", "CUS")
     assert moved["environments"] == ["KE"] and moved["contracts"] == ["KK"] and len(moved["cases"]) == 1
     assert query("SELECT client_id FROM environments WHERE environment_id = 'KE'").client_id[0] == "CUS"
@@ -166,14 +174,7 @@ def test_merging_moves_environments_and_contracts_too(app):
 
 
 def test_an_environment_with_incidents_or_contracts_cannot_be_moved_and_nothing_is_merged(app):
-    store = _store()
-    _mail(store, ("2026-11-25 10:00", KIM))
-    with store.transaction() as cur:
-        add(cur, store.config, "environments",
-            dict(environment_id="KE", name="Kim's box", kind="dedicated", deployment="on_premise",
-                 client_id="kim@acme.example", active_from="2026-01-01"))
-        add(cur, store.config, "contracts", dict(contract_id="KK", client_id="kim@acme.example", environment_id="KE",
-                                                 monthly_fee="10", currency="USD", starts_on="2026-01-01"))
+    store = _kim_with_a_box_and_a_contract_on("KE")
     with pytest.raises(Rejected, match=r"has environments \(KE\).*Nothing was merged"):
         store.write(corrections.merge_client, store.config, LEAD, "kim@acme.example", "CUS")
     assert query("SELECT client_id FROM cases WHERE source = 'mail'").client_id.tolist() == ["kim@acme.example"]
