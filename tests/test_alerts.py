@@ -200,3 +200,114 @@ def test_alerts_send_on_the_command_line(tmp_path, inbox, hook):
     assert main(["alerts", "send", *common, "--now", "2026-11-23T18:30"]) == 0
     assert [m["Subject"].strip() for _, m in inbox.messages] == [
         "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"]
+
+
+def client_with_case(con, client_id: str, name: str, case_id: str) -> None:
+    """One more enterprise client with one unanswered case, received as CS-1 was."""
+    config = parse_config(settings(1))
+    for table, records in {
+        "clients": [{"client_id": client_id, "name": name, "tier": "enterprise"}],
+        "cases": [{"case_id": case_id, "client_id": client_id, "received_at": "2026-11-23 09:00",
+                   "category": "platform_issue", "subject": "Login fails"}],
+    }.items():
+        add_rows(con, config, staged_from_records(table, records), ADMIN, permission="import", source="test",
+                 now=at("2026-11-23T09:00"))
+
+
+def delivery(con, key: str, channel: str = "email") -> tuple:
+    return con.execute("SELECT attempts, sent_at IS NOT NULL, withdrawn_at IS NOT NULL, last_error "
+                       "FROM alert_deliveries WHERE alert_key = ? AND channel = ?", [key, channel]).fetchone()
+
+
+def test_a_line_break_in_a_client_name_stays_in_its_subject_and_stops_no_alert(store, inbox, hook):
+    client_with_case(store, "ACM", "Acme\nBcc: x@evil", "CS-2")
+    report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
+    assert (report.recorded, report.sent, report.failed) == (4, 4, [])
+    by_subject = {message["Subject"]: (to, message) for to, message in inbox.messages}
+    assert set(by_subject) == {"[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
+                               "[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left"}
+    to, message = by_subject["[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left"]
+    assert to == ["lee@support.example"] and message["Bcc"] is None
+    assert "Case CS-2 of Acme Bcc: x@evil (enterprise) is at risk" in message.get_content()
+    assert [post["text"].splitlines()[0] for post in hook] == sorted(by_subject)  # CS-1, then CS-2
+    assert store.execute("SELECT subject FROM alert_deliveries WHERE alert_key = 'case_at_risk:CS-2' "
+                         "AND channel = 'email'").fetchone() == (
+        "[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left",)
+
+
+class Refusing(Inbox):
+    """The test SMTP server, refusing every recipient at refused.example as a real server refuses a mailbox
+    it does not have."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's)
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_a_recipient_the_server_refuses_fails_that_alert_alone(store, hook):
+    box = Refusing().start()
+    try:
+        config = parse_config(settings(box.port, recipients={"lead": ["gone@refused.example"],
+                                                              "admin": ["ada@support.example"]}))
+        store.execute("UPDATE cases SET first_response_at = received_at")  # only the budget alert: lead and admin
+        outage(store, "I-1", "2026-11-24 10:00", "2026-11-24 10:25")
+        client_with_case(store, "ACM", "Acme", "CS-2")  # breached the day before: to the leads only, refused
+        report = send_due(store, config, at("2026-11-24T16:30"))
+    finally:
+        box.stop()
+    assert report.sent == 3 and len(report.failed) == 1  # both webhooks, and the budget alert's e-mail
+    assert report.failed[0].startswith("case_breached:CS-2 (email): the mail server 127.0.0.1:")
+    attempts, sent, withdrawn, error = delivery(store, "case_breached:CS-2")
+    assert (attempts, sent, withdrawn) == (1, False, False) and "no such mailbox" in error
+    assert delivery(store, "budget:ENV-1:2026-11:50")[:2] == (1, True)
+    assert [to for to, _ in box.messages] == [["ada@support.example"]]
+
+
+def test_an_at_risk_alert_held_up_by_a_mail_outage_is_withdrawn_once_the_case_is_answered(store):
+    down = parse_config(settings(free_port()))  # no mail server; no webhook variable either
+    client_with_case(store, "ACM", "Acme", "CS-2")
+    assert send_due(store, down, at("2026-11-23T16:30")).failed  # both cases at risk, nothing taken
+    store.execute("UPDATE cases SET first_response_at = TIMESTAMPTZ '2026-11-23 17:00+08' WHERE case_id = 'CS-2'")
+    box = Inbox().start()
+    try:
+        config = parse_config(settings(box.port, recipients={"lead": ["lee@support.example"]}))
+        store.execute("UPDATE cases SET resolved_at = TIMESTAMPTZ '2026-11-24 09:00+08' WHERE case_id = 'CS-1'")
+        report = send_due(store, config, at("2026-11-24T10:00"))
+    finally:
+        box.stop()
+    assert box.messages == [] and report.sent == 0
+    for key in ("case_at_risk:CS-1", "case_at_risk:CS-2"):
+        assert delivery(store, key)[1:3] == (False, True)
+    withdrawn = store.execute("SELECT row_id FROM audit_log WHERE action = 'alert withdrawn' ORDER BY row_id"
+                              ).fetchall()
+    assert withdrawn == [("case_at_risk:CS-1 (email)",), ("case_at_risk:CS-1 (webhook)",),
+                         ("case_at_risk:CS-2 (email)",), ("case_at_risk:CS-2 (webhook)",)]
+
+
+def test_after_a_mail_outage_a_breach_still_holding_goes_and_the_warning_before_it_does_not(store):
+    down = parse_config(settings(free_port(), recipients={"lead": ["lee@support.example"]}))
+    send_due(store, down, at("2026-11-23T16:30"))  # at risk
+    send_due(store, down, at("2026-11-23T18:30"))  # breached at 18:00
+    box = Inbox().start()
+    try:
+        config = parse_config(settings(box.port, recipients={"lead": ["lee@support.example"]}))
+        report = send_due(store, config, at("2026-11-25T10:00"))  # two days on, still unanswered
+    finally:
+        box.stop()
+    assert [m["Subject"] for _, m in box.messages] == [
+        "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"]
+    assert report.sent == 1
+    assert delivery(store, "case_at_risk:CS-1")[1:3] == (False, True)
+    assert delivery(store, "case_breached:CS-1")[1:3] == (True, False)
+
+
+def test_a_right_to_left_override_in_a_name_cannot_reverse_an_alert(store, inbox, hook):
+    client_with_case(store, "RTL", "Acme\u202e Evil", "CS-2")
+    send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
+    subjects = sorted(message["Subject"] for _, message in inbox.messages)
+    assert subjects[1] == "[SLA] Case CS-2 (Acme\ufffd Evil) is at risk: 1 h 30 min left"
+    body = [m for _, m in inbox.messages if "CS-2" in m["Subject"]][0].get_content()
+    assert "Case CS-2 of Acme\ufffd Evil (enterprise)" in body and "\u202e" not in body
+    assert all("\u202e" not in post["text"] for post in hook)

@@ -3,8 +3,11 @@
 A run (``python -m kb alerts send``, or the service's job every minute) opens the as-of views at now,
 records every due alert that is new as one row per channel in ``alert_deliveries`` (so a restart never
 sends it again), then sends every unsent row. A row the server refused keeps ``sent_at`` empty and its
-error, and goes again next run. In quiet hours only breaches are recorded and sent; the rest wait until
-the quiet hours end, and are sent then if still due. Each sent row is audited.
+error, and goes again next run; a row that cannot be sent (an address that is not one) fails alone, never
+the run. In quiet hours only breaches are recorded and sent; the rest wait until the quiet hours end, and
+are sent then if still due. A case alert that waited (quiet hours, a mail server down) and no longer holds
+when it could go (the case was answered, resolved, voided, or moved to another state) is withdrawn
+(``withdrawn_at``) instead of sent. Each sent or withdrawn row is audited.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from datetime import datetime, time
 
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, post_webhook, send_email
-from kb.alerts.due import due_alerts
+from kb.alerts.due import WATCHED_CASES, due_alerts
+from kb.alerts.text import one_line
 from kb.config import AlertsConfig, Config
 from kb.db import audit
 from kb.db.connection import transaction
@@ -48,11 +52,14 @@ def send_due(con, config: Config, now: datetime) -> Report:
                 report.recorded += len(con.execute(
                     "INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
-                    [alert.key, channel, alert.kind, alert.breach, list(alert.roles), alert.subject, alert.body, now],
+                    [alert.key, channel, alert.kind, alert.breach, list(alert.roles), one_line(alert.subject),
+                     alert.body, now],
                 ).fetchall())
+    withdraw_stale(con, now)
     pending = con.execute(
         "SELECT alert_key, channel, kind, roles, subject, body FROM alert_deliveries "
-        "WHERE sent_at IS NULL AND (breach OR NOT ?) ORDER BY created_at, alert_key, channel", [quiet]).fetchall()
+        "WHERE sent_at IS NULL AND withdrawn_at IS NULL AND (breach OR NOT ?) "
+        "ORDER BY created_at, alert_key, channel", [quiet]).fetchall()
     for key, channel, kind, roles, subject, text in pending:
         try:
             if channel == "email":
@@ -68,6 +75,23 @@ def send_due(con, config: Config, now: datetime) -> Report:
                   {"kind": kind, "subject": subject, "channel": channel, "sent_at": now})
         report.sent += 1
     return report
+
+
+def withdraw_stale(con, now: datetime) -> None:
+    """Withdraw each unsent case alert whose case is no longer in its state at ``now`` (``case_sla`` open at
+    ``now``): an at-risk warning held up until the case was answered, or breached, tells a lead nothing true.
+    The row stays, with ``withdrawn_at``, and the audit trail says so."""
+    with transaction(con):
+        withdrawn = con.execute(
+            f"""UPDATE alert_deliveries d SET withdrawn_at = $now
+                WHERE sent_at IS NULL AND withdrawn_at IS NULL AND kind IN ('case_at_risk', 'case_breached')
+                  AND NOT EXISTS (SELECT 1 FROM case_sla
+                                  WHERE d.alert_key = d.kind || ':' || case_id AND d.kind = 'case_' || sla_state
+                                    AND {WATCHED_CASES})
+                RETURNING alert_key, channel, kind, subject""", {"now": now}).fetchall()
+        for key, channel, kind, subject in withdrawn:
+            audit.record(con, ALERTS, "alert withdrawn", "alert_deliveries", f"{key} ({channel})", None,
+                         {"kind": kind, "subject": subject, "channel": channel, "withdrawn_at": now})
 
 
 def mark_failed(con, key: str, channel: str, error: str) -> None:

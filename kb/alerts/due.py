@@ -17,12 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kb.alerts.text import one_line
 from kb.config import Config
 from kb.engine.calendar import is_business_day
 from kb.timestamps import format_for_people
 
 BUDGET_LEVELS = (50, 75, 100)
 BREACH_WINDOW = timedelta(days=1)
+# The cases a lead is warned about (``case_sla`` columns): enterprise or custom, unanswered, unresolved.
+WATCHED_CASES = "tier IN ('enterprise', 'custom') AND resolved_at IS NULL AND first_response_at IS NULL"
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,11 @@ def due_alerts(con, config: Config, now: datetime) -> list[Alert]:
 
 def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
     rows = con.execute(
-        """
+        f"""
         SELECT case_id, client_name, tier, subject, coalesce(assignee, '') AS assignee, sla_state,
                first_response_due, business_hours_left
         FROM case_sla
-        WHERE tier IN ('enterprise', 'custom') AND resolved_at IS NULL AND first_response_at IS NULL
+        WHERE {WATCHED_CASES}
           AND (sla_state = 'at_risk' OR (sla_state = 'breached' AND first_response_due >= $since))
         ORDER BY first_response_due, case_id
         """,
@@ -54,6 +57,7 @@ def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
     ).fetchall()
     alerts = []
     for case_id, client, tier, subject, assignee, state, due, hours_left in rows:
+        client, subject, assignee = one_line(client), one_line(subject), one_line(assignee)
         breached = state == "breached"
         what = "breached its first-response deadline" if breached else f"is at risk: {_hours(hours_left)} left"
         link = f"{_dashboard(config)}/queue?case={case_id}"
@@ -90,6 +94,7 @@ def _budget_alerts(con, config: Config) -> list[Alert]:
     ).fetchall()
     alerts = []
     for environment_id, name, month, downtime, budget, left, level in rows:
+        name = one_line(name)
         what = "has used up its error budget" if level == 100 else f"has used {level} % of its error budget"
         alerts.append(Alert(
             key=f"budget:{environment_id}:{month}:{level}", kind="budget", breach=level == 100,
@@ -120,9 +125,9 @@ def _digest(con, config: Config, now: datetime) -> list[Alert]:
     for assignee, state, case_id, client, due in rows:
         if assignee != current:
             current = assignee
-            lines.append(f"\n{assignee or 'Unassigned'}:")
+            lines.append(f"\n{one_line(assignee) or 'Unassigned'}:")
         label = "breached" if state == "breached" else "at risk"
-        lines.append(f"  {case_id} ({client}) {label}, due {format_for_people(due, config.calendar.zone)}")
+        lines.append(f"  {case_id} ({one_line(client)}) {label}, due {format_for_people(due, config.calendar.zone)}")
     day = local.date().isoformat()
     return [Alert(
         key=f"digest:{day}", kind="digest", breach=False, roles=("lead",),

@@ -173,6 +173,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cases ADD COLUMN source VARCHAR;
     ALTER TABLE clients ADD COLUMN source VARCHAR;
     """,
+    # alerts: one recorded but no longer true when it could go (the case was answered, resolved, voided or
+    # moved on while the mail server was down) is withdrawn rather than sent.
+    """
+    ALTER TABLE alert_deliveries ADD COLUMN withdrawn_at TIMESTAMPTZ;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

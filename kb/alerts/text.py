@@ -1,0 +1,34 @@
+"""Text from clients and cases, made safe to put in a mail header, a message or a statement.
+
+A client's name, a case's subject or an environment's name comes from outside (mail intake, imports,
+webhooks) and is stored verbatim. Where it is set among our own words it must not be able to change
+them: a line break in a header would end it and start another (``Bcc:``), and a text-direction control
+such as U+202E (right-to-left override) would reverse everything after it. Those controls are shown as
+U+FFFD, as error messages show them (``kb.intake.validation.quoted``).
+"""
+
+from __future__ import annotations
+
+import re
+
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+FIRST_STRONG_ISOLATE, POP_DIRECTIONAL_ISOLATE = "\u2068", "\u2069"
+
+
+def in_reading_order(text: str) -> str:
+    """``text`` with each text-direction control (embeddings, overrides, isolates) as U+FFFD, so it cannot
+    reorder the text after it."""
+    return DIRECTION_CONTROLS.sub("\ufffd", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` for a header or a line of its own: each control character (CR and LF among them) a space,
+    each text-direction control U+FFFD."""
+    return CONTROLS.sub(" ", in_reading_order(text))
+
+
+def isolated(text: str) -> str:
+    """``text`` on one line and inside a bidirectional isolate (FSI … PDI): even right-to-left letters then
+    move nothing but themselves, whatever text the statement sets around them."""
+    return FIRST_STRONG_ISOLATE + one_line(text) + POP_DIRECTIONAL_ISOLATE
