@@ -137,3 +137,70 @@ def test_statements_go_on_the_first_business_day_once(tmp_path):
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "statement-ACME-2026-11.pdf"
     assert attachment.get_content().startswith(b"%PDF")
+
+
+def test_a_right_to_left_override_in_a_name_reverses_nothing_around_it(tmp_path):
+    rlo = "\u202e"
+    tables = {
+        "clients": f'client_id,name,tier\nRTL,"Acme{rlo} Evil",enterprise\n',
+        "environments": "environment_id,name,kind,deployment,client_id,active_from\n"
+                        f'ENV-R,"Prod{rlo} east",dedicated,on_premise,RTL,2026-01-01\n',
+        "cases": "case_id,client_id,received_at,category,subject\n"
+                 f'C1,RTL,2026-11-02 10:00,api_help,"Login{rlo} fails"\n',
+        "incidents": "incident_id,environment_id,impact,started_at,ended_at,summary\n"
+                     f'I1,ENV-R,outage,2026-11-03 10:00,2026-11-03 10:30,"Gateway{rlo} down"\n',
+    }
+    db = tmp_path / "rtl.duckdb"
+    for table, text in tables.items():
+        (tmp_path / f"{table}.csv").write_text(text)
+        done = kb("import", table, str(tmp_path / f"{table}.csv"), "--db", str(db), "--now", NOW)
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "rtl.pdf"
+    made = kb("statement", "--db", str(db), "--client", "RTL", "--month", "2026-11", "--out", str(out), "--now", NOW)
+    assert made.returncode == 0, made.stderr
+    text = pdf_text(out)
+    assert "Acme\ufffd Evil (RTL, enterprise) — November 2026" in text
+    assert "C1 Login\ufffd fails 2026-11-02T10:00:00+08:00" in text
+    assert "Prod\ufffd east (ENV-R)" in text
+    assert "Gateway\ufffd down" in text and rlo not in text
+
+
+def test_a_line_break_in_a_client_name_or_a_bad_recipient_stops_no_other_statement(tmp_path):
+    from kb.access import Actor
+    from kb.config import parse_config
+    from kb.db import connection
+    from kb.intake.importing import add_rows, staged_from_records
+    from kb.statement.mailing import send_statements
+    from kb.timestamps import parse_timestamp
+    from tests.servers import Inbox
+
+    inbox = Inbox().start()
+    config = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
+                           "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
+    con = connection.connect(tmp_path / "names.duckdb")
+    try:
+        add_rows(con, config, staged_from_records("clients", [
+            {"client_id": "ACM", "name": "Acme\nBcc: x@evil", "tier": "free",
+             "statement_recipients": "cfo@acme.example"},
+            {"client_id": "BAD", "name": "Bad Co", "tier": "free",
+             "statement_recipients": "cfo@bad.example\nBcc: x@evil"},
+            {"client_id": "EVER", "name": "Ever Co", "tier": "free",
+             "statement_recipients": "Ops Team <ops@ever.example>"},
+        ]), Actor("tests@example.com", "admin"), permission="import", source="test",
+            now=parse_timestamp(NOW, config.calendar.zone))
+        sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", config.calendar.zone))
+        rows = con.execute("SELECT alert_key, attempts, sent_at IS NOT NULL, last_error FROM alert_deliveries "
+                           "ORDER BY alert_key").fetchall()
+    finally:
+        con.close()
+        inbox.stop()
+    assert sent.sent == ["ACM 2026-11", "EVER 2026-11"]
+    assert sent.failed == ["BAD 2026-11: 'cfo@bad.example\ufffdBcc: x@evil' is not an e-mail address"]
+    assert rows == [("statement:ACM:2026-11", 1, True, None),
+                    ("statement:BAD:2026-11", 1, False, "'cfo@bad.example\ufffdBcc: x@evil' is not an e-mail address"),
+                    ("statement:EVER:2026-11", 1, True, None)]
+    (acme_to, acme), (ever_to, ever) = inbox.messages
+    assert acme_to == ["cfo@acme.example"] and ever_to == ["ops@ever.example"]
+    assert acme["Subject"] == "Your SLA statement for November 2026 (Acme Bcc: x@evil)" and acme["Bcc"] is None
+    assert "the SLA statement of Acme Bcc: x@evil for November 2026" in acme.get_body().get_content()
+    assert ever["To"] == "Ops Team <ops@ever.example>"

@@ -3,7 +3,9 @@
 The statement goes by e-mail (``[alerts]`` smtp_url and sender) to the addresses in the client's
 ``statement_recipients``. It is recorded in ``alert_deliveries`` under ``statement:<client>:<month>``
 before it is sent, and marked sent when the server took it, so a restart never sends it twice and a
-refusal is retried at the next run (the service runs this every hour).
+refusal is retried at the next run (the service runs this every hour). A statement that cannot be made or
+sent (a recipient that is not an address) is recorded with its error and retried alone: the other
+clients' statements go.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import date, datetime, timedelta
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, send_email
 from kb.alerts.deliver import mark_failed, mark_sent
+from kb.alerts.text import one_line
 from kb.config import Config
 from kb.db.connection import transaction
 from kb.engine.asof import open_views
@@ -59,18 +62,18 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
         return result
     open_views(con, config, now)
     for client_id, name, recipients in due:
-        key, subject = f"statement:{client_id}:{month}", f"Your SLA statement for {last:%B %Y} ({name})"
-        addresses = [a.strip() for a in recipients.split(",") if "@" in a]
+        key, name = f"statement:{client_id}:{month}", one_line(name)
+        subject = f"Your SLA statement for {last:%B %Y} ({name})"
+        addresses = [a.strip() for a in recipients.split(",") if a.strip()]
         with transaction(con):
             con.execute("INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, "
                         "created_at) VALUES (?, 'email', 'statement', FALSE, [], ?, ?, ?) ON CONFLICT DO NOTHING",
                         [key, subject, ", ".join(addresses), now])
-        pdf = statement_pdf(statement(con, config, client_id, month, now), config.calendar.timezone)
         try:
             send_email(settings.smtp_url, settings.sender, addresses, subject,
                        f"Attached: the SLA statement of {name} for {last:%B %Y}: first responses, uptime and "
                        "service credits under the Support Service Terms.\n",
-                       {f"statement-{client_id}-{month}.pdf": pdf})
+                       {f"statement-{client_id}-{month}.pdf": _pdf(con, config, client_id, month, now)})
         except DeliveryError as e:
             mark_failed(con, key, "email", str(e))
             result.failed.append(f"{client_id} {month}: {e}")
@@ -79,3 +82,12 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                   {"month": month, "recipients": addresses, "sent_at": now})
         result.sent.append(f"{client_id} {month}")
     return result
+
+
+def _pdf(con, config: Config, client_id: str, month: str, now: datetime) -> bytes:
+    """The statement's PDF; DeliveryError when it cannot be made, so that one client's statement, not the
+    month's mailing, waits for a fix."""
+    try:
+        return statement_pdf(statement(con, config, client_id, month, now), config.calendar.timezone)
+    except Exception as e:  # noqa: BLE001 - whatever stops one statement is that statement's error alone
+        raise DeliveryError(f"the statement could not be made: {e}") from None
