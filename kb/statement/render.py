@@ -1,6 +1,10 @@
 """The statement as a PDF: Typst typesets ``statement.typ`` with the statement's values as JSON input, and
 vl-convert draws the daily downtime chart. Both are pip packages that carry their own fonts and engines:
-no browser, no system fonts."""
+no browser, no system fonts.
+
+Names, subjects and summaries come from clients and cases: each is set on one line inside a bidirectional
+isolate with its text-direction controls shown as U+FFFD (``kb.alerts.text.isolated``), so a U+202E in a
+client's name cannot reverse the words after it."""
 
 from __future__ import annotations
 
@@ -15,9 +19,12 @@ import pandas as pd
 import typst
 import vl_convert
 
+from kb.alerts.text import isolated
 from kb.statement.content import Statement
 
 TEMPLATE = Path(__file__).with_name("statement.typ")
+# The columns whose text comes from outside (imports, forms, mail, webhooks) rather than from the rules.
+FROM_OUTSIDE = frozenset({"subject", "requester", "assignee", "environment_name", "summary", "credit_schedule"})
 
 
 def statement_pdf(statement: Statement, timezone: str) -> bytes:
@@ -49,12 +56,15 @@ def _values(s: Statement, timezone: str) -> dict:
             return "met" if value else "missed"
         return f"{value:.{decimals}f}" if decimals is not None else str(value)
 
+    def cell(column: str, value, decimals: dict[str, int]) -> str:
+        return isolated(text(value)) if column in FROM_OUTSIDE else text(value, decimals.get(column))
+
     def rows(frame: pd.DataFrame, decimals: dict[str, int]) -> list[dict]:
-        return [{column: text(value, decimals.get(column)) for column, value in row.items()}
+        return [{column: cell(column, value, decimals) for column, value in row.items()}
                 for row in frame.astype(object).to_dict("records")]
 
     return {
-        "client": {"id": s.client_id, "name": s.client_name, "tier": s.tier},
+        "client": {"id": s.client_id, "name": isolated(s.client_name), "tier": s.tier},
         "month_name": datetime.strptime(s.month, "%Y-%m").strftime("%B %Y"),
         "as_of": s.as_of.isoformat(timespec="seconds"),
         "status": "final" if (s.uptime.status == "final").all() and len(s.uptime) else "projected",
