@@ -46,6 +46,7 @@ def send_due(con, config: Config, now: datetime) -> Report:
     open_views(con, config, now)
     quiet = in_quiet_hours(settings, now.astimezone(config.calendar.zone).time())
     alerts = [a for a in due_alerts(con, config, now) if a.breach or not quiet]
+    withdraw_stale(con, now)  # before recording: what is recorded now holds now
     with transaction(con):
         for alert in alerts:
             for channel in channels:
@@ -55,7 +56,6 @@ def send_due(con, config: Config, now: datetime) -> Report:
                     [alert.key, channel, alert.kind, alert.breach, list(alert.roles), one_line(alert.subject),
                      alert.body, now],
                 ).fetchall())
-    withdraw_stale(con, now)
     pending = con.execute(
         "SELECT alert_key, channel, kind, roles, subject, body FROM alert_deliveries "
         "WHERE sent_at IS NULL AND withdrawn_at IS NULL AND (breach OR NOT ?) "
@@ -81,10 +81,13 @@ def withdraw_stale(con, now: datetime) -> None:
     """Withdraw each unsent case alert whose case is no longer in its state at ``now`` (``case_sla`` open at
     ``now``): an at-risk warning held up until the case was answered, or breached, tells a lead nothing true.
     The row stays, with ``withdrawn_at``, and the audit trail says so."""
+    waiting = "sent_at IS NULL AND withdrawn_at IS NULL AND kind IN ('case_at_risk', 'case_breached')"
+    if not con.execute(f"SELECT count(*) FROM alert_deliveries WHERE {waiting}").fetchone()[0]:
+        return  # the usual run: nothing waits from an earlier one, and no case's state is worked out again
     with transaction(con):
         withdrawn = con.execute(
             f"""UPDATE alert_deliveries d SET withdrawn_at = $now
-                WHERE sent_at IS NULL AND withdrawn_at IS NULL AND kind IN ('case_at_risk', 'case_breached')
+                WHERE {waiting}
                   AND NOT EXISTS (SELECT 1 FROM case_sla
                                   WHERE d.alert_key = d.kind || ':' || case_id AND d.kind = 'case_' || sla_state
                                     AND {WATCHED_CASES})
