@@ -44,10 +44,11 @@ def _message(sender: str, subject: str, date: str, mid: str, reply_to: str | Non
     return "\n".join(lines).encode()
 
 
-def _mail(store, *messages: tuple[str, bytes]) -> None:
-    """Take messages (each with its INTERNALDATE, local text) as the IMAP poll would, as of AS_OF."""
+def _mail(store, *messages: tuple[str, bytes], folder: str = "INBOX") -> None:
+    """Take messages (each with its INTERNALDATE, local text) as the IMAP poll would from ``folder``, as of
+    AS_OF; the "Sent" folder is the team's own."""
     now = parse_timestamp(AS_OF, HKT)
-    records = [parse_message(raw, IS_TEAM, mailbox="support", folder="INBOX", where="test",
+    records = [parse_message(raw, IS_TEAM, mailbox="support", folder=folder, where="test", vouched=folder == "Sent",
                              internaldate=local(when), now=now) for when, raw in messages]
     store.write(take, store.config, records, ADMIN, source="tests", now=now)
 
@@ -74,8 +75,11 @@ def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
           ("2026-11-25 10:00", KIM),
           ("2026-11-25 10:01", _message("support@knowru.example", "Re: Login fails", "Wed, 25 Nov 2026 10:01:00 +0800",
                                         "ack@k", reply_to="kim-1@acme", headers=("Auto-Submitted: auto-replied",))),
-          ("2026-11-25 11:30", _message("Support <support@knowru.example>", "Re: Login fails",
-                                        "Wed, 25 Nov 2026 11:30:00 +0800", "r-1@k", reply_to="kim-1@acme")))
+          ("2026-11-25 10:02", _message("Support <support@knowru.example>", "Re: Login fails",
+                                        "Wed, 25 Nov 2026 10:02:00 +0800", "forged@evil", reply_to="kim-1@acme")))
+    _mail(_store(), ("2026-11-25 11:30", _message("Support <support@knowru.example>", "Re: Login fails",
+                                                  "Wed, 25 Nov 2026 11:30:00 +0800", "r-1@k", reply_to="kim-1@acme")),
+          folder="Sent")
     [case_id] = query("SELECT case_id FROM cases WHERE source = 'mail'").case_id
     open_page(at, "queue")
     at.text_input(key="case_lookup").input(case_id).run()
@@ -85,12 +89,14 @@ def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
     assert "**Requester:** kim@acme.example" in facts
     thread = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert thread.to_dict("list") == {
-        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 11:30 HKT"],
-        "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>"],
-        "side": ["client", "team", "team"],
-        "subject": ["Login fails", "Re: Login fails", "Re: Login fails"],
-        "automatic": ["no", thread.automatic[1], "no"],
-        "role": ["opened the case", "", "first response"],
+        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 10:02 HKT",
+                 "Wed 2026-11-25 11:30 HKT"],
+        "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>",
+                   "Support <support@knowru.example>"],
+        "side": ["client", "team (unverified)", "team (unverified)", "team"],  # nothing vouches for the Inbox ones
+        "subject": ["Login fails", "Re: Login fails", "Re: Login fails", "Re: Login fails"],
+        "automatic": ["no", thread.automatic[1], "no", "no"],
+        "role": ["opened the case", "", "", "first response"],
     }
     assert thread.automatic[1].startswith("yes (")
 

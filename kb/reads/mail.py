@@ -8,18 +8,21 @@ import pandas as pd
 
 
 def case_thread(store, case_id: str) -> pd.DataFrame:
-    """The messages of one case, oldest first: when (receipt, or a team message's Date), who, team or client,
-    automatic (and why), subject, where it was read, whether it is the message that opened the case, and whether
-    it is the case's first response (the team's non-automatic message at the case's ``first_response_at``; none
-    when a person recorded an earlier response by hand)."""
+    """The messages of one case, oldest first: when (receipt, or a team message's Date), who, its ``side``
+    (client, team, or "team (unverified)": claiming to be the team's with nothing to vouch for it, so it counts
+    for nothing), automatic (and why), subject, where it was read, whether it is the message that opened the
+    case, and whether it is the case's first response (the team's trusted, non-automatic message at the case's
+    ``first_response_at``; none when a person recorded an earlier response by hand)."""
     return store.query(
         """SELECT m.received_at, m.from_address, m.from_name, m.is_team, m.is_automatic, m.automatic_reason,
-                  m.subject, m.mailbox, m.folder, m.message_id,
+                  m.subject, m.mailbox, m.folder, m.message_id, coalesce(m.unverified, false) AS unverified,
+                  CASE WHEN NOT m.is_team THEN 'client' WHEN coalesce(m.unverified, false) THEN 'team (unverified)'
+                       ELSE 'team' END AS side,
                   coalesce(m.message_key = c.message_id, false) AS opened_case,
                   coalesce(m.message_key = (
                       SELECT t.message_key FROM messages t
                       WHERE t.case_id = c.case_id AND t.is_team AND NOT t.is_automatic
-                        AND t.received_at = c.first_response_at
+                        AND NOT coalesce(t.unverified, false) AND t.received_at = c.first_response_at
                       ORDER BY t.message_key LIMIT 1), false) AS first_response
            FROM messages m LEFT JOIN cases c ON c.case_id = m.case_id
            WHERE m.case_id = ?
