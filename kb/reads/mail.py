@@ -72,3 +72,20 @@ def mailbox_state(store) -> pd.DataFrame:
     """Each polled mailbox and folder: the last UID taken, when it was polled, and the last error."""
     return store.query(
         "SELECT mailbox, folder, uidvalidity, last_uid, polled_at, last_error FROM imap_state ORDER BY mailbox, folder")
+
+
+def quarantine(store, status: str = "held") -> pd.DataFrame:
+    """The messages of the mail quarantine with ``status`` (held, retried or discarded), oldest first: where each
+    was read, who it claims to be from, its subject and why it could not be stored, and who decided about it."""
+    return store.query(
+        """SELECT message_key, message_id, mailbox, folder, uid, read_from, from_address, subject, received_at,
+                  reason, first_seen_at, status, decided_by, decided_at, octet_length(raw) AS size
+           FROM mail_quarantine WHERE status = ? ORDER BY first_seen_at, message_key""",
+        [status])
+
+
+def held_by_folder(store) -> dict[tuple[str, str], int]:
+    """How many messages the quarantine holds, by (mailbox, folder): a mailbox name, or ``import`` and a file."""
+    frame = store.query(
+        "SELECT mailbox, folder, count(*) AS n FROM mail_quarantine WHERE status = 'held' GROUP BY ALL")
+    return {(m, f): int(n) for m, f, n in zip(frame.mailbox, frame.folder, frame.n, strict=True)}
