@@ -5,6 +5,7 @@ from kb import ui
 from kb.access import PermissionDenied
 from kb.mail import quarantine
 from kb.reads import mail
+from kb.timestamps import format_for_people
 
 ui.page_header("Mail quarantine", "Which messages could intake not store, and what becomes of them?",
                "A message the store refuses is set aside here by itself, with the reason; the rest of its batch is "
@@ -22,7 +23,7 @@ if held.empty:
 
 
 def when(value) -> str:
-    return "" if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert(zone).strftime("%a %Y-%m-%d %H:%M")
+    return "" if pd.isna(value) else format_for_people(pd.Timestamp(value).to_pydatetime(), zone)
 
 
 st.subheader(f"Held ({len(held):,}), the oldest first")
@@ -37,8 +38,7 @@ st.dataframe(pd.DataFrame({
 }), hide_index=True, width="stretch", column_config={
     "message": st.column_config.TextColumn("Message (Message-ID or hash)", pinned=True),
     "read_from": "Read from", "sender": "From", "subject": "Subject",
-    "received": f"Received ({store.config.calendar.timezone})", "reason": "Why it was held",
-    "first_seen": f"Held since ({store.config.calendar.timezone})",
+    "received": "Received", "reason": "Why it was held", "first_seen": "Held since",
 })
 
 key = st.selectbox("Message", held.message_key.tolist(), key="quarantine_message",

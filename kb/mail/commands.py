@@ -20,8 +20,8 @@ def add_parser(commands, common) -> None:
     q = actions.add_parser("import", parents=[common], help="read mbox files, Maildir folders and .eml files",
                            description="Read every message under PATH (an mbox file, a Maildir folder, a .eml "
                                        "file, or a folder of them). Prints the messages read, cases opened, "
-                                       "responses recorded and each skipped message with its reason; exit code 0 "
-                                       "unless nothing could be read.")
+                                       "responses recorded and each skipped message, or message held in the mail "
+                                       "quarantine, with its reason; exit code 0 unless nothing could be read.")
     q.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     q.add_argument("--trust-team", action="store_true",
                    help="the files are the team's own archive (a backfill): their team messages count as responses "
