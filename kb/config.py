@@ -92,6 +92,7 @@ class MailboxConfig:
     user: str
     password_env: str
     folders: tuple[str, ...] = ("INBOX",)
+    sent_folders: tuple[str, ...] = ("Sent",)  # the team's own messages: trusted as the team's (rules §9)
 
     @property
     def host(self) -> str:
@@ -113,6 +114,7 @@ class MailConfig:
     support_addresses: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain; lower-case
     poll_seconds: int = 60
     mailboxes: tuple[MailboxConfig, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()  # servers whose Authentication-Results vouch for the team; lower-case
 
 
 @dataclass(frozen=True)
@@ -399,15 +401,34 @@ def _roles(table: dict) -> dict[str, str]:
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 _MAILBOX_NAME = re.compile(r"[A-Za-z0-9._\-@+:]{1,64}")
+_AUTHSERV_ID = re.compile(r"[A-Za-z0-9._-]{1,255}")
+_FOLDER_NAME = re.compile(r"[ -~]{1,255}")
+
+
+def _ascii_names(table: dict, key: str, name: str, default: list[str], pattern: re.Pattern,
+                 what: str) -> tuple[str, ...]:
+    """A list of names, each stripped and made only of ``pattern``'s ASCII characters: a lookalike or invisible
+    character in a name that decides what is trusted is refused, as every id is (rules §8)."""
+    values = table.get(name, default)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{key} must be a list of {what}")
+    for value in values:
+        if not value.isascii():
+            raise ConfigError(f"{key}: {value!r} holds a character that is not ASCII (a lookalike or an invisible "
+                              f"one); write it in plain ASCII")
+        if not pattern.fullmatch(value.strip()):
+            raise ConfigError(f"{key}: {value!r} is not one of {what}")
+    return tuple(dict.fromkeys(v.strip() for v in values))
 
 
 def _mail(table: dict) -> MailConfig:
     """``[mail]``: ``support_addresses`` (addresses or ``@domain``), ``poll_seconds``, and
     ``[[mail.mailboxes]]`` with name, url (imap:// or imaps://), user, password_env and folders. A password
     in the file is refused: it comes from the environment variable that ``password_env`` names."""
-    unknown = sorted(set(table) - {"support_addresses", "poll_seconds", "mailboxes"})
+    keys = ("support_addresses", "poll_seconds", "mailboxes", "trusted_authserv_ids")
+    unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise ConfigError(f"mail.{unknown[0]}: unknown key (mail has support_addresses, poll_seconds, mailboxes)")
+        raise ConfigError(f"mail.{unknown[0]}: unknown key (mail has {', '.join(keys)})")
     addresses = table.get("support_addresses", [])
     if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
         raise ConfigError("mail.support_addresses must be a list of addresses or \"@domain\" entries")
@@ -426,9 +447,10 @@ def _mail(table: dict) -> MailConfig:
         if "password" in box:
             raise ConfigError(f"{where}.password: a password does not belong in the file; put it in an "
                               "environment variable and name that variable in password_env")
-        unknown = sorted(set(box) - {"name", "url", "user", "password_env", "folders"})
+        unknown = sorted(set(box) - {"name", "url", "user", "password_env", "folders", "sent_folders"})
         if unknown:
-            raise ConfigError(f"{where}.{unknown[0]}: unknown key (name, url, user, password_env, folders)")
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key (name, url, user, password_env, folders, "
+                              "sent_folders)")
         name = _str(box, f"{where}.name", "name", "")
         if not _MAILBOX_NAME.fullmatch(name):
             raise ConfigError(f"{where}.name = {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ - @ + :")
@@ -454,9 +476,15 @@ def _mail(table: dict) -> MailConfig:
         folders = box.get("folders", ["INBOX"])
         if not isinstance(folders, list) or not folders or not all(isinstance(f, str) and f.strip() for f in folders):
             raise ConfigError(f"{where}.folders must be a non-empty list of folder names, e.g. [\"INBOX\", \"Sent\"]")
-        mailboxes.append(MailboxConfig(name, url, user, password_env, tuple(dict.fromkeys(f.strip() for f in folders))))
+        sent = _ascii_names(box, f"{where}.sent_folders", "sent_folders", ["Sent"], _FOLDER_NAME,
+                            'folder names in printable ASCII, e.g. ["Sent"]')
+        mailboxes.append(MailboxConfig(name, url, user, password_env, tuple(dict.fromkeys(f.strip() for f in folders)),
+                                       sent))
     return MailConfig(
         support_addresses=tuple(dict.fromkeys(support)),
         poll_seconds=_positive_int(table, "mail.poll_seconds", "poll_seconds", 60, at_most=86_400),
         mailboxes=tuple(mailboxes),
+        trusted_authserv_ids=tuple(a.lower() for a in _ascii_names(
+            table, "mail.trusted_authserv_ids", "trusted_authserv_ids", [], _AUTHSERV_ID,
+            'authserv-ids: host names such as "mx.example.com" (letters, digits, ".", "-", "_")')),
     )

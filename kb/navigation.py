@@ -45,6 +45,7 @@ PAGES: dict[str, tuple[Page, ...]] = {
         Page("pages/clients.py", "Clients and contracts", ":material/handshake:", "read"),
         Page("pages/transfer.py", "Import and export", ":material/swap_vert:", "read"),
         Page("pages/mail_clients.py", "Mail clients", ":material/forward_to_inbox:", "edit_clients"),
+        Page("pages/mail_quarantine.py", "Mail quarantine", ":material/gpp_maybe:", "configure"),
         Page("pages/audit.py", "Audit trail", ":material/history:", "audit"),
         Page("pages/configuration.py", "Configuration", ":material/settings:", "configure"),
         Page("pages/tokens.py", "API tokens", ":material/key:", "configure"),

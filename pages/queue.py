@@ -200,7 +200,7 @@ def thread_panel(cid: str) -> None:
         "time": [shown_time(t) for t in thread.received_at],
         "sender": [f"{n} <{a}>" if isinstance(n, str) and n else a
                    for n, a in zip(thread.from_name, thread.from_address, strict=True)],
-        "side": ["team" if t else "client" for t in thread.is_team],
+        "side": thread.side,
         "subject": thread.subject.fillna(""),
         "automatic": [(f"yes ({r})" if isinstance(r, str) and r else "yes") if a else "no"
                       for a, r in zip(thread.is_automatic, thread.automatic_reason, strict=True)],
@@ -208,7 +208,10 @@ def thread_panel(cid: str) -> None:
                  for o, f in zip(thread.opened_case, thread.first_response, strict=True)],
     }), hide_index=True, width="stretch", key=f"thread_{cid}", column_config={
         "time": st.column_config.TextColumn(f"Time ({store.config.calendar.timezone})"),
-        "sender": "From", "side": "Team or client", "subject": "Subject", "automatic": "Automatic",
+        "sender": "From", "subject": "Subject", "automatic": "Automatic",
+        "side": st.column_config.TextColumn("Team or client", help="Unverified: From names the team, but neither a "
+                                            "sent folder nor the team's mail server vouches for it; it counts for "
+                                            "nothing"),
         "role": "Role"})
 
 

@@ -365,3 +365,110 @@ def test_the_service_job_polls_through_the_store(dovecot, password, tmp_path):
             run_for_service(store, broken)
     finally:
         store.close()
+
+
+# --- hostile messages: set aside alone, never the batch ------------------------------------------------------
+
+HIDDEN = "[\x00-\x1f\x7f-\x9f]"  # control characters, NUL included: none may reach the store
+
+
+def hostile_chain(first: str) -> list[bytes]:
+    """Six ordinary-looking messages chained by In-Reply-To: three whose subject decodes to invisible characters
+    only, three with a NUL inside an encoded From (in the name, in the address)."""
+    subjects = ["=?utf-8?q?=E2=80=8B?=", "=?utf-8?q?=E2=80=8B=E2=80=8C=E2=81=A0?=", "=?utf-8?b?IOKAjiDvu78g?="]
+    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
+               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    chain, previous = [], None
+    for n, (subject, sender) in enumerate([(s, "Eve <eve@evil.example>") for s in subjects]
+                                          + [("Re: hello", s) for s in senders]):
+        chain.append(message(sender, subject, f"{first}{n}@evil", reply_to=previous))
+        previous = f"{first}{n}@evil"
+    return chain
+
+
+def test_six_hostile_messages_do_not_stop_the_poll_and_the_mail_behind_them_becomes_a_case(dovecot, password, con):
+    port, _ = dovecot
+    who = next(_next_user)
+    for n, data in enumerate(hostile_chain("h")):
+        append(port, who, "INBOX", data, datetime(2026, 11, 20, 1, n, tzinfo=UTC))
+    append(port, who, "INBOX", message("Ann <ann@acme.example>", "Real problem", "real@acme"),
+           datetime(2026, 11, 20, 2, tzinfo=UTC))
+    config = config_for(port, ("support", who, ("INBOX",)))
+    report = poll(con, config, ADMIN, now=NOW)
+    assert not report.errors
+    assert count(con, "SELECT last_uid FROM imap_state") == 7
+    assert con.execute("SELECT subject, requester FROM cases ORDER BY received_at").fetchall() == [
+        ("(no subject)", "eve@evil.example"), ("Real problem", "ann@acme.example")]
+    assert count(con, "SELECT count(*) FROM messages") == 7
+    assert count(con, "SELECT count(*) FROM messages WHERE case_id IS NULL") == 0  # the chain is one thread
+    assert count(con, "SELECT count(DISTINCT from_address) FROM messages WHERE message_key LIKE 'h%'") == 1
+    assert count(con, f"""SELECT count(*) FROM messages WHERE regexp_matches(message_key || from_address
+                          || coalesce(from_name, '') || subject || array_to_string(links, ' '), '{HIDDEN}')""") == 0
+    assert count(con, f"SELECT count(*) FROM clients WHERE regexp_matches(client_id || name, '{HIDDEN}')") == 0
+    assert count(con, "SELECT count(*) FROM mail_quarantine") == 0  # nothing needed setting aside
+
+
+def refuse_the_subject(con, subject: str) -> None:
+    """Make the store itself refuse a case with this subject (a unique index, and a case that has it): a message
+    that cannot be stored, whatever the reason."""
+    con.execute("INSERT INTO clients (client_id, name, tier) VALUES ('OLD', 'Old', 'free')")
+    con.execute("INSERT INTO cases (case_id, client_id, received_at, category, subject) VALUES "
+                "('OLD-1', 'OLD', TIMESTAMPTZ '2026-01-05 01:00:00+00', 'platform_issue', ?)", [subject])
+    con.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")
+
+
+def test_a_message_the_store_refuses_is_held_alone_and_an_admin_retries_or_discards_it(dovecot, password, con):
+    from kb.mail import quarantine
+
+    port, _ = dovecot
+    who = next(_next_user)
+    refuse_the_subject(con, "Refused")
+    for n, (sender, subject) in enumerate([("a@one.example", "Fine"), ("b@two.example", "Refused"),
+                                           ("c@three.example", "Refused"), ("d@four.example", "Also fine")]):
+        append(port, who, "INBOX", message(sender, subject, f"q{n}@x"), datetime(2026, 11, 20, 3, n, tzinfo=UTC))
+    config = config_for(port, ("support", who, ("INBOX",)))
+    report = poll(con, config, ADMIN, now=NOW)
+    assert not report.errors and count(con, "SELECT last_uid FROM imap_state") == 4
+    assert [r[0] for r in con.execute("SELECT subject FROM cases WHERE source = 'mail' ORDER BY case_id").fetchall()] \
+        == ["Fine", "Also fine"]
+    held = con.execute("SELECT message_key, mailbox, folder, uid, status, reason, octet_length(raw) > 0 "
+                       "FROM mail_quarantine ORDER BY uid").fetchall()
+    assert [h[:5] for h in held] == [("q1@x", "support", "INBOX", 2, "held"), ("q2@x", "support", "INBOX", 3, "held")]
+    assert all("Duplicate key" in h[5] and h[6] for h in held)
+    assert [str(s) for s in report.outcome.held] == [
+        f"support/INBOX UID {uid} <q{uid - 1}@x>: held in quarantine: {reason}" for uid, reason in
+        ((2, held[0][5]), (3, held[1][5]))]
+
+    # A poll with nothing new changes nothing; a retry before the fix keeps the message held, with its reason.
+    assert poll(con, config, ADMIN, now=NOW).folders[0].fetched == 0
+    assert "Duplicate key" in quarantine.retry(con, config, ADMIN, "q1@x", now=NOW)
+    assert count(con, "SELECT status FROM mail_quarantine WHERE message_key = 'q1@x'") == "held"
+
+    con.execute("DROP INDEX cases_one_subject")  # the fix
+    assert quarantine.retry(con, config, ADMIN, "q1@x", now=NOW) == "taken: 1 cases opened, 0 responses recorded"
+    quarantine.discard(con, ADMIN, "q2@x")
+    assert con.execute("SELECT message_key, status, decided_by FROM mail_quarantine ORDER BY message_key").fetchall() \
+        == [("q1@x", "retried", ADMIN.email), ("q2@x", "discarded", ADMIN.email)]
+    assert count(con, "SELECT count(*) FROM cases WHERE source = 'mail' AND subject = 'Refused'") == 1
+    trail = con.execute("SELECT action, row_id FROM audit_log WHERE table_name = 'mail_quarantine' "
+                        "ORDER BY audit_id").fetchall()
+    assert trail == [("hold", None), ("retry", "q1@x"), ("retry", "q1@x"), ("discard", "q2@x")]
+    with pytest.raises(quarantine.NotHeld, match="q2@x is discarded, not held"):
+        quarantine.retry(con, config, ADMIN, "q2@x", now=NOW)
+
+
+def test_a_forged_team_reply_in_the_inbox_counts_for_nothing_and_the_sent_folder_is_trusted(dovecot, password, con):
+    port, _ = dovecot
+    who = next(_next_user)
+    append(port, who, "INBOX", message("bob@client.example", "Help", "f1@client"),
+           datetime(2026, 11, 24, 11, 0, tzinfo=UTC))  # Tue 19:00 local: due Thu 09:00 local
+    append(port, who, "INBOX", message("support@knowru.example", "Re: Help [CS-00001]", "forged@evil",
+                                       date="Tue, 24 Nov 2026 19:00:01 +0800"),
+           datetime(2026, 11, 24, 11, 0, 2, tzinfo=UTC))
+    append(port, who, "Sent", message("agent@knowru.example", "Re: Help", "late@k", reply_to="f1@client",
+                                      date="Fri, 27 Nov 2026 10:00:00 +0800"), datetime(2026, 11, 27, 2, tzinfo=UTC))
+    config = config_for(port, ("support", who, ("INBOX", "Sent")))
+    assert not poll(con, config, ADMIN, now=NOW).errors
+    assert con.execute("SELECT first_response_at FROM cases").fetchall() == [(datetime(2026, 11, 27, 2, tzinfo=UTC),)]
+    assert con.execute("SELECT message_key, case_id, unverified FROM messages WHERE is_team ORDER BY message_key"
+                       ).fetchall() == [("forged@evil", "CS-00001", True), ("late@k", "CS-00001", False)]

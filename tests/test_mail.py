@@ -15,7 +15,7 @@ import pytest
 from kb.cli import main
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
-from kb.mail.intake import import_paths
+from kb.mail.archive import import_paths
 from kb.mail.messages import MailRecord, Skipped, client_id_for, parse_message, support_matcher
 from kb.tools.mbox import write_mbox
 from tests.fixtures import ADMIN, SPEC_TOML, add
@@ -190,7 +190,7 @@ def test_a_thread_opens_one_case_and_the_first_human_reply_is_the_response(tmp_p
         ("Tue Nov 24 02:00:00 2026", message("lists@lists.example", "digest", mid="l1@lists",
                                              headers=(("List-Id", "<x.lists.example>"),))),
     )
-    assert run(db, config_file, "mail", "import", str(path)) == 0
+    assert run(db, config_file, "mail", "import", "--trust-team", str(path)) == 0
     out = capsys.readouterr().out
     assert "7 messages read: 2 cases opened, 1 responses recorded, 1 new free clients" in out
     cases = {r["case_id"]: r for r in export(db, config_file, capsys)}
@@ -216,7 +216,7 @@ def test_a_reply_read_before_the_message_it_answers_becomes_the_response(tmp_pat
     sent = mbox(tmp_path / "sent.mbox", ("Mon Nov 23 03:00:00 2026", message(
         "support@knowru.example", "Re: hi", mid="r@k", reply_to="c@x", date="Mon, 23 Nov 2026 11:00:00 +0800")))
     inbox = mbox(tmp_path / "inbox.mbox", ("Mon Nov 23 02:00:00 2026", message("c@x.example", "hi", mid="c@x")))
-    assert run(db, config_file, "mail", "import", str(sent)) == 0
+    assert run(db, config_file, "mail", "import", "--trust-team", str(sent)) == 0
     assert rows(db, "SELECT count(*) FROM cases") == [(0,)]
     assert run(db, config_file, "mail", "import", str(inbox)) == 0
     assert "1 cases opened, 1 responses recorded" in capsys.readouterr().out
@@ -231,14 +231,14 @@ def test_a_later_mail_reply_moves_nothing_an_earlier_one_does(tmp_path, config_f
                  ("Mon Nov 23 02:00:00 2026", message("c@x.example", "hi", mid="c@x")),
                  ("Mon Nov 23 05:00:00 2026", message("support@knowru.example", "Re", mid="r2@k", reply_to="c@x",
                                                       date="Mon, 23 Nov 2026 13:00:00 +0800")))
-    assert run(db, config_file, "mail", "import", str(first)) == 0
+    assert run(db, config_file, "mail", "import", "--trust-team", str(first)) == 0
     late = mbox(tmp_path / "b.mbox", ("Mon Nov 23 09:00:00 2026", message(
         "support@knowru.example", "Re", mid="r3@k", reply_to="c@x", date="Mon, 23 Nov 2026 17:00:00 +0800")))
     early = mbox(tmp_path / "c.mbox", ("Mon Nov 23 03:00:00 2026", message(
         "support@knowru.example", "Re", mid="r1@k", reply_to="c@x", date="Mon, 23 Nov 2026 11:00:00 +0800")))
-    assert run(db, config_file, "mail", "import", str(late)) == 0
+    assert run(db, config_file, "mail", "import", "--trust-team", str(late)) == 0
     assert rows(db, "SELECT strftime(first_response_at, '%H') FROM cases") == [("05",)]
-    assert run(db, config_file, "mail", "import", str(early)) == 0
+    assert run(db, config_file, "mail", "import", "--trust-team", str(early)) == 0
     assert rows(db, "SELECT strftime(first_response_at, '%H') FROM cases") == [("03",)]
     assert rows(db, "SELECT count(*) FROM audit_log WHERE action = 'record_response'") == [(1,)]
 
@@ -293,7 +293,7 @@ def test_mail_cases_have_the_deadlines_and_states_of_the_same_cases_imported_by_
                  ("Tue Nov 24 11:00:00 2026", message("b@cus.example", "cus", mid="e2@a")),
                  ("Thu Nov 26 06:00:00 2026", message("support@knowru.example", "Re", mid="e3@a", reply_to="e2@a",
                                                       date="Thu, 26 Nov 2026 14:00:00 +0800")))
-    assert run(mail_db, config_file, "mail", "import", str(path), str(extra)) == 0
+    assert run(mail_db, config_file, "mail", "import", "--trust-team", str(path), str(extra)) == 0
     mail_rows = export(mail_db, config_file, capsys)
     # The same cases, as CSV: the free clients mail made, then the cases.
     made = rows(mail_db, "SELECT client_id, name, tier FROM clients WHERE source = 'mail' ORDER BY client_id")
@@ -380,7 +380,7 @@ def test_a_corpus_of_odd_messages_imports_without_a_traceback(tmp_path, config_f
         assert reason in out, reason
     assert rows(db, "SELECT count(*) FROM messages WHERE message_key = 'odd1@x'") == [(1,)]  # duplicate id: once
     subjects = {s for (s,) in rows(db, "SELECT subject FROM cases")}
-    assert "Grüße" in subjects and "from a maildir" in subjects and "nul \ufffd inside" in subjects
+    assert "Grüße" in subjects and "from a maildir" in subjects and "nul inside" in subjects  # NUL removed
     assert rows(db, "SELECT count(*) FROM cases WHERE subject = 'Out of office' OR subject = 'Undelivered'") == [(0,)]
     # And the same again: nothing new, the same reasons.
     assert run(db, config_file, "mail", "import", *map(str, paths)) == 0
@@ -463,3 +463,144 @@ def test_the_reads_for_the_thread_and_the_clients_mail_made(tmp_path, config_fil
         assert mailbox_state(store).empty
     finally:
         store.close()
+
+
+# --- hostile messages: set aside alone, never the batch ------------------------------------------------------
+
+INVISIBLE_SUBJECTS = ["=?utf-8?q?=E2=80=8B?=", "=?utf-8?q?=E2=80=8B=E2=80=8C=E2=81=A0?=", "=?utf-8?b?IOKAjiDvu78g?=",
+                      "=?utf-8?q?=00=01?=", ""]
+
+
+@pytest.mark.parametrize("subject", INVISIBLE_SUBJECTS)
+def test_an_empty_or_invisible_subject_reads_no_subject(subject):
+    assert parse(message("c@acme.example", subject)).subject == "(no subject)"
+
+
+def test_control_characters_never_reach_a_records_text():
+    record = parse(message("=?utf-8?q?Ev=00e_=01Smith?= <=?utf-8?q?e=00ve?=@Evil.example>", "=?utf-8?q?a=00b=07c?=",
+                           mid="id\x01@x", reply_to="r\x00@x"))
+    assert (record.from_name, record.from_address, record.subject) == ("Eve Smith", "eve@evil.example", "abc")
+    assert (record.key, record.links) == ("id@x", ("r@x",))
+    assert parse(message("=?utf-8?q?eve=00=40evil.example?=")).from_address == "eve@evil.example"
+    assert parse(message("=?utf-8?q?=E2=80=8B?= <z@x.example>")).from_name is None  # invisible: no name
+
+
+def test_six_hostile_messages_and_a_refused_one_import_alone_and_the_rest_become_cases(tmp_path, config_file, capsys):
+    db = tmp_path / "s.duckdb"
+    con = connection.connect(db)
+    add(con, CONFIG, "clients", {"client_id": "OLD", "name": "Old", "tier": "free"})
+    add(con, CONFIG, "cases", {"case_id": "OLD-1", "client_id": "OLD", "received_at": "2026-01-05T09:00:00+08:00",
+                               "category": "platform_issue", "subject": "Refused"})
+    con.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")  # the store refuses a 2nd "Refused"
+    con.close()
+    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
+               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    chain = [("Eve <eve@evil.example>", s) for s in INVISIBLE_SUBJECTS[:3]] + [(s, "Re: hi") for s in senders]
+    path = mbox(tmp_path / "in.mbox", *[
+        (f"Mon Nov 23 0{n}:00:00 2026", message(sender, subject, mid=f"h{n}@evil",
+                                                reply_to=f"h{n - 1}@evil" if n else None))
+        for n, (sender, subject) in enumerate(chain)],
+        ("Mon Nov 23 07:00:00 2026", message("Pat <pat@client.example>", "Refused", mid="refused@client")),
+        ("Mon Nov 23 08:00:00 2026", message("Ann <ann@acme.example>", "Real problem", mid="real@acme")))
+    assert run(db, config_file, "mail", "import", str(path)) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert f"held {path} message 7 <refused@client>: held in quarantine: Constraint Error: Duplicate key" \
+        in captured.out
+    assert "8 messages read: 2 cases opened, 0 responses recorded, 2 new free clients, 0 already taken, " \
+           "0 skipped, 1 held in quarantine" in captured.out
+    assert rows(db, "SELECT subject, requester FROM cases WHERE source = 'mail' ORDER BY case_id") == [
+        ("(no subject)", "eve@evil.example"), ("Real problem", "ann@acme.example")]
+    assert rows(db, "SELECT message_key, mailbox, folder, uid, status FROM mail_quarantine") == [
+        ("refused@client", "import", str(path), None, "held")]
+    assert rows(db, "SELECT count(*) FROM messages WHERE regexp_matches(from_address || coalesce(from_name, '') "
+                    "|| subject, '[\\x00-\\x1f]')") == [(0,)]
+    # The same file again: the held message is tried again (and held again), the rest is taken already.
+    assert run(db, config_file, "mail", "import", str(path)) == 0
+    assert "7 already taken, 0 skipped, 1 held in quarantine" in capsys.readouterr().out
+    assert rows(db, "SELECT count(*) FROM mail_quarantine") == [(1,)]
+
+
+# --- who speaks for the team ------------------------------------------------------------------------------
+
+AUTH_TOML = MAIL_TOML + 'trusted_authserv_ids = ["mx.knowru.example"]\n'
+
+
+def test_a_forged_team_reply_never_erases_a_breach(tmp_path, config_file, capsys):
+    db = tmp_path / "s.duckdb"
+    archive = mbox(tmp_path / "archive.mbox",
+                   ("Fri Nov 20 07:00:00 2026", message("ann@acme.example", "API down", mid="c1@acme")),
+                   ("Tue Nov 24 02:00:00 2026", message("support@knowru.example", "Re: API down", mid="late@k",
+                                                        reply_to="c1@acme", date="Tue, 24 Nov 2026 10:00:00 +0800")))
+    assert run(db, config_file, "mail", "import", "--trust-team", str(archive)) == 0
+    [case] = export(db, config_file, capsys)
+    assert case["sla_state"] == "breached" and case["first_response_at"] == "2026-11-24T10:00:00+08:00"
+    forged = mbox(tmp_path / "forged.mbox", ("Fri Nov 20 07:00:01 2026", message(
+        "Support <support@knowru.example>", "Re: API down [CS-00001]", mid="forged@evil",
+        date="Fri, 20 Nov 2026 15:00:01 +0800")))
+    assert run(db, config_file, "mail", "import", str(forged)) == 0
+    assert "0 responses recorded" in capsys.readouterr().out
+    [case] = export(db, config_file, capsys)
+    assert case["sla_state"] == "breached" and case["first_response_at"] == "2026-11-24T10:00:00+08:00"
+    assert rows(db, "SELECT case_id, is_team, unverified FROM messages WHERE message_key = 'forged@evil'") == [
+        ("CS-00001", True, True)]
+    assert rows(db, "SELECT count(*) FROM audit_log WHERE action = 'record_response'") == [(0,)]
+
+
+def authenticated(*results: str, sender: str = "support@knowru.example") -> bytes:
+    return message(sender, "Re: hi", mid="r@k", reply_to="c@x", date="Mon, 23 Nov 2026 11:00:00 +0800",
+                   headers=tuple(("Authentication-Results", r) for r in results))
+
+
+@pytest.mark.parametrize("results, trusted", [
+    (["mx.knowru.example; dkim=pass header.d=knowru.example header.s=s1"], True),
+    (["MX.Knowru.example 1; spf=pass smtp.mailfrom=bounce@KNOWRU.example"], True),
+    (["mx.knowru.example;\n dkim=fail header.d=knowru.example;\n spf=pass smtp.mailfrom=knowru.example"], True),
+    (['mx.knowru.example; dkim=pass (good signature) header.d="knowru.example" header.from=knowru.example'], True),
+    (["mx.evil.example; dkim=pass header.d=knowru.example"], False),  # not a trusted authserv-id
+    (["mx.knowru.example; dkim=pass header.d=evil.example"], False),  # a pass, for another domain
+    (["mx.knowru.example; dkim=pass header.d=evil.example header.from=knowru.example"], False),
+    (["mx.knowru.example; spf=pass smtp.mailfrom=knowru.example.evil.example"], False),
+    (["mx.knowru.example; dkim=fail (dkim=pass header.d=knowru.example) header.d=knowru.example"], False),
+    (['mx.knowru.example; dkim=fail reason="dkim=pass header.d=knowru.example" header.d=knowru.example'], False),
+    (["mx.knowru.example; dmarc=pass header.from=knowru.example"], False),  # neither DKIM nor SPF
+    (["mx.knowru.example; none"], False),
+    (["(dkim=pass) mx.evil.example; dkim=pass header.d=knowru.example"], False),
+    (["mx.evil.example; dkim=pass header.d=knowru.example",
+      "mx.knowru.example; spf=pass smtp.mailfrom=knowru.example"], True),
+])
+def test_a_team_message_is_trusted_by_a_pass_from_a_trusted_server_for_the_teams_domain(results, trusted):
+    config = parse_config(tomllib.loads(AUTH_TOML))
+    team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
+    record = parse_message(authenticated(*results), team, mailbox="test", folder="INBOX", where="test", now=NOW)
+    assert record.is_team and record.unverified is not trusted
+
+
+def test_a_vouched_source_trusts_the_team_and_a_client_is_never_unverified():
+    assert not parse(authenticated(), vouched=True).unverified
+    assert parse(authenticated()).unverified
+    assert not parse(message("c@acme.example")).unverified
+
+
+@pytest.mark.parametrize("section, message_part", [
+    ('[mail]\ntrusted_authserv_ids = "mx.example"', "trusted_authserv_ids must be a list"),
+    ('[mail]\ntrusted_authserv_ids = ["mx example"]', "trusted_authserv_ids: 'mx example' is not"),
+    ('[mail]\ntrusted_authserv_ids = ["mx.exampl\u0435"]', "ASCII"),
+    ('[[mail.mailboxes]]\nname = "a"\nurl = "imap://x"\nuser = "u"\npassword_env = "P"\nsent_folders = "Sent"',
+     "sent_folders must be a list"),
+    ('[[mail.mailboxes]]\nname = "a"\nurl = "imap://x"\nuser = "u"\npassword_env = "P"\nsent_folders = ["S\u200bent"]',
+     "sent_folders"),
+])
+def test_the_trust_settings_are_validated(tmp_path, section, message_part):
+    path = tmp_path / "c.toml"
+    path.write_text(SPEC_TOML + section)
+    with pytest.raises(ConfigError, match=message_part):
+        load_config(path)
+
+
+def test_the_trust_settings_are_read():
+    config = parse_config(tomllib.loads(AUTH_TOML + '[[mail.mailboxes]]\nname = "s"\nurl = "imap://x"\nuser = "u"\n'
+                                        'password_env = "P"\n[[mail.mailboxes]]\nname = "t"\nurl = "imap://x"\n'
+                                        'user = "u"\npassword_env = "P"\nsent_folders = ["Sent Items", "Outbox"]\n'))
+    assert config.mail.trusted_authserv_ids == ("mx.knowru.example",)
+    assert [box.sent_folders for box in config.mail.mailboxes] == [("Sent",), ("Sent Items", "Outbox")]

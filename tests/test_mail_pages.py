@@ -18,6 +18,7 @@ from kb.access import Actor, PermissionDenied
 from kb.config import load_config, parse_config
 from kb.intake import corrections
 from kb.intake.importing import Rejected
+from kb.mail import quarantine
 from kb.mail.intake import take
 from kb.mail.messages import parse_message, support_matcher
 from kb.reads import configuration
@@ -44,10 +45,11 @@ def _message(sender: str, subject: str, date: str, mid: str, reply_to: str | Non
     return "\n".join(lines).encode()
 
 
-def _mail(store, *messages: tuple[str, bytes]) -> None:
-    """Take messages (each with its INTERNALDATE, local text) as the IMAP poll would, as of AS_OF."""
+def _mail(store, *messages: tuple[str, bytes], folder: str = "INBOX") -> None:
+    """Take messages (each with its INTERNALDATE, local text) as the IMAP poll would from ``folder``, as of
+    AS_OF; the "Sent" folder is the team's own."""
     now = parse_timestamp(AS_OF, HKT)
-    records = [parse_message(raw, IS_TEAM, mailbox="support", folder="INBOX", where="test",
+    records = [parse_message(raw, IS_TEAM, mailbox="support", folder=folder, where="test", vouched=folder == "Sent",
                              internaldate=local(when), now=now) for when, raw in messages]
     store.write(take, store.config, records, ADMIN, source="tests", now=now)
 
@@ -74,8 +76,11 @@ def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
           ("2026-11-25 10:00", KIM),
           ("2026-11-25 10:01", _message("support@knowru.example", "Re: Login fails", "Wed, 25 Nov 2026 10:01:00 +0800",
                                         "ack@k", reply_to="kim-1@acme", headers=("Auto-Submitted: auto-replied",))),
-          ("2026-11-25 11:30", _message("Support <support@knowru.example>", "Re: Login fails",
-                                        "Wed, 25 Nov 2026 11:30:00 +0800", "r-1@k", reply_to="kim-1@acme")))
+          ("2026-11-25 10:02", _message("Support <support@knowru.example>", "Re: Login fails",
+                                        "Wed, 25 Nov 2026 10:02:00 +0800", "forged@evil", reply_to="kim-1@acme")))
+    _mail(_store(), ("2026-11-25 11:30", _message("Support <support@knowru.example>", "Re: Login fails",
+                                                  "Wed, 25 Nov 2026 11:30:00 +0800", "r-1@k", reply_to="kim-1@acme")),
+          folder="Sent")
     [case_id] = query("SELECT case_id FROM cases WHERE source = 'mail'").case_id
     open_page(at, "queue")
     at.text_input(key="case_lookup").input(case_id).run()
@@ -85,12 +90,14 @@ def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
     assert "**Requester:** kim@acme.example" in facts
     thread = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert thread.to_dict("list") == {
-        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 11:30 HKT"],
-        "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>"],
-        "side": ["client", "team", "team"],
-        "subject": ["Login fails", "Re: Login fails", "Re: Login fails"],
-        "automatic": ["no", thread.automatic[1], "no"],
-        "role": ["opened the case", "", "first response"],
+        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 10:02 HKT",
+                 "Wed 2026-11-25 11:30 HKT"],
+        "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>",
+                   "Support <support@knowru.example>"],
+        "side": ["client", "team (unverified)", "team (unverified)", "team"],  # nothing vouches for the Inbox ones
+        "subject": ["Login fails", "Re: Login fails", "Re: Login fails", "Re: Login fails"],
+        "automatic": ["no", thread.automatic[1], "no", "no"],
+        "role": ["opened the case", "", "", "first response"],
     }
     assert thread.automatic[1].startswith("yes (")
 
@@ -298,4 +305,68 @@ def test_the_configuration_page_shows_the_mailboxes(app):
     frame = next(d.value for d in at.dataframe if "last UID" in d.value.columns)
     assert frame.to_dict("records") == [{"mailbox": "support", "folder": "INBOX", "configured": "no (removed)",
                                          "last UID": "42", "last poll": "Wed 2026-11-25 09:00 HKT",
-                                         "last error": "login refused"}]
+                                         "last error": "login refused", "held": 0}]
+
+
+# --- The mail quarantine -----------------------------------------------------------------------------------
+
+def _held_message(store) -> None:
+    """One message the store refuses (a unique index on the cases' subjects, and a case with the subject), held
+    in the quarantine by an intake from the support mailbox."""
+    with store.transaction() as cur:
+        cur.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")
+    subject = query("SELECT subject FROM cases ORDER BY case_id LIMIT 1").subject[0]
+    _mail(store, ("2026-11-25 10:00", _message("Pat <pat@client.example>", subject, "Wed, 25 Nov 2026 10:00:00 +0800",
+                                               "held-1@client")), ("2026-11-25 10:05", KIM))
+
+
+def test_an_admin_sees_a_held_message_and_retries_it_after_the_fix(app):
+    at, _ = app
+    store = _store()
+    _held_message(store)
+    assert query("SELECT count(*) AS n FROM cases WHERE source = 'mail'").n[0] == 1  # Kim's: the batch went on
+    open_page(at, "mail_quarantine")
+    table = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert table.message.tolist() == ["held-1@client"] and table.sender.tolist() == ["pat@client.example"]
+    assert table.reason[0].startswith("Constraint Error: Duplicate key")
+    button(at, "Retry").click().run()
+    assert "held-1@client: still held: Constraint Error" in shown(at.success[0])
+    with store.transaction() as cur:
+        cur.execute("DROP INDEX cases_one_subject")  # the fix
+    button(at, "Retry").click().run()
+    assert not at.exception and not at.error, [shown(e) for e in at.error]
+    assert shown(at.success[0]) == "held-1@client: taken: 1 cases opened, 0 responses recorded."
+    assert any("No message is held" in shown(m) for m in [*at.markdown, *at.info, *at.caption])
+    assert query("SELECT count(*) AS n FROM cases WHERE message_id = 'held-1@client'").n[0] == 1
+    trail = query("SELECT actor, action FROM audit_log WHERE table_name = 'mail_quarantine' ORDER BY audit_id")
+    assert trail.action.tolist() == ["hold", "retry", "retry"]
+
+
+def test_discarding_a_held_message_is_audited_and_the_page_is_for_admins(app):
+    from kb.navigation import pages_for
+
+    at, _ = app
+    _held_message(_store())
+    open_page(at, "mail_quarantine")
+    button(at, "Discard").click().run()
+    assert "held-1@client discarded" in shown(at.success[0])
+    decided = query("SELECT status, decided_by FROM mail_quarantine")
+    assert decided.status.tolist() == ["discarded"]
+    assert decided.decided_by.tolist() == query("SELECT actor FROM audit_log WHERE action = 'discard'").actor.tolist()
+    assert "mail_quarantine" in {p.name for p in pages_for(Actor("a@x.example", "admin"))["Data"]}
+    assert "mail_quarantine" not in {p.name for pages in pages_for(LEAD).values() for p in pages}
+    with pytest.raises(PermissionDenied):
+        _store().write(quarantine.discard, LEAD, "held-1@client")
+
+
+def test_held_messages_show_on_the_configuration_page_and_in_metrics(app):
+    from kb.service.metrics import mail_quarantine_lines
+
+    at, _ = app
+    store = _store()
+    _held_message(store)
+    open_page(at, "configuration")
+    frame = next(d.value for d in at.dataframe if "last UID" in d.value.columns)
+    assert frame.to_dict("records") == [{"mailbox": "support", "folder": "INBOX", "configured": "no (removed)",
+                                         "last UID": "", "last poll": "never", "last error": "", "held": 1}]
+    assert mail_quarantine_lines(store)[2:] == ['support_mail_quarantined_messages{mailbox="support"} 1']

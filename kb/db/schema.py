@@ -178,6 +178,30 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE alert_deliveries ADD COLUMN withdrawn_at TIMESTAMPTZ;
     """,
+    # mail that cannot be stored is held aside, alone, with its reason, for an admin to retry or discard; a message
+    # claiming to be the team's that nothing vouches for (a sent folder, a trusted Authentication-Results, an
+    # import with --trust-team) is kept on its thread as unverified and counts for nothing.
+    """
+    CREATE TABLE mail_quarantine (
+        message_key   VARCHAR PRIMARY KEY,   -- as messages.message_key
+        message_id    VARCHAR,
+        mailbox       VARCHAR NOT NULL,      -- a [[mail.mailboxes]] name, or 'import'
+        folder        VARCHAR NOT NULL,      -- an IMAP folder, or the file it was imported from
+        uid           BIGINT,                -- the IMAP UID; null for an import
+        read_from     VARCHAR NOT NULL,      -- where it was read, as reported ("support/INBOX UID 7")
+        from_address  VARCHAR NOT NULL,
+        subject       VARCHAR,
+        received_at   TIMESTAMPTZ,           -- its instant as read (INTERNALDATE, mbox From line): a retry reuses it
+        vouched       BOOLEAN NOT NULL,      -- read from a sent folder, or imported with --trust-team
+        raw           BLOB NOT NULL,         -- the message as read, for a retry
+        reason        VARCHAR NOT NULL,      -- why it could not be stored (the last attempt's)
+        first_seen_at TIMESTAMPTZ NOT NULL,
+        status        VARCHAR NOT NULL CHECK (status IN ('held', 'retried', 'discarded')),
+        decided_by    VARCHAR,               -- who retried (successfully) or discarded it, and when
+        decided_at    TIMESTAMPTZ
+    );
+    ALTER TABLE messages ADD COLUMN unverified BOOLEAN DEFAULT false;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

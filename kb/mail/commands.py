@@ -20,9 +20,12 @@ def add_parser(commands, common) -> None:
     q = actions.add_parser("import", parents=[common], help="read mbox files, Maildir folders and .eml files",
                            description="Read every message under PATH (an mbox file, a Maildir folder, a .eml "
                                        "file, or a folder of them). Prints the messages read, cases opened, "
-                                       "responses recorded and each skipped message with its reason; exit code 0 "
-                                       "unless nothing could be read.")
+                                       "responses recorded and each skipped message, or message held in the mail "
+                                       "quarantine, with its reason; exit code 0 unless nothing could be read.")
     q.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    q.add_argument("--trust-team", action="store_true",
+                   help="the files are the team's own archive (a backfill): their team messages count as responses "
+                        "without a sent folder or an Authentication-Results header to vouch for them")
     q = actions.add_parser("poll", parents=[common], help="read the configured IMAP mailboxes",
                            description="Read what is new in every [[mail.mailboxes]] folder, by UID, every "
                                        "poll_seconds (--once: one poll). A mailbox that fails is reported and "
@@ -42,18 +45,20 @@ def run_mail(args, config) -> int:
 
 
 def _import(args, config) -> int:
-    from kb.mail.intake import import_paths
+    from kb.mail.archive import import_paths
 
     started = time.perf_counter()
     con = connection.connect(connection.db_path(args.db), wait_seconds=5)
     try:
-        outcome, failed = import_paths(con, config, args.paths, command_line_actor())
+        outcome, failed = import_paths(con, config, args.paths, command_line_actor(), trust_team=args.trust_team)
     finally:
         con.close()
     for problem in failed:
         print(f"cannot read {problem}", file=sys.stderr)
     for skipped in outcome.skipped:
         print(f"skipped {skipped}")
+    for held in outcome.held:
+        print(f"held {held}")
     print(f"{outcome.summary()} in {time.perf_counter() - started:.1f} s")
     usable = outcome.read - len(outcome.skipped)
     return 0 if usable > 0 else 1
@@ -70,6 +75,8 @@ def _poll(args, config) -> int:
     def show(report) -> None:
         for skipped in report.outcome.skipped:
             print(f"skipped {skipped}")
+        for held in report.outcome.held:
+            print(f"held {held}")
         for error in report.errors:
             print(f"error: {error}", file=sys.stderr)
         fetched = sum(f.fetched for f in report.folders)

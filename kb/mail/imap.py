@@ -6,6 +6,9 @@ above the last one, fetches them in chunks (``UID FETCH … (UID INTERNALDATE BO
 each chunk with ``kb.mail.intake.take``, whose transaction also moves ``last_uid`` to the chunk's last
 UID: a poll that stops anywhere (killed, connection lost) leaves every chunk either taken with its
 state or not at all, and the next poll goes on from there, reading nothing twice and skipping nothing.
+A message the store refuses is held aside in the quarantine with its reason and the state moves past it,
+so that no message can stop a folder. A message read from one of the mailbox's ``sent_folders`` is the
+team's own: it counts as the team's (rules §9).
 A new UIDVALIDITY (the folder was rebuilt) reads the folder again from the start; the "once" rule keeps
 what was taken already from counting twice.
 
@@ -73,7 +76,7 @@ def poll(con, config: Config, actor: Actor, *, chunk: int = CHUNK, now: datetime
     report = PollReport()
     begun = now_utc()
     write = write or (lambda action: action(con))
-    is_team = support_matcher(config.mail.support_addresses)
+    is_team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
     for box in config.mail.mailboxes:
         try:
             _poll_mailbox(con, write, config, box, is_team, actor, report, chunk=chunk, now=now)
@@ -179,11 +182,10 @@ def _poll_folder(con, write, config: Config, client: imaplib.IMAP4, box: Mailbox
         typ, data = client.uid("FETCH", ",".join(map(str, part)), "(UID INTERNALDATE BODY.PEEK[])")
         if typ != "OK":
             raise MailboxError(f"folder {folder.folder!r}: the server refused UID FETCH: {_text(data)}")
-        records = []
-        for uid, internaldate, raw in _fetched(data):
-            records.append(parse_message(raw, is_team, mailbox=box.name, folder=folder.folder,
-                                         where=f"{box.name}/{folder.folder} UID {uid}", internaldate=internaldate,
-                                         now=now))
+        vouched = folder.folder in box.sent_folders  # the team's own messages (rules §9)
+        records = [parse_message(raw, is_team, mailbox=box.name, folder=folder.folder, uid=uid, vouched=vouched,
+                                 where=f"{box.name}/{folder.folder} UID {uid}", internaldate=internaldate, now=now)
+                   for uid, internaldate, raw in _fetched(data)]
         folder.fetched += len(records)
         good = [r for r in records if not hasattr(r, "reason")]
         skipped = [r for r in records if hasattr(r, "reason")]

@@ -15,8 +15,11 @@ earlier messages and the first responses of stored cases are each one statement 
   message it answers arrives later (a Sent folder read before the Inbox).
 * **First response**: the earliest non-automatic team message of the thread at or after the case's receipt.
   A stored case takes a mail response only when it is earlier than the one it has (or it has none).
-* **Never fatal**: a row the intake rules still refuse (it should not happen: the records are checked when
-  parsed) drops its message, reported with the reason, and the batch is written again without it.
+* **Trust**: a team message nothing vouches for (``MailRecord.unverified``) joins its thread and opens
+  nothing, and is never a first response.
+* **Never fatal**: a batch the store refuses (a row the intake rules refuse, a value the database will not
+  hold) is stored in halves down to the messages refused; each is held aside in the quarantine
+  (``mail_quarantine``) with its reason, and the rest are taken (``take``).
 """
 
 from __future__ import annotations
@@ -26,22 +29,49 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
-from kb.db.connection import local_zone, transaction
+from kb.db.connection import first_line, full_disk, local_zone, transaction
 from kb.db.sqltext import quote
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
 from kb.intake.writes import ID_PREFIXES, next_number
-from kb.mail.messages import CASE_TAG, MailRecord, Skipped, client_id_for
+from kb.mail.messages import MailRecord, Skipped
+from kb.mail.stored import (
+    Node,
+    clients_for,
+    existing_cases,
+    keys_table,
+    query,
+    run_with,
+    stored_case_times,
+    stored_cases_of,
+    stored_keys,
+    stored_orphans,
+)
 from kb.timestamps import now_utc
 
 CASE_PREFIX = ID_PREFIXES["cases"]  # as the forms' ids, so a reply's [CS-00042] tag finds the case
 SOURCE = "mail"
 NEVER = datetime.max.replace(tzinfo=UTC)
-MAX_ATTEMPTS = 6
+# Errors that are the store's own, not a message's: the run stops and nothing is set aside (the next run
+# reads the same messages again). Any other error of a message's write sets that message aside.
+THE_STORES_OWN = (duckdb.IOException, duckdb.TransactionException, duckdb.ConnectionException, duckdb.FatalException,
+                  duckdb.InterruptException, duckdb.OutOfMemoryException, MemoryError)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A message the store would not take, set aside in the quarantine with the reason."""
+
+    record: MailRecord
+    reason: str
+
+    def __str__(self) -> str:
+        return str(Skipped(self.record.where, self.record.message_id, f"held in quarantine: {self.reason}"))
 
 
 @dataclass
@@ -55,42 +85,36 @@ class Outcome:
     responses: int = 0         # cases whose first response was recorded (or moved earlier) from mail
     clients_made: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
         for name in ("read", "taken", "already", "cases_opened", "responses", "clients_made"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.extend(other.skipped)
+        self.held.extend(other.held)
 
     def summary(self) -> str:
         return (f"{self.read:,} messages read: {self.cases_opened:,} cases opened, {self.responses:,} responses "
                 f"recorded, {self.clients_made:,} new free clients, {self.already:,} already taken, "
-                f"{len(self.skipped):,} skipped")
+                f"{len(self.skipped):,} skipped, {len(self.held):,} held in quarantine")
 
 
-@dataclass
-class _Node:
-    """A message in the threading: one of the batch, or a stored one without a case that names one of it."""
+class Refused(Exception):
+    """The store would not take a batch (nothing of it was written); ``reason`` says why."""
 
-    key: str
-    message_id: str | None
-    is_team: bool
-    is_automatic: bool
-    instant: datetime | None
-    links: tuple[str, ...]
-    case_tag: str | None
-    record: MailRecord | None = None
-    case_id: str | None = None
-
-
-class _Drop(Exception):
-    def __init__(self, skipped: list[Skipped], keys: set[str]):
-        self.skipped, self.keys = skipped, keys
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def take(con, config: Config, records: list[MailRecord], actor: Actor, *, source: str,
          also: Callable[[object], None] | None = None, now: datetime | None = None) -> Outcome:
     """Store a batch of records in one transaction; ``also(con)`` runs in the same transaction (the IMAP
-    state of the UIDs read). Returns what it did; ``read`` is the number of records given."""
+    state of the UIDs read). Returns what it did; ``read`` is the number of records given.
+
+    A batch the store refuses is stored in halves, each in a transaction of its own, down to the single
+    messages it refuses: each of those is held aside in the quarantine with its reason (``Outcome.held``),
+    in a last transaction with ``also``. One bad message never costs the others, and a poll moves on."""
     require(actor, "import")
     now = now or now_utc()
     outcome = Outcome(read=len(records))
@@ -100,47 +124,108 @@ def take(con, config: Config, records: list[MailRecord], actor: Actor, *, source
             outcome.already += 1
         else:
             unique[record.key] = record
-    batch = list(unique.values())
-    for _ in range(MAX_ATTEMPTS):
+    batch = sorted(unique.values(), key=_in_order)
+
+    def write(part: list[MailRecord], also=None) -> Outcome:
+        return _take_batch(con, config, part, actor, source=source, now=now, also=also)
+
+    try:
+        outcome.add(write(batch, also))
+    except Refused as refused:
+        outcome.add(_take_apart(write, batch, refused))
+        with transaction(con):
+            _hold(con, actor, outcome.held, source, now)
+            if also is not None:
+                also(con)
+    return outcome
+
+
+def _in_order(record: MailRecord) -> tuple:
+    """The threading's order: by instant, a client's message first at a tie."""
+    return record.instant or NEVER, record.is_team or record.is_automatic, record.key
+
+
+def _take_apart(write: Callable[[list[MailRecord]], Outcome], batch: list[MailRecord], refused: Refused) -> Outcome:
+    """A refused batch stored in halves (earlier messages first, so that threads form as in one batch), down
+    to the single messages refused, which are returned as ``held``."""
+    if len(batch) == 1:
+        return Outcome(held=[Held(batch[0], refused.reason)])
+    done = Outcome()
+    middle = len(batch) // 2
+    for part in (batch[:middle], batch[middle:]):
         try:
-            with local_zone(con, config.calendar.timezone), transaction(con):
-                done = _write(con, config, batch, actor, source=source, now=now)
-                if also is not None:
-                    also(con)
-        except _Drop as drop:
-            outcome.skipped.extend(drop.skipped)
-            batch = [r for r in batch if r.key not in drop.keys]
-            continue
-        outcome.taken += done.taken
-        outcome.already += done.already
-        outcome.cases_opened += done.cases_opened
-        outcome.responses += done.responses
-        outcome.clients_made += done.clients_made
-        return outcome
-    raise RuntimeError("the mail batch was refused again and again; nothing of it was written")
+            done.add(write(part))
+        except Refused as again:
+            done.add(_take_apart(write, part, again))
+    return done
+
+
+def _take_batch(con, config: Config, batch: list[MailRecord], actor: Actor, *, source: str, now: datetime,
+                also: Callable[[object], None] | None) -> Outcome:
+    """One transaction: the batch (and ``also``) written whole, or ``Refused`` with nothing written."""
+    try:
+        with local_zone(con, config.calendar.timezone), transaction(con):
+            done = _write(con, config, batch, actor, source=source, now=now)
+            if also is not None:
+                also(con)
+        return done
+    except Refused:
+        raise
+    except Exception as error:
+        if isinstance(error, THE_STORES_OWN) or full_disk(error) is not None:
+            raise
+        raise Refused(first_line(error)) from error
+
+
+def _hold(con, actor: Actor, held: list[Held], source: str, now: datetime) -> None:
+    """Set messages aside in the quarantine, with one audit row; a message held already keeps its row."""
+    known = {r[0] for r in query(con, "mail_held_keys", keys_table({h.record.key for h in held}),
+                                 "SELECT message_key FROM mail_quarantine JOIN mail_held_keys ON message_key = v")}
+    held = [h for h in held if h.record.key not in known]
+    if not held:
+        return
+    records = [h.record for h in held]
+    run_with(con, "mail_held", pa.table({
+        "message_key": pa.array([r.key for r in records], pa.string()),
+        "message_id": pa.array([r.message_id for r in records], pa.string()),
+        "mailbox": pa.array([r.mailbox for r in records], pa.string()),
+        "folder": pa.array([r.folder for r in records], pa.string()),
+        "uid": pa.array([r.uid for r in records], pa.int64()),
+        "read_from": pa.array([r.where for r in records], pa.string()),
+        "from_address": pa.array([r.from_address for r in records], pa.string()),
+        "subject": pa.array([r.subject for r in records], pa.string()),
+        "received_at": pa.array([r.instant for r in records], pa.timestamp("us", tz="UTC")),
+        "vouched": pa.array([r.vouched for r in records], pa.bool_()),
+        "raw": pa.array([r.raw for r in records], pa.binary()),
+        "reason": pa.array([h.reason for h in held], pa.string()),
+    }), "INSERT INTO mail_quarantine SELECT *, ? AS first_seen_at, 'held' AS status, NULL AS decided_by, "
+        "NULL AS decided_at FROM mail_held", [now])
+    audit.record(con, actor, "hold", "mail_quarantine", None, None,
+                 {"source": source, "messages": {h.record.key: h.reason for h in held}})
 
 
 def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source: str, now: datetime) -> Outcome:
     done = Outcome()
     if not batch:
         return done
-    stored = _stored_keys(con, [r.key for r in batch])
+    stored = stored_keys(con, [r.key for r in batch])
     done.already = sum(r.key in stored for r in batch)
     batch = [r for r in batch if r.key not in stored]
     if not batch:
         return done
 
-    nodes = [_Node(r.key, r.message_id, r.is_team, r.is_automatic, r.instant, r.links, r.case_tag, r) for r in batch]
+    nodes = [Node(r.key, r.message_id, r.is_team, r.is_automatic, r.instant, r.links, r.case_tag, r.unverified, r)
+             for r in batch]
     batch_ids = {r.message_id for r in batch if r.message_id}
-    orphans = _stored_orphans(con, batch_ids)
+    orphans = stored_orphans(con, batch_ids)
     nodes += orphans
     links = {link for n in nodes for link in n.links}
-    case_of = _stored_cases_of(con, links)
-    tagged = _existing_cases(con, {n.case_tag for n in nodes if n.case_tag})
+    case_of = stored_cases_of(con, links)
+    tagged = existing_cases(con, {n.case_tag for n in nodes if n.case_tag})
 
     # Threads, in the order of the instants.
     number = next_number(con, "cases", "case_id")
-    openers: dict[str, _Node] = {}
+    openers: dict[str, Node] = {}
     nodes.sort(key=lambda n: (n.instant or NEVER, n.is_team or n.is_automatic, n.key))
     for node in nodes:
         case = node.case_tag if node.case_tag in tagged else None
@@ -158,28 +243,26 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
         if node.case_id is None:
             node.case_id = next((case_of[link] for link in node.links if link in case_of), None)
 
-    # First responses: the earliest non-automatic team message at or after receipt, per case.
+    # First responses: the earliest non-automatic, trusted team message at or after receipt, per case.
     received = {case: opener.instant for case, opener in openers.items()}
-    touched = {n.case_id for n in nodes if n.case_id and n.case_id not in openers and n.is_team}
-    stored_cases = _stored_case_times(con, touched)
+    touched = {n.case_id for n in nodes if n.case_id and n.case_id not in openers and _responds(n)}
+    stored_cases = stored_case_times(con, touched)
     received.update({case: times[0] for case, times in stored_cases.items()})
     first: dict[str, tuple[datetime, str]] = {}
     for node in nodes:
         at = received.get(node.case_id) if node.case_id else None
-        if node.is_team and not node.is_automatic and at is not None and node.instant is not None \
+        if _responds(node) and at is not None and node.instant is not None \
                 and node.instant >= at and (node.case_id not in first or node.instant < first[node.case_id][0]):
             first[node.case_id] = (node.instant, node.key)
 
     # New free clients, then the cases, through the intake rules.
-    client_of, new_clients = _clients_for(con, openers)
+    client_of, new_clients = clients_for(con, openers)
     if new_clients:
-        _checked_insert(con, config, "clients", new_clients, actor, source, now,
-                        lambda line: [openers[c].record for c, o in openers.items()
-                                      if client_id_for(o.record.from_address) == new_clients[line - 2]["client_id"]])
-        _register_and_run(con, "mail_new_clients", _keys_table({c["client_id"] for c in new_clients}),
+        _checked_insert(con, config, "clients", new_clients, actor, source, now)
+        run_with(con, "mail_new_clients", keys_table({c["client_id"] for c in new_clients}),
                           f"UPDATE clients SET source = '{SOURCE}' FROM mail_new_clients WHERE client_id = v")
         done.clients_made = len(new_clients)
-    case_rows, case_list = [], []
+    case_rows = []
     for case, opener in openers.items():
         record = opener.record
         response = first.get(case)
@@ -189,10 +272,9 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
             "requester": record.from_address, "assignee": None,
             "first_response_at": _iso(response[0]) if response else None, "resolved_at": None,
         })
-        case_list.append(record)
     if case_rows:
-        _checked_insert(con, config, "cases", case_rows, actor, source, now, lambda line: [case_list[line - 2]])
-        _register_and_run(con, "mail_new_cases", pa.table({
+        _checked_insert(con, config, "cases", case_rows, actor, source, now)
+        run_with(con, "mail_new_cases", pa.table({
             "case_id": pa.array(list(openers), pa.string()),
             "message_key": pa.array([o.key for o in openers.values()], pa.string()),
         }), f"UPDATE cases SET message_id = n.message_key, source = '{SOURCE}' FROM mail_new_cases n "
@@ -204,7 +286,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     updates = [(case, at, key, stored_cases[case][1]) for case, (at, key) in first.items()
                if case in stored_cases and (stored_cases[case][1] is None or at < stored_cases[case][1])]
     if updates:
-        _register_and_run(con, "mail_responses", pa.table({
+        run_with(con, "mail_responses", pa.table({
             "case_id": pa.array([u[0] for u in updates], pa.string()),
             "at": pa.array([u[1] for u in updates], pa.timestamp("us", tz="UTC")),
         }), "UPDATE cases SET first_response_at = r.at FROM mail_responses r WHERE cases.case_id = r.case_id")
@@ -215,13 +297,14 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
 
     # The messages, and the stored ones that found their thread.
     batch_nodes = [n for n in nodes if n.record is not None]
-    _register_and_run(con, "mail_messages", _messages_table(batch_nodes, now),
+    run_with(con, "mail_messages", _messages_table(batch_nodes, now),
                       "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, "
-                      "from_name, is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at) "
+                      "from_name, is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, "
+                      "unverified) "
                       "SELECT * FROM mail_messages")
     threaded = [n for n in orphans if n.case_id]
     if threaded:
-        _register_and_run(con, "mail_threaded", pa.table({
+        run_with(con, "mail_threaded", pa.table({
             "message_key": pa.array([n.key for n in threaded], pa.string()),
             "case_id": pa.array([n.case_id for n in threaded], pa.string()),
         }), "UPDATE messages SET case_id = t.case_id FROM mail_threaded t WHERE messages.message_key = t.message_key")
@@ -232,131 +315,29 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     return done
 
 
-# --- reading what is stored ---------------------------------------------------------------------------------
-
-
-def _keys_table(values) -> pa.Table:
-    return pa.table({"v": pa.array(sorted(values), pa.string())})
-
-
-def _query(con, name: str, table: pa.Table, sql: str) -> list[tuple]:
-    con.register(name, table)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.unregister(name)
-
-
-def _register_and_run(con, name: str, table: pa.Table, sql: str) -> None:
-    con.register(name, table)
-    try:
-        con.execute(sql)
-    finally:
-        con.unregister(name)
-
-
-def _stored_keys(con, keys: list[str]) -> set[str]:
-    rows = _query(con, "mail_keys", _keys_table(set(keys)),
-                  "SELECT message_key FROM messages JOIN mail_keys ON message_key = v")
-    return {r[0] for r in rows}
-
-
-def _stored_orphans(con, batch_ids: set[str]) -> list[_Node]:
-    """Stored messages without a case that name one of the batch's Message-IDs."""
-    if not batch_ids:
-        return []
-    rows = _query(con, "mail_ids", _keys_table(batch_ids), """
-        SELECT message_key, message_id, is_team, is_automatic, received_at, links, subject FROM messages
-        WHERE case_id IS NULL AND message_key IN (
-            SELECT DISTINCT message_key FROM (SELECT message_key, unnest(links) AS link FROM messages
-                                              WHERE case_id IS NULL) JOIN mail_ids ON link = v)""")
-    nodes = []
-    for key, message_id, team, automatic, at, links, subject in rows:
-        tag = CASE_TAG.search(subject or "")
-        nodes.append(_Node(key, message_id, team, automatic, at, tuple(links or ()), tag.group(1) if tag else None))
-    return nodes
-
-
-def _stored_cases_of(con, links: set[str]) -> dict[str, str]:
-    """Message-ID → case, for the stored messages the batch names."""
-    if not links:
-        return {}
-    rows = _query(con, "mail_links", _keys_table(links),
-                  "SELECT message_id, case_id FROM messages JOIN mail_links ON message_id = v "
-                  "WHERE case_id IS NOT NULL")
-    return dict(rows)
-
-
-def _existing_cases(con, tags: set[str]) -> dict[str, datetime | None]:
-    if not tags:
-        return {}
-    rows = _query(con, "mail_tags", _keys_table(tags),
-                  "SELECT case_id, received_at FROM cases JOIN mail_tags ON case_id = v WHERE voided_at IS NULL")
-    return dict(rows)
-
-
-def _stored_case_times(con, cases: set[str]) -> dict[str, tuple[datetime, datetime | None]]:
-    """case → (received_at, first_response_at) of stored, not voided cases."""
-    if not cases:
-        return {}
-    rows = _query(con, "mail_cases", _keys_table(cases),
-                  "SELECT case_id, received_at, first_response_at FROM cases JOIN mail_cases ON case_id = v "
-                  "WHERE voided_at IS NULL")
-    return {case: (received, response) for case, received, response in rows}
-
-
-def _clients_for(con, openers: dict[str, _Node]) -> tuple[dict[str, str], list[dict]]:
-    """address → client_id for every opener, and the new free clients to make (rules §9: by email_domain,
-    else the client whose id is the address, else a new free client)."""
-    addresses: dict[str, MailRecord] = {}
-    for opener in openers.values():
-        addresses.setdefault(opener.record.from_address, opener.record)
-    if not addresses:
-        return {}, []
-    table = pa.table({
-        "address": pa.array(list(addresses), pa.string()),
-        "domain": pa.array([a.rpartition("@")[2] for a in addresses], pa.string()),
-        "cid": pa.array([client_id_for(a) for a in addresses], pa.string()),
-    })
-    rows = _query(con, "mail_senders", table, """
-        WITH by_domain AS (SELECT lower(ltrim(trim(email_domain), '@')) AS domain, min(client_id) AS client_id
-                           FROM clients WHERE email_domain IS NOT NULL GROUP BY ALL)
-        SELECT s.address, coalesce(d.client_id, c.client_id)
-        FROM mail_senders s LEFT JOIN by_domain d ON d.domain = s.domain LEFT JOIN clients c ON c.client_id = s.cid""")
-    client_of = {address: client for address, client in rows if client}
-    new: dict[str, dict] = {}
-    for address, record in addresses.items():
-        if address not in client_of:
-            cid = client_id_for(address)
-            client_of[address] = cid
-            new.setdefault(cid, {"client_id": cid, "name": record.from_name or address, "tier": "free",
-                                 "email_domain": None})
-    return client_of, list(new.values())
-
-
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _checked_insert(con, config: Config, table: str, rows: list[dict], actor: Actor, source: str, now: datetime,
-                    records_of_line: Callable[[int], list[MailRecord]]) -> None:
-    """Insert rows through the intake rules; a refused row drops its messages (``_Drop``)."""
+def _responds(node: Node) -> bool:
+    """Whether a message can be a first response: the team's, not automatic, and trusted (rules §9)."""
+    return node.is_team and not node.is_automatic and not node.unverified
+
+
+def _checked_insert(con, config: Config, table: str, rows: list[dict], actor: Actor, source: str,
+                    now: datetime) -> None:
+    """Insert rows through the intake rules; ``Refused`` names the problems of the rows refused."""
     staged = staged_from_records(table, [{k: v for k, v in r.items()} for r in rows])
     try:
         with checked(con, config, staged, now=now):
             write_checked(con, staged, actor, permission="import", source=source)
     except Rejected as e:
-        skipped, keys = [], set()
-        for problem in e.problems:
-            for record in records_of_line(problem.line or 2):
-                skipped.append(Skipped(record.where, record.message_id,
-                                       f"refused by the intake rules: {problem.column}: {problem.reason}"))
-                keys.add(record.key)
-        raise _Drop(skipped, keys) from None
+        raise Refused("refused by the intake rules: " + "; ".join(
+            f"{p.column}: {p.reason}" for p in e.problems)) from None
 
 
 def _audit_rows(con, actor: Actor, rows: list[tuple[str, dict, dict]]) -> None:
     """One audit row per case whose response mail recorded, in one statement."""
-    _register_and_run(con, "mail_audit", pa.table({
+    run_with(con, "mail_audit", pa.table({
         "row_id": pa.array([r[0] for r in rows], pa.string()),
         "before": pa.array([json.dumps(r[1], sort_keys=True) for r in rows], pa.string()),
         "after": pa.array([json.dumps(r[2], sort_keys=True) for r in rows], pa.string()),
@@ -364,7 +345,7 @@ def _audit_rows(con, actor: Actor, rows: list[tuple[str, dict, dict]]) -> None:
         f"SELECT now(), {quote(actor.email)}, 'record_response', 'cases', row_id, before, after FROM mail_audit")
 
 
-def _messages_table(nodes: list[_Node], now: datetime) -> pa.Table:
+def _messages_table(nodes: list[Node], now: datetime) -> pa.Table:
     records = [n.record for n in nodes]
     return pa.table({
         "message_key": pa.array([r.key for r in records], pa.string()),
@@ -381,48 +362,9 @@ def _messages_table(nodes: list[_Node], now: datetime) -> pa.Table:
         "subject": pa.array([r.subject for r in records], pa.string()),
         "links": pa.array([list(r.links) for r in records], pa.list_(pa.string())),
         "taken_at": pa.array([now] * len(records), pa.timestamp("us", tz="UTC")),
+        "unverified": pa.array([r.unverified for r in records], pa.bool_()),
     })
 
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-BATCH = 10_000  # messages per transaction when importing files
-
-
-def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH, now: datetime | None = None,
-                 progress: Callable[[Outcome], None] | None = None) -> tuple[Outcome, list]:
-    """``mail import``: every message under ``paths`` (mbox, Maildir, ``.eml``), read as a stream and stored
-    ``batch`` messages per transaction. Returns what was done and the paths that could not be read."""
-    from kb.mail.messages import parse_message, support_matcher
-    from kb.mail.sources import SourceError, read_paths
-
-    now = now or now_utc()
-    is_team = support_matcher(config.mail.support_addresses)
-    total, failed = Outcome(), []
-    pending: list[MailRecord] = []
-    skipped: list[Skipped] = []
-
-    def flush() -> None:
-        done = take(con, config, pending, actor, source="mail import " + " ".join(map(str, paths))[:200], now=now)
-        done.read += len(skipped)
-        done.skipped.extend(skipped)
-        total.add(done)
-        pending.clear()
-        skipped.clear()
-        if progress:
-            progress(total)
-
-    for item in read_paths(paths):
-        if isinstance(item, SourceError):
-            failed.append(item)
-            continue
-        parsed = parse_message(item.data, is_team, mailbox="import", folder=item.folder, where=item.where,
-                               from_line=item.from_line, now=now)
-        (skipped if isinstance(parsed, Skipped) else pending).append(parsed)
-        if len(pending) + len(skipped) >= batch:
-            flush()
-    if pending or skipped:
-        flush()
-    return total, failed

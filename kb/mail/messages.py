@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_tz
 
+from kb.mail.authresults import passes_for
 from kb.timestamps import now_utc
 
 FIRST_YEAR, LAST_YEAR = 1970, 2200  # as kb.intake.validation refuses instants outside these years
@@ -30,6 +32,9 @@ ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 ID_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-@+")
 MAX_REFERENCES = 100
 NO_SUBJECT = "(no subject)"
+# Control characters (NUL included) that are not white space: removed from every text a header gives.
+CONTROL = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+INVISIBLE = {"Zs", "Zl", "Zp", "Cf"}  # as kb.intake.validation.BLANK_TEXT: a text of these only is empty
 
 FOLDED = re.compile(r"\n[ \t]+")
 HEADER_NAME = re.compile(r"[!-9;-~]+")
@@ -57,6 +62,10 @@ class MailRecord:
     where: str                    # where it was read, for reports
 
     links: tuple[str, ...] = ()   # the Message-IDs it names, nearest first: In-Reply-To, then References backwards
+    unverified: bool = False      # claims to be the team's, and nothing vouches for it: counts for nothing
+    vouched: bool = False         # read where the team's own messages are (a sent folder, --trust-team)
+    uid: int | None = None        # its IMAP UID
+    raw: bytes = field(default=b"", repr=False, compare=False)  # as read: kept when it has to be held aside
 
 
 @dataclass(frozen=True)
@@ -70,17 +79,30 @@ class Skipped:
         return f"{self.where}{named}: {self.reason}"
 
 
-def support_matcher(support_addresses: tuple[str, ...]):
-    """A function telling whether an address is the team's: an exact address, or its domain after ``@``
-    as an ``@domain`` entry, case-insensitive."""
-    exact = {a.strip().lower() for a in support_addresses if not a.strip().startswith("@")}
-    domains = {a.strip().lower()[1:] for a in support_addresses if a.strip().startswith("@")}
+@dataclass(frozen=True)
+class Team:
+    """Who the team is (called with an address: whether it is the team's, an exact address or its domain after
+    ``@`` as an ``@domain`` entry, case-insensitive), and whose ``Authentication-Results`` vouch for it."""
 
-    def is_team(address: str) -> bool:
+    exact: frozenset[str]
+    domains: frozenset[str]
+    authserv_ids: frozenset[str] = frozenset()
+
+    def __call__(self, address: str) -> bool:
         address = address.lower()
-        return address in exact or address.rpartition("@")[2] in domains
+        return address in self.exact or address.rpartition("@")[2] in self.domains
 
-    return is_team
+    def authenticated(self, msg: Headers, address: str) -> bool:
+        """Whether a trusted server saw DKIM or SPF pass for the domain of ``address`` (rules §9)."""
+        return passes_for(msg.get_all("Authentication-Results"), self.authserv_ids, address.rpartition("@")[2])
+
+
+def support_matcher(support_addresses: tuple[str, ...], trusted_authserv_ids: tuple[str, ...] = ()) -> Team:
+    """The ``Team`` of ``[mail] support_addresses`` and ``trusted_authserv_ids``."""
+    entries = [a.strip().lower() for a in support_addresses]
+    return Team(frozenset(a for a in entries if not a.startswith("@")),
+                frozenset(a[1:] for a in entries if a.startswith("@")),
+                frozenset(a.lower() for a in trusted_authserv_ids))
 
 
 def client_id_for(address: str) -> str:
@@ -100,29 +122,32 @@ def client_id_for(address: str) -> str:
     return made
 
 
-def parse_message(raw: bytes, is_team, *, mailbox: str, folder: str, where: str,
+def parse_message(raw: bytes, is_team: Team, *, mailbox: str, folder: str, where: str,
                   internaldate: datetime | None = None, from_line: bytes | None = None,
-                  now: datetime | None = None) -> MailRecord | Skipped:
+                  now: datetime | None = None, vouched: bool = False, uid: int | None = None) -> MailRecord | Skipped:
     """The record of one raw message (``bytes`` as stored), or why it cannot be used.
 
     ``is_team``: from ``support_matcher``. ``internaldate``: IMAP's INTERNALDATE; ``from_line``: the
-    mbox ``From `` line it came under (its date is the receipt, UTC when it names no zone).
+    mbox ``From `` line it came under (its date is the receipt, UTC when it names no zone). ``vouched``: read
+    where only the team's own messages are (a sent folder, an import with ``--trust-team``).
     """
     try:
-        return _parse(raw, is_team, mailbox=mailbox, folder=folder, where=where, internaldate=internaldate,
-                      from_line=from_line, now=now or now_utc())
+        record = _parse(raw, is_team, mailbox=mailbox, folder=folder, where=where, internaldate=internaldate,
+                        from_line=from_line, now=now or now_utc(), vouched=vouched)
+        return replace(record, uid=uid, raw=raw) if isinstance(record, MailRecord) else record
     except Exception as e:  # noqa: BLE001 - a message must never stop the others (rules §9, "never fatal")
         return Skipped(where, None, f"broken MIME: the message cannot be parsed ({type(e).__name__}: {e})")
 
 
-def _parse(raw: bytes, is_team, *, mailbox, folder, where, internaldate, from_line, now) -> MailRecord | Skipped:
+def _parse(raw: bytes, is_team: Team, *, mailbox, folder, where, internaldate, from_line, now,
+           vouched) -> MailRecord | Skipped:
     if not raw.strip():
         return Skipped(where, None, "empty message")
     head, body = _split(raw)
     msg = Headers(head)
-    message_id = _first_id(_header(msg, "Message-ID"))
-    in_reply_to = tuple(_ids(_header(msg, "In-Reply-To")))[:MAX_REFERENCES]
-    references = tuple(_ids(_header(msg, "References")))[-MAX_REFERENCES:]
+    message_id = _first_id(_plain(_header(msg, "Message-ID")))
+    in_reply_to = tuple(_ids(_plain(_header(msg, "In-Reply-To"))))[:MAX_REFERENCES]
+    references = tuple(_ids(_plain(_header(msg, "References"))))[-MAX_REFERENCES:]
     subject = _clean(_text(_header(msg, "Subject")) or "") or NO_SUBJECT
 
     address, name = _sender(_header(msg, "From"))
@@ -165,6 +190,7 @@ def _parse(raw: bytes, is_team, *, mailbox, folder, where, internaldate, from_li
         instant=instant, subject=subject, in_reply_to=in_reply_to, references=references,
         case_tag=tag.group(1) if tag else None, where=where,
         links=tuple(dict.fromkeys(in_reply_to + tuple(reversed(references)))),
+        unverified=team and not (vouched or is_team.authenticated(msg, address)), vouched=vouched,
     )
 
 
@@ -214,18 +240,31 @@ def _text(value: str | None) -> str | None:
         text = str(make_header(decode_header(value)))
     except (LookupError, UnicodeError, ValueError, AssertionError, TypeError):
         text = value
-    if any("\udc80" <= c <= "\udcff" for c in text):  # raw bytes the parser kept as surrogates
-        data = text.encode("utf-8", "surrogateescape")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-    return text
+    return _unescaped(text)
+
+
+def _unescaped(text: str) -> str:
+    """Raw 8-bit bytes the header reader kept as surrogates, read as UTF-8 (else Latin-1)."""
+    if not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _plain(value: str | None) -> str | None:
+    """A header's raw text (ids, addresses) without control characters, raw bytes read as text."""
+    return None if value is None else CONTROL.sub("", _unescaped(value))
 
 
 def _clean(text: str) -> str:
-    """One line, NUL characters (refused by the intake rules) shown as U+FFFD."""
-    return " ".join(text.replace("\x00", "\ufffd").split())
+    """One line of visible text: control characters (NUL included, which the intake rules refuse) removed,
+    white space made single spaces; "" when nothing visible is left (white space, zero-width and other format
+    characters only, as the intake rules read an empty cell)."""
+    line = " ".join(CONTROL.sub("", text).split())
+    return line if any(unicodedata.category(c) not in INVISIBLE for c in line) else ""
 
 
 def _ids(value: str | None) -> list[str]:
@@ -249,7 +288,7 @@ def _sender(value: str | None) -> tuple[str | None, str | None]:
     """(address in lower case, display name) of the first address in a From-like header."""
     if not value:
         return None, None
-    decoded = _text(value) or ""
+    decoded = CONTROL.sub("", _text(value) or "")
     fast = NAMED_ADDRESS.fullmatch(decoded)
     if fast:
         return fast.group(3).lower(), _clean(fast.group(1) or fast.group(2) or "") or None

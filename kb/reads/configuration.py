@@ -16,24 +16,28 @@ def schema_version(store: Store) -> int:
         return _schema_version(cur)
 
 
-MAILBOX_COLUMNS = ["mailbox", "folder", "configured", "last UID", "last poll", "last error"]
+MAILBOX_COLUMNS = ["mailbox", "folder", "configured", "last UID", "last poll", "last error", "held"]
 
 
 def mailboxes(store: Store) -> pd.DataFrame:
     """Each mailbox and folder, configured (``[[mail.mailboxes]]``) or polled before (``imap_state``): the last
-    UID taken, when it was last polled (support zone) and its last error (empty when the last poll went well)."""
-    from kb.reads.mail import mailbox_state
+    UID taken, when it was last polled (support zone), its last error (empty when the last poll went well) and
+    how many of its messages the mail quarantine holds."""
+    from kb.reads.mail import held_by_folder, mailbox_state
 
     zone = store.config.calendar.zone
     state = {(r.mailbox, r.folder): r for r in mailbox_state(store).itertuples()}
+    held = held_by_folder(store)
     configured = [(box.name, folder) for box in store.config.mail.mailboxes for folder in box.folders]
     rows = []
-    for key in configured + sorted(set(state) - set(configured)):
+    for key in configured + sorted((set(state) | set(held)) - set(configured)):
         r = state.get(key)
         rows.append({
-            "mailbox": key[0], "folder": key[1], "configured": "yes" if key in configured else "no (removed)",
+            "mailbox": key[0], "folder": key[1],
+            "configured": "yes" if key in configured else "no (mail import)" if key[0] == "import" else "no (removed)",
             "last UID": "" if r is None else str(int(r.last_uid)),
             "last poll": "never" if r is None or pd.isna(r.polled_at) else format_for_people(r.polled_at, zone),
             "last error": "" if r is None or r.last_error is None or pd.isna(r.last_error) else str(r.last_error),
+            "held": held.get(key, 0),
         })
     return pd.DataFrame(rows, columns=MAILBOX_COLUMNS)

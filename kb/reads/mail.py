@@ -8,18 +8,21 @@ import pandas as pd
 
 
 def case_thread(store, case_id: str) -> pd.DataFrame:
-    """The messages of one case, oldest first: when (receipt, or a team message's Date), who, team or client,
-    automatic (and why), subject, where it was read, whether it is the message that opened the case, and whether
-    it is the case's first response (the team's non-automatic message at the case's ``first_response_at``; none
-    when a person recorded an earlier response by hand)."""
+    """The messages of one case, oldest first: when (receipt, or a team message's Date), who, its ``side``
+    (client, team, or "team (unverified)": claiming to be the team's with nothing to vouch for it, so it counts
+    for nothing), automatic (and why), subject, where it was read, whether it is the message that opened the
+    case, and whether it is the case's first response (the team's trusted, non-automatic message at the case's
+    ``first_response_at``; none when a person recorded an earlier response by hand)."""
     return store.query(
         """SELECT m.received_at, m.from_address, m.from_name, m.is_team, m.is_automatic, m.automatic_reason,
-                  m.subject, m.mailbox, m.folder, m.message_id,
+                  m.subject, m.mailbox, m.folder, m.message_id, coalesce(m.unverified, false) AS unverified,
+                  CASE WHEN NOT m.is_team THEN 'client' WHEN coalesce(m.unverified, false) THEN 'team (unverified)'
+                       ELSE 'team' END AS side,
                   coalesce(m.message_key = c.message_id, false) AS opened_case,
                   coalesce(m.message_key = (
                       SELECT t.message_key FROM messages t
                       WHERE t.case_id = c.case_id AND t.is_team AND NOT t.is_automatic
-                        AND t.received_at = c.first_response_at
+                        AND NOT coalesce(t.unverified, false) AND t.received_at = c.first_response_at
                       ORDER BY t.message_key LIMIT 1), false) AS first_response
            FROM messages m LEFT JOIN cases c ON c.case_id = m.case_id
            WHERE m.case_id = ?
@@ -69,3 +72,20 @@ def mailbox_state(store) -> pd.DataFrame:
     """Each polled mailbox and folder: the last UID taken, when it was polled, and the last error."""
     return store.query(
         "SELECT mailbox, folder, uidvalidity, last_uid, polled_at, last_error FROM imap_state ORDER BY mailbox, folder")
+
+
+def quarantine(store, status: str = "held") -> pd.DataFrame:
+    """The messages of the mail quarantine with ``status`` (held, retried or discarded), oldest first: where each
+    was read, who it claims to be from, its subject and why it could not be stored, and who decided about it."""
+    return store.query(
+        """SELECT message_key, message_id, mailbox, folder, uid, read_from, from_address, subject, received_at,
+                  reason, first_seen_at, status, decided_by, decided_at, octet_length(raw) AS size
+           FROM mail_quarantine WHERE status = ? ORDER BY first_seen_at, message_key""",
+        [status])
+
+
+def held_by_folder(store) -> dict[tuple[str, str], int]:
+    """How many messages the quarantine holds, by (mailbox, folder): a mailbox name, or ``import`` and a file."""
+    frame = store.query(
+        "SELECT mailbox, folder, count(*) AS n FROM mail_quarantine WHERE status = 'held' GROUP BY ALL")
+    return {(m, f): int(n) for m, f, n in zip(frame.mailbox, frame.folder, frame.n, strict=True)}

@@ -95,7 +95,22 @@ def render(store: Store, snap: Snapshot) -> str:
            [({"currency": r.currency, "month": months.this}, r.amount) for r in refunds.itertuples()])
     family("support_snapshot_timestamp_seconds", "gauge", "The instant these figures are computed as of.",
            [({}, snap.as_of.timestamp())])
+    out += mail_quarantine_lines(store)
     return "\n".join(out) + "\n"
+
+
+def mail_quarantine_lines(store: Store) -> list[str]:
+    """``support_mail_quarantined_messages``: messages held in the mail quarantine, by mailbox (each configured
+    mailbox, 0 when it holds none; ``import`` for ``mail import``)."""
+    from kb.reads.mail import held_by_folder
+
+    held = dict.fromkeys((box.name for box in store.config.mail.mailboxes), 0)
+    for (mailbox, _folder), n in held_by_folder(store).items():
+        held[mailbox] = held.get(mailbox, 0) + n
+    name = "support_mail_quarantined_messages"
+    return [f"# HELP {name} Messages set aside in the mail quarantine, waiting for an admin to retry or discard them.",
+            f"# TYPE {name} gauge",
+            *(f"{name}{_labels({'mailbox': mailbox})} {n}" for mailbox, n in sorted(held.items()))]
 
 
 def _ratio(pct) -> float:
