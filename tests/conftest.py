@@ -11,7 +11,7 @@ from kb.db import connection
 from kb.navigation import navigation_only
 from kb.timestamps import set_now
 from tests.fixtures import AS_OF, ROLES, ROOT, build_fixture, signed_in_as
-from tests.servers import CHROMIUM_ARGS, DOVECOT, dovecot_server
+from tests.servers import CHROMIUM_ARGS, DOVECOT, Inbox, dovecot_server
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -67,6 +67,14 @@ def signed_in(tmp_path, monkeypatch):
     from kb import ui
 
     ui._open_app.clear()
+
+
+@pytest.fixture
+def inbox():
+    """A real SMTP server (``tests.servers.Inbox``) that keeps what it is sent."""
+    box = Inbox().start()
+    yield box
+    box.stop()
 
 
 @pytest.fixture(scope="module")

@@ -97,13 +97,6 @@ class Service:
 
 
 @pytest.fixture
-def inbox():
-    box = Inbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def service(tmp_path):
     made = []
 
