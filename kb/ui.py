@@ -288,9 +288,9 @@ def failing_jobs_banner(actor: Actor) -> None:
     zone = config().calendar.zone
     for pipeline in here.health():
         if pipeline.failing:
-            said = pipeline.record.last_error or "no success in its expected interval"
-            st.error(plain(f"{pipeline.job} is failing since {format_for_people(pipeline.since, zone)} "
-                           f"({pipeline.record.consecutive_failures} failed in a row): {said}"),
+            failures = pipeline.record.consecutive_failures
+            st.error(plain(f"{pipeline.job} is failing since {format_for_people(pipeline.since, zone)}"
+                           + (f", {failures} times in a row" if failures else "") + f": {pipeline.reason}"),
                      icon=":material/sync_problem:")
 
 

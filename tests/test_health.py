@@ -123,7 +123,7 @@ def assert_unwell(svc: Service, job: str, error: str, failures: int = 3) -> None
     assert svc.metric("support_job_consecutive_failures", job) == failures
     assert svc.metric("support_job_failing", job) == 1
     [line] = svc.banner(ADMIN_ADDRESS)
-    assert line.startswith(f"{job} is failing since ") and f"({failures} failed in a row)" in line and error in line
+    assert line.startswith(f"{job} is failing since ") and f", {failures} times in a row: " in line and error in line
     assert svc.banner(LEAD_ADDRESS) == []
 
 
@@ -287,10 +287,12 @@ def test_a_job_is_failing_when_it_has_not_succeeded_in_three_periods_and_a_grace
         clock[0] += timedelta(minutes=8, seconds=1)  # no success since the start, for three periods and a grace
         [health] = jobs.health()
         assert health.failing and health.since == datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
+        assert health.reason == "OSError: disk full"
         assert jobs.run_now("tick") is True
         assert not jobs.health()[0].failing
         clock[0] += timedelta(minutes=9)  # it hangs, or its thread died: nothing recorded, and it is failing
-        assert jobs.health()[0].failing
+        [health] = jobs.health()
+        assert health.failing and health.reason == "no success in 8 min"
     finally:
         jobs.stop()
         if service_jobs.running() is not None:

@@ -67,6 +67,13 @@ class Pipeline:
     def job(self) -> str:
         return self.record.job
 
+    @property
+    def reason(self) -> str:
+        """Why it is failing: its last error, or how long it has gone without a success."""
+        if self.record.consecutive_failures:
+            return self.record.last_error or "failed"
+        return f"no success in {late_after(self.every).total_seconds() / 60:g} min"
+
 
 def late_after(every: timedelta) -> timedelta:
     """How long a job of period ``every`` may go without a success before it is failing."""
@@ -118,9 +125,7 @@ def described(pipeline: Pipeline, zone: ZoneInfo) -> dict:
     """A failing pipeline as ``/healthz`` names it, instants in the support zone with their offset."""
     record = pipeline.record
     return {"job": record.job, "last_success": _iso(record.last_success, zone), "since": _iso(pipeline.since, zone),
-            "last_error": (record.last_error if record.consecutive_failures
-                           else f"no success in {late_after(pipeline.every).total_seconds() / 60:g} min"),
-            "consecutive_failures": record.consecutive_failures}
+            "last_error": pipeline.reason, "consecutive_failures": record.consecutive_failures}
 
 
 def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
