@@ -58,6 +58,7 @@ if os.environ.get("SUPPORT_AS_OF"):
                    "] (`SUPPORT_AS_OF`: the numbers do not move with the clock)")
 if banners:
     st.caption(" · ".join(banners))
+ui.failing_jobs_banner(actor)
 
 with st.sidebar:
     st.caption(f"Signed in as **{actor.email}** ({actor.role})")

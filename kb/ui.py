@@ -21,9 +21,10 @@ from kb.config import Config, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem
 from kb.reads import paging
+from kb.service import jobs as service_jobs
 from kb.service import registry
 from kb.store import Snapshot, Store
-from kb.timestamps import TimestampError, parse_timestamp
+from kb.timestamps import TimestampError, format_for_people, parse_timestamp
 from kb.tools.demo import open_store
 
 # One colour per meaning, everywhere in the app.
@@ -276,6 +277,21 @@ def page_header(title: str, question: str, more: str = "") -> None:
     leave_legacy_multipage()
     st.title(title)
     st.markdown(f"**{question}**" + (f" {more}" if more else ""))
+
+
+def failing_jobs_banner(actor: Actor) -> None:
+    """For admins, at the top of every page while the service runs: one line per background job or webhook that
+    is failing (``kb.service.health``), naming it and since when, until it recovers."""
+    here = service_jobs.running()
+    if actor.role != "admin" or here is None:
+        return
+    zone = config().calendar.zone
+    for pipeline in here.health():
+        if pipeline.failing:
+            failures = pipeline.record.consecutive_failures
+            st.error(plain(f"{pipeline.job} is failing since {format_for_people(pipeline.since, zone)}"
+                           + (f", {failures} times in a row" if failures else "") + f": {pipeline.reason}"),
+                     icon=":material/sync_problem:")
 
 
 def page_picker(total: int, size: int, key: str) -> int:

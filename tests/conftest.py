@@ -4,16 +4,14 @@ browser's settings. pytest finds them here without imports; their helpers and co
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from kb.db import connection
 from kb.navigation import navigation_only
 from kb.timestamps import set_now
-from tests.fixtures import AS_OF, AUTH, ROLES, ROOT, build_fixture
-from tests.servers import CHROMIUM_ARGS
+from tests.fixtures import AS_OF, ROLES, ROOT, build_fixture, signed_in_as
+from tests.servers import CHROMIUM_ARGS, DOVECOT, Inbox, dovecot_server
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -65,17 +63,28 @@ def signed_in(tmp_path, monkeypatch):
     monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
     monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
 
-    def as_user(email: str | None, **claims) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-        at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
-        at.user = {"is_logged_in": email is not None,
-                   **({"email": email, "email_verified": True, "iat": int(time.time())} if email else {}), **claims}
-        return at.run()
-
-    yield as_user
+    yield lambda email, **claims: signed_in_as(email, **claims).run()
     from kb import ui
 
     ui._open_app.clear()
+
+
+@pytest.fixture
+def inbox():
+    """A real SMTP server (``tests.servers.Inbox``) that keeps what it is sent."""
+    box = Inbox().start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    """(port, folder) of a running Dovecot (``tests.servers.dovecot_server``); skipped where Dovecot is not
+    installed (scripts/test installs it)."""
+    if DOVECOT is None:
+        pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd; scripts/test does it)")
+    with dovecot_server() as server:
+        yield server
 
 
 # pytest-playwright's settings, for the browser tests: the system Chromium, and a roomy window.

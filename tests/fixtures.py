@@ -171,6 +171,17 @@ AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
         "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
 
 
+def signed_in_as(email: str | None, **claims) -> AppTest:
+    """The dashboard's AppTest (not run yet) with sign-in configured, signed in as ``email`` (None: signed out);
+    ``claims`` add to or change the user's (``auth=`` to the ``[auth]`` secrets)."""
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
+    issued = int(datetime.now(UTC).timestamp())
+    at.user = {"is_logged_in": email is not None,
+               **({"email": email, "email_verified": True, "iat": issued} if email else {}), **claims}
+    return at
+
+
 def table_counts(db: Path) -> dict[str, int]:
     """Rows per table of the data contract, and of the audit trail, in the database at ``db``."""
     con = connection.connect(db, read_only=True)

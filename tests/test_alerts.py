@@ -41,13 +41,6 @@ class Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def inbox():
-    box = Inbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def hook(monkeypatch):
     server = HTTPServer(("127.0.0.1", 0), Hook)
     Hook.posts = []

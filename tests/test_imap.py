@@ -1,24 +1,15 @@
-"""Polling IMAP mailboxes (rules §9) against a real server: Debian's Dovecot, started here on a free loopback
-port with a throwaway configuration (plain-text login on loopback, a passwd-file of users, Maildirs in a
-temporary folder, no TLS). Mailboxes are filled by IMAP APPEND, with their INTERNALDATE."""
+"""Polling IMAP mailboxes (rules §9) against a real server: Debian's Dovecot (the ``dovecot`` fixture,
+``tests.servers.dovecot_server``). Mailboxes are filled by IMAP APPEND, with their INTERNALDATE."""
 
 from __future__ import annotations
 
-import getpass
-import grp
 import imaplib
-import os
-import pwd
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -28,99 +19,12 @@ from kb.config import MailboxConfig, parse_config
 from kb.db import connection
 from kb.mail.imap import poll
 from tests.fixtures import ADMIN, SPEC_TOML
+from tests.servers import IMAP_PASSWORD, IMAP_USERS
 
-DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None)
-USERS = [f"user{n}" for n in range(1, 21)]
-PASSWORD = "secret"
+USERS = IMAP_USERS
+PASSWORD = IMAP_PASSWORD
 NOW = datetime(2026, 12, 31, tzinfo=UTC)
 MAIL_TOML = SPEC_TOML + '[mail]\nsupport_addresses = ["support@knowru.example", "@knowru.example"]\n'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _dovecot_config(folder: Path, port: int) -> str:
-    if os.getuid() == 0:  # Dovecot refuses to run its login and mail processes as root
-        internal, login = "dovecot", "dovenull"
-        mail_user = "dovecot"
-    else:
-        internal = login = mail_user = getpass.getuser()
-    uid, gid = pwd.getpwnam(mail_user).pw_uid, pwd.getpwnam(mail_user).pw_gid
-    return f"""
-base_dir = {folder}/run
-state_dir = {folder}/state
-log_path = {folder}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-default_internal_user = {internal}
-default_internal_group = {grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name}
-default_login_user = {login}
-first_valid_uid = {min(uid, 1)}
-mail_location = maildir:{folder}/mail/%u
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {folder}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={folder}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-""", uid, gid
-
-
-@pytest.fixture(scope="module")
-def dovecot():
-    """(port, folder) of a running Dovecot; skipped where Dovecot is not installed (scripts/test installs it)."""
-    if DOVECOT is None:
-        pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd; scripts/test does it)")
-    folder = Path(tempfile.mkdtemp(prefix="kb-dovecot-"))
-    folder.chmod(0o755)  # the mail user reaches its Maildirs through it
-    port = _free_port()
-    text, uid, gid = _dovecot_config(folder, port)
-    (folder / "dovecot.conf").write_text(text)
-    (folder / "passwd").write_text("".join(f"{u}:{{PLAIN}}{PASSWORD}\n" for u in USERS))
-    for sub in ("run", "state", "mail", "home"):
-        (folder / sub).mkdir()
-    for sub in ("mail", "home"):
-        os.chown(folder / sub, uid, gid)
-    process = subprocess.Popen([DOVECOT, "-F", "-c", str(folder / "dovecot.conf")], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client = imaplib.IMAP4("127.0.0.1", port, timeout=5)
-            client.logout()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "dovecot.log").read_text() if (folder / "dovecot.log").exists() else ""
-                process.kill()
-                pytest.fail(f"Dovecot did not start: {process.stdout.read().decode()} {log}")
-            time.sleep(0.1)
-    yield port, folder
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 _next_user = iter(USERS)

@@ -14,6 +14,7 @@ import pytest
 
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
+from kb.mail.imap import MailboxError
 from kb.service import jobs as service_jobs
 from kb.service.jobs import (
     Job,
@@ -202,6 +203,35 @@ def test_the_backup_job_of_the_configuration(store):
         jobs.stop()
     [(kind, started, finished, error, detail)] = runs(store, "backup")
     assert error is None and detail.startswith("support-auto-") and len(auto_backups(store.path)) == 1
+
+
+def test_each_mailbox_is_a_job_of_its_own(tmp_path):
+    config = parse_config(tomllib.loads(BACKUP_TOML + """
+[mail]
+support_addresses = ["@support.example"]
+poll_seconds = 120
+[[mail.mailboxes]]
+name = "support"
+url = "imap://127.0.0.1:1"
+user = "support"
+password_env = "KB_TEST_UNSET_SUPPORT"
+[[mail.mailboxes]]
+name = "sales"
+url = "imap://127.0.0.1:1"
+user = "sales"
+password_env = "KB_TEST_UNSET_SALES"
+"""))
+    mail = scheduled_jobs(config)[3:]
+    assert [(j.kind, j.title, j.every) for j in mail] == [
+        ("mail:support", "Mail polling: support", timedelta(minutes=2)),
+        ("mail:sales", "Mail polling: sales", timedelta(minutes=2))]
+    store = Store(tmp_path / "s.duckdb", config)
+    try:
+        with pytest.raises(MailboxError) as failed:
+            mail[1].run(store)  # polls its own mailbox only
+        assert "sales:" in str(failed.value) and "support" not in str(failed.value)
+    finally:
+        store.close()
 
 
 def test_stop_lets_the_write_in_progress_finish_then_checkpoints(store):

@@ -232,7 +232,8 @@ password_env = "{env}"
 
 def test_the_mail_job_is_scheduled_when_mailboxes_are_configured():
     jobs = {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(_mail_toml(993))))}
-    assert jobs["mail"].title == "Mail polling" and jobs["mail"].every == timedelta(seconds=60)
+    assert jobs["mail:support"].title == "Mail polling: support" and jobs["mail:support"].every == timedelta(seconds=60)
+    assert "mail" not in jobs  # one job per mailbox
     no_boxes = SPEC_TOML + '[mail]\nsupport_addresses = ["support@knowru.example"]\n'
     assert {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(no_boxes)))}["mail"].every is None
     assert {j.kind: j for j in scheduled_jobs(parse_config(tomllib.loads(SPEC_TOML)))}["mail"].every is None
@@ -279,10 +280,10 @@ def test_a_wrong_password_is_the_mail_jobs_last_error_and_the_rest_goes_on(tmp_p
     store = Store(tmp_path / "support.duckdb", load_config(config_file))
     try:
         jobs = Jobs(store, start_delay=0)
-        assert jobs.run_now("mail") is False
+        assert jobs.run_now("mail:support") is False
         assert jobs.run_now("backup") is True  # the rest of the service is unaffected
         table, _ = jobs_table(store)
-        mail = table.set_index("job").loc["Mail polling"]
+        mail = table.set_index("job").loc["Mail polling: support"]
         assert mail["every"] == "1 min" and mail["result"].startswith("failed: MailboxError: support: login refused")
         assert "login refused" in mail["last error"] and "KB_TEST_MAIL_PASSWORD" in mail["last error"]
         boxes = configuration.mailboxes(store).to_dict("records")

@@ -68,6 +68,7 @@ def test_healthz_answers_without_a_token(service):
     status, _, body = call(base, "GET", "/healthz")
     assert status == 200
     assert json.loads(body)["status"] == "ok" and json.loads(body)["schema_version"] >= 3
+    assert json.loads(body)["jobs"] == ["backup"]  # the service's jobs are checked: here only the backups are on
 
 
 def test_a_viewer_reads_metrics_and_may_not_import(service):
@@ -79,6 +80,7 @@ def test_a_viewer_reads_metrics_and_may_not_import(service):
     assert 'support_response_met_ratio{tier="enterprise",month="' in text
     assert 'support_environment_uptime_ratio{environment="E1",kind="dedicated",month="' in text
     assert 'support_environment_error_budget_left_minutes{environment="E1"' in text
+    assert 'support_job_consecutive_failures{job="backup"} 0' in text and "support_undelivered_alerts 0" in text
     status, _, body = call(base, "POST", "/api/v1/import/clients", tokens["viewer"],
                            b"client_id,name,tier\nVIEWED,Nope,free\n")
     assert status == 403 and "may not import" in json.loads(body)["error"]

@@ -56,9 +56,9 @@ def send_due(con, config: Config, now: datetime) -> Report:
                     [alert.key, channel, alert.kind, alert.breach, list(alert.roles), one_line(alert.subject),
                      alert.body, now],
                 ).fetchall())
-    pending = con.execute(
+    pending = con.execute(  # statements share the table; kb.statement.mailing sends them, with their PDF
         "SELECT alert_key, channel, kind, roles, subject, body FROM alert_deliveries "
-        "WHERE sent_at IS NULL AND withdrawn_at IS NULL AND (breach OR NOT ?) "
+        "WHERE sent_at IS NULL AND withdrawn_at IS NULL AND kind <> 'statement' AND (breach OR NOT ?) "
         "ORDER BY created_at, alert_key, channel", [quiet]).fetchall()
     for key, channel, kind, roles, subject, text in pending:
         try:

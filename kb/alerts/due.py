@@ -6,20 +6,24 @@
 * an environment whose downtime this month has reached 50 % or 75 % of its error budget, or gone past it
   (100 %: the target is missed): one alert for the highest level reached, and none for a level at or
   below one already sent for that month;
-* on a business day at or after ``digest_at``, the leads' digest: open breaches and at-risk cases by assignee.
+* on a business day at or after ``digest_at``, the leads' digest: open breaches and at-risk cases by assignee;
+* for the admins, a background job or webhook that failed three times in a row (``kb.service.health``), once
+  per streak of failures.
 
-A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``);
+A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``,
+``job-failing:mail:support:2026-11-26T01:00:00+00:00``);
 ``kb/alerts/deliver.py`` records and sends each key once per channel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from kb.alerts.text import one_line
 from kb.config import Config
 from kb.engine.calendar import is_business_day
+from kb.service.health import alarming
 from kb.timestamps import format_for_people
 
 BUDGET_LEVELS = (50, 75, 100)
@@ -40,7 +44,8 @@ class Alert:
 
 def due_alerts(con, config: Config, now: datetime) -> list[Alert]:
     """Every alert due at ``now``; ``con`` has the as-of views open at ``now`` (``kb.engine.asof``)."""
-    return [*_case_alerts(con, config, now), *_budget_alerts(con, config), *_digest(con, config, now)]
+    return [*_case_alerts(con, config, now), *_budget_alerts(con, config), *_digest(con, config, now),
+            *_failing_jobs(con, config)]
 
 
 def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
@@ -137,6 +142,25 @@ def _digest(con, config: Config, now: datetime) -> list[Alert]:
               + f"\n\n{_dashboard(config)}/queue\n") if rows else
              f"No open breaches and no case at risk on {day}.\n\n{_dashboard(config)}/queue\n",
     )]
+
+
+def _failing_jobs(con, config: Config) -> list[Alert]:
+    """Each streak of failures long enough to tell the admins, keyed by the job and when the streak began; sent
+    even in quiet hours, as a breach is: nothing comes in through a failing pipeline meanwhile."""
+    zone = config.calendar.zone
+    alerts = []
+    for job in alarming(con):
+        since = format_for_people(job.failing_since, zone)
+        alerts.append(Alert(
+            key=f"job-failing:{job.job}:{job.failing_since.astimezone(UTC).isoformat()}", kind="job_failing",
+            breach=True, roles=("admin",),
+            subject=f"[SLA] {job.job} is failing since {since}",
+            body=(f"The service's {job.job} has failed {job.consecutive_failures} times in a row since {since}.\n"
+                  f"Last error: {job.last_error}\n"
+                  f"Last success: {format_for_people(job.last_success, zone) or 'none recorded'}\n\n"
+                  f"{_dashboard(config)}/configuration\n"),
+        ))
+    return alerts
 
 
 def _count(n: int, one: str, many: str) -> str:

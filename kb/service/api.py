@@ -28,7 +28,7 @@ from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, export_sql
 from kb.reads.tokens import token_rows
-from kb.service import metrics, tokens
+from kb.service import health, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
 from kb.store import WriteFailed
 from kb.timestamps import TimestampError, parse_timestamp
@@ -67,19 +67,33 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
 
 
 async def healthz(request: Request) -> Response:
+    """200 when the store is usable and every pipeline is well (``kb.service.health``); else 503 naming what
+    is not: the store's reason, or each failing job with its last success and its last error."""
     store = getattr(request.state, "store", None)
     if store is None:
         reason = getattr(request.state, "error", None) or "the service has no database open"
-        return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": health.redact(reason)}, status_code=503)
 
-    def version() -> int:
+    def check() -> tuple[int, list]:
         with store.reader() as cur:
-            return connection.schema_version(cur)
+            version = connection.schema_version(cur)
+        return version, pipelines_of(request)
 
     try:
-        return JSONResponse({"status": "ok", "schema_version": await run_in_threadpool(version)})
+        version, pipelines = await run_in_threadpool(check)
     except Exception as e:  # the file went away, the disk failed, …: say so, do not crash
-        return JSONResponse({"status": "unavailable", "reason": connection.first_line(e)}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": health.redact(connection.first_line(e))},
+                            status_code=503)
+    failing = [health.described(p, store.config.calendar.zone) for p in pipelines if p.failing]
+    if failing:
+        return JSONResponse({"status": "unwell", "schema_version": version, "failing": failing}, status_code=503)
+    return JSONResponse({"status": "ok", "schema_version": version, "jobs": [p.job for p in pipelines]})
+
+
+def pipelines_of(request: Request) -> list:
+    """The health of the service's jobs and webhooks (``Jobs.health``; blocking); none without the jobs."""
+    jobs = getattr(request.state, "jobs", None)
+    return jobs.health() if jobs is not None else []
 
 
 @guarded
@@ -88,7 +102,7 @@ async def metrics_endpoint(request: Request) -> Response:
 
     def answer() -> str:
         actor_for(request, store)  # any role
-        return metrics.metrics_text(store)
+        return metrics.metrics_text(store) + metrics.pipeline_text(store, pipelines_of(request))
 
     try:
         text = await run_in_threadpool(answer)

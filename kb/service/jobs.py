@@ -10,9 +10,8 @@ the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are 
 - **One at a time.** A kind runs only in its own thread and under its own lock, so a run never
   overlaps another run of the same kind (``run_now`` answers None while one is under way). Kinds
   run independently; the writes they make go through the store's one write lock like any other.
-- **Failures.** Each run is a row of ``job_runs``: written when it starts (a row never finished is
-  a run the process died in), completed with ``finished_at`` and ``error`` (null when it succeeded)
-  and ``detail``. An exception is logged with its traceback, recorded, and the kind tried again at
+- **Failures.** Each run is a row of ``job_runs`` (``kb.service.health``, which judges from them whether
+  each job is well). An exception is logged with its traceback, recorded, and the kind tried again at
   its next run; it never stops the thread or the service.
 - **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one
   statement under the write lock, and cannot be cut), then takes the write lock, so the write in
@@ -24,11 +23,12 @@ Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, 
 snapshot, written whole or not at all); after each one the oldest of these beyond ``keep`` are
 deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
 
-Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): every ``poll_seconds``, one poll of
-every mailbox and folder (``kb.mail.imap.run_for_service``: reads on a cursor of its own, writes each chunk
-through ``Store.write``, so the network waits stay outside the write lock). A mailbox that fails (a wrong
-password, a lost connection) makes the run fail with its reason, after the other mailboxes were read: the
-Configuration page shows it as the job's last error, and the rest of the service goes on.
+Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): a job per mailbox, ``mail:<name>``,
+every ``poll_seconds`` one poll of its folders (``kb.mail.imap.run_for_service``: reads on a cursor of its
+own, writes each chunk through ``Store.write``, so the network waits stay outside the write lock). A mailbox
+that fails (a wrong password, a lost connection) fails its own job with its reason; the other mailboxes and
+the rest of the service go on. Alerts and statements the mail server did not take fail their run too (they
+are sent again at the next).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,8 +48,9 @@ import pandas as pd
 from kb.alerts.deliver import send_due
 from kb.config import Config
 from kb.db.backup import backup_to
-from kb.db.connection import first_line, transaction
+from kb.db.connection import first_line
 from kb.mail.imap import MailboxError, run_for_service
+from kb.service.health import Pipeline, assess, record_end, record_start
 from kb.statement.mailing import send_statements
 from kb.timestamps import format_for_people, now_utc
 
@@ -93,9 +94,18 @@ def scheduled_jobs(config: Config) -> list[Job]:
         Job("alerts", "Alerts", alerting, lambda store: run_alerts(store, config)),
         Job("statements", "Monthly statements", timedelta(hours=1) if config.alerts else None,
             lambda store: run_statements(store, config)),
-        Job("mail", "Mail polling", timedelta(seconds=config.mail.poll_seconds) if config.mail.mailboxes else None,
-            lambda store: run_mail(store, config)),
+        *mail_jobs(config),
     ]
+
+
+def mail_jobs(config: Config) -> list[Job]:
+    """One job per mailbox, ``mail:<name>``, so that each mailbox is well or failing on its own; without
+    mailboxes one job ``mail``, off."""
+    if not config.mail.mailboxes:
+        return [Job("mail", "Mail polling", None, lambda store: run_mail(store, config))]
+    return [Job(f"mail:{box.name}", f"Mail polling: {box.name}", timedelta(seconds=config.mail.poll_seconds),
+                lambda store, box=box: run_mail(store, replace(config, mail=replace(config.mail, mailboxes=(box,)))))
+            for box in config.mail.mailboxes]
 
 
 def run_mail(store, config: Config) -> str:
@@ -113,16 +123,25 @@ def run_alerts(store, config: Config) -> str:
     sending waits on mail servers, and a form must not wait behind them."""
     with store.reader() as cur:
         report = send_due(cur, config, now_utc())
-    return (f"{report.recorded} recorded, {report.sent} sent"
-            + (f"; not sent: {'; '.join(report.failed)}" if report.failed else ""))
+    return _delivered(f"{report.recorded} recorded, {report.sent} sent", report.failed)
 
 
 def run_statements(store, config: Config) -> str:
     """On the first business day of a month, e-mail last month's statements (``kb.statement.mailing``)."""
     with store.reader() as cur:
         result = send_statements(cur, config, now_utc())
-    return (f"sent {', '.join(result.sent) or 'none'}"
-            + (f"; not sent: {'; '.join(result.failed)}" if result.failed else ""))
+    return _delivered(f"sent {', '.join(result.sent) or 'none'}", result.failed)
+
+
+class NotDelivered(RuntimeError):
+    """Alerts or statements recorded that the servers did not take; they go again at the next run."""
+
+
+def _delivered(detail: str, failed: list[str]) -> str:
+    """``detail`` of a run that sent everything; raises ``NotDelivered`` naming what was not sent."""
+    if failed:
+        raise NotDelivered(f"{detail}; not sent: {'; '.join(failed)}")
+    return detail
 
 
 # --- Backups ----------------------------------------------------------------------------------------------
@@ -174,18 +193,7 @@ def run_backup(store, *, keep: int, now: datetime | None = None) -> str:
     return f"{target.name}: {sum(counts.values()):,} rows" + (f"; removed {len(removed)} older" if removed else "")
 
 
-# --- Recording runs ---------------------------------------------------------------------------------------
-
-def _started(con, kind: str, at: datetime) -> None:
-    with transaction(con):
-        con.execute("INSERT INTO job_runs (kind, started_at) VALUES (?, ?)", [kind, at])
-
-
-def _finished(con, kind: str, started: datetime, at: datetime, error: str | None, detail: str | None) -> None:
-    with transaction(con):
-        con.execute("UPDATE job_runs SET finished_at = ?, error = ?, detail = ? WHERE kind = ? AND started_at = ?",
-                    [at, error, detail, kind, started])
-
+# --- Reading runs -----------------------------------------------------------------------------------------
 
 def _checkpoint(con) -> None:
     con.execute("CHECKPOINT").fetchall()
@@ -291,7 +299,7 @@ class Jobs:
     def _run(self, job: Job) -> bool:
         started = self.clock()
         try:
-            self.store.write(_started, job.kind, started)
+            self.store.write(record_start, job.kind, started)
         except Exception:
             log.exception("background job %s: cannot record its start; not run", job.kind)
             return False
@@ -302,7 +310,7 @@ class Jobs:
             log.exception("background job %s failed; it is tried again at its next run", job.kind)
             error = f"{type(e).__name__}: {first_line(e)}"
         try:
-            self.store.write(_finished, job.kind, started, self.clock(), error, detail)
+            self.store.write(record_end, job.kind, started, self.clock(), error, detail)
         except Exception:
             log.exception("background job %s: cannot record its end", job.kind)
         return error is None
@@ -328,6 +336,13 @@ class Jobs:
         return earliest if last is None else max(last + job.every, earliest)
 
     # -- reading
+
+    def health(self) -> list[Pipeline]:
+        """Each enabled job's health, and each webhook's, now (``kb.service.health``)."""
+        schedule = {job.kind: job.every for job in self.jobs if job.every is not None}
+        now = self.clock()
+        with self.store.reader() as cur:
+            return assess(cur, schedule, now=now, started=self._started_at or now)
 
     def status(self) -> list[JobStatus]:
         """Per kind: last run, next run, last error."""

@@ -12,6 +12,7 @@ import threading
 
 from kb.engine.periods import months_of
 from kb.reads.overview import response_performance
+from kb.service.health import Pipeline
 from kb.store import Snapshot, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,10 +50,7 @@ def render(store: Store, snap: Snapshot) -> str:
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str, samples) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            out.append(f"{name}{_labels(labels)} {_number(value)}")
+        out.extend(_family(name, kind, help_text, samples))
 
     open_cases = store.query(
         """
@@ -107,10 +105,39 @@ def mail_quarantine_lines(store: Store) -> list[str]:
     held = dict.fromkeys((box.name for box in store.config.mail.mailboxes), 0)
     for (mailbox, _folder), n in held_by_folder(store).items():
         held[mailbox] = held.get(mailbox, 0) + n
-    name = "support_mail_quarantined_messages"
-    return [f"# HELP {name} Messages set aside in the mail quarantine, waiting for an admin to retry or discard them.",
-            f"# TYPE {name} gauge",
-            *(f"{name}{_labels({'mailbox': mailbox})} {n}" for mailbox, n in sorted(held.items()))]
+    return _family("support_mail_quarantined_messages", "gauge",
+                   "Messages set aside in the mail quarantine, waiting for an admin to retry or discard them.",
+                   [({"mailbox": mailbox}, n) for mailbox, n in sorted(held.items())])
+
+
+def pipeline_text(store: Store, pipelines: list[Pipeline]) -> str:
+    """How each background job and webhook is doing (``kb.service.health``), and what waits to be delivered.
+    Read live at each scrape: these move with every run, not with the snapshot."""
+    with store.reader() as cur:
+        alerts, statements = cur.execute(
+            "SELECT count(*) FILTER (WHERE kind <> 'statement'), count(*) FILTER (WHERE kind = 'statement') "
+            "FROM alert_deliveries WHERE sent_at IS NULL AND withdrawn_at IS NULL").fetchall()[0]
+    success = [({"job": p.job}, p.record.last_success.timestamp() if p.record.last_success else math.nan)
+               for p in pipelines]
+    return "\n".join([
+        *_family("support_job_last_success_timestamp_seconds", "gauge",
+                 "When each background job (per mailbox for mail) or webhook last succeeded (NaN: not yet).", success),
+        *_family("support_job_consecutive_failures", "gauge",
+                 "Failed runs (or refused deliveries) of each job or webhook since its last success.",
+                 [({"job": p.job}, p.record.consecutive_failures) for p in pipelines]),
+        *_family("support_job_failing", "gauge", "1 when the job or webhook is failing (what /healthz names).",
+                 [({"job": p.job}, int(p.failing)) for p in pipelines]),
+        *_family("support_undelivered_alerts", "gauge",
+                 "Alert deliveries recorded but not taken by the mail or webhook server yet.", [({}, alerts)]),
+        *_family("support_undelivered_statements", "gauge",
+                 "Monthly statements recorded but not taken by the mail server yet.", [({}, statements)]),
+    ]) + "\n"
+
+
+def _family(name: str, kind: str, help_text: str, samples) -> list[str]:
+    """One metric family in the exposition format: its help, its type, a line per (labels, value) sample."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}",
+            *(f"{name}{_labels(labels)} {_number(value)}" for labels, value in samples)]
 
 
 def _ratio(pct) -> float:

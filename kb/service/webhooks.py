@@ -7,7 +7,9 @@ clock rule, audited), so it is all or nothing: an environment that does not exis
 logged, and writes nothing (webhook events included, so the same delivery is taken once the
 environment has been added). Every change is recorded in ``webhook_events`` (``source``,
 ``event_key``) in the same transaction, and a delivery seen before changes nothing: Alertmanager
-repeats firing alerts every ``repeat_interval`` and retries failed deliveries, both harmless.
+repeats firing alerts every ``repeat_interval`` and retries failed deliveries, both harmless. What each
+sender with a valid token was answered is recorded too (``kb.service.health.recorded``): a refused
+delivery makes the webhook unwell until one is taken again.
 
 **Alertmanager** (webhook payload ``"version": "4"``): each alert of ``alerts`` on its own.
 
@@ -50,6 +52,7 @@ from kb.intake.validation import future_reason
 from kb.intake.writes import close_incident, log_check, log_incident
 from kb.service.api import read_body
 from kb.service.auth import ApiError, caller, guarded
+from kb.service.health import recorded
 from kb.store import WriteFailed
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
 
@@ -390,12 +393,14 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
     return JSONResponse(result)
 
 
+@recorded(ALERTMANAGER)
 @guarded
 async def alertmanager(request: Request) -> Response:
     """``POST /api/v1/webhooks/alertmanager``."""
     return await _deliver(request, ALERTMANAGER, parse_alertmanager, apply_alerts)
 
 
+@recorded(UPTIME_KUMA)
 @guarded
 async def uptime_kuma(request: Request) -> Response:
     """``POST /api/v1/webhooks/uptime-kuma``."""
