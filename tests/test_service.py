@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -140,6 +141,38 @@ def test_bad_requests_are_refused_and_write_nothing(service):
     status, _, csv = call(base, "GET", "/api/v1/export/audit", admin)
     assert b"OK-1" not in csv and b"BIG-1" not in csv
     assert call(base, "GET", "/healthz")[0] == 200
+
+
+FAR_INSTANTS = ["9999-12-31", "0001-01-01", "2201-01-01T12:00:00Z", "1969-12-31T00:00:00Z"]
+
+
+def outside(name: str, text: str) -> str:
+    return f"{name}: {text!r} is outside 1970–2200, the years the business calendar holds"
+
+
+def test_an_as_of_outside_the_calendar_years_is_refused_at_once(service):
+    base, _, tokens, _ = service
+
+    def export(as_of: str) -> tuple[int, dict, float]:
+        started = time.monotonic()
+        status, _, body = call(base, "GET", f"/api/v1/export/uptime?as_of={urllib.parse.quote(as_of)}",
+                               tokens["viewer"])
+        return status, json.loads(body), time.monotonic() - started
+
+    with ThreadPoolExecutor(6) as pool:  # six at once, as a careless script would send them
+        answers = list(pool.map(export, FAR_INSTANTS + FAR_INSTANTS[:2]))
+    for as_of, (status, body, seconds) in zip(FAR_INSTANTS + FAR_INSTANTS[:2], answers, strict=True):
+        assert (status, body) == (422, {"error": outside("as_of", as_of)})
+        assert seconds < 2
+    assert call(base, "GET", "/api/v1/export/uptime?as_of=2200-12-31T12:00:00Z", tokens["viewer"])[0] == 200
+
+
+@pytest.mark.parametrize("flag", ["--as-of", "--now"])
+@pytest.mark.parametrize("text", FAR_INSTANTS[:2])
+def test_the_command_line_refuses_an_instant_outside_the_calendar_years(service, flag, text):
+    _, env, _, _ = service
+    done = kb("export", "case-sla", flag, text, env=env)
+    assert (done.returncode, done.stdout, done.stderr.decode()) == (1, b"", f"error: {outside(flag, text)}\n")
 
 
 def test_exports_are_spreadsheet_safe_csv(service):

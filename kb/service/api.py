@@ -31,7 +31,7 @@ from kb.reads.tokens import token_rows
 from kb.service import metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
 from kb.store import WriteFailed
-from kb.timestamps import TimestampError, parse_timestamp
+from kb.timestamps import OutsideYears, TimestampError, parse_as_of
 
 MAX_BODY_MB_DEFAULT = 256
 
@@ -93,7 +93,7 @@ async def metrics_endpoint(request: Request) -> Response:
     try:
         text = await run_in_threadpool(answer)
     except TimestampError as e:
-        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+        raise ApiError(503, str(e)) from None
     return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
 
@@ -130,9 +130,11 @@ async def export_report(request: Request) -> Response:
         raise ApiError(404, f"no report {report!r}: one of {', '.join(REPORTS)}")
     as_of_text = request.query_params.get("as_of")
     try:
-        as_of = parse_timestamp(as_of_text, store.config.calendar.zone) if as_of_text else None
+        as_of = parse_as_of(as_of_text, store.config.calendar.zone, name="as_of") if as_of_text else None
+    except OutsideYears as e:
+        raise ApiError(422, str(e)) from None
     except TimestampError as e:
-        raise ApiError(400, f"as_of: {e}") from None
+        raise ApiError(400, str(e)) from None
 
     def write_csv() -> tuple[str, int]:
         # Without as_of: the snapshot the pages and /metrics share (now, at most a minute old, renewed by any
@@ -154,7 +156,7 @@ async def export_report(request: Request) -> Response:
     try:
         target, rows, as_of = await run_in_threadpool(write_csv)
     except TimestampError as e:
-        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+        raise ApiError(503, str(e)) from None
     stamp = as_of.astimezone(store.config.calendar.zone).strftime("%Y%m%dT%H%M%S%z")
     return FileResponse(target, media_type="text/csv; charset=utf-8", filename=f"{report}-{stamp}.csv",
                         headers={"X-Rows": str(rows), "X-As-Of": as_of.isoformat()},
