@@ -249,6 +249,8 @@ def test_an_unknown_environment_is_refused_logged_and_nothing_written(service, c
 @pytest.mark.parametrize(("body", "status", "says"), [
     (b"{not json", 400, "not JSON"),
     (b"\xff\xfe", 400, "not JSON"),
+    (b"[" * 100_000, 400, "nested more deeply than"),
+    (b'{"version": "4", "alerts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested more deeply than"),
     (b"[]", 422, "JSON object"),
     (json.dumps({"version": "3", "alerts": []}).encode(), 422, "version"),
     (json.dumps({"version": "4"}).encode(), 422, "alerts: must be a list"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -64,6 +65,18 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_of(data: bytes, what: str) -> object:
+    """The JSON value of a request body; ApiError(400) naming what is wrong with it, never a crash (a body of
+    100,000 ``[`` is nested beyond what the reader recurses into)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ApiError(400, f"{what} is not JSON the service reads: it is nested more deeply than "
+                            f"{sys.getrecursionlimit()} levels") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError(400, f"{what} is not JSON: {e}") from None
 
 
 async def healthz(request: Request) -> Response:
@@ -232,10 +245,7 @@ async def revoke_token(request: Request) -> Response:
 
 async def _json_object(request: Request) -> dict:
     body = await read_body(request, limit=64 * 1024)
-    try:
-        options = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body must be empty or a JSON object") from None
+    options = json_of(body, "the body (empty or a JSON object)") if body.strip() else {}
     if not isinstance(options, dict):
         raise ApiError(400, "the body must be empty or a JSON object")
     return options

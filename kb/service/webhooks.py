@@ -48,7 +48,7 @@ from kb.db.connection import local_zone, transaction
 from kb.intake.importing import Rejected
 from kb.intake.validation import future_reason
 from kb.intake.writes import close_incident, log_check, log_incident
-from kb.service.api import read_body
+from kb.service.api import json_of, read_body
 from kb.service.auth import ApiError, caller, guarded
 from kb.store import WriteFailed
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
@@ -355,11 +355,7 @@ def _record(con, source: str, key: str, subject: str, incident: str | None) -> N
 # --- The endpoints ---------------------------------------------------------------------------------------
 
 async def _json_body(request: Request) -> Any:
-    data = await read_body(request, limit=MAX_BODY_BYTES)  # refused before it is read whole
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ApiError(400, f"the payload is not JSON: {e}") from None
+    return json_of(await read_body(request, limit=MAX_BODY_BYTES), "the payload")  # refused before read whole
 
 
 async def _deliver(request: Request, source: str, parse, apply) -> Response:
