@@ -16,7 +16,7 @@ from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, write_report
 from kb.service.handoff import Client, ServiceError, client_for, read_handoff
-from kb.timestamps import TimestampError, now_utc, parse_timestamp, set_now
+from kb.timestamps import TimestampError, now_utc, parse_as_of, parse_timestamp, set_now
 
 
 def _global_flags(default) -> argparse.ArgumentParser:
@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        now = args.now or os.environ.get("SUPPORT_NOW")
-        if now:
-            set_now(parse_timestamp(now, config.calendar.zone))
+        if args.now or os.environ.get("SUPPORT_NOW"):
+            set_now(parse_as_of(args.now or os.environ["SUPPORT_NOW"], config.calendar.zone,
+                                name="--now" if args.now else "SUPPORT_NOW"))
         if args.server and args.command not in HANDED_OFF:
             print(f"error: --server works with {', '.join(HANDED_OFF)}, not {args.command}", file=sys.stderr)
             return 1
@@ -230,7 +230,7 @@ def _import_through(service: Client, table: str, data: bytes, source: str) -> in
 
 
 def run_export(args, config) -> int:
-    as_of = parse_timestamp(args.as_of, config.calendar.zone) if args.as_of else now_utc()
+    as_of = parse_as_of(args.as_of, config.calendar.zone, name="--as-of") if args.as_of else now_utc()
     service = service_for(args)
     if service is not None:
         rows = _export_through(service, args.report, as_of, args.out)
@@ -380,7 +380,7 @@ def run_statement(args, config) -> int:
     except ValueError:
         print(f"error: --month {args.month!r} is not a month like 2026-11", file=sys.stderr)
         return 1
-    as_of = parse_timestamp(args.as_of, config.calendar.zone) if args.as_of else now_utc()
+    as_of = parse_as_of(args.as_of, config.calendar.zone, name="--as-of") if args.as_of else now_utc()
     con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
     try:
         open_views(con, config, as_of)

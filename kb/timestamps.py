@@ -11,6 +11,17 @@ class TimestampError(ValueError):
     """Text that is not an ISO 8601 timestamp."""
 
 
+class OutsideYears(TimestampError):
+    """A timestamp outside the years the business calendar holds (``FIRST_YEAR``–``LAST_YEAR``)."""
+
+
+# Instants and dates are refused outside these years (local time): the business calendar is laid out
+# year by year between the oldest row and the as-of instant, so a year-9999 typo or as-of would make it
+# enormous (seconds of CPU per request), and years 1 and 9999 overflow a datetime once moved to UTC.
+FIRST_YEAR, LAST_YEAR = 1970, 2200
+OUTSIDE_YEARS = f"is outside {FIRST_YEAR}–{LAST_YEAR}"
+
+
 # ISO 8601 as people and spreadsheets write it: a date, then optionally a time (hours 00–23) and an offset.
 # ASCII digits only; no zone names, no words ("now", "epoch"), no 24:00.
 _ISO = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(\.\d{1,6})?)?)?"
@@ -34,13 +45,42 @@ def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(cleaned[: match.start(6)].strip() if offset else cleaned)
     except ValueError:
         raise TimestampError(f"{text!r} is not a real date and time (e.g. 2026-11-23T15:00:00+08:00)") from None
-    if offset:
-        sign, digits = (1 if offset[0] == "+" else -1), offset[1:].replace(":", "")
-        shift = timedelta(hours=int(digits[:2] or 0), minutes=int(digits[2:] or 0)) if offset not in "Zz" else None
-        if shift is not None and (shift > MAX_OFFSET or int(digits[2:] or 0) > 59):
-            raise TimestampError(f"{text!r} has the offset {offset}, which no place on Earth uses (±14:00 at most)")
-        return parsed.replace(tzinfo=UTC if shift is None else timezone(sign * shift)).astimezone(UTC)
-    return local_to_utc(parsed, zone, shown=text)
+    try:
+        if offset:
+            sign, digits = (1 if offset[0] == "+" else -1), offset[1:].replace(":", "")
+            shift = timedelta(hours=int(digits[:2] or 0), minutes=int(digits[2:] or 0)) if offset not in "Zz" else None
+            if shift is not None and (shift > MAX_OFFSET or int(digits[2:] or 0) > 59):
+                raise TimestampError(f"{text!r} has the offset {offset}, which no place on Earth uses "
+                                     "(±14:00 at most)")
+            return parsed.replace(tzinfo=UTC if shift is None else timezone(sign * shift)).astimezone(UTC)
+        return local_to_utc(parsed, zone, shown=text)
+    except OverflowError:  # years 1 and 9999 moved past what a datetime holds
+        raise OutsideYears(f"{text!r} {OUTSIDE_YEARS}") from None
+
+
+def in_calendar_years(moment: datetime, zone: ZoneInfo) -> bool:
+    """Whether the instant falls in FIRST_YEAR–LAST_YEAR, local time in ``zone``."""
+    if FIRST_YEAR < moment.year < LAST_YEAR:
+        return True
+    try:
+        return FIRST_YEAR <= moment.astimezone(zone).year <= LAST_YEAR
+    except OverflowError:
+        return False
+
+
+def parse_as_of(text: str, zone: ZoneInfo, *, name: str) -> datetime:
+    """An instant the as-of views are computed for (``--as-of``, ``?as_of=``, ``--now``, ``$SUPPORT_NOW``,
+    ``$SUPPORT_AS_OF``), read as ``parse_timestamp`` reads it. ``OutsideYears`` (naming ``name`` and the
+    range) outside FIRST_YEAR–LAST_YEAR: refused at once, before any calendar is laid out for it."""
+    try:
+        moment = parse_timestamp(text, zone)
+    except OutsideYears as e:
+        raise OutsideYears(f"{name}: {e}, the years the business calendar holds") from None
+    except TimestampError as e:
+        raise TimestampError(f"{name}: {e}") from None
+    if not in_calendar_years(moment, zone):
+        raise OutsideYears(f"{name}: {text.strip()!r} {OUTSIDE_YEARS}, the years the business calendar holds")
+    return moment
 
 
 def local_to_utc(local: datetime, zone: ZoneInfo, *, shown: str | None = None) -> datetime:

@@ -24,7 +24,7 @@ from kb.reads import paging
 from kb.service import jobs as service_jobs
 from kb.service import registry
 from kb.store import Snapshot, Store
-from kb.timestamps import TimestampError, format_for_people, parse_timestamp
+from kb.timestamps import TimestampError, format_for_people, parse_as_of
 from kb.tools.demo import open_store
 
 # One colour per meaning, everywhere in the app.
@@ -102,9 +102,9 @@ def snapshot() -> Snapshot:
     frozen = os.environ.get("SUPPORT_AS_OF")
     app = open_app()
     try:
-        as_of = parse_timestamp(frozen, app.store.config.calendar.zone) if frozen else None
+        as_of = parse_as_of(frozen, app.store.config.calendar.zone, name="SUPPORT_AS_OF") if frozen else None
     except TimestampError as e:
-        st.error(f"SUPPORT_AS_OF: {e}", icon=":material/error:")
+        st.error(str(e), icon=":material/error:")
         st.stop()
     return app.store.snapshot(as_of)
 

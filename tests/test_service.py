@@ -11,16 +11,24 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
 from playwright.sync_api import expect
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
-from tests.fixtures import ROOT, build_fixture, open_page
+from kb.config import load_config
+from kb.service import api, tokens
+from kb.store import Store
+from tests.fixtures import ADMIN, ROOT, build_fixture, open_page
 from tests.servers import dashboard_server, wait_idle
 
 PAST = "2026-11-25T16:30:00+08:00"
@@ -142,6 +150,38 @@ def test_bad_requests_are_refused_and_write_nothing(service):
     status, _, csv = call(base, "GET", "/api/v1/export/audit", admin)
     assert b"OK-1" not in csv and b"BIG-1" not in csv
     assert call(base, "GET", "/healthz")[0] == 200
+
+
+FAR_INSTANTS = ["9999-12-31", "0001-01-01", "2201-01-01T12:00:00Z", "1969-12-31T00:00:00Z"]
+
+
+def outside(name: str, text: str) -> str:
+    return f"{name}: {text!r} is outside 1970–2200, the years the business calendar holds"
+
+
+def test_an_as_of_outside_the_calendar_years_is_refused_at_once(service):
+    base, _, tokens, _ = service
+
+    def export(as_of: str) -> tuple[int, dict, float]:
+        started = time.monotonic()
+        status, _, body = call(base, "GET", f"/api/v1/export/uptime?as_of={urllib.parse.quote(as_of)}",
+                               tokens["viewer"])
+        return status, json.loads(body), time.monotonic() - started
+
+    with ThreadPoolExecutor(6) as pool:  # six at once, as a careless script would send them
+        answers = list(pool.map(export, FAR_INSTANTS + FAR_INSTANTS[:2]))
+    for as_of, (status, body, seconds) in zip(FAR_INSTANTS + FAR_INSTANTS[:2], answers, strict=True):
+        assert (status, body) == (422, {"error": outside("as_of", as_of)})
+        assert seconds < 2
+    assert call(base, "GET", "/api/v1/export/uptime?as_of=2200-12-31T12:00:00Z", tokens["viewer"])[0] == 200
+
+
+@pytest.mark.parametrize("flag", ["--as-of", "--now"])
+@pytest.mark.parametrize("text", FAR_INSTANTS[:2])
+def test_the_command_line_refuses_an_instant_outside_the_calendar_years(service, flag, text):
+    _, env, _, _ = service
+    done = kb("export", "case-sla", flag, text, env=env)
+    assert (done.returncode, done.stdout, done.stderr.decode()) == (1, b"", f"error: {outside(flag, text)}\n")
 
 
 def test_exports_are_spreadsheet_safe_csv(service):
@@ -283,3 +323,35 @@ def test_the_tokens_page_makes_lists_and_revokes(app):
     assert not at.exception
     assert at.dataframe[0].value["revoked_at"].iloc[0]
     assert not at.code  # shown once
+
+
+def test_imports_sent_at_once_take_no_more_memory_than_one(tmp_path):
+    """Each import holds its rows in memory several times the CSV's size while it is checked: the service
+    checks one API import at a time, so four sent at once peak as one does."""
+    db, config_file = build_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    lead = store.write(tokens.create_token, ADMIN, name="importer", role="lead").token
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield {"store": store}
+
+    bodies = [b"client_id,name,tier\n" + b"".join(b"M%d-%d,Client number %d of batch %d,free\n" % (n, i, i, n)
+                                                  for i in range(40_000)) for n in range(5)]
+    with TestClient(Starlette(routes=api.ROUTES, lifespan=lifespan)) as client:
+        def send(n: int) -> int:
+            return client.post("/api/v1/import/clients", content=bodies[n],
+                               headers={"Authorization": f"Bearer {lead}"}).status_code
+
+        tracemalloc.start()
+        try:
+            assert send(0) == 200
+            one = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            with ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(send, range(1, 5))) == [200] * 4
+            four = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    store.close()
+    assert four < 1.5 * one, (one, four)

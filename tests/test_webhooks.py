@@ -37,6 +37,7 @@ from tests.servers import free_port, serving
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)  # Wed 16:30 in Hong Kong
 AM = "/api/v1/webhooks/alertmanager"
+NOTHING_SET_ASIDE = {"voided": [], "unknown_environments": []}
 KUMA = "/api/v1/webhooks/uptime-kuma"
 
 
@@ -140,7 +141,7 @@ def test_firing_opens_an_outage_and_resolved_closes_it_once(service):
     before = counts(store)
     response = client.post(AM, json=payload(alert()), headers=bearer(staff))
     assert response.status_code == 200, response.text
-    assert response.json() == {"opened": ["INC-00001"], "closed": [], "unchanged": 0}
+    assert response.json() == {"opened": ["INC-00001"], "closed": [], "unchanged": 0, **NOTHING_SET_ASIDE}
     [row] = incidents(store)
     assert row["environment_id"] == "E1" and row["impact"] == "outage" and row["ended_at"] is None
     assert row["started_at"] == datetime(2026, 11, 25, 6, 0, 0, 123456, tzinfo=UTC)
@@ -150,19 +151,20 @@ def test_firing_opens_an_outage_and_resolved_closes_it_once(service):
 
     # Alertmanager repeats a firing alert every repeat_interval, and retries: nothing changes.
     again = client.post(AM, json=payload(alert()), headers=bearer(staff))
-    assert again.status_code == 200 and again.json() == {"opened": [], "closed": [], "unchanged": 1}
+    assert again.status_code == 200
+    assert again.json() == {"opened": [], "closed": [], "unchanged": 1, **NOTHING_SET_ASIDE}
     assert counts(store) == {**before, "incidents": 1, "webhook_events": 1, "audit_log": before["audit_log"] + 1}
 
     resolved = payload(alert("resolved", ends="2026-11-25T06:30:00.123456Z"))
     response = client.post(AM, json=resolved, headers=bearer(staff))
-    assert response.json() == {"opened": [], "closed": ["INC-00001"], "unchanged": 0}
+    assert response.json() == {"opened": [], "closed": ["INC-00001"], "unchanged": 0, **NOTHING_SET_ASIDE}
     assert incidents(store)[0]["ended_at"] == datetime(2026, 11, 25, 6, 30, 0, 123456, tzinfo=UTC)
     assert downtime_minutes(store, "E1", NOW) == 30.0
     settled = counts(store)
 
     for body in (resolved, payload(alert())):  # replays, in any order
         response = client.post(AM, json=body, headers=bearer(staff))
-        assert response.json() == {"opened": [], "closed": [], "unchanged": 1}
+        assert response.json() == {"opened": [], "closed": [], "unchanged": 1, **NOTHING_SET_ASIDE}
     assert counts(store) == settled
     assert downtime_minutes(store, "E1", NOW) == 30.0
 
@@ -184,10 +186,10 @@ def test_a_group_is_applied_alert_by_alert(service):
     # the next group notification carries the old alert (firing still) and a new one, on another environment
     second = alert(fingerprint="f2", env="S1", starts="2026-11-25T06:10:00Z")
     response = client.post(AM, json=payload(first, second), headers=bearer(staff))
-    assert response.json() == {"opened": ["INC-00002"], "closed": [], "unchanged": 1}
+    assert response.json() == {"opened": ["INC-00002"], "closed": [], "unchanged": 1, **NOTHING_SET_ASIDE}
     response = client.post(AM, json=payload(alert("resolved", fingerprint="f1", ends="2026-11-25T06:20:00Z"),
                                             second), headers=bearer(staff))
-    assert response.json() == {"opened": [], "closed": ["INC-00001"], "unchanged": 1}
+    assert response.json() == {"opened": [], "closed": ["INC-00001"], "unchanged": 1, **NOTHING_SET_ASIDE}
     assert [(i["incident_id"], i["environment_id"], i["ended_at"] is None) for i in incidents(store)] == [
         ("INC-00001", "E1", False), ("INC-00002", "S1", True)]
 
@@ -208,10 +210,10 @@ def test_a_resolution_without_its_firing_logs_the_whole_incident(service):
     client, store, staff = service
     response = client.post(AM, json=payload(alert("resolved", starts="2026-11-25T05:00:00Z",
                                                   ends="2026-11-25T05:10:00Z")), headers=bearer(staff))
-    assert response.json() == {"opened": ["INC-00001"], "closed": ["INC-00001"], "unchanged": 0}
+    assert response.json() == {"opened": ["INC-00001"], "closed": ["INC-00001"], "unchanged": 0, **NOTHING_SET_ASIDE}
     # the firing delivery, retried late, changes nothing
     response = client.post(AM, json=payload(alert(starts="2026-11-25T05:00:00Z")), headers=bearer(staff))
-    assert response.json() == {"opened": [], "closed": [], "unchanged": 1}
+    assert response.json() == {"opened": [], "closed": [], "unchanged": 1, **NOTHING_SET_ASIDE}
     assert len(incidents(store)) == 1 and downtime_minutes(store, "E1", NOW) == 10.0
 
 
@@ -227,28 +229,103 @@ def test_an_incident_someone_closed_stays_as_they_left_it(service):
     assert incidents(store)[0]["ended_at"] == closed_by_hand
 
 
-def test_an_unknown_environment_is_refused_logged_and_nothing_written(service, caplog):
+def events(store: Store, source: str = "alertmanager") -> list[tuple]:
+    """(event_key, incident_id, outcome) of every delivery recorded from ``source``, by key."""
+    with store.reader() as cur:
+        return cur.execute("SELECT event_key, incident_id, outcome FROM webhook_events WHERE source = ? "
+                           "ORDER BY event_key", [source]).fetchall()
+
+
+def test_an_unknown_environment_is_set_aside_and_the_rest_of_the_group_taken(service, caplog):
     client, store, staff = service
-    before = counts(store)
+    group = payload(alert(fingerprint="ok"), alert(env="NOPE", fingerprint="x", starts="2026-11-25T06:00:00Z"))
     with caplog.at_level(logging.WARNING, logger="kb.service.webhooks"):
-        response = client.post(AM, json=payload(alert(fingerprint="ok"), alert(env="NOPE", fingerprint="x")),
-                               headers=bearer(staff))
-    assert response.status_code == 422
-    assert "unknown environment 'NOPE'" in response.json()["error"]
-    assert "NOPE" in caplog.text
-    assert counts(store) == before  # the good alert of the same delivery was not applied either
-    # once the environment exists, the same delivery is taken
+        response = client.post(AM, json=group, headers=bearer(staff))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"opened": ["INC-00001"], "closed": [], "unchanged": 0, "voided": [],
+                               "unknown_environments": ["NOPE"]}
+    assert "unknown environment 'NOPE'" in caplog.text
+    assert [(i["incident_id"], i["environment_id"]) for i in incidents(store)] == [("INC-00001", "E1")]
+    assert events(store) == [("ok@2026-11-25T06:00:00.123456+00:00:firing", "INC-00001", "opened"),
+                             ("x@2026-11-25T06:00:00+00:00:firing", None, "unknown environment 'NOPE'")]
+    # once the environment exists, the same delivery takes what it set aside, and only that
     with store.transaction() as con:
         add(con, store.config, "environments", dict(environment_id="NOPE", name="New", kind="shared",
                                                      deployment="shared_cloud", active_from="2026-01-01"))
-    response = client.post(AM, json=payload(alert(fingerprint="ok"), alert(env="NOPE", fingerprint="x")),
+    response = client.post(AM, json=group, headers=bearer(staff))
+    assert response.json() == {"opened": ["INC-00002"], "closed": [], "unchanged": 1, **NOTHING_SET_ASIDE}
+    assert events(store)[1] == ("x@2026-11-25T06:00:00+00:00:firing", "INC-00002", "opened")
+
+
+def test_a_delivery_of_unknown_environments_only_is_refused_and_recorded(service):
+    client, store, staff = service
+    before = counts(store)
+    response = client.post(AM, json=payload(alert(env="NOPE"), alert(env="GONE", fingerprint="y")),
                            headers=bearer(staff))
-    assert response.status_code == 200 and len(response.json()["opened"]) == 2
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("unknown environment 'GONE', 'NOPE': add it")
+    assert counts(store) == {**before, "webhook_events": 2}
+    assert [outcome for _, _, outcome in events(store)] == ["unknown environment 'NOPE'", "unknown environment 'GONE'"]
+
+
+def test_a_resolve_for_a_voided_incident_closes_nothing_and_creates_nothing(service):
+    from kb.intake.corrections import void_incident
+
+    client, store, staff = service
+    client.post(AM, json=payload(alert()), headers=bearer(staff)).raise_for_status()
+    store.write(void_incident, store.config, ADMIN, "INC-00001", "false alarm: the probe lost its DNS")
+    before = counts(store)
+    response = client.post(AM, json=payload(alert("resolved", ends="2026-11-25T08:00:00Z")), headers=bearer(staff))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"opened": [], "closed": [], "unchanged": 0, "voided": ["INC-00001"],
+                               "unknown_environments": []}
+    assert counts(store) == {**before, "webhook_events": before["webhook_events"] + 1}
+    [row] = incidents(store)
+    assert row["ended_at"] is None and downtime_minutes(store, "E1", NOW) == 0.0
+    assert events(store)[-1] == ("a1b2c3d4e5f60718@2026-11-25T06:00:00.123456+00:00:resolved", "INC-00001",
+                                 "voided")
+    # the firing repeated (repeat_interval) brings nothing back either
+    response = client.post(AM, json=payload(alert()), headers=bearer(staff))
+    assert response.json()["opened"] == [] and len(incidents(store)) == 1
+
+
+def test_a_thousand_alerts_do_not_hold_up_the_forms(service):
+    from kb.intake.writes import log_check
+
+    client, store, staff = service
+    starts = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+    group = payload(*[alert(fingerprint=f"fp{n:04d}", env=("E1", "S1")[n % 2],
+                            starts=(starts + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                      for n in range(webhooks.MAX_ALERTS)])
+    answer = {}
+
+    def deliver():
+        started = time.monotonic()
+        answer["response"] = client.post(AM, json=group, headers=bearer(staff))
+        answer["seconds"] = time.monotonic() - started
+
+    thread = threading.Thread(target=deliver)
+    thread.start()
+    waits = []
+    while thread.is_alive():  # a person logging checks meanwhile: each write as quick as ever
+        started = time.monotonic()
+        store.write(log_check, store.config, ADMIN, "E1", NOW, "looked")
+        waits.append(time.monotonic() - started)
+        time.sleep(0.05)
+    thread.join()
+    response = answer["response"]
+    assert response.status_code == 200, response.text
+    assert len(response.json()["opened"]) == webhooks.MAX_ALERTS
+    assert counts(store)["incidents"] == webhooks.MAX_ALERTS
+    assert len(waits) >= 2 and max(waits) < 5, waits
+    assert answer["seconds"] < 20
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [
     (b"{not json", 400, "not JSON"),
     (b"\xff\xfe", 400, "not JSON"),
+    (b"[" * 100_000, 400, "nested more deeply than"),
+    (b'{"version": "4", "alerts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "nested more deeply than"),
     (b"[]", 422, "JSON object"),
     (json.dumps({"version": "3", "alerts": []}).encode(), 422, "version"),
     (json.dumps({"version": "4"}).encode(), 422, "alerts: must be a list"),
@@ -294,7 +371,7 @@ def test_kuma_down_opens_up_closes_every_heartbeat_a_check(service):
     client, store, staff = service
     response = client.post(KUMA, json=heartbeat(0), headers=bearer(staff))
     assert response.status_code == 200, response.text
-    assert response.json() == {"opened": ["INC-00001"], "closed": [], "checks": 1, "unchanged": 0}
+    assert response.json() == {"opened": ["INC-00001"], "closed": [], "checks": 1, "unchanged": 0, "voided": []}
     [row] = incidents(store)
     assert (row["environment_id"], row["impact"]) == ("E1", "outage")
     assert row["started_at"] == datetime(2026, 11, 25, 7, 0, 0, 123000, tzinfo=UTC)  # Kuma's time is UTC
@@ -302,10 +379,10 @@ def test_kuma_down_opens_up_closes_every_heartbeat_a_check(service):
 
     # down again (Kuma's resend interval): a check, no second incident
     response = client.post(KUMA, json=heartbeat(0, time_="2026-11-25 07:10:00.000"), headers=bearer(staff))
-    assert response.json() == {"opened": [], "closed": [], "checks": 1, "unchanged": 0}
+    assert response.json() == {"opened": [], "closed": [], "checks": 1, "unchanged": 0, "voided": []}
     response = client.post(KUMA, json=heartbeat(1, time_="2026-11-25 07:20:00.123", msg="200 - OK"),
                            headers=bearer(staff))
-    assert response.json() == {"opened": [], "closed": ["INC-00001"], "checks": 1, "unchanged": 0}
+    assert response.json() == {"opened": [], "closed": ["INC-00001"], "checks": 1, "unchanged": 0, "voided": []}
     assert downtime_minutes(store, "E1", NOW) == 20.0
     checks = store.query("SELECT checked_at, checked_by, note FROM monitoring_checks ORDER BY checked_at")
     assert len(checks) == 3 and set(checks["checked_by"]) == {"token:monitoring-staff"}
@@ -316,6 +393,34 @@ def test_kuma_down_opens_up_closes_every_heartbeat_a_check(service):
         response = client.post(KUMA, json=body, headers=bearer(staff))
         assert response.json()["unchanged"] == 1
     assert counts(store) == settled
+
+
+def test_kuma_heartbeats_count_at_their_own_time_whatever_order_they_arrive_in(service):
+    client, store, staff = service
+
+    def beat(status: int, clock: str) -> dict:
+        response = client.post(KUMA, json=heartbeat(status, time_=f"2026-11-25 {clock}:00.000"), headers=bearer(staff))
+        assert response.status_code == 200, response.text
+        return {key: value for key, value in response.json().items() if key != "checks"}
+
+    def spans() -> list[tuple]:
+        return [(i["incident_id"], i["started_at"].strftime("%H:%M"),
+                 i["ended_at"] and i["ended_at"].strftime("%H:%M")) for i in incidents(store)]
+
+    quiet = {"unchanged": 0, "voided": []}
+    assert beat(1, "07:20") == {"opened": [], "closed": [], **quiet}
+    # the older down, arriving after the up: the outage it began ended at that up
+    assert beat(0, "07:00") == {"opened": ["INC-00001"], "closed": ["INC-00001"], **quiet}
+    assert spans() == [("INC-00001", "07:00", "07:20")]
+    # an up older than the outage it arrives in does not end it
+    assert beat(0, "07:30") == {"opened": ["INC-00002"], "closed": [], **quiet}
+    assert beat(1, "07:10") == {"opened": [], "closed": [], **quiet}
+    assert beat(0, "07:50") == {"opened": [], "closed": [], **quiet}  # down still
+    # an up between two downs, arriving last: the outage ends at it and begins again at the later down
+    assert beat(1, "07:40") == {"opened": ["INC-00003"], "closed": ["INC-00002"], **quiet}
+    assert spans() == [("INC-00001", "07:00", "07:20"), ("INC-00002", "07:30", "07:40"), ("INC-00003", "07:50", None)]
+    assert beat(1, "08:00") == {"opened": [], "closed": ["INC-00003"], **quiet}
+    assert downtime_minutes(store, "E1", NOW) == 20 + 10 + 10
 
 
 def test_kuma_environment_by_tag_else_by_monitor_name(service):

@@ -6,6 +6,8 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 
+import pyarrow as pa
+
 from kb.access import Actor
 
 
@@ -17,6 +19,18 @@ def record(con, actor: Actor, action: str, table: str, row_id: str | None, befor
         "VALUES (now(), ?, ?, ?, ?, ?, ?)",
         [actor.email, action, table, row_id, _json(before), _json(after)],
     )
+
+
+def record_rows(con, actor: Actor, action: str, table: str, rows: list[tuple[str, dict | None, dict | None]]) -> None:
+    """Append one audit row per ``(row_id, before, after)`` in one statement (a webhook's thousand incidents)."""
+    if not rows:
+        return
+    values = pa.table({"actor": [actor.email] * len(rows), "action": [action] * len(rows),
+                       "table_name": [table] * len(rows), "row_id": [row_id for row_id, _, _ in rows],
+                       "before": pa.array([_json(before) for _, before, _ in rows], pa.string()),
+                       "after": pa.array([_json(after) for _, _, after in rows], pa.string())})
+    con.from_arrow(values).query("audited", "INSERT INTO audit_log (logged_at, actor, action, table_name, row_id, "
+                                            "before, after) SELECT now(), * FROM audited")
 
 
 def _json(values: dict | None) -> str | None:

@@ -202,6 +202,17 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE messages ADD COLUMN unverified BOOLEAN DEFAULT false;
     """,
+    # webhooks: the sender's own time and state of each delivery (a monitor's state follows its heartbeats' times,
+    # not the order they arrive in), and what the delivery did.
+    """
+    ALTER TABLE webhook_events ADD COLUMN occurred_at TIMESTAMPTZ;  -- a heartbeat's time; an alert's start or end
+    ALTER TABLE webhook_events ADD COLUMN state VARCHAR;            -- firing, resolved; down, up, pending, maintenance
+    ALTER TABLE webhook_events ADD COLUMN outcome VARCHAR;          -- opened, closed, voided, unknown environment …
+    UPDATE webhook_events SET state = regexp_extract(event_key, ':([a-z]+)$', 1);
+    UPDATE webhook_events
+       SET occurred_at = try_cast(regexp_extract(event_key, '@([0-9]{4}-[^@]+):[a-z]+$', 1) AS TIMESTAMPTZ)
+     WHERE source = 'uptime-kuma';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

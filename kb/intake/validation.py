@@ -40,7 +40,15 @@ from zoneinfo import ZoneInfo
 from kb.credits import CreditScheduleError, parse_credit_schedule
 from kb.db.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
 from kb.db.sqltext import instant, quote
-from kb.timestamps import TimestampError, now_utc, parse_timestamp
+from kb.timestamps import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    OUTSIDE_YEARS,
+    TimestampError,
+    in_calendar_years,
+    now_utc,
+    parse_timestamp,
+)
 
 
 @dataclass(frozen=True)
@@ -144,10 +152,6 @@ CLOCK_RULES: dict[str, tuple[tuple[str, str], ...]] = {
 # counts as empty.
 BLANK_TEXT = r"'[\s\x0b\x85\p{Z}\p{Cf}]*'"
 
-# Instants and dates are refused outside these years (local time): the business calendar is laid out
-# year by year between the oldest and newest row, so a year-9999 typo would make it enormous.
-FIRST_YEAR, LAST_YEAR = 1970, 2200
-
 # SPEC 8: what an id, a number and a date look like (over the trimmed cell; RE2, whole match, ASCII only).
 ID_PATTERN = "[A-Za-z0-9._@+:-]{1,64}"
 ID_RULE = "an id is 1–64 characters, each a letter A–Z or a–z, a digit 0–9 or one of . _ - @ + :"
@@ -202,7 +206,7 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
         checks.append((f"NOT regexp_full_match(v, '{DATE_PATTERN}') OR try_cast(v AS DATE) IS NULL",
                        f"{shown} || ' is not an ISO date (e.g. 2026-11-01)'"))
         checks.append((f"regexp_full_match(v, '{DATE_PATTERN}') AND try_cast(v AS DATE) IS NOT NULL "
-                        f"AND NOT {_in_years('try_cast(v AS DATE)')}", f"{shown} || ' {_OUTSIDE}'"))
+                        f"AND NOT {_in_years('try_cast(v AS DATE)')}", f"{shown} || ' {OUTSIDE_YEARS}'"))
     elif column.kind in NUMBER_PATTERNS:
         checks.append((f"NOT ({_number_ok(column.kind, 'v')})", f"{shown} || ' {NUMBER_RULES[column.kind]}'"))
     elif column.kind == "currency":
@@ -312,9 +316,6 @@ def _ready(column: Column) -> str:
     return f'"{utc_column(column.name)}"' if column.kind == "timestamp" else cell(column)
 
 
-_OUTSIDE = f"is outside {FIRST_YEAR}–{LAST_YEAR}"
-
-
 def _in_years(typed: str) -> str:
     """A typed instant or date lies in the years the business calendar can hold (infinity does not)."""
     return f"coalesce(year({typed}) BETWEEN {FIRST_YEAR} AND {LAST_YEAR}, FALSE)"
@@ -367,15 +368,12 @@ def read_instant(text: str | None, zone: ZoneInfo) -> Reading:
         return None, None
     try:
         moment = parse_timestamp(cleaned, zone)
-        inside = FIRST_YEAR < moment.year < LAST_YEAR or FIRST_YEAR <= moment.astimezone(zone).year <= LAST_YEAR
     except TimestampError as e:
         message = str(e)
         shown = repr(cleaned)
         return None, (quoted(cleaned) + message[len(shown):] if message.startswith(shown) else message)
-    except OverflowError:  # beyond what a datetime holds once moved to UTC or to the zone: year 1 or 9999
-        inside = False
-    if not inside:
-        return None, f"{quoted(cleaned)} {_OUTSIDE}"
+    if not in_calendar_years(moment, zone):
+        return None, f"{quoted(cleaned)} {OUTSIDE_YEARS}"
     return moment.isoformat(), None
 
 

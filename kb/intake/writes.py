@@ -135,14 +135,20 @@ def close_incident(con, config: Config, actor: Actor, incident_id: str, at: date
         if before["ended_at"] is not None:
             raise Rejected([Problem(None, "ended_at", f"incident {incident_id} already ended at "
                                                       f"{_shown(config, before['ended_at'])}")])
-        if at < before["started_at"]:
-            raise Rejected([Problem(None, "ended_at", "is before the incident started "
-                                                      f"({_shown(config, before['started_at'])})")])
-        future = future_reason(at, config.calendar.zone)
-        if future and before["impact"] != "maintenance":
-            raise Rejected([Problem(None, "ended_at", future)])
+        problem = end_problem(config, before, at)
+        if problem:
+            raise Rejected([Problem(None, "ended_at", problem)])
         con.execute("UPDATE incidents SET ended_at = ? WHERE incident_id = ?", [at, incident_id])
         audit.record(con, actor, "close", "incidents", incident_id, {"ended_at": None}, {"ended_at": at})
+
+
+def end_problem(config: Config, incident: dict, at: datetime) -> str | None:
+    """Why an incident (its ``started_at`` and ``impact``) may not end at ``at``, or None: not before it
+    started, and only a maintenance may end in the future (the clock rule)."""
+    if at < incident["started_at"]:
+        return f"is before the incident started ({_shown(config, incident['started_at'])})"
+    future = future_reason(at, config.calendar.zone)
+    return future if future and incident["impact"] != "maintenance" else None
 
 
 def log_check(con, config: Config, actor: Actor, environment_id: str, at: datetime, note: str) -> None:

@@ -19,9 +19,8 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_tz
 
 from kb.mail.authresults import passes_for
-from kb.timestamps import now_utc
+from kb.timestamps import FIRST_YEAR, LAST_YEAR, now_utc
 
-FIRST_YEAR, LAST_YEAR = 1970, 2200  # as kb.intake.validation refuses instants outside these years
 FUTURE_GRACE = timedelta(minutes=5)  # as the clock rule of kb.intake.validation
 AUTOMATIC_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 SYSTEM_SENDERS = {"mailer-daemon", "postmaster"}

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.background import BackgroundTask
@@ -31,9 +34,12 @@ from kb.reads.tokens import token_rows
 from kb.service import health, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
 from kb.store import WriteFailed
-from kb.timestamps import TimestampError, parse_timestamp
+from kb.timestamps import OutsideYears, TimestampError, parse_as_of
 
 MAX_BODY_MB_DEFAULT = 256
+# An import holds its rows in memory at several times the CSV's size while they are checked (a 133 MB file
+# peaks near 1.6 GB): the API checks one at a time, and the others wait for their turn with their body on disk.
+IMPORT_TURN = threading.Lock()
 
 
 def max_body_bytes() -> int:
@@ -48,6 +54,26 @@ def max_body_bytes() -> int:
 
 async def read_body(request: Request, limit: int | None = None) -> bytes:
     """The request body, refused with 413 beyond ``limit`` (before reading it when Content-Length says so)."""
+    return b"".join([chunk async for chunk in _body_chunks(request, limit)])
+
+
+async def body_file(request: Request) -> Path:
+    """The request body written to a temporary file as it arrives (never whole in memory), refused with 413
+    beyond ``max_body_bytes()``; the caller removes the file."""
+    handle, name = tempfile.mkstemp(prefix="kb-import-", suffix=".csv")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            async for chunk in _body_chunks(request, None):
+                await run_in_threadpool(file.write, chunk)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+async def _body_chunks(request: Request, limit: int | None) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused with 413 beyond ``limit`` (default ``max_body_bytes()``): at
+    once when Content-Length says so, else as soon as it passes it."""
     limit = max_body_bytes() if limit is None else limit
     too_large = ApiError(413, f"the body is larger than the service takes ({limit:,} bytes; "
                               "$SUPPORT_API_MAX_BODY_MB sets it); nothing was written")
@@ -57,13 +83,24 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
             raise ApiError(400, "Content-Length is not a number")
         if int(declared) > limit:
             raise too_large
-    chunks, size = [], 0
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
+
+
+def json_of(data: bytes, what: str) -> object:
+    """The JSON value of a request body; ApiError(400) naming what is wrong with it, never a crash (a body of
+    100,000 ``[`` is nested beyond what the reader recurses into)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ApiError(400, f"{what} is not JSON the service reads: it is nested more deeply than "
+                            f"{sys.getrecursionlimit()} levels") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ApiError(400, f"{what} is not JSON: {e}") from None
 
 
 async def healthz(request: Request) -> Response:
@@ -107,7 +144,7 @@ async def metrics_endpoint(request: Request) -> Response:
     try:
         text = await run_in_threadpool(answer)
     except TimestampError as e:
-        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+        raise ApiError(503, str(e)) from None
     return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
 
 
@@ -119,18 +156,21 @@ async def import_table(request: Request) -> Response:
     require(actor, "import")
     if table not in TABLES:
         raise ApiError(404, f"no table {table!r}: one of {', '.join(TABLES)}")
-    data = await read_body(request)
+    body = await body_file(request)
     source = request.query_params.get("source") or f"api import/{table}"
 
     def write() -> int:
-        staged = staged_from_csv(table, data)
-        return store.import_rows(staged, actor, source=source[:300])  # the write lock only for the commit
+        with IMPORT_TURN:
+            staged = staged_from_csv(table, body.read_bytes())
+            return store.import_rows(staged, actor, source=source[:300])  # the write lock only for the commit
 
     try:
         rows = await run_in_threadpool(write)
     except Rejected as e:
         return JSONResponse({"errors": [{"line": p.line, "column": p.column, "reason": p.reason} for p in e.problems]},
                             status_code=422)
+    finally:
+        body.unlink()
     return JSONResponse({"rows": rows})
 
 
@@ -144,9 +184,11 @@ async def export_report(request: Request) -> Response:
         raise ApiError(404, f"no report {report!r}: one of {', '.join(REPORTS)}")
     as_of_text = request.query_params.get("as_of")
     try:
-        as_of = parse_timestamp(as_of_text, store.config.calendar.zone) if as_of_text else None
+        as_of = parse_as_of(as_of_text, store.config.calendar.zone, name="as_of") if as_of_text else None
+    except OutsideYears as e:
+        raise ApiError(422, str(e)) from None
     except TimestampError as e:
-        raise ApiError(400, f"as_of: {e}") from None
+        raise ApiError(400, str(e)) from None
 
     def write_csv() -> tuple[str, int]:
         # Without as_of: the snapshot the pages and /metrics share (now, at most a minute old, renewed by any
@@ -168,7 +210,7 @@ async def export_report(request: Request) -> Response:
     try:
         target, rows, as_of = await run_in_threadpool(write_csv)
     except TimestampError as e:
-        raise ApiError(503, f"SUPPORT_AS_OF: {e}") from None
+        raise ApiError(503, str(e)) from None
     stamp = as_of.astimezone(store.config.calendar.zone).strftime("%Y%m%dT%H%M%S%z")
     return FileResponse(target, media_type="text/csv; charset=utf-8", filename=f"{report}-{stamp}.csv",
                         headers={"X-Rows": str(rows), "X-As-Of": as_of.isoformat()},
@@ -244,10 +286,7 @@ async def revoke_token(request: Request) -> Response:
 
 async def _json_object(request: Request) -> dict:
     body = await read_body(request, limit=64 * 1024)
-    try:
-        options = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body must be empty or a JSON object") from None
+    options = json_of(body, "the body (empty or a JSON object)") if body.strip() else {}
     if not isinstance(options, dict):
         raise ApiError(400, "the body must be empty or a JSON object")
     return options

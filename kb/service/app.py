@@ -26,7 +26,7 @@ from kb.config import ConfigError, load_config
 from kb.db import connection
 from kb.service import api, handoff, registry, webhooks
 from kb.service.jobs import Jobs
-from kb.timestamps import TimestampError, parse_timestamp, set_now
+from kb.timestamps import TimestampError, parse_as_of, set_now
 from kb.tools.demo import DEMO_DB, open_store
 
 log = logging.getLogger("kb.service")
@@ -40,10 +40,10 @@ def _open() -> registry.Running:
     try:
         config = load_config(os.environ.get("SUPPORT_CONFIG") or None)
         if os.environ.get("SUPPORT_NOW"):
-            set_now(parse_timestamp(os.environ["SUPPORT_NOW"], config.calendar.zone))
+            set_now(parse_as_of(os.environ["SUPPORT_NOW"], config.calendar.zone, name="SUPPORT_NOW"))
         store, _ = open_store(db_setting, config)
     except TimestampError as e:
-        error = ConfigError(f"SUPPORT_NOW: {e}")
+        error = ConfigError(str(e))
         log.error("the service cannot start: %s", error)
         return registry.Running(store=None, demo=not db_setting, path=path, error=error)
     except (ConfigError, connection.StoreError) as e:

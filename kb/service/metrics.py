@@ -39,10 +39,10 @@ def frozen_as_of(store: Store):
     """``$SUPPORT_AS_OF``'s instant, which freezes the pages and the service at it; None: now."""
     import os
 
-    from kb.timestamps import parse_timestamp
+    from kb.timestamps import parse_as_of
 
     frozen = os.environ.get("SUPPORT_AS_OF")
-    return parse_timestamp(frozen, store.config.calendar.zone) if frozen else None
+    return parse_as_of(frozen, store.config.calendar.zone, name="SUPPORT_AS_OF") if frozen else None
 
 
 def render(store: Store, snap: Snapshot) -> str:

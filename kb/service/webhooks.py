@@ -1,34 +1,39 @@
 """Webhooks from monitoring (rules §10): Alertmanager and Uptime Kuma open and close incidents.
 
-Both need a token whose role may log incidents (staff or above). A delivery is checked whole first
-(400 for a body that is not JSON, 422 for one that is not the sender's format, naming the field),
-then applied in one transaction through the forms' own writes (``kb.intake.writes``: validated, the
-clock rule, audited), so it is all or nothing: an environment that does not exist answers 422, is
-logged, and writes nothing (webhook events included, so the same delivery is taken once the
-environment has been added). Every change is recorded in ``webhook_events`` (``source``,
-``event_key``) in the same transaction, and a delivery seen before changes nothing: Alertmanager
-repeats firing alerts every ``repeat_interval`` and retries failed deliveries, both harmless. What each
-sender with a valid token was answered is recorded too (``kb.service.health.recorded``): a refused
-delivery makes the webhook unwell until one is taken again.
+Both need a token whose role may log incidents (staff or above). A delivery is read whole first (400 for
+a body that is not JSON or is nested too deeply to read, 422 for one that is not the sender's format,
+naming the field), then applied through the forms' rules (``kb.service.webhook_writes``: validated, the
+clock rule, audited) in one transaction: an alert or heartbeat that breaks a rule answers 422 and writes
+nothing. Every alert and heartbeat is recorded in ``webhook_events`` (``source``, ``event_key``, the
+sender's own time and state, and what it did: ``outcome``) in the same transaction, and one taken before
+changes nothing: Alertmanager repeats firing alerts every ``repeat_interval`` and retries failed
+deliveries, both harmless. What each sender with a valid token was answered is recorded too
+(``kb.service.health.recorded``): a refused delivery makes the webhook unwell until one is taken again.
 
 **Alertmanager** (webhook payload ``"version": "4"``): each alert of ``alerts`` on its own.
 
 - environment: the label ``environment`` (an ``environment_id``); impact: ``outage`` when the label
-  ``severity`` is ``critical``, else ``degraded``.
+  ``severity`` is ``critical``, else ``degraded``. An alert naming an environment that does not exist is
+  set aside by itself: the rest of the group is taken, the answer lists it (``unknown_environments``),
+  ``webhook_events`` records it (outcome ``unknown environment '…'``) and the log says so; once the
+  environment is added, the same alert is taken. A delivery whose every alert was set aside answers 422.
 - An alert is one incident, keyed by its ``fingerprint`` and ``startsAt`` (``subject``). ``firing``
   opens it at ``startsAt``; ``resolved`` closes it at ``endsAt``. A resolved alert whose firing was
   never received is logged whole (``startsAt`` to ``endsAt``); an incident a person closed already
-  stays as it is. The summary names the alert (``alertname``, its ``summary`` annotation, the fingerprint).
+  stays as it is, and one a person voided (a false alarm) stays voided: its ``resolved`` closes nothing
+  and logs nothing (answered in ``voided``, outcome ``voided``). The summary names the alert
+  (``alertname``, its ``summary`` annotation, the fingerprint).
 
 **Uptime Kuma** (its webhook JSON: ``heartbeat``, ``monitor``, ``msg``):
 
 - environment: the value of the monitor's tag ``environment`` when it has one, else the monitor's
-  name, taken as the ``environment_id``.
+  name, taken as the ``environment_id``; one that does not exist answers 422 and writes nothing.
 - every heartbeat is a monitoring check at ``heartbeat.time`` (Kuma sends it in UTC, without an
-  offset); status 0 (down) also opens an outage, unless the monitor has one open already; status 1
-  (up) closes the monitor's open outage. 2 (pending) and 3 (maintenance) are checks only.
-  Kuma calls the webhook on changes of state (and on its "resend" interval), not on every beat.
-  A test notification (no heartbeat) is answered 200 and writes nothing.
+  offset). A monitor's state follows its heartbeats' times, not the order they arrive in: status 0
+  (down) opens an outage unless the monitor was down just before; status 1 (up) ends the outage it falls
+  in. 2 (pending) and 3 (maintenance) are checks only. Kuma calls the webhook on changes of state (and on
+  its "resend" interval), not on every beat. A test notification (no heartbeat) is answered 200 and
+  writes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,66 +50,33 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kb.config import Config
-from kb.db.connection import local_zone, transaction
 from kb.intake.importing import Rejected
-from kb.intake.validation import future_reason
-from kb.intake.writes import close_incident, log_check, log_incident
-from kb.service.api import read_body
+from kb.service.api import json_of, read_body
 from kb.service.auth import ApiError, caller, guarded
 from kb.service.health import recorded
-from kb.store import WriteFailed
-from kb.timestamps import TimestampError, now_utc, parse_timestamp
+from kb.service.webhook_writes import (
+    ALERTMANAGER,
+    KUMA_STATES,
+    UPTIME_KUMA,
+    AlertChange,
+    Heartbeat,
+    UnknownEnvironment,
+    apply_alerts,
+    apply_heartbeat,
+)
+from kb.store import Store, WriteFailed
+from kb.timestamps import TimestampError, parse_timestamp
 
 log = logging.getLogger("kb.service.webhooks")
 
-ALERTMANAGER = "alertmanager"
-UPTIME_KUMA = "uptime-kuma"
 MAX_BODY_BYTES = 1_000_000
 MAX_ALERTS = 1000
 MAX_KEY = 200  # fingerprints, monitor names: longer is not a real sender
 PERMISSION = "log_incident"
-KUMA_STATES = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's endsAt of an alert with no end
 
 # RFC 3339 as Alertmanager writes it (nanoseconds allowed), and Kuma's "2024-09-24 23:51:35.527" (UTC).
 _INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})?", re.ASCII)
-
-
-class UnknownEnvironment(Exception):
-    """A delivery names environments that are not in the store."""
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    """One alert of an Alertmanager delivery, checked."""
-
-    environment_id: str
-    subject: str  # fingerprint@startsAt: the incident it is
-    firing: bool
-    impact: str
-    started_at: datetime
-    ended_at: datetime | None
-    summary: str
-
-    @property
-    def event_key(self) -> str:
-        return f"{self.subject}:{'firing' if self.firing else 'resolved'}"
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """One Uptime Kuma heartbeat, checked."""
-
-    environment_id: str
-    subject: str  # "monitor 12": the monitor it is about
-    status: int
-    at: datetime
-    monitor: str
-    message: str
-
-    @property
-    def event_key(self) -> str:
-        return f"{self.subject}@{self.at.isoformat()}:{KUMA_STATES[self.status]}"
 
 
 # --- Reading the deliveries ------------------------------------------------------------------------------
@@ -241,128 +212,10 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# --- Applying them ---------------------------------------------------------------------------------------
-
-def apply_alerts(con, config: Config, actor, changes: list[AlertChange]) -> dict:
-    """Apply an Alertmanager delivery in one transaction; returns what changed."""
-    result = {"opened": [], "closed": [], "unchanged": 0}
-    with local_zone(con, config.calendar.timezone), transaction(con):
-        _require_environments(con, {c.environment_id for c in changes})
-        for change in changes:
-            if _seen(con, ALERTMANAGER, change.event_key):
-                result["unchanged"] += 1
-                continue
-            incident = _incident_of(con, ALERTMANAGER, change.subject)
-            if change.firing:
-                if incident is None:
-                    incident = log_incident(con, config, actor, {
-                        "environment_id": change.environment_id, "impact": change.impact,
-                        "started_at": change.started_at.isoformat(), "summary": change.summary})
-                    result["opened"].append(incident)
-                else:  # the resolution came first (a retried firing delivery): it is logged already
-                    result["unchanged"] += 1
-            elif incident is None:  # the firing delivery never came: the whole incident at once
-                incident = log_incident(con, config, actor, {
-                    "environment_id": change.environment_id, "impact": change.impact,
-                    "started_at": change.started_at.isoformat(), "ended_at": change.ended_at.isoformat(),
-                    "summary": change.summary})
-                result["opened"].append(incident)
-                result["closed"].append(incident)
-            elif _close(con, config, actor, incident, change.ended_at):
-                result["closed"].append(incident)
-            else:
-                result["unchanged"] += 1
-            _record(con, ALERTMANAGER, change.event_key, change.subject, incident)
-    return result
-
-
-def apply_heartbeat(con, config: Config, actor, beat: Heartbeat) -> dict:
-    """Apply an Uptime Kuma heartbeat in one transaction: the check, and the outage it opens or closes."""
-    result = {"opened": [], "closed": [], "checks": 0, "unchanged": 0}
-    with local_zone(con, config.calendar.timezone), transaction(con):
-        if _seen(con, UPTIME_KUMA, beat.event_key):
-            result["unchanged"] = 1
-            return result
-        _require_environments(con, {beat.environment_id})
-        future = future_reason(beat.at, config.calendar.zone)
-        if future:
-            raise ApiError(422, f"heartbeat.time: {future}")
-        incident = _open_incident_of(con, UPTIME_KUMA, beat.subject)
-        if beat.status == 0 and incident is None:
-            incident = log_incident(con, config, actor, {
-                "environment_id": beat.environment_id, "impact": "outage", "started_at": beat.at.isoformat(),
-                "summary": f"Uptime Kuma: {beat.monitor} is down" + (f": {beat.message}" if beat.message else "")})
-            result["opened"].append(incident)
-        elif beat.status == 1 and incident is not None:
-            if _close(con, config, actor, incident, beat.at):
-                result["closed"].append(incident)
-        else:
-            incident = None
-        note = f"Uptime Kuma: {beat.monitor} {KUMA_STATES[beat.status]}" + (f": {beat.message}" if beat.message
-                                                                              else "")
-        log_check(con, config, actor, beat.environment_id, beat.at, note)
-        result["checks"] = 1
-        _record(con, UPTIME_KUMA, beat.event_key, beat.subject, incident)
-    return result
-
-
-def _require_environments(con, wanted: set[str]) -> None:
-    if not wanted:
-        return
-    names = sorted(wanted)
-    known = {row[0] for row in con.execute(
-        f"SELECT environment_id FROM environments WHERE environment_id IN ({', '.join('?' for _ in names)})",
-        names).fetchall()}
-    missing = [name for name in names if name not in known]
-    if missing:
-        raise UnknownEnvironment(", ".join(repr(m) for m in missing))
-
-
-def _seen(con, source: str, key: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM webhook_events WHERE source = ? AND event_key = ?",
-                            [source, key]).fetchall()[0][0])
-
-
-def _incident_of(con, source: str, subject: str) -> str | None:
-    """The incident an earlier delivery about ``subject`` opened (and that nobody voided since)."""
-    rows = con.execute(
-        """SELECT e.incident_id FROM webhook_events e JOIN incidents i USING (incident_id)
-            WHERE e.source = ? AND e.subject = ? AND i.voided_at IS NULL
-            ORDER BY i.started_at DESC LIMIT 1""", [source, subject]).fetchall()
-    return rows[0][0] if rows else None
-
-
-def _open_incident_of(con, source: str, subject: str) -> str | None:
-    """The ongoing incident an earlier delivery about ``subject`` opened."""
-    rows = con.execute(
-        """SELECT e.incident_id FROM webhook_events e JOIN incidents i USING (incident_id)
-            WHERE e.source = ? AND e.subject = ? AND i.ended_at IS NULL AND i.voided_at IS NULL
-            ORDER BY i.started_at DESC LIMIT 1""", [source, subject]).fetchall()
-    return rows[0][0] if rows else None
-
-
-def _close(con, config: Config, actor, incident: str, at: datetime) -> bool:
-    """Close ``incident`` at ``at``; False when someone has ended it already (it stays as they left it)."""
-    ended = con.execute("SELECT ended_at FROM incidents WHERE incident_id = ?", [incident]).fetchall()
-    if ended and ended[0][0] is not None:
-        return False
-    close_incident(con, config, actor, incident, at)
-    return True
-
-
-def _record(con, source: str, key: str, subject: str, incident: str | None) -> None:
-    con.execute("INSERT INTO webhook_events (source, event_key, received_at, subject, incident_id) "
-                "VALUES (?, ?, ?, ?, ?)", [source, key, now_utc(), subject, incident])
-
-
 # --- The endpoints ---------------------------------------------------------------------------------------
 
 async def _json_body(request: Request) -> Any:
-    data = await read_body(request, limit=MAX_BODY_BYTES)  # refused before it is read whole
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ApiError(400, f"the payload is not JSON: {e}") from None
+    return json_of(await read_body(request, limit=MAX_BODY_BYTES), "the payload")  # refused before read whole
 
 
 async def _deliver(request: Request, source: str, parse, apply) -> Response:
@@ -373,10 +226,10 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
                             "of role staff or above")
     parsed = parse(await _json_body(request), store.config)
     if parsed is None:
-        return JSONResponse({"opened": [], "closed": [], "checks": 0, "unchanged": 0,
+        return JSONResponse({"opened": [], "closed": [], "checks": 0, "unchanged": 0, "voided": [],
                              "note": "no heartbeat (a test notification): nothing recorded"})
     try:
-        result = await run_in_threadpool(store.write, apply, store.config, actor, parsed)
+        result = await run_in_threadpool(apply, store, actor, parsed)
     except WriteFailed as e:  # busy or a full disk: 503, so the sender delivers it again later
         log.warning("%s webhook not applied now: %s", source, e)
         raise ApiError(503, f"nothing was written, try again: {e}") from None
@@ -388,9 +241,24 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
     except Rejected as e:
         log.warning("%s webhook refused: %s", source, e)
         raise ApiError(422, f"nothing was written: {e}") from None
-    if result["opened"] or result["closed"]:
-        log.info("%s webhook: opened %s, closed %s", source, result["opened"], result["closed"])
+    unknown = result.get("unknown_environments")
+    if unknown:
+        log.warning("%s webhook: alerts of unknown environment %s set aside", source, _names(unknown))
+        if not any(result[taken] for taken in ("opened", "closed", "unchanged", "voided")):
+            raise ApiError(422, f"unknown environment {_names(unknown)}: add it (Clients and contracts) or fix "
+                                "the environment label; nothing else was written")
+    if result["opened"] or result["closed"] or result["voided"]:
+        log.info("%s webhook: opened %s, closed %s, left voided %s", source, result["opened"], result["closed"],
+                 result["voided"])
     return JSONResponse(result)
+
+
+def _names(environments: list[str]) -> str:
+    return ", ".join(repr(name) for name in environments)
+
+
+def _apply_heartbeat(store: Store, actor, beat: Heartbeat) -> dict:
+    return store.write(apply_heartbeat, store.config, actor, beat)
 
 
 @recorded(ALERTMANAGER)
@@ -404,7 +272,7 @@ async def alertmanager(request: Request) -> Response:
 @guarded
 async def uptime_kuma(request: Request) -> Response:
     """``POST /api/v1/webhooks/uptime-kuma``."""
-    return await _deliver(request, UPTIME_KUMA, parse_uptime_kuma, apply_heartbeat)
+    return await _deliver(request, UPTIME_KUMA, parse_uptime_kuma, _apply_heartbeat)
 
 
 ROUTES = [
