@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from kb.db import connection
@@ -58,21 +59,27 @@ def app(tmp_path, monkeypatch):
 
 @pytest.fixture
 def signed_in(tmp_path, monkeypatch):
-    """The same store with ROLES configured; call it with an address (or None) for an AppTest signed in so."""
+    """The same store with ROLES configured; call it with an address (or None) for an AppTest signed in so.
+    Streamlit's ``secrets.files`` point at ``tmp_path/secrets.toml``, absent unless a test writes it."""
     db, config_file = build_fixture(tmp_path)
     config_file.write_text(config_file.read_text() + ROLES)
     monkeypatch.setenv("SUPPORT_DB", str(db))
     monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
     monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    previous_secrets = st_config.get_option("secrets.files")
+    st_config.set_option("secrets.files", [str(tmp_path / "secrets.toml")])
 
-    def as_user(email: str | None, **claims) -> AppTest:
+    def as_user(email: str | None, *, auth=AUTH, **claims) -> AppTest:
+        """``auth``: the ``[auth]`` section the app is given (None: none, the secrets files decide)."""
         at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-        at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
+        if auth is not None:
+            at.secrets["auth"] = auth
         at.user = {"is_logged_in": email is not None,
                    **({"email": email, "email_verified": True, "iat": int(time.time())} if email else {}), **claims}
         return at.run()
 
     yield as_user
+    st_config.set_option("secrets.files", previous_secrets)
     from kb import ui
 
     ui._open_app.clear()
