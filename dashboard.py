@@ -13,12 +13,15 @@ st.set_page_config(page_title="Support SLA", page_icon=":material/support_agent:
 
 def sign_in() -> None:
     st.title("Support SLA")
-    if not ui.sign_in_usable():
-        st.error("Sign-in is not working: the server's `.streamlit/secrets.toml` has no usable `[auth]` section "
-                 "any more. Ask an admin to fix it and restart the dashboard.", icon=":material/lock:")
-        return
     st.markdown("**Sign in with your company account to see the support team's SLA health.**")
     st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
+
+
+def sign_in_broken(problem: str) -> None:
+    """Sign-in is configured but cannot work: nobody gets in, and nobody becomes the local admin."""
+    st.title("Support SLA")
+    st.error(f"Sign-in is not working: {ui.plain(problem)}. Ask an admin to fix it and restart the dashboard.",
+             icon=":material/lock:")
 
 
 def no_access() -> None:
@@ -30,7 +33,11 @@ def no_access() -> None:
 
 app = ui.open_app()
 if app.sign_in:
-    if not st.user.is_logged_in or not ui.sign_in_usable() or ui.session_expired():
+    if problem := ui.sign_in_problem():
+        st.navigation([st.Page(lambda: sign_in_broken(problem), title="Sign in", icon=":material/lock:")],
+                      position="hidden").run()
+        st.stop()
+    if not st.user.get("is_logged_in") or ui.session_expired():
         st.navigation([st.Page(sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
         st.stop()
     if ui.actor() is None:

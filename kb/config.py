@@ -11,7 +11,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import holidays
 
 from kb.credits import CreditScheduleError, parse_credit_schedule
+from kb.timestamps import NumberError, TimestampError, parse_clock, parse_date, parse_number
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -259,11 +260,11 @@ def _str(table: dict, key: str, name: str, default: str) -> str:
 
 
 def _clock(key: str, text) -> time:
+    """A time of day "HH:MM" (``kb.timestamps.parse_clock``: ASCII digits, 00:00 to 23:59)."""
     try:
-        hours, minutes = str(text).split(":")
-        return time(int(hours), int(minutes))
-    except ValueError:
-        raise ConfigError(f"{key}: {text!r} is not a time of day like \"09:00\"") from None
+        return parse_clock(str(text))
+    except TimestampError:
+        raise ConfigError(f"{key}: {text!r} is not a time of day like \"09:00\" (00:00 to 23:59, digits 0-9)") from None
 
 
 def _dates(table: dict, key: str, name: str) -> tuple[date, ...]:
@@ -276,20 +277,24 @@ def _dates(table: dict, key: str, name: str) -> tuple[date, ...]:
             result.append(value)
             continue
         try:
-            result.append(date.fromisoformat(str(value)))
-        except ValueError:
+            result.append(parse_date(str(value)))
+        except TimestampError:
             raise ConfigError(f"{key}: {value!r} is not an ISO date like \"2026-12-24\"") from None
     return tuple(sorted(set(result)))
 
 
 def _decimal(table: dict, key: str, name: str, default: Decimal) -> Decimal:
+    """A TOML number, or text holding one in ASCII digits (``kb.timestamps.parse_number``)."""
     value = table.get(name, default)
-    if isinstance(value, bool):
+    if isinstance(value, str):
+        try:
+            return parse_number(value)
+        except NumberError:
+            raise ConfigError(f"{key} = {value!r} must be a number written with the digits 0-9 and at most "
+                              "4 decimals (e.g. 99.9)") from None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ConfigError(f"{key} = {value!r} must be a number")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(f"{key} = {value!r} must be a number") from None
+    number = Decimal(str(value))
     if not number.is_finite():
         raise ConfigError(f"{key} = {value!r} must be a finite number")
     return number

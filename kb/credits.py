@@ -7,13 +7,10 @@ gives 100 %. The largest matching credit applies.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-# A number as the contracts write it: ASCII digits only (no '１０' or '١٠', no NaN or inf), at most
-# 4 decimals, as the database stores percentages.
-PLAIN_NUMBER = re.compile(r"[0-9]{1,3}(\.[0-9]{1,4})?", re.ASCII)
+from kb.timestamps import NumberError, parse_number
 
 
 class CreditScheduleError(ValueError):
@@ -35,10 +32,11 @@ def parse_credit_schedule(text: str) -> tuple[CreditTier, ...]:
         below, sep, credit = part.partition(":")
         if not sep:
             raise CreditScheduleError(f"{part.strip()!r} is not 'uptime:credit' (e.g. '99.9:10')")
-        if not (PLAIN_NUMBER.fullmatch(below.strip()) and PLAIN_NUMBER.fullmatch(credit.strip())):
+        try:  # as the contracts write numbers: no '１０' or '١٠', no NaN or inf, at most 4 decimals
+            tier = CreditTier(parse_number(below.strip()), parse_number(credit.strip()))
+        except NumberError:
             raise CreditScheduleError(f"{part.strip()!r} is not two numbers 'uptime:credit' written with the "
-                                      "digits 0-9 and at most 4 decimals (e.g. '99.9:10')")
-        tier = CreditTier(Decimal(below.strip()), Decimal(credit.strip()))
+                                      "digits 0-9 and at most 4 decimals (e.g. '99.9:10')") from None
         if not (0 < tier.below_pct <= 100):
             raise CreditScheduleError(f"uptime threshold {below.strip()} is not in (0, 100]")
         if not (0 <= tier.credit_pct <= 100):

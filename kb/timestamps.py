@@ -1,14 +1,23 @@
-"""Reading and writing instants: UTC inside, the support zone with its offset outside."""
+"""Reading and writing instants: UTC inside, the support zone with its offset outside.
+
+Also the one reading, outside the staging tables' SQL, of the dates, times of day and plain numbers that
+people write (rules §8: ASCII digits only), for the configuration and the credit schedules.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 
 class TimestampError(ValueError):
-    """Text that is not an ISO 8601 timestamp."""
+    """Text that is not an ISO 8601 timestamp (or date, or time of day)."""
+
+
+class NumberError(ValueError):
+    """Text that is not a plain number."""
 
 
 class OutsideYears(TimestampError):
@@ -24,9 +33,13 @@ OUTSIDE_YEARS = f"is outside {FIRST_YEAR}–{LAST_YEAR}"
 
 # ISO 8601 as people and spreadsheets write it: a date, then optionally a time (hours 00–23) and an offset.
 # ASCII digits only; no zone names, no words ("now", "epoch"), no 24:00.
-_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(\.\d{1,6})?)?)?"
+_DATE = r"(\d{4}-\d{2}-\d{2})"
+_CLOCK = r"([01]\d|2[0-3]):([0-5]\d)"
+_ISO = re.compile(rf"{_DATE}(?:[T ]{_CLOCK}(?::([0-5]\d)(\.\d{{1,6}})?)?)?"
                   r"\s*(Z|z|[+-](?:\d{2}):?(?:\d{2})?)?", re.ASCII)
 MAX_OFFSET = timedelta(hours=14)
+# A plain number: ASCII digits, at most one point and 4 decimals; no sign, exponent, separator or word.
+_NUMBER = re.compile(r"[0-9]{1,16}(\.[0-9]{1,4})?", re.ASCII)
 
 
 def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
@@ -81,6 +94,32 @@ def parse_as_of(text: str, zone: ZoneInfo, *, name: str) -> datetime:
     if not in_calendar_years(moment, zone):
         raise OutsideYears(f"{name}: {text.strip()!r} {OUTSIDE_YEARS}, the years the business calendar holds")
     return moment
+
+
+def parse_date(text: str) -> date:
+    """A date written ``YYYY-MM-DD`` in ASCII digits; raises TimestampError."""
+    if not re.fullmatch(_DATE, text, re.ASCII):
+        raise TimestampError(f"{text!r} is not an ISO date like \"2026-12-24\"")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise TimestampError(f"{text!r} is not a real date (e.g. \"2026-12-24\")") from None
+
+
+def parse_clock(text: str) -> time:
+    """A time of day written ``HH:MM`` (00:00 to 23:59) in ASCII digits; raises TimestampError."""
+    match = re.fullmatch(_CLOCK, text, re.ASCII)
+    if not match:
+        raise TimestampError(f"{text!r} is not a time of day like \"09:00\" (00:00 to 23:59, digits 0-9)")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def parse_number(text: str) -> Decimal:
+    """A plain number (``99.9``, ``24``, ``0.5``), exactly as written; raises NumberError."""
+    if not _NUMBER.fullmatch(text):
+        raise NumberError(f"{text!r} is not a number written with the digits 0-9 and at most 4 decimals "
+                          "(e.g. 99.9)")
+    return Decimal(text)
 
 
 def local_to_utc(local: datetime, zone: ZoneInfo, *, shown: str | None = None) -> datetime:

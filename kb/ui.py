@@ -10,13 +10,15 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
-from kb.access import Actor, role_for
+from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_for
 from kb.config import Config, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem
@@ -43,25 +45,22 @@ class App:
     sign_in: bool  # decided once, when the process opens the store: never falls back to local mode later
 
 
-class SignInError(ValueError):
-    """``[auth]`` in ``.streamlit/secrets.toml`` that must not be used; the message says why."""
+def _sign_in_wanted(config: Config) -> bool:
+    """Whether this server signs people in; decided once, when the process opens the store. Local mode needs
+    the total absence of sign-in: no ``[roles]`` in ``support.toml`` and no ``[auth]`` in a secrets file that
+    loads. A secrets file that is there but does not load means sign-in was meant (and is broken), never local
+    mode."""
+    if config.roles:
+        return True
+    try:
+        return "auth" in st.secrets
+    except StreamlitSecretNotFoundError:  # no secrets file loads: none there, or one that does not parse
+        return _secrets_file_there()
 
 
-# Secrets copied from documentation: a cookie signed with one of them can be forged by anyone.
-EXAMPLE_SECRETS = {"a long random string", "a-long-random-string", "changeme", "change-me", "secret", "xxx"}
-MIN_COOKIE_SECRET = 32
-
-
-def _sign_in_mode() -> bool:
-    """True when ``.streamlit/secrets.toml`` has an ``[auth]`` section (OpenID Connect) that is safe to use."""
-    if not (st.secrets.load_if_toml_exists() and "auth" in st.secrets):
-        return False
-    secret = str(st.secrets["auth"].get("cookie_secret") or "")
-    if secret.strip().lower() in EXAMPLE_SECRETS or len(secret) < MIN_COOKIE_SECRET:
-        raise SignInError(f"[auth] cookie_secret in .streamlit/secrets.toml must be a random string of at least "
-                          f"{MIN_COOKIE_SECRET} characters, not an example (make one with "
-                          "`python3 -c \"import secrets; print(secrets.token_urlsafe(48))\"`)")
-    return True
+def _secrets_file_there() -> bool:
+    """A secrets file (or folder) is where Streamlit looks for one (``secrets.files``), loadable or not."""
+    return any(Path(path).exists() for path in st.get_option("secrets.files"))
 
 
 @st.cache_resource(show_spinner="Opening the support database…")
@@ -70,11 +69,10 @@ def _open_app(db_setting: str, config_setting: str) -> App:
     if service is not None:  # served by service.py, which opened the store at start: the pages share it
         if service.error is not None:
             raise service.error
-        return App(service.store, demo=service.demo, sign_in=_sign_in_mode())
+        return App(service.store, demo=service.demo, sign_in=_sign_in_wanted(service.store.config))
     config = load_config(config_setting or None)
-    sign_in = _sign_in_mode()
     store, demo = open_store(db_setting, config)
-    return App(store, demo=demo, sign_in=sign_in)
+    return App(store, demo=demo, sign_in=_sign_in_wanted(config))
 
 
 def app_for(db_setting: str, config_setting: str) -> App:
@@ -87,7 +85,7 @@ def open_app() -> App:
     """The process-wide store (``$SUPPORT_DB``, else the demo database); stops the page with a message if unusable."""
     try:
         return app_for(os.environ.get("SUPPORT_DB", ""), os.environ.get("SUPPORT_CONFIG", ""))
-    except (ConfigError, connection.StoreError, SignInError) as e:
+    except (ConfigError, connection.StoreError) as e:
         st.error(f"The dashboard cannot start: {e}", icon=":material/error:")
         st.stop()
 
@@ -113,13 +111,15 @@ LOCAL_ADMIN = Actor("local admin", "admin")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def sign_in_usable() -> bool:
-    """Whether ``[auth]`` can still be read now: a server that started with sign-in and lost it (a broken
-    or deleted secrets file) lets nobody in until it is fixed, rather than falling back to local mode."""
+def sign_in_problem() -> str | None:
+    """Why sign-in cannot work now (``kb.access.auth_problem``), or None. Asked on every run: the secrets
+    file can break while the server runs, and a server started with sign-in then lets nobody in until it
+    is fixed, rather than falling back to local mode."""
     try:
-        return bool(st.secrets.load_if_toml_exists() and "auth" in st.secrets)
-    except Exception:  # a broken secrets.toml raises whatever its parser raised
-        return False
+        auth = st.secrets.get("auth")
+    except StreamlitSecretNotFoundError:
+        return f"{SECRETS_FILE} is not valid TOML" if _secrets_file_there() else f"{SECRETS_FILE} is missing"
+    return auth_problem(auth)
 
 
 # Streamlit keeps its sign-in cookie for 30 days and cannot revoke a copy of it at sign-out; the dashboard
@@ -150,11 +150,11 @@ def request_is_local(headers: Mapping[str, str]) -> bool:
 
 def actor() -> Actor | None:
     """Who is using the dashboard: the signed-in user with their role from ``[roles]``,
-    the local admin without sign-in, or None (signed out, an address the provider has not verified,
-    or no role granted)."""
+    the local admin without sign-in, or None (signed out, an address the provider has not verified
+    (``kb.access.address_verified``), or no role granted)."""
     if not open_app().sign_in:
         return LOCAL_ADMIN
-    if not st.user.is_logged_in or st.user.get("email_verified") is False:
+    if not st.user.get("is_logged_in") or not address_verified(st.user):
         return None
     email = str(st.user.get("email") or "")
     role = role_for(config(), email) if email else None

@@ -89,6 +89,10 @@ def show_lane(lane: str, total: int) -> pd.DataFrame:
                                                        help="Wall-clock hours since the case was received"),
         },
     )
+    stamp = snap.as_of.astimezone(zone).strftime("%Y%m%dT%H%M%z")
+    st.download_button(f"Download CSV ({total:,} {'case' if total == 1 else 'cases'})",
+                       lambda: queue.queue_csv(store, snap, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
+                       mime="text/csv", icon=":material/download:", on_click="ignore", key=f"download_{lane}")
     return frame.iloc[event.selection.rows] if event.selection.rows else frame.iloc[0:0]
 
 

@@ -5,6 +5,7 @@ browser's settings. pytest finds them here without imports; their helpers and co
 from __future__ import annotations
 
 import pytest
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from kb.db import connection
@@ -56,14 +57,18 @@ def app(tmp_path, monkeypatch):
 
 @pytest.fixture
 def signed_in(tmp_path, monkeypatch):
-    """The same store with ROLES configured; call it with an address (or None) for an AppTest signed in so."""
+    """The same store with ROLES configured; call it with an address (or None) for an AppTest signed in so.
+    Streamlit's ``secrets.files`` point at ``tmp_path/secrets.toml``, absent unless a test writes it."""
     db, config_file = build_fixture(tmp_path)
     config_file.write_text(config_file.read_text() + ROLES)
     monkeypatch.setenv("SUPPORT_DB", str(db))
     monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
     monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    previous_secrets = st_config.get_option("secrets.files")
+    st_config.set_option("secrets.files", [str(tmp_path / "secrets.toml")])
 
     yield lambda email, **claims: signed_in_as(email, **claims).run()
+    st_config.set_option("secrets.files", previous_secrets)
     from kb import ui
 
     ui._open_app.clear()

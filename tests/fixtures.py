@@ -171,11 +171,13 @@ AUTH = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
         "server_metadata_url": "http://127.0.0.1:9400/.well-known/openid-configuration"}
 
 
-def signed_in_as(email: str | None, **claims) -> AppTest:
+def signed_in_as(email: str | None, *, auth: dict | None = AUTH, **claims) -> AppTest:
     """The dashboard's AppTest (not run yet) with sign-in configured, signed in as ``email`` (None: signed out);
-    ``claims`` add to or change the user's (``auth=`` to the ``[auth]`` secrets)."""
+    ``claims`` add to or change the user's; ``auth`` is the ``[auth]`` section it is given (None: none, the
+    secrets files decide)."""
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
-    at.secrets["auth"] = {**AUTH, **claims.pop("auth", {})}
+    if auth is not None:
+        at.secrets["auth"] = auth
     issued = int(datetime.now(UTC).timestamp())
     at.user = {"is_logged_in": email is not None,
                **({"email": email, "email_verified": True, "iat": issued} if email else {}), **claims}

@@ -8,12 +8,12 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from kb.access import Actor, PermissionDenied, role_for
+from kb.access import Actor, PermissionDenied, address_verified, role_for
 from kb.config import load_config, parse_config
 from kb.db import connection
 from kb.intake.importing import Rejected, add_rows, staged_from_records
 from kb.intake.writes import close_incident, log_case
-from tests.fixtures import ROOT, build_fixture, fill_case, shown
+from tests.fixtures import AUTH, ROOT, build_fixture, fill_case, shown
 
 
 def titles(at: AppTest) -> list[str]:
@@ -119,9 +119,24 @@ def test_kb_writes_check_the_role(tmp_path):
     con.close()
 
 
-def test_an_address_the_provider_has_not_verified_gets_no_page(signed_in):
-    at = signed_in("ada@support.example", email_verified=False)
+@pytest.mark.parametrize("claim", [False, "false", "False", "0", 1, "yes", None, "", "true "])
+def test_an_address_the_provider_has_not_verified_gets_no_page(signed_in, claim):
+    at = signed_in("ada@support.example", email_verified=claim)
     assert titles(at) == ["No access yet"]
+
+
+@pytest.mark.parametrize("claim", [True, "true", "TRUE", "True"])
+def test_an_address_the_provider_verified_gets_its_role(signed_in, claim):
+    at = signed_in("ada@support.example", email_verified=claim)
+    assert titles(at) == ["Overview"]
+
+
+def test_only_a_true_email_verified_claim_verifies():
+    assert address_verified({"email": "ada@support.example", "email_verified": True})
+    assert address_verified({"email": "ada@support.example", "email_verified": "TRUE"})
+    assert not address_verified({"email": "ada@support.example"})
+    assert not address_verified({"email": "ada@support.example", "email_verified": "false"})
+    assert not address_verified({"email": "ada@support.example", "email_verified": 1})
 
 
 def test_an_address_with_two_at_signs_gets_no_domain_role():
@@ -138,21 +153,88 @@ def test_a_sign_in_older_than_the_session_limit_asks_to_sign_in_again(signed_in)
     assert [b.label for b in at.button] == ["Sign in"]
 
 
+def assert_sign_in_is_not_working(at: AppTest, why: str) -> None:
+    """The page that says sign-in is misconfigured, and why: no page, no sign-in button, no local admin."""
+    assert not at.exception, [e.message for e in at.exception]
+    assert titles(at) == ["Support SLA"]
+    assert "Sign-in is not working" in shown(at.error[0])
+    assert why in shown(at.error[0])
+    assert not at.button and not at.metric
+    assert not any("Local mode" in c.value for c in at.caption)
+
+
 @pytest.mark.parametrize("secret", ["a long random string", "short-secret"])
-def test_an_example_or_short_cookie_secret_stops_the_start(signed_in, secret):
-    at = signed_in("ada@support.example", auth={"cookie_secret": secret})
-    assert "cookie_secret in .streamlit/secrets.toml must be a random string of at least 32" in shown(at.error[0])
-    assert not at.title and not at.metric
+def test_an_example_or_short_cookie_secret_lets_nobody_in(signed_in, secret):
+    at = signed_in("ada@support.example", auth={**AUTH, "cookie_secret": secret})
+    assert_sign_in_is_not_working(at, "cookie_secret in .streamlit/secrets.toml must be a random string of at "
+                                      "least 32")
+
+
+@pytest.mark.parametrize(("auth", "why"), [
+    ("sign-in", "[auth] in .streamlit/secrets.toml is not a table"),
+    (["client_id"], "[auth] in .streamlit/secrets.toml is not a table"),
+    ({"cookie_secret": AUTH["cookie_secret"]}, "[auth] in .streamlit/secrets.toml needs redirect_uri, client_id, "
+                                               "client_secret, server_metadata_url, each a non-empty string"),
+    ({**AUTH, "client_secret": ""}, "[auth] in .streamlit/secrets.toml needs client_secret, each"),
+    ({**AUTH, "cookie_secret": 12345678901234567890123456789012345}, "cookie_secret"),
+])
+def test_an_unusable_auth_section_lets_nobody_in(signed_in, auth, why):
+    assert_sign_in_is_not_working(signed_in("ada@support.example", auth=auth), why)
+
+
+def test_roles_without_any_auth_section_are_not_local_mode(signed_in):
+    at = signed_in(None, auth=None)  # [roles] in support.toml, no secrets file at all
+    assert_sign_in_is_not_working(at, ".streamlit/secrets.toml is missing")
+
+
+def test_a_secrets_file_that_does_not_parse_is_not_local_mode(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)  # no [roles]: only the broken file says sign-in was meant
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\n')
+    previous = st_config.get_option("secrets.files")
+    st_config.set_option("secrets.files", [str(secrets)])
+    try:
+        at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    finally:
+        st_config.set_option("secrets.files", previous)
+        from kb import ui
+
+        ui._open_app.clear()
+    assert_sign_in_is_not_working(at, ".streamlit/secrets.toml is not valid TOML")
 
 
 def test_a_server_that_started_with_sign_in_never_falls_back_to_local_mode(signed_in):
     at = signed_in("ada@support.example")
     assert titles(at) == ["Overview"]
-    del at.secrets["auth"]  # the secrets file broken or deleted while the server runs
+    del at.secrets["auth"]  # the secrets file deleted while the server runs
     at.run()
-    assert not any("Local mode" in c.value for c in at.caption)
-    assert "Sign-in is not working" in shown(at.error[0])
-    assert not at.metric
+    assert_sign_in_is_not_working(at, ".streamlit/secrets.toml is missing")
+
+
+def test_an_auth_section_removed_after_a_visit_lets_nobody_in(signed_in):
+    at = signed_in("ada@support.example")
+    at.secrets["other"] = {"kept": "yes"}
+    at.run()
+    del at.secrets["auth"]  # the file still loads, without its [auth]
+    at.run()
+    assert_sign_in_is_not_working(at, ".streamlit/secrets.toml has no [auth] section")
+
+
+def test_an_auth_section_broken_after_a_visit_lets_nobody_in(signed_in):
+    at = signed_in("ada@support.example")
+    assert titles(at) == ["Overview"]
+    at.secrets["auth"] = {"cookie_secret": AUTH["cookie_secret"]}  # keys lost while the server runs
+    at.run()
+    assert_sign_in_is_not_working(at, "needs redirect_uri")
+
+
+def test_a_new_visitor_after_the_secrets_file_broke_sees_the_message_not_an_error(signed_in, tmp_path):
+    assert titles(signed_in("ada@support.example")) == ["Overview"]  # the server has started with sign-in
+    (tmp_path / "secrets.toml").write_text("[auth]\ncookie_secret = \"unterminated\n")
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()  # a new session, signed out
+    assert_sign_in_is_not_working(at, ".streamlit/secrets.toml is not valid TOML")
 
 
 @pytest.mark.parametrize(("headers", "local"), [

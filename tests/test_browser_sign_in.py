@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -17,11 +18,17 @@ from tests.servers import dashboard_server, free_port, screenshot, wait_idle
 pytestmark = pytest.mark.browser
 
 
+# Addresses the provider vouches for (``email_verified: true``); any other address it signs in unverified.
+VERIFIED = ("ceo@board.example", "sam@support.example", "ada@support.example")
+
+
 @pytest.fixture(scope="module")
 def provider():
     """oidc-provider-mock on a free port: it signs in whoever types an address."""
     port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).parent / "oidc-provider-mock"), "--port", str(port)],
+    users = [arg for email in VERIFIED
+             for arg in ("--user-claims", json.dumps({"sub": email, "email": email, "email_verified": True}))]
+    process = subprocess.Popen([str(Path(sys.executable).parent / "oidc-provider-mock"), "--port", str(port), *users],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -57,7 +64,7 @@ server_metadata_url = "{provider}/.well-known/openid-configuration"
         yield base
 
 
-def sign_in(page, base: str, email: str) -> None:
+def sign_in(page, base: str, email: str, title: str = "Overview") -> None:
     page.goto(base)
     wait_idle(page)
     page.get_by_role("button", name="Sign in").click()
@@ -66,7 +73,7 @@ def sign_in(page, base: str, email: str) -> None:
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{base}/**", timeout=30_000)
     wait_idle(page)
-    expect(page.locator("h1").first).to_have_text("Overview")
+    expect(page.locator("h1").first).to_have_text(title)
 
 
 def test_viewer_reads_but_gets_no_form_by_deep_link(server, page):
@@ -98,3 +105,45 @@ def test_staff_signs_in_and_logs_a_case(server, page):
     wait_idle(page)
     assert "Case CS-00001 logged" in page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
     screenshot(page, "staff_logged_case")
+
+
+def test_an_address_the_provider_does_not_vouch_for_gets_no_page(server, page):
+    sign_in(page, server, "lee@support.example", title="No access yet")  # a lead, but no email_verified claim
+    assert page.locator("[data-testid=stSidebarNav]").count() == 0
+
+
+BROKEN_SECRETS = '[auth\nredirect_uri = "http://127.0.0.1/oauth2callback"\n'
+
+
+def expect_sign_in_not_working(page, base: str) -> None:
+    """Whoever comes sees why sign-in is not working: no page of the app, no traceback, no local admin."""
+    page.goto(base)
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Support SLA")
+    expect(page.get_by_text("Sign-in is not working: .streamlit/secrets.toml is not valid TOML")).to_be_visible()
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert page.get_by_role("button", name="Sign in").count() == 0
+    assert page.get_by_text("Local mode").count() == 0
+
+
+def break_secrets(tmp_path: Path) -> None:
+    """Write a secrets file that does not parse, and give Streamlit's file watcher time to notice."""
+    (tmp_path / "secrets.toml").write_text(BROKEN_SECRETS)
+    time.sleep(3)
+
+
+def test_secrets_broken_before_the_first_visit_let_nobody_in(server, page, tmp_path):
+    break_secrets(tmp_path)
+    expect_sign_in_not_working(page, server)
+    screenshot(page, "sign_in_broken_before_first_visit")
+
+
+def test_secrets_broken_after_a_visit_let_nobody_in(server, page, browser, tmp_path):
+    sign_in(page, server, "ada@support.example")
+    break_secrets(tmp_path)
+    expect_sign_in_not_working(page, server)  # the signed-in session's next run
+    other = browser.new_page()  # a new session, signed out
+    try:
+        expect_sign_in_not_working(other, server)
+    finally:
+        other.close()

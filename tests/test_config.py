@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from decimal import Decimal
 
 import pytest
@@ -74,3 +74,49 @@ def test_credit_schedule_reads_in_words():
 def test_bad_credit_schedules(text):
     with pytest.raises(CreditScheduleError):
         parse_credit_schedule(text)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"sla": {"default_uptime_target_pct": "٩٠"}}, "sla.default_uptime_target_pct = '٩٠' must be a number written "
+                                                  "with the digits 0-9"),
+    ({"sla": {"response_target_pct": "９５"}}, "sla.response_target_pct = '９５' must be a number written"),
+    ({"sla": {"at_risk_business_hours": "２"}}, "sla.at_risk_business_hours = '２' must be a number written"),
+    ({"sla": {"at_risk_business_hours": "1_000"}}, "sla.at_risk_business_hours = '1_000' must be a number written"),
+    ({"sla": {"at_risk_business_hours": "-1"}}, "sla.at_risk_business_hours = '-1' must be a number written"),
+    ({"sla": {"enterprise_response_business_days": "١"}}, "sla.enterprise_response_business_days = '١' must be"),
+    ({"backup": {"every_hours": "２４"}}, "backup.every_hours = '２４' must be a number written with the digits 0-9"),
+    ({"backup": {"keep": "７"}}, "backup.keep = '７' must be a whole number"),
+    ({"mail": {"poll_seconds": "٦٠"}}, "mail.poll_seconds = '٦٠' must be a whole number"),
+    ({"monitoring": {"stale_after_days": "７"}}, "monitoring.stale_after_days = '７' must be a whole number"),
+    ({"calendar": {"business_hours": ["٠٩:٣٠", "18:00"]}}, "calendar.business_hours: '٠٩:٣٠' is not a time of day"),
+    ({"calendar": {"business_hours": ["09:00", "１８:００"]}}, "calendar.business_hours: '１８:００' is not a time"),
+    ({"calendar": {"business_hours": ["9:00", "18:00"]}}, "calendar.business_hours: '9:00' is not a time of day"),
+    ({"calendar": {"business_hours": [" 09:00", "18:00"]}}, "calendar.business_hours: ' 09:00' is not a time"),
+    ({"calendar": {"extra_holidays": ["２０２６-１２-２４"]}},
+     "calendar.extra_holidays: '２０２６-１２-２４' is not an ISO date"),
+    ({"calendar": {"working_days": ["20261224"]}}, "calendar.working_days: '20261224' is not an ISO date"),
+    ({"alerts": {"digest_at": "٠٩:٠٠"}}, "alerts.digest_at: '٠٩:٠٠' is not a time of day"),
+    ({"alerts": {"quiet_hours": ["２０:００", "08:00"]}}, "alerts.quiet_hours: '２０:００' is not a time of day"),
+    ({"sla": {"default_credit_schedule": "٩٩.٩:10"}}, "sla.default_credit_schedule = '٩٩.٩:10'"),
+])
+def test_numbers_times_and_dates_in_other_digits_are_refused(raw, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    assert message in str(error.value)
+
+
+def test_numbers_times_and_dates_in_ascii_digits_are_read():
+    config = parse_config({
+        "calendar": {"business_hours": ["09:30", "18:00"], "extra_holidays": ["2026-12-24"]},
+        "sla": {"default_uptime_target_pct": "99.95", "response_target_pct": 90, "at_risk_business_hours": "1.5"},
+        "backup": {"every_hours": "12", "keep": 3},
+        "alerts": {"digest_at": "08:45", "quiet_hours": ["20:00", "08:00"]},
+    })
+    assert (config.calendar.opens, config.calendar.closes) == (time(9, 30), time(18))
+    assert config.calendar.extra_holidays == (date(2026, 12, 24),)
+    assert config.sla.default_uptime_target_pct == Decimal("99.95")
+    assert config.sla.response_target_pct == Decimal(90)
+    assert config.sla.at_risk_business_hours == Decimal("1.5")
+    assert (config.backup.every_hours, config.backup.keep) == (Decimal(12), 3)
+    assert config.alerts.digest_at == time(8, 45)
+    assert config.alerts.quiet_hours == (time(20), time(8))

@@ -60,11 +60,15 @@ TEXT_TYPES = ("VARCHAR", "JSON")
 
 
 def export_sql(con, report: str, config: Config) -> str:
-    """``report_sql`` with every text cell made safe for spreadsheets: one that starts with ``=``, ``+``,
-    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` (rules §8). Numbers, which may well be
-    negative, stay numbers. Reads the column types on ``con``, where the report's tables must be."""
-    sql = report_sql(report, config)
-    columns = con.execute(f"DESCRIBE {sql}").fetchall()
+    """``report_sql`` made safe for spreadsheets (``spreadsheet_safe_sql``)."""
+    return spreadsheet_safe_sql(con, report_sql(report, config))
+
+
+def spreadsheet_safe_sql(con, sql: str, params=()) -> str:
+    """``sql`` with every text cell made safe for spreadsheets: one that starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading ``'`` (rules §8). Numbers, which may well be
+    negative, stay numbers. Reads the column types on ``con``, where the query's tables must be."""
+    columns = con.execute(f"DESCRIBE {sql}", list(params)).fetchall()
     cells = ", ".join(f'spreadsheet_safe("{name}"::VARCHAR) AS "{name}"' if kind in TEXT_TYPES else f'"{name}"'
                       for name, kind, *_ in columns)
     return f"SELECT {cells} FROM ({sql})"

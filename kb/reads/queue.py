@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kb.db.sqltext import instant, where_in
+from kb.db.sqltext import instant, quote, where_in
+from kb.reads.exports import spreadsheet_safe_sql
 from kb.reads.paging import limit_offset
 from kb.store import Snapshot, Store
 
@@ -48,28 +49,43 @@ def _open_cases(snap: Snapshot) -> str:
     """
 
 
+# Each lane: which open cases it holds, and in which order (see the module's docstring).
+LANES = {
+    "sla": ("sla_state <> 'no_sla'",
+            "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"),
+    "deprioritized": ("sla_state = 'no_sla'", "received_at, case_id"),
+}
+
+
+def _lane_sql(snap: Snapshot, flt: QueueFilter, lane: str, columns: str) -> tuple[str, list]:
+    """The SELECT of ``columns`` for the open cases of ``lane`` that pass the filter, in the lane's order."""
+    where, params = flt.where()
+    condition, order = LANES[lane]
+    return f"SELECT {columns} FROM {_open_cases(snap)} WHERE {where} AND {condition} ORDER BY {order}", params
+
+
 def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, page: int = 0) -> pd.DataFrame:
     """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases. ``lane``: 'sla' (cases with a deadline, the
     least business time left first: see the module's docstring) or 'deprioritized' (oldest first)."""
-    where, params = flt.where()
-    if lane == "sla":
-        lane_condition = "sla_state <> 'no_sla'"
-        order = "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"
-    else:
-        lane_condition = "sla_state = 'no_sla'"
-        order = "received_at, case_id"
-    return store.query(
-        f"""
-        SELECT case_id, client_id, client_name, tier, category, subject, requester, assignee, received_at,
-               age_hours, first_response_due, business_hours_left, first_response_at, sla_state, breach_reason
-        FROM {_open_cases(snap)}
-        WHERE {where} AND {lane_condition}
-        ORDER BY {order}
-        {limit_offset(page, PAGE_SIZE)}
-        """,
-        params,
-        snap,
-    )
+    sql, params = _lane_sql(snap, flt, lane, """
+        case_id, client_id, client_name, tier, category, subject, requester, assignee, received_at,
+        age_hours, first_response_due, business_hours_left, first_response_at, sla_state, breach_reason""")
+    return store.query(f"{sql} {limit_offset(page, PAGE_SIZE)}", params, snap)
+
+
+def queue_csv(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str) -> bytes:
+    """Every open case of ``lane`` that passes the filter, in the lane's order, as CSV for a spreadsheet:
+    times in the support zone with their offset, text cells safe from formulas (rules §8)."""
+    tz = quote(store.config.calendar.timezone)
+    sql, params = _lane_sql(snap, flt, lane, f"""
+        case_id, client_id, client_name, tier, category, subject, requester, assignee,
+        iso_local(received_at, {tz}) AS received_at, CAST(round(age_hours, 2) AS DECIMAL(18, 2)) AS age_hours,
+        iso_local(first_response_due, {tz}) AS first_response_due,
+        CAST(round(business_hours_left, 2) AS DECIMAL(18, 2)) AS business_hours_left,
+        iso_local(first_response_at, {tz}) AS first_response_at, sla_state, breach_reason""")
+    with store.reader(snap) as cur:
+        frame = cur.execute(spreadsheet_safe_sql(cur, sql, params), params).fetchdf()
+    return frame.to_csv(index=False).encode()
 
 
 def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, int]:
