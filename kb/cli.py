@@ -9,13 +9,15 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from kb.access import command_line_actor
 from kb.config import ROLES, ConfigError, load_config
 from kb.db import connection
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, write_report
-from kb.service.handoff import Client, ServiceError, client_for, read_handoff
+from kb.service.handoff import Client, ServiceError, client_for, running_service
 from kb.timestamps import TimestampError, now_utc, parse_as_of, parse_timestamp, set_now
 
 
@@ -98,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "backup", parents=[common], help="copy the database, consistently, to a new DuckDB file",
         description="Copy the database to PATH as one DuckDB file (a support database: --db PATH opens it). "
-                    "While the service runs it holds the file, and takes the backup itself (handed to it). "
+                    "While the service runs it holds the file, and takes the backup itself (handed to it): PATH must "
+                    "then be inside the backup folder, backups/ beside the database. "
                     "With --server the backup stays on that server, in its backups/ folder; PATH is not used.")
     p.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
     p.add_argument("--replace", action="store_true", help="overwrite PATH if it exists")
@@ -160,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        if args.now or os.environ.get("SUPPORT_NOW"):
-            set_now(parse_as_of(args.now or os.environ["SUPPORT_NOW"], config.calendar.zone,
-                                name="--now" if args.now else "SUPPORT_NOW"))
+        clock = _clock_setting(args)
+        if clock:
+            set_now(parse_as_of(clock, config.calendar.zone, name="--now" if args.now else "SUPPORT_NOW"))
         if args.server and args.command not in HANDED_OFF:
             print(f"error: --server works with {', '.join(HANDED_OFF)}, not {args.command}", file=sys.stderr)
             return 1
@@ -170,6 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, connection.StoreError, TimestampError, ServiceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except (duckdb.Error, OSError) as e:  # a full disk is said in words, as the forms say it
+        message = connection.disk_full_words(e, connection.db_path(args.db))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _clock_setting(args) -> str | None:
+    """``--now``, else ``$SUPPORT_NOW``: the instant taken as now, as given; None: the clock."""
+    return args.now or os.environ.get("SUPPORT_NOW") or None
 
 
 HANDED_OFF = ("import", "export", "backup", "token")
@@ -177,20 +191,10 @@ HANDED_OFF = ("import", "export", "backup", "token")
 
 def service_for(args) -> Client | None:
     """The service to hand the command's work to: ``--server``, else the running service that holds the
-    database (it keeps ``<db>.service.json`` beside it while it runs), else None: do the work here."""
+    database and proves it (``kb.service.handoff.running_service``), else None: do the work here."""
     if args.server:
         return client_for(args.server, args.token or os.environ.get("SUPPORT_TOKEN", ""))
-    db = connection.db_path(args.db)
-    handoff = read_handoff(db)
-    if handoff is None:
-        return None
-    try:
-        connection.connect(db, read_only=True).close()
-    except connection.StoreBusy:
-        return Client(handoff.url, handoff.token)  # held, and by the service that wrote the file
-    except connection.StoreError:
-        return None  # let the command say what is wrong with the file
-    return None  # a file left by a service that is gone: nobody holds the database
+    return running_service(connection.db_path(args.db))
 
 
 def run_import(args, config) -> int:
@@ -202,7 +206,8 @@ def run_import(args, config) -> int:
     try:
         service = service_for(args)
         if service is not None:
-            written = _import_through(service, args.table, data, str(args.file))
+            written = _import_through(service, args.table, data, str(args.file),
+                                      now_utc() if _clock_setting(args) else None)
         else:
             staged = staged_from_csv(args.table, data)
             con = connection.connect(connection.db_path(args.db), wait_seconds=5)
@@ -217,10 +222,12 @@ def run_import(args, config) -> int:
     return 0
 
 
-def _import_through(service: Client, table: str, data: bytes, source: str) -> int:
-    """``import`` by the service's API; Rejected with the same problems as here."""
+def _import_through(service: Client, table: str, data: bytes, source: str, now: datetime | None) -> int:
+    """``import`` by the service's API, under the clock rule of ``now`` when the command was given one (else the
+    service's); Rejected with the same problems as here."""
+    query = {"source": source} | ({"now": now.isoformat()} if now is not None else {})
     try:
-        return int(service.json("POST", f"/api/v1/import/{table}", query={"source": source}, body=data,
+        return int(service.json("POST", f"/api/v1/import/{table}", query=query, body=data,
                                 content_type="text/csv")["rows"])
     except ServiceError as e:
         if e.status == 422 and isinstance(e.body.get("errors"), list):
@@ -333,7 +340,7 @@ def run_bench(args, config) -> int:
 
 
 def run_backup(args, config) -> int:
-    from kb.db.backup import backup_file
+    from kb.db.backup import backup_file, backup_name
 
     db = connection.db_path(args.db)
     service = service_for(args)
@@ -342,12 +349,13 @@ def run_backup(args, config) -> int:
         print(f"backed up the database of {args.server} to {answer['path']} on that server: "
               + ", ".join(f"{n:,} {table}" for table, n in answer["counts"].items()))
         return 0
-    if service is not None:
+    if service is not None:  # the service writes only into its backup folder: PATH must be a file there
+        name = backup_name(db, args.path)
         if args.path.exists() and not args.replace:
             print(f"error: {args.path} exists; choose another name (or pass --replace)", file=sys.stderr)
             return 1
         answer = service.json("POST", "/api/v1/backup", content_type="application/json",
-                              body=json.dumps({"path": str(args.path.resolve()), "replace": args.replace}).encode())
+                              body=json.dumps({"path": name, "replace": args.replace}).encode())
         counts = answer["counts"]
         print(f"backed up {db} to {args.path}: " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
         return 0

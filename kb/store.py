@@ -8,7 +8,7 @@ reports a write conflict: ``Store.transaction()`` for a block of statements,
 write bumps ``version``, which is what cached reads are keyed on, so a write
 shows up on every page at once.
 
-A write waits at most ``write_wait_seconds`` (5 s) behind an import or a backup,
+A write waits at most ``write_wait_seconds`` (5 s) behind an import's commit,
 then fails with ``Busy`` ("The database is busy with an import; try again in a
 moment") rather than hang (behind other form writes, a queue that moves, up to
 a minute); a write on a full disk fails with ``DiskFull`` ("The disk
@@ -60,7 +60,7 @@ from kb.timestamps import now_utc
 
 T = TypeVar("T")
 SNAPSHOT_TABLES = ("case_sla", "env_uptime", "contract_refunds")
-WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit or a backup before it says so
+WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit before it says so
 QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a second) a write waits longer
 FORM_WRITE = "another write"
 IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
@@ -179,11 +179,11 @@ class Store:
         """Run ``action(cursor, *args, **kwargs)`` as the only writer; run it again on a write conflict.
 
         ``action`` is one of kb's writes: it opens its own ``transaction`` (so a
-        failed attempt leaves nothing behind), or, like a backup, runs outside one.
+        failed attempt leaves nothing behind), or runs outside one.
         Busy when the lock is not free within ``lock_wait_seconds`` (default:
         ``write_wait_seconds``); DiskFull when the disk is full.
         """
-        with self._writing("a backup" if action is backup_to else FORM_WRITE, lock_wait_seconds):
+        with self._writing(FORM_WRITE, lock_wait_seconds):
             for attempt in range(attempts):
                 try:
                     with self._cursor() as cur:
@@ -265,8 +265,11 @@ class Store:
             return cur.sql(typed_rows_sql(staged.table, "staging")).to_arrow_table()
 
     def backup(self, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
-        """``kb.db.backup.backup_to`` as the only writer (so no write runs meanwhile); its row counts."""
-        return self.write(backup_to, dest, replace=replace)
+        """``kb.db.backup.backup_to`` on a cursor of its own, without the write lock: the copy is one read
+        transaction, so forms and imports commit meanwhile and the backup holds the database as it was when
+        it began. Its row counts; BackupError when it failed (nothing written)."""
+        with self._cursor() as cur:
+            return backup_to(cur, dest, replace=replace)
 
     def start_import(self, table: str, data: bytes, source: str, actor: Actor) -> ImportJob:
         """Import the CSV bytes ``data`` into ``table`` in a thread of this process; the job, at once.
@@ -307,9 +310,9 @@ class Store:
 
     @contextmanager
     def _writing(self, what: str, wait_seconds: float | None = None) -> Iterator[None]:
-        """Hold the write lock as ``what`` ("an import", "a backup", "another write"). Behind an import or a
-        backup, wait at most ``wait_seconds`` (default: ``write_wait_seconds``), then raise Busy; behind
-        other form writes (a queue of short ones, that moves) wait up to QUEUE_WAIT_SECONDS."""
+        """Hold the write lock as ``what`` ("an import", "another write"). Behind an import, wait at most
+        ``wait_seconds`` (default: ``write_wait_seconds``), then raise Busy; behind other form writes (a queue
+        of short ones, that moves) wait up to QUEUE_WAIT_SECONDS."""
         wait = self.write_wait_seconds if wait_seconds is None else wait_seconds
         started = time.monotonic()
         while not self._write_lock.acquire(timeout=min(0.1, max(wait, 0.0))):
@@ -329,11 +332,9 @@ class Store:
         """After a write failed with ``error``: open the file anew if DuckDB gave the database up, then
         raise DiskFull, naming the database, when the disk is full."""
         self._recover(error)
-        file = connection.full_disk(error)
-        if file is None:
-            return
-        where = self.path if not file or file.startswith(str(self.path)) else Path(file)
-        raise DiskFull(connection.disk_full_message(where)) from error
+        message = connection.disk_full_words(error, self.path)
+        if message is not None:
+            raise DiskFull(message) from error
 
     def _recover(self, error: BaseException) -> bool:
         """Open the file anew when ``error`` is fatal: DuckDB then invalidates the database (a checkpoint that

@@ -7,16 +7,18 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from kb.access import command_line_actor
 from kb.cli import main
 from kb.config import load_config
 from kb.db import backup, connection
 from kb.intake.importing import staged_from_csv
 from kb.store import Store
-from tests.fixtures import button, open_page, shown
+from tests.fixtures import SPEC_TOML, build_fixture, button, open_page, shown, table_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 300_000  # rows in each killed import: about 4 s of work, most of it reading and checking
@@ -398,3 +400,102 @@ def test_a_full_disk_is_said_in_words_and_the_database_stays_usable(small_disk):
     assert reopened.query("SELECT subject FROM cases WHERE case_id = ?", [case_id]).subject[0] == "On a full disk"
     reopened.close()
 
+
+
+def test_the_command_line_says_a_full_disk_in_words(small_disk, tmp_path, capsys):
+    db, config_file = build_fixture(small_disk)
+    before = table_counts(db)
+    csv = tmp_path / "clients.csv"
+    csv.write_text("client_id,name,tier\nNEW,New Co,free\n")
+    said = f"error: The disk holding {db} is full: nothing was written. Free some space on it and try again.\n"
+    filler = fill(small_disk)
+    try:
+        for args in (["import", "clients", str(csv)], ["token", "create", "--role", "staff", "--name", "robot"]):
+            capsys.readouterr()
+            assert main([*args, "--db", str(db), "--config", str(config_file)]) == 1
+            assert capsys.readouterr() == ("", said)
+    finally:
+        filler.unlink()
+    assert table_counts(db) == before
+    con = connection.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM api_tokens").fetchall() == [(0,)]
+    con.close()
+
+
+# --- Backups while the dashboard works ---------------------------------------------------------------------
+
+def test_a_backup_does_not_hold_up_form_writes(tmp_path):
+    """A backup of a million cases takes seconds; a form submitted meanwhile waits for it less than a second.
+
+    A form write on this store takes a moment by itself (more on a busy machine), so what is measured is how
+    much longer the slowest write takes while the backup runs than the slowest one with nothing else running."""
+    import threading
+
+    from kb.access import Actor
+    from kb.intake.writes import log_case
+    from kb.tools.generate import generate
+
+    (tmp_path / "support.toml").write_text(SPEC_TOML)
+    config = load_config(tmp_path / "support.toml")
+    db = tmp_path / "large.duckdb"
+    con = connection.connect(db)
+    generate(con, config, command_line_actor(), cases=1_000_000, environments=50, years=1, seed=1,
+             until=datetime(2026, 11, 1, tzinfo=UTC))
+    con.close()
+    store = Store(db, config)
+    staff = Actor("staff@support.example", "staff")
+    client = store.query("SELECT min(client_id) AS c FROM clients").c[0]
+
+    def form_write(n: int) -> float:
+        asked = time.monotonic()
+        store.write(log_case, config, staff, {"client_id": client, "category": "api_help",
+                                              "subject": f"Form write {n}", "received_at": "2026-11-25 10:00"})
+        return time.monotonic() - asked
+
+    alone = [form_write(n) for n in range(5)]
+    before = store.query("SELECT count(*) AS n FROM cases").n[0]
+    target = tmp_path / "backups" / "during-writes.duckdb"
+    backing_up = threading.Thread(target=store.backup, args=(target,))
+    waits = []
+    started = time.monotonic()
+    backing_up.start()
+    try:
+        while backing_up.is_alive():
+            waits.append(form_write(len(alone) + len(waits)))
+            time.sleep(0.1)
+    finally:
+        backing_up.join()
+    took = time.monotonic() - started
+    print(f"\nbackup of {before:,} cases: {took:.1f} s; {len(waits)} form writes meanwhile, the slowest "
+          f"{max(waits):.2f} s (alone: {max(alone):.2f} s)")
+    assert took > 2, "the data set is too small to show anything"
+    assert len(waits) >= 5 and max(waits) - max(alone) < 1.0, (alone, waits)
+    after = store.query("SELECT count(*) AS n FROM cases").n[0]
+    store.close()
+    assert after == before + len(waits)
+    copied = table_counts(target)["cases"]  # one consistent snapshot, taken while the writes went on
+    assert before <= copied <= after
+
+
+def test_every_backup_path_the_docs_suggest_is_in_the_backup_folder_and_git_ignored():
+    """The README's and docs' ``backup`` and ``restore`` paths work with the service running (inside the backup
+    folder of the database they use) and, in the checkout, are never committed by mistake."""
+    import re
+
+    from kb.service.jobs import auto_backup_path
+
+    checkout_db = ROOT / "data" / "support.duckdb"  # the README's commands use the default database
+    server_db = Path("/var/lib/support-sla/support.duckdb")  # docs/service.md's, as deploy/ sets SUPPORT_DB
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    suggested = {match for path in texts
+                 for match in re.findall(r"python -m kb (?:backup|restore) (\S+\.duckdb)", path.read_text())}
+    assert "data/backups/nightly-2026-11-26.duckdb" in suggested, suggested
+    assert f"SUPPORT_DB={server_db}" in (ROOT / "deploy" / "support-sla.service").read_text()
+    made = {str(p.relative_to(ROOT)) for p in (backup.default_backup_path(checkout_db), auto_backup_path(checkout_db))}
+    for path in sorted(suggested | made):
+        if Path(path).is_absolute():
+            assert backup.backup_name(server_db, path), path
+            continue
+        assert backup.backup_name(checkout_db, ROOT / path), path  # where the running service may write it
+        ignored = subprocess.run(["git", "check-ignore", "--quiet", "--no-index", path], cwd=ROOT)
+        assert ignored.returncode == 0, f"{path} is not ignored by .gitignore"

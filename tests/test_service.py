@@ -6,10 +6,13 @@ its own, since it stops it. Every request goes to 127.0.0.1.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import urllib.error
@@ -27,9 +30,10 @@ from starlette.testclient import TestClient
 
 from kb.config import load_config
 from kb.service import api, tokens
+from kb.service.handoff import handoff_path, read_handoff, write_handoff
 from kb.store import Store
 from tests.fixtures import ADMIN, ROOT, build_fixture, open_page
-from tests.servers import dashboard_server, wait_idle
+from tests.servers import dashboard_server, free_port, wait_idle
 
 PAST = "2026-11-25T16:30:00+08:00"
 MAX_BODY_MB = "0.05"  # ~52 KB: small enough to test the 413 without sending hundreds of megabytes
@@ -145,6 +149,10 @@ def test_bad_requests_are_refused_and_write_nothing(service):
     assert call(base, "POST", "/api/v1/backup", admin, b"[1, 2")[0] == 400
     status, _, body = call(base, "POST", "/api/v1/backup", admin, json.dumps({"path": "/tmp/elsewhere"}).encode())
     assert status == 403  # only the service's local token names the file
+    status, _, body = call(base, "POST", f"/api/v1/import/cases?now={PAST.replace('+', '%2B')}", lead,
+                           b"case_id,client_id,received_at,category,subject\nNOW-1,ENT,2026-11-24 10:00,api_help,Hi\n")
+    assert (status, json.loads(body)) == (403, {"error": "only the service's local token may set now; nothing was "
+                                                         "written"})
     status, _, csv = call(base, "GET", "/api/v1/export/case-sla", admin)
     assert status == 200 and b"OK-1" not in csv and b"BIG-1," not in csv
     status, _, csv = call(base, "GET", "/api/v1/export/audit", admin)
@@ -220,16 +228,139 @@ def test_the_command_line_hands_import_export_and_backup_to_the_service(service,
     done = kb("export", "uptime", "--as-of", PAST, "--out", str(out), env=env)
     assert done.returncode == 0 and done.stderr.decode().startswith(f"wrote 22 rows to {out}")
     assert out.read_text().count("\n") == 23
-    copy = tmp_path / "copy.duckdb"
+    copy = folder / "backups" / "copy.duckdb"
     done = kb("backup", str(copy), env=env)
     assert done.returncode == 0 and done.stdout.decode().startswith(f"backed up {env['SUPPORT_DB']} to {copy}: ")
     assert kb("backup", str(copy), env=env).returncode == 1  # exists, as without the service
     con = duckdb.connect(str(copy), read_only=True)
     assert con.execute("SELECT name FROM clients WHERE client_id = 'CLI-1'").fetchall() == [("Through The Service",)]
     con.close()
-    # the handoff file is readable by exactly those who may read the database
-    db_readers = Path(env["SUPPORT_DB"]).stat().st_mode & 0o044
-    assert Path(f"{env['SUPPORT_DB']}.service.json").stat().st_mode & 0o777 == 0o600 | db_readers
+    # the handoff file is the service user's alone
+    handoff_file = Path(f"{env['SUPPORT_DB']}.service.json")
+    assert (handoff_file.stat().st_mode & 0o777, handoff_file.stat().st_uid) == (0o600, os.getuid())
+
+
+def test_the_handoff_file_is_the_service_users_alone_whatever_the_databases_mode(tmp_path):
+    db = tmp_path / "open.duckdb"
+    db.write_bytes(b"")
+    db.chmod(0o666)  # a database anyone may read (and write)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("left alone")
+    handoff_path(db).symlink_to(victim)  # planted where the file goes
+    umask = os.umask(0)
+    try:
+        written = write_handoff(db, "http://127.0.0.1:1")
+    finally:
+        os.umask(umask)
+    info = handoff_path(db).lstat()
+    assert (stat.S_ISREG(info.st_mode), info.st_mode & 0o777, info.st_uid) == (True, 0o600, os.getuid())
+    assert victim.read_text() == "left alone"  # replaced, not written through
+    assert read_handoff(db) == written
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # A handoff file someone else owns names nobody to trust.
+    os.chown(handoff_path(db), 65534, 65534)
+    assert read_handoff(db) is None
+
+
+def test_a_backup_goes_only_into_the_backup_folder(service, tmp_path):
+    base, env, tokens, folder = service
+    local = json.loads(Path(f"{env['SUPPORT_DB']}.service.json").read_text())["token"]
+    (folder / "backups").mkdir(exist_ok=True)
+    (folder / "backups" / "out").symlink_to(tmp_path, target_is_directory=True)
+    rule = f"is not inside the backup folder {folder / 'backups'}: the service writes backups only there"
+    for path in (str(tmp_path / "absolute.duckdb"), "../escaped.duckdb", "nightly/../../escaped.duckdb",
+                 "out/through-a-link.duckdb", "", "."):
+        status, _, body = call(base, "POST", "/api/v1/backup", local, json.dumps({"path": path}).encode())
+        assert (status, rule in json.loads(body)["error"]) == (422, True), (path, body)
+    status, _, body = call(base, "POST", "/api/v1/backup", local, json.dumps({"path": 7}).encode())
+    assert status == 422 and "backup folder" in json.loads(body)["error"]
+    done = kb("backup", str(tmp_path / "elsewhere.duckdb"), env=env)  # handed off, so the rule holds
+    assert done.returncode == 1 and rule in done.stderr.decode(), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [] and not (folder / "escaped.duckdb").exists()
+    # A name inside it, in a folder of its own too, is written there.
+    status, _, body = call(base, "POST", "/api/v1/backup", local, json.dumps({"path": "nightly/one.duckdb"}).encode())
+    assert status == 200 and json.loads(body)["path"] == str(folder / "backups" / "nightly" / "one.duckdb")
+    assert (folder / "backups" / "nightly" / "one.duckdb").is_file()
+    # Others may not name the file at all.
+    status, _, body = call(base, "POST", "/api/v1/backup", tokens["admin"], json.dumps({"path": "x.duckdb"}).encode())
+    assert status == 403
+
+
+class ForeignServer(http.server.ThreadingHTTPServer):
+    """Another program on the port a stale handoff file names: it answers every request 200 with what the
+    service would answer (rows imported, a backup written, a proof), and keeps every request it was sent."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, str | None]] = []  # method, path, Authorization header
+        super().__init__(("127.0.0.1", free_port()), ForeignHandler)
+
+    def __enter__(self):
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
+
+
+class ForeignHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's hook name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append((self.command, self.path, self.headers.get("Authorization")))
+        body = json.dumps({"rows": 1, "path": "/elsewhere/b.duckdb", "counts": {"clients": 1}, "proof": "0" * 64,
+                           "token_id": "tok-x", "name": "x", "role": "admin", "token": "kb_x"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+def dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+@pytest.mark.parametrize("process", ["gone", "alive"])
+def test_a_stale_handoff_file_sends_nothing_to_the_program_on_its_port(tmp_path, process):
+    db, config_file = build_fixture(tmp_path)
+    env = {"SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)}
+    csv = tmp_path / "clients.csv"
+    csv.write_text("client_id,name,tier\nSTALE-1,Not Lost,free\n")
+    with ForeignServer() as foreign:
+        write_handoff(db, f"http://127.0.0.1:{foreign.server_port}")  # as a service killed with SIGKILL left it
+        if process == "gone":
+            data = json.loads(handoff_path(db).read_text())
+            handoff_path(db).write_text(json.dumps({**data, "pid": dead_pid()}))
+        # (alive: the pid is this test's process, the foreign program's own)
+        held = Store(db, load_config(config_file))  # some other process holds the database
+        try:
+            for args in (("import", "clients", str(csv)), ("backup", str(tmp_path / "backups" / "b.duckdb")),
+                         ("token", "create", "--role", "admin", "--name", "x")):
+                done = kb(*args, env=env)
+                err = done.stderr.decode()
+                assert (done.returncode, done.stdout) == (1, b""), (args, done.stdout, err)
+                assert err.startswith(f"error: database {db} is held by another process, and not by the service "
+                                      f"that {handoff_path(db)} names (") and "Nothing was done" in err, err
+                assert ("is gone" if process == "gone" else "could not prove") in err, err
+        finally:
+            held.close()
+        assert [auth for _, _, auth in foreign.requests if auth] == []  # never sent the token
+        assert {path for _, path, _ in foreign.requests} <= {"/api/v1/handoff"}
+        assert bool(foreign.requests) is (process == "alive")  # only the challenge, only to a live process
+        # Nobody holds the database now: the command line opens it itself.
+        done = kb("import", "clients", str(csv), env=env)
+        assert (done.returncode, done.stdout.decode()) == (0, f"imported 1 client from {csv}\n"), done.stderr
+        assert [auth for _, _, auth in foreign.requests if auth] == []
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT name FROM clients WHERE client_id = 'STALE-1'").fetchall() == [("Not Lost",)]
+    con.close()
 
 
 @pytest.mark.browser
@@ -280,7 +411,7 @@ def test_sixteen_clients_hammer_the_api_while_pages_load(service, page):
 def test_a_backup_taken_while_running_restores(tmp_path):
     db, config_file = build_fixture(tmp_path)
     env = {"SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)}
-    backup = tmp_path / "running.duckdb"
+    backup = tmp_path / "backups" / "running.duckdb"
     with dashboard_server(env, log=tmp_path / "server.log"):
         done = kb("backup", str(backup), env=env)
         assert done.returncode == 0, done.stderr.decode()
@@ -299,8 +430,10 @@ def test_the_command_line_says_the_same_with_the_service_and_without(tmp_path):
     env = {"SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)}
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,client_id,received_at,category,subject\nX1,NOPE,2026-11-24 10:00,api_help,Hi\n")
+    after_now = tmp_path / "after-now.csv"  # received after --now, before the real clock
+    after_now.write_text("case_id,client_id,received_at,category,subject\nX2,ENT,2026-11-30 10:00,api_help,Hi\n")
     runs = [("export", "case-sla", "--as-of", PAST), ("export", "refunds", "--as-of", PAST),
-            ("import", "cases", str(bad))]
+            ("import", "cases", str(bad)), ("import", "cases", str(after_now), "--now", PAST)]
     without = [kb(*args, env=env) for args in runs]
     with dashboard_server(env, log=tmp_path / "server.log"):
         within = [kb(*args, env=env) for args in runs]

@@ -4,9 +4,16 @@ One process may hold the database file read-write, and while the dashboard
 runs that process is the dashboard. So a backup is taken by whoever holds the
 file, through its own connection: ``ATTACH`` a new file and ``COPY FROM
 DATABASE`` into it, in one statement, hence one transaction and one consistent
-snapshot (the dashboard also runs it as its only writer). The dashboard offers
-this on its Import and export page (admins); ``python -m kb backup PATH`` does
-the same when the dashboard is stopped, and says so when it is not.
+snapshot. It only reads the database, so it needs no write lock: forms,
+imports and webhooks commit meanwhile, on cursors of their own, and the backup
+holds the database as it was when it began. The dashboard offers this on its
+Import and export page (admins); ``python -m kb backup PATH`` does the same
+when the dashboard is stopped, and hands it to the service when it runs.
+
+The service writes backups only into the backup folder, ``backups/`` beside the
+database (``backup_folder``): a name it is given (``POST /api/v1/backup``, the
+command line's handed-off backup) is a file inside it, never an absolute path
+elsewhere, never ``..``, never through a symlink out of it (``backup_target``).
 
 A backup is an ordinary support database: ``--db BACKUP`` opens it as it is.
 ``python -m kb restore BACKUP`` copies it into a temporary file beside the
@@ -52,19 +59,53 @@ class Restored:
     kept: Path | None  # the replaced database, kept beside it; None when there was none
 
 
+def backup_folder(db: str | os.PathLike) -> Path:
+    """The folder the service writes backups into: ``backups/`` beside the database."""
+    return Path(db).parent / "backups"
+
+
 def default_backup_path(db: str | os.PathLike, now: datetime | None = None) -> Path:
     """``backups/<name>-YYYYmmddTHHMMSSZ.duckdb`` beside the database."""
-    db = Path(db)
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return db.parent / "backups" / f"{db.stem}-{stamp}.duckdb"
+    return backup_folder(db) / f"{Path(db).stem}-{stamp}.duckdb"
+
+
+def backup_target(db: str | os.PathLike, name: str) -> Path:
+    """The file ``name`` names inside the backup folder of ``db``; BackupError, naming the rule, when ``name`` is
+    an absolute path, climbs out with ``..``, or leads out of the folder through a symlink."""
+    if os.path.isabs(name) or ".." in Path(name).parts or not Path(name).parts:
+        raise BackupError(_outside_the_folder(db, name))
+    target = backup_folder(db) / name
+    backup_name(db, target)
+    return target
+
+
+def backup_name(db: str | os.PathLike, path: str | os.PathLike) -> str:
+    """``path`` (absolute, or from the working folder) as a name inside the backup folder of ``db``, symlinks
+    followed; BackupError, naming the rule, when it is not inside it."""
+    try:
+        folder, target = os.path.realpath(backup_folder(db)), os.path.realpath(path)
+    except ValueError:  # a NUL in the name
+        raise BackupError(_outside_the_folder(db, path)) from None
+    if target == folder or os.path.commonpath([folder, target]) != folder:
+        raise BackupError(_outside_the_folder(db, path))
+    return os.path.relpath(target, folder)
+
+
+def _outside_the_folder(db: str | os.PathLike, path: str | os.PathLike) -> str:
+    return (f"{str(path)!r} is not inside the backup folder {backup_folder(db)}: the service writes backups only "
+            "there (a file name inside it; no absolute path elsewhere, no '..', no symlink out of it). "
+            "Nothing was written")
 
 
 def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
     """Copy the database ``con`` belongs to into the new file ``dest``; returns its row counts.
 
-    Call it from the process that holds the database (the dashboard: through
-    ``Store.write``, so that no write runs meanwhile). ``dest`` appears whole
-    or not at all; an existing file is an error unless ``replace``.
+    Call it from the process that holds the database, on a cursor of its own
+    (``Store.backup``): the copy is one read transaction, so writes on other
+    cursors go on meanwhile and the backup holds the database as it was when
+    the copy began. ``dest`` appears whole or not at all; an existing file is
+    an error unless ``replace``.
     """
     dest = Path(dest)
     source_file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"

@@ -250,6 +250,15 @@ def disk_full_message(where: str | os.PathLike) -> str:
     return f"The disk holding {where} is full: nothing was written. Free some space on it and try again."
 
 
+def disk_full_words(error: BaseException, db: str | os.PathLike) -> str | None:
+    """``disk_full_message`` for ``error`` when it says that a disk is full, naming the database ``db`` (or the
+    other file that could not be written: a spill to the temporary folder, an export); else None."""
+    file = full_disk(error)
+    if file is None:
+        return None
+    return disk_full_message(db if not file or file.startswith(str(db)) else Path(file))
+
+
 def first_line(error: Exception) -> str:
     """The first line of an error's message (DuckDB adds the query and a caret below it)."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 from starlette.background import BackgroundTask
@@ -24,16 +25,15 @@ from starlette.routing import Route
 
 from kb.access import require
 from kb.db import connection
-from kb.db.backup import BackupError, backup_to, default_backup_path
+from kb.db.backup import BackupError, backup_target, default_backup_path
 from kb.db.sqltext import quote
 from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, export_sql
 from kb.reads.tokens import token_rows
-from kb.service import health, metrics, tokens
+from kb.service import handoff, health, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
-from kb.store import WriteFailed
 from kb.timestamps import OutsideYears, TimestampError, parse_as_of
 
 MAX_BODY_MB_DEFAULT = 256
@@ -156,13 +156,14 @@ async def import_table(request: Request) -> Response:
     require(actor, "import")
     if table not in TABLES:
         raise ApiError(404, f"no table {table!r}: one of {', '.join(TABLES)}")
+    now = _command_line_now(request, store)
     body = await body_file(request)
     source = request.query_params.get("source") or f"api import/{table}"
 
     def write() -> int:
         with IMPORT_TURN:
             staged = staged_from_csv(table, body.read_bytes())
-            return store.import_rows(staged, actor, source=source[:300])  # the write lock only for the commit
+            return store.import_rows(staged, actor, source=source[:300], now=now)  # the write lock only for the commit
 
     try:
         rows = await run_in_threadpool(write)
@@ -172,6 +173,21 @@ async def import_table(request: Request) -> Response:
     finally:
         body.unlink()
     return JSONResponse({"rows": rows})
+
+
+def _command_line_now(request: Request, store) -> datetime | None:
+    """``?now=TS``: the instant the command line takes as now (``--now``, ``$SUPPORT_NOW``), for the clock rule
+    of the import it hands over. Only the service's local token may set it: anyone else could date rows in the
+    future by it."""
+    text = request.query_params.get("now")
+    if text is None:
+        return None
+    if not is_local(request):
+        raise ApiError(403, "only the service's local token may set now; nothing was written")
+    try:
+        return parse_as_of(text, store.config.calendar.zone, name="now")
+    except TimestampError as e:
+        raise ApiError(400, f"now: {e}; nothing was written") from None
 
 
 @guarded
@@ -220,7 +236,8 @@ async def export_report(request: Request) -> Response:
 @guarded
 async def backup(request: Request) -> Response:
     """Back up the database: to ``backups/<db>-<UTC time>.duckdb`` beside it; the service's local token
-    (the command line, as the service's own user) may name the file (``{"path": …, "replace": …}``)."""
+    (the command line, as the service's own user) may name a file inside that folder
+    (``{"path": "<name in backups/>", "replace": …}``), and nowhere else (422). Writes go on meanwhile."""
     store = request.state.store
     actor = await caller(request)
     require(actor, "configure")
@@ -230,18 +247,34 @@ async def backup(request: Request) -> Response:
         if not is_local(request):
             raise ApiError(403, "only the service's local token may name the backup file; others get "
                                 f"{target.parent}/")
-        if not isinstance(options["path"], str) or not Path(options["path"]).is_absolute():
-            raise ApiError(400, "path must be an absolute path")
-        target, replace = Path(options["path"]), bool(options.get("replace"))
+        if not isinstance(options["path"], str):
+            raise ApiError(422, f"path must be a file name inside the backup folder {target.parent}")
+        try:
+            target = backup_target(store.path, options["path"])
+        except BackupError as e:
+            raise ApiError(422, f"path: {e}") from None
+        replace = options.get("replace") is True
     if target.exists() and not replace:
         raise ApiError(409, f"{target} exists; pass --replace to overwrite it")
     try:
-        counts = await run_in_threadpool(store.write, backup_to, target, replace=replace)
+        counts = await run_in_threadpool(store.backup, target, replace=replace)
     except BackupError as e:
         raise ApiError(500, str(e)) from None
-    except WriteFailed as e:  # busy with an import, or a full disk: said in words, try again later
-        raise ApiError(503, str(e)) from None
     return JSONResponse({"path": str(target), "counts": counts})
+
+
+@guarded
+async def handoff_challenge(request: Request) -> Response:
+    """``{"nonce": …}``: the proof that this service wrote the handoff file beside its database
+    (``kb.service.handoff.proof``), asked by the command line before it sends the file's token. No token
+    needed, and the answer gives none away."""
+    local = getattr(request.state, "local_token", None)
+    if not local:
+        raise ApiError(404, "this service keeps no handoff file")
+    nonce = (await _json_object(request)).get("nonce")
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 256:
+        raise ApiError(400, "nonce must be a string of 16 to 256 characters")
+    return JSONResponse({"proof": handoff.proof(local, nonce)})
 
 
 @guarded
@@ -305,6 +338,7 @@ ROUTES = [
     Route("/api/v1/import/{table}", import_table, methods=["POST"]),
     Route("/api/v1/export/{report}", export_report, methods=["GET"]),
     Route("/api/v1/backup", backup, methods=["POST"]),
+    Route(handoff.CHALLENGE_PATH, handoff_challenge, methods=["POST"]),
     Route("/api/v1/tokens", list_tokens, methods=["GET"]),
     Route("/api/v1/tokens", create_token, methods=["POST"]),
     Route("/api/v1/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),

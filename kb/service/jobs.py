@@ -14,14 +14,14 @@ the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are 
   each job is well). An exception is logged with its traceback, recorded, and the kind tried again at
   its next run; it never stops the thread or the service.
 - **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one
-  statement under the write lock, and cannot be cut), then takes the write lock, so the write in
-  progress (a form, an import, a webhook) finishes, and checkpoints the database (``CHECKPOINT``),
-  leaving no write-ahead log to replay at the next start.
+  statement, and cannot be cut), then takes the write lock, so the write in progress (a form, an
+  import, a webhook) finishes, and checkpoints the database (``CHECKPOINT``), leaving no write-ahead
+  log to replay at the next start.
 
 Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, default 7) go to
 ``backups/<db name>-auto-<UTC time>.duckdb`` beside the database (``kb.db.backup``: one consistent
-snapshot, written whole or not at all); after each one the oldest of these beyond ``keep`` are
-deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
+snapshot, read while writes go on, written whole or not at all); after each one the oldest of these
+beyond ``keep`` are deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
 
 Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): a job per mailbox, ``mail:<name>``,
 every ``poll_seconds`` one poll of its folders (``kb.mail.imap.run_for_service``: reads on a cursor of its
@@ -47,7 +47,7 @@ import pandas as pd
 
 from kb.alerts.deliver import send_due
 from kb.config import Config
-from kb.db.backup import backup_to
+from kb.db.backup import backup_folder
 from kb.db.connection import first_line
 from kb.mail.imap import MailboxError, run_for_service
 from kb.service.health import Pipeline, assess, record_end, record_start
@@ -153,7 +153,7 @@ def auto_backup_path(db: str | Path, now: datetime | None = None) -> Path:
     """``backups/<name>-auto-YYYYmmddTHHMMSSZ.duckdb`` beside the database; ``-2``, ``-3``… when taken."""
     db = Path(db)
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    folder = db.parent / "backups"
+    folder = backup_folder(db)
     path, n = folder / f"{db.stem}-{AUTO_MARK}-{stamp}.duckdb", 1
     while path.exists():
         n += 1
@@ -164,7 +164,7 @@ def auto_backup_path(db: str | Path, now: datetime | None = None) -> Path:
 def auto_backups(db: str | Path) -> list[Path]:
     """The scheduled backups of ``db``, oldest first."""
     db = Path(db)
-    folder = db.parent / "backups"
+    folder = backup_folder(db)
     if not folder.is_dir():
         return []
     found = []
@@ -185,9 +185,9 @@ def prune_backups(db: str | Path, keep: int) -> list[Path]:
 
 
 def run_backup(store, *, keep: int, now: datetime | None = None) -> str:
-    """Back the store up beside it (as its only writer, meanwhile), then keep the newest ``keep``."""
+    """Back the store up beside it (while writes go on), then keep the newest ``keep``."""
     target = auto_backup_path(store.path, now)
-    counts = store.write(backup_to, target)
+    counts = store.backup(target)
     removed = prune_backups(store.path, keep)
     log.info("backup written to %s; %d older removed", target, len(removed))
     return f"{target.name}: {sum(counts.values()):,} rows" + (f"; removed {len(removed)} older" if removed else "")
