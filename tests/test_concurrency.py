@@ -81,10 +81,15 @@ def test_the_cli_says_the_dashboard_holds_the_file_and_writes_nothing(tmp_path):
 def test_a_double_clicked_submit_stores_one_case(app):
     at, _ = app
     open_page(at, "log_case")
+    form = at.session_state["case_form_key"]
     fill_case(at, "Clicked twice")
     button(at, "Log case").click().run()
-    button(at, "Log case").click().run()
     assert "Case CS-00001 logged" in shown(at.success[0])
+    at.session_state["case_form_key"] = form  # the second click reaches the server with the first one's form
+    at.run()
+    fill_case(at, "Clicked twice")
+    button(at, "Log case").click().run()
+    assert "already logged as CS-00001" in shown(at.success[0])
     assert query("SELECT count(*) AS n FROM cases WHERE subject = 'Clicked twice'").n[0] == 1
 
 
@@ -102,7 +107,8 @@ def test_a_double_submit_typed_differently_stores_one_case(tmp_path):
         "received_at": "2026-11-25T02:00:00Z"})
     other = store.write(log_case, store.config, staff, {
         "client_id": "ENT", "category": "api_help", "subject": "Spaced ", "received_at": "2026-11-25 10:00"})
-    assert again == first and other != first  # free text is stored as typed: a trailing space is another subject
+    assert again.row_id == first.row_id and again.earlier
+    assert other.row_id != first.row_id  # free text is stored as typed: a trailing space is another subject
     assert store.query("SELECT count(*) AS n FROM cases WHERE subject LIKE 'Spaced%'").n[0] == 2
     store.close()
 

@@ -173,6 +173,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cases ADD COLUMN source VARCHAR;
     ALTER TABLE clients ADD COLUMN source VARCHAR;
     """,
+    # forms submitted once: each Log case (or incident) form carries a key of its own; a second submission of the
+    # same form, however late, finds the row the first one stored instead of adding another.
+    """
+    CREATE TABLE form_submissions (
+        form_key     VARCHAR PRIMARY KEY,
+        table_name   VARCHAR NOT NULL,
+        row_id       VARCHAR NOT NULL,
+        submitted_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
