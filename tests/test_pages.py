@@ -122,6 +122,11 @@ def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
     assert at.date_input(key="case_received_day").value is None
     [link] = at.get("page_link")
     assert link.proto.label == "Open CS-00001 in the Queue" and link.proto.query_string == "case=CS-00001"
+    at.query_params["case"] = "CS-00001"  # where the link leads: the Queue with the case selected
+    open_page(at, "queue")
+    assert "**CS-00001** · Enterprise Co (enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
+    grid = at.dataframe[0]
+    assert [grid.value.case_id[r] for r in at.session_state[grid.key]["selection"]["rows"]] == ["CS-00001"]
 
 
 def test_a_form_submitted_again_later_never_logs_a_second_case(app):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from kb.access import Actor, require
+from kb.access import Actor, require, team_addresses
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
@@ -137,10 +137,21 @@ def resolve_case(con, config: Config, actor: Actor, case_id: str, at: datetime) 
     _update_case(con, config, actor, case_id, "resolved_at", at, "resolve")
 
 
-def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str) -> None:
+def team(con, config: Config) -> list[str]:
+    """Who a case may be assigned to: the addresses given a role of staff or above under ``[roles]``, and anyone
+    a case is assigned to already; by name."""
+    assigned = con.execute("SELECT DISTINCT assignee FROM cases WHERE assignee IS NOT NULL").fetchall()
+    return sorted(set(team_addresses(config)) | {name for (name,) in assigned}, key=lambda name: (name.lower(), name))
+
+
+def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str | None) -> None:
+    """Assign the case to someone on the ``team`` (None or blank: to nobody)."""
     require(actor, "assign_case")
-    assignee = assignee.strip() or None
+    assignee = (assignee or "").strip() or None
     with transaction(con):
+        if assignee is not None and assignee not in team(con, config):
+            raise Rejected([Problem(None, "assignee", f"{assignee!r} is not on the team (a role of staff or above "
+                                                      "under [roles] in support.toml, or assigned a case already)")])
         before = row_of(con, "cases", "case_id", case_id)
         con.execute("UPDATE cases SET assignee = ? WHERE case_id = ?", [assignee, case_id])
         audit.record(con, actor, "assign", "cases", case_id, {"assignee": before["assignee"]}, {"assignee": assignee})
