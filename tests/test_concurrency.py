@@ -36,7 +36,7 @@ def test_sixteen_sessions_write_at_once_and_every_row_is_stored_once(tmp_path):
         for i in range(CASES_EACH):
             ids.append(shared.write(log_case, config, staff, {
                 "client_id": "ENT", "category": "api_help", "subject": f"session {n} case {i}",
-                "received_at": "2026-11-25T10:00:00+08:00"}))
+                "received_at": "2026-11-25T10:00:00+08:00"}).row_id)
             shared.query("SELECT count(*) FROM cases")  # reads interleave with the writes
             if i < INCIDENTS_EACH:
                 ids.append(shared.write(log_incident, config, staff, {
