@@ -56,6 +56,12 @@ def role_for(config: Config, email: str) -> str | None:
     return config.roles.get(domain)
 
 
+def team_addresses(config: Config) -> list[str]:
+    """The addresses (not the @domains) given a role of staff or above under ``[roles]``."""
+    return [who for who, role in config.roles.items()
+            if not who.startswith("@") and ROLES.index(role) >= ROLES.index("staff")]
+
+
 def command_line_actor() -> Actor:
     """Whoever runs ``python -m kb`` has the file in hand, so acts as admin."""
     return Actor(f"cli:{getpass.getuser()}", "admin")

@@ -1,3 +1,4 @@
+import uuid
 from datetime import date
 
 import streamlit as st
@@ -27,7 +28,23 @@ minute = now.time().replace(second=0, microsecond=0)
 # leaves the picker empty and the form asks for one, rather than log the case on a default day.
 DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
 
-with st.form("log_case", clear_on_submit=False):
+# The form as it starts, for each of its widgets: a saved form is cleared to this for the next case.
+BLANK = {"case_client": None, "case_category": CATEGORIES[0], "case_subject": "", "case_requester": "",
+         "case_assignee": "", "case_received_day": None, "case_received_time": minute, "case_responded": False,
+         "case_response_day": None, "case_response_time": minute}
+if st.session_state.pop("case_form_saved", False):
+    st.session_state.update(BLANK)
+for key in ("case_received_time", "case_response_time"):  # "now" in the support zone, not the server's
+    st.session_state.setdefault(key, minute)
+logged = st.session_state.pop("case_logged", None)
+if logged:
+    st.page_link("pages/queue.py", label=f"Open {logged} in the Queue", icon=":material/inbox:",
+                 query_params={"case": logged})
+# Each form gets a key of its own, stored with the case it logs: submitting that form again, however late (a
+# double click, a resent request, a page left open), finds that case instead of logging it twice.
+form_key = st.session_state.setdefault("case_form_key", uuid.uuid4().hex)
+
+with st.form(f"log_case_{form_key}", clear_on_submit=False):
     top = st.empty()
     client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="case_client", index=None,
                              placeholder="Choose a client")
@@ -42,13 +59,13 @@ with st.form("log_case", clear_on_submit=False):
     assignee = columns[1].text_input("Assignee (optional)", key="case_assignee")
     columns = st.columns(2)
     received_day = columns[0].date_input("Received on", key="case_received_day", **DAYS)
-    received_time = columns[1].time_input("Received at", minute, step=60, key="case_received_time")
+    received_time = columns[1].time_input("Received at", step=60, key="case_received_time")
     st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}); today is {now.date().isoformat()}.")
     slots["received_at"] = st.empty()
     responded = st.checkbox("Already answered", key="case_responded")
     columns = st.columns(2)
     response_day = columns[0].date_input("First response on", key="case_response_day", **DAYS)
-    response_time = columns[1].time_input("First response at", minute, step=60, key="case_response_time")
+    response_time = columns[1].time_input("First response at", step=60, key="case_response_time")
     slots["first_response_at"] = st.empty()
     submitted = st.form_submit_button("Log case", type="primary", icon=":material/add:")
 
@@ -64,14 +81,20 @@ if submitted:
             "assignee": assignee, "received_at": writes.wall_clock(received_day, received_time),
             "first_response_at": writes.wall_clock(response_day, response_time) if responded else "",
         }
-        case_id = store.write(writes.log_case, store.config, actor, fields)
+        saved = store.write(writes.log_case, store.config, actor, fields, form_key)
     except Rejected as e:
         ui.show_problems(e.problems, slots)
     else:
-        case = log_case.case_deadline(store, case_id)
+        case = log_case.case_deadline(store, saved.row_id)
         due = (f"first response due {format_for_people(case.first_response_due, zone)}"
                if case.first_response_due else "no deadline (deprioritized)")
-        ui.flash(f"Case {case_id} logged for {labels[client_id]}: {due}; state {ui.STATE_LABELS[case.sla_state]}.")
+        if saved.earlier:
+            ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored. {case.target}; "
+                     f"{due}; state {ui.STATE_LABELS[case.sla_state]}.")
+        else:
+            ui.flash(f"Case {saved.row_id} logged for {labels[client_id]}: {due} ({case.target}); "
+                     f"state {ui.STATE_LABELS[case.sla_state]}.")
+        st.session_state.update(case_logged=saved.row_id, case_form_saved=True, case_form_key=uuid.uuid4().hex)
         st.rerun()
 
 st.divider()

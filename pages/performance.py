@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import date, timedelta
 
 import altair as alt
 import streamlit as st
@@ -15,8 +15,13 @@ ui.as_of_caption(snap)
 target = float(store.config.sla.response_target_pct)
 today = snap.as_of.astimezone(store.config.calendar.zone).date()
 
+# The last 13 weeks, unless a link asks for a period (the Queue's link to where a breach reason is counted).
+try:
+    asked = (date.fromisoformat(st.query_params["due_from"]), date.fromisoformat(st.query_params["due_to"]))
+except (KeyError, ValueError):
+    asked = (today - timedelta(days=91), today)
 columns = st.columns([2, 1, 2])
-period = columns[0].date_input("Deadlines between", (today - timedelta(days=91), today), key="period")
+period = columns[0].date_input("Deadlines between", asked, key="period")
 grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")
 tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers")
 if not isinstance(period, tuple) or len(period) != 2:

@@ -5,6 +5,7 @@ import streamlit as st
 from kb import ui
 from kb.access import PermissionDenied
 from kb.db.schema import CATEGORIES, TIERS
+from kb.engine.periods import month_days
 from kb.intake import corrections, writes
 from kb.intake.importing import Rejected
 from kb.reads import mail, queue
@@ -14,6 +15,46 @@ ui.page_header("Queue", "Which case breaches next, and who has it?")
 
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
+
+
+# --- Which case is open: one case id, kept in the address (a link or a reload opens it again). The grids
+# tick the row holding it wherever the rows move, and its panel stays open after every action.
+
+def selected() -> str | None:
+    return st.query_params.get("case") or None
+
+
+def select(case_id: str | None) -> None:
+    if case_id:
+        st.query_params["case"] = case_id
+    else:
+        st.query_params.pop("case", None)
+
+
+def ticked_rows(lane: str) -> list[int]:
+    state = st.session_state.get(f"grid_{lane}")
+    return list(state["selection"]["rows"]) if state else []
+
+
+def adopt_tick(lane: str) -> bool:
+    """Whether someone ticked or cleared a row of the lane's grid since it was drawn; if so, the case of that
+    row (by the ids drawn then, not by where the rows are now) is the selected one."""
+    drawn = st.session_state.get(f"grid_{lane}_drawn")  # (case ids, ticked rows) as last drawn
+    rows = ticked_rows(lane)
+    if drawn is None or rows == drawn[1]:
+        return False
+    ids = drawn[0]
+    select(ids[rows[0]] if rows and rows[0] < len(ids) else None)
+    st.session_state[f"grid_{lane}_drawn"] = (ids, rows)
+    return True
+
+
+def look_up() -> None:
+    """The lookup box opens the case typed, then empties itself for the next one."""
+    typed = st.session_state["case_lookup"].strip()
+    if typed:
+        select(typed)
+    st.session_state["case_lookup"] = ""
 
 
 def undo_resolve(case_id: str, resolved_at) -> None:
@@ -50,69 +91,76 @@ with st.expander("Filters: tier, state, client, category, assignee", icon=":mate
         assignees=tuple(columns[4].multiselect("Assignee", choices["assignees"],
                                                format_func=lambda a: a or "(unassigned)", key="f_assignee")),
     )
+for lane in queue.LANES:
+    adopt_tick(lane)
 
-counts = queue.queue_counts(store, snap, flt)
 STATE_ORDER = ["breached", "at_risk", "pending", "met", "no_sla"]
+# The grid's columns, in order: how each is shown. Another column (priority, once cases carry one) is one more
+# entry here and one more column in ``queue.queue_page``.
+COLUMNS = {
+    "case_id": st.column_config.TextColumn("Case", pinned=True),
+    "state": st.column_config.MultiselectColumn(
+        "State", options=[ui.STATE_LABELS[s] for s in STATE_ORDER],
+        color=[ui.STATE_COLORS[s] for s in STATE_ORDER], width=95),
+    "business_hours_left": st.column_config.NumberColumn(
+        "Business hours left", format="%.1f h", width=110,
+        help="Business time to the first-response deadline (negative: overdue by that much); empty once answered"),
+    "first_response_due": st.column_config.DatetimeColumn(
+        "Deadline", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
+    "tier": st.column_config.TextColumn("Tier", width=85),
+    "assignee": st.column_config.TextColumn("Assignee", width=100),
+    "client_name": st.column_config.TextColumn("Client", width=130),
+    "subject": st.column_config.TextColumn("Subject", width=180),
+    "age_hours": st.column_config.NumberColumn("Hours since received", format="%.1f h", width=110,
+                                               help="Wall-clock hours since the case was received"),
+}
+DEADLINE_COLUMNS = ("state", "business_hours_left", "first_response_due")  # not in the lane without deadlines
+LANE_TITLES = {"sla": "Cases with a deadline ({:,}), next to breach first",
+               "deprioritized": "Deprioritized: free-tier general coding ({:,})"}
 
 
-def show_lane(lane: str, total: int) -> pd.DataFrame:
-    page = ui.page_picker(total, queue.PAGE_SIZE, key=f"page_{lane}")
-    frame = queue.queue_page(store, snap, flt, lane=lane, page=page)
-    shown = pd.DataFrame({
-        "case_id": frame.case_id,
-        "state": frame.sla_state.map(lambda s: [ui.STATE_LABELS[s]]),  # one coloured badge
-        "time_left": [queue.time_left_text(h, answered=pd.notna(r))
-                      for h, r in zip(frame.business_hours_left, frame.first_response_at, strict=True)],
-        "first_response_due": pd.to_datetime(frame.first_response_due, utc=True).dt.tz_convert(zone),
-        "assignee": frame.assignee.fillna("(unassigned)"),
-        "client_name": frame.client_name,
-        "subject": frame.subject,
-        "age_hours": frame.age_hours.astype(float),
-    })
-    if lane != "sla":
-        shown = shown.drop(columns=["state", "time_left", "first_response_due"])
-    event = st.dataframe(
-        shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key=f"grid_{lane}",
-        column_config={
-            "case_id": st.column_config.TextColumn("Case", pinned=True),
-            "state": st.column_config.MultiselectColumn(
-                "State", options=[ui.STATE_LABELS[s] for s in STATE_ORDER],
-                color=[ui.STATE_COLORS[s] for s in STATE_ORDER], width=95),
-            "time_left": st.column_config.TextColumn(
-                "Time left", help="Business time to the first-response deadline; overdue when past it", width=125),
-            "first_response_due": st.column_config.DatetimeColumn(
-                "Deadline", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
-            "assignee": st.column_config.TextColumn("Assignee", width=100),
-            "client_name": st.column_config.TextColumn("Client", width=130),
-            "subject": st.column_config.TextColumn("Subject", width=180),
-            "age_hours": st.column_config.NumberColumn("Age (h)", format="%.1f", width=70,
-                                                       help="Wall-clock hours since the case was received"),
-        },
+def grid(frame: pd.DataFrame, lane: str) -> pd.DataFrame:
+    """The lane's rows as the grid shows them (``COLUMNS``)."""
+    shown = frame.assign(
+        state=frame.sla_state.map(lambda s: [ui.STATE_LABELS[s]]),  # one coloured badge
+        business_hours_left=frame.business_hours_left.astype(float),
+        first_response_due=pd.to_datetime(frame.first_response_due, utc=True).dt.tz_convert(zone),
+        assignee=frame.assignee.fillna("(unassigned)"),
+        age_hours=frame.age_hours.astype(float),
     )
-    stamp = snap.as_of.astimezone(zone).strftime("%Y%m%dT%H%M%z")
+    return shown[[c for c in COLUMNS if lane == "sla" or c not in DEADLINE_COLUMNS]]
+
+
+@st.fragment(run_every="60s")
+def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
+    """One lane of open cases. It alone reruns every minute, so its countdowns move while the page is open."""
+    if adopt_tick(lane):  # a row was ticked or cleared here: the whole page runs, to open that case's panel
+        st.rerun()
+    now = ui.snapshot()
+    total = queue.queue_counts(store, now, flt)[lane]
+    st.subheader(LANE_TITLES[lane].format(total))
+    if lane == "deprioritized":
+        st.caption("No deadline under the terms; never counted as a breach. Oldest first.")
+    if not total:
+        st.session_state.pop(f"grid_{lane}_drawn", None)
+        if lane == "sla":
+            ui.empty_state("No open case with a deadline matches. Log one on the Log case page, or clear the filters.")
+        return
+    page = ui.page_picker(total, queue.PAGE_SIZE, key=f"page_{lane}")
+    frame = queue.queue_page(store, now, flt, lane=lane, page=page)
+    ids = frame.case_id.tolist()
+    ticked = [ids.index(selected())] if selected() in ids else []
+    if ticked_rows(lane) != ticked:  # the rows moved, or another case was opened: tick the selected one
+        st.session_state[f"grid_{lane}"] = {"selection": {"rows": ticked, "columns": []}}
+    st.dataframe(grid(frame, lane), hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                 key=f"grid_{lane}", column_config=COLUMNS)
+    st.session_state[f"grid_{lane}_drawn"] = (ids, ticked)
+    stamp = now.as_of.astimezone(zone).strftime("%Y%m%dT%H%M%z")
     st.download_button(f"Download CSV ({total:,} {'case' if total == 1 else 'cases'})",
-                       lambda: queue.queue_csv(store, snap, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
+                       lambda: queue.queue_csv(store, now, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore", key=f"download_{lane}")
-    return frame.iloc[event.selection.rows] if event.selection.rows else frame.iloc[0:0]
-
-
-st.subheader(f"Cases with a deadline ({counts['sla']:,}), next to breach first")
-selected = show_lane("sla", counts["sla"]) if counts["sla"] else pd.DataFrame()
-if not counts["sla"]:
-    ui.empty_state("No open case with a deadline matches. Log one on the Log case page, or clear the filters.")
-detail_slot = st.container()
-
-st.subheader(f"Deprioritized: free-tier general coding ({counts['deprioritized']:,})")
-st.caption("No deadline under the terms; never counted as a breach. Oldest first.")
-if counts["deprioritized"]:
-    chosen = show_lane("deprioritized", counts["deprioritized"])
-    selected = chosen if not chosen.empty else selected
-
-case_id = None if selected is None or selected.empty else str(selected.iloc[0].case_id)
-if actor.may("correct"):
-    looked_up = st.text_input("Open any case by id (resolved ones too), to correct or void it", key="case_lookup",
-                              placeholder="e.g. CS-00042").strip()
-    case_id = looked_up or case_id
+    if lane == "sla":
+        st.caption(f"Countdowns as of {now.as_of.astimezone(zone):%H:%M %Z}, renewed every minute.")
 
 
 def shown_time(value) -> str:
@@ -120,9 +168,8 @@ def shown_time(value) -> str:
 
 
 def done(text: str) -> None:
+    """After an action: say what was done; the case stays selected (by its id) wherever its row moved."""
     ui.flash(text)
-    for lane in ("sla", "deprioritized"):  # the rows move after a write: select afresh
-        st.session_state.pop(f"grid_{lane}", None)
     st.rerun()
 
 
@@ -145,13 +192,11 @@ def case_panel(case: dict) -> None:
     state = case["sla_state"] if isinstance(case["sla_state"], str) else None
     st.markdown(f"**{ui.plain(cid)}** · {ui.plain(case['client_name'])} ({ui.plain(case['tier'])}) · "
                 f"{ui.plain(case['subject'])}")
-    if voided:
-        st.warning(f"Voided: {ui.plain(case['void_reason'])}. It counts nowhere; the audit trail keeps it.",
-                   icon=":material/block:")
     facts = {
         "State": ui.STATE_LABELS.get(state, "—") if state else "—",
         "Time left": queue.time_left_text(case["business_hours_left"], answered=pd.notna(case["first_response_at"])),
         "Deadline": shown_time(case["first_response_due"]),
+        "Target": case["target"] or "—",
         "Assignee": case["assignee"] or "(unassigned)",
         "Category": case["category"],
         "Requester": case["requester"] or "—",
@@ -167,15 +212,27 @@ def case_panel(case: dict) -> None:
         return
     columns = st.columns(3)
     if pd.isna(case["first_response_at"]) and actor.may("record_response"):
-        if columns[0].button("Record first response now", icon=":material/reply:", key="respond"):
-            store.write(writes.record_response, store.config, actor, cid, now_utc())
-            done(f"First response recorded on {cid}.")
+        with columns[0].form(f"respond_{cid}", border=False):
+            answered = st.datetime_input(
+                "First response sent at", now_utc().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0),
+                step=60, format="YYYY-MM-DD", key=f"respond_at_{cid}",
+                help=f"Local time in {zone.key}: now, or when the reply went out (not in the future, not before "
+                     "the case was received)")
+            if st.form_submit_button("Record first response", icon=":material/reply:"):
+                writes.picked({"first_response_at": ("First response sent at: pick a date and time", answered)})
+                at = writes.form_instant(answered.date(), answered.time(), zone, "first_response_at")
+                store.write(writes.record_response, store.config, actor, cid, at)
+                done(f"First response recorded on {cid}, sent {format_for_people(at, zone)}.")
     if actor.may("assign_case"):
-        with columns[1].form("assign", border=False):
-            assignee = st.text_input("Assign to", value=case["assignee"] or "", key=f"assignee_{cid}")
+        with columns[1].form(f"assign_{cid}", border=False):
+            team = queue.team(store)
+            assignee = st.selectbox("Assign to", [None, *team], index=[None, *team].index(case["assignee"]),
+                                    format_func=lambda name: name or "(unassigned)", key=f"assignee_{cid}",
+                                    help="The team: staff and above under [roles] in support.toml, and anyone "
+                                         "assigned a case already")
             if st.form_submit_button("Assign", icon=":material/person:"):
                 store.write(writes.assign_case, store.config, actor, cid, assignee)
-                done(f"{cid} assigned to {assignee.strip() or 'nobody'}.")
+                done(f"{cid} assigned to {assignee or 'nobody'}.")
     if pd.isna(case["resolved_at"]) and actor.may("resolve_case") and columns[2].button(
             "Resolve now", icon=":material/check:", key="resolve"):
         at = now_utc()
@@ -183,15 +240,26 @@ def case_panel(case: dict) -> None:
         st.session_state["undo_offer"] = (cid, at)
         done(f"{cid} resolved.")
     if state == "breached" and actor.may("record_response"):
-        with st.form(f"breach_{cid}", border=False):
-            reason = st.text_input("Why was it breached? (short, counted on Response performance)",
-                                   value=case["breach_reason"] or "", max_chars=corrections.BREACH_REASON_MAX_CHARS,
-                                   key=f"breach_reason_{cid}")
-            if st.form_submit_button("Save breach reason", icon=":material/edit_note:"):
-                store.write(corrections.record_breach_reason, store.config, actor, cid, reason, snap.as_of)
-                done(f"Breach reason of {cid} saved.")
+        breach_reason_form(case)
     if actor.may("correct"):
         correction_forms(case)
+
+
+def breach_reason_form(case: dict) -> None:
+    """Why a breached case was late, counted on Response performance in the month of its deadline (linked)."""
+    cid = case["case_id"]
+    first, last = month_days(store.config.calendar, case["first_response_due"])
+    month = ui.month_label(f"{first:%Y-%m}")
+    with st.form(f"breach_{cid}", border=False):
+        reason = st.text_input(f"Why was it breached? (short; counted on Response performance, deadlines in {month})",
+                               value=case["breach_reason"] or "", max_chars=corrections.BREACH_REASON_MAX_CHARS,
+                               key=f"breach_reason_{cid}")
+        if st.form_submit_button("Save breach reason", icon=":material/edit_note:"):
+            store.write(corrections.record_breach_reason, store.config, actor, cid, reason, snap.as_of)
+            done(f"Breach reason of {cid} saved: counted on Response performance among the breaches with deadlines "
+                 f"in {month} (due {shown_time(case['first_response_due'])}).")
+    st.page_link("pages/performance.py", label=f"Response performance, deadlines in {month}", icon=":material/speed:",
+                 query_params={"due_from": first.isoformat(), "due_to": last.isoformat()})
 
 
 def thread_panel(cid: str) -> None:
@@ -256,7 +324,6 @@ def correction_forms(case: dict) -> None:
                                    max_chars=corrections.REASON_MAX_CHARS)
             if st.form_submit_button("Void case", icon=":material/block:"):
                 store.write(corrections.void_case, store.config, actor, cid, reason)
-                st.session_state.pop("case_lookup", None)
                 done(f"{cid} voided: it leaves the queue, every count and every export.")
 
 
@@ -266,19 +333,51 @@ def shown_value(value) -> str:
     return format_for_people(value, zone) if hasattr(value, "tzinfo") else str(value)
 
 
-with detail_slot:
-    if case_id:
-        case = queue.case_detail(store, snap, case_id)
-        if case is None:
-            st.warning(f"No case {ui.plain(case_id)}.", icon=":material/search_off:")
-        else:
-            with st.container(border=True):
-                try:
-                    case_panel(case)
-                except (Rejected, PermissionDenied) as e:
-                    show_rejected(e)
-    elif counts["sla"] or counts["deprioritized"]:
+def where_it_went(case: dict, flt: queue.QueueFilter) -> str | None:
+    """Why the open case is not a row of the grids as shown now, and where to find it; None when it is."""
+    cid = case["case_id"]
+    if pd.notna(case["voided_at"]):
+        return (f"{cid} was voided ({case['void_reason']}): it has left the queue, every count and every export; "
+                "the audit trail keeps it.")
+    if pd.notna(case["resolved_at"]) and case["resolved_at"] <= snap.as_of:
+        again = "by its id in the box above, or " if actor.may("correct") else ""
+        return (f"{cid} was resolved ({shown_time(case['resolved_at'])}): it has left the open queue. Find it "
+                f"again {again}in the case-sla export on Import and export.")
+    place = queue.whereabouts(store, snap, flt, cid)
+    if place is None:
+        return f"{cid} was received after {shown_time(snap.as_of)}, the instant the queue is shown as of."
+    if not place.shown:
+        return f"{cid} is open but hidden by the filters: clear them to see it in the list."
+    if place.page != st.session_state.get(f"page_{place.lane}", 1) - 1:
+        return f"{cid} is on page {place.page + 1} of its list."
+    return None
+
+
+def case_details(case_id: str | None, flt: queue.QueueFilter) -> None:
+    """The panel of the selected case, with where it went when it is not in the list."""
+    if actor.may("correct"):
+        st.text_input("Open any case by id (resolved ones too), to correct or void it", key="case_lookup",
+                      placeholder="e.g. CS-00042", on_change=look_up)
+    if not case_id:
         st.caption("Select a row for its details: record a response, assign, resolve, or correct the case.")
+        return
+    case = queue.case_detail(store, snap, case_id)
+    if case is None:
+        st.warning(f"No case {ui.plain(case_id)}.", icon=":material/search_off:")
+        return
+    went = where_it_went(case, flt)
+    if went:
+        st.info(ui.plain(went), icon=":material/call_split:")
+    with st.container(border=True):
+        try:
+            case_panel(case)
+        except (Rejected, PermissionDenied) as e:
+            show_rejected(e)
+
+
+lane_grid("sla", flt)
+case_details(selected(), flt)
+lane_grid("deprioritized", flt)
 
 st.subheader("Open cases by age")
 buckets = queue.age_buckets(store, snap, flt)

@@ -36,7 +36,7 @@ def test_sixteen_sessions_write_at_once_and_every_row_is_stored_once(tmp_path):
         for i in range(CASES_EACH):
             ids.append(shared.write(log_case, config, staff, {
                 "client_id": "ENT", "category": "api_help", "subject": f"session {n} case {i}",
-                "received_at": "2026-11-25T10:00:00+08:00"}))
+                "received_at": "2026-11-25T10:00:00+08:00"}).row_id)
             shared.query("SELECT count(*) FROM cases")  # reads interleave with the writes
             if i < INCIDENTS_EACH:
                 ids.append(shared.write(log_incident, config, staff, {
@@ -78,13 +78,22 @@ def test_the_cli_says_the_dashboard_holds_the_file_and_writes_nothing(tmp_path):
     con.close()
 
 
-def test_a_double_clicked_submit_stores_one_case(app):
+def test_a_form_sent_again_however_late_stores_one_case(app):
     at, _ = app
     open_page(at, "log_case")
+    form = at.session_state["case_form_key"]
     fill_case(at, "Clicked twice")
     button(at, "Log case").click().run()
-    button(at, "Log case").click().run()
     assert "Case CS-00001 logged" in shown(at.success[0])
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store.write(lambda con: con.execute("UPDATE audit_log SET logged_at = logged_at - INTERVAL 12 SECOND"))
+    at.session_state["case_form_key"] = form  # the same form reaches the server again (a second click, a resend)
+    at.run()
+    fill_case(at, "Clicked twice")
+    button(at, "Log case").click().run()
+    assert "This form was already logged as CS-00001: nothing new was stored." in shown(at.success[0])
     assert query("SELECT count(*) AS n FROM cases WHERE subject = 'Clicked twice'").n[0] == 1
 
 
@@ -102,7 +111,8 @@ def test_a_double_submit_typed_differently_stores_one_case(tmp_path):
         "received_at": "2026-11-25T02:00:00Z"})
     other = store.write(log_case, store.config, staff, {
         "client_id": "ENT", "category": "api_help", "subject": "Spaced ", "received_at": "2026-11-25 10:00"})
-    assert again == first and other != first  # free text is stored as typed: a trailing space is another subject
+    assert again.row_id == first.row_id and again.earlier
+    assert other.row_id != first.row_id  # free text is stored as typed: a trailing space is another subject
     assert store.query("SELECT count(*) AS n FROM cases WHERE subject LIKE 'Spaced%'").n[0] == 2
     store.close()
 

@@ -137,8 +137,9 @@ def test_the_form_logs_a_case_into_a_generated_store(tmp_path):
     try:
         generate(con, CONFIG, ADMIN, cases=800, environments=6, years=1, seed=2, until=UNTIL)
         client = rows(con, "SELECT min(client_id) FROM clients WHERE tier = 'enterprise'")[0][0]
-        case_id = writes.log_case(con, CONFIG, ADMIN, {"client_id": client, "category": "api_help",
-                                                      "subject": "Logged by hand", "received_at": "2026-11-25 10:00"})
+        logged = writes.log_case(con, CONFIG, ADMIN, {"client_id": client, "category": "api_help",
+                                                     "subject": "Logged by hand", "received_at": "2026-11-25 10:00"})
+        case_id = logged.row_id
         assert case_id == "CS-00001"
         assert rows(con, "SELECT count(*), count(DISTINCT case_id) FROM cases") == [(801, 801)]
     finally:

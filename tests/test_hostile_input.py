@@ -439,7 +439,7 @@ def test_the_clock_is_one_rule_for_forms_imports_and_updates(con):
     case = {"client_id": "ENT", "category": "api_help", "subject": "s"}
     with pytest.raises(Rejected, match=r"received_at: is in the future \(2026-11-25T16:36:00\+08:00; now is "):
         log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:36"})
-    case_id = log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:34"})  # within the grace
+    case_id = log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:34"}).row_id  # within the grace
     with pytest.raises(Rejected, match="first_response_at: is in the future"):
         record_response(con, SPEC_CONFIG, ADMIN, case_id, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
     with pytest.raises(Rejected, match="resolved_at: is in the future"):

@@ -111,6 +111,50 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     assert query("SELECT count(*) AS n FROM audit_log WHERE row_id = 'CS-00001' AND action = 'add'").n[0] == 1
 
 
+def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
+    at, _ = app
+    open_page(at, "log_case")
+    fill_case(at, "Gateway returns 502")
+    button(at, "Log case").click().run()
+    assert "Case CS-00001 logged" in shown(at.success[0])
+    assert at.text_input(key="case_subject").value == ""
+    assert at.selectbox(key="case_client").value is None
+    assert at.date_input(key="case_received_day").value is None
+    [link] = at.get("page_link")
+    assert link.proto.label == "Open CS-00001 in the Queue" and link.proto.query_string == "case=CS-00001"
+    at.query_params["case"] = "CS-00001"  # where the link leads: the Queue with the case selected
+    open_page(at, "queue")
+    assert "**CS-00001** · Enterprise Co (enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
+    grid = at.dataframe[0]
+    assert [grid.value.case_id[r] for r in at.session_state[grid.key]["selection"]["rows"]] == ["CS-00001"]
+
+
+@pytest.mark.parametrize(("case", "client", "category", "target"), [
+    ("Cobalt", "COB", "platform_issue", "Cobalt Ltd's contract: 2 business days"),
+    ("Enterprise", "ENT", "platform_issue", "Enterprise default: 1 business day"),
+    ("Free", "FREE", "api_help", "Free: end of the next business day"),
+    ("Coding", "FREE", "general_coding", "General coding on the free tier: no deadline"),
+])
+def test_log_case_says_which_target_applies_and_why(app, case, client, category, target):
+    at, _ = app
+    from kb import ui
+    from kb.intake.importing import add_rows, staged_from_records
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    for table, row in (("clients", dict(client_id="COB", name="Cobalt Ltd", tier="enterprise")),
+                       ("environments", dict(environment_id="E2", name="Cobalt prod", kind="dedicated",
+                                             deployment="on_premise", client_id="COB", active_from="2026-01-01")),
+                       ("contracts", dict(contract_id="K2", client_id="COB", environment_id="E2", monthly_fee="10",
+                                          currency="USD", response_business_days="2", starts_on="2026-01-01"))):
+        store.write(add_rows, store.config, staged_from_records(table, [row]), ADMIN, permission="import",
+                    source="tests")
+    open_page(at, "log_case")
+    fill_case(at, f"{case} case", client=client)
+    at.selectbox(key="case_category").select(category)
+    button(at, "Log case").click().run()
+    assert f"({target})" in shown(at.success[0]), shown(at.success[0])
+
+
 @pytest.mark.parametrize(("subject", "responded", "message"), [
     ("   ", False, "is empty"),
     ("Answered before it arrived", True, "is before the case was received (received_at)"),

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import json
+from datetime import datetime, timedelta
 
-from tests.fixtures import ADMIN, open_page
+import pandas as pd
+import pytest
+
+from kb.intake import writes
+from kb.intake.importing import Rejected
+from kb.timestamps import parse_timestamp, set_now
+from tests.fixtures import ADMIN, AS_OF, HKT, button, open_page, shown
 
 
 def query(sql: str, snapshot: bool = False):
@@ -27,14 +34,28 @@ def test_first_row_is_the_open_case_with_the_least_time_left(app):
                   "ORDER BY business_hours_left LIMIT 1", snapshot=True)
     assert lane.case_id.iloc[0] == least.case_id[0] == "OVERDUE"
     assert list(lane.case_id) == ["OVERDUE", "RISK", "PENDING", "LATE", "MET"]
-    times = dict(zip(lane.case_id, lane.time_left, strict=True))
-    assert times["OVERDUE"] == "overdue 6 h 30 min"  # due Wed 10:00, as of Wed 16:30
-    assert times["RISK"] == "1 h 30 min left"  # clock from Wed 09:00, due Wed 18:00
-    assert times["PENDING"] == "6 h 30 min left"  # due Thu 14:00: 1.5 h today, 5 h tomorrow
-    assert times["LATE"] == "answered"
-    assert {c for c in ("case_id", "state", "time_left", "first_response_due", "assignee", "client_name", "subject")} \
-        <= set(lane.columns)
+    assert {c for c in ("case_id", "state", "business_hours_left", "first_response_due", "assignee", "client_name",
+                        "subject")} <= set(lane.columns)
     assert list(lane.columns).index("first_response_due") < list(lane.columns).index("subject")
+
+
+def test_time_left_and_age_are_both_hours_labelled_by_kind_beside_the_tier(app):
+    at, _ = app
+    open_page(at, "queue")
+    lane = at.dataframe[0].value
+    left = dict(zip(lane.case_id, lane.business_hours_left, strict=True))
+    assert left["OVERDUE"] == -6.5  # due Wed 10:00, as of Wed 16:30
+    assert left["RISK"] == 1.5  # clock from Wed 09:00, due Wed 18:00
+    assert left["PENDING"] == 6.5  # due Thu 14:00: 1.5 h today, 5 h tomorrow
+    assert pd.isna(left["LATE"])  # answered: its clock has stopped
+    assert dict(zip(lane.case_id, lane.tier, strict=True)) == {
+        "OVERDUE": "enterprise", "RISK": "enterprise", "PENDING": "custom", "LATE": "enterprise", "MET": "enterprise"}
+    headers = {name: (c.get("label"), c.get("type_config", {}).get("format"))
+               for name, c in json.loads(at.dataframe[0].proto.columns).items()}
+    assert headers["business_hours_left"] == ("Business hours left", "%.1f h")
+    assert headers["age_hours"] == ("Hours since received", "%.1f h")
+    assert headers["tier"][0] == "Tier"
+    assert list(lane.columns).index("tier") < list(lane.columns).index("assignee")
 
 
 def test_age_is_a_number_and_sorts_as_one(app):
@@ -80,3 +101,132 @@ def test_time_left_text():
     assert time_left_text(None) == ""
     assert time_left_text(float("nan")) == ""
     assert time_left_text(-2.0, answered=True) == "answered"
+
+
+# --- One case stays selected, by its id, whatever happens to its row --------------------------------------
+
+def _store():
+    import os
+
+    from kb import ui
+
+    return ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+
+
+def tick(at, case_id: str, lane: int = 0):
+    """Tick the row of ``case_id`` in a lane's grid, as a click on it does."""
+    grid = at.dataframe[lane]
+    at.session_state[grid.key] = {"selection": {"rows": [list(grid.value.case_id).index(case_id)], "columns": []}}
+    return at.run()
+
+
+def ticked(at, lane: int = 0) -> list[str]:
+    """The cases whose rows the lane's grid shows ticked."""
+    grid = at.dataframe[lane]
+    state = at.session_state[grid.key]["selection"]["rows"]
+    return [grid.value.case_id[row] for row in state]
+
+
+def panel_case(at) -> str | None:
+    """The case whose panel is open (its first line: '**CS-00042** · client · subject')."""
+    heads = [shown(m) for m in at.markdown if shown(m).startswith("**") and " · " in shown(m)]
+    return heads[0].split("**")[1] if heads else None
+
+
+def test_a_response_keeps_its_case_selected_where_its_row_moved(app):
+    at, _ = app
+    open_page(at, "queue")
+    tick(at, "OVERDUE")
+    assert panel_case(at) == "OVERDUE" and ticked(at) == ["OVERDUE"]
+    at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 15, 0))  # sent from a phone
+    button(at, "Record first response").click().run()
+    assert "First response recorded on OVERDUE, sent Wed 2026-11-25 15:00 HKT." in shown(at.success[0])
+    assert str(_store().query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").iloc[0, 0]) \
+        == "2026-11-25 07:00:00+00:00"
+    assert list(at.dataframe[0].value.case_id) == ["RISK", "PENDING", "LATE", "MET", "OVERDUE"]  # it moved down
+    assert panel_case(at) == "OVERDUE" and ticked(at) == ["OVERDUE"]
+    tick(at, "RISK")  # one click opens another case
+    assert panel_case(at) == "RISK" and ticked(at) == ["RISK"]
+    assert at.query_params["case"] == "RISK"
+
+
+@pytest.mark.parametrize(("when", "message"), [
+    (datetime(2026, 11, 24, 9, 0), "is before the case was received"),
+    (datetime.now(HKT).replace(tzinfo=None) + timedelta(days=2), "is in the future"),
+])
+def test_a_response_time_follows_the_clock_rule(app, when, message):
+    at, _ = app
+    open_page(at, "queue")
+    tick(at, "OVERDUE")
+    at.datetime_input(key="respond_at_OVERDUE").set_value(when)
+    button(at, "Record first response").click().run()
+    assert any(message in shown(e) for e in at.error), [shown(e) for e in at.error]
+    assert _store().query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").first_response_at.isna()[0]
+    assert panel_case(at) == "OVERDUE"
+
+
+def test_a_resolved_case_keeps_its_panel_and_says_where_it_went(app):
+    at, _ = app
+    set_now(parse_timestamp(AS_OF, HKT))  # resolved at the instant the queue is frozen at
+    open_page(at, "queue")
+    tick(at, "PENDING")
+    button(at, "Resolve now").click().run()
+    assert "PENDING" not in set(at.dataframe[0].value.case_id) and ticked(at) == []
+    assert panel_case(at) == "PENDING"
+    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT): it has left the open queue. Find it again by its id in "
+            "the box above, or in the case-sla export on Import and export.") in [shown(i) for i in at.info]
+
+
+def test_a_voided_case_says_where_it_went_and_the_lookup_box_is_ready_for_the_next(app):
+    at, _ = app
+    open_page(at, "queue")
+    at.text_input(key="case_lookup").input("OVERDUE").run()
+    assert panel_case(at) == "OVERDUE" and ticked(at) == ["OVERDUE"]
+    assert at.text_input(key="case_lookup").value == ""
+    at.text_input(key="void_reason_OVERDUE").input("Logged twice")
+    button(at, "Void case").click().run()
+    assert panel_case(at) == "OVERDUE" and "OVERDUE" not in set(at.dataframe[0].value.case_id)
+    assert ("OVERDUE was voided (Logged twice): it has left the queue, every count and every export; the audit trail "
+            "keeps it.") in [shown(i) for i in at.info]
+
+
+def test_the_assignee_is_picked_from_the_team(signed_in):
+    at = signed_in("lee@support.example")
+    open_page(at, "queue")
+    at.multiselect(key="f_assignee").select("amy").run()
+    tick(at, "OVERDUE")
+    box = at.selectbox(key="assignee_OVERDUE")
+    # staff and above under [roles] (not the viewers' domain), and whoever has a case already
+    assert box.options == ["(unassigned)", "ada@support.example", "amy", "lee@support.example", "sam@support.example"]
+    assert box.value == "amy"
+    box.select("sam@support.example")
+    button(at, "Assign").click().run()
+    assert "OVERDUE assigned to sam@support.example." in shown(at.success[0])
+    assert _store().query("SELECT assignee FROM cases WHERE case_id = 'OVERDUE'").assignee[0] == "sam@support.example"
+    assert panel_case(at) == "OVERDUE"  # filtered out by "amy", and says so
+    assert "OVERDUE is open but hidden by the filters: clear them to see it in the list." in [shown(i) for i in at.info]
+    store = _store()
+    with pytest.raises(Rejected, match="'sma@support.example' is not on the team"):
+        store.write(writes.assign_case, store.config, ADMIN, "OVERDUE", "sma@support.example")
+
+
+def test_a_breach_reason_says_which_period_of_response_performance_counts_it(app):
+    at, _ = app
+    from kb.intake.importing import add_rows, staged_from_records
+
+    store = _store()
+    store.write(add_rows, store.config, staged_from_records("cases", [dict(
+        case_id="JUNE", client_id="ENT", received_at="2026-06-01 10:00", category="api_help", subject="Old one")]),
+        ADMIN, permission="import", source="tests")  # due Tue 2026-06-02 10:00, long before the default window
+    open_page(at, "queue")
+    at.text_input(key="case_lookup").input("JUNE").run()
+    at.text_input(key="breach_reason_JUNE").input("Vendor outage")
+    button(at, "Save breach reason").click().run()
+    assert ("Breach reason of JUNE saved: counted on Response performance among the breaches with deadlines in "
+            "Jun 2026 (due Tue 2026-06-02 10:00 HKT).") in shown(at.success[0])
+    link = next(p for p in at.get("page_link") if "Response performance" in p.proto.label)
+    assert link.proto.query_string == "due_from=2026-06-01&due_to=2026-06-30"
+    at.query_params.update(due_from="2026-06-01", due_to="2026-06-30")  # where the link leads
+    open_page(at, "performance")
+    reasons = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert dict(zip(reasons.reason, reasons.cases, strict=True)) == {"Vendor outage": 1}

@@ -390,7 +390,7 @@ def test_a_full_disk_is_said_in_words_and_the_database_stays_usable(small_disk):
     finally:
         filler.unlink()
     # Space again: the same store writes, and the file holds what was committed and nothing else.
-    case_id = store.write(log_case, store.config, staff, case)
+    case_id = store.write(log_case, store.config, staff, case).row_id
     assert store.query("SELECT count(*) AS n FROM cases").n[0] == 7
     assert store.import_rows(staged_from_csv("cases", cases_csv("AFTER-", 10)), lead, source="after.csv") == 10
     store.close()

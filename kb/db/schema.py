@@ -213,6 +213,16 @@ MIGRATIONS: list[str] = [
        SET occurred_at = try_cast(regexp_extract(event_key, '@([0-9]{4}-[^@]+):[a-z]+$', 1) AS TIMESTAMPTZ)
      WHERE source = 'uptime-kuma';
     """,
+    # forms submitted once: each Log case (or incident) form carries a key of its own; a second submission of the
+    # same form, however late, finds the row the first one stored instead of adding another.
+    """
+    CREATE TABLE form_submissions (
+        form_key     VARCHAR PRIMARY KEY,
+        table_name   VARCHAR NOT NULL,
+        row_id       VARCHAR NOT NULL,
+        submitted_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,6 +38,19 @@ def first_response_clock(sla: SlaConfig) -> SlaClock:
     )
 
 
+def target_in_words(rule: str, business_days: int | None, by_contract: bool, tier: str, client_name: str) -> str:
+    """Which first-response target a case has and why, from the engine's own columns (``deadline_rule``,
+    ``response_business_days``, ``response_days_by_contract`` of ``case_sla``): "Cobalt's contract: 2
+    business days", "Enterprise default: 1 business day", "Free: end of the next business day",
+    "General coding on the free tier: no deadline"."""
+    if rule == "none":
+        return "General coding on the free tier: no deadline"
+    if rule == "next_business_day_close":
+        return f"{tier.capitalize()}: end of the next business day"
+    days = f"{business_days} business day{'s' if business_days != 1 else ''}"
+    return f"{client_name}'s contract: {days}" if by_contract else f"{tier.capitalize()} default: {days}"
+
+
 def case_sla_sql(config: Config, as_of_literal: str) -> str:
     """SELECT of one row per case that exists at ``as_of``, with its deadline and state."""
     at_risk_us = int(config.sla.at_risk_business_hours * 3600 * 1_000_000)
@@ -66,6 +79,7 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
            {sla_state(response, "r", "a.t", "n.cum_us", at_risk_us)} AS sla_state,
            {business_hours_left(response, "r", "n.cum_us")} AS business_hours_left,
            {business_hours_taken(response, "r")} AS business_hours_to_response,
-           r.{response.col('rule')} AS deadline_rule, r.{response.col('business_days')} AS response_business_days
+           r.{response.col('rule')} AS deadline_rule, r.{response.col('business_days')} AS response_business_days,
+           r.{response.col('days_by_contract')} AS response_days_by_contract
     FROM {responded} r, as_of a, clock_now n
     """

@@ -47,3 +47,9 @@ def day_bounds(calendar: CalendarConfig, start: date, end: date) -> tuple[dateti
     zone = calendar.zone
     return (datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC),
             datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC))
+
+
+def month_days(calendar: CalendarConfig, moment: datetime) -> tuple[date, date]:
+    """The first and the last local day of the month holding ``moment`` in the support zone."""
+    first = moment.astimezone(calendar.zone).date().replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)

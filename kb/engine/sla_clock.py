@@ -16,7 +16,8 @@ Deadline rules (the values of ``rule``):
 * ``'none'``: no deadline.
 
 The columns a clock named ``x`` adds: ``x_start_day`` (local date of the start),
-``x_rule``, ``x_business_days`` (N, for 'within_days' only), ``x_start_cum_us``,
+``x_rule``, ``x_business_days`` (N, for 'within_days' only), ``x_days_by_contract`` (whether N is the
+contract's own rather than the default), ``x_start_cum_us``,
 ``x_target_cum_us`` (N business days after the start), ``x_due``, ``x_due_cum_us``
 and ``x_stop_cum_us`` (business time as running totals, in microseconds).
 """
@@ -88,8 +89,10 @@ def clock_ctes(clock: SlaClock, source: str, calendar: CalendarConfig) -> tuple[
     ctes.append((c("ruled"), f"""
         SELECT e.*, {local_day(f"e.{clock.starts}", calendar)} AS {c('start_day')}, {clock.rule} AS {c('rule')}
         FROM {source} e"""))
+    by_contract = f"e.{c('rule')} = 'within_days' AND k.days IS NOT NULL" if terms else "FALSE"
     ctes.append((c("promised"), f"""
-        SELECT e.*, CASE WHEN e.{c('rule')} = 'within_days' THEN {clock.business_days} END AS {c('business_days')}
+        SELECT e.*, CASE WHEN e.{c('rule')} = 'within_days' THEN {clock.business_days} END AS {c('business_days')},
+               {by_contract} AS {c('days_by_contract')}
         FROM {c('ruled')} e {terms}"""))
     start = elapsed_us(f"e.{clock.starts}", "k")
     ctes.append((c("started"), f"""

@@ -14,46 +14,65 @@ empties a date typed outside its bounds rather than keep it) is refused by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from kb.access import Actor, require
+from kb.access import Actor, require, team_addresses
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
 from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records, write_checked
 from kb.intake.validation import KEYS, future_reason, same_values, typed_rows_sql
-from kb.timestamps import TimestampError, format_for_people, parse_timestamp
+from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
 RESUBMIT_SECONDS = 10  # the same row from the same person this soon after is a double-clicked submit
 
 
-def log_case(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
-    """Add one case from the form; returns its new id."""
-    return _log(con, config, actor, "cases", "log_case", fields)
+@dataclass(frozen=True)
+class Logged:
+    """What a form's submission stored: the row's id, and whether that row was there already (the same
+    form submitted again, or a double click), so nothing new was stored."""
+
+    row_id: str
+    earlier: bool = False
+
+
+def log_case(con, config: Config, actor: Actor, fields: dict[str, str], form_key: str | None = None) -> Logged:
+    """Add one case from the form (``form_key``: the key of that form, see ``_log``)."""
+    return _log(con, config, actor, "cases", "log_case", fields, form_key)
 
 
 def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
     """Add one incident from the form; returns its new id."""
-    return _log(con, config, actor, "incidents", "log_incident", fields)
+    return _log(con, config, actor, "incidents", "log_incident", fields).row_id
 
 
-def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str]) -> str:
-    """Add the row, unless the same actor added the very same one seconds ago (a double-clicked
-    submit): then return that row's id instead of storing it twice. "The very same" is decided on
-    the values as they would be stored, in the transaction that would store them."""
+def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str],
+         form_key: str | None = None) -> Logged:
+    """Add the row, unless this very form (``form_key``, kept in ``form_submissions``) was submitted before,
+    however long ago, or the same actor added the very same row seconds ago (a double-clicked submit): then
+    return that row's id, marked ``earlier``, instead of storing it twice. "The very same" is decided on the
+    values as they would be stored, in the transaction that would store them."""
     require(actor, permission)
     key = KEYS[table]
     with local_zone(con, config.calendar.timezone), transaction(con):
+        if form_key:
+            submitted = con.execute("SELECT row_id FROM form_submissions WHERE form_key = ? AND table_name = ?",
+                                    [form_key, table]).fetchall()
+            if submitted:
+                return Logged(submitted[0][0], earlier=True)
         new_id = next_id(con, table, key)
         staged = staged_from_records(table, [{**fields, key: new_id}])
         with checked(con, config, staged):
             earlier = _recent_twin(con, actor, table)
             if earlier is not None:
-                return earlier
+                return Logged(earlier, earlier=True)
             write_checked(con, staged, actor, permission=permission, source="form")
-    return new_id
+            if form_key:
+                con.execute("INSERT INTO form_submissions VALUES (?, ?, ?, ?)", [form_key, table, new_id, now_utc()])
+    return Logged(new_id)
 
 
 def picked(asked: dict[str, tuple[str, object]]) -> None:
@@ -118,10 +137,21 @@ def resolve_case(con, config: Config, actor: Actor, case_id: str, at: datetime) 
     _update_case(con, config, actor, case_id, "resolved_at", at, "resolve")
 
 
-def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str) -> None:
+def team(con, config: Config) -> list[str]:
+    """Who a case may be assigned to: the addresses given a role of staff or above under ``[roles]``, and anyone
+    a case is assigned to already; by name."""
+    assigned = con.execute("SELECT DISTINCT assignee FROM cases WHERE assignee IS NOT NULL").fetchall()
+    return sorted(set(team_addresses(config)) | {name for (name,) in assigned}, key=lambda name: (name.lower(), name))
+
+
+def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str | None) -> None:
+    """Assign the case to someone on the ``team`` (None or blank: to nobody)."""
     require(actor, "assign_case")
-    assignee = assignee.strip() or None
+    assignee = (assignee or "").strip() or None
     with transaction(con):
+        if assignee is not None and assignee not in team(con, config):
+            raise Rejected([Problem(None, "assignee", f"{assignee!r} is not on the team (a role of staff or above "
+                                                      "under [roles] in support.toml, or assigned a case already)")])
         before = row_of(con, "cases", "case_id", case_id)
         con.execute("UPDATE cases SET assignee = ? WHERE case_id = ?", [assignee, case_id])
         audit.record(con, actor, "assign", "cases", case_id, {"assignee": before["assignee"]}, {"assignee": assignee})

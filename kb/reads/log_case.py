@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from kb.engine.first_response import target_in_words
 from kb.store import Store
 
 
@@ -15,6 +16,7 @@ class CaseDeadline:
     case_id: str
     first_response_due: datetime | None
     sla_state: str
+    target: str  # which target applies and why, as the engine decided it: "Enterprise default: 1 business day"
 
 
 def clients(store: Store) -> pd.DataFrame:
@@ -39,8 +41,10 @@ def case_deadline(store: Store, case_id: str) -> CaseDeadline:
     if snap.as_of < received[0][0]:
         snap = store.snapshot(received[0][0])
     with store.reader(snap) as cur:
-        rows = cur.execute("SELECT case_id, first_response_due, sla_state FROM case_sla WHERE case_id = ?",
-                           [case_id]).fetchall()
+        rows = cur.execute("""SELECT case_id, first_response_due, sla_state, deadline_rule, response_business_days,
+                                     response_days_by_contract, tier, client_name
+                              FROM case_sla WHERE case_id = ?""", [case_id]).fetchall()
     if not rows:  # the snapshot was taken before the write
         raise LookupError(f"no case {case_id!r} in the snapshot as of {snap.as_of}")
-    return CaseDeadline(*rows[0])
+    case_id, due, state, *target = rows[0]
+    return CaseDeadline(case_id, due, state, target_in_words(*target))

@@ -14,12 +14,18 @@ from dataclasses import dataclass
 import pandas as pd
 
 from kb.db.sqltext import instant, quote, where_in
+from kb.engine.first_response import target_in_words
+from kb.intake import writes
 from kb.reads.exports import spreadsheet_safe_sql
 from kb.reads.paging import limit_offset
 from kb.store import Snapshot, Store
 
 AGE_BUCKETS = ("< 4 h", "4–24 h", "1–3 days", "3–7 days", "> 7 days")
 PAGE_SIZE = 200
+LANES = ("sla", "deprioritized")
+# The order of both lanes: the deprioritized lane has no deadline, so it falls through to the oldest first.
+LANE_ORDER = "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"
+LANE_SQL = "CASE WHEN sla_state = 'no_sla' THEN 'deprioritized' ELSE 'sla' END"
 
 
 @dataclass(frozen=True)
@@ -49,19 +55,13 @@ def _open_cases(snap: Snapshot) -> str:
     """
 
 
-# Each lane: which open cases it holds, and in which order (see the module's docstring).
-LANES = {
-    "sla": ("sla_state <> 'no_sla'",
-            "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"),
-    "deprioritized": ("sla_state = 'no_sla'", "received_at, case_id"),
-}
-
-
 def _lane_sql(snap: Snapshot, flt: QueueFilter, lane: str, columns: str) -> tuple[str, list]:
     """The SELECT of ``columns`` for the open cases of ``lane`` that pass the filter, in the lane's order."""
+    if lane not in LANES:
+        raise ValueError(f"lane must be one of {LANES}")
     where, params = flt.where()
-    condition, order = LANES[lane]
-    return f"SELECT {columns} FROM {_open_cases(snap)} WHERE {where} AND {condition} ORDER BY {order}", params
+    return (f"SELECT {columns} FROM {_open_cases(snap)} WHERE {where} AND {LANE_SQL} = ? ORDER BY {LANE_ORDER}",
+            [*params, lane])
 
 
 def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, page: int = 0) -> pd.DataFrame:
@@ -86,6 +86,31 @@ def queue_csv(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str) -> b
     with store.reader(snap) as cur:
         frame = cur.execute(spreadsheet_safe_sql(cur, sql, params), params).fetchdf()
     return frame.to_csv(index=False).encode()
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where an open case is in the queue: its lane, whether the filter lets it through, and the page of
+    that lane (from 0) it is on when it does."""
+
+    lane: str
+    shown: bool
+    page: int
+
+
+def whereabouts(store: Store, snap: Snapshot, flt: QueueFilter, case_id: str) -> Whereabouts | None:
+    """Where the open case ``case_id`` is in the queue; None when it is not open (resolved, voided, not
+    received yet as of the snapshot, or no such case)."""
+    where, params = flt.where()
+    frame = store.query(
+        f"""
+        SELECT lane, shown, (row_number() OVER (PARTITION BY lane, shown ORDER BY {LANE_ORDER}) - 1) // {PAGE_SIZE}
+                   AS page, case_id
+        FROM (SELECT *, {LANE_SQL} AS lane, coalesce({where}, FALSE) AS shown FROM open_case_sla)
+        QUALIFY case_id = ?
+        """,
+        [*params, case_id], snap)
+    return None if frame.empty else Whereabouts(frame.lane[0], bool(frame.shown[0]), int(frame.page[0]))
 
 
 def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, int]:
@@ -137,13 +162,22 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
 
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
     """Every column of one stored case (resolved or not, voided or not), with its client's name and, when
-    it counts as of the snapshot, its SLA state; None when there is no such case."""
+    it counts as of the snapshot, its SLA state and ``target`` (which one applies and why, in words); None
+    when there is no such case."""
     frame = store.query(
-        """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left
+        """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left,
+                  s.deadline_rule, s.response_business_days, s.response_days_by_contract
            FROM cases c JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
            WHERE c.case_id = ?""",
         [case_id], snap)
-    return None if frame.empty else frame.iloc[0].to_dict()
+    if frame.empty:
+        return None
+    case = frame.iloc[0].to_dict()
+    counted = isinstance(case["sla_state"], str)
+    case["target"] = target_in_words(case["deadline_rule"], case["response_business_days"],
+                                     case["response_days_by_contract"], case["tier"], case["client_name"]) \
+        if counted else None
+    return case
 
 
 def case_origin(store: Store, case_id: str) -> str:
@@ -168,6 +202,12 @@ def case_origin(store: Store, case_id: str) -> str:
     if isinstance(row.source, str) and row.source:
         return row.source
     return "form" if bool(row.by_form) else "import"
+
+
+def team(store: Store) -> list[str]:
+    """Who a case may be assigned to (``kb.intake.writes.team``)."""
+    with store.reader() as cur:
+        return writes.team(cur, store.config)
 
 
 def client_options(store: Store) -> dict[str, str]:

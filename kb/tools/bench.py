@@ -381,7 +381,7 @@ def measure_writes(at, config: Config, count: int, runs: int) -> tuple[dict, flo
                   "requester": "bench@example.com", "assignee": "",
                   "received_at": datetime.now(zone).replace(microsecond=0).isoformat(), "first_response_at": ""}
         begin = time.perf_counter()
-        case_id = store.write(writes.log_case, config, actor, fields)
+        case_id = store.write(writes.log_case, config, actor, fields).row_id
         write_ms.append((time.perf_counter() - begin) * 1000)
         begin = time.perf_counter()
         log_case.case_deadline(store, case_id)
