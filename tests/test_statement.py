@@ -12,6 +12,7 @@ from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pypdf import PdfReader
 
 from tests.servers import SCREENSHOTS
@@ -89,6 +90,10 @@ def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_
     subprocess.run(["pdftoppm", "-png", "-r", "70", str(out), str(pages / "page")], check=True, timeout=60)
     pngs = sorted(pages.glob("*.png"))
     assert pngs and pngs[0].stat().st_size > 10_000 and all(p.stat().st_size > 1_000 for p in pngs)
+    for png in pngs:  # every table within A4: nothing printed in the right margin (1.6 cm, 44 px at 70 dpi)
+        image = Image.open(png).convert("L")
+        margin = image.crop((image.width - 30, 0, image.width, image.height))
+        assert margin.getextrema()[0] > 240, png
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for n, png in enumerate(pngs, start=1):
         shutil.copy(png, SCREENSHOTS / f"statement-{client}-{month}-page{n}.png")
