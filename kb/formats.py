@@ -5,7 +5,8 @@ One way for each kind of value, so the same number never shows three ways:
 * money: ``USD 2,500.00`` (the currency first, thousands grouped, always cents);
 * months: ``Nov 2026``;
 * percentages: ``99.90 %``, two decimals rounded down (an uptime of 99.8999 % never reads as meeting a
-  99.9 % target); a contract's own figure with up to four decimals (``99.995``) is shown in full;
+  99.9 % target); a contract's or the configuration's own figure (a target, a credit) with up to four
+  decimals (``99.995 %``) in full;
 * durations: ``1 d 3 h``, ``3 h 20 min``, ``45 min``; past a deadline ``overdue 3 h``;
 * instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset;
 * nothing: ``—``; nobody assigned: ``(unassigned)``;
@@ -87,21 +88,24 @@ def month_label(month: str) -> str:
 
 
 def percent_value(value) -> Decimal:
-    """The number ``percent`` shows: a figure of at most four decimals as it is, anything longer (a
-    measurement) rounded down to two. Float noise (99.89999999999) is taken off first."""
+    """The number ``percent`` shows: two decimals, rounded down (float noise such as 99.89999999999 taken
+    off first), so a measurement just under a target never reads as reaching it."""
     exact = Decimal(repr(round(float(value), 9)))
-    if exact == exact.quantize(Decimal("0.0001")):
-        return exact
     return exact.quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
 
 
 def percent(value) -> str:
-    """``99.90 %`` (see ``percent_value``); ``—`` when there is none."""
+    """A measured percentage (uptime, % met): ``99.90 %``; ``—`` when there is none."""
+    return EMPTY if is_empty(value) else f"{percent_value(value)} %"
+
+
+def term(value) -> str:
+    """A percentage a contract or the configuration sets (a target, a credit): as ``percent`` writes one,
+    but a figure with three or four decimals (a 99.995 % target) in full, never rounded."""
     if is_empty(value):
         return EMPTY
-    shown = percent_value(value)
-    decimals = max(2, -shown.normalize().as_tuple().exponent)
-    return f"{shown:.{decimals}f} %"
+    exact = Decimal(repr(round(float(value), 4)))
+    return f"{exact:.{max(2, -exact.normalize().as_tuple().exponent)}f} %"
 
 
 def duration(hours: float, day_hours: float = 24.0) -> str:
@@ -177,7 +181,7 @@ def schedule(text_, default: str = "") -> str:
         tiers = parse_credit_schedule("" if is_empty(text_) else text_)
     except CreditScheduleError as e:
         return f"unreadable: {e}"
-    return "; ".join(f"below {percent(t.below_pct)} uptime → {percent(t.credit_pct)} of the fee" for t in tiers)
+    return "; ".join(f"below {term(t.below_pct)} uptime → {term(t.credit_pct)} of the fee" for t in tiers)
 
 
 def verdict(target_met) -> str:

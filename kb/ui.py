@@ -205,7 +205,7 @@ def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
     line = alt.Chart(one).mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
     label = alt.Chart(one).mark_text(align="left", baseline="bottom", dx=4, dy=-3, color="#424242",
                                      fontWeight="bold").encode(
-        x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {formats.percent(target)}"))
+        x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {formats.term(target)}"))
     return [line, label]
 
 

@@ -76,7 +76,7 @@ if environments.empty:
 else:
     st.dataframe(pd.DataFrame({
         "environment": environments.environment_name, "kind": environments.kind.map(lambda k: formats.word("kind", k)),
-        "uptime": environments.uptime_pct.map(formats.percent), "target": environments.target_pct.map(formats.percent),
+        "uptime": environments.uptime_pct.map(formats.percent), "target": environments.target_pct.map(formats.term),
         "verdict": environments.target_met.map(formats.verdict),
         "downtime": (environments.downtime_minutes / 60).map(formats.duration),
         "budget_left": (environments.budget_left_minutes / 60).map(formats.duration),
@@ -95,7 +95,7 @@ else:
         credit_schedule=contracts.credit_schedule.map(
             lambda text: formats.schedule(text, config.sla.default_credit_schedule)),
         uptime_target_pct=contracts.uptime_target_pct.fillna(float(config.sla.default_uptime_target_pct)).map(
-            formats.percent),
+            formats.term),
         response_business_days=contracts.response_business_days.map(
             lambda n: "tier default" if pd.isna(n) else f"{int(n)}"),
         monthly_fee=[formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency, strict=True)])

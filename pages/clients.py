@@ -130,8 +130,8 @@ with contracts_tab:
         shown["credit_schedule_in_words"] = contracts.credit_schedule.map(
             lambda text: formats.schedule(text, config.sla.default_credit_schedule))
         shown["uptime_target_pct"] = contracts.uptime_target_pct.map(
-            lambda t: f"{formats.percent(config.sla.default_uptime_target_pct)} (default)" if pd.isna(t)
-            else formats.percent(t))
+            lambda t: f"{formats.term(config.sla.default_uptime_target_pct)} (default)" if pd.isna(t)
+            else formats.term(t))
         shown["monthly_fee"] = [formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency,
                                                                     strict=True)]
         shown["response_business_days"] = contracts.response_business_days.map(

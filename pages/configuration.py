@@ -37,9 +37,9 @@ with columns[1]:
         f"- Custom program first response: **{sla.custom_response_business_days} business day(s)**\n"
         f"- Free tier: end of the next business day; general coding has no deadline\n"
         f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
-        f"- Uptime target: **{formats.percent(sla.default_uptime_target_pct)}**\n"
+        f"- Uptime target: **{formats.term(sla.default_uptime_target_pct)}**\n"
         f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"
-        f"- Response target for the charts: **{formats.percent(sla.response_target_pct)}** (the team's own goal, "
+        f"- Response target for the charts: **{formats.term(sla.response_target_pct)}** (the team's own goal, "
         "not a promise of the Support Service Terms)\n"
         f"- Monitoring: flag after **{config.stale_after_days} days** unseen")
 

@@ -31,7 +31,7 @@ def verdict(pct: float, decided: int, so_far: bool) -> tuple[str, str]:
 
 
 st.subheader(f"First responses due in {this_label}")
-st.caption(f"The {formats.percent(target)} target is the support team's own goal (`response_target_pct` under "
+st.caption(f"The {formats.term(target)} target is the support team's own goal (`response_target_pct` under "
            "`[sla]` in support.toml), not a promise of the Support Service Terms: the Terms promise each case "
            "its first response by its deadline.")
 columns = st.columns(4)
@@ -46,7 +46,7 @@ for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False)
         formats.EMPTY if decided == 0 else formats.percent(now.pct_met),
         delta=f"{word}: {int(now.met)} of {decided} cases" if word else "no cases due yet",
         delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"),
-        help=f"Cases due in {this_label} answered in time, against the team's goal of {formats.percent(target)} "
+        help=f"Cases due in {this_label} answered in time, against the team's goal of {formats.term(target)} "
              f"(pending and at-risk cases are not decided yet). {last_label}: "
              + (f"{formats.percent(before.pct_met)} ({int(before.met)} of {decided_before} cases), "
                 f"{word_before.lower()}." if word_before else "none due."),
@@ -87,7 +87,7 @@ if months.this in environments.index:
     st.dataframe(
         pd.DataFrame({
             "environment": each.environment_name, "client": each.client_name.map(formats.text),
-            "uptime": each.uptime_pct.map(formats.percent), "target": each.target_pct.map(formats.percent),
+            "uptime": each.uptime_pct.map(formats.percent), "target": each.target_pct.map(formats.term),
             "verdict": each.target_met.map(formats.verdict),
             "budget_left": (each.budget_left_minutes / 60).map(formats.duration),
         }), hide_index=True, width="stretch", key="uptime_each",

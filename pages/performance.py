@@ -52,7 +52,7 @@ lines = alt.Chart(data).mark_line(point=True).encode(
     x=x, y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])), color=tier_color, tooltip=tooltip)
 rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
 label = alt.Chart().mark_text(align="left", dx=4, dy=10, color="#424242").encode(
-    y=alt.datum(target), text=alt.datum(f"target {formats.percent(target)}"))
+    y=alt.datum(target), text=alt.datum(f"target {formats.term(target)}"))
 st.altair_chart((lines + rule + label).properties(height=280), width="stretch")
 
 columns = st.columns(2)

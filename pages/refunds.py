@@ -43,9 +43,9 @@ else:
         formats.in_words(lines).assign(
             month=lines.month.map(formats.month_label),
             uptime_pct=lines.uptime_pct.map(formats.percent),
-            uptime_target_pct=lines.uptime_target_pct.fillna(default_target).map(formats.percent),
+            uptime_target_pct=lines.uptime_target_pct.fillna(default_target).map(formats.term),
             downtime_minutes=(lines.downtime_minutes / 60).map(formats.duration),
-            credit_pct=lines.credit_pct.map(formats.percent),
+            credit_pct=lines.credit_pct.map(formats.term),
             refund_amount=[formats.money(a, c) for a, c in zip(lines.refund_amount, lines.currency, strict=True)],
             monthly_fee=[formats.money(f, c) for f, c in zip(lines.monthly_fee, lines.currency, strict=True)],
             schedule_in_words=lines.credit_schedule.map(formats.schedule)),
@@ -71,8 +71,8 @@ else:
         closest.assign(
             uptime_pct=closest.uptime_pct.map(formats.percent),
             downtime_minutes=(closest.downtime_minutes / 60).map(formats.duration),
-            credit_pct=closest.credit_pct.map(formats.percent),
-            next_credit_pct=closest.next_credit_pct.map(formats.percent),
+            credit_pct=closest.credit_pct.map(formats.term),
+            next_credit_pct=closest.next_credit_pct.map(formats.term),
             minutes_to_next_tier=(closest.minutes_to_next_tier / 60).map(formats.duration),
             extra_refund=[formats.money(a, c) for a, c in zip(closest.extra_refund, closest.currency, strict=True)]),
         hide_index=True, width="stretch",

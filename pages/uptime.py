@@ -26,7 +26,7 @@ current = monthly[monthly.month == months.this]
 burnt = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
 st.dataframe(
     formats.in_words(current).assign(
-        uptime_pct=current.uptime_pct.map(formats.percent), target_pct=current.target_pct.map(formats.percent),
+        uptime_pct=current.uptime_pct.map(formats.percent), target_pct=current.target_pct.map(formats.term),
         target_met=current.target_met.map(formats.verdict),
         downtime_minutes=(current.downtime_minutes / 60).map(formats.duration),
         budget_minutes=(current.budget_minutes / 60).map(formats.duration),
@@ -54,7 +54,7 @@ shown, measured = uptime.worst_environments(store, snap, since, HEATMAP_ENVIRONM
 grid, order = ui.with_month_labels(monthly[monthly.environment_id.isin(shown)])
 grid = formats.in_words(grid).assign(
     on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
-    target=grid.target_pct.map(formats.percent), downtime=(grid.downtime_minutes / 60).map(formats.duration),
+    target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
     budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
 base = alt.Chart(grid).encode(
     x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),

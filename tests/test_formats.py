@@ -32,10 +32,16 @@ def test_months_read_as_words():
     (99.861111, "99.86 %"),            # a measurement: two decimals
     (99.89999, "99.89 %"),             # rounded down: just under a 99.9 % target never reads as 99.90 %
     (99.89999999999999, "99.90 %"),    # float noise is not a measurement
-    (Decimal("99.995"), "99.995 %"),   # a contract's figure is shown in full
-    (100 / 3, "33.33 %"), (200 / 3, "66.66 %"), (None, "—"), (float("nan"), "—")])
+    (90.625, "90.62 %"), (100 / 3, "33.33 %"), (200 / 3, "66.66 %"), (None, "—"), (float("nan"), "—")])
 def test_one_precision_rule_for_percentages(value, shown):
     assert formats.percent(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (99.9, "99.90 %"), (Decimal("95"), "95.00 %"), (Decimal("99.995"), "99.995 %"), (12.5, "12.50 %"),
+    (None, "—")])
+def test_a_contracts_own_figure_is_never_rounded(value, shown):
+    assert formats.term(value) == shown
 
 
 @pytest.mark.parametrize(("hours", "shown"), [

@@ -77,7 +77,7 @@ def _values(s: Statement, timezone: str) -> dict:
         "cases": [{"case_id": r.case_id, "subject": outside(r.subject), "received_at": when(r.received_at),
                    "first_response_due": when(r.first_response_due), "first_response_at": when(r.first_response_at),
                    "sla_state": formats.word("sla_state", r.sla_state)} for r in s.cases.itertuples()],
-        "uptime": [{"environment_name": outside(r.environment_name), "target_pct": formats.percent(r.target_pct),
+        "uptime": [{"environment_name": outside(r.environment_name), "target_pct": formats.term(r.target_pct),
                     "downtime": minutes(r.downtime_minutes), "uptime_pct": formats.percent(r.uptime_pct),
                     "budget_left": minutes(r.budget_left_minutes), "target_met": met(r.target_met)}
                    for r in s.uptime.itertuples()],
@@ -88,6 +88,6 @@ def _values(s: Statement, timezone: str) -> dict:
         "credits": [{"contract_id": r.contract_id, "environment_name": outside(r.environment_name),
                      "uptime_pct": formats.percent(r.uptime_pct), "credit_schedule": outside(
                          formats.schedule(r.credit_schedule)), "monthly_fee": formats.money(r.monthly_fee, r.currency),
-                     "credit_pct": formats.percent(r.credit_pct),
+                     "credit_pct": formats.term(r.credit_pct),
                      "refund_amount": formats.money(r.refund_amount, r.currency)} for r in s.credits.itertuples()],
     }
