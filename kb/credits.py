@@ -46,16 +46,3 @@ def parse_credit_schedule(text: str) -> tuple[CreditTier, ...]:
     if len(set(thresholds)) != len(thresholds):
         raise CreditScheduleError("an uptime threshold appears twice")
     return tuple(sorted(tiers, key=lambda t: t.below_pct, reverse=True))
-
-
-def credit_schedule_in_words(text: str) -> str:
-    """'below 99.9 % → 10 % of the fee; below 99 % → 30 %; …' for people to read."""
-    parts = [
-        f"below {_plain(t.below_pct)} % uptime → {_plain(t.credit_pct)} % of the fee"
-        for t in parse_credit_schedule(text)
-    ]
-    return "; ".join(parts)
-
-
-def _plain(number: Decimal) -> str:
-    return format(number.normalize(), "f")

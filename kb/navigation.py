@@ -33,7 +33,7 @@ PAGES: dict[str, tuple[Page, ...]] = {
         Page("pages/overview.py", "Overview", ":material/monitoring:", "read"),
         Page("pages/performance.py", "Response performance", ":material/speed:", "read"),
         Page("pages/uptime.py", "Uptime", ":material/dns:", "read"),
-        Page("pages/refunds.py", "Refund exposure", ":material/payments:", "read"),
+        Page("pages/refunds.py", "Service credits", ":material/payments:", "read"),
         Page("pages/client.py", "Client", ":material/person:", "read"),
     ),
     "Work": (

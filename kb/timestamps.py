@@ -141,11 +141,10 @@ def _offset(moment: datetime) -> str:
 
 
 def format_for_people(moment: datetime | None, zone: ZoneInfo) -> str:
-    """``Mon 2026-11-23 15:00 HKT``: what the dashboard shows."""
-    if moment is None:
-        return ""
-    local = moment.astimezone(zone)
-    return local.strftime("%a %Y-%m-%d %H:%M ") + (local.tzname() or local.strftime("%z"))
+    """``Mon 2026-11-23 15:00 HKT (UTC+08:00)``: what the dashboard shows (``kb.formats.instant``)."""
+    from kb.formats import instant  # kb.formats reads pandas, which the commands that only parse never need
+
+    return instant(moment, zone)
 
 
 _fixed_now: datetime | None = None

@@ -18,9 +18,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from kb import formats
 from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_for
 from kb.config import Config, ConfigError, load_config
 from kb.db import connection
+from kb.formats import month_label, plain
 from kb.intake.importing import Problem
 from kb.reads import paging
 from kb.service import jobs as service_jobs
@@ -34,8 +36,7 @@ STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0
                 "no_sla": "#9e9e9e"}
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
-STATE_LABELS = {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
-                "no_sla": "No deadline"}
+STATE_LABELS = formats.WORDS["sla_state"]
 
 
 @dataclass(frozen=True)
@@ -162,37 +163,17 @@ def actor() -> Actor | None:
 
 
 def local_times(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    """Instants as 'Mon 2026-11-23 15:00 HKT' in the support zone."""
-    zone = config().calendar.zone
-    frame = frame.copy()
-    for column in columns:
-        values = pd.to_datetime(frame[column], utc=True).dt.tz_convert(zone)
-        frame[column] = values.dt.strftime("%a %Y-%m-%d %H:%M %Z").where(values.notna(), "")
-    return frame
+    """Instants as 'Wed 2026-11-25 16:30 HKT (UTC+08:00)' in the support zone (``kb.formats.instants``)."""
+    return formats.instants(frame, config().calendar.zone, *columns)
 
 
-# --- Formatting: months, dates, money and chart times people can read ----------------------------------
-
-def month_label(month: str) -> str:
-    """A month 'YYYY-MM' as 'Nov 2026'."""
-    year, number = (int(part) for part in str(month).split("-"))
-    return f"{MONTH_NAMES[number - 1]} {year}"
-
-
-MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
+# --- Dates and chart times people can read (values themselves: ``kb.formats``) ------------------------
 
 def with_month_labels(frame: pd.DataFrame, column: str = "month") -> tuple[pd.DataFrame, list[str]]:
     """``frame`` with ``month_label`` ('Nov 2026') beside ``column`` ('2026-11'), and the labels in month
     order, for a chart axis: ``alt.X("month_label:O", sort=labels)``."""
     frame = frame.assign(month_label=frame[column].map(month_label))
     return frame, [month_label(m) for m in sorted(frame[column].unique())]
-
-
-def money(amount: float, currency: str) -> str:
-    """'USD 2,400', or 'USD 2,400.50' when there are cents."""
-    amount = float(amount)
-    return f"{currency} {amount:,.2f}" if round(amount * 100) % 100 else f"{currency} {amount:,.0f}"
 
 
 def dates_only(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -219,19 +200,18 @@ def wall_clock_ms(values: pd.Series) -> pd.Series:
 
 
 def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
-    """A dashed horizontal line at ``target`` and its label 'target 95 %' at the left end: layers to add to a
+    """A dashed horizontal line at ``target`` and its label 'target 95.00 %' at the left end: layers to add to a
     chart, ``alt.layer(chart, *target_rule(95))``. One row of data of their own, so each is drawn once."""
     one = pd.DataFrame({"target": [target]})
     line = alt.Chart(one).mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
     label = alt.Chart(one).mark_text(align="left", baseline="bottom", dx=4, dy=-3, color="#424242",
                                      fontWeight="bold").encode(
-        x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {target:g} %"))
+        x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {formats.term(target)}"))
     return [line, label]
 
 
 def as_of_caption(snap: Snapshot) -> None:
-    zone = config().calendar.zone
-    st.caption(f"As of {snap.as_of.astimezone(zone).strftime('%a %Y-%m-%d %H:%M:%S %Z (UTC%z)')}")
+    st.caption(f"As of {formats.instant(snap.as_of, config().calendar.zone)}")
 
 
 def color_scale(colors: dict[str, str], labels: dict[str, str] | None = None) -> alt.Scale:
@@ -241,22 +221,17 @@ def color_scale(colors: dict[str, str], labels: dict[str, str] | None = None) ->
     return alt.Scale(domain=domain, range=list(colors.values()))
 
 
-def show_problems(problems: list[Problem], slots: dict) -> None:
-    """Each problem in the slot of its field (``slots``: column -> st.empty()); the rest in ``slots[None]``."""
+def show_problems(problems: list[Problem], slots: dict, labels: Mapping[str, str] | None = None) -> None:
+    """Each problem of a form in the slot of its field (``slots``: column -> st.empty()), as its reason; the
+    rest in ``slots[None]``, named by the field's label on the form (``labels``: column -> label; else the
+    field's name in words, ``kb.formats.field_label``)."""
     for problem in problems:
         if problem.column in slots:
             slots[problem.column].error(plain(problem.reason), icon=":material/error:")
         else:
-            slots[None].error(plain(problem), icon=":material/error:")
-
-
-_MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""})
-
-
-def plain(text) -> str:
-    """Text someone typed, for a place that renders Markdown (st.markdown, st.success, st.caption…):
-    every ASCII punctuation mark escaped, so it shows as typed, never as a link, an image, a heading or HTML."""
-    return str(text).translate(_MARKDOWN_ESCAPES)
+            label = (labels or {}).get(problem.column) or formats.field_label(problem.column or "")
+            slots[None].error(plain(f"{label}: {problem.reason}" if problem.column else problem.reason),
+                              icon=":material/error:")
 
 
 def leave_legacy_multipage() -> None:

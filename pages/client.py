@@ -1,8 +1,8 @@
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from kb import ui
-from kb.credits import CreditScheduleError, credit_schedule_in_words
+from kb import formats, ui
 from kb.reads import client as reads
 from kb.statement.content import statement_at
 from kb.statement.render import statement_pdf
@@ -16,7 +16,8 @@ everyone = reads.clients(store)
 if everyone.empty:
     ui.empty_state("No clients yet. Add them on Clients and contracts, or import them.")
     st.stop()
-labels = {row.client_id: f"{row.name} ({row.client_id}, {row.tier})" for row in everyone.itertuples()}
+labels = {row.client_id: f"{row.name} ({row.client_id}, {formats.word('tier', row.tier)})"
+          for row in everyone.itertuples()}
 client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="client_page_client")
 months = reads.months_back(snap.as_of, zone, 12)
 
@@ -25,12 +26,16 @@ cases = reads.open_cases(store, snap, client_id)
 if cases.empty:
     st.caption("No open case.")
 else:
-    shown = ui.local_times(cases, "first_response_due", "received_at")
-    shown["sla_state"] = cases.sla_state.map(ui.STATE_LABELS)
+    day_hours = config.calendar.business_day_seconds / 3600
+    shown = formats.in_words(ui.local_times(cases, "first_response_due", "received_at")).assign(
+        business_hours_left=cases.business_hours_left.map(lambda hours: formats.time_left(hours, day_hours)),
+        assignee=cases.assignee.map(formats.assignee))
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "case_id": "Case", "subject": "Subject", "sla_state": "State", "first_response_due": "Due",
         "received_at": "Received", "assignee": "Assignee",
-        "business_hours_left": st.column_config.NumberColumn("Business hours left", format="%.1f")})
+        "business_hours_left": st.column_config.TextColumn(
+            "Business time left", help=f"Before the first-response deadline, in business time (a day is a "
+                                       f"business day of {day_hours:g} h); — once answered")})
 
 left, right = st.columns(2)
 with left:
@@ -40,61 +45,70 @@ with left:
         st.caption("No decided case in the last twelve months.")
     else:
         this = met[met.month == months[0]]
-        st.metric("This month", f"{this.pct_met.iloc[0]:.1f} %" if len(this) else "no decided case")
-        labelled, order = ui.with_month_labels(met)
+        st.metric("This month", formats.percent(this.pct_met.iloc[0]) if len(this) else "no decided case",
+                  delta=f"{int(this.met.iloc[0])} of {int(this.met.iloc[0] + this.breached.iloc[0])} cases"
+                  if len(this) else None, delta_color="off", delta_arrow="off")
+        labelled, order = ui.with_month_labels(met.assign(pct_text=met.pct_met.map(formats.percent)))
         st.altair_chart(alt.Chart(labelled, height=200).mark_bar().encode(
             x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
-            tooltip=["month_label", alt.Tooltip("pct_met:Q", format=".1f"), "met", "breached"]), width="stretch")
+            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("pct_text:N", title="% met"),
+                     alt.Tooltip("met:Q", title="Met"), alt.Tooltip("breached:Q", title="Breached")]),
+            width="stretch")
 with right:
-    st.subheader("Credits owed, by month")
+    st.subheader("Service credits owed, by month")
     credits = reads.credits_by_month(store, snap, client_id, months[-1])
     credits = credits[credits.refund_amount > 0]
     if credits.empty:
-        st.caption("No credits owed in the last twelve months.")
+        st.caption("No service credits owed in the last twelve months.")
     else:
-        st.dataframe(credits.assign(refund_amount=[ui.money(a, c) for a, c in
-                                                   zip(credits.refund_amount, credits.currency, strict=True)]),
+        st.dataframe(formats.in_words(credits).assign(
+            month=credits.month.map(formats.month_label),
+            refund_amount=[formats.money(a, c) for a, c in zip(credits.refund_amount, credits.currency, strict=True)]),
                      hide_index=True, width="stretch",
                      column_config={"month": "Month", "currency": None, "status": "Status",
-                                    "refund_amount": "Credit"})
+                                    "refund_amount": "Service credits"})
 
-st.subheader("Environments this month")
+st.subheader(f"Environments this month ({formats.month_label(months[0])})")
 environments = reads.environments_this_month(store, snap, client_id, months[0])
 if environments.empty:
     st.caption("No environment.")
 else:
-    st.dataframe(environments[["environment_name", *[c for c in environments.columns if c != "environment_name"]]],
-                 hide_index=True, width="stretch", column_config={
-        "environment_name": "Environment", "environment_id": "Id", "kind": "Kind",
-        "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"), "target_pct": "Target %",
-        "downtime_minutes": "Downtime (min)", "budget_minutes": "Budget (min)",
-        "budget_left_minutes": "Budget left (min)", "target_met": "Target met", "status": "Status"})
+    st.dataframe(pd.DataFrame({
+        "environment": environments.environment_name, "kind": environments.kind.map(lambda k: formats.word("kind", k)),
+        "uptime": environments.uptime_pct.map(formats.percent), "target": environments.target_pct.map(formats.term),
+        "verdict": environments.target_met.map(formats.verdict),
+        "downtime": (environments.downtime_minutes / 60).map(formats.duration),
+        "budget_left": (environments.budget_left_minutes / 60).map(formats.duration),
+        "status": environments.status.map(lambda s: formats.word("status", s)),
+        "environment_id": environments.environment_id,
+    }), hide_index=True, width="stretch", column_config={
+        "environment": "Environment", "kind": "Kind", "uptime": "Uptime", "target": "Target", "verdict": "Verdict",
+        "downtime": "Downtime", "budget_left": "Error budget left", "status": "Status", "environment_id": "Id"})
 
 st.subheader("Contracts")
 contracts = reads.contracts(store, client_id)
 if contracts.empty:
     st.caption("No contract: the tier's defaults apply.")
 else:
-    def in_words(schedule) -> str:
-        try:
-            return credit_schedule_in_words(schedule if isinstance(schedule, str) and schedule
-                                            else config.sla.default_credit_schedule)
-        except CreditScheduleError as e:
-            return f"unreadable: {e}"
-
-    shown = contracts.assign(credit_schedule=contracts.credit_schedule.map(in_words),
-                             monthly_fee=[ui.money(f, c) for f, c in
-                                          zip(contracts.monthly_fee, contracts.currency, strict=True)])
+    shown = contracts.assign(
+        credit_schedule=contracts.credit_schedule.map(
+            lambda text: formats.schedule(text, config.sla.default_credit_schedule)),
+        uptime_target_pct=contracts.uptime_target_pct.fillna(float(config.sla.default_uptime_target_pct)).map(
+            formats.term),
+        response_business_days=contracts.response_business_days.map(
+            lambda n: "tier default" if pd.isna(n) else f"{int(n)}"),
+        monthly_fee=[formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency, strict=True)])
     st.dataframe(ui.dates_only(shown, "starts_on", "ends_on"), hide_index=True, width="stretch", column_config={
-        "contract_id": "Contract", "environment_id": "Environment", "uptime_target_pct": "Uptime target %",
+        "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target",
         "response_business_days": "Response (business days)", "monthly_fee": "Monthly fee", "currency": None,
-        "credit_schedule": st.column_config.TextColumn("Credits", width="large"), "starts_on": "Starts",
+        "credit_schedule": st.column_config.TextColumn("Service credits", width="large"), "starts_on": "Starts",
         "ends_on": "Ends"})
 
 st.subheader("Monthly statement")
 columns = st.columns([1, 3])
-month = columns[0].selectbox("Month", months, key="client_page_month")
+# The last finished month first: the one a statement is sent for.
+month = columns[0].selectbox("Month", months, index=1, format_func=formats.month_label, key="client_page_month")
 if columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
     with st.spinner("Typesetting the statement…"):
         content = statement_at(store, snap, client_id, month)

@@ -1,8 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from kb import ui
-from kb.credits import CreditScheduleError, credit_schedule_in_words
+from kb import formats, ui
 from kb.intake.importing import Rejected, add_rows, staged_from_records, update_row
 from kb.intake.validation import KEYS, TABLES
 from kb.reads import clients
@@ -15,25 +14,16 @@ ui.show_flash()
 may_edit = actor.may("edit_clients")
 
 
-def in_words(schedule) -> str:
-    schedule = schedule if isinstance(schedule, str) else None
-    text = schedule or config.sla.default_credit_schedule
-    try:
-        return credit_schedule_in_words(text) + ("" if schedule else " (default)")
-    except CreditScheduleError as e:
-        return f"unreadable: {e}"
-
-
 def row_form(table: str, current: dict | None) -> None:
     """A form with one text field per column, to add a row or (with ``current``) edit one."""
     key = KEYS[table]
     form_key = f"edit_{current[key]}" if current else "add"  # widgets of one row's form are that row's alone
     with st.form(f"{table}_{form_key}"):
         top = st.empty()
-        values, slots = {}, {None: top}
+        values, slots, labels = {}, {None: top}, {}
         columns = st.columns(3)
         for n, column in enumerate(TABLES[table]):
-            label = column.name + ("" if column.required else " (optional)")
+            label = labels[column.name] = formats.field_label(column.name) + ("" if column.required else " (optional)")
             default = "" if current is None or current.get(column.name) is None else str(current[column.name])
             if column.name == key and current is not None:
                 values[key] = current[key]
@@ -41,6 +31,7 @@ def row_form(table: str, current: dict | None) -> None:
             elif column.kind == "enum":
                 values[column.name] = columns[n % 3].selectbox(
                     label, column.choices, index=column.choices.index(default) if default in column.choices else 0,
+                    format_func=lambda value, name=column.name: formats.word(name, value),
                     key=f"{table}_{form_key}_{column.name}")
             else:
                 values[column.name] = columns[n % 3].text_input(
@@ -55,7 +46,7 @@ def row_form(table: str, current: dict | None) -> None:
                 else:
                     store.write(update_row, config, staged, actor, permission="edit_clients")
             except Rejected as e:
-                ui.show_problems(e.problems, slots)
+                ui.show_problems(e.problems, slots, labels)
             else:
                 ui.flash(f"{table.rstrip('s').capitalize()} {values[key]} {'saved' if current else 'added'}.")
                 st.rerun()
@@ -88,12 +79,12 @@ LABELS = {  # short, readable headers for every table's columns (others get thei
     "client_id": "Client ID", "name": "Name", "tier": "Tier", "email_domain": "Email domain",
     "environment_id": "Env. ID", "kind": "Kind", "deployment": "Deployment", "client_name": "Client",
     "active_from": st.column_config.DateColumn("Active from", format="YYYY-MM-DD"),
-    "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target %",
+    "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target",
     "response_business_days": "Response (business days)",
-    "monthly_fee": st.column_config.NumberColumn("Monthly fee", format="%.2f"), "currency": "Currency",
+    "monthly_fee": "Monthly fee", "currency": None,
     "starts_on": st.column_config.DateColumn("Starts", format="YYYY-MM-DD"),
     "ends_on": st.column_config.DateColumn("Ends", format="YYYY-MM-DD"),
-    "credit_schedule_in_words": st.column_config.TextColumn("Credits", width="large"),
+    "credit_schedule_in_words": st.column_config.TextColumn("Service credits", width="large"),
     "voided_at": "Voided", "void_reason": "Void reason",
 }
 FIRST = {  # the columns a table shows first, in this order; the rest follow
@@ -107,7 +98,8 @@ HIDDEN = {"environments": {"client_id"}, "contracts": {"client_id", "environment
 
 def show_table(table: str, rows) -> None:
     """``rows`` with names beside ids, dates as dates, short headers and the ids last."""
-    rows = ui.dates_only(rows, *[c for c in ("active_from", "starts_on", "ends_on") if c in rows.columns])
+    rows = formats.in_words(ui.dates_only(rows, *[c for c in ("active_from", "starts_on", "ends_on")
+                                                  if c in rows.columns]))
     if "voided_at" in rows.columns:
         rows = ui.local_times(rows, "voided_at")
     order = [c for c in FIRST[table] if c in rows.columns]
@@ -135,9 +127,13 @@ with contracts_tab:
         ui.empty_state("No contracts yet.")
     else:
         shown = contracts.copy()
-        shown["credit_schedule_in_words"] = contracts.credit_schedule.map(in_words)
+        shown["credit_schedule_in_words"] = contracts.credit_schedule.map(
+            lambda text: formats.schedule(text, config.sla.default_credit_schedule))
         shown["uptime_target_pct"] = contracts.uptime_target_pct.map(
-            lambda t: f"{config.sla.default_uptime_target_pct} (default)" if pd.isna(t) else f"{t:g}")
+            lambda t: f"{formats.term(config.sla.default_uptime_target_pct)} (default)" if pd.isna(t)
+            else formats.term(t))
+        shown["monthly_fee"] = [formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency,
+                                                                    strict=True)]
         shown["response_business_days"] = contracts.response_business_days.map(
             lambda n: "tier default" if pd.isna(n) else f"{int(n)}")
         show_table("contracts", shown)

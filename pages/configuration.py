@@ -4,9 +4,8 @@ import holidays
 import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.config import WEEKDAYS, config_path
-from kb.credits import credit_schedule_in_words
 from kb.engine.calendar import holiday_dates
 from kb.reads import configuration
 from kb.service import jobs
@@ -38,9 +37,10 @@ with columns[1]:
         f"- Custom program first response: **{sla.custom_response_business_days} business day(s)**\n"
         f"- Free tier: end of the next business day; general coding has no deadline\n"
         f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
-        f"- Uptime target: **{sla.default_uptime_target_pct} %**\n"
-        f"- Credits: {credit_schedule_in_words(sla.default_credit_schedule)}\n"
-        f"- Response target for the charts: **{sla.response_target_pct} %**\n"
+        f"- Uptime target: **{formats.term(sla.default_uptime_target_pct)}**\n"
+        f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"
+        f"- Response target for the charts: **{formats.term(sla.response_target_pct)}** (the team's own goal, "
+        "not a promise of the Support Service Terms)\n"
         f"- Monitoring: flag after **{config.stale_after_days} days** unseen")
 
 st.subheader("Closed days in the next 90 days")

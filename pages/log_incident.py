@@ -2,7 +2,7 @@ from datetime import date
 
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.db.schema import IMPACTS
 from kb.intake import corrections, writes
 from kb.intake.importing import Rejected
@@ -19,7 +19,8 @@ environments = log_incident.environments(store)
 if environments.empty:
     ui.empty_state("No environments yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
-labels = {r.environment_id: f"{r.name} ({r.kind}, {r.environment_id})" for r in environments.itertuples()}
+labels = {r.environment_id: f"{r.name} ({formats.word('kind', r.kind).lower()}, {r.environment_id})"
+          for r in environments.itertuples()}
 now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
 # Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
@@ -32,6 +33,7 @@ with st.form("log_incident"):
                                   index=None, placeholder="Choose an environment")
     slots = {None: top, "environment_id": st.empty()}
     impact = st.radio("Impact", IMPACTS, horizontal=True, key="inc_impact",
+                      format_func=lambda value: formats.word("impact", value),
                       help="Only outages count as downtime; maintenance is excluded, degraded is shown only.")
     columns = st.columns(2)
     start_day = columns[0].date_input("Started on", key="inc_start_day", **DAYS)
@@ -61,18 +63,19 @@ if submitted:
         }
         incident_id = store.write(writes.log_incident, store.config, actor, fields)
     except Rejected as e:
-        ui.show_problems(e.problems, slots)
+        ui.show_problems(e.problems, slots, {"impact": "Impact", "started_at": "Started", "ended_at": "Ended"})
     else:
-        ui.flash(f"Incident {incident_id} logged on {labels[environment_id]} ({impact}"
+        ui.flash(f"Incident {incident_id} logged on {labels[environment_id]} ({formats.word('impact', impact).lower()}"
                  f"{', ongoing' if ongoing else ''}).")
         st.rerun()
 
 
 
 def incident_choices(incidents, when: str) -> dict[str, str]:
-    """Incident id -> 'INC-00012: outage on Cobalt production (…) since Mon 2026-11-23 10:00 HKT'."""
+    """Incident id -> 'INC-00012: outage on Cobalt production (…) since Mon 2026-11-23 10:00 HKT (UTC+08:00)'."""
     shown = ui.local_times(incidents, "started_at")
-    return {r.incident_id: f"{r.incident_id}: {r.impact} on {labels.get(r.environment_id, r.environment_id)} "
+    return {r.incident_id: f"{r.incident_id}: {formats.word('impact', r.impact).lower()} on "
+                           f"{labels.get(r.environment_id, r.environment_id)} "
                            f"{when} {r.started_at}" for r in shown.itertuples()}
 
 
@@ -105,7 +108,7 @@ else:
 
 st.divider()
 st.subheader("Record a monitoring check")
-dedicated = {k: v for k, v in labels.items() if "(dedicated" in v}
+dedicated = {r.environment_id: labels[r.environment_id] for r in environments.itertuples() if r.kind == "dedicated"}
 if not dedicated:
     st.caption("No dedicated environments.")
 else:
@@ -142,7 +145,8 @@ if actor.may("correct"):
                     writes.picked({"incident_id": ("Incident: choose an incident", incident_id)})
                     store.write(corrections.void_incident, store.config, actor, incident_id, reason)
                 except Rejected as e:
-                    ui.show_problems(e.problems, {None: slot, "incident_id": slot})
+                    ui.show_problems(e.problems, {None: slot, "incident_id": slot},
+                                     {"void_reason": "Why it was logged in error"})
                 else:
                     ui.flash(f"Incident {incident_id} voided: it no longer counts as downtime anywhere.")
                     st.rerun()

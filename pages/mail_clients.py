@@ -1,14 +1,14 @@
 import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.access import PermissionDenied
 from kb.intake import corrections
 from kb.intake.importing import Rejected
 from kb.reads import mail
 
 ui.page_header("Mail clients", "Which clients did mail make for unknown senders, and whose are they really?",
-               "A client message from an address no client's `email_domain` matches opens a case for a new free "
+               "A client message from an address no client's email domain matches opens a case for a new free "
                "client named after the sender. Review them here: merge one into the client it belongs to (its "
                "cases follow, with that client's deadlines), or leave it as the free client it is.")
 
@@ -22,36 +22,30 @@ if clients.empty:
     st.stop()
 
 
-def when(value) -> str:
-    return "" if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert(zone).strftime(
-        "%a %Y-%m-%d %H:%M")
-
-
 st.subheader(f"Made from mail ({len(clients):,}), the most recent case first")
 st.dataframe(pd.DataFrame({
     "client_id": clients.client_id,
     "name": clients["name"],
-    "tier": clients.tier,
+    "tier": clients.tier.map(lambda tier: formats.word("tier", tier)),
     "cases": clients.cases.astype(int),
-    "first_case": [when(v) for v in clients.first_case_at],
-    "last_case": [when(v) for v in clients.last_case_at],
+    "first_case": clients.first_case_at.map(lambda v: formats.instant(v, zone)),
+    "last_case": clients.last_case_at.map(lambda v: formats.instant(v, zone)),
     "domain_taken": [f"yes: {o}" if isinstance(o, str) and o else "no" for o in clients.domain_owners],
 }), hide_index=True, width="stretch", column_config={
     "client_id": st.column_config.TextColumn("Client id (the sender)", pinned=True),
     "name": "Name", "tier": "Tier",
     "cases": st.column_config.NumberColumn("Cases", help="Cases of this client, voided ones left out"),
-    "first_case": f"First case ({store.config.calendar.timezone})",
-    "last_case": f"Last case ({store.config.calendar.timezone})",
+    "first_case": "First case", "last_case": "Last case",
     "domain_taken": st.column_config.TextColumn(
-        "Domain already a client's", help="Another client has the sender's domain as its email_domain"),
+        "Domain already a client's", help="Another client has the sender's domain as its email domain"),
 })
 
 if actor.may("edit_clients"):
     st.subheader("Merge into an existing client")
     st.caption("Every case (and environment or contract, if any) of the mail client moves to the client chosen; "
                "the mail client is removed; the audit trail keeps both. Deadlines follow the target's tier and "
-               "contracts at once. Give the target the sender's `email_domain` on Clients and contracts so that "
-               "its next messages go to it directly.")
+               "contracts at once. Give the target the sender's domain as its email domain on Clients and "
+               "contracts so that its next messages go to it directly.")
     ids = clients.client_id.tolist()
     labels = dict(zip(clients.client_id, clients["name"] + " (" + clients.client_id + ")", strict=True))
     source = st.selectbox("Mail client", ids, format_func=labels.get, key="merge_source")

@@ -1,11 +1,10 @@
 import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.access import PermissionDenied
 from kb.mail import quarantine
 from kb.reads import mail
-from kb.timestamps import format_for_people
 
 ui.page_header("Mail quarantine", "Which messages could intake not store, and what becomes of them?",
                "A message the store refuses is set aside here by itself, with the reason; the rest of its batch is "
@@ -22,19 +21,15 @@ if held.empty:
     st.stop()
 
 
-def when(value) -> str:
-    return "" if pd.isna(value) else format_for_people(pd.Timestamp(value).to_pydatetime(), zone)
-
-
 st.subheader(f"Held ({len(held):,}), the oldest first")
 st.dataframe(pd.DataFrame({
     "message": held.message_key,
     "read_from": held.read_from,
     "sender": held.from_address,
     "subject": held.subject.fillna(""),
-    "received": [when(v) for v in held.received_at],
+    "received": held.received_at.map(lambda v: formats.instant(v, zone)),
     "reason": held.reason,
-    "first_seen": [when(v) for v in held.first_seen_at],
+    "first_seen": held.first_seen_at.map(lambda v: formats.instant(v, zone)),
 }), hide_index=True, width="stretch", column_config={
     "message": st.column_config.TextColumn("Message (Message-ID or hash)", pinned=True),
     "read_from": "Read from", "sender": "From", "subject": "Subject",

@@ -1,17 +1,19 @@
 import altair as alt
+import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.engine import periods
-from kb.reads import overview
+from kb.reads import overview, uptime
 
 ui.page_header("Overview", "Are we keeping the Support Service Terms this month, and who is owed what?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 months = periods.months_of(store.config.calendar, snap.as_of)
-this_label, last_label = ui.month_label(months.this), ui.month_label(months.last)
+this_label, last_label = formats.month_label(months.this), formats.month_label(months.last)
 target = float(store.config.sla.response_target_pct)
+zone = store.config.calendar.zone
 
 performance = overview.response_performance(store, snap, months)
 open_now = overview.open_case_counts(store, snap)
@@ -28,7 +30,10 @@ def verdict(pct: float, decided: int, so_far: bool) -> tuple[str, str]:
     return ("Met" if met else "Missed") + (" so far" if so_far else ""), "green" if met else "red"
 
 
-st.subheader(f"First responses due in {this_label}, against the {target:g} % target")
+st.subheader(f"First responses due in {this_label}")
+st.caption(f"The {formats.term(target)} target is the support team's own goal (`response_target_pct` under "
+           "`[sla]` in support.toml), not a promise of the Support Service Terms: the Terms promise each case "
+           "its first response by its deadline.")
 columns = st.columns(4)
 for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False):
     rows = performance[performance.tier == tier].set_index("month")
@@ -37,14 +42,14 @@ for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False)
     word, color = verdict(now.pct_met, decided, so_far=True)
     word_before, _ = verdict(before.pct_met, decided_before, so_far=False)
     column.metric(
-        f"{tier.capitalize()}: met this month",
-        "–" if decided == 0 else f"{now.pct_met:.1f} %",
-        delta=f"{word}: target {target:g} %" if word else "no cases due yet",
+        f"{formats.word('tier', tier)}: met this month",
+        formats.EMPTY if decided == 0 else formats.percent(now.pct_met),
+        delta=f"{word}: {int(now.met)} of {decided} cases" if word else "no cases due yet",
         delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"),
-        help=f"Cases due in {this_label} answered in time: {int(now.met)} of {decided} decided (pending and "
-             f"at-risk cases are not decided yet). {last_label}: "
-             + (f"{before.pct_met:.1f} % ({int(before.met)} of {decided_before}), {word_before.lower()}."
-                if word_before else "none due."),
+        help=f"Cases due in {this_label} answered in time, against the team's goal of {formats.term(target)} "
+             f"(pending and at-risk cases are not decided yet). {last_label}: "
+             + (f"{formats.percent(before.pct_met)} ({int(before.met)} of {decided_before} cases), "
+                f"{word_before.lower()}." if word_before else "none due."),
         border=True,
     )
 columns[3].metric("Open cases breached now", open_now["breached"], border=True,
@@ -70,7 +75,7 @@ if months.this in environments.index:
              "programme contract) missing it this month so far (projected); last month is final.", border=True)
     budget = float(this.lowest_budget_left_minutes)
     columns[1].metric(
-        "Lowest error budget left", f"{budget:,.1f} min",
+        "Lowest error budget left", formats.duration(budget / 60),
         delta=this.lowest_budget_environment_name, delta_color="red" if budget < 0 else "off", delta_arrow="off",
         help=f"{this.lowest_budget_environment_name} ({this.lowest_budget_environment}), {this_label}; "
              "below zero the month has missed its target.", border=True)
@@ -78,8 +83,40 @@ if months.this in environments.index:
              ((this_label, this), (last_label, last)) if rows is not None and len(rows.below_target_names)]
     if lines:
         columns[2].markdown("**Below target**  \n" + "  \n".join(ui.plain(line) for line in lines))
+    each = overview.uptime_this_month(store, snap, months.this)
+    st.dataframe(
+        pd.DataFrame({
+            "environment": each.environment_name, "client": each.client_name.map(formats.text),
+            "uptime": each.uptime_pct.map(formats.percent), "target": each.target_pct.map(formats.term),
+            "verdict": each.target_met.map(formats.verdict),
+            "budget_left": (each.budget_left_minutes / 60).map(formats.duration),
+        }), hide_index=True, width="stretch", key="uptime_each",
+        column_config={"environment": "Environment", "client": "Client",
+                       "uptime": f"Uptime {this_label} (projected)", "target": "Target", "verdict": "Verdict",
+                       "budget_left": "Error budget left"})
 else:
     columns[0].metric("Environments below target", "none measured", border=True)
+
+days = store.config.stale_after_days
+unwatched = uptime.last_seen(store, snap).query("stale")
+if unwatched.empty:
+    st.success(f"Every dedicated environment was checked, or had an incident logged, in the last {days} days.",
+               icon=":material/visibility:")
+else:
+    names = ", ".join(f"{row.environment_name} ({formats.text(row.client_name)})" for row in unwatched.itertuples())
+    st.warning(ui.plain(f"Not checked for more than {days} days (`stale_after_days` under `[monitoring]`): {names}"),
+               icon=":material/visibility_off:")
+
+ongoing = overview.ongoing_incidents(store, snap)
+if ongoing.empty:
+    st.caption("No incident is ongoing.")
+else:
+    st.markdown(f"**Ongoing incidents ({len(ongoing)})**")
+    st.dataframe(
+        formats.instants(formats.in_words(ongoing), zone, "started_at"), hide_index=True, width="stretch",
+        key="ongoing", column_order=["environment_name", "impact", "started_at", "summary", "incident_id"],
+        column_config={"environment_name": "Environment", "impact": "Impact", "started_at": "Since",
+                       "summary": st.column_config.TextColumn("Summary", width="large"), "incident_id": "Incident"})
 
 st.subheader("Service credits owed")
 columns = st.columns(4)
@@ -88,23 +125,24 @@ for month, when in ((months.last, "last month"), (months.this, "this month")):
     rows = refunds[(refunds.month == month) & (refunds.refund_amount > 0)]
     status = "final" if month == months.last else "projected"
     if rows.empty:
-        cards.append((f"Refunds {when}", "none", f"{ui.month_label(month)}, {status}"))
+        cards.append((f"Service credits {when}", "none", f"{formats.month_label(month)}, {status}"))
     for row in rows.itertuples():  # one card per currency: amounts in different currencies are never added up
-        cards.append((f"Refunds {when}", ui.money(row.refund_amount, row.currency),
-                      f"{ui.month_label(month)}, {status}: {int(row.clients_credited)} client(s)"))
+        cards.append((f"Service credits {when}", formats.money(row.refund_amount, row.currency),
+                      f"{formats.month_label(month)}, {status}: {int(row.clients_credited)} client(s)"))
 for n, (label, value, note) in enumerate(cards):
     columns[n % 4].metric(label, value, delta=note, delta_color="off", delta_arrow="off", border=True,
                           help="Service credits owed by the contracts' credit schedules; the current month is "
                                "projected from its downtime so far.")
 if owed.empty:
-    ui.empty_state(f"No client is owed a credit for {last_label} or {this_label}.")
+    ui.empty_state(f"No client is owed service credits for {last_label} or {this_label}.")
 else:
-    shown = owed.assign(month=owed.month.map(ui.month_label),
-                        credit=[ui.money(a, c) for a, c in zip(owed.refund_amount, owed.currency, strict=True)])
+    shown = formats.in_words(owed).assign(
+        month=owed.month.map(formats.month_label),
+        credit=[formats.money(a, c) for a, c in zip(owed.refund_amount, owed.currency, strict=True)])
     st.dataframe(
         shown[["month", "status", "client_name", "credit", "environments"]], hide_index=True, width="stretch",
         column_config={"month": "Month", "status": "Status", "client_name": "Client",
-                       "credit": st.column_config.TextColumn("Credit owed"),
+                       "credit": st.column_config.TextColumn("Service credits owed"),
                        "environments": "For the uptime of"})
 
 st.subheader("Met this month and last, by tier")
@@ -112,14 +150,15 @@ chart_data = performance.dropna(subset=["pct_met"])
 if chart_data.empty:
     ui.empty_state("No case has come due in these two months yet.")
 else:
-    chart_data, order = ui.with_month_labels(chart_data)
+    chart_data, order = ui.with_month_labels(formats.in_words(chart_data).assign(
+        pct_text=chart_data.pct_met.map(formats.percent)))
     bars = alt.Chart(chart_data).mark_bar().encode(
         x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("pct_met:Q", title="% of due cases met", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS)),
+        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
         xOffset="tier:N",
         tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
-                 alt.Tooltip("pct_met:Q", title="% met", format=".1f"), alt.Tooltip("met:Q", title="Met"),
+                 alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("met:Q", title="Met"),
                  alt.Tooltip("breached:Q", title="Breached")],
     )
     st.altair_chart(alt.layer(bars, *ui.target_rule(target)).properties(height=260), width="stretch")

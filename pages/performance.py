@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import altair as alt
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.db.schema import TIERS
 from kb.reads import performance
 
@@ -14,6 +14,12 @@ store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 target = float(store.config.sla.response_target_pct)
 today = snap.as_of.astimezone(store.config.calendar.zone).date()
+day_hours = store.config.calendar.business_day_seconds / 3600  # business time reads in business days
+
+
+def business_time(hours) -> str:
+    return formats.duration(hours, day_hours)
+
 
 # The last 13 weeks, unless a link asks for a period (the Queue's link to where a breach reason is counted).
 try:
@@ -23,7 +29,8 @@ except (KeyError, ValueError):
 columns = st.columns([2, 1, 2])
 period = columns[0].date_input("Deadlines between", asked, key="period")
 grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")
-tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers")
+tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers",
+                               format_func=lambda tier: formats.word("tier", tier))
 if not isinstance(period, tuple) or len(period) != 2:
     st.info("Pick the last day of the period too.", icon=":material/date_range:")
     st.stop()
@@ -34,12 +41,14 @@ data = data[data.tier.isin(tiers)]
 if data.empty:
     ui.empty_state("No case came due in this period.")
     st.stop()
+data = formats.in_words(data).assign(pct_text=data.pct_met.map(formats.percent),
+                                     median_text=data.median_business_hours.map(business_time))
 
 tooltip = [alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"), alt.Tooltip("tier:N", title="Tier"),
-           alt.Tooltip("pct_met:Q", title="% met", format=".1f"), alt.Tooltip("met:Q", title="Met"),
+           alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("met:Q", title="Met"),
            alt.Tooltip("breached:Q", title="Breached"),
-           alt.Tooltip("median_business_hours:Q", title="Median business h to respond", format=".1f")]
-tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS))
+           alt.Tooltip("median_text:N", title="Median business time to respond")]
+tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"]))
 x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline",
           axis=alt.Axis(format="%b %Y" if grain == "month" else "%d %b", tickCount=grain))
 
@@ -48,7 +57,7 @@ lines = alt.Chart(data).mark_line(point=True).encode(
     x=x, y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])), color=tier_color, tooltip=tooltip)
 rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
 label = alt.Chart().mark_text(align="left", dx=4, dy=10, color="#424242").encode(
-    y=alt.datum(target), text=alt.datum(f"target {target:g} %"))
+    y=alt.datum(target), text=alt.datum(f"target {formats.term(target)}"))
 st.altair_chart((lines + rule + label).properties(height=280), width="stretch")
 
 columns = st.columns(2)
@@ -65,14 +74,16 @@ with columns[1]:
     st.altair_chart(hours.properties(height=240), width="stretch")
 
 st.subheader("% met by assignee and by client, over the whole period")
-pct_column = st.column_config.ProgressColumn("% met", format="%.1f %%", min_value=0, max_value=100)
+pct_column = st.column_config.ProgressColumn("% met", format="%.2f %%", min_value=0, max_value=100)
 counts_config = {"met": st.column_config.NumberColumn("Met", format="%d"),
                  "breached": st.column_config.NumberColumn("Breached", format="%d"), "pct_met": pct_column,
-                 "median_business_hours": st.column_config.NumberColumn("Median business h", format="%.1f")}
+                 "median_business_hours": "Median business time"}
 columns = st.columns(2)
 for column, by, label in ((columns[0], "assignee", "Assignee"), (columns[1], "client", "Client")):
     with column:
         frame = performance.performance_by(store, snap, by, start, end, tuple(tiers))
+        frame = frame.assign(pct_met=frame.pct_met.map(lambda pct: float(formats.percent_value(pct))),
+                             median_business_hours=frame.median_business_hours.map(business_time))
         st.dataframe(frame, hide_index=True, width="stretch", key=f"by_{by}",
                      column_config={by: st.column_config.TextColumn(label), **counts_config})
         st.caption(f"Lowest % met first; {label.lower()}s with no case due in the period are not listed.")
@@ -93,12 +104,13 @@ if breached.empty:
     ui.empty_state("No breaches in this period.")
 else:
     st.dataframe(
-        ui.local_times(breached, "received_at", "first_response_due", "first_response_at"),
+        formats.in_words(ui.local_times(breached, "received_at", "first_response_due", "first_response_at")).assign(
+            assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
+            business_hours_to_response=breached.business_hours_to_response.map(business_time)),
         hide_index=True, width="stretch",
         column_config={"period": st.column_config.DateColumn(grain.capitalize()), "case_id": "Case",
                        "client_name": "Client", "tier": "Tier", "category": "Category", "subject": "Subject",
                        "assignee": "Assignee", "received_at": "Received", "first_response_due": "Response due",
                        "first_response_at": "First response", "breach_reason": "Breach reason",
-                       "business_hours_to_response": st.column_config.NumberColumn("Business h to respond",
-                                                                                   format="%.1f")})
+                       "business_hours_to_response": "Business time to respond"})
     st.caption(f"{len(breached):,} shown, latest deadline first (at most 1,000).")

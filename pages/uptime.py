@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.engine import periods
 from kb.reads import uptime
 
@@ -21,25 +21,29 @@ if monthly.empty:
                    "Clients and contracts.")
     st.stop()
 
-st.subheader(f"This month ({ui.month_label(months.this)}, projected)")
-current = monthly[monthly.month == months.this].copy()
-current["budget_used_pct"] = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
+st.subheader(f"This month ({formats.month_label(months.this)}, projected)")
+current = monthly[monthly.month == months.this]
+burnt = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
 st.dataframe(
-    current[["environment_name", "environment_id", "kind", "uptime_pct", "target_pct", "target_met",
-             "downtime_minutes", "budget_minutes", "budget_left_minutes", "budget_used_pct"]],
+    formats.in_words(current).assign(
+        uptime_pct=current.uptime_pct.map(formats.percent), target_pct=current.target_pct.map(formats.term),
+        target_met=current.target_met.map(formats.verdict),
+        downtime_minutes=(current.downtime_minutes / 60).map(formats.duration),
+        budget_minutes=(current.budget_minutes / 60).map(formats.duration),
+        budget_left_minutes=(current.budget_left_minutes / 60).map(formats.duration),
+        budget_used_pct=burnt.map(lambda pct: float(formats.percent_value(pct)))),
     hide_index=True, width="stretch",
+    column_order=["environment_name", "environment_id", "kind", "uptime_pct", "target_pct", "target_met",
+                  "downtime_minutes", "budget_minutes", "budget_left_minutes", "budget_used_pct"],
     column_config={
-        "environment_name": "Environment", "environment_id": "ID", "kind": "Kind",
-        "uptime_pct": st.column_config.NumberColumn("Uptime %", format="%.4f"),
-        "target_pct": st.column_config.NumberColumn("Target %", format="%.3f"),
-        "target_met": st.column_config.CheckboxColumn("On target"),
-        "downtime_minutes": st.column_config.NumberColumn("Down (min)", format="%.1f",
-                                                          help="Outage minutes this month so far"),
-        "budget_minutes": st.column_config.NumberColumn("Budget (min)", format="%.1f",
-                                                        help="Error budget: the downtime the target allows"),
-        "budget_left_minutes": st.column_config.NumberColumn("Left (min)", format="%.1f",
-                                                             help="Error budget left; below zero: target missed"),
-        "budget_used_pct": st.column_config.ProgressColumn("Budget burnt", format="%.0f %%", min_value=0,
+        "environment_name": "Environment", "environment_id": "ID", "kind": "Kind", "uptime_pct": "Uptime",
+        "target_pct": "Target", "target_met": "Verdict",
+        "downtime_minutes": st.column_config.TextColumn("Downtime", help="Outage time this month so far"),
+        "budget_minutes": st.column_config.TextColumn("Error budget",
+                                                      help="The downtime the target allows this month"),
+        "budget_left_minutes": st.column_config.TextColumn("Budget left",
+                                                           help="Error budget left; below zero: target missed"),
+        "budget_used_pct": st.column_config.ProgressColumn("Budget burnt", format="%.2f %%", min_value=0,
                                                            max_value=100),
     },
 )
@@ -48,31 +52,32 @@ st.subheader("Monthly uptime against target")
 HEATMAP_ENVIRONMENTS = 40  # rows of the grid: 40 environments × 13 months stay far below 5,000 cells
 shown, measured = uptime.worst_environments(store, snap, since, HEATMAP_ENVIRONMENTS)
 grid, order = ui.with_month_labels(monthly[monthly.environment_id.isin(shown)])
-grid = grid.assign(on_target=grid.target_met.map({True: "on target", False: "below target"}))
+grid = formats.in_words(grid).assign(
+    on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
+    target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
+    budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
 base = alt.Chart(grid).encode(
     x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
     y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
     tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
              alt.Tooltip("month_label:O", title="Month"),
-             alt.Tooltip("uptime_pct:Q", title="Uptime %", format=".4f"),
-             alt.Tooltip("target_pct:Q", title="Target %", format=".3f"),
-             alt.Tooltip("downtime_minutes:Q", title="Downtime (min)", format=".1f"),
-             alt.Tooltip("budget_left_minutes:Q", title="Budget left (min)", format=".1f"),
+             alt.Tooltip("uptime:N", title="Uptime"), alt.Tooltip("target:N", title="Target"),
+             alt.Tooltip("downtime:N", title="Downtime"), alt.Tooltip("budget_left:N", title="Budget left"),
              alt.Tooltip("status:N", title="Status")],
 )
 cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-    color=alt.Color("on_target:N", title="Month", scale=alt.Scale(domain=["on target", "below target"],
+    color=alt.Color("on_target:N", title="Month", scale=alt.Scale(domain=["On target", "Below target"],
                                                                   range=["#c8e6c9", "#ef9a9a"])),
-    opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(domain=["final", "projected"],
-                                                                    range=[1.0, 0.55])),
+    opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
+        domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.55])),
 )
-labels = base.mark_text(fontSize=11).encode(text=alt.Text("uptime_pct:Q", format=".3f"))
+labels = base.mark_text(fontSize=11).encode(text=alt.Text("uptime:N"))
 st.altair_chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())),
                 width="stretch")
 if measured > len(shown):
     st.caption(f"The {len(shown)} environments with the most months below target, then the lowest uptime, of "
                f"{measured:,}; the table above has every one for this month.")
-st.caption("Uptime % per month; red where the month missed the environment's target. The current month is "
+st.caption("Uptime per month; red where the month missed the environment's target. The current month is "
            "projected: its downtime so far against the whole month.")
 
 st.subheader("Incidents in the last 90 days")
@@ -81,20 +86,21 @@ incidents = uptime.incidents_between(store, snap, window_start)
 if incidents.empty:
     ui.empty_state("No incidents in the last 90 days.")
 else:
-    timeline = ui.local_times(incidents, "started_at", "drawn_until")
+    timeline = formats.in_words(ui.local_times(incidents, "started_at", "drawn_until"))
     # Drawn at their wall-clock time in the support zone on a UTC scale, so the browser's own zone cannot move
     # them (see ui.wall_clock_ms); the tooltips and the table say the same times in words.
     timeline["start"], timeline["end"] = ui.wall_clock_ms(incidents.started_at), ui.wall_clock_ms(incidents.drawn_until)
-    timeline["minutes"] = (incidents.drawn_until - incidents.started_at).dt.total_seconds() / 60
+    timeline["length"] = ((incidents.drawn_until - incidents.started_at).dt.total_seconds() / 3600).map(
+        formats.duration)
     domain = ui.wall_clock_ms(pd.Series([window_start, snap.as_of])).tolist()
     spans = alt.Chart(timeline).encode(
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
-        color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS)),
+        color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS, formats.WORDS["impact"])),
         tooltip=[alt.Tooltip("incident_id:N", title="Incident"),
                  alt.Tooltip("environment_name:N", title="Environment"),
                  alt.Tooltip("impact:N", title="Impact"), alt.Tooltip("started_at:N", title="Started"),
                  alt.Tooltip("drawn_until:N", title="Until"),
-                 alt.Tooltip("minutes:Q", title="Minutes", format=",.0f"),
+                 alt.Tooltip("length:N", title="Length"),
                  alt.Tooltip("ongoing:N", title="Ongoing"), alt.Tooltip("summary:N", title="Summary")],
     )
     x = alt.X("start:T", title=f"Time in the support zone ({ui.zone_name()})",
@@ -105,12 +111,10 @@ else:
              + spans.mark_point(filled=True, size=90, opacity=1).encode(x=x))
     st.altair_chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
     st.dataframe(
-        timeline[["incident_id", "environment_name", "impact", "started_at", "drawn_until", "minutes", "ongoing",
+        timeline[["incident_id", "environment_name", "impact", "started_at", "drawn_until", "length", "ongoing",
                   "summary"]].iloc[::-1], hide_index=True, width="stretch",
         column_config={"incident_id": "Incident", "environment_name": "Environment", "impact": "Impact",
-                       "started_at": f"Started ({ui.zone_name().split(', ')[-1]})",
-                       "drawn_until": "Ended (or now)",
-                       "minutes": st.column_config.NumberColumn("Minutes", format="%.0f"),
+                       "started_at": "Started", "drawn_until": "Ended (or now)", "length": "Length",
                        "ongoing": st.column_config.CheckboxColumn("Ongoing"),
                        "summary": st.column_config.TextColumn("Summary", width="large")})
 
@@ -124,11 +128,13 @@ if stale:
 else:
     st.success(f"Every dedicated environment was seen in the last {days} days.", icon=":material/visibility:")
 st.dataframe(
-    ui.local_times(seen, "last_checked", "last_incident", "last_seen"), hide_index=True, width="stretch",
+    ui.local_times(seen, "last_checked", "last_incident", "last_seen").assign(
+        days_since=(seen.days_since * 24).map(formats.duration), client_name=seen.client_name.map(formats.text)),
+    hide_index=True, width="stretch",
     column_order=["environment_name", "client_name", "last_checked", "last_incident", "last_seen", "days_since",
                   "stale", "environment_id"],
     column_config={"environment_id": "ID", "environment_name": "Environment", "client_name": "Client",
                    "last_checked": "Last check", "last_incident": "Last incident", "last_seen": "Last seen",
-                   "days_since": st.column_config.NumberColumn("Days since", format="%.1f"),
+                   "days_since": "Unseen for",
                    "stale": st.column_config.CheckboxColumn(f"Unseen {days}+ days")},
 )

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -108,6 +110,20 @@ def build_fixture(folder: Path) -> tuple[Path, Path]:
 
 
 # --- AppTest helpers ------------------------------------------------------------------------------------
+
+@contextmanager
+def app_on(db: Path, config_file: Path, monkeypatch) -> Iterator[AppTest]:
+    """The dashboard as AppTest on ``db`` and ``config_file``, frozen at AS_OF; the store let go after."""
+    monkeypatch.setenv("SUPPORT_DB", str(db))
+    monkeypatch.setenv("SUPPORT_CONFIG", str(config_file))
+    monkeypatch.setenv("SUPPORT_AS_OF", AS_OF)
+    try:
+        yield AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60).run()
+    finally:
+        from kb import ui
+
+        ui._open_app.clear()
+
 
 def open_page(at: AppTest, name: str) -> AppTest:
     at.switch_page(f"pages/{name}.py").run()

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from kb.config import ConfigError, load_config, parse_config
-from kb.credits import CreditScheduleError, credit_schedule_in_words, parse_credit_schedule
+from kb.credits import CreditScheduleError, parse_credit_schedule
+from kb.formats import schedule
 
 
 def test_shipped_configuration_is_the_specs():
@@ -63,9 +64,10 @@ def test_unreadable_file_is_named(tmp_path):
 
 
 def test_credit_schedule_reads_in_words():
-    assert credit_schedule_in_words("99.9:10, 99.0:30, 95.0:100") == (
-        "below 99.9 % uptime → 10 % of the fee; below 99 % uptime → 30 % of the fee; "
-        "below 95 % uptime → 100 % of the fee")
+    assert schedule("99.9:10, 99.0:30, 95.0:100") == (
+        "below 99.90 % uptime → 10.00 % of the fee; below 99.00 % uptime → 30.00 % of the fee; "
+        "below 95.00 % uptime → 100.00 % of the fee")
+    assert schedule("", "99.995:10") == "below 99.995 % uptime → 10.00 % of the fee (default)"
     assert [t.below_pct for t in parse_credit_schedule("95:100, 99.9:10")] == [Decimal("99.9"), Decimal("95")]
 
 

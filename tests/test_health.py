@@ -111,7 +111,7 @@ def service(tmp_path):
 
 def admin_alerts(inbox: Inbox) -> list[str]:
     """The subjects the admins were sent."""
-    return [message["Subject"] for to, message in inbox.messages if to == [ADMIN_ADDRESS]]
+    return [message["Subject"].strip() for to, message in inbox.messages if to == [ADMIN_ADDRESS]]  # unfolded
 
 
 def assert_unwell(svc: Service, job: str, error: str, failures: int = 3) -> None:

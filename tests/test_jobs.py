@@ -272,7 +272,7 @@ def test_an_unwritable_backup_folder_is_a_recorded_failure(store):
 def test_background_jobs_read_for_the_page(store):
     table, here = jobs_table(store)
     assert not here and table.to_dict("records")[0] == {
-        "job": "Scheduled backup", "every": "6 h", "last run": "", "result": "never run", "next run": "",
+        "job": "Scheduled backup", "every": "6 h", "last run": "—", "result": "never run", "next run": "",
         "last error": ""}
     assert table.job.tolist() == ["Scheduled backup", "Alerts", "Monthly statements", "Mail polling"]
     assert table.every.tolist()[1:] == ["off", "off", "off"]
@@ -286,9 +286,10 @@ def test_background_jobs_read_for_the_page(store):
         jobs.stop()
     row = table.to_dict("records")[0]
     assert here
-    assert row["last run"] == "Wed 2026-11-25 09:00 HKT" and row["next run"] == "Wed 2026-11-25 15:00 HKT"
+    assert row["last run"] == "Wed 2026-11-25 09:00 HKT (UTC+08:00)"
+    assert row["next run"] == "Wed 2026-11-25 15:00 HKT (UTC+08:00)"
     assert row["result"].startswith("failed: BackupError")
-    assert row["last error"].startswith("Wed 2026-11-25 09:00 HKT: BackupError")
+    assert row["last error"].startswith("Wed 2026-11-25 09:00 HKT (UTC+08:00): BackupError")
 
 
 def test_configuration_page_shows_background_jobs(app):

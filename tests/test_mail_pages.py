@@ -90,8 +90,8 @@ def test_the_queue_shows_where_a_mail_case_came_from_and_its_thread(app):
     assert "**Requester:** kim@acme.example" in facts
     thread = next(d.value for d in at.dataframe if "role" in d.value.columns)
     assert thread.to_dict("list") == {
-        "time": ["Wed 2026-11-25 10:00 HKT", "Wed 2026-11-25 10:01 HKT", "Wed 2026-11-25 10:02 HKT",
-                 "Wed 2026-11-25 11:30 HKT"],
+        "time": ["Wed 2026-11-25 10:00 HKT (UTC+08:00)", "Wed 2026-11-25 10:01 HKT (UTC+08:00)",
+                 "Wed 2026-11-25 10:02 HKT (UTC+08:00)", "Wed 2026-11-25 11:30 HKT (UTC+08:00)"],
         "sender": ["Kim Lee <kim@acme.example>", "support@knowru.example", "Support <support@knowru.example>",
                    "Support <support@knowru.example>"],
         "side": ["client", "team (unverified)", "team (unverified)", "team"],  # nothing vouches for the Inbox ones
@@ -136,8 +136,8 @@ def test_merging_a_mail_client_moves_its_cases_and_their_deadlines(app):
     open_page(at, "mail_clients")
     table = next(d.value for d in at.dataframe if "domain_taken" in d.value.columns)
     assert table.to_dict("records") == [{
-        "client_id": "kim@acme.example", "name": "Kim Lee", "tier": "free", "cases": 1,
-        "first_case": "Wed 2026-11-25 10:00", "last_case": "Wed 2026-11-25 10:00",
+        "client_id": "kim@acme.example", "name": "Kim Lee", "tier": "Free", "cases": 1,
+        "first_case": "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "last_case": "Wed 2026-11-25 10:00 HKT (UTC+08:00)",
         "domain_taken": "yes: Enterprise Co (ENT)"}]
     assert at.selectbox(key="merge_target_kim@acme.example").value == "ENT"  # the domain's client, offered
     button(at, "Merge").click().run()
@@ -305,7 +305,7 @@ def test_the_configuration_page_shows_the_mailboxes(app):
     open_page(at, "configuration")
     frame = next(d.value for d in at.dataframe if "last UID" in d.value.columns)
     assert frame.to_dict("records") == [{"mailbox": "support", "folder": "INBOX", "configured": "no (removed)",
-                                         "last UID": "42", "last poll": "Wed 2026-11-25 09:00 HKT",
+                                         "last UID": "42", "last poll": "Wed 2026-11-25 09:00 HKT (UTC+08:00)",
                                          "last error": "login refused", "held": 0}]
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from kb import formats
 from kb import ui as kb_ui
 from kb.config import load_config
 from kb.db import connection
@@ -78,7 +79,7 @@ def owed_from_export(refunds: list[dict], names: dict[str, str]) -> set[tuple[st
         if row["month"] in (THIS, LAST) and float(row["refund_amount"]) > 0:
             key = (row["month"], row["client_id"], row["currency"])
             totals[key] = totals.get(key, 0) + float(row["refund_amount"])
-    return {(kb_ui.month_label(month), names[client], kb_ui.money(amount, currency))
+    return {(formats.month_label(month), names[client], formats.money(amount, currency))
             for (month, client, currency), amount in totals.items()}
 
 
@@ -88,11 +89,11 @@ def test_tier_verdicts_match_the_case_sla_export(rich):
     expected = tier_verdicts(exports["case-sla"], THIS, 95.0)
     assert expected == {"enterprise": (pytest.approx(100 / 3), "Missed")}  # MET of MET, LATE, OVERDUE
     for tier in ("enterprise", "custom", "free"):
-        card = next(m for m in at.metric if m.label == f"{tier.capitalize()}: met this month")
+        card = next(m for m in at.metric if m.label == f"{formats.WORDS['tier'][tier]}: met this month")
         if tier in expected:
             pct, word = expected[tier]
-            assert card.value == f"{pct:.1f} %"
-            assert card.proto.delta.startswith(f"{word} so far"), card.proto.delta
+            assert card.value == "33.33 %"
+            assert card.proto.delta == f"{word} so far: 1 of 3 cases", card.proto.delta
             assert card.proto.color == (card.proto.RED if word == "Missed" else card.proto.GREEN)
         else:
             assert card.proto.delta == "no cases due yet"
@@ -103,13 +104,13 @@ def test_credit_list_matches_the_refunds_export_in_every_currency(rich):
     open_page(at, "overview")
     names = {"ENT": "Enterprise Co", "CUS": "Custom Co", "FREE": "Free User", "EURO": "Euro Custom GmbH"}
     expected = owed_from_export(exports["refunds"], names)
-    assert expected == {("Oct 2026", "Enterprise Co", "USD 100"), ("Oct 2026", "Euro Custom GmbH", "EUR 200"),
-                        ("Nov 2026", "Euro Custom GmbH", "EUR 200")}
+    assert expected == {("Oct 2026", "Enterprise Co", "USD 100.00"), ("Oct 2026", "Euro Custom GmbH", "EUR 200.00"),
+                        ("Nov 2026", "Euro Custom GmbH", "EUR 200.00")}
     owed = next(d.value for d in at.dataframe if "credit" in d.value.columns)
     assert set(zip(owed.month, owed.client_name, owed.credit, strict=True)) == expected
-    last_month = sorted(m.value for m in at.metric if m.label == "Refunds last month")
-    assert last_month == ["EUR 200", "USD 100"]  # each currency whole, never one hiding the other
-    assert [m.value for m in at.metric if m.label == "Refunds this month"] == ["EUR 200"]
+    last_month = sorted(m.value for m in at.metric if m.label == "Service credits last month")
+    assert last_month == ["EUR 200.00", "USD 100.00"]  # each currency whole, never one hiding the other
+    assert [m.value for m in at.metric if m.label == "Service credits this month"] == ["EUR 200.00"]
 
 
 def test_environments_below_target_count_shared_contracted_ones(rich):
@@ -134,7 +135,7 @@ def test_target_line_is_labelled_and_months_are_readable(rich):
     open_page(at, "overview")
     spec = chart_specs(at)[0]
     texts = [layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer.get("encoding", {})]
-    assert texts == ["target 95 %"]
+    assert texts == ["target 95.00 %"]
     x = spec["layer"][0]["encoding"]["x"]
     assert x["field"] == "month_label" and x["sort"] == ["Nov 2026"] and x["axis"]["labelAngle"] == 0
 
@@ -163,24 +164,26 @@ def test_refunds_and_clients_show_names_and_dates(rich):
     row = contracts.set_index("contract_id").loc["K2"]
     assert row.client_name == "Euro Custom GmbH" and row.environment_name == "Shared"
     assert str(row.starts_on) == "2026-10-01"  # a date, not a midnight timestamp
-    assert row.credit_schedule_in_words.startswith("below 99.9 % uptime → 10 % of the fee")
+    assert row.credit_schedule_in_words.startswith("below 99.90 % uptime → 10.00 % of the fee")
 
 
 def test_audit_trail_shows_a_readable_change(rich):
     at, _ = rich
     store = kb_ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store  # the app holds the file
-    store.write(assign_case, store.config, ADMIN, "OVERDUE", "Sam")
+    store.write(assign_case, store.config, ADMIN, "OVERDUE", None)  # to nobody: the team is whoever is assigned
     open_page(at, "audit")
     first = at.dataframe[0].value.iloc[0]
-    assert first.action == "assign" and first.change == "assignee: amy → Sam"
-    assert first.logged_at.endswith("HKT")
+    assert first.action == "assign" and first.change == "Assignee: amy → —"
+    assert first.logged_at.endswith("HKT (UTC+08:00)")
 
 
 def test_change_in_words():
     zone = ZoneInfo("Asia/Hong_Kong")
-    assert change_in_words("assign", '{"assignee": null}', '{"assignee": "Sam"}', zone) == "assignee: (none) → Sam"
+    assert change_in_words("assign", '{"assignee": null}', '{"assignee": "Sam"}', zone) == "Assignee: — → Sam"
     assert change_in_words("close", '{"ended_at": null}', '{"ended_at": "2026-11-25T07:45:00+00:00"}', zone) \
-        == "ended_at: (none) → Wed 2026-11-25 15:45 HKT"
+        == "Ended: — → Wed 2026-11-25 15:45 HKT (UTC+08:00)"
+    assert change_in_words("correct", '{"category": "api_help"}', '{"category": "general_coding"}', zone) \
+        == "Category: API help → General coding"
     assert change_in_words("import", None, '{"first_id": "A", "last_id": "C", "rows": 3, "source": "x.csv"}',
                            zone) == "3 row(s), A … C, from x.csv"
 

@@ -140,7 +140,7 @@ def test_a_response_keeps_its_case_selected_where_its_row_moved(app):
     assert panel_case(at) == "OVERDUE" and ticked(at) == ["OVERDUE"]
     at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 15, 0))  # sent from a phone
     button(at, "Record first response").click().run()
-    assert "First response recorded on OVERDUE, sent Wed 2026-11-25 15:00 HKT." in shown(at.success[0])
+    assert "First response recorded on OVERDUE, sent Wed 2026-11-25 15:00 HKT (UTC+08:00)." in shown(at.success[0])
     assert str(_store().query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").iloc[0, 0]) \
         == "2026-11-25 07:00:00+00:00"
     assert list(at.dataframe[0].value.case_id) == ["RISK", "PENDING", "LATE", "MET", "OVERDUE"]  # it moved down

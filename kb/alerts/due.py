@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from kb import formats
 from kb.alerts.text import one_line
 from kb.config import Config
 from kb.engine.calendar import is_business_day
@@ -64,14 +65,15 @@ def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
     for case_id, client, tier, subject, assignee, state, due, hours_left in rows:
         client, subject, assignee = one_line(client), one_line(subject), one_line(assignee)
         breached = state == "breached"
-        what = "breached its first-response deadline" if breached else f"is at risk: {_hours(hours_left)} left"
+        what = ("breached its first-response deadline" if breached else
+                f"is at risk: {formats.duration(hours_left, config.calendar.business_day_seconds / 3600)} left")
         link = f"{_dashboard(config)}/queue?case={case_id}"
         alerts.append(Alert(
             key=f"case_{state}:{case_id}", kind=f"case_{state}", breach=breached, roles=("lead",),
             subject=f"[SLA] Case {case_id} ({client}) {what}",
-            body=(f"Case {case_id} of {client} ({tier}) {what}.\n"
-                  f"Subject: {subject}\nAssignee: {assignee or 'nobody'}\n"
-                  f"First response due: {format_for_people(due, config.calendar.zone)}\n\n{link}\n"),
+            body=(f"Case {case_id} of {client} ({formats.word('tier', tier)}) {what}.\n"
+                  f"Subject: {subject}\nAssignee: {formats.assignee(assignee)}\n"
+                  f"First response due: {formats.instant(due, config.calendar.zone)}\n\n{link}\n"),
         ))
     return alerts
 
@@ -99,14 +101,16 @@ def _budget_alerts(con, config: Config) -> list[Alert]:
     ).fetchall()
     alerts = []
     for environment_id, name, month, downtime, budget, left, level in rows:
-        name = one_line(name)
-        what = "has used up its error budget" if level == 100 else f"has used {level} % of its error budget"
+        name, shown_month = one_line(name), formats.month_label(month)
+        what = ("has used up its error budget" if level == 100
+                else f"has used {formats.percent(level)} of its error budget")
         alerts.append(Alert(
             key=f"budget:{environment_id}:{month}:{level}", kind="budget", breach=level == 100,
             roles=("lead", "admin"),
-            subject=f"[SLA] {name} ({environment_id}) {what} for {month}",
-            body=(f"{name} ({environment_id}) {what} for {month}: {downtime:.2f} min of downtime against a budget "
-                  f"of {budget:.2f} min ({left:.2f} min left).\n\n{_dashboard(config)}/uptime\n"),
+            subject=f"[SLA] {name} ({environment_id}) {what} for {shown_month}",
+            body=(f"{name} ({environment_id}) {what} for {shown_month}: {formats.duration(downtime / 60)} of downtime "
+                  f"against a budget of {formats.duration(budget / 60)} ({formats.duration(left / 60)} left)."
+                  f"\n\n{_dashboard(config)}/uptime\n"),
         ))
     return alerts
 
@@ -130,9 +134,9 @@ def _digest(con, config: Config, now: datetime) -> list[Alert]:
     for assignee, state, case_id, client, due in rows:
         if assignee != current:
             current = assignee
-            lines.append(f"\n{one_line(assignee) or 'Unassigned'}:")
-        label = "breached" if state == "breached" else "at risk"
-        lines.append(f"  {case_id} ({one_line(client)}) {label}, due {format_for_people(due, config.calendar.zone)}")
+            lines.append(f"\n{formats.assignee(one_line(assignee))}:")
+        label = formats.word("sla_state", state).lower()
+        lines.append(f"  {case_id} ({one_line(client)}) {label}, due {formats.instant(due, config.calendar.zone)}")
     day = local.date().isoformat()
     return [Alert(
         key=f"digest:{day}", kind="digest", breach=False, roles=("lead",),
@@ -165,11 +169,6 @@ def _failing_jobs(con, config: Config) -> list[Alert]:
 
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
-
-
-def _hours(hours_left) -> str:
-    minutes = max(0, round(float(hours_left) * 60))
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _dashboard(config: Config) -> str:

@@ -4,7 +4,7 @@ Reads the ``env_uptime`` view. A contract's credit schedule (or the default
 one) is split into tiers in SQL; a tier applies when the month's uptime is below
 its threshold, compared exactly on microseconds like the uptime target, and the
 largest applying credit wins. For each month the query also says how much more
-downtime would reach the next tier, which the Refund exposure page ranks by.
+downtime would reach the next tier, which the Service credits page ranks by.
 """
 
 from __future__ import annotations

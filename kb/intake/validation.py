@@ -123,20 +123,20 @@ ROW_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
     "contracts": (
         ("day(CAST(starts_on AS DATE)) <> 1", "starts_on", "must be the first day of a month"),
-        ("CAST(ends_on AS DATE) < CAST(starts_on AS DATE)", "ends_on", "is before the contract starts (starts_on)"),
+        ("CAST(ends_on AS DATE) < CAST(starts_on AS DATE)", "ends_on", "is before the contract starts"),
         ("environment_id IN (SELECT environment_id FROM environments "
          "WHERE kind = 'dedicated' AND client_id <> s.client_id)",
          "environment_id", "is a dedicated environment of another client"),
     ),
     "cases": (
         ("CAST(first_response_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "first_response_at",
-         "is before the case was received (received_at)"),
+         "is before the case was received"),
         ("CAST(resolved_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "resolved_at",
-         "is before the case was received (received_at)"),
+         "is before the case was received"),
     ),
     "incidents": (
         ("CAST(ended_at AS TIMESTAMPTZ) < CAST(started_at AS TIMESTAMPTZ)", "ended_at",
-         "is before the incident started (started_at)"),
+         "is before the incident started"),
     ),
 }
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from kb.db.sqltext import where_in
+from kb.formats import EMPTY, WORDS, field_label, instant, word
 from kb.store import Store
 
 
@@ -38,19 +39,22 @@ LONGEST_VALUE = 80  # characters of one value shown in the trail; the export has
 
 
 def change_in_words(action: str, before: str | None, after: str | None, zone: ZoneInfo) -> str:
-    """An audit row's before and after (JSON objects) as 'assignee: (none) → Sam; …', instants in ``zone``:
-    for an edit the fields that changed, for an addition the fields set, for an import its rows."""
+    """An audit row's before and after (JSON objects) as 'Assignee: — → Sam; …', fields by their labels and
+    values as the pages show them (``kb.formats``), instants in ``zone``: for an edit the fields that changed,
+    for an addition the fields set, for an import its rows."""
     old, new = _fields(before), _fields(after)
     if action == "import" and not old and "rows" in new:
         ids = f", {new['first_id']} … {new['last_id']}" if new.get("first_id") != new.get("last_id") \
             else f", {new.get('first_id')}"
-        return f"{new['rows']} row(s){ids}" + (f", from {_value(new['source'], zone)}" if new.get("source") else "")
+        return f"{new['rows']} row(s){ids}" + (f", from {_value('source', new['source'], zone)}"
+                                               if new.get("source") else "")
     if not old:
-        return "; ".join(f"{key}: {_value(value, zone)}" for key, value in new.items() if value not in (None, ""))
+        return "; ".join(f"{field_label(key)}: {_value(key, value, zone)}" for key, value in new.items()
+                         if value not in (None, ""))
     keys = list(old) + [key for key in new if key not in old]
     changed = [key for key in keys if old.get(key) != new.get(key)]
-    return "; ".join(f"{key}: {_value(old.get(key), zone)} → {_value(new.get(key), zone)}" for key in changed) \
-        or "no field changed"
+    return "; ".join(f"{field_label(key)}: {_value(key, old.get(key), zone)} → {_value(key, new.get(key), zone)}"
+                     for key in changed) or "no field changed"
 
 
 def _fields(text: str | None) -> dict:
@@ -63,11 +67,12 @@ def _fields(text: str | None) -> dict:
     return values if isinstance(values, dict) else {"value": values}
 
 
-def _value(value, zone: ZoneInfo) -> str:
+def _value(key: str, value, zone: ZoneInfo) -> str:
     if value is None or value == "":
-        return "(none)"
+        return EMPTY
     text = str(value)
     if _INSTANT.fullmatch(text):
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        text = instant.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+        text = instant(datetime.fromisoformat(text.replace("Z", "+00:00")), zone)
+    elif key in WORDS:
+        text = word(key, text)
     return text if len(text) <= LONGEST_VALUE else text[:LONGEST_VALUE - 1] + "…"

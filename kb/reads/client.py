@@ -60,10 +60,12 @@ def credits_by_month(store: Store, snap: Snapshot, client_id: str, since_month: 
 
 
 def contracts(store: Store, client_id: str) -> pd.DataFrame:
+    """The client's contracts, with the name of the environment each covers."""
     return store.query(
-        """SELECT contract_id, environment_id, uptime_target_pct, response_business_days, monthly_fee, currency,
-                  credit_schedule, starts_on, ends_on
-           FROM contracts WHERE client_id = $client ORDER BY starts_on, contract_id""",
+        """SELECT k.contract_id, e.name AS environment_name, k.uptime_target_pct, k.response_business_days,
+                  k.monthly_fee, k.currency, k.credit_schedule, k.starts_on, k.ends_on
+           FROM contracts k JOIN environments e USING (environment_id)
+           WHERE k.client_id = $client ORDER BY k.starts_on, k.contract_id""",
         {"client": client_id})
 
 

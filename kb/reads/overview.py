@@ -72,6 +72,37 @@ def environments_below_target(store: Store, snap: Snapshot, months: Months) -> p
     )
 
 
+def uptime_this_month(store: Store, snap: Snapshot, month: str) -> pd.DataFrame:
+    """Every environment that carries an uptime target, this month so far: its name, client, uptime against
+    its target and budget left; those below target first, then the lowest uptime."""
+    return store.query(
+        """
+        SELECT u.environment_name, k.name AS client_name, u.kind, u.uptime_pct, u.target_pct, u.target_met,
+               u.budget_left_minutes, u.environment_id
+        FROM env_uptime u
+        JOIN environments e USING (environment_id) LEFT JOIN clients k ON k.client_id = e.client_id
+        WHERE u.target_pct IS NOT NULL AND u.month = ?
+        ORDER BY u.target_met, u.uptime_pct, u.environment_name, u.environment_id
+        """,
+        [month],
+        snap,
+    )
+
+
+def ongoing_incidents(store: Store, snap: Snapshot) -> pd.DataFrame:
+    """Incidents under way at T (started, not ended by then), the oldest first, with their environment's name."""
+    return store.query(
+        """
+        SELECT e.name AS environment_name, i.impact, i.started_at, coalesce(i.summary, '') AS summary,
+               i.incident_id, i.environment_id
+        FROM incidents i JOIN environments e USING (environment_id)
+        WHERE i.started_at <= $as_of AND (i.ended_at IS NULL OR i.ended_at > $as_of) AND i.voided_at IS NULL
+        ORDER BY i.started_at, i.incident_id
+        """,
+        {"as_of": snap.as_of},
+    )
+
+
 def credits_owed(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
     """The clients owed service credits this month (projected) and last (final), by name: per client, month
     and currency, the amount and the environments it is owed for; largest first within a month."""

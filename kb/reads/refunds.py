@@ -1,4 +1,4 @@
-"""Refund exposure: credits by month and client, the terms behind them, and who is closest to the next tier."""
+"""Service credits: owed by month and client, the terms behind them, and who is closest to the next tier."""
 
 from __future__ import annotations
 

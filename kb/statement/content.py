@@ -15,7 +15,6 @@ from datetime import date, datetime, time, timedelta
 import pandas as pd
 
 from kb.config import Config
-from kb.credits import CreditScheduleError, credit_schedule_in_words
 from kb.db import connection
 from kb.db.sqltext import instant, quote
 from kb.engine.calendar import local_instant
@@ -35,7 +34,7 @@ class Statement:
     uptime: pd.DataFrame  # the uptime export's rows, plus the environment's name
     daily: pd.DataFrame  # environment_id, day, downtime_minutes
     incidents: pd.DataFrame  # the month's incidents on those environments, maintenance included
-    credits: pd.DataFrame  # the refunds export's rows, plus the contract terms behind them
+    credits: pd.DataFrame  # the refunds export's rows, plus the environment's name and the contract terms
     totals: dict  # counts by state, % met, credits by currency
 
 
@@ -69,21 +68,22 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
             WHERE r.environment_id IN {environments} AND r.month = $month ORDER BY r.environment_id""",
         params).fetchdf()
     credits = con.execute(
-        f"""SELECT r.*, k.monthly_fee, coalesce(k.credit_schedule, {quote(config.sla.default_credit_schedule)})
-                   AS credit_schedule, k.uptime_target_pct
+        f"""SELECT r.*, e.name AS environment_name, k.monthly_fee,
+                   coalesce(k.credit_schedule, {quote(config.sla.default_credit_schedule)}) AS credit_schedule,
+                   k.uptime_target_pct
             FROM ({report_sql('refunds', config)}) r JOIN contracts k USING (contract_id)
+            JOIN environments e ON e.environment_id = r.environment_id
             WHERE r.client_id = $client AND r.month = $month ORDER BY r.contract_id""",
         params).fetchdf()
-    credits["credit_schedule"] = credits.credit_schedule.map(_in_words)
     zone = config.calendar.zone
     incidents = con.execute(
-        f"""SELECT incident_id, environment_id, impact, iso_local(started_at, {quote(config.calendar.timezone)})
-                   AS started_at, iso_local(ended_at, {quote(config.calendar.timezone)}) AS ended_at,
-                   CASE WHEN impact = 'outage' THEN 'yes' ELSE 'no' END AS counted, coalesce(summary, '') AS summary
-            FROM incidents
-            WHERE environment_id IN {environments} AND started_at < $end AND coalesce(ended_at, $as_of) >= $start
-              AND started_at <= $as_of AND voided_at IS NULL
-            ORDER BY started_at, incident_id""",
+        f"""SELECT i.incident_id, i.environment_id, e.name AS environment_name, i.impact, i.started_at, i.ended_at,
+                   CASE WHEN i.impact = 'outage' THEN 'yes' ELSE 'no' END AS counted,
+                   coalesce(i.summary, '') AS summary
+            FROM incidents i JOIN environments e USING (environment_id)
+            WHERE i.environment_id IN {environments} AND i.started_at < $end
+              AND coalesce(i.ended_at, $as_of) >= $start AND i.started_at <= $as_of AND i.voided_at IS NULL
+            ORDER BY i.started_at, i.incident_id""",
         {"client": client_id, "start": local_instant(config.calendar, first, time(0)),
          "end": local_instant(config.calendar, last + timedelta(days=1), time(0)), "as_of": as_of}).fetchdf()
     daily = _daily_downtime(con, config, first, last, as_of, uptime.environment_id.tolist())
@@ -131,9 +131,3 @@ def _daily_downtime(con, config: Config, first: date, last: date, as_of: datetim
     finally:
         cur.close()
 
-
-def _in_words(schedule: str) -> str:
-    try:
-        return credit_schedule_in_words(schedule)
-    except CreditScheduleError as e:
-        return f"unreadable: {e}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from kb import formats
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, send_email
 from kb.alerts.deliver import mark_failed, mark_sent
@@ -62,8 +63,8 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
         return result
     open_views(con, config, now)
     for client_id, name, recipients in due:
-        key, name = f"statement:{client_id}:{month}", one_line(name)
-        subject = f"Your SLA statement for {last:%B %Y} ({name})"
+        key, name, shown_month = f"statement:{client_id}:{month}", one_line(name), formats.month_label(month)
+        subject = f"Your SLA statement for {shown_month} ({name})"
         addresses = [a.strip() for a in recipients.split(",") if a.strip()]
         with transaction(con):
             con.execute("INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, "
@@ -71,7 +72,7 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                         [key, subject, ", ".join(addresses), now])
         try:
             send_email(settings.smtp_url, settings.sender, addresses, subject,
-                       f"Attached: the SLA statement of {name} for {last:%B %Y}: first responses, uptime and "
+                       f"Attached: the SLA statement of {name} for {shown_month}: first responses, uptime and "
                        "service credits under the Support Service Terms.\n",
                        {f"statement-{client_id}-{month}.pdf": _pdf(con, config, client_id, month, now)})
         except DeliveryError as e:

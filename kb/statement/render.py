@@ -9,22 +9,20 @@ client's name cannot reverse the words after it."""
 from __future__ import annotations
 
 import json
-import math
 import tempfile
-from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import altair as alt
 import pandas as pd
 import typst
 import vl_convert
 
+from kb import formats
 from kb.alerts.text import isolated
 from kb.statement.content import Statement
 
 TEMPLATE = Path(__file__).with_name("statement.typ")
-# The columns whose text comes from outside (imports, forms, mail, webhooks) rather than from the rules.
-FROM_OUTSIDE = frozenset({"subject", "requester", "assignee", "environment_name", "summary", "credit_schedule"})
 
 
 def statement_pdf(statement: Statement, timezone: str) -> bytes:
@@ -37,44 +35,59 @@ def statement_pdf(statement: Statement, timezone: str) -> bytes:
 
 
 def daily_chart_png(statement: Statement) -> bytes:
-    """Downtime minutes per day of the month, one colour per environment."""
-    frame = statement.daily.assign(day=pd.to_datetime(statement.daily.day).dt.strftime("%d"))
+    """Downtime minutes per day of the month, one colour per environment (by name)."""
+    names = dict(zip(statement.uptime.environment_id, statement.uptime.environment_name, strict=True))
+    frame = statement.daily.assign(day=pd.to_datetime(statement.daily.day).dt.strftime("%d"),
+                                   environment=statement.daily.environment_id.map(names))
     chart = alt.Chart(frame, width=620, height=160, title="Downtime per day (minutes)").mark_bar().encode(
-        x=alt.X("day:O", title=statement.month, axis=alt.Axis(labelAngle=0)),
+        x=alt.X("day:O", title=formats.month_label(statement.month), axis=alt.Axis(labelAngle=0)),
         y=alt.Y("downtime_minutes:Q", title="minutes"),
-        color=alt.Color("environment_id:N", title="Environment", legend=alt.Legend(orient="bottom")),
+        color=alt.Color("environment:N", title="Environment", legend=alt.Legend(orient="bottom")),
     )
     return vl_convert.vegalite_to_png(chart.to_json(), scale=2)
 
 
 def _values(s: Statement, timezone: str) -> dict:
-    """Every value as the text the exports write (same decimals), for Typst to set as plain text."""
-    def text(value, decimals: int | None = None) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if isinstance(value, bool):
-            return "met" if value else "missed"
-        return f"{value:.{decimals}f}" if decimals is not None else str(value)
+    """Every value as the text the pages show (``kb.formats``), for Typst to set as plain text; text from
+    outside in a bidirectional isolate."""
+    zone = ZoneInfo(timezone)
 
-    def cell(column: str, value, decimals: dict[str, int]) -> str:
-        return isolated(text(value)) if column in FROM_OUTSIDE else text(value, decimals.get(column))
+    def outside(value) -> str:
+        return isolated(formats.text(value))
 
-    def rows(frame: pd.DataFrame, decimals: dict[str, int]) -> list[dict]:
-        return [{column: cell(column, value, decimals) for column, value in row.items()}
-                for row in frame.astype(object).to_dict("records")]
+    def when(value) -> str:
+        return formats.instant(value, zone)
+
+    def minutes(value) -> str:
+        return formats.duration(None if formats.is_empty(value) else float(value) / 60)
+
+    def met(value) -> str:
+        return formats.EMPTY if formats.is_empty(value) else "met" if value else "missed"
 
     return {
-        "client": {"id": s.client_id, "name": isolated(s.client_name), "tier": s.tier},
-        "month_name": datetime.strptime(s.month, "%Y-%m").strftime("%B %Y"),
-        "as_of": s.as_of.isoformat(timespec="seconds"),
+        "client": {"id": s.client_id, "name": isolated(s.client_name), "tier": formats.word("tier", s.tier)},
+        "month_name": formats.month_label(s.month),
+        "as_of": when(s.as_of),
         "status": "final" if (s.uptime.status == "final").all() and len(s.uptime) else "projected",
         "timezone": timezone,
-        "totals": {**{k: v for k, v in s.totals.items() if k != "credits"}},
-        "credit_totals": [{"currency": c, "amount": a} for c, a in s.totals["credits"].items()],
-        "cases": rows(s.cases, {}),
-        "uptime": rows(s.uptime, {"downtime_minutes": 2, "uptime_pct": 6, "budget_left_minutes": 2,
-                                  "target_pct": 4}),
-        "incidents": rows(s.incidents, {}),
-        "credits": rows(s.credits, {"uptime_pct": 6, "credit_pct": 4, "refund_amount": 2, "monthly_fee": 2,
-                                    "uptime_target_pct": 4}),
+        "totals": {**{k: v for k, v in s.totals.items() if k not in ("credits", "pct_met")},
+                   "pct_met": None if s.totals["pct_met"] is None else formats.percent(s.totals["pct_met"])},
+        "credit_totals": [{"currency": c, "amount": formats.money(float(a), c)}
+                          for c, a in s.totals["credits"].items()],
+        "cases": [{"case_id": r.case_id, "subject": outside(r.subject), "received_at": when(r.received_at),
+                   "first_response_due": when(r.first_response_due), "first_response_at": when(r.first_response_at),
+                   "sla_state": formats.word("sla_state", r.sla_state)} for r in s.cases.itertuples()],
+        "uptime": [{"environment_name": outside(r.environment_name), "target_pct": formats.term(r.target_pct),
+                    "downtime": minutes(r.downtime_minutes), "uptime_pct": formats.percent(r.uptime_pct),
+                    "budget_left": minutes(r.budget_left_minutes), "target_met": met(r.target_met)}
+                   for r in s.uptime.itertuples()],
+        "incidents": [{"incident_id": r.incident_id, "environment_name": outside(r.environment_name),
+                       "impact": formats.word("impact", r.impact), "started_at": when(r.started_at),
+                       "ended_at": when(r.ended_at), "counted": r.counted, "summary": outside(r.summary)}
+                      for r in s.incidents.itertuples()],
+        "credits": [{"contract_id": r.contract_id, "environment_name": outside(r.environment_name),
+                     "uptime_pct": formats.percent(r.uptime_pct), "credit_schedule": outside(
+                         formats.schedule(r.credit_schedule)), "monthly_fee": formats.money(r.monthly_fee, r.currency),
+                     "credit_pct": formats.term(r.credit_pct),
+                     "refund_amount": formats.money(r.refund_amount, r.currency)} for r in s.credits.itertuples()],
     }

@@ -1,0 +1,198 @@
+"""How values read wherever people see them: the pages, the statement, the alerts.
+
+One way for each kind of value, so the same number never shows three ways:
+
+* money: ``USD 2,500.00`` (the currency first, thousands grouped, always cents);
+* months: ``Nov 2026``;
+* percentages: ``99.90 %``, two decimals rounded down (an uptime of 99.8999 % never reads as meeting a
+  99.9 % target); a contract's or the configuration's own figure (a target, a credit) with up to four
+  decimals (``99.995 %``) in full;
+* durations: ``1 d 3 h``, ``3 h 20 min``, ``45 min``; past a deadline ``overdue 3 h``;
+* instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset;
+* nothing: ``—``; nobody assigned: ``(unassigned)``;
+* tiers, categories, states, impacts and kinds as words (``Platform issue``), and a field by its label.
+
+CSV exports keep the data contract's machine formats (rules §7); this module is for display only, and
+imports no Streamlit.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_FLOOR, Decimal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from kb.credits import CreditScheduleError, parse_credit_schedule
+
+EMPTY = "—"
+UNASSIGNED = "(unassigned)"
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# Values of the rules' enumerations as words, by the column that holds them.
+WORDS: dict[str, dict[str, str]] = {
+    "tier": {"enterprise": "Enterprise", "custom": "Custom program", "free": "Free"},
+    "category": {"platform_issue": "Platform issue", "api_help": "API help", "general_coding": "General coding"},
+    "sla_state": {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
+                  "no_sla": "No deadline"},
+    "impact": {"outage": "Outage", "degraded": "Degraded", "maintenance": "Maintenance"},
+    "kind": {"dedicated": "Dedicated", "shared": "Shared"},
+    "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
+                   "shared_cloud": "Shared cloud"},
+    "status": {"final": "Final", "projected": "Projected"},
+}
+
+# The fields of the data contract as a form labels them, where the column's name in words is not enough.
+FIELD_LABELS = {
+    "client_id": "Client ID", "environment_id": "Environment ID", "contract_id": "Contract ID",
+    "case_id": "Case ID", "incident_id": "Incident ID", "token_id": "Token ID", "email_domain": "Email domain",
+    "statement_recipients": "Statement recipients", "active_from": "Active from",
+    "uptime_target_pct": "Uptime target %", "response_business_days": "Response (business days)",
+    "monthly_fee": "Monthly fee", "credit_schedule": "Credit schedule", "starts_on": "Starts on",
+    "ends_on": "Ends on", "received_at": "Received", "first_response_at": "First response",
+    "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
+    "breach_reason": "Breach reason",
+}
+
+
+def is_empty(value) -> bool:
+    """None, NaN, NaT or text of nothing but spaces."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: not one missing value
+        return False
+
+
+def text(value) -> str:
+    """``value`` as text, ``—`` when there is none."""
+    return EMPTY if is_empty(value) else str(value)
+
+
+def assignee(value) -> str:
+    """Who a case is assigned to, ``(unassigned)`` when nobody."""
+    return UNASSIGNED if is_empty(value) else str(value)
+
+
+def money(amount, currency: str) -> str:
+    """``USD 2,500.00``."""
+    return EMPTY if is_empty(amount) else f"{currency} {float(amount):,.2f}"
+
+
+def month_label(month: str) -> str:
+    """A month ``2026-11`` as ``Nov 2026``."""
+    year, number = (int(part) for part in str(month).split("-")[:2])
+    return f"{MONTH_NAMES[number - 1]} {year}"
+
+
+def percent_value(value) -> Decimal:
+    """The number ``percent`` shows: two decimals, rounded down (float noise such as 99.89999999999 taken
+    off first), so a measurement just under a target never reads as reaching it."""
+    exact = Decimal(repr(round(float(value), 9)))
+    return exact.quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+
+
+def percent(value) -> str:
+    """A measured percentage (uptime, % met): ``99.90 %``; ``—`` when there is none."""
+    return EMPTY if is_empty(value) else f"{percent_value(value)} %"
+
+
+def term(value) -> str:
+    """A percentage a contract or the configuration sets (a target, a credit): as ``percent`` writes one,
+    but a figure with three or four decimals (a 99.995 % target) in full, never rounded."""
+    if is_empty(value):
+        return EMPTY
+    exact = Decimal(repr(round(float(value), 4)))
+    return f"{exact:.{max(2, -exact.normalize().as_tuple().exponent)}f} %"
+
+
+def duration(hours: float, day_hours: float = 24.0) -> str:
+    """A length of time: ``1 d 3 h`` from a day on, ``3 h 20 min`` from an hour, else ``45 min``; a
+    negative one (an error budget overspent) with a minus sign. A day is ``day_hours`` long (a business
+    day's hours, for business time). ``—`` when there is none."""
+    if is_empty(hours):
+        return EMPTY
+    if float(hours) < 0 and round(-float(hours) * 60):
+        return "-" + duration(-float(hours), day_hours)
+    minutes = round(abs(float(hours)) * 60)
+    day_minutes = round(day_hours * 60)
+    days, rest = divmod(minutes, day_minutes)
+    whole_hours, rest_minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {whole_hours} h" if whole_hours else f"{days} d"
+    if whole_hours:
+        return f"{whole_hours} h {rest_minutes} min" if rest_minutes else f"{whole_hours} h"
+    return f"{rest_minutes} min"
+
+
+def time_left(hours, day_hours: float = 24.0) -> str:
+    """Time left before a deadline: a ``duration``, ``overdue 3 h`` past it, ``—`` when no clock runs (the
+    case was answered, or has no deadline)."""
+    if is_empty(hours):
+        return EMPTY
+    return f"overdue {duration(-float(hours), day_hours)}" if float(hours) < 0 else duration(hours, day_hours)
+
+
+_OFFSET = re.compile(r"([+-]\d\d)(\d\d)\)$")
+
+
+def instant(moment, zone: ZoneInfo) -> str:
+    """``Wed 2026-11-25 16:30 HKT (UTC+08:00)``: the instant in ``zone``; ``—`` for none."""
+    if is_empty(moment):
+        return EMPTY
+    local = pd.Timestamp(moment).tz_convert(zone)
+    return _OFFSET.sub(r"\1:\2)", local.strftime("%a %Y-%m-%d %H:%M %Z (UTC%z)"))
+
+
+def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` (instants) written as ``instant`` writes one."""
+    frame = frame.copy()
+    for column in columns:
+        values = pd.to_datetime(frame[column], utc=True).dt.tz_convert(zone)
+        written = values.dt.strftime("%a %Y-%m-%d %H:%M %Z (UTC%z)").str.replace(_OFFSET, r"\1:\2)", regex=True)
+        frame[column] = written.where(values.notna(), EMPTY)
+    return frame
+
+
+def word(column: str, value) -> str:
+    """A value of one of the rules' enumerations as words (``platform_issue`` → ``Platform issue``)."""
+    return EMPTY if is_empty(value) else WORDS[column].get(value, str(value))
+
+
+def in_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column named in ``WORDS`` (tier, category, sla_state…) as words."""
+    return frame.assign(**{column: frame[column].map(lambda v, c=column: word(c, v))
+                           for column in frame.columns if column in WORDS})
+
+
+def field_label(column: str) -> str:
+    """A field of the data contract as forms label it: ``client_id`` → ``Client``."""
+    return FIELD_LABELS.get(column, column.replace("_", " ").capitalize())
+
+
+def schedule(text_, default: str = "") -> str:
+    """A credit schedule in words, ``below 99.90 % uptime → 10.00 % of the fee; …``, or why it cannot be
+    read; a contract without one has ``default`` (``[sla] default_credit_schedule``), said so."""
+    if is_empty(text_) and default:
+        return schedule(default) + " (default)"
+    try:
+        tiers = parse_credit_schedule("" if is_empty(text_) else text_)
+    except CreditScheduleError as e:
+        return f"unreadable: {e}"
+    return "; ".join(f"below {term(t.below_pct)} uptime → {term(t.credit_pct)} of the fee" for t in tiers)
+
+
+def verdict(target_met) -> str:
+    """Whether a month kept its uptime target: ``On target``, ``Below target``, ``—`` without a target."""
+    return EMPTY if is_empty(target_met) else "On target" if target_met else "Below target"
+
+
+_MARKDOWN_ESCAPES = str.maketrans({mark: "\\" + mark for mark in r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""})
+
+
+def plain(text_) -> str:
+    """Text someone typed, for a place that renders Markdown (st.markdown, st.success, st.caption…):
+    every ASCII punctuation mark escaped, so it shows as typed, never as a link, an image, a heading or HTML."""
+    return str(text_).translate(_MARKDOWN_ESCAPES)
