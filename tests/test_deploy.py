@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.service.api import MAX_BODY_MB_DEFAULT, max_body_bytes
 from tests.fixtures import SPEC_TOML
 from tests.servers import dashboard_server, free_port
 
@@ -103,6 +105,12 @@ http {{
 }}
 """)
     return main
+
+
+def test_nginx_takes_the_bodies_the_api_takes():
+    """A body the API would take is not refused by nginx first, and nginx takes none the API would refuse."""
+    [size] = re.findall(r"^\s*client_max_body_size\s+(\d+)m;", SITE.read_text(), re.M)
+    assert int(size) == MAX_BODY_MB_DEFAULT and max_body_bytes() == int(size) * 1024 * 1024
 
 
 @pytest.mark.skipif(NGINX is None or OPENSSL is None, reason="nginx or openssl is not installed (scripts/test "
