@@ -66,7 +66,7 @@ def _secrets_file_there() -> bool:
 @st.cache_resource(show_spinner="Opening the support database…")
 def _open_app(db_setting: str, config_setting: str) -> App:
     service = registry.running()
-    if service is not None:  # served by service.py, which opened the store at start: the pages share it
+    if service is not None:  # served by the service, which opened the store at start: the pages share it
         if service.error is not None:
             raise service.error
         return App(service.store, demo=service.demo, sign_in=_sign_in_wanted(service.store.config))

@@ -54,15 +54,15 @@ def test_the_unit_runs_the_service_as_its_own_user_on_loopback():
     environment = dict(value.split("=", 1) for key, value in unit["Service"] if key == "Environment")
     assert service["User"] == "support-sla" and service["User"] != "root"
     exec_start = service["ExecStart"].split()
-    assert exec_start[0].endswith("/.venv/bin/streamlit") and exec_start[1:3] == ["run", "service.py"]
+    assert exec_start[0].endswith("/.venv/bin/streamlit") and exec_start[1:3] == ["run", "dashboard.py"]
     assert exec_start[exec_start.index("--server.address") + 1] == "127.0.0.1"
     assert service["Restart"] == "on-failure" and service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= 60  # room for a backup under way to finish
     assert environment["SUPPORT_DB"].startswith("/var/lib/support-sla/")
     assert environment["SUPPORT_CONFIG"] == "/etc/support-sla/support.toml"
     assert service["StateDirectory"] == "support-sla" and service["ProtectSystem"] == "strict"
-    assert (service["WorkingDirectory"] + "/service.py").replace("/opt/support-sla", str(ROOT)) == str(
-        ROOT / "service.py")
+    assert (service["WorkingDirectory"] + "/dashboard.py").replace("/opt/support-sla", str(ROOT)) == str(
+        ROOT / "dashboard.py")
     assert dict(unit["Install"])["WantedBy"] == "multi-user.target"
 
 

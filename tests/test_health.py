@@ -46,7 +46,7 @@ every_hours = 6
 
 
 class Service:
-    """A store and its background jobs, registered as this process's service, as ``streamlit run service.py``
+    """A store and its background jobs, registered as this process's service, as ``streamlit run dashboard.py``
     has them: ``/healthz`` and ``/metrics`` answer through the service's own routes, and the pages (AppTest)
     share the store. The jobs are started but wait an hour: each test runs them when it wants."""
 
