@@ -70,6 +70,7 @@ def show() -> None:
     if banners:
         st.caption(" · ".join(banners))
     ui.failing_jobs_banner(actor)
+    ui.quarantine_banner(actor)
 
     with st.sidebar:
         st.caption(f"Signed in as **{actor.email}** ({actor.role})")
