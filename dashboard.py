@@ -1,4 +1,7 @@
-"""The support SLA dashboard: who is here, the page list for their role (``kb.navigation``), then the page."""
+"""The support SLA service and its dashboard, in one file: ``streamlit run dashboard.py`` (what
+``scripts/dashboard`` runs) imports it and serves ``app``, the whole service (the dashboard, the API, the
+webhooks and the background jobs on one port, ``kb/service/app.py``); that server then runs this same file as
+the page script of every visit: who is here, the page list for their role (``kb.navigation``), then the page."""
 
 import os
 
@@ -6,9 +9,6 @@ import streamlit as st
 
 from kb import ui
 from kb.navigation import DEFAULT_PAGE, pages_for
-
-ui.leave_legacy_multipage()
-st.set_page_config(page_title="Support SLA", page_icon=":material/support_agent:", layout="wide")
 
 
 def sign_in() -> None:
@@ -31,50 +31,63 @@ def no_access() -> None:
     st.button("Sign out", on_click=st.logout)
 
 
-app = ui.open_app()
-if app.sign_in:
-    if problem := ui.sign_in_problem():
-        st.navigation([st.Page(lambda: sign_in_broken(problem), title="Sign in", icon=":material/lock:")],
-                      position="hidden").run()
+def show() -> None:
+    """One visit: sign-in, the banners, the page list for the visitor's role, the page."""
+    ui.leave_legacy_multipage()
+    st.set_page_config(page_title="Support SLA", page_icon=":material/support_agent:", layout="wide")
+    opened = ui.open_app()
+    if opened.sign_in:
+        if problem := ui.sign_in_problem():
+            st.navigation([st.Page(lambda: sign_in_broken(problem), title="Sign in", icon=":material/lock:")],
+                          position="hidden").run()
+            st.stop()
+        if not st.user.get("is_logged_in") or ui.session_expired():
+            st.navigation([st.Page(sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
+            st.stop()
+        if ui.actor() is None:
+            st.navigation([st.Page(no_access, title="No access", icon=":material/block:")], position="hidden").run()
+            st.stop()
+    elif not ui.local_mode_is_safe():
+        st.error("No sign-in is configured (no `[auth]` in `.streamlit/secrets.toml`), so the dashboard only serves "
+                 "this machine: set `server.address = \"127.0.0.1\"` or configure sign-in. See README, "
+                 "\"Running it for a team\".", icon=":material/lock:")
         st.stop()
-    if not st.user.get("is_logged_in") or ui.session_expired():
-        st.navigation([st.Page(sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
+    elif not ui.request_is_local(st.context.headers):
+        st.error("Without sign-in the dashboard answers only to http://127.0.0.1 or http://localhost: this page was "
+                 "opened under another name. Open it by one of those, or configure sign-in.", icon=":material/lock:")
         st.stop()
-    if ui.actor() is None:
-        st.navigation([st.Page(no_access, title="No access", icon=":material/block:")], position="hidden").run()
-        st.stop()
-elif not ui.local_mode_is_safe():
-    st.error("No sign-in is configured (no `[auth]` in `.streamlit/secrets.toml`), so the dashboard only serves "
-             "this machine: set `server.address = \"127.0.0.1\"` or configure sign-in. See README, "
-             "\"Running it for a team\".", icon=":material/lock:")
-    st.stop()
-elif not ui.request_is_local(st.context.headers):
-    st.error("Without sign-in the dashboard answers only to http://127.0.0.1 or http://localhost: this page was "
-             "opened under another name. Open it by one of those, or configure sign-in.", icon=":material/lock:")
-    st.stop()
 
-actor = ui.actor()
-# What this server is running on, in one caption line: each part short, the details in the README.
-banners = []
-if not app.sign_in:
-    banners.append(":material/computer: **Local mode**: no sign-in, this machine only, you act as admin")
-if app.demo:
-    banners.append(":material/science: **Demo data** (set `SUPPORT_DB` for your own)")
-if os.environ.get("SUPPORT_AS_OF"):
-    banners.append(f":orange[:material/history_toggle_off: **Frozen as of {ui.plain(os.environ['SUPPORT_AS_OF'])}**"
-                   "] (`SUPPORT_AS_OF`: the numbers do not move with the clock)")
-if banners:
-    st.caption(" · ".join(banners))
-ui.failing_jobs_banner(actor)
+    actor = ui.actor()
+    # What this server is running on, in one caption line: each part short, the details in the README.
+    banners = []
+    if not opened.sign_in:
+        banners.append(":material/computer: **Local mode**: no sign-in, this machine only, you act as admin")
+    if opened.demo:
+        banners.append(":material/science: **Demo data** (set `SUPPORT_DB` for your own)")
+    if os.environ.get("SUPPORT_AS_OF"):
+        banners.append(f":orange[:material/history_toggle_off: **Frozen as of {ui.plain(os.environ['SUPPORT_AS_OF'])}**"
+                       "] (`SUPPORT_AS_OF`: the numbers do not move with the clock)")
+    if banners:
+        st.caption(" · ".join(banners))
+    ui.failing_jobs_banner(actor)
+    ui.quarantine_banner(actor)
 
-with st.sidebar:
-    st.caption(f"Signed in as **{actor.email}** ({actor.role})")
-    if app.sign_in:
-        st.button("Sign out", icon=":material/logout:", on_click=st.logout)
+    with st.sidebar:
+        st.caption(f"Signed in as **{actor.email}** ({actor.role})")
+        if opened.sign_in:
+            st.button("Sign out", icon=":material/logout:", on_click=st.logout)
 
-navigation = {
-    section: [st.Page(page.path, title=page.title, icon=page.icon, default=(page.path == DEFAULT_PAGE))
-              for page in pages]
-    for section, pages in pages_for(actor).items()
-}
-st.navigation(navigation).run()
+    navigation = {
+        section: [st.Page(page.path, title=page.title, icon=page.icon, default=(page.path == DEFAULT_PAGE))
+                  for page in pages]
+        for section, pages in pages_for(actor).items()
+    }
+    st.navigation(navigation).run()
+
+
+if __name__ == "__main__":  # Streamlit runs this file as the page script (and AppTest does)
+    show()
+else:  # imported by `streamlit run dashboard.py`: the service, which serves this file's pages
+    from kb.service.app import MIDDLEWARE, ROUTES, lifespan
+
+    app = st.App(__file__, lifespan=lifespan, routes=ROUTES, middleware=MIDDLEWARE)

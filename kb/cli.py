@@ -18,7 +18,7 @@ from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, write_report
 from kb.service.handoff import Client, ServiceError, client_for, running_service
-from kb.timestamps import TimestampError, now_utc, parse_as_of, parse_timestamp, set_now
+from kb.timestamps import TimestampError, now_utc, parse_as_of, set_now
 
 
 def _global_flags(default) -> argparse.ArgumentParser:
@@ -306,10 +306,11 @@ def run_demo(args, config) -> int:
 def run_generate(args, config) -> int:
     import time
 
+    until = parse_as_of(args.until, config.calendar.zone, name="--until") if args.until else now_utc()
     if args.mbox:
         from kb.tools.mbox import run_generate_mbox
 
-        return run_generate_mbox(args, config)
+        return run_generate_mbox(args, config, until)
     from kb.tools.generate import ProgressBar, generate
 
     path = connection.db_path(args.db)
@@ -318,7 +319,6 @@ def run_generate(args, config) -> int:
     if args.environments < 2:
         print("error: --environments must be at least 2 (one dedicated, one shared)", file=sys.stderr)
         return 1
-    until = parse_timestamp(args.until, config.calendar.zone) if args.until else now_utc()
     started = time.perf_counter()
     bar = ProgressBar()
     con = connection.connect(path)

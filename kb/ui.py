@@ -27,6 +27,7 @@ from kb.intake.importing import Problem
 from kb.reads import paging
 from kb.service import jobs as service_jobs
 from kb.service import registry
+from kb.service.health import quarantined
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
 from kb.tools.demo import open_store
@@ -67,7 +68,7 @@ def _secrets_file_there() -> bool:
 @st.cache_resource(show_spinner="Opening the support database…")
 def _open_app(db_setting: str, config_setting: str) -> App:
     service = registry.running()
-    if service is not None:  # served by service.py, which opened the store at start: the pages share it
+    if service is not None:  # served by the service, which opened the store at start: the pages share it
         if service.error is not None:
             raise service.error
         return App(service.store, demo=service.demo, sign_in=_sign_in_wanted(service.store.config))
@@ -267,6 +268,20 @@ def failing_jobs_banner(actor: Actor) -> None:
             st.error(plain(f"{pipeline.job} is failing since {format_for_people(pipeline.since, zone)}"
                            + (f", {failures} times in a row" if failures else "") + f": {pipeline.reason}"),
                      icon=":material/sync_problem:")
+
+
+def quarantine_banner(actor: Actor) -> None:
+    """For admins, at the top of every page: one line while the mail quarantine holds messages, until none is
+    held (``kb.service.health.quarantined``)."""
+    if actor.role != "admin":
+        return
+    with open_app().store.reader() as cur:
+        held = quarantined(cur)
+    if held:
+        count = sum(h.held for h in held)
+        since = format_for_people(min(h.since for h in held), config().calendar.zone)
+        st.warning(f"{count} {'message' if count == 1 else 'messages'} held in the mail quarantine since {since} — "
+                   "Mail quarantine page", icon=":material/move_to_inbox:")
 
 
 def page_picker(total: int, size: int, key: str) -> int:

@@ -79,7 +79,7 @@ st.subheader("Background jobs")
 jobs_table, jobs_here = jobs.jobs_table(store)
 if not jobs_here:
     st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
-               "service.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
+               "dashboard.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
                "are below.")
 st.dataframe(jobs_table, hide_index=True)
 

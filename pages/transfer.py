@@ -6,7 +6,6 @@ from kb import ui
 from kb.db.backup import BackupError, default_backup_path
 from kb.intake.validation import TABLES
 from kb.reads import transfer
-from kb.store import WriteFailed
 from kb.timestamps import now_utc
 
 IMPORT_JOB = "import_job"  # the id of this session's import (kb.store.Store.start_import)
@@ -85,7 +84,7 @@ if actor.may("configure"):
     if st.button("Back up now", icon=":material/backup:", key="backup_now"):
         try:
             counts = store.backup(target)
-        except (BackupError, WriteFailed) as e:
+        except BackupError as e:
             st.error(f"No backup was written: {e}", icon=":material/error:")
         else:
             st.success(f"Backed up to {target}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "

@@ -74,11 +74,11 @@ def serving(command: list[str], ready: str | Callable[[], bool], *, log: Path | 
 @contextmanager
 def dashboard_server(env: dict[str, str], *, port: int | None = None, extra_args: tuple[str, ...] = (),
                      log: Path | None = None):
-    """Start the service (``streamlit run service.py``: the dashboard and its API) with ``env`` added; yield its
-    base URL; stop it."""
+    """Start the service (``streamlit run dashboard.py``: the dashboard and its API) with ``env`` added; yield
+    its base URL; stop it."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
-    with serving([sys.executable, "-m", "streamlit", "run", "service.py", "--server.port", str(port),
+    with serving([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
                   "--server.headless", "true", *extra_args], f"{base}/_stcore/health", log=log,
                  cwd=ROOT, env={**os.environ, **env}):
         yield base

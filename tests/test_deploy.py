@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.service.api import MAX_BODY_MB_DEFAULT, max_body_bytes
 from tests.fixtures import SPEC_TOML
 from tests.servers import dashboard_server, free_port
 
@@ -52,15 +54,15 @@ def test_the_unit_runs_the_service_as_its_own_user_on_loopback():
     environment = dict(value.split("=", 1) for key, value in unit["Service"] if key == "Environment")
     assert service["User"] == "support-sla" and service["User"] != "root"
     exec_start = service["ExecStart"].split()
-    assert exec_start[0].endswith("/.venv/bin/streamlit") and exec_start[1:3] == ["run", "service.py"]
+    assert exec_start[0].endswith("/.venv/bin/streamlit") and exec_start[1:3] == ["run", "dashboard.py"]
     assert exec_start[exec_start.index("--server.address") + 1] == "127.0.0.1"
     assert service["Restart"] == "on-failure" and service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) >= 60  # room for a backup under way to finish
     assert environment["SUPPORT_DB"].startswith("/var/lib/support-sla/")
     assert environment["SUPPORT_CONFIG"] == "/etc/support-sla/support.toml"
     assert service["StateDirectory"] == "support-sla" and service["ProtectSystem"] == "strict"
-    assert (service["WorkingDirectory"] + "/service.py").replace("/opt/support-sla", str(ROOT)) == str(
-        ROOT / "service.py")
+    assert (service["WorkingDirectory"] + "/dashboard.py").replace("/opt/support-sla", str(ROOT)) == str(
+        ROOT / "dashboard.py")
     assert dict(unit["Install"])["WantedBy"] == "multi-user.target"
 
 
@@ -103,6 +105,12 @@ http {{
 }}
 """)
     return main
+
+
+def test_nginx_takes_the_bodies_the_api_takes():
+    """A body the API would take is not refused by nginx first, and nginx takes none the API would refuse."""
+    [size] = re.findall(r"^\s*client_max_body_size\s+(\d+)m;", SITE.read_text(), re.M)
+    assert int(size) == MAX_BODY_MB_DEFAULT and max_body_bytes() == int(size) * 1024 * 1024
 
 
 @pytest.mark.skipif(NGINX is None or OPENSSL is None, reason="nginx or openssl is not installed (scripts/test "

@@ -186,3 +186,13 @@ def test_bench_runs_and_prints_its_table(tmp_path):
                   "peak memory of the worker"):
         assert f"| {label}" in table, label
     assert not list(tmp_path.iterdir())  # the temporary databases are gone
+
+
+@pytest.mark.parametrize("more", [[], ["--mbox", "g.mbox", "--messages", "10"]])
+@pytest.mark.parametrize("until", ["9999-12-31", "1969-12-31T00:00:00Z"])
+def test_generate_refuses_an_until_outside_the_calendar_years(tmp_path, capsys, monkeypatch, until, more):
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--cases", "10", "--until", until, "--db", str(tmp_path / "g.duckdb"), *more]) == 1
+    assert capsys.readouterr().err == (f"error: --until: {until!r} is outside 1970–2200, the years the business "
+                                       "calendar holds\n")
+    assert list(tmp_path.iterdir()) == []  # nothing written

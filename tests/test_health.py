@@ -9,12 +9,16 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from kb.config import load_config
+from kb.mail import quarantine
+from kb.mail.intake import take
+from kb.mail.messages import parse_message, support_matcher
 from kb.service import jobs as service_jobs
 from kb.service import registry
 from kb.service.app import MIDDLEWARE, ROUTES
@@ -46,7 +50,7 @@ every_hours = 6
 
 
 class Service:
-    """A store and its background jobs, registered as this process's service, as ``streamlit run service.py``
+    """A store and its background jobs, registered as this process's service, as ``streamlit run dashboard.py``
     has them: ``/healthz`` and ``/metrics`` answer through the service's own routes, and the pages (AppTest)
     share the store. The jobs are started but wait an hour: each test runs them when it wants."""
 
@@ -260,6 +264,66 @@ def test_webhook_deliveries_that_cannot_be_stored_are_named_until_one_is(inbox, 
 
     assert deliver("ENV-1") == 200
     assert_recovered(svc, "webhook:alertmanager")
+
+
+# --- The mail quarantine: working as designed, but a person must act ------------------------------------------
+
+def hold(svc: Service, mid: str, at: datetime) -> None:
+    """A message from the support mailbox that the store refuses (its subject is taken, under a unique index),
+    held in the quarantine at ``at``."""
+    raw = (f"From: Pat <pat@client.example>\nTo: support@support.example\nSubject: Refused\n"
+           f"Date: {format_datetime(at)}\nMessage-ID: <{mid}>\n\nHello\n").encode()
+    record = parse_message(raw, support_matcher(("@support.example",)), mailbox="support", folder="INBOX",
+                           where="test", vouched=False, internaldate=at, now=at)
+    assert svc.store.write(take, svc.store.config, [record], ADMIN, source="tests", now=at).held
+
+
+def test_a_growing_mail_quarantine_tells_the_admins_once_per_message_until_it_is_empty(inbox, service):
+    quiet = settings(inbox.port).replace('dashboard_url = "https://sla.example"',
+                                         'dashboard_url = "https://sla.example"\nquiet_hours = ["00:00", "23:59"]')
+    set_now(datetime(2026, 11, 25, 3, 0, tzinfo=HKT))  # in the quiet hours: the admins hear of it all the same
+    svc = service(quiet)
+    with svc.store.transaction() as con:
+        add(con, svc.store.config, "clients", dict(client_id="OLD", name="Old", tier="free"))
+        add(con, svc.store.config, "cases", dict(case_id="OLD-1", client_id="OLD", received_at="2026-01-05 09:00",
+                                                 category="platform_issue", subject="Refused"))
+        con.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")
+    hold(svc, "held-1@client", datetime(2026, 11, 25, 2, 0, tzinfo=HKT))
+
+    assert svc.run("alerts") == [True]
+    [subject] = admin_alerts(inbox)
+    assert subject == "[SLA] 1 message held in the mail quarantine (support) since Wed 2026-11-25 02:00 HKT"
+    [(_, message)] = [(to, m) for to, m in inbox.messages if to == [ADMIN_ADDRESS]]
+    assert "https://sla.example/mail_quarantine" in message.get_content()
+    assert svc.run("alerts") == [True] and len(admin_alerts(inbox)) == 1  # a steady quarantine: told once
+    status, body = svc.healthz()
+    assert (status, body["status"]) == (200, "ok")  # nothing is failing: a person must act, the service is well
+    assert body["attention"] == [{"what": "mail quarantine", "mailbox": "support", "held": 1,
+                                  "since": "2026-11-25T02:00:00+08:00", "newest": "2026-11-25T02:00:00+08:00"}]
+    assert notices(ADMIN_ADDRESS) == ["1 message held in the mail quarantine since Wed 2026-11-25 02:00 HKT — "
+                                      "Mail quarantine page"]
+    assert notices(LEAD_ADDRESS) == []
+
+    hold(svc, "held-2@client", datetime(2026, 11, 25, 2, 30, tzinfo=HKT))
+    assert svc.run("alerts") == [True]
+    assert admin_alerts(inbox)[1] == ("[SLA] 2 messages held in the mail quarantine (support) since "
+                                      "Wed 2026-11-25 02:00 HKT")
+    assert svc.run("alerts") == [True] and len(admin_alerts(inbox)) == 2
+    assert notices(ADMIN_ADDRESS) == ["2 messages held in the mail quarantine since Wed 2026-11-25 02:00 HKT — "
+                                      "Mail quarantine page"]
+
+    for key in ("held-1@client", "held-2@client"):
+        svc.store.write(quarantine.discard, ADMIN, key)
+    assert notices(ADMIN_ADDRESS) == []
+    assert "attention" not in svc.healthz()[1]
+    assert svc.run("alerts") == [True] and len(admin_alerts(inbox)) == 2
+
+
+def notices(email: str) -> list[str]:
+    """The warning lines at the top of the dashboard for ``email``."""
+    at = signed_in_as(email).run()
+    assert not at.exception
+    return [shown(w) for w in at.warning]
 
 
 # --- The rules behind them ----------------------------------------------------------------------------------

@@ -298,4 +298,4 @@ def test_configuration_page_shows_background_jobs(app):
     assert "Background jobs" in [h.value for h in at.subheader]
     frame = next(d.value for d in at.dataframe if "next run" in d.value.columns)
     assert frame["job"].tolist() == ["Scheduled backup", "Alerts", "Monthly statements", "Mail polling"]
-    assert any("service.py" in c.value for c in at.caption)
+    assert any("streamlit run dashboard.py" in c.value for c in at.caption)

@@ -261,6 +261,16 @@ def test_the_backup_button_on_the_import_and_export_page(app):
     assert not at.get("download_button")
 
 
+def test_a_backup_that_cannot_be_written_says_why_on_the_page(app):
+    at, db = app
+    (db.parent / "backups").write_text("a file where the backup folder should be")
+    open_page(at, "transfer")
+    button(at, "Back up now").click().run()
+    assert not at.exception and not at.success
+    [error] = [shown(e) for e in at.error]
+    assert error.startswith(f"No backup was written: cannot make the folder {db.parent / 'backups'}")
+
+
 @pytest.mark.parametrize(("email", "sees_backup"), [("lee@support.example", False), ("ada@support.example", True)])
 def test_only_admins_see_the_backup(signed_in, email, sees_backup):
     at = signed_in(email)

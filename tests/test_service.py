@@ -1,4 +1,5 @@
-"""The service (``service.py``): a real server on a free port, its API, and the command line handing its work to it.
+"""The service (``streamlit run dashboard.py``): a real server on a free port, its API, and the command line
+handing its work to it.
 
 One server serves the whole module (starting one takes seconds); the test of backup and restore starts
 its own, since it stops it. Every request goes to 127.0.0.1.
@@ -33,7 +34,7 @@ from kb.service import api, tokens
 from kb.service.handoff import handoff_path, read_handoff, write_handoff
 from kb.store import Store
 from tests.fixtures import ADMIN, ROOT, build_fixture, open_page
-from tests.servers import dashboard_server, free_port, wait_idle
+from tests.servers import dashboard_server, free_port, serving, wait_idle
 
 PAST = "2026-11-25T16:30:00+08:00"
 MAX_BODY_MB = "0.05"  # ~52 KB: small enough to test the 413 without sending hundreds of megabytes
@@ -423,6 +424,23 @@ def test_a_backup_taken_while_running_restores(tmp_path):
     stopped = kb("export", "case-sla", "--as-of", PAST, env=env)
     from_backup = kb("export", "case-sla", "--as-of", PAST, env={**env, "SUPPORT_DB": str(restored)})
     assert stopped.stdout == from_backup.stdout and stopped.returncode == from_backup.returncode == 0
+
+
+def test_streamlit_run_dashboard_py_is_the_whole_service(tmp_path):
+    """What every Streamlit user types starts the service: the API answers, the jobs run, and the command line
+    hands its work to it instead of finding the database held."""
+    db, config_file = build_fixture(tmp_path)
+    env = {**os.environ, "SUPPORT_DB": str(db), "SUPPORT_CONFIG": str(config_file)}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with serving([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+                  "--server.headless", "true"], f"{base}/_stcore/health", log=tmp_path / "server.log", cwd=ROOT,
+                 env=env):
+        status, _, body = call(base, "GET", "/healthz")
+        assert (status, json.loads(body)["status"], json.loads(body)["jobs"]) == (200, "ok", ["backup"])
+        done = kb("backup", str(tmp_path / "backups" / "by-hand.duckdb"), env=env)
+        assert done.returncode == 0, done.stderr.decode()
+        assert (tmp_path / "backups" / "by-hand.duckdb").exists()
 
 
 def test_the_command_line_says_the_same_with_the_service_and_without(tmp_path):

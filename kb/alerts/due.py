@@ -8,10 +8,12 @@
   below one already sent for that month;
 * on a business day at or after ``digest_at``, the leads' digest: open breaches and at-risk cases by assignee;
 * for the admins, a background job or webhook that failed three times in a row (``kb.service.health``), once
-  per streak of failures.
+  per streak of failures;
+* for the admins, messages held in the mail quarantine (``kb.service.health.quarantined``), once per mailbox
+  each time it grows: the key names the newest held message's instant, so a steady quarantine is told once.
 
 A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``,
-``job-failing:mail:support:2026-11-26T01:00:00+00:00``);
+``job-failing:mail:support:2026-11-26T01:00:00+00:00``, ``quarantine:support:2026-11-26T01:00:00+00:00``);
 ``kb/alerts/deliver.py`` records and sends each key once per channel.
 """
 
@@ -24,7 +26,7 @@ from kb import formats
 from kb.alerts.text import one_line
 from kb.config import Config
 from kb.engine.calendar import is_business_day
-from kb.service.health import alarming
+from kb.service.health import alarming, quarantined
 from kb.timestamps import format_for_people
 
 BUDGET_LEVELS = (50, 75, 100)
@@ -46,7 +48,7 @@ class Alert:
 def due_alerts(con, config: Config, now: datetime) -> list[Alert]:
     """Every alert due at ``now``; ``con`` has the as-of views open at ``now`` (``kb.engine.asof``)."""
     return [*_case_alerts(con, config, now), *_budget_alerts(con, config), *_digest(con, config, now),
-            *_failing_jobs(con, config)]
+            *_failing_jobs(con, config), *_quarantine(con, config)]
 
 
 def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
@@ -163,6 +165,22 @@ def _failing_jobs(con, config: Config) -> list[Alert]:
                   f"Last error: {job.last_error}\n"
                   f"Last success: {format_for_people(job.last_success, zone) or 'none recorded'}\n\n"
                   f"{_dashboard(config)}/configuration\n"),
+        ))
+    return alerts
+
+
+def _quarantine(con, config: Config) -> list[Alert]:
+    """Each mailbox with messages held in the mail quarantine, keyed by the newest one's instant; sent even in
+    quiet hours, as a failing job is: the held messages are cases nobody sees until an admin acts."""
+    alerts = []
+    for held in quarantined(con):
+        mailbox, since = one_line(held.mailbox), format_for_people(held.since, config.calendar.zone)
+        what = f"{_count(held.held, 'message', 'messages')} held in the mail quarantine ({mailbox}) since {since}"
+        alerts.append(Alert(
+            key=f"quarantine:{held.mailbox}:{held.newest.astimezone(UTC).isoformat()}", kind="quarantine",
+            breach=True, roles=("admin",), subject=f"[SLA] {what}",
+            body=(f"{what}: the store could not take them. Retry each after a fix, or discard it.\n\n"
+                  f"{_dashboard(config)}/mail_quarantine\n"),
         ))
     return alerts
 

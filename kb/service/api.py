@@ -105,26 +105,30 @@ def json_of(data: bytes, what: str) -> object:
 
 async def healthz(request: Request) -> Response:
     """200 when the store is usable and every pipeline is well (``kb.service.health``); else 503 naming what
-    is not: the store's reason, or each failing job with its last success and its last error."""
+    is not: the store's reason, or each failing job with its last success and its last error. Messages held in
+    the mail quarantine are named under ``attention``, and do not make it 503."""
     store = getattr(request.state, "store", None)
     if store is None:
         reason = getattr(request.state, "error", None) or "the service has no database open"
         return JSONResponse({"status": "unavailable", "reason": health.redact(reason)}, status_code=503)
 
-    def check() -> tuple[int, list]:
+    def check() -> tuple[int, list, list]:
         with store.reader() as cur:
-            version = connection.schema_version(cur)
-        return version, pipelines_of(request)
+            version, held = connection.schema_version(cur), health.quarantined(cur)
+        return version, pipelines_of(request), held
 
     try:
-        version, pipelines = await run_in_threadpool(check)
+        version, pipelines, held = await run_in_threadpool(check)
     except Exception as e:  # the file went away, the disk failed, …: say so, do not crash
         return JSONResponse({"status": "unavailable", "reason": health.redact(connection.first_line(e))},
                             status_code=503)
-    failing = [health.described(p, store.config.calendar.zone) for p in pipelines if p.failing]
+    zone = store.config.calendar.zone
+    failing = [health.described(p, zone) for p in pipelines if p.failing]
+    attention = {"attention": [health.needs_attention(h, zone) for h in held]} if held else {}
     if failing:
-        return JSONResponse({"status": "unwell", "schema_version": version, "failing": failing}, status_code=503)
-    return JSONResponse({"status": "ok", "schema_version": version, "jobs": [p.job for p in pipelines]})
+        return JSONResponse({"status": "unwell", "schema_version": version, "failing": failing, **attention},
+                            status_code=503)
+    return JSONResponse({"status": "ok", "schema_version": version, "jobs": [p.job for p in pipelines], **attention})
 
 
 def pipelines_of(request: Request) -> list:

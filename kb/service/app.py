@@ -1,4 +1,4 @@
-"""The service's lifespan and routes: ``service.py`` serves them and the dashboard on one port.
+"""The service's lifespan and routes: ``dashboard.py`` serves them and the dashboard on one port.
 
 At start (before the first visit) the lifespan opens the one ``Store`` of the process (``$SUPPORT_DB``,
 else the demo database, built when missing; ``$SUPPORT_CONFIG``; ``$SUPPORT_NOW`` sets the clock),

@@ -18,6 +18,9 @@ this module decides from them, once, for ``/healthz``, ``/metrics``, the admins'
 - **The admins are alerted** once per streak of ``FAILURES_TO_ALERT`` failures in a row (``alarming``, sent by
   ``kb.alerts.due``: the key names the job and the instant its streak began, so a new streak after a
   recovery alerts again).
+- **The mail quarantine needs a person** while it holds messages (``quarantined``, per mailbox): not a failure,
+  the intake held them as designed, so ``/healthz`` stays 200 and names it under ``attention``; the admins
+  see a banner until none is held, and are alerted once each time the quarantine grows.
 """
 
 from __future__ import annotations
@@ -119,6 +122,29 @@ def alarming(con) -> list[Record]:
     """The pipelines whose last ``FAILURES_TO_ALERT`` runs (or more) failed in a row: the admins hear of each
     streak once."""
     return [r for r in records(con).values() if r.consecutive_failures >= FAILURES_TO_ALERT]
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """The messages of one mailbox held in the mail quarantine, waiting for an admin to retry or discard them."""
+
+    mailbox: str  # a [[mail.mailboxes]] name, or 'import'
+    held: int
+    since: datetime  # when the oldest of them was held
+    newest: datetime  # when the newest was: a new held message moves it
+
+
+def quarantined(con) -> list[Quarantined]:
+    """Per mailbox, the messages held in the mail quarantine now; none when it holds none."""
+    rows = con.execute("SELECT mailbox, count(*), min(first_seen_at), max(first_seen_at) FROM mail_quarantine "
+                       "WHERE status = 'held' GROUP BY mailbox ORDER BY mailbox").fetchall()
+    return [Quarantined(*row) for row in rows]
+
+
+def needs_attention(held: Quarantined, zone: ZoneInfo) -> dict:
+    """A mailbox's held messages as ``/healthz`` names them under ``attention``."""
+    return {"what": "mail quarantine", "mailbox": held.mailbox, "held": held.held, "since": _iso(held.since, zone),
+            "newest": _iso(held.newest, zone)}
 
 
 def described(pipeline: Pipeline, zone: ZoneInfo) -> dict:

@@ -249,17 +249,14 @@ def _bounce(rng: random.Random, at: datetime, support: str, address: str, reply_
     ]).encode("utf-8")
 
 
-def run_generate_mbox(args, config: Config) -> int:
-    """``python -m kb generate --mbox FILE --messages N [--seed S] [--until TS] [--days D]``."""
+def run_generate_mbox(args, config: Config, until: datetime) -> int:
+    """``python -m kb generate --mbox FILE --messages N [--seed S] [--until TS] [--days D]``, up to ``until``."""
     import sys
     import time
-
-    from kb.timestamps import now_utc, parse_timestamp
 
     if args.mbox.exists() and not args.replace:
         print(f"error: {args.mbox} exists; pass --replace to overwrite it", file=sys.stderr)
         return 1
-    until = parse_timestamp(args.until, config.calendar.zone) if args.until else now_utc()
     started = time.perf_counter()
     counts = write_mbox(args.mbox, config, messages=args.messages, seed=args.seed, until=until, days=args.days)
     print(f"wrote {sum(counts.values()):,} messages to {args.mbox} in {time.perf_counter() - started:.1f} s: "
