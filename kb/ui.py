@@ -24,13 +24,12 @@ from kb.config import Config, ConfigError, load_config
 from kb.db import connection
 from kb.formats import month_label, plain
 from kb.intake.importing import Problem
+from kb.opening import open_store, running
 from kb.reads import paging
 from kb.service import jobs as service_jobs
-from kb.service import registry
 from kb.service.health import quarantined
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
-from kb.tools.demo import open_store
 
 # One colour per meaning, everywhere in the app.
 STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "met": "#2e7d32",
@@ -67,7 +66,7 @@ def _secrets_file_there() -> bool:
 
 @st.cache_resource(show_spinner="Opening the support database…")
 def _open_app(db_setting: str, config_setting: str) -> App:
-    service = registry.running()
+    service = running()
     if service is not None:  # served by the service, which opened the store at start: the pages share it
         if service.error is not None:
             raise service.error

@@ -2,7 +2,7 @@
 
 At start (before the first visit) the lifespan opens the one ``Store`` of the process (``$SUPPORT_DB``,
 else the demo database, built when missing; ``$SUPPORT_CONFIG``; ``$SUPPORT_NOW`` sets the clock),
-registers it for the pages (``kb.service.registry``), writes the handoff file for the command line
+registers it for the pages (``kb.opening``), writes the handoff file for the command line
 (``kb.service.handoff``), starts the background jobs (``kb.service.jobs``) and yields
 ``{"store": store, "jobs": jobs}`` as every request's state (``request.state.store``). At shutdown it
 undoes all of that, in reverse.
@@ -22,34 +22,34 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 
+from kb import opening
 from kb.config import ConfigError, load_config
 from kb.db import connection
-from kb.service import api, handoff, registry, webhooks
+from kb.service import api, handoff, webhooks
 from kb.service.jobs import Jobs
 from kb.timestamps import TimestampError, parse_as_of, set_now
-from kb.tools.demo import DEMO_DB, open_store
 
 log = logging.getLogger("kb.service")
 LOOPBACK_ALIASES = {"", "0.0.0.0", "::", "localhost"}
 
 
-def _open() -> registry.Running:
+def _open() -> opening.Running:
     """Open the store as ``kb.ui`` did on a first visit; a failure is recorded, not raised."""
     db_setting = os.environ.get("SUPPORT_DB", "")
-    path = Path(db_setting) if db_setting else DEMO_DB
+    path = Path(db_setting) if db_setting else opening.DEMO_DB
     try:
         config = load_config(os.environ.get("SUPPORT_CONFIG") or None)
         if os.environ.get("SUPPORT_NOW"):
             set_now(parse_as_of(os.environ["SUPPORT_NOW"], config.calendar.zone, name="SUPPORT_NOW"))
-        store, _ = open_store(db_setting, config)
+        store, _ = opening.open_store(db_setting, config)
     except TimestampError as e:
         error = ConfigError(str(e))
         log.error("the service cannot start: %s", error)
-        return registry.Running(store=None, demo=not db_setting, path=path, error=error)
+        return opening.Running(store=None, demo=not db_setting, path=path, error=error)
     except (ConfigError, connection.StoreError) as e:
         log.error("the service cannot open the support database: %s", e)
-        return registry.Running(store=None, demo=not db_setting, path=path, error=e)
-    return registry.Running(store=store, demo=not db_setting, path=path)
+        return opening.Running(store=None, demo=not db_setting, path=path, error=e)
+    return opening.Running(store=store, demo=not db_setting, path=path)
 
 
 def service_url() -> str:
@@ -79,7 +79,7 @@ async def lifespan(_app) -> AsyncIterator[dict]:
         await run_in_threadpool(jobs.start)
     running.state = {"store": store, "jobs": jobs, "local_token": local.token if local else None,
                      "error": str(running.error) if running.error else None}
-    registry.register(running)
+    opening.register(running)
     try:
         yield running.state
     finally:
@@ -87,7 +87,7 @@ async def lifespan(_app) -> AsyncIterator[dict]:
             handoff.remove_handoff(running.path, local)  # the command line works on its own again
         if jobs is not None:
             await run_in_threadpool(jobs.stop)  # the run and the write in progress finish; checkpoint
-        registry.register(None)
+        opening.register(None)
         if store is not None:
             await run_in_threadpool(store.close)
 
@@ -101,7 +101,7 @@ class ServiceState:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
-            running = registry.running()
+            running = opening.running()
             state = getattr(running, "state", None) if running is not None else None
             if state:
                 scope.setdefault("state", {}).update(state)

@@ -353,7 +353,7 @@ class Jobs:
 
 
 # The Jobs running in this process, for the Configuration page. Kept on a module without a file, as
-# kb.service.registry does, so that Streamlit's reload of changed modules does not lose it.
+# kb.opening does, so that Streamlit's reload of changed modules does not lose it.
 _HOLDER = "_kb_running_jobs"
 
 

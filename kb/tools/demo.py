@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
-from kb.access import Actor, command_line_actor
-from kb.config import PROJECT_ROOT, Config
+from kb.access import Actor
+from kb.config import Config
 from kb.db.connection import local_zone, transaction
 from kb.engine.calendar import is_business_day
 from kb.intake.importing import add_rows, staged_from_records
-from kb.store import Store
 from kb.timestamps import now_utc
 
 CLIENTS = [
@@ -219,17 +217,3 @@ def write_demo(con, config: Config, today: date, actor: Actor) -> dict[str, int]
     counts["monitoring_checks"] = checks[0][0]
     return counts
 
-
-DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
-
-
-def open_store(db_setting: str, config: Config) -> tuple[Store, bool]:
-    """The store at ``db_setting`` (a path), or, without one, the demo database, written with the demo data
-    when it is new; and whether it is the demo. The dashboard and the service open their store here."""
-    if db_setting:
-        return Store(Path(db_setting), config), False
-    fresh = not DEMO_DB.exists()
-    store = Store(DEMO_DB, config)
-    if fresh:
-        store.write(write_demo, config, now_utc().astimezone(config.calendar.zone).date(), command_line_actor())
-    return store, True
