@@ -23,11 +23,11 @@ from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_
 from kb.config import Config, ConfigError, load_config
 from kb.db import connection
 from kb.formats import month_label, plain
+from kb.health import quarantined
 from kb.intake.importing import Problem
 from kb.opening import open_store, running
 from kb.reads import paging
 from kb.service import jobs as service_jobs
-from kb.service.health import quarantined
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
 
@@ -256,7 +256,7 @@ def page_header(title: str, question: str, more: str = "") -> None:
 
 def failing_jobs_banner(actor: Actor) -> None:
     """For admins, at the top of every page while the service runs: one line per background job or webhook that
-    is failing (``kb.service.health``), naming it and since when, until it recovers."""
+    is failing (``kb.health``), naming it and since when, until it recovers."""
     here = service_jobs.running()
     if actor.role != "admin" or here is None:
         return
@@ -271,7 +271,7 @@ def failing_jobs_banner(actor: Actor) -> None:
 
 def quarantine_banner(actor: Actor) -> None:
     """For admins, at the top of every page: one line while the mail quarantine holds messages, until none is
-    held (``kb.service.health.quarantined``)."""
+    held (``kb.health.quarantined``)."""
     if actor.role != "admin":
         return
     with open_app().store.reader() as cur:

@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 
 from kb import opening as registry
 from kb.config import load_config
+from kb.health import late_after, redact
 from kb.mail import quarantine
 from kb.mail.intake import take
 from kb.mail.messages import parse_message, support_matcher
 from kb.service import jobs as service_jobs
 from kb.service.app import MIDDLEWARE, ROUTES
-from kb.service.health import late_after, redact
 from kb.service.jobs import Job, Jobs
 from kb.service.tokens import create_token
 from kb.store import Store

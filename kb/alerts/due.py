@@ -7,9 +7,9 @@
   (100 %: the target is missed): one alert for the highest level reached, and none for a level at or
   below one already sent for that month;
 * on a business day at or after ``digest_at``, the leads' digest: open breaches and at-risk cases by assignee;
-* for the admins, a background job or webhook that failed three times in a row (``kb.service.health``), once
+* for the admins, a background job or webhook that failed three times in a row (``kb.health``), once
   per streak of failures;
-* for the admins, messages held in the mail quarantine (``kb.service.health.quarantined``), once per mailbox
+* for the admins, messages held in the mail quarantine (``kb.health.quarantined``), once per mailbox
   each time it grows: the key names the newest held message's instant, so a steady quarantine is told once.
 
 A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``,
@@ -26,7 +26,7 @@ from kb import formats
 from kb.alerts.text import one_line
 from kb.config import Config
 from kb.engine.calendar import is_business_day
-from kb.service.health import alarming, quarantined
+from kb.health import alarming, quarantined
 from kb.timestamps import format_for_people
 
 BUDGET_LEVELS = (50, 75, 100)

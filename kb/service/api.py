@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from kb import health
 from kb.access import require
 from kb.db import connection
 from kb.db.backup import BackupError, backup_target, default_backup_path
@@ -32,7 +33,7 @@ from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
 from kb.reads.exports import REPORTS, export_sql
 from kb.reads.tokens import token_rows
-from kb.service import handoff, health, metrics, tokens
+from kb.service import handoff, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
 from kb.timestamps import OutsideYears, TimestampError, parse_as_of
 
@@ -104,7 +105,7 @@ def json_of(data: bytes, what: str) -> object:
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the store is usable and every pipeline is well (``kb.service.health``); else 503 naming what
+    """200 when the store is usable and every pipeline is well (``kb.health``); else 503 naming what
     is not: the store's reason, or each failing job with its last success and its last error. Messages held in
     the mail quarantine are named under ``attention``, and do not make it 503."""
     store = getattr(request.state, "store", None)

@@ -10,7 +10,7 @@ the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are 
 - **One at a time.** A kind runs only in its own thread and under its own lock, so a run never
   overlaps another run of the same kind (``run_now`` answers None while one is under way). Kinds
   run independently; the writes they make go through the store's one write lock like any other.
-- **Failures.** Each run is a row of ``job_runs`` (``kb.service.health``, which judges from them whether
+- **Failures.** Each run is a row of ``job_runs`` (``kb.health``, which judges from them whether
   each job is well). An exception is logged with its traceback, recorded, and the kind tried again at
   its next run; it never stops the thread or the service.
 - **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one
@@ -49,8 +49,8 @@ from kb.alerts.deliver import send_due
 from kb.config import Config
 from kb.db.backup import backup_folder
 from kb.db.connection import first_line
+from kb.health import Pipeline, assess, record_end, record_start
 from kb.mail.imap import MailboxError, run_for_service
-from kb.service.health import Pipeline, assess, record_end, record_start
 from kb.statement.mailing import send_statements
 from kb.timestamps import format_for_people, now_utc
 
@@ -338,7 +338,7 @@ class Jobs:
     # -- reading
 
     def health(self) -> list[Pipeline]:
-        """Each enabled job's health, and each webhook's, now (``kb.service.health``)."""
+        """Each enabled job's health, and each webhook's, now (``kb.health``)."""
         schedule = {job.kind: job.every for job in self.jobs if job.every is not None}
         now = self.clock()
         with self.store.reader() as cur:

@@ -11,8 +11,8 @@ import math
 import threading
 
 from kb.engine.periods import months_of
+from kb.health import Pipeline
 from kb.reads.overview import response_performance
-from kb.service.health import Pipeline
 from kb.store import Snapshot, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -111,7 +111,7 @@ def mail_quarantine_lines(store: Store) -> list[str]:
 
 
 def pipeline_text(store: Store, pipelines: list[Pipeline]) -> str:
-    """How each background job and webhook is doing (``kb.service.health``), and what waits to be delivered.
+    """How each background job and webhook is doing (``kb.health``), and what waits to be delivered.
     Read live at each scrape: these move with every run, not with the snapshot."""
     with store.reader() as cur:
         alerts, statements = cur.execute(

@@ -8,7 +8,7 @@ nothing. Every alert and heartbeat is recorded in ``webhook_events`` (``source``
 sender's own time and state, and what it did: ``outcome``) in the same transaction, and one taken before
 changes nothing: Alertmanager repeats firing alerts every ``repeat_interval`` and retries failed
 deliveries, both harmless. What each sender with a valid token was answered is recorded too
-(``kb.service.health.recorded``): a refused delivery makes the webhook unwell until one is taken again.
+(``kb.health.recorded``): a refused delivery makes the webhook unwell until one is taken again.
 
 **Alertmanager** (webhook payload ``"version": "4"``): each alert of ``alerts`` on its own.
 
@@ -50,10 +50,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kb.config import Config
+from kb.health import recorded
 from kb.intake.importing import Rejected
 from kb.service.api import json_of, read_body
 from kb.service.auth import ApiError, caller, guarded
-from kb.service.health import recorded
 from kb.service.webhook_writes import (
     ALERTMANAGER,
     KUMA_STATES,

@@ -1,5 +1,6 @@
 """The runs of the service's pipelines, and whether each is well: the background jobs (one per mailbox for
-mail) and the webhooks.
+mail) and the webhooks. It sits beside the store, below the alerts that read it (``kb.alerts.due``) and the
+service whose jobs and webhooks write it.
 
 Every run and delivery is a row of ``job_runs`` (``record_start``, ``record_end``, ``record_delivery``), and
 this module decides from them, once, for ``/healthz``, ``/metrics``, the admins' banner and their alert:
@@ -37,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kb.db.connection import transaction
 
-log = logging.getLogger("kb.service.health")
+log = logging.getLogger("kb.service.health")  # the service logs it, under its name
 
 FAILURES_TO_ALERT = 3
 LATE_PERIODS = 3
