@@ -1,0 +1,81 @@
+"""The support team's configuration: its business calendar, SLA defaults, roles, mail, backups and alerts.
+
+Read from ``support.toml`` (or ``--config`` / ``$SUPPORT_CONFIG``) and validated
+whole at start, so a bad value stops with a message that names the key. One module per
+section (``calendar.py``, ``sla.py``, ``roles.py``, ``mail.py``, ``backup.py``, ``alerts.py``), on the shared
+value readers (``reading.py``); everything is imported from ``kb.config``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.config.alerts import AlertsConfig, alerts_config
+from kb.config.backup import BackupConfig, backup_config
+from kb.config.calendar import WEEKDAYS, CalendarConfig, calendar_config
+from kb.config.mail import MailboxConfig, MailConfig, mail_config
+from kb.config.reading import ConfigError, positive_int, section
+from kb.config.roles import ROLES, roles_config
+from kb.config.sla import SlaConfig, sla_config
+
+__all__ = ["PROJECT_ROOT", "ROLES", "WEEKDAYS", "AlertsConfig", "BackupConfig", "CalendarConfig", "Config",
+           "ConfigError", "MailConfig", "MailboxConfig", "SlaConfig", "config_path", "load_config", "parse_config"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class Config:
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    stale_after_days: int = 7
+    roles: dict[str, str] = field(default_factory=dict)  # e-mail address or @domain -> role
+    mail: MailConfig = field(default_factory=MailConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    alerts: AlertsConfig | None = None  # None: no [alerts] section, nothing is sent
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """``--config``, else ``$SUPPORT_CONFIG``, else ``support.toml`` at the project root."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SUPPORT_CONFIG"):
+        return Path(os.environ["SUPPORT_CONFIG"])
+    return PROJECT_ROOT / "support.toml"
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """The validated configuration at ``path``; raises ConfigError naming the bad key."""
+    path = config_path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                          f"at offset {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
+    return parse_config(raw)
+
+
+def parse_config(raw: dict) -> Config:
+    cal = section(raw, "calendar")
+    sla = section(raw, "sla")
+    monitoring = section(raw, "monitoring")
+    return Config(
+        calendar=calendar_config(cal),
+        sla=sla_config(sla),
+        stale_after_days=positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
+                                      at_most=3650),
+        roles=roles_config(raw.get("roles", {})),
+        mail=mail_config(section(raw, "mail")),
+        backup=backup_config(section(raw, "backup")),
+        alerts=alerts_config(raw),
+    )
