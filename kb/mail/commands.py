@@ -1,5 +1,5 @@
 """``python -m kb mail import PATH…`` and ``python -m kb mail poll [--once]``: the parser and the runners that
-``kb/cli.py`` wires in."""
+``kb/cli/`` wires in."""
 
 from __future__ import annotations
 
