@@ -16,14 +16,11 @@ from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
 from kb.mail.imap import MailboxError
 from kb.service import jobs as service_jobs
+from kb.service.backups import auto_backup_path, auto_backups, prune_backups, run_backup
 from kb.service.jobs import (
     Job,
     Jobs,
-    auto_backup_path,
-    auto_backups,
     jobs_table,
-    prune_backups,
-    run_backup,
     scheduled_jobs,
 )
 from kb.store import Store

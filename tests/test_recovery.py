@@ -492,7 +492,7 @@ def test_every_backup_path_the_docs_suggest_is_in_the_backup_folder_and_git_igno
     folder of the database they use) and, in the checkout, are never committed by mistake."""
     import re
 
-    from kb.service.jobs import auto_backup_path
+    from kb.service.backups import auto_backup_path
 
     checkout_db = ROOT / "data" / "support.duckdb"  # the README's commands use the default database
     server_db = Path("/var/lib/support-sla/support.duckdb")  # docs/service.md's, as deploy/ sets SUPPORT_DB
