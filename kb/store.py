@@ -29,6 +29,9 @@ that session finds its progress and then its result.
 The as-of views are costly on large tables, so they are computed once per
 version and minute into Arrow tables (a ``Snapshot``) that every page queries,
 with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue.
+
+Over 400 lines: ``Store`` and ``Snapshot`` share the write lock and the version counter that keys
+every snapshot, and read best as one.
 """
 
 from __future__ import annotations

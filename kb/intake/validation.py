@@ -27,6 +27,9 @@ The clock (SPEC 8): cases, responses, resolutions and incidents dated after
 now + ``FUTURE_GRACE`` are refused; only maintenance may be scheduled ahead.
 ``errors_sql`` checks it on staged rows, ``future_reason`` on one typed instant
 (recording a response, closing an incident), against the same limit.
+
+Over 400 lines: ``TABLES`` declares every column of every table the forms and the import write, beside
+the one SQL that enforces them all.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ reads nothing this needs); the body is looked at for two things: the hash
 that stands for a missing ``Message-ID``, and whether a multipart message's parts can be found at all.
 Every header is read defensively (encoded words in unknown charsets, raw 8-bit bytes, folded lines):
 a message is either a ``MailRecord`` or a ``Skipped`` with the reason, never an exception.
+
+Over 400 lines: the header reader and the record built from it are one defensive parse of input from
+outside, best read (and checked) together.
 """
 
 from __future__ import annotations

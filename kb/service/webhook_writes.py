@@ -13,6 +13,9 @@ unless the monitor was down already just before it, ``up`` ends the outage it wa
 out of order come out as if they had arrived in order: an older ``down`` arriving after a newer ``up`` is an
 outage that ended at that ``up``; an ``up`` arriving after a newer ``down`` ends the outage at the ``up`` and
 opens the next one at that ``down``.
+
+Over 400 lines: Alertmanager and Uptime Kuma write the same incidents under the same rule (decide on a
+reader, decide again as the writer), and read best side by side.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ doing what the dashboard does, not of the generator:
 
 Medians over ``--runs`` runs. These are benchmark figures, not tests: machines
 are noisy. See ``docs/performance.md``.
+
+Over 400 lines: the driver, the worker process and each measurement share the timing harness and the
+table they print.
 """
 
 from __future__ import annotations
