@@ -173,7 +173,7 @@ def test_a_resolved_case_keeps_its_panel_and_says_where_it_went(app):
     button(at, "Resolve now").click().run()
     assert "PENDING" not in set(at.dataframe[0].value.case_id) and ticked(at) == []
     assert panel_case(at) == "PENDING"
-    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT): it has left the open queue. Find it again by its id in "
+    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT (UTC+08:00)): it has left the open queue. Find it again by its id in "
             "the box above, or in the case-sla export on Import and export.") in [shown(i) for i in at.info]
 
 
@@ -223,7 +223,7 @@ def test_a_breach_reason_says_which_period_of_response_performance_counts_it(app
     at.text_input(key="breach_reason_JUNE").input("Vendor outage")
     button(at, "Save breach reason").click().run()
     assert ("Breach reason of JUNE saved: counted on Response performance among the breaches with deadlines in "
-            "Jun 2026 (due Tue 2026-06-02 10:00 HKT).") in shown(at.success[0])
+            "Jun 2026 (due Tue 2026-06-02 10:00 HKT (UTC+08:00)).") in shown(at.success[0])
     link = next(p for p in at.get("page_link") if "Response performance" in p.proto.label)
     assert link.proto.query_string == "due_from=2026-06-01&due_to=2026-06-30"
     at.query_params.update(due_from="2026-06-01", due_to="2026-06-30")  # where the link leads
