@@ -477,11 +477,11 @@ def test_an_empty_or_invisible_subject_reads_no_subject(subject):
 
 
 def test_control_characters_never_reach_a_records_text():
-    record = parse(message("=?utf-8?q?Ev=00e_=01Smith?= <=?utf-8?q?e=00ve?=@Evil.example>", "=?utf-8?q?a=00b=07c?=",
+    record = parse(message("=?utf-8?q?Ev=00e_=01Smith?= <e\x00ve@Evil.example>", "=?utf-8?q?a=00b=07c?=",
                            mid="id\x01@x", reply_to="r\x00@x"))
     assert (record.from_name, record.from_address, record.subject) == ("Eve Smith", "eve@evil.example", "abc")
     assert (record.key, record.links) == ("id@x", ("r@x",))
-    assert parse(message("=?utf-8?q?eve=00=40evil.example?=")).from_address == "eve@evil.example"
+    assert parse(message("eve\x01@evil.example")).from_address == "eve@evil.example"
     assert parse(message("=?utf-8?q?=E2=80=8B?= <z@x.example>")).from_name is None  # invisible: no name
 
 
@@ -493,8 +493,8 @@ def test_six_hostile_messages_and_a_refused_one_import_alone_and_the_rest_become
                                "category": "platform_issue", "subject": "Refused"})
     con.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")  # the store refuses a 2nd "Refused"
     con.close()
-    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
-               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    senders = ["eve\x00@evil.example", "=?utf-8?q?Eve_=00?= <e\x00ve@evil.example>",
+               "=?utf-8?q?Ev=00e?= <eve\x01@evil.example>"]
     chain = [("Eve <eve@evil.example>", s) for s in INVISIBLE_SUBJECTS[:3]] + [(s, "Re: hi") for s in senders]
     path = mbox(tmp_path / "in.mbox", *[
         (f"Mon Nov 23 0{n}:00:00 2026", message(sender, subject, mid=f"h{n}@evil",
@@ -604,3 +604,24 @@ def test_the_trust_settings_are_read():
                                         'user = "u"\npassword_env = "P"\nsent_folders = ["Sent Items", "Outbox"]\n'))
     assert config.mail.trusted_authserv_ids == ("mx.knowru.example",)
     assert [box.sent_folders for box in config.mail.mailboxes] == [("Sent",), ("Sent Items", "Outbox")]
+
+
+@pytest.mark.parametrize("sender, address, name", [
+    ("=?utf-8?q?ceo=40cobalt.example=2C?= <attacker@evil.example>", "attacker@evil.example", "ceo@cobalt.example,"),
+    ("=?utf-8?q?Eve=0D=0ABcc=3A_x=40y?= <eve@evil.example>", "eve@evil.example", "Eve Bcc: x@y"),
+    ('"=?utf-8?q?ceo=40cobalt.example?=" <attacker@evil.example>', "attacker@evil.example", "ceo@cobalt.example"),
+])
+def test_the_senders_address_is_never_read_from_an_encoded_display_name(sender, address, name):
+    record = parse(message(sender))
+    assert (record.from_address, record.from_name) == (address, name)
+
+
+def test_an_address_only_inside_an_encoded_word_is_no_address(tmp_path, config_file, capsys):
+    assert parse(message("=?utf-8?q?ceo=40cobalt.example?=")).reason == (
+        "no sender: the From header holds no address")
+    db = tmp_path / "s.duckdb"
+    path = mbox(tmp_path / "in.mbox", ("Mon Nov 23 01:00:00 2026", message(
+        "=?utf-8?q?Eve=0D=0ABcc=3A_x=40y?= <eve@evil.example>", "Help", mid="e1@evil")))
+    assert run(db, config_file, "mail", "import", str(path)) == 0
+    assert rows(db, "SELECT client_id FROM clients") == [("eve@evil.example",)]
+    assert rows(db, "SELECT from_address, from_name FROM messages") == [("eve@evil.example", "Eve Bcc: x@y")]
