@@ -278,10 +278,10 @@ HIDDEN = "[\x00-\x1f\x7f-\x9f]"  # control characters, NUL included: none may re
 
 def hostile_chain(first: str) -> list[bytes]:
     """Six ordinary-looking messages chained by In-Reply-To: three whose subject decodes to invisible characters
-    only, three with a NUL inside an encoded From (in the name, in the address)."""
+    only, three with a control character in the From (an encoded NUL in the name, a raw one in the address)."""
     subjects = ["=?utf-8?q?=E2=80=8B?=", "=?utf-8?q?=E2=80=8B=E2=80=8C=E2=81=A0?=", "=?utf-8?b?IOKAjiDvu78g?="]
-    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
-               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    senders = ["eve\x00@evil.example", "=?utf-8?q?Eve_=00?= <e\x00ve@evil.example>",
+               "=?utf-8?q?Ev=00e?= <eve\x01@evil.example>"]
     chain, previous = [], None
     for n, (subject, sender) in enumerate([(s, "Eve <eve@evil.example>") for s in subjects]
                                           + [("Re: hello", s) for s in senders]):

@@ -291,15 +291,15 @@ def _sender(value: str | None) -> tuple[str | None, str | None]:
     no address, and a decoded name (``Eve=0D=0ABcc=3A``) stays a name, on one line."""
     if not value:
         return None, None
-    raw = CONTROL.sub("", value)
+    raw = _plain(value)
     fast = NAMED_ADDRESS.fullmatch(raw)
     if fast:
-        return _unescaped(fast.group(3)).lower(), _name(fast.group(1) or fast.group(2))
+        return fast.group(3).lower(), _name(fast.group(1) or fast.group(2))
     fast = BARE_ADDRESS.fullmatch(raw)
     if fast:
-        return _unescaped(fast.group(1)).lower(), None
+        return fast.group(1).lower(), None
     for name, address in getaddresses([raw]):
-        address = _unescaped(address).strip().strip("<>").strip()
+        address = address.strip().strip("<>").strip()
         if ADDRESS.fullmatch(address):
             return address.lower(), _name(name)
     return None, None
