@@ -625,3 +625,31 @@ def test_an_address_only_inside_an_encoded_word_is_no_address(tmp_path, config_f
     assert run(db, config_file, "mail", "import", str(path)) == 0
     assert rows(db, "SELECT client_id FROM clients") == [("eve@evil.example",)]
     assert rows(db, "SELECT from_address, from_name FROM messages") == [("eve@evil.example", "Eve Bcc: x@y")]
+
+
+def test_a_forged_copy_with_the_message_id_of_the_teams_reply_never_cancels_it(tmp_path, config_file, capsys):
+    db = tmp_path / "s.duckdb"
+    forged = mbox(tmp_path / "inbox.mbox",
+                  ("Fri Nov 20 07:00:00 2026", message("ann@acme.example", "API down", mid="q1@acme")),
+                  ("Mon Nov 30 02:00:00 2026", message("support@knowru.example", "Re: API down", mid="reply1@team",
+                                                       reply_to="q1@acme", date="Mon, 30 Nov 2026 10:00:00 +0800")))
+    assert run(db, config_file, "mail", "import", str(forged)) == 0
+    real = mbox(tmp_path / "sent.mbox", ("Fri Nov 20 08:00:00 2026", message(
+        "Agent <agent@team.knowru.example>", "Re: API down", mid="reply1@team", reply_to="q1@acme",
+        date="Fri, 20 Nov 2026 16:00:00 +0800")))
+    capsys.readouterr()
+    assert run(db, config_file, "mail", "import", "--trust-team", str(real)) == 0
+    assert "1 responses recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
+    [case] = export(db, config_file, capsys)
+    assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
+    assert rows(db, "SELECT case_id, folder, from_address, from_name, unverified FROM messages "
+                    "WHERE message_key = 'reply1@team'") == [
+        ("CS-00001", str(real), "agent@team.knowru.example", "Agent", False)]
+    # A copy nothing vouches for, read after the real one, is taken already and changes nothing.
+    assert run(db, config_file, "mail", "import", str(forged)) == 0
+    assert "0 responses recorded, 0 new free clients, 2 already taken" in capsys.readouterr().out
+    assert rows(db, "SELECT from_address, unverified FROM messages WHERE message_key = 'reply1@team'") == [
+        ("agent@team.knowru.example", False)]
+    [case] = export(db, config_file, capsys)
+    assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
+    assert rows(db, "SELECT count(*) FROM audit_log WHERE action = 'record_response'") == [(1,)]
