@@ -568,6 +568,11 @@ def authenticated(*results: str, sender: str = "support@knowru.example") -> byte
     (["(dkim=pass) mx.evil.example; dkim=pass header.d=knowru.example"], False),
     (["mx.evil.example; dkim=pass header.d=knowru.example",
       "mx.knowru.example; spf=pass smtp.mailfrom=knowru.example"], True),
+    (["mx.knowru.example; dkim=pass header.d=evil.example header.d=knowru.example"], False),  # a repeated property
+    (["mx.knowru.example; dkim=pass header.d=knowru.example HEADER.D=evil.example"], False),
+    (["mx.knowru.example; spf=pass smtp.mailfrom=evil.example smtp.mailfrom=knowru.example"], False),
+    (["mx.knowru.example; dkim=pass header.d=knowru.example header.from=evil.example header.from=knowru.example"],
+     False),
 ])
 def test_a_team_message_is_trusted_by_a_pass_from_a_trusted_server_for_the_teams_domain(results, trusted):
     config = parse_config(tomllib.loads(AUTH_TOML))
