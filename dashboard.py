@@ -53,8 +53,9 @@ def show() -> None:
                  "\"Running it for a team\".", icon=":material/lock:")
         st.stop()
     elif not ui.request_is_local(st.context.headers):
-        st.error("Without sign-in the dashboard answers only to http://127.0.0.1 or http://localhost: this page was "
-                 "opened under another name. Open it by one of those, or configure sign-in.", icon=":material/lock:")
+        st.error("Without sign-in the dashboard answers only to this machine, at http://127.0.0.1 or "
+                 "http://localhost: this page was opened under another name or through a proxy. Open it by one of "
+                 "those, or configure sign-in (`[auth]` and `[roles]`).", icon=":material/lock:")
         st.stop()
 
     actor = ui.actor()

@@ -141,9 +141,16 @@ def local_mode_is_safe() -> bool:
     return (st.get_option("server.address") or "") in LOOPBACK
 
 
+FORWARDED_HEADERS = ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip")
+
+
 def request_is_local(headers: Mapping[str, str]) -> bool:
-    """The browser asked for this machine by a loopback name (Host, and Origin when sent). A page elsewhere
-    that points its own host name at 127.0.0.1 (DNS rebinding) sends its own name, and is refused."""
+    """The browser asked for this machine by a loopback name (Host, and Origin when sent), and directly. A page
+    elsewhere that points its own host name at 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+    A request that a proxy forwarded (any of ``FORWARDED_HEADERS``, even empty) is refused whatever ``Host``
+    says: behind a proxy any visitor can send ``Host: localhost``."""
+    if any(name.lower() in FORWARDED_HEADERS for name in headers):
+        return False
     names = [urlsplit(f"//{headers['host']}").hostname if headers.get("host") else None,
              urlsplit(headers["origin"]).hostname if headers.get("origin") else None]
     return all(name is None or name in LOOPBACK for name in names)

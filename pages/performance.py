@@ -1,5 +1,3 @@
-from datetime import date, timedelta
-
 import altair as alt
 import streamlit as st
 
@@ -22,10 +20,9 @@ def business_time(hours) -> str:
 
 
 # The last 13 weeks, unless a link asks for a period (the Queue's link to where a breach reason is counted).
-try:
-    asked = (date.fromisoformat(st.query_params["due_from"]), date.fromisoformat(st.query_params["due_to"]))
-except (KeyError, ValueError):
-    asked = (today - timedelta(days=91), today)
+asked, problem = performance.linked_period(st.query_params, today)
+if problem:
+    st.warning(problem, icon=":material/link_off:")
 columns = st.columns([2, 1, 2])
 period = columns[0].date_input("Deadlines between", asked, key="period")
 grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")

@@ -304,3 +304,36 @@ def test_a_right_to_left_override_in_a_name_cannot_reverse_an_alert(store, inbox
     body = [m for _, m in inbox.messages if "CS-2" in m["Subject"]][0].get_content()
     assert "Case CS-2 of Acme\ufffd Evil (Enterprise)" in body and "\u202e" not in body
     assert all("\u202e" not in post["text"] for post in hook)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"])
+def test_one_line_folds_every_line_separator(separator):
+    from kb.alerts.text import one_line
+
+    assert one_line(f"Acme{separator}Corp") == "Acme Corp"
+    assert one_line(f"Acme{separator}Corp").splitlines() == ["Acme Corp"]
+
+
+def test_a_line_separator_in_a_client_name_stops_no_alert(store, inbox, hook):
+    client_with_case(store, "ACM", "Acme\u2028Corp", "CS-2")
+    report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
+    assert (report.recorded, report.sent, report.failed) == (4, 4, [])
+    assert sorted(message["Subject"] for _, message in inbox.messages) == [
+        "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
+        "[SLA] Case CS-2 (Acme Corp) is at risk: 1 h 30 min left"]
+    assert [post["text"].splitlines()[0] for post in hook] == [
+        "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
+        "[SLA] Case CS-2 (Acme Corp) is at risk: 1 h 30 min left"]
+
+
+def test_a_delivery_recorded_with_a_line_separator_in_its_subject_goes_on_one_line(store, inbox, hook):
+    """A delivery recorded before its subject was folded (a line separator in it) is still sent, its subject
+    on one line, and the run goes on to the other alerts."""
+    store.execute("INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, created_at) "
+                  "VALUES ('budget:ENV-0:2026-11:50', 'email', 'budget', FALSE, ['lead'], 'Acme\u2028Corp', "
+                  "'body', TIMESTAMPTZ '2026-11-23 08:00+08')")
+    report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
+    assert (report.sent, report.failed) == (3, [])
+    assert delivery(store, "budget:ENV-0:2026-11:50")[:2] == (1, True)
+    assert [message["Subject"] for _, message in inbox.messages] == [
+        "Acme Corp", "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left"]

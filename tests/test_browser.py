@@ -110,3 +110,17 @@ def test_several_browser_sessions_log_cases_at_once(tmp_path, browser):
     subjects = [r[0] for r in con.execute("SELECT subject FROM cases WHERE case_id LIKE 'CS-%'").fetchall()]
     con.close()
     assert sorted(subjects) == sorted(f"Concurrent case {n}" for n in range(BROWSER_SESSIONS))
+
+
+def test_local_mode_refuses_a_request_a_proxy_forwarded(server, browser):
+    """Behind a reverse proxy every visitor could name the host ``localhost``: a request carrying a proxy's
+    forwarding header is not this machine's, and without sign-in it sees the refusal, not the pages."""
+    context = browser.new_context(extra_http_headers={"X-Forwarded-For": "203.0.113.9"})
+    try:
+        page = context.new_page()
+        page.goto(server)
+        wait_idle(page)
+        expect(page.get_by_text("Without sign-in the dashboard answers only to this machine")).to_be_visible()
+        assert page.locator("h1").count() == 0 and page.locator("[data-testid=stException]").count() == 0
+    finally:
+        context.close()

@@ -81,8 +81,8 @@ def throwaway_site(folder: Path, *, https_port: int = 443, http_port: int = 80) 
                     "/CN=support-sla.example.com", "-keyout", str(folder / "key.pem"), "-out",
                     str(folder / "cert.pem")], check=True, capture_output=True, timeout=60)
     site = SITE.read_text().replace(CERT, str(folder / "cert.pem")).replace(KEY, str(folder / "key.pem"))
-    site = site.replace("listen 443 ", f"listen 127.0.0.1:{https_port} ").replace("listen 80;",
-                                                                                  f"listen 127.0.0.1:{http_port};")
+    site = site.replace("listen 443 ", f"listen 127.0.0.1:{https_port} ").replace("listen 80",
+                                                                                  f"listen 127.0.0.1:{http_port}")
     site = "\n".join(line for line in site.splitlines() if not line.strip().startswith("listen [::]"))
     (folder / "site.conf").write_text(site)
     temp = folder / "temp"
@@ -139,7 +139,7 @@ def nginx(main: Path):
             process.kill()
 
 
-def over_tls(port: int, request: bytes) -> bytes:
+def over_tls(port: int, request: bytes, server_name: str = "support-sla.example.com") -> bytes:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -152,7 +152,7 @@ def over_tls(port: int, request: bytes) -> bytes:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    with context.wrap_socket(raw, server_hostname="support-sla.example.com") as conn:
+    with context.wrap_socket(raw, server_hostname=server_name) as conn:
         conn.sendall(request)
         answer = b""
         while b"\r\n\r\n" not in answer:
@@ -189,3 +189,9 @@ def test_a_real_nginx_in_front_of_the_dashboard_passes_its_websocket(tmp_path):
             conn.sendall(b"GET /x HTTP/1.1\r\nHost: support-sla.example.com\r\nConnection: close\r\n\r\n")
             answer = conn.recv(4096)
         assert answer.startswith(b"HTTP/1.1 301") and b"Location: https://support-sla.example.com/x" in answer
+        # any other name (localhost, an IP address) is closed unanswered, over HTTP and HTTPS alike
+        with socket.create_connection(("127.0.0.1", http), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert conn.recv(4096) == b""
+        with pytest.raises(ssl.SSLError):
+            over_tls(https, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", server_name="localhost")

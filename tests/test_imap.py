@@ -278,10 +278,10 @@ HIDDEN = "[\x00-\x1f\x7f-\x9f]"  # control characters, NUL included: none may re
 
 def hostile_chain(first: str) -> list[bytes]:
     """Six ordinary-looking messages chained by In-Reply-To: three whose subject decodes to invisible characters
-    only, three with a NUL inside an encoded From (in the name, in the address)."""
+    only, three with a control character in the From (an encoded NUL in the name, a raw one in the address)."""
     subjects = ["=?utf-8?q?=E2=80=8B?=", "=?utf-8?q?=E2=80=8B=E2=80=8C=E2=81=A0?=", "=?utf-8?b?IOKAjiDvu78g?="]
-    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
-               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    senders = ["eve\x00@evil.example", "=?utf-8?q?Eve_=00?= <e\x00ve@evil.example>",
+               "=?utf-8?q?Ev=00e?= <eve\x01@evil.example>"]
     chain, previous = [], None
     for n, (subject, sender) in enumerate([(s, "Eve <eve@evil.example>") for s in subjects]
                                           + [("Re: hello", s) for s in senders]):
@@ -376,3 +376,23 @@ def test_a_forged_team_reply_in_the_inbox_counts_for_nothing_and_the_sent_folder
     assert con.execute("SELECT first_response_at FROM cases").fetchall() == [(datetime(2026, 11, 27, 2, tzinfo=UTC),)]
     assert con.execute("SELECT message_key, case_id, unverified FROM messages WHERE is_team ORDER BY message_key"
                        ).fetchall() == [("forged@evil", "CS-00001", True), ("late@k", "CS-00001", False)]
+
+
+def test_a_forged_copy_of_the_teams_reply_read_first_never_cancels_the_real_one(dovecot, password, con):
+    port, _ = dovecot
+    who = next(_next_user)
+    append(port, who, "INBOX", message("bob@client.example", "Help", "q1@client"),
+           datetime(2026, 11, 24, 11, 0, tzinfo=UTC))  # Tue 19:00 local: due Thu 09:00 local
+    answered = datetime(2026, 11, 25, 2, 30, tzinfo=UTC)
+    append(port, who, "Sent", message("Agent <agent@knowru.example>", "Re: Help", "reply1@team", reply_to="q1@client",
+                                      date="Wed, 25 Nov 2026 10:30:00 +0800"), answered)
+    append(port, who, "INBOX", message("support@knowru.example", "Re: Help", "reply1@team", reply_to="q1@client",
+                                       date="Mon, 30 Nov 2026 10:00:00 +0800"),
+           datetime(2026, 11, 30, 2, tzinfo=UTC))  # the forged copy, read first (INBOX before Sent)
+    config = config_for(port, ("support", who, ("INBOX", "Sent")))
+    report = poll(con, config, ADMIN, now=NOW)
+    assert not report.errors and report.outcome.responses == 1 and report.outcome.already == 0
+    assert con.execute("SELECT first_response_at FROM cases").fetchall() == [(answered,)]
+    assert con.execute("SELECT message_key, case_id, folder, from_address, from_name, received_at, unverified "
+                       "FROM messages WHERE is_team").fetchall() == [
+        ("reply1@team", "CS-00001", "Sent", "agent@knowru.example", "Agent", answered, False)]

@@ -477,11 +477,11 @@ def test_an_empty_or_invisible_subject_reads_no_subject(subject):
 
 
 def test_control_characters_never_reach_a_records_text():
-    record = parse(message("=?utf-8?q?Ev=00e_=01Smith?= <=?utf-8?q?e=00ve?=@Evil.example>", "=?utf-8?q?a=00b=07c?=",
+    record = parse(message("=?utf-8?q?Ev=00e_=01Smith?= <e\x00ve@Evil.example>", "=?utf-8?q?a=00b=07c?=",
                            mid="id\x01@x", reply_to="r\x00@x"))
     assert (record.from_name, record.from_address, record.subject) == ("Eve Smith", "eve@evil.example", "abc")
     assert (record.key, record.links) == ("id@x", ("r@x",))
-    assert parse(message("=?utf-8?q?eve=00=40evil.example?=")).from_address == "eve@evil.example"
+    assert parse(message("eve\x01@evil.example")).from_address == "eve@evil.example"
     assert parse(message("=?utf-8?q?=E2=80=8B?= <z@x.example>")).from_name is None  # invisible: no name
 
 
@@ -493,8 +493,8 @@ def test_six_hostile_messages_and_a_refused_one_import_alone_and_the_rest_become
                                "category": "platform_issue", "subject": "Refused"})
     con.execute("CREATE UNIQUE INDEX cases_one_subject ON cases (subject)")  # the store refuses a 2nd "Refused"
     con.close()
-    senders = ["=?utf-8?q?eve=00=40evil.example?=", "=?utf-8?q?Eve_=3Ce=00ve=40evil.example=3E?=",
-               "=?utf-8?q?Ev=00e?= <=?utf-8?q?eve=00?=@evil.example>"]
+    senders = ["eve\x00@evil.example", "=?utf-8?q?Eve_=00?= <e\x00ve@evil.example>",
+               "=?utf-8?q?Ev=00e?= <eve\x01@evil.example>"]
     chain = [("Eve <eve@evil.example>", s) for s in INVISIBLE_SUBJECTS[:3]] + [(s, "Re: hi") for s in senders]
     path = mbox(tmp_path / "in.mbox", *[
         (f"Mon Nov 23 0{n}:00:00 2026", message(sender, subject, mid=f"h{n}@evil",
@@ -568,6 +568,11 @@ def authenticated(*results: str, sender: str = "support@knowru.example") -> byte
     (["(dkim=pass) mx.evil.example; dkim=pass header.d=knowru.example"], False),
     (["mx.evil.example; dkim=pass header.d=knowru.example",
       "mx.knowru.example; spf=pass smtp.mailfrom=knowru.example"], True),
+    (["mx.knowru.example; dkim=pass header.d=evil.example header.d=knowru.example"], False),  # a repeated property
+    (["mx.knowru.example; dkim=pass header.d=knowru.example HEADER.D=evil.example"], False),
+    (["mx.knowru.example; spf=pass smtp.mailfrom=evil.example smtp.mailfrom=knowru.example"], False),
+    (["mx.knowru.example; dkim=pass header.d=knowru.example header.from=evil.example header.from=knowru.example"],
+     False),
 ])
 def test_a_team_message_is_trusted_by_a_pass_from_a_trusted_server_for_the_teams_domain(results, trusted):
     config = parse_config(tomllib.loads(AUTH_TOML))
@@ -604,3 +609,52 @@ def test_the_trust_settings_are_read():
                                         'user = "u"\npassword_env = "P"\nsent_folders = ["Sent Items", "Outbox"]\n'))
     assert config.mail.trusted_authserv_ids == ("mx.knowru.example",)
     assert [box.sent_folders for box in config.mail.mailboxes] == [("Sent",), ("Sent Items", "Outbox")]
+
+
+@pytest.mark.parametrize("sender, address, name", [
+    ("=?utf-8?q?ceo=40cobalt.example=2C?= <attacker@evil.example>", "attacker@evil.example", "ceo@cobalt.example,"),
+    ("=?utf-8?q?Eve=0D=0ABcc=3A_x=40y?= <eve@evil.example>", "eve@evil.example", "Eve Bcc: x@y"),
+    ('"=?utf-8?q?ceo=40cobalt.example?=" <attacker@evil.example>', "attacker@evil.example", "ceo@cobalt.example"),
+])
+def test_the_senders_address_is_never_read_from_an_encoded_display_name(sender, address, name):
+    record = parse(message(sender))
+    assert (record.from_address, record.from_name) == (address, name)
+
+
+def test_an_address_only_inside_an_encoded_word_is_no_address(tmp_path, config_file, capsys):
+    assert parse(message("=?utf-8?q?ceo=40cobalt.example?=")).reason == (
+        "no sender: the From header holds no address")
+    db = tmp_path / "s.duckdb"
+    path = mbox(tmp_path / "in.mbox", ("Mon Nov 23 01:00:00 2026", message(
+        "=?utf-8?q?Eve=0D=0ABcc=3A_x=40y?= <eve@evil.example>", "Help", mid="e1@evil")))
+    assert run(db, config_file, "mail", "import", str(path)) == 0
+    assert rows(db, "SELECT client_id FROM clients") == [("eve@evil.example",)]
+    assert rows(db, "SELECT from_address, from_name FROM messages") == [("eve@evil.example", "Eve Bcc: x@y")]
+
+
+def test_a_forged_copy_with_the_message_id_of_the_teams_reply_never_cancels_it(tmp_path, config_file, capsys):
+    db = tmp_path / "s.duckdb"
+    forged = mbox(tmp_path / "inbox.mbox",
+                  ("Fri Nov 20 07:00:00 2026", message("ann@acme.example", "API down", mid="q1@acme")),
+                  ("Mon Nov 30 02:00:00 2026", message("support@knowru.example", "Re: API down", mid="reply1@team",
+                                                       reply_to="q1@acme", date="Mon, 30 Nov 2026 10:00:00 +0800")))
+    assert run(db, config_file, "mail", "import", str(forged)) == 0
+    real = mbox(tmp_path / "sent.mbox", ("Fri Nov 20 08:00:00 2026", message(
+        "Agent <agent@team.knowru.example>", "Re: API down", mid="reply1@team", reply_to="q1@acme",
+        date="Fri, 20 Nov 2026 16:00:00 +0800")))
+    capsys.readouterr()
+    assert run(db, config_file, "mail", "import", "--trust-team", str(real)) == 0
+    assert "1 responses recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
+    [case] = export(db, config_file, capsys)
+    assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
+    assert rows(db, "SELECT case_id, folder, from_address, from_name, unverified FROM messages "
+                    "WHERE message_key = 'reply1@team'") == [
+        ("CS-00001", str(real), "agent@team.knowru.example", "Agent", False)]
+    # A copy nothing vouches for, read after the real one, is taken already and changes nothing.
+    assert run(db, config_file, "mail", "import", str(forged)) == 0
+    assert "0 responses recorded, 0 new free clients, 2 already taken" in capsys.readouterr().out
+    assert rows(db, "SELECT from_address, unverified FROM messages WHERE message_key = 'reply1@team'") == [
+        ("agent@team.knowru.example", False)]
+    [case] = export(db, config_file, capsys)
+    assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
+    assert rows(db, "SELECT count(*) FROM audit_log WHERE action = 'record_response'") == [(1,)]

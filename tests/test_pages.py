@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from datetime import date, time, timedelta
 
 import pytest
@@ -317,3 +318,28 @@ def test_a_case_received_tomorrow_is_refused(app):
     button(at, "Log case").click().run()
     assert any("is in the future" in shown(e) for e in at.error)
     assert query("SELECT count(*) AS n FROM cases").n[0] == 6
+
+
+@pytest.mark.parametrize(("due_from", "due_to", "warning"), [
+    ("2026-01-01", "9999-12-31", "due_to: '9999-12-31' is outside 1970–2200, the years the business calendar "
+                                 "holds: showing the last 13 weeks"),
+    ("0001-01-01", "2026-01-31", "due_from: '0001-01-01' is outside 1970–2200, the years the business calendar "
+                                 "holds: showing the last 13 weeks"),
+    ("2026-02-30", "2026-03-31", "due_from: '2026-02-30' is not a real date (e.g. \"2026-12-24\"): showing the "
+                                 "last 13 weeks"),
+    ("2026-03-01", None, "due_to: '' is not an ISO date like \"2026-12-24\": showing the last 13 weeks"),
+])
+def test_performance_link_with_an_unreadable_period_shows_the_default_one(app, due_from, due_to, warning):
+    at, _ = app
+    at.query_params.update({"due_from": due_from} | ({"due_to": due_to} if due_to else {}))
+    open_page(at, "performance")
+    assert [shown(w) for w in at.warning] == [warning]
+    today = date(2026, 11, 25)
+    assert at.date_input(key="period").value == (today - timedelta(days=91), today)
+
+
+def test_no_traceback_reaches_a_browser():
+    from tests.fixtures import ROOT
+
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["client"]["showErrorDetails"] == "none"

@@ -88,9 +88,9 @@ def _message(sender: str, recipients: list[str], subject: str, body: str,
         raise DeliveryError("no recipient address")
     message = EmailMessage()
     message["From"], message["To"] = mailbox(sender), [mailbox(r) for r in recipients]
-    message["Subject"] = one_line(subject)
-    message["Auto-Submitted"] = "auto-generated"  # so no mailbox answers it, and the mail intake skips it
     try:
+        message["Subject"] = one_line(subject)
+        message["Auto-Submitted"] = "auto-generated"  # so no mailbox answers it, and the mail intake skips it
         message.set_content(in_reading_order(body))
         for name, data in attachments.items():
             message.add_attachment(data, maintype="application", subtype="pdf", filename=name)

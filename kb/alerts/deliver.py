@@ -3,11 +3,12 @@
 A run (``python -m kb alerts send``, or the service's job every minute) opens the as-of views at now,
 records every due alert that is new as one row per channel in ``alert_deliveries`` (so a restart never
 sends it again), then sends every unsent row. A row the server refused keeps ``sent_at`` empty and its
-error, and goes again next run; a row that cannot be sent (an address that is not one) fails alone, never
-the run. In quiet hours only breaches are recorded and sent; the rest wait until the quiet hours end, and
-are sent then if still due. A case alert that waited (quiet hours, a mail server down) and no longer holds
-when it could go (the case was answered, resolved, voided, or moved to another state) is withdrawn
-(``withdrawn_at``) instead of sent. Each sent or withdrawn row is audited.
+error, and goes again next run; a row that cannot be sent (an address that is not one, or anything
+unexpected while sending it) fails alone with its error, never the run. In quiet hours only breaches are
+recorded and sent; the rest wait until the quiet hours end, and are sent then if still due. A case alert
+that waited (quiet hours, a mail server down) and no longer holds when it could go (the case was answered,
+resolved, voided, or moved to another state) is withdrawn (``withdrawn_at``) instead of sent.
+Each sent or withdrawn row is audited.
 """
 
 from __future__ import annotations
@@ -64,12 +65,13 @@ def send_due(con, config: Config, now: datetime) -> Report:
         try:
             if channel == "email":
                 send_email(settings.smtp_url, settings.sender, _addresses(settings, roles), subject, text)
+            elif settings.webhook_url_env not in os.environ:
+                raise DeliveryError(f"${settings.webhook_url_env} is not set")
             else:
                 post_webhook(os.environ[settings.webhook_url_env], f"{subject}\n{text}")
-        except (DeliveryError, KeyError) as e:
-            error = str(e) if isinstance(e, DeliveryError) else f"${settings.webhook_url_env} is not set"
-            mark_failed(con, key, channel, error)
-            report.failed.append(f"{key} ({channel}): {error}")
+        except Exception as e:  # noqa: BLE001 - whatever stops one delivery is that delivery's error alone
+            mark_failed(con, key, channel, failure(e))
+            report.failed.append(f"{key} ({channel}): {failure(e)}")
             continue
         mark_sent(con, key, channel, now, ALERTS, "alert", "alert_deliveries", f"{key} ({channel})",
                   {"kind": kind, "subject": subject, "channel": channel, "sent_at": now})
@@ -95,6 +97,12 @@ def withdraw_stale(con, now: datetime) -> None:
         for key, channel, kind, subject in withdrawn:
             audit.record(con, ALERTS, "alert withdrawn", "alert_deliveries", f"{key} ({channel})", None,
                          {"kind": kind, "subject": subject, "channel": channel, "withdrawn_at": now})
+
+
+def failure(error: Exception) -> str:
+    """What stopped one delivery, for its row: a DeliveryError's own words; anything unexpected named with
+    its kind, so it fails that delivery and never the run (nor the alerts or statements after it)."""
+    return str(error) if isinstance(error, DeliveryError) else f"it could not be sent: {type(error).__name__}: {error}"
 
 
 def mark_failed(con, key: str, channel: str, error: str) -> None:

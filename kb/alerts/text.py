@@ -2,16 +2,18 @@
 
 A client's name, a case's subject or an environment's name comes from outside (mail intake, imports,
 webhooks) and is stored verbatim. Where it is set among our own words it must not be able to change
-them: a line break in a header would end it and start another (``Bcc:``), and a text-direction control
-such as U+202E (right-to-left override) would reverse everything after it. Those controls are shown as
-U+FFFD, as error messages show them (``kb.intake.validation.quoted``).
+them: a line break in a header would end it and start another (``Bcc:``), and any other line separator
+(U+2028 among them) makes the mail library refuse the whole message; a text-direction control such as
+U+202E (right-to-left override) would reverse everything after it. Line breaks and other controls are
+shown as spaces; text-direction controls as U+FFFD, as error messages show them
+(``kb.intake.validation.quoted``).
 """
 
 from __future__ import annotations
 
 import re
 
-CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # with every character str.splitlines() ends a line at
 DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 FIRST_STRONG_ISOLATE, POP_DIRECTIONAL_ISOLATE = "\u2068", "\u2069"
 
@@ -23,8 +25,8 @@ def in_reading_order(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """``text`` for a header or a line of its own: each control character (CR and LF among them) a space,
-    each text-direction control U+FFFD."""
+    """``text`` for a header or a line of its own: each control character and each line or paragraph
+    separator (everything ``str.splitlines()`` splits on) a space, each text-direction control U+FFFD."""
     return CONTROLS.sub(" ", in_reading_order(text))
 
 

@@ -41,6 +41,8 @@ def _passes(statement: list[str], domain: str) -> bool:
     if method not in AUTHENTICATED_BY or result.lower() != "pass":
         return False
     properties = {name.lower(): value for name, value in pairs[1:]}
+    if len(properties) < len(pairs) - 1:  # a property named twice (header.d=evil header.d=ours): no pass
+        return False
     identity = next((properties[p] for p in AUTHENTICATED_BY[method] if p in properties), None)
     named = [properties[p] for p in ALSO_NAMED if p in properties]
     return identity is not None and all(_domain_of(v) == domain for v in (identity, *named))

@@ -7,7 +7,12 @@ new clients and new cases go through the intake rules (``kb.intake.importing.che
 earlier messages and the first responses of stored cases are each one statement over an Arrow table.
 
 * **Once**: a message whose key (``Message-ID``, else a hash) is stored already, or appears twice in the
-  batch, is counted as ``already`` and changes nothing.
+  batch, is counted as ``already`` and changes nothing, with one exception: a team message something vouches
+  for (a sent folder, a trusted server's ``Authentication-Results``, ``--trust-team``) takes the place of a
+  stored copy nothing vouched for (a client's message, or a team message kept unverified, such as a forgery
+  carrying the real reply's Message-ID): the row becomes the vouched one (verified, its sender, date and
+  thread), and its first response is recorded by the usual rule. A copy nothing vouches for never takes
+  the place of a vouched one.
 * **Threads**: messages are taken in the order of their instants (clients first at a tie); a message joins
   the case its ``[CS-…]`` subject tag names (if that case exists), else the case of the nearest message its
   ``In-Reply-To`` / ``References`` name (stored or in the batch). A client message that joins no case opens
@@ -122,6 +127,8 @@ def take(con, config: Config, records: list[MailRecord], actor: Actor, *, source
     for record in records:
         if record.key in unique:
             outcome.already += 1
+            if _vouched_team(record) and not _vouched_team(unique[record.key]):
+                unique[record.key] = record  # the vouched copy is the one kept
         else:
             unique[record.key] = record
     batch = sorted(unique.values(), key=_in_order)
@@ -209,15 +216,16 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     if not batch:
         return done
     stored = stored_keys(con, [r.key for r in batch])
-    done.already = sum(r.key in stored for r in batch)
-    batch = [r for r in batch if r.key not in stored]
+    verified = {r.key for r in batch if r.key in stored and not stored[r.key] and _vouched_team(r)}
+    done.already = sum(r.key in stored and r.key not in verified for r in batch)
+    batch = [r for r in batch if r.key not in stored or r.key in verified]
     if not batch:
         return done
 
     nodes = [Node(r.key, r.message_id, r.is_team, r.is_automatic, r.instant, r.links, r.case_tag, r.unverified, r)
              for r in batch]
     batch_ids = {r.message_id for r in batch if r.message_id}
-    orphans = stored_orphans(con, batch_ids)
+    orphans = [n for n in stored_orphans(con, batch_ids) if n.key not in verified]
     nodes += orphans
     links = {link for n in nodes for link in n.links}
     case_of = stored_cases_of(con, links)
@@ -295,13 +303,21 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
             for case, at, key, before in updates])
         done.responses += len(updates)
 
-    # The messages, and the stored ones that found their thread.
+    # The messages, the stored ones a vouched copy replaces, and the stored ones that found their thread.
     batch_nodes = [n for n in nodes if n.record is not None]
-    run_with(con, "mail_messages", _messages_table(batch_nodes, now),
-                      "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, "
-                      "from_name, is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, "
-                      "unverified) "
-                      "SELECT * FROM mail_messages")
+    new_nodes = [n for n in batch_nodes if n.key not in verified]
+    if new_nodes:
+        run_with(con, "mail_messages", _messages_table(new_nodes, now),
+                 "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, from_name, "
+                 "is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, unverified) "
+                 "SELECT * FROM mail_messages")
+    if verified:
+        run_with(con, "mail_verified", _messages_table([n for n in batch_nodes if n.key in verified], now),
+                 "UPDATE messages SET case_id = m.case_id, mailbox = m.mailbox, folder = m.folder, "
+                 "from_address = m.from_address, from_name = m.from_name, is_team = m.is_team, "
+                 "is_automatic = m.is_automatic, automatic_reason = m.automatic_reason, received_at = m.received_at, "
+                 "subject = m.subject, links = m.links, unverified = m.unverified "
+                 "FROM mail_verified m WHERE messages.message_key = m.message_key")
     threaded = [n for n in orphans if n.case_id]
     if threaded:
         run_with(con, "mail_threaded", pa.table({
@@ -311,11 +327,18 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     done.taken = len(batch_nodes)
     audit.record(con, actor, "mail", "messages", None, None, {
         "source": source, "messages": done.taken, "cases_opened": done.cases_opened,
-        "responses": done.responses, "clients_made": done.clients_made})
+        "responses": done.responses, "clients_made": done.clients_made,
+        **({"verified": sorted(verified)} if verified else {})})
     return done
 
 
 # --- writing ------------------------------------------------------------------------------------------------
+
+
+def _vouched_team(record: MailRecord) -> bool:
+    """Whether a message is the team's and something vouches for it (a sent folder, a trusted server's
+    ``Authentication-Results``, ``--trust-team``): it takes the place of a stored copy nothing vouched for."""
+    return record.is_team and not record.unverified
 
 
 def _responds(node: Node) -> bool:

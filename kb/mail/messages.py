@@ -287,21 +287,30 @@ def _first_id(value: str | None) -> str | None:
 
 
 def _sender(value: str | None) -> tuple[str | None, str | None]:
-    """(address in lower case, display name) of the first address in a From-like header."""
+    """(address in lower case, display name) of the first address in a From-like header.
+
+    The raw header is split into display name and address first; only the display name is then decoded
+    (RFC 2047), so an address that appears only inside an encoded word (``=?utf-8?q?ceo=40x.example?=``) is
+    no address, and a decoded name (``Eve=0D=0ABcc=3A``) stays a name, on one line."""
     if not value:
         return None, None
-    decoded = CONTROL.sub("", _text(value) or "")
-    fast = NAMED_ADDRESS.fullmatch(decoded)
+    raw = _plain(value)
+    fast = NAMED_ADDRESS.fullmatch(raw)
     if fast:
-        return fast.group(3).lower(), _clean(fast.group(1) or fast.group(2) or "") or None
-    fast = BARE_ADDRESS.fullmatch(decoded)
+        return fast.group(3).lower(), _name(fast.group(1) or fast.group(2))
+    fast = BARE_ADDRESS.fullmatch(raw)
     if fast:
         return fast.group(1).lower(), None
-    for name, address in getaddresses([decoded]):
+    for name, address in getaddresses([raw]):
         address = address.strip().strip("<>").strip()
         if ADDRESS.fullmatch(address):
-            return address.lower(), _clean(name) or None
+            return address.lower(), _name(name)
     return None, None
+
+
+def _name(raw: str | None) -> str | None:
+    """A display name as read from a header: encoded words decoded, on one line; None when nothing visible."""
+    return _clean(_text(raw) or "") or None
 
 
 def _automatic(msg: Headers, address: str | None, sender_local: str) -> str | None:

@@ -7,15 +7,46 @@ cases are not decided yet and count nowhere.
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, timedelta
 
 import pandas as pd
 
 from kb.db.sqltext import quote, where_in
 from kb.engine.periods import day_bounds
 from kb.store import Snapshot, Store
+from kb.timestamps import FIRST_YEAR, LAST_YEAR, OUTSIDE_YEARS, OutsideYears, TimestampError, parse_date
 
 GRAINS = ("week", "month")
+LINK_PARAMETERS = ("due_from", "due_to")
+
+
+def linked_period(params: Mapping[str, str], today: date) -> tuple[tuple[date, date], str | None]:
+    """The period a link asks for (``?due_from=YYYY-MM-DD&due_to=YYYY-MM-DD``, the Queue's link to where a breach
+    reason is counted), else the last 13 weeks to ``today``. A link whose period cannot be read (not a date, a
+    day outside FIRST_YEAR–LAST_YEAR, one of the two missing, the end before the start) gets the last 13 weeks
+    too, and a one-line warning naming the parameter."""
+    default = (today - timedelta(days=91), today)
+    if not any(name in params for name in LINK_PARAMETERS):
+        return default, None
+    try:
+        start, end = (_linked_day(params, name) for name in LINK_PARAMETERS)
+    except TimestampError as e:
+        return default, f"{e}: showing the last 13 weeks"
+    if end < start:
+        return default, f"due_to: {end.isoformat()!r} is before due_from: showing the last 13 weeks"
+    return (start, end), None
+
+
+def _linked_day(params: Mapping[str, str], name: str) -> date:
+    text = params.get(name, "")
+    try:
+        day = parse_date(text)
+    except TimestampError as e:
+        raise TimestampError(f"{name}: {e}") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise OutsideYears(f"{name}: {text!r} {OUTSIDE_YEARS}, the years the business calendar holds")
+    return day
 
 
 def _decided(store: Store, grain: str) -> str:

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from kb import formats
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, send_email
-from kb.alerts.deliver import mark_failed, mark_sent
+from kb.alerts.deliver import failure, mark_failed, mark_sent
 from kb.alerts.text import one_line
 from kb.config import Config
 from kb.db.connection import transaction
@@ -75,9 +75,9 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                        f"Attached: the SLA statement of {name} for {shown_month}: first responses, uptime and "
                        "service credits under the Support Service Terms.\n",
                        {f"statement-{client_id}-{month}.pdf": _pdf(con, config, client_id, month, now)})
-        except DeliveryError as e:
-            mark_failed(con, key, "email", str(e))
-            result.failed.append(f"{client_id} {month}: {e}")
+        except Exception as e:  # noqa: BLE001 - whatever stops one statement is that statement's error alone
+            mark_failed(con, key, "email", failure(e))
+            result.failed.append(f"{client_id} {month}: {failure(e)}")
             continue
         mark_sent(con, key, "email", now, STATEMENTS, "statement", "clients", client_id,
                   {"month": month, "recipients": addresses, "sent_at": now})
