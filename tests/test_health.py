@@ -300,8 +300,8 @@ def test_a_growing_mail_quarantine_tells_the_admins_once_per_message_until_it_is
     assert (status, body["status"]) == (200, "ok")  # nothing is failing: a person must act, the service is well
     assert body["attention"] == [{"what": "mail quarantine", "mailbox": "support", "held": 1,
                                   "since": "2026-11-25T02:00:00+08:00", "newest": "2026-11-25T02:00:00+08:00"}]
-    assert notices(ADMIN_ADDRESS) == ["1 message held in the mail quarantine since Wed 2026-11-25 02:00 HKT (UTC+08:00) — "
-                                      "Mail quarantine page"]
+    assert notices(ADMIN_ADDRESS) == ["1 message held in the mail quarantine since Wed 2026-11-25 02:00 HKT "
+                                      "(UTC+08:00) — Mail quarantine page"]
     assert notices(LEAD_ADDRESS) == []
 
     hold(svc, "held-2@client", datetime(2026, 11, 25, 2, 30, tzinfo=HKT))
@@ -309,8 +309,8 @@ def test_a_growing_mail_quarantine_tells_the_admins_once_per_message_until_it_is
     assert admin_alerts(inbox)[1] == ("[SLA] 2 messages held in the mail quarantine (support) since "
                                       "Wed 2026-11-25 02:00 HKT (UTC+08:00)")
     assert svc.run("alerts") == [True] and len(admin_alerts(inbox)) == 2
-    assert notices(ADMIN_ADDRESS) == ["2 messages held in the mail quarantine since Wed 2026-11-25 02:00 HKT (UTC+08:00) — "
-                                      "Mail quarantine page"]
+    assert notices(ADMIN_ADDRESS) == ["2 messages held in the mail quarantine since Wed 2026-11-25 02:00 HKT "
+                                      "(UTC+08:00) — Mail quarantine page"]
 
     for key in ("held-1@client", "held-2@client"):
         svc.store.write(quarantine.discard, ADMIN, key)

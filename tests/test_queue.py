@@ -173,8 +173,8 @@ def test_a_resolved_case_keeps_its_panel_and_says_where_it_went(app):
     button(at, "Resolve now").click().run()
     assert "PENDING" not in set(at.dataframe[0].value.case_id) and ticked(at) == []
     assert panel_case(at) == "PENDING"
-    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT (UTC+08:00)): it has left the open queue. Find it again by its id in "
-            "the box above, or in the case-sla export on Import and export.") in [shown(i) for i in at.info]
+    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT (UTC+08:00)): it has left the open queue. Find it again "
+            "by its id in the box above, or in the case-sla export on Import and export.") in map(shown, at.info)
 
 
 def test_a_voided_case_says_where_it_went_and_the_lookup_box_is_ready_for_the_next(app):
