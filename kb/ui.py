@@ -297,6 +297,29 @@ def page_picker(total: int, size: int, key: str) -> int:
     return st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=key) - 1 if pages > 1 else 0
 
 
+# A grid's toolbar (show columns, search, full screen) sits just above it, over what comes before. Where there is
+# no pointer to hover with (a phone), it is always shown: every grid keeps this much room above it, so the toolbar
+# never covers a heading, a label or a filter.
+TOOLBAR_ROOM_PX = 30
+
+
+def table(data, **kwargs):
+    """``st.dataframe(data, **kwargs)`` (stretched to the page's width unless told otherwise), with room above it
+    for its toolbar (``TOOLBAR_ROOM_PX``). Put the columns people look for first (``column_order``: names and
+    the numbers, ids last): a phone shows the first two or three, the rest scroll inside the grid."""
+    with st.container(gap=None):
+        st.space(TOOLBAR_ROOM_PX)
+        return st.dataframe(data, **{"width": "stretch", **kwargs})
+
+
+def chart(figure: alt.TopLevelMixin, **kwargs) -> None:
+    """``st.altair_chart`` at the page's width, its legends (each a column of entries) below the plot, so that a
+    phone's narrow window keeps its width for the data. The chart's height is its plot's: the legends and axes
+    add to it rather than squeeze it (Vega's ``fit-x``)."""
+    figure = figure.properties(autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+    st.altair_chart(figure.configure_legend(orient="bottom", direction="vertical"), **{"width": "stretch", **kwargs})
+
+
 def empty_state(text: str) -> None:
     st.info(text, icon=":material/inbox:")
 

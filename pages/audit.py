@@ -20,8 +20,8 @@ else:
     rows["row_id"] = rows.row_id.fillna("")
     rows["change"] = [audit.change_in_words(action, before, after, zone)
                       for action, before, after in zip(rows.action, rows.before, rows.after, strict=True)]
-    st.dataframe(ui.local_times(rows, "logged_at"), hide_index=True, width="stretch",
-                 column_order=["logged_at", "actor", "action", "table_name", "row_id", "change", "audit_id"],
+    ui.table(ui.local_times(rows, "logged_at"), hide_index=True, width="stretch",
+                 column_order=["actor", "change", "logged_at", "action", "table_name", "row_id", "audit_id"],
                  column_config={"audit_id": "#", "logged_at": "When", "actor": "Who", "action": "Action",
                                 "table_name": "Table", "row_id": "Row",
                                 "change": st.column_config.TextColumn(

@@ -30,7 +30,9 @@ else:
     shown = formats.in_words(ui.local_times(cases, "first_response_due", "received_at")).assign(
         business_hours_left=cases.business_hours_left.map(lambda hours: formats.time_left(hours, day_hours)),
         assignee=cases.assignee.map(formats.assignee))
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    ui.table(shown, hide_index=True, width="stretch", column_order=[
+        "case_id", "sla_state", "business_hours_left", "subject", "first_response_due", "assignee", "received_at"],
+        column_config={
         "case_id": "Case", "subject": "Subject", "sla_state": "State", "first_response_due": "Due",
         "received_at": "Received", "assignee": "Assignee",
         "business_hours_left": st.column_config.TextColumn(
@@ -49,7 +51,7 @@ with left:
                   delta=f"{int(this.met.iloc[0])} of {int(this.met.iloc[0] + this.breached.iloc[0])} cases"
                   if len(this) else None, delta_color="off", delta_arrow="off")
         labelled, order = ui.with_month_labels(met.assign(pct_text=met.pct_met.map(formats.percent)))
-        st.altair_chart(alt.Chart(labelled, height=200).mark_bar().encode(
+        ui.chart(alt.Chart(labelled, height=200).mark_bar().encode(
             x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
             tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("pct_text:N", title="% met"),
@@ -62,10 +64,10 @@ with right:
     if credits.empty:
         st.caption("No service credits owed in the last twelve months.")
     else:
-        st.dataframe(formats.in_words(credits).assign(
+        ui.table(formats.in_words(credits).assign(
             month=credits.month.map(formats.month_label),
             refund_amount=[formats.money(a, c) for a, c in zip(credits.refund_amount, credits.currency, strict=True)]),
-                     hide_index=True, width="stretch",
+                     hide_index=True, width="stretch", column_order=["month", "refund_amount", "status"],
                      column_config={"month": "Month", "currency": None, "status": "Status",
                                     "refund_amount": "Service credits"})
 
@@ -74,7 +76,7 @@ environments = reads.environments_this_month(store, snap, client_id, months[0])
 if environments.empty:
     st.caption("No environment.")
 else:
-    st.dataframe(pd.DataFrame({
+    ui.table(pd.DataFrame({
         "environment": environments.environment_name, "kind": environments.kind.map(lambda k: formats.word("kind", k)),
         "uptime": environments.uptime_pct.map(formats.percent), "target": environments.target_pct.map(formats.term),
         "verdict": environments.target_met.map(formats.verdict),
@@ -82,7 +84,9 @@ else:
         "budget_left": (environments.budget_left_minutes / 60).map(formats.duration),
         "status": environments.status.map(lambda s: formats.word("status", s)),
         "environment_id": environments.environment_id,
-    }), hide_index=True, width="stretch", column_config={
+    }), hide_index=True, width="stretch", column_order=[
+        "environment", "uptime", "verdict", "budget_left", "target", "downtime", "status", "kind", "environment_id"],
+        column_config={
         "environment": "Environment", "kind": "Kind", "uptime": "Uptime", "target": "Target", "verdict": "Verdict",
         "downtime": "Downtime", "budget_left": "Error budget left", "status": "Status", "environment_id": "Id"})
 
@@ -99,7 +103,9 @@ else:
         response_business_days=contracts.response_business_days.map(
             lambda n: "tier default" if pd.isna(n) else f"{int(n)}"),
         monthly_fee=[formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency, strict=True)])
-    st.dataframe(ui.dates_only(shown, "starts_on", "ends_on"), hide_index=True, width="stretch", column_config={
+    ui.table(ui.dates_only(shown, "starts_on", "ends_on"), hide_index=True, width="stretch", column_order=[
+        "environment_name", "uptime_target_pct", "response_business_days", "monthly_fee", "credit_schedule",
+        "starts_on", "ends_on", "contract_id"], column_config={
         "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target",
         "response_business_days": "Response (business days)", "monthly_fee": "Monthly fee", "currency": None,
         "credit_schedule": st.column_config.TextColumn("Service credits", width="large"), "starts_on": "Starts",

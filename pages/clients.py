@@ -88,8 +88,8 @@ LABELS = {  # short, readable headers for every table's columns (others get thei
     "voided_at": "Voided", "void_reason": "Void reason",
 }
 FIRST = {  # the columns a table shows first, in this order; the rest follow
-    "clients": ["name", "client_id", "tier", "email_domain"],
-    "environments": ["name", "environment_id", "kind", "deployment", "client_name", "active_from"],
+    "clients": ["name", "tier", "email_domain", "client_id"],
+    "environments": ["name", "client_name", "kind", "deployment", "active_from", "environment_id"],
     "contracts": ["client_name", "environment_name", "uptime_target_pct", "response_business_days",
                   "monthly_fee", "currency", "credit_schedule_in_words", "starts_on", "ends_on", "contract_id"],
 }
@@ -105,7 +105,7 @@ def show_table(table: str, rows) -> None:
     order = [c for c in FIRST[table] if c in rows.columns]
     order += [c for c in rows.columns if c not in order and c not in HIDDEN.get(table, set())]
     config_of = {c: LABELS.get(c, c.replace("_", " ").capitalize()) for c in order}
-    st.dataframe(rows, hide_index=True, width="stretch", column_order=order, column_config=config_of)
+    ui.table(rows, hide_index=True, width="stretch", column_order=order, column_config=config_of)
 
 
 def plain_tab(table: str) -> None:

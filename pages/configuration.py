@@ -58,7 +58,7 @@ if upcoming:
             names.append("open anyway: a working day in support.toml")
         return "; ".join(names)
 
-    st.dataframe(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming],
+    ui.table(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming],
                                "holiday": [holiday_name(d) for d in upcoming]}),
                  hide_index=True, column_config={"date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
                                                  "weekday": "Day", "holiday": "Holiday"})
@@ -67,7 +67,7 @@ else:
 
 st.subheader("Roles")
 if config.roles:
-    st.dataframe(pd.DataFrame(sorted(config.roles.items()), columns=["address or domain", "role"]), hide_index=True)
+    ui.table(pd.DataFrame(sorted(config.roles.items()), columns=["address or domain", "role"]), hide_index=True)
 else:
     st.caption("No roles configured: without sign-in the dashboard runs in local mode as admin.")
 
@@ -81,7 +81,7 @@ if not jobs_here:
     st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
                "dashboard.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
                "are below.")
-st.dataframe(jobs_table, hide_index=True)
+ui.table(jobs_table, hide_index=True)
 
 st.subheader("Mailboxes")
 boxes = configuration.mailboxes(store)
@@ -89,4 +89,4 @@ if boxes.empty:
     st.caption("No mailboxes: add `[mail]` with `[[mail.mailboxes]]` to the configuration to poll them for cases "
                "(docs/mail.md).")
 else:
-    st.dataframe(boxes, hide_index=True)
+    ui.table(boxes, hide_index=True)

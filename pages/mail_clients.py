@@ -23,7 +23,7 @@ if clients.empty:
 
 
 st.subheader(f"Made from mail ({len(clients):,}), the most recent case first")
-st.dataframe(pd.DataFrame({
+ui.table(pd.DataFrame({
     "client_id": clients.client_id,
     "name": clients["name"],
     "tier": clients.tier.map(lambda tier: formats.word("tier", tier)),

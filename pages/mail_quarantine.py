@@ -22,7 +22,7 @@ if held.empty:
 
 
 st.subheader(f"Held ({len(held):,}), the oldest first")
-st.dataframe(pd.DataFrame({
+ui.table(pd.DataFrame({
     "message": held.message_key,
     "read_from": held.read_from,
     "sender": held.from_address,

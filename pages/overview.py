@@ -84,13 +84,14 @@ if months.this in environments.index:
     if lines:
         columns[2].markdown("**Below target**  \n" + "  \n".join(ui.plain(line) for line in lines))
     each = overview.uptime_this_month(store, snap, months.this)
-    st.dataframe(
+    ui.table(
         pd.DataFrame({
             "environment": each.environment_name, "client": each.client_name.map(formats.text),
             "uptime": each.uptime_pct.map(formats.percent), "target": each.target_pct.map(formats.term),
             "verdict": each.target_met.map(formats.verdict),
             "budget_left": (each.budget_left_minutes / 60).map(formats.duration),
         }), hide_index=True, width="stretch", key="uptime_each",
+        column_order=["environment", "uptime", "verdict", "budget_left", "target", "client"],
         column_config={"environment": "Environment", "client": "Client",
                        "uptime": f"Uptime {this_label} (projected)", "target": "Target", "verdict": "Verdict",
                        "budget_left": "Error budget left"})
@@ -112,7 +113,7 @@ if ongoing.empty:
     st.caption("No incident is ongoing.")
 else:
     st.markdown(f"**Ongoing incidents ({len(ongoing)})**")
-    st.dataframe(
+    ui.table(
         formats.instants(formats.in_words(ongoing), zone, "started_at"), hide_index=True, width="stretch",
         key="ongoing", column_order=["environment_name", "impact", "started_at", "summary", "incident_id"],
         column_config={"environment_name": "Environment", "impact": "Impact", "started_at": "Since",
@@ -139,8 +140,8 @@ else:
     shown = formats.in_words(owed).assign(
         month=owed.month.map(formats.month_label),
         credit=[formats.money(a, c) for a, c in zip(owed.refund_amount, owed.currency, strict=True)])
-    st.dataframe(
-        shown[["month", "status", "client_name", "credit", "environments"]], hide_index=True, width="stretch",
+    ui.table(
+        shown[["client_name", "credit", "month", "status", "environments"]], hide_index=True, width="stretch",
         column_config={"month": "Month", "status": "Status", "client_name": "Client",
                        "credit": st.column_config.TextColumn("Service credits owed"),
                        "environments": "For the uptime of"})
@@ -161,4 +162,4 @@ else:
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("met:Q", title="Met"),
                  alt.Tooltip("breached:Q", title="Breached")],
     )
-    st.altair_chart(alt.layer(bars, *ui.target_rule(target)).properties(height=260), width="stretch")
+    ui.chart(alt.layer(bars, *ui.target_rule(target)).properties(height=260), width="stretch")

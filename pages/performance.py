@@ -55,7 +55,7 @@ lines = alt.Chart(data).mark_line(point=True).encode(
 rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
 label = alt.Chart().mark_text(align="left", dx=4, dy=10, color="#424242").encode(
     y=alt.datum(target), text=alt.datum(f"target {formats.term(target)}"))
-st.altair_chart((lines + rule + label).properties(height=280), width="stretch")
+ui.chart((lines + rule + label).properties(height=280), width="stretch")
 
 columns = st.columns(2)
 with columns[0]:
@@ -63,12 +63,12 @@ with columns[0]:
     bars = alt.Chart(data).mark_bar().encode(
         x=x, y=alt.Y("breached:Q", title="Breached cases", axis=alt.Axis(tickMinStep=1)), color=tier_color,
         tooltip=tooltip)
-    st.altair_chart(bars.properties(height=240), width="stretch")
+    ui.chart(bars.properties(height=240), width="stretch")
 with columns[1]:
     st.subheader("Median time to first response")
     hours = alt.Chart(data).mark_line(point=True).encode(
         x=x, y=alt.Y("median_business_hours:Q", title="Business hours"), color=tier_color, tooltip=tooltip)
-    st.altair_chart(hours.properties(height=240), width="stretch")
+    ui.chart(hours.properties(height=240), width="stretch")
 
 st.subheader("% met by assignee and by client, over the whole period")
 pct_column = st.column_config.ProgressColumn("% met", format="%.2f %%", min_value=0, max_value=100)
@@ -81,7 +81,7 @@ for column, by, label in ((columns[0], "assignee", "Assignee"), (columns[1], "cl
         frame = performance.performance_by(store, snap, by, start, end, tuple(tiers))
         frame = frame.assign(pct_met=frame.pct_met.map(lambda pct: float(formats.percent_value(pct))),
                              median_business_hours=frame.median_business_hours.map(business_time))
-        st.dataframe(frame, hide_index=True, width="stretch", key=f"by_{by}",
+        ui.table(frame, hide_index=True, width="stretch", key=f"by_{by}",
                      column_config={by: st.column_config.TextColumn(label), **counts_config})
         st.caption(f"Lowest % met first; {label.lower()}s with no case due in the period are not listed.")
 
@@ -90,7 +90,7 @@ reasons = performance.breach_reasons(store, snap, start, end, tuple(tiers))
 if reasons.empty:
     ui.empty_state("No breaches in this period.")
 else:
-    st.dataframe(reasons, hide_index=True, width="stretch", key="breach_reasons",
+    ui.table(reasons, hide_index=True, width="stretch", key="breach_reasons",
                  column_config={"reason": st.column_config.TextColumn("Reason", width="large"),
                                 "cases": st.column_config.NumberColumn("Breached cases", format="%d")})
     st.caption("Reasons are recorded on a breached case in the Queue (case details).")
@@ -100,11 +100,13 @@ breached = performance.breached_cases(store, snap, grain, start, end, tuple(tier
 if breached.empty:
     ui.empty_state("No breaches in this period.")
 else:
-    st.dataframe(
+    ui.table(
         formats.in_words(ui.local_times(breached, "received_at", "first_response_due", "first_response_at")).assign(
             assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
             business_hours_to_response=breached.business_hours_to_response.map(business_time)),
         hide_index=True, width="stretch",
+        column_order=["case_id", "client_name", "business_hours_to_response", "first_response_due", "breach_reason",
+                      "assignee", "tier", "category", "subject", "received_at", "first_response_at", "period"],
         column_config={"period": st.column_config.DateColumn(grain.capitalize()), "case_id": "Case",
                        "client_name": "Client", "tier": "Tier", "category": "Category", "subject": "Subject",
                        "assignee": "Assignee", "received_at": "Received", "first_response_due": "Response due",

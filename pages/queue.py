@@ -152,7 +152,7 @@ def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
     ticked = [ids.index(selected())] if selected() in ids else []
     if ticked_rows(lane) != ticked:  # the rows moved, or another case was opened: tick the selected one
         st.session_state[f"grid_{lane}"] = {"selection": {"rows": ticked, "columns": []}}
-    st.dataframe(grid(frame, lane), hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+    ui.table(grid(frame, lane), hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                  key=f"grid_{lane}", column_config=COLUMNS)
     st.session_state[f"grid_{lane}_drawn"] = (ids, ticked)
     stamp = now.as_of.astimezone(zone).strftime("%Y%m%dT%H%M%z")
@@ -268,7 +268,7 @@ def thread_panel(cid: str) -> None:
     if thread.empty:
         return
     st.markdown(f"**Thread** ({len(thread):,} message{'s' if len(thread) != 1 else ''}, oldest first)")
-    st.dataframe(pd.DataFrame({
+    ui.table(pd.DataFrame({
         "time": [shown_time(t) for t in thread.received_at],
         "sender": [f"{n} <{a}>" if isinstance(n, str) and n else a
                    for n, a in zip(thread.from_name, thread.from_address, strict=True)],
@@ -391,4 +391,4 @@ else:
         tooltip=[alt.Tooltip("age_bucket:N", title="Age"), alt.Tooltip("tier:N", title="Tier"),
                  alt.Tooltip("cases:Q", title="Cases")],
     ).properties(height=220)
-    st.altair_chart(chart, width="stretch")
+    ui.chart(chart, width="stretch")

@@ -31,7 +31,7 @@ else:
                      alt.Tooltip("credit:N", title="Service credits"),
                      alt.Tooltip("status:N", title="Status")],
         ).properties(height=240)
-        st.altair_chart(chart, width="stretch")
+        ui.chart(chart, width="stretch")
 
 st.subheader("Service credits and the terms behind them")
 lines = refunds.refund_lines(store, snap, since)
@@ -39,7 +39,7 @@ if lines.empty:
     ui.empty_state("No contract missed its uptime in the last twelve months.")
 else:
     default_target = float(store.config.sla.default_uptime_target_pct)
-    st.dataframe(
+    ui.table(
         formats.in_words(lines).assign(
             month=lines.month.map(formats.month_label),
             uptime_pct=lines.uptime_pct.map(formats.percent),
@@ -50,9 +50,9 @@ else:
             monthly_fee=[formats.money(f, c) for f, c in zip(lines.monthly_fee, lines.currency, strict=True)],
             schedule_in_words=lines.credit_schedule.map(formats.schedule)),
         hide_index=True, width="stretch",
-        column_order=["month", "client_name", "environment_name", "uptime_pct", "uptime_target_pct",
-                      "downtime_minutes", "credit_pct", "refund_amount", "status", "monthly_fee",
-                      "schedule_in_words", "contract_id"],
+        column_order=["client_name", "refund_amount", "month", "uptime_pct", "uptime_target_pct", "credit_pct",
+                      "status", "environment_name", "downtime_minutes", "monthly_fee", "schedule_in_words",
+                      "contract_id"],
         column_config={
             "month": "Month", "contract_id": "Contract", "client_name": "Client", "environment_name": "Environment",
             "uptime_pct": "Uptime", "uptime_target_pct": "Target", "downtime_minutes": "Downtime",
@@ -67,7 +67,7 @@ closest = refunds.closest_to_next_tier(store, snap, months.this)
 if closest.empty:
     ui.empty_state("No contract covers this month.")
 else:
-    st.dataframe(
+    ui.table(
         closest.assign(
             uptime_pct=closest.uptime_pct.map(formats.percent),
             downtime_minutes=(closest.downtime_minutes / 60).map(formats.duration),
@@ -76,8 +76,8 @@ else:
             minutes_to_next_tier=(closest.minutes_to_next_tier / 60).map(formats.duration),
             extra_refund=[formats.money(a, c) for a, c in zip(closest.extra_refund, closest.currency, strict=True)]),
         hide_index=True, width="stretch",
-        column_order=["client_name", "environment_name", "uptime_pct", "downtime_minutes", "credit_pct",
-                      "next_credit_pct", "minutes_to_next_tier", "extra_refund", "contract_id"],
+        column_order=["client_name", "minutes_to_next_tier", "uptime_pct", "extra_refund", "credit_pct",
+                      "next_credit_pct", "environment_name", "downtime_minutes", "contract_id"],
         column_config={
             "contract_id": "Contract", "client_name": "Client", "environment_name": "Environment",
             "uptime_pct": "Uptime so far", "downtime_minutes": "Downtime", "credit_pct": "Credit now",

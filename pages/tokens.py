@@ -39,7 +39,7 @@ st.subheader("Tokens")
 if rows.empty:
     ui.empty_state("No tokens yet.")
 else:
-    st.dataframe(ui.local_times(rows, "created_at", "last_used_at", "revoked_at"), hide_index=True, width="stretch",
+    ui.table(ui.local_times(rows, "created_at", "last_used_at", "revoked_at"), hide_index=True, width="stretch",
                  column_config={"token_id": "Id", "name": "Name", "role": "Role", "created_at": "Created",
                                 "created_by": "By", "last_used_at": "Last used", "revoked_at": "Revoked"})
     active = rows[rows["revoked_at"].isna()]

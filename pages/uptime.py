@@ -24,7 +24,7 @@ if monthly.empty:
 st.subheader(f"This month ({formats.month_label(months.this)}, projected)")
 current = monthly[monthly.month == months.this]
 burnt = 100 * (current.budget_minutes - current.budget_left_minutes) / current.budget_minutes
-st.dataframe(
+ui.table(
     formats.in_words(current).assign(
         uptime_pct=current.uptime_pct.map(formats.percent), target_pct=current.target_pct.map(formats.term),
         target_met=current.target_met.map(formats.verdict),
@@ -33,8 +33,8 @@ st.dataframe(
         budget_left_minutes=(current.budget_left_minutes / 60).map(formats.duration),
         budget_used_pct=burnt.map(lambda pct: float(formats.percent_value(pct)))),
     hide_index=True, width="stretch",
-    column_order=["environment_name", "environment_id", "kind", "uptime_pct", "target_pct", "target_met",
-                  "downtime_minutes", "budget_minutes", "budget_left_minutes", "budget_used_pct"],
+    column_order=["environment_name", "uptime_pct", "target_met", "target_pct", "budget_left_minutes",
+                  "budget_used_pct", "downtime_minutes", "budget_minutes", "kind", "environment_id"],
     column_config={
         "environment_name": "Environment", "environment_id": "ID", "kind": "Kind", "uptime_pct": "Uptime",
         "target_pct": "Target", "target_met": "Verdict",
@@ -71,9 +71,12 @@ cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
     opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
         domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.55])),
 )
-labels = base.mark_text(fontSize=11).encode(text=alt.Text("uptime:N"))
-st.altair_chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())),
-                width="stretch")
+# Each cell's uptime written in it where a cell is wide enough for "99.95 %" (Vega's own width signal: it follows
+# the window); on a phone the colours say it, and a tap on a cell its numbers.
+MONTH_CELL_PX = 58
+labels = base.mark_text(fontSize=11, opacity=alt.ExprRef(
+    f"width / {max(1, len(order))} >= {MONTH_CELL_PX} ? 1 : 0")).encode(text=alt.Text("uptime:N"))
+ui.chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())))
 if measured > len(shown):
     st.caption(f"The {len(shown)} environments with the most months below target, then the lowest uptime, of "
                f"{measured:,}; the table above has every one for this month.")
@@ -103,16 +106,16 @@ else:
                  alt.Tooltip("length:N", title="Length"),
                  alt.Tooltip("ongoing:N", title="Ongoing"), alt.Tooltip("summary:N", title="Summary")],
     )
-    x = alt.X("start:T", title=f"Time in the support zone ({ui.zone_name()})",
+    x = alt.X("start:T", title=["Time in the support zone", f"({ui.zone_name()})"],
               scale=alt.Scale(type="utc", domain=domain), axis=alt.Axis(format="%d %b", labelAngle=0))
     # Most incidents last minutes on a 90-day axis, narrower than a pixel: a dot marks each start, the bar its
     # length.
     chart = (spans.mark_bar(size=14).encode(x=x, x2="end:T")
              + spans.mark_point(filled=True, size=90, opacity=1).encode(x=x))
-    st.altair_chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
-    st.dataframe(
-        timeline[["incident_id", "environment_name", "impact", "started_at", "drawn_until", "length", "ongoing",
-                  "summary"]].iloc[::-1], hide_index=True, width="stretch",
+    ui.chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
+    ui.table(
+        timeline[["environment_name", "impact", "length", "started_at", "ongoing", "summary", "drawn_until",
+                  "incident_id"]].iloc[::-1], hide_index=True, width="stretch",
         column_config={"incident_id": "Incident", "environment_name": "Environment", "impact": "Impact",
                        "started_at": "Started", "drawn_until": "Ended (or now)", "length": "Length",
                        "ongoing": st.column_config.CheckboxColumn("Ongoing"),
@@ -127,12 +130,12 @@ if stale:
                icon=":material/visibility_off:")
 else:
     st.success(f"Every dedicated environment was seen in the last {days} days.", icon=":material/visibility:")
-st.dataframe(
+ui.table(
     ui.local_times(seen, "last_checked", "last_incident", "last_seen").assign(
         days_since=(seen.days_since * 24).map(formats.duration), client_name=seen.client_name.map(formats.text)),
     hide_index=True, width="stretch",
-    column_order=["environment_name", "client_name", "last_checked", "last_incident", "last_seen", "days_since",
-                  "stale", "environment_id"],
+    column_order=["environment_name", "days_since", "stale", "client_name", "last_seen", "last_checked",
+                  "last_incident", "environment_id"],
     column_config={"environment_id": "ID", "environment_name": "Environment", "client_name": "Client",
                    "last_checked": "Last check", "last_incident": "Last incident", "last_seen": "Last seen",
                    "days_since": "Unseen for",

@@ -1,20 +1,26 @@
-"""The read pages on demo data in a real Chromium at 1440×900: a viewport screenshot of each for
-``docs/pages.md`` (``artifacts/screenshots/docs_<page>.png``), and the incident timeline drawn at the
-support zone's times whatever zone the browser is in."""
+"""Every page on demo data in a real Chromium, on a desktop (1440×900) and on a phone (390×844): nothing
+wider than the window, no toolbar over a heading or a label, and a screenshot of each at both sizes
+(``artifacts/screenshots/docs_<page>.png`` and ``docs_<page>-phone.png``; with ``KB_SCREENSHOTS=docs/screenshots``
+they are written there too, for ``docs/pages.md``: ``scripts/screenshots``); and the incident timeline drawn at
+the support zone's times whatever zone the browser is in."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.servers import SCREENSHOTS, dashboard_server, wait_idle
+from kb.navigation import page_names
+from tests.servers import ROOT, SCREENSHOTS, dashboard_server, wait_idle
 
 pytestmark = pytest.mark.browser
 
 AS_OF = "2026-11-26T12:00:00+08:00"  # the demo data is laid out around this day
-DOC_PAGES = ["overview", "performance", "uptime", "refunds", "queue", "clients", "audit", "configuration"]
+SIZES = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+# KB_SCREENSHOTS=docs/screenshots: the documentation's screenshots are written there as well.
+DOCS_SCREENSHOTS = ROOT / os.environ["KB_SCREENSHOTS"] if os.environ.get("KB_SCREENSHOTS") else None
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +40,89 @@ def open_page(page, base: str, name: str) -> None:
     page.wait_for_timeout(500)  # let the charts draw
 
 
-def test_screenshots_of_every_read_page(demo_server, browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, timezone_id="Asia/Hong_Kong")
+# What spills past the window, measured in the page once it has drawn: the document, the main block, and any
+# element of the main block wider than it (a grid or a chart scrolls inside itself, so its own content is not).
+OVERFLOW = """() => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const block = document.querySelector('[data-testid=stMainBlockContainer]');
+    const right = main.getBoundingClientRect().right + 1;
+    const wide = [...block.querySelectorAll('[data-testid=stElementContainer], h1, h2, h3, p, label')]
+        .filter(e => e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > right)
+        .map(e => (e.getAttribute('data-testid') || e.tagName) + ': ' + (e.innerText || '').slice(0, 60));
+    return {document: document.documentElement.scrollWidth, window: window.innerWidth,
+            main: main.scrollWidth, mainWidth: main.clientWidth, block: block.scrollWidth,
+            blockWidth: block.clientWidth, wide: wide.slice(0, 5)};
+}"""
+
+# Text a grid's or a chart's toolbar (shown where there is no hover to reveal it) would cover: the lines of
+# headings, widget labels, captions and paragraphs (their text, not their padding), and the inputs themselves.
+COVERED = """() => {
+    const shown = e => e.checkVisibility({checkOpacity: true, checkVisibilityCSS: true});  // not in a closed expander
+    const boxes = [...document.querySelectorAll('[data-testid=stElementToolbar]')].filter(shown)
+        .map(t => t.getBoundingClientRect());
+    const main = '[data-testid=stMainBlockContainer] ';
+    const texts = [...document.querySelectorAll(main + ':is(h1, h2, h3, [data-testid=stWidgetLabel], '
+        + '[data-testid=stCaptionContainer], [data-testid=stMarkdownContainer] p)')].filter(shown);
+    const inputs = [...document.querySelectorAll(main + ':is(input, button, [data-baseweb=select])')]
+        .filter(e => shown(e) && !e.closest('[data-testid=stElementToolbar]'));
+    const hit = [];
+    const overlaps = (r, label) => {
+        for (const b of boxes) {
+            if (r.width && b.left < r.right - 1 && r.left < b.right - 1
+                    && b.top < r.bottom - 1 && r.top < b.bottom - 1) {
+                hit.push(label.slice(0, 60));
+            }
+        }
+    };
+    for (const text of texts) {
+        const range = document.createRange();
+        range.selectNodeContents(text);
+        for (const line of range.getClientRects()) overlaps(line, text.innerText);
+    }
+    for (const input of inputs) {
+        overlaps(input.getBoundingClientRect(), input.getAttribute('aria-label') || input.tagName);
+    }
+    return [...new Set(hit)];
+}"""
+
+
+def shoot(page, name: str, size: str) -> None:
+    """The window as shown; on a phone, the page down to two windows' height (the page scrolls inside, so the
+    window is made that tall for the picture), so that its first tables and charts show."""
+    file = f"{name}.png" if size == "desktop" else f"{name}-{size}.png"
+    window = SIZES[size]
+    if size != "desktop":
+        height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+        page.set_viewport_size({"width": window["width"], "height": min(height, 2 * window["height"])})
+        page.wait_for_timeout(500)
+    for folder, path in ((SCREENSHOTS, f"docs_{file}"), (DOCS_SCREENSHOTS, file)):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(folder / path))
+    page.set_viewport_size(window)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_page_fits_the_window(demo_server, browser, size):
+    context = browser.new_context(viewport=SIZES[size], timezone_id="Asia/Hong_Kong",
+                                  is_mobile=size == "phone", has_touch=size == "phone",
+                                  device_scale_factor=1)
     page = context.new_page()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name in DOC_PAGES:
+    problems = {}
+    for name in page_names():
         open_page(page, demo_server, name)
-        assert page.locator("h1").first.inner_text()
-        page.screenshot(path=str(SCREENSHOTS / f"docs_{name}.png"), full_page=False)
+        assert page.locator("h1").first.inner_text(), name
+        page.wait_for_timeout(500)  # the grids and charts take their width
+        sizes = page.evaluate(OVERFLOW)
+        if (sizes["document"] > sizes["window"] or sizes["main"] > sizes["mainWidth"]
+                or sizes["block"] > sizes["blockWidth"] or sizes["wide"]):
+            problems[name] = sizes
+        covered = page.evaluate(COVERED)
+        if covered:
+            problems.setdefault(name, {})["covered by a toolbar"] = covered
+        shoot(page, name, size)
     context.close()
+    assert not problems, "\n".join(f"{name}: {found}" for name, found in problems.items())
 
 
 def timeline_image(browser, base: str, zone: str) -> bytes:
@@ -55,7 +135,10 @@ def timeline_image(browser, base: str, zone: str) -> bytes:
     page.wait_for_timeout(500)
     image = chart.screenshot()
     if zone == "Asia/Hong_Kong":
-        chart.screenshot(path=str(SCREENSHOTS / "docs_uptime_timeline.png"))
+        for folder, file in ((SCREENSHOTS, "docs_uptime_timeline.png"), (DOCS_SCREENSHOTS, "uptime_timeline.png")):
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                chart.screenshot(path=str(folder / file))
     context.close()
     return image
 
