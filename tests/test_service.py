@@ -470,7 +470,9 @@ def test_the_tokens_page_makes_lists_and_revokes(app):
     assert token.startswith("kb_") and len(token) > 40
     listed = at.dataframe[0].value
     assert list(listed["name"]) == ["grafana"] and "token_hash" not in listed.columns
+    at.selectbox(key="revoke_token").select(listed["token_id"].iloc[0]).run()
     at.button(key="revoke_button").click().run()
+    at.button(key="revoke_confirm").click().run()
     assert not at.exception
     assert at.dataframe[0].value["revoked_at"].iloc[0]
     assert not at.code  # shown once
