@@ -141,7 +141,7 @@ def local_mode_is_safe() -> bool:
     return (st.get_option("server.address") or "") in LOOPBACK
 
 
-FORWARDED_HEADERS = ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip")
+FORWARDED_HEADERS = ("x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded", "x-real-ip", "via")
 
 
 def request_is_local(headers: Mapping[str, str]) -> bool:

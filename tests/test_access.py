@@ -244,7 +244,8 @@ def test_a_new_visitor_after_the_secrets_file_broke_sees_the_message_not_an_erro
     ({"host": "127.0.0.1:8501", "origin": "http://rebound.attacker.example:8501"}, False),
     *[({"host": "localhost", name: value}, False) for name, value in [
         ("X-Forwarded-For", "203.0.113.9"), ("x-forwarded-host", "localhost"), ("X-Forwarded-Proto", "https"),
-        ("Forwarded", "for=203.0.113.9"), ("X-Real-IP", "203.0.113.9"), ("X-Forwarded-For", "")]],
+        ("Forwarded", "for=203.0.113.9"), ("X-Real-IP", "203.0.113.9"), ("X-Forwarded-For", ""),
+        ("Via", "1.1 proxy")]],
 ])
 def test_local_mode_answers_only_to_loopback_names(headers, local):
     from kb import ui

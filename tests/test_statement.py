@@ -124,6 +124,32 @@ def test_an_unknown_client_or_month_is_named(demo, tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+def test_statements_missed_on_the_first_business_day_go_at_the_next_run(tmp_path):
+    """The service was down all of Tue 2026-12-01: November's statements go at its first run after it."""
+    from kb.config import parse_config
+    from kb.db import connection
+    from kb.statement.mailing import send_statements
+    from kb.timestamps import parse_timestamp
+    from tests.servers import Inbox
+
+    db = tmp_path / "mail.duckdb"
+    assert kb("demo", "--db", str(db), "--now", NOW).returncode == 0
+    inbox = Inbox().start()
+    config = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
+                           "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
+    con = connection.connect(db)
+    try:
+        con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example' WHERE client_id = 'ACME'")
+        sent = send_statements(con, config, parse_timestamp("2026-12-03T09:00", config.calendar.zone))
+        assert sent.sent == ["ACME 2026-11"] and sent.failed == []
+        assert send_statements(con, config, parse_timestamp("2026-12-03T10:00", config.calendar.zone)).sent == []
+    finally:
+        con.close()
+        inbox.stop()
+    assert [(to, m["Subject"]) for to, m in inbox.messages] == [
+        (["cfo@acme.example"], "Your SLA statement for Nov 2026 (Acme Logistics)")]
+
+
 def test_statements_go_on_the_first_business_day_once(tmp_path):
     from kb.config import parse_config
     from kb.db import connection
@@ -141,10 +167,12 @@ def test_statements_go_on_the_first_business_day_once(tmp_path):
         con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example, ops@acme.example' "
                     "WHERE client_id = 'ACME'")
         zone = config.calendar.zone
-        assert send_statements(con, config, parse_timestamp("2026-11-30T10:00", zone)).sent == []  # not the day
+        # Sat 2027-01-02: January's first business day is Mon 2027-01-04 (New Year's Day is a holiday)
+        assert send_statements(con, config, parse_timestamp("2027-01-02T10:00", zone)).sent == []  # not yet
         sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", zone))  # Tuesday: first
         assert sent.sent == ["ACME 2026-11"] and sent.failed == []
         assert send_statements(con, config, parse_timestamp("2026-12-01T11:00", zone)).sent == []  # once
+        assert send_statements(con, config, parse_timestamp("2026-12-15T11:00", zone)).sent == []  # still once
         audited = con.execute("SELECT count(*) FROM audit_log WHERE action = 'statement'").fetchall()[0][0]
     finally:
         con.close()

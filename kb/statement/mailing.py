@@ -1,5 +1,9 @@
 """Sending each client its statement for last month, on the first business day of the month, once.
 
+A service that was down (or whose run failed) on that day sends the month's statements at its first run
+after it, later in the same month: a missed day never loses a month's statements. For the same reason a
+client given ``statement_recipients`` later in the month gets last month's statement at the next run.
+
 The statement goes by e-mail (``[alerts]`` smtp_url and sender) to the addresses in the client's
 ``statement_recipients``. It is recorded in ``alert_deliveries`` under ``statement:<client>:<month>``
 before it is sent, and marked sent when the server took it, so a restart never sends it twice and a
@@ -42,7 +46,8 @@ def first_business_day(config: Config, year: int, month: int) -> date:
 
 
 def send_statements(con, config: Config, now: datetime) -> Sent:
-    """On the first business day of a month (local), send last month's statements; retry refused ones later."""
+    """From the first business day of a month (local) to its end, send last month's statements not sent yet:
+    each once; a refused one is retried at the next run."""
     result = Sent()
     settings = config.alerts
     today = now.astimezone(config.calendar.zone).date()
@@ -50,15 +55,14 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
         return result
     last = today.replace(day=1) - timedelta(days=1)
     month = f"{last.year:04d}-{last.month:02d}"
-    # On the first business day every client with recipients is due; later in the month only the
-    # statements recorded then and not taken by the server yet (retries), never a first sending.
+    # From the first business day on, every client with recipients whose statement the server has not taken.
     due = con.execute(
         """SELECT client_id, name, statement_recipients FROM clients c
            LEFT JOIN alert_deliveries d ON d.alert_key = 'statement:' || c.client_id || ':' || $month
            WHERE nullif(trim(statement_recipients), '') IS NOT NULL AND d.sent_at IS NULL
-             AND (d.alert_key IS NOT NULL OR $first_day)
+             AND $from_first_day
            ORDER BY client_id""",
-        {"month": month, "first_day": today == first_business_day(config, today.year, today.month)}).fetchall()
+        {"month": month, "from_first_day": today >= first_business_day(config, today.year, today.month)}).fetchall()
     if not due:
         return result
     open_views(con, config, now)
