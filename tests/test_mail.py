@@ -632,6 +632,32 @@ def test_an_address_only_inside_an_encoded_word_is_no_address(tmp_path, config_f
     assert rows(db, "SELECT from_address, from_name FROM messages") == [("eve@evil.example", "Eve Bcc: x@y")]
 
 
+def test_a_discarded_copy_nothing_vouched_for_never_blocks_the_teams_reply(tmp_path, config_file, capsys):
+    """An admin discarded a held copy of the team's reply that nothing vouched for (a forgery carrying its
+    Message-ID): the real reply, from the team's own archive, is still stored and counts."""
+    db = tmp_path / "s.duckdb"
+    inbox = mbox(tmp_path / "inbox.mbox",
+                 ("Fri Nov 20 07:00:00 2026", message("ann@acme.example", "API down", mid="q1@acme")))
+    assert run(db, config_file, "mail", "import", str(inbox)) == 0
+    con = connection.connect(db)
+    try:
+        con.execute("INSERT INTO mail_quarantine VALUES ('reply1@team', 'reply1@team', 'import', 'inbox.mbox', NULL, "
+                    "'inbox.mbox', 'support@knowru.example', 'Re: API down', TIMESTAMPTZ '2026-11-30 02:00:00+00', "
+                    "false, 'x'::BLOB, 'refused', now(), 'discarded', 'ada@support.example', now())")
+    finally:
+        con.close()
+    real = mbox(tmp_path / "sent.mbox", ("Fri Nov 20 08:00:00 2026", message(
+        "Agent <agent@team.knowru.example>", "Re: API down", mid="reply1@team", reply_to="q1@acme",
+        date="Fri, 20 Nov 2026 16:00:00 +0800")))
+    capsys.readouterr()
+    assert run(db, config_file, "mail", "import", "--trust-team", str(real)) == 0
+    assert "1 responses recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
+    [case] = export(db, config_file, capsys)
+    assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
+    assert rows(db, "SELECT case_id, from_address, unverified FROM messages WHERE message_key = 'reply1@team'") == [
+        ("CS-00001", "agent@team.knowru.example", False)]
+
+
 def test_a_forged_copy_with_the_message_id_of_the_teams_reply_never_cancels_it(tmp_path, config_file, capsys):
     db = tmp_path / "s.duckdb"
     forged = mbox(tmp_path / "inbox.mbox",

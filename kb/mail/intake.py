@@ -311,13 +311,15 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
                  "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, from_name, "
                  "is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, unverified) "
                  "SELECT * FROM mail_messages")
-    if verified:
+    if verified:  # replaces the stored copy, or is stored where the copy was discarded from the quarantine
         run_with(con, "mail_verified", _messages_table([n for n in batch_nodes if n.key in verified], now),
-                 "UPDATE messages SET case_id = m.case_id, mailbox = m.mailbox, folder = m.folder, "
-                 "from_address = m.from_address, from_name = m.from_name, is_team = m.is_team, "
-                 "is_automatic = m.is_automatic, automatic_reason = m.automatic_reason, received_at = m.received_at, "
-                 "subject = m.subject, links = m.links, unverified = m.unverified "
-                 "FROM mail_verified m WHERE messages.message_key = m.message_key")
+                 "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, from_name, "
+                 "is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, unverified) "
+                 "SELECT * FROM mail_verified ON CONFLICT (message_key) DO UPDATE SET case_id = EXCLUDED.case_id, "
+                 "mailbox = EXCLUDED.mailbox, folder = EXCLUDED.folder, from_address = EXCLUDED.from_address, "
+                 "from_name = EXCLUDED.from_name, is_team = EXCLUDED.is_team, is_automatic = EXCLUDED.is_automatic, "
+                 "automatic_reason = EXCLUDED.automatic_reason, received_at = EXCLUDED.received_at, "
+                 "subject = EXCLUDED.subject, links = EXCLUDED.links, unverified = EXCLUDED.unverified")
     threaded = [n for n in orphans if n.case_id]
     if threaded:
         run_with(con, "mail_threaded", pa.table({

@@ -52,14 +52,15 @@ def run_with(con, name: str, table: pa.Table, sql: str, params: list | None = No
 
 def stored_keys(con, keys: list[str]) -> dict[str, bool]:
     """The keys taken already (stored messages, and messages an admin discarded from the quarantine), each with
-    whether it is settled: a team message something vouched for, or a discarded one. An unsettled one (a
-    client's message, a team message kept unverified) gives way to a vouched team message with its key."""
+    whether it is settled: a team message something vouched for, or a discarded one something vouched for. An
+    unsettled one (a client's message, a team message kept unverified, a discarded copy nothing vouched for)
+    gives way to a vouched team message with its key."""
     rows = query(con, "mail_keys", keys_table(set(keys)), """
         SELECT message_key, bool_or(settled) FROM (
             SELECT message_key, is_team AND NOT coalesce(unverified, false) AS settled
             FROM messages JOIN mail_keys ON message_key = v
             UNION ALL
-            SELECT message_key, true FROM mail_quarantine JOIN mail_keys ON message_key = v
+            SELECT message_key, vouched FROM mail_quarantine JOIN mail_keys ON message_key = v
             WHERE status = 'discarded')
         GROUP BY message_key""")
     return dict(rows)
