@@ -57,7 +57,10 @@ def test_queue_lanes_and_age_chart(app):
     assert list(deprioritized["case_id"]) == ["CODING"]
     assert chart_specs(at)[0]["encoding"]["x"]["title"] == "Age of open case"
     assert {(r["age_bucket"], r["tier"], r["cases"]) for r in chart_rows(at)} == {
-        ("1–3 days", "enterprise", 3), ("4–24 h", "enterprise", 1), ("< 4 h", "custom", 1), ("3–7 days", "free", 1)}
+        ("1–3 days", "Enterprise", 3), ("4–24 h", "Enterprise", 1), ("< 4 h", "Custom program", 1),
+        ("3–7 days", "Free", 1)}
+    legend = chart_specs(at)[0]["encoding"]["color"]["scale"]["domain"]
+    assert legend == ["Enterprise", "Custom program", "Free"]
     at.multiselect(key="f_state").select("at_risk").run()
     assert list(at.dataframe[0].value["case_id"]) == ["RISK"]
 
