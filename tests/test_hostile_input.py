@@ -328,7 +328,6 @@ FORM_TEXT = {name: HOSTILE_TEXT[name] for name in ("sql", "script", "img", "mark
 CASE_FORM = [
     *[("case_subject", "subject", value, None) for value in FORM_TEXT.values()],
     ("case_requester", "requester", HOSTILE_TEXT["sql-2"], None),
-    ("case_assignee", "assignee", HOSTILE_TEXT["img"], None),
     ("case_subject", "subject", "", "is empty"),
     ("case_subject", "subject", " \t ", "is empty"),
     ("case_subject", "subject", "\u00a0\u200b", "is empty"),
@@ -365,6 +364,32 @@ def test_log_case_form(app, key, column, value, message):
     else:
         assert at.success, [shown(e) for e in at.error]
         assert query(f"SELECT {column} FROM cases WHERE case_id = 'CS-00001'").iloc[0, 0] == value
+
+
+@pytest.mark.parametrize("name", [HOSTILE_TEXT["img"], HOSTILE_TEXT["sql-2"], "Zed Typo"],
+                         ids=["img", "sql-2", "typo"])
+def test_log_case_assigns_only_to_the_team(app, name):
+    """The Assignee is picked from the team, as on the Queue; a name not on it (hostile, or a typo) is refused
+    by the write behind the form, stores nothing, and never joins the team."""
+    at, _ = app
+    open_page(at, "log_case")
+    box = at.selectbox(key="case_assignee")
+    assert box.options == ["(unassigned)", "amy"] and box.value is None  # the fixture's team: whoever has a case
+    fill_case(at, "A subject")
+    box.select("amy")
+    button(at, "Log case").click().run()
+    assert query("SELECT assignee FROM cases WHERE case_id = 'CS-00001'").assignee[0] == "amy"
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    fields = {"client_id": "ENT", "category": "api_help", "subject": "Typed a name", "assignee": name,
+              "received_at": "2026-11-25 11:00"}
+    with pytest.raises(Rejected, match=r"assignee: .* is not on the team"):
+        store.write(log_case, store.config, ADMIN, fields)
+    assert query("SELECT count(*) AS n FROM cases").n[0] == 7
+    assert query("SELECT count(*) AS n FROM cases WHERE assignee NOT IN ('amy')").n[0] == 0
+    open_page(at, "log_case")
+    assert at.selectbox(key="case_assignee").options == ["(unassigned)", "amy"]
 
 
 INCIDENT_FORM = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -107,7 +107,7 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     fill_case(at, "Gateway returns 502")
     button(at, "Log case").click().run()
     assert not at.exception
-    assert "Case CS-00001 logged for Enterprise Co (enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
+    assert "Case CS-00001 logged for Enterprise Co (Enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
         in shown(at.success[0])
     stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
     assert stored.subject[0] == "Gateway returns 502"
@@ -123,12 +123,13 @@ def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
     assert "Case CS-00001 logged" in shown(at.success[0])
     assert at.text_input(key="case_subject").value == ""
     assert at.selectbox(key="case_client").value is None
-    assert at.date_input(key="case_received_day").value is None
+    assert at.date_input(key="case_received_day").value == datetime.now(HKT).date()  # now again, in the support zone
+    assert at.selectbox(key="case_assignee").value is None
     [link] = at.get("page_link")
     assert link.proto.label == "Open CS-00001 in the Queue" and link.proto.query_string == "case=CS-00001"
     at.query_params["case"] = "CS-00001"  # where the link leads: the Queue with the case selected
     open_page(at, "queue")
-    assert "**CS-00001** · Enterprise Co (enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
+    assert "**CS-00001** · Enterprise Co (Enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
     grid = at.dataframe[0]
     assert [grid.value.case_id[r] for r in at.session_state[grid.key]["selection"]["rows"]] == ["CS-00001"]
 
@@ -320,3 +321,23 @@ def test_a_case_received_tomorrow_is_refused(app):
     button(at, "Log case").click().run()
     assert any("is in the future" in shown(e) for e in at.error)
     assert query("SELECT count(*) AS n FROM cases").n[0] == 6
+
+
+def test_log_case_speaks_in_words_and_a_case_just_received_logs_as_now(app):
+    at, _ = app
+    from kb.timestamps import now_utc
+
+    open_page(at, "log_case")
+    assert at.selectbox(key="case_category").options == ["Platform issue", "API help", "General coding"]
+    assert "Enterprise Co (Enterprise, ENT)" in at.selectbox(key="case_client").options
+    [hint] = [c.value for c in at.caption if c.value.startswith("Local time in")]
+    assert hint.startswith("Local time in Asia/Hong_Kong; now is ") and hint.endswith(" HKT (UTC+08:00).")
+    assert at.date_input(key="case_received_day").value == datetime.now(HKT).date()
+    at.selectbox(key="case_client").select("ENT")
+    at.text_input(key="case_subject").input("Just arrived")  # neither the date nor the time touched
+    button(at, "Log case").click().run()
+    assert at.success, [shown(e) for e in at.error]
+    received = query("SELECT received_at FROM cases WHERE case_id = 'CS-00001'").received_at[0]
+    assert abs((now_utc() - received).total_seconds()) < 120
+    assert query("SELECT category FROM cases WHERE case_id = 'CS-00001'").category[0] == "platform_issue"
+
