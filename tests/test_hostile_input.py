@@ -410,7 +410,7 @@ def test_log_incident_form(app, key, value, message):
     at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_start_time").set_value(time(15, 0))
     if key == "inc_end_day":
-        at.checkbox(key="inc_ongoing").uncheck()
+        at.checkbox(key="inc_ongoing").uncheck().run()  # the end shows once it is not ongoing
         at.time_input(key="inc_end_time").set_value(time(16, 0))
     if isinstance(value, date):
         at.date_input(key=key).set_value(value)
@@ -473,12 +473,12 @@ def test_the_clock_is_one_rule_for_forms_imports_and_updates(con):
     outage = {"environment_id": "E1", "impact": "outage", "started_at": "2026-11-25 16:00"}
     with pytest.raises(Rejected, match="started_at: is in the future"):
         log_incident(con, SPEC_CONFIG, ADMIN, {**outage, "started_at": "2026-11-26 16:00"})
-    ongoing = log_incident(con, SPEC_CONFIG, ADMIN, outage)
+    ongoing = log_incident(con, SPEC_CONFIG, ADMIN, outage).row_id
     with pytest.raises(Rejected, match="ended_at: is in the future"):
         close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
     close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 8, 30, tzinfo=UTC))
     planned = log_incident(con, SPEC_CONFIG, ADMIN, {"environment_id": "E1", "impact": "maintenance",
-                                                     "started_at": "2026-11-28 02:00"})
+                                                     "started_at": "2026-11-28 02:00"}).row_id
     close_incident(con, SPEC_CONFIG, ADMIN, planned, datetime(2026, 11, 27, 20, 0, tzinfo=UTC))
     assert con.execute("SELECT count(*) FROM incidents WHERE ended_at IS NOT NULL").fetchall() == [(2,)]
 

@@ -199,13 +199,13 @@ def test_log_incident_ongoing_then_close_it(app):
     at.time_input(key="inc_start_time").set_value(time(15, 0))
     at.text_area(key="inc_summary").input("API down")
     button(at, "Log incident").click().run()
-    assert "Incident INC-00001 logged on Enterprise prod (dedicated, E1) (outage, ongoing)" in shown(at.success[0])
+    assert "Incident INC-00001 logged on Enterprise prod (Dedicated, E1) (Outage, ongoing)." == shown(at.success[0])
     assert query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").ended_at.isna().all()
     at.selectbox(key="close_incident").select("INC-00001")
     at.date_input(key="close_day").set_value(date(2026, 11, 25))
     at.time_input(key="close_time").set_value(time(15, 45))
     button(at, "Close incident").click().run()
-    assert "Incident INC-00001 closed" in shown(at.success[0])
+    assert shown(at.success[0]) == "Incident INC-00001 closed at Wed 2026-11-25 15:45 HKT (UTC+08:00)."
     assert str(query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").iloc[0, 0]) \
         == "2026-11-25 07:45:00+00:00"
 
@@ -216,7 +216,7 @@ def test_log_incident_ending_before_it_starts_is_refused(app):
     at.selectbox(key="inc_environment").select("E1")
     at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_start_time").set_value(time(15, 0))
-    at.checkbox(key="inc_ongoing").uncheck()
+    at.checkbox(key="inc_ongoing").uncheck().run()  # the end shows once it is not ongoing
     at.date_input(key="inc_end_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_end_time").set_value(time(14, 0))
     button(at, "Log incident").click().run()
@@ -341,3 +341,43 @@ def test_log_case_speaks_in_words_and_a_case_just_received_logs_as_now(app):
     assert abs((now_utc() - received).total_seconds()) < 120
     assert query("SELECT category FROM cases WHERE case_id = 'CS-00001'").category[0] == "platform_issue"
 
+
+def test_log_incident_hides_the_end_while_ongoing_clears_and_knows_a_form_sent_again(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    [hint] = [c.value for c in at.caption if c.value.startswith("Local time in")][:1]
+    assert hint.endswith(" HKT (UTC+08:00).") and "UTC+0800" not in hint
+    assert at.checkbox(key="inc_ongoing").value is True
+    assert not [d for d in at.date_input if d.key == "inc_end_day"]  # still ongoing: no end to fill in
+    at.checkbox(key="inc_ongoing").uncheck().run()
+    assert at.date_input(key="inc_end_day").value is None
+    at.checkbox(key="inc_ongoing").check().run()
+    assert not [d for d in at.date_input if d.key == "inc_end_day"]
+    form = at.session_state["incident_form_key"]
+    at.selectbox(key="inc_environment").select("E1")
+    at.radio(key="inc_impact").set_value("outage")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.text_area(key="inc_summary").input("API down")
+    button(at, "Log incident").click().run()
+    assert shown(at.success[0]) == "Incident INC-00001 logged on Enterprise prod (Dedicated, E1) (Outage, ongoing)."
+    assert at.selectbox(key="inc_environment").value is None  # cleared for the next one
+    assert at.date_input(key="inc_start_day").value is None and at.text_area(key="inc_summary").value == ""
+    assert at.checkbox(key="inc_ongoing").value is True
+    assert at.session_state["incident_form_key"] != form
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store.write(lambda con: con.execute("UPDATE audit_log SET logged_at = logged_at - INTERVAL 12 SECOND"))
+    at.session_state["incident_form_key"] = form  # the same form reaches the server again (a second click, a resend)
+    at.run()
+    at.selectbox(key="inc_environment").select("E1")
+    at.radio(key="inc_impact").set_value("outage")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.text_area(key="inc_summary").input("API down")
+    button(at, "Log incident").click().run()
+    assert shown(at.success[0]) == "This form was already logged as INC-00001: nothing new was stored."
+    assert query("SELECT count(*) AS n FROM incidents WHERE summary = 'API down'").n[0] == 1
+    assert [o for o in at.selectbox(key="close_incident").options if o.startswith("INC-00001")] == [
+        "INC-00001: Outage on Enterprise prod (Dedicated, E1) since Wed 2026-11-25 15:00 HKT (UTC+08:00)"]

@@ -44,9 +44,9 @@ def log_case(con, config: Config, actor: Actor, fields: dict[str, str], form_key
     return _log(con, config, actor, "cases", "log_case", fields, form_key)
 
 
-def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
-    """Add one incident from the form; returns its new id."""
-    return _log(con, config, actor, "incidents", "log_incident", fields).row_id
+def log_incident(con, config: Config, actor: Actor, fields: dict[str, str], form_key: str | None = None) -> Logged:
+    """Add one incident from the form, or a monitor's webhook (``form_key``: the key of that form, see ``_log``)."""
+    return _log(con, config, actor, "incidents", "log_incident", fields, form_key)
 
 
 def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str],
