@@ -324,13 +324,13 @@ def empty_state(text: str) -> None:
     st.info(text, icon=":material/inbox:")
 
 
-def flash(text: str) -> None:
+def flash(text: str, key: str = "flash") -> None:
     """A confirmation to show after the rerun that follows a write (shown as plain text: it
-    may quote what someone typed)."""
-    st.session_state["flash"] = text
+    may quote what someone typed); ``key`` names a place of its own, such as a panel's, for ``show_flash``."""
+    st.session_state[key] = text
 
 
-def show_flash() -> None:
-    text = st.session_state.pop("flash", None)
+def show_flash(key: str = "flash") -> None:
+    text = st.session_state.pop(key, None)
     if text:
         st.success(plain(text), icon=":material/check_circle:")

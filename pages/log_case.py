@@ -3,7 +3,7 @@ from datetime import date
 
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.db.schema import CATEGORIES
 from kb.intake import writes
 from kb.intake.importing import Rejected
@@ -20,22 +20,26 @@ clients = log_case.clients(store)
 if clients.empty:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
-labels = dict(zip(clients.client_id.tolist(),
-                  (clients.name + " (" + clients.tier + ", " + clients.client_id + ")").tolist(), strict=True))
+labels = {r.client_id: f"{r.name} ({formats.word('tier', r.tier)}, {r.client_id})" for r in clients.itertuples()}
+team = log_case.team(store)
 now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
-# Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
-# leaves the picker empty and the form asks for one, rather than log the case on a default day.
+# Dates keep to the years the store holds: a date typed outside them, or not understood, leaves the picker
+# empty and the form asks for one, rather than log the case on a default day. A case is received now unless
+# said otherwise; a first response has no date until one is picked.
 DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
+# The fields as the form labels them, for its problems.
+FIELDS = {"client_id": "Client", "category": "Category", "subject": "Subject", "requester": "Requester",
+          "assignee": "Assignee", "received_at": "Received", "first_response_at": "First response"}
 
 # The form as it starts, for each of its widgets: a saved form is cleared to this for the next case.
 BLANK = {"case_client": None, "case_category": CATEGORIES[0], "case_subject": "", "case_requester": "",
-         "case_assignee": "", "case_received_day": None, "case_received_time": minute, "case_responded": False,
-         "case_response_day": None, "case_response_time": minute}
+         "case_assignee": None, "case_received_day": now.date(), "case_received_time": minute,
+         "case_responded": False, "case_response_day": None, "case_response_time": minute}
 if st.session_state.pop("case_form_saved", False):
     st.session_state.update(BLANK)
-for key in ("case_received_time", "case_response_time"):  # "now" in the support zone, not the server's
-    st.session_state.setdefault(key, minute)
+for key in ("case_received_day", "case_received_time", "case_response_time"):  # now in the support zone
+    st.session_state.setdefault(key, BLANK[key])
 logged = st.session_state.pop("case_logged", None)
 if logged:
     st.page_link("pages/queue.py", label=f"Open {logged} in the Queue", icon=":material/inbox:",
@@ -50,17 +54,22 @@ with st.form(f"log_case_{form_key}", clear_on_submit=False):
                              placeholder="Choose a client")
     slots = {None: top, "client_id": st.empty()}
     category = st.selectbox("Category", CATEGORIES, key="case_category",
+                            format_func=lambda c: formats.word("category", c),
                             help="Free-tier general coding questions have no deadline.")
     slots["category"] = st.empty()
     subject = st.text_input("Subject", key="case_subject", max_chars=None)
     slots["subject"] = st.empty()
     columns = st.columns(2)
     requester = columns[0].text_input("Requester (optional)", key="case_requester")
-    assignee = columns[1].text_input("Assignee (optional)", key="case_assignee")
+    assignee = columns[1].selectbox("Assignee (optional)", [None, *team], key="case_assignee",
+                                    format_func=formats.assignee,
+                                    help="The team, as on the Queue: staff and above under [roles] in support.toml, "
+                                         "and anyone assigned a case already")
+    slots["assignee"] = st.empty()
     columns = st.columns(2)
     received_day = columns[0].date_input("Received on", key="case_received_day", **DAYS)
     received_time = columns[1].time_input("Received at", step=60, key="case_received_time")
-    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}); today is {now.date().isoformat()}.")
+    st.caption(f"Local time in {zone.key}; now is {formats.instant(now, zone)}.")
     slots["received_at"] = st.empty()
     responded = st.checkbox("Already answered", key="case_responded")
     columns = st.columns(2)
@@ -78,12 +87,12 @@ if submitted:
         writes.picked(asked)
         fields = {
             "client_id": client_id, "category": category, "subject": subject, "requester": requester,
-            "assignee": assignee, "received_at": writes.wall_clock(received_day, received_time),
+            "assignee": assignee or "", "received_at": writes.wall_clock(received_day, received_time),
             "first_response_at": writes.wall_clock(response_day, response_time) if responded else "",
         }
         saved = store.write(writes.log_case, store.config, actor, fields, form_key)
     except Rejected as e:
-        ui.show_problems(e.problems, slots)
+        ui.show_problems(e.problems, slots, FIELDS)
     else:
         case = log_case.case_deadline(store, saved.row_id)
         due = (f"first response due {format_for_people(case.first_response_due, zone)}"
@@ -119,7 +128,8 @@ else:
                 store.write(writes.record_response, store.config, actor, case_id,
                             writes.form_instant(day, time_, zone, "first_response_at"))
             except Rejected as e:
-                ui.show_problems(e.problems, {None: slot, "first_response_at": slot, "case_id": case_slot})
+                ui.show_problems(e.problems, {None: slot, "first_response_at": slot, "case_id": case_slot},
+                                 {"case_id": "Case", "first_response_at": "Answered"})
             else:
                 ui.flash(f"First response recorded on {case_id}.")
                 st.rerun()

@@ -1,3 +1,4 @@
+import uuid
 from datetime import date
 
 import streamlit as st
@@ -19,15 +20,31 @@ environments = log_incident.environments(store)
 if environments.empty:
     ui.empty_state("No environments yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
-labels = {r.environment_id: f"{r.name} ({formats.word('kind', r.kind).lower()}, {r.environment_id})"
+labels = {r.environment_id: f"{r.name} ({formats.word('kind', r.kind)}, {r.environment_id})"
           for r in environments.itertuples()}
 now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
 # Dates start empty and keep to the years the store holds: a date typed outside them, or not understood,
 # leaves the picker empty and the form asks for one, rather than log the incident on a default day.
 DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
+HINT = f"Local time in {zone.key}; now is {formats.instant(now, zone)}."
+# The fields as the form labels them, for its problems.
+FIELDS = {"environment_id": "Environment", "impact": "Impact", "started_at": "Started", "ended_at": "Ended",
+          "summary": "Summary"}
 
-with st.form("log_incident"):
+# The form as it starts, for each of its widgets: a saved form is cleared to this for the next incident.
+BLANK = {"inc_environment": None, "inc_impact": IMPACTS[0], "inc_start_day": None, "inc_start_time": minute,
+         "inc_ongoing": True, "inc_end_day": None, "inc_end_time": minute, "inc_summary": ""}
+if st.session_state.pop("inc_form_saved", False):
+    st.session_state.update(BLANK)
+for key in ("inc_start_time", "inc_ongoing", "inc_end_time"):  # times: now in the support zone, not the server's
+    st.session_state.setdefault(key, BLANK[key])
+# Each form gets a key of its own, stored with the incident it logs (``form_submissions``, as on Log case):
+# submitting that form again, however late, finds that incident instead of logging it twice.
+form_key = st.session_state.setdefault("incident_form_key", uuid.uuid4().hex)
+
+# Not an st.form: ticking "Still ongoing" shows or hides the end at once.
+with st.container(border=True):
     top = st.empty()
     environment_id = st.selectbox("Environment", list(labels), format_func=labels.get, key="inc_environment",
                                   index=None, placeholder="Choose an environment")
@@ -37,17 +54,19 @@ with st.form("log_incident"):
                       help="Only outages count as downtime; maintenance is excluded, degraded is shown only.")
     columns = st.columns(2)
     start_day = columns[0].date_input("Started on", key="inc_start_day", **DAYS)
-    start_time = columns[1].time_input("Started at", minute, step=60, key="inc_start_time")
-    st.caption(f"Local time in {zone.key} ({now.strftime('%Z, UTC%z')}); today is {now.date().isoformat()}.")
+    start_time = columns[1].time_input("Started at", step=60, key="inc_start_time")
+    st.caption(HINT)
     slots["started_at"] = st.empty()
-    ongoing = st.checkbox("Still ongoing", value=True, key="inc_ongoing")
-    columns = st.columns(2)
-    end_day = columns[0].date_input("Ended on", key="inc_end_day", **DAYS)
-    end_time = columns[1].time_input("Ended at", minute, step=60, key="inc_end_time")
-    slots["ended_at"] = st.empty()
+    ongoing = st.checkbox("Still ongoing", key="inc_ongoing")
+    end_day = end_time = None
+    if not ongoing:
+        columns = st.columns(2)
+        end_day = columns[0].date_input("Ended on", key="inc_end_day", **DAYS)
+        end_time = columns[1].time_input("Ended at", step=60, key="inc_end_time")
+        slots["ended_at"] = st.empty()
     summary = st.text_area("Summary (optional)", key="inc_summary", height=80)
     slots["summary"] = st.empty()
-    submitted = st.form_submit_button("Log incident", type="primary", icon=":material/add_alert:")
+    submitted = st.button("Log incident", type="primary", icon=":material/add_alert:", key="inc_submit")
 
 if submitted:
     asked = {"environment_id": ("Environment: choose an environment", environment_id),
@@ -61,20 +80,23 @@ if submitted:
             "started_at": writes.wall_clock(start_day, start_time),
             "ended_at": "" if ongoing else writes.wall_clock(end_day, end_time),
         }
-        incident_id = store.write(writes.log_incident, store.config, actor, fields)
+        saved = store.write(writes.log_incident, store.config, actor, fields, form_key)
     except Rejected as e:
-        ui.show_problems(e.problems, slots, {"impact": "Impact", "started_at": "Started", "ended_at": "Ended"})
+        ui.show_problems(e.problems, slots, FIELDS)
     else:
-        ui.flash(f"Incident {incident_id} logged on {labels[environment_id]} ({formats.word('impact', impact).lower()}"
-                 f"{', ongoing' if ongoing else ''}).")
+        if saved.earlier:
+            ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored.")
+        else:
+            ui.flash(f"Incident {saved.row_id} logged on {labels[environment_id]} "
+                     f"({formats.word('impact', impact)}{', ongoing' if ongoing else ''}).")
+        st.session_state.update(inc_form_saved=True, incident_form_key=uuid.uuid4().hex)
         st.rerun()
 
 
-
 def incident_choices(incidents, when: str) -> dict[str, str]:
-    """Incident id -> 'INC-00012: outage on Cobalt production (…) since Mon 2026-11-23 10:00 HKT (UTC+08:00)'."""
+    """Incident id -> 'INC-00012: Outage on Cobalt production (…) since Mon 2026-11-23 10:00 HKT (UTC+08:00)'."""
     shown = ui.local_times(incidents, "started_at")
-    return {r.incident_id: f"{r.incident_id}: {formats.word('impact', r.impact).lower()} on "
+    return {r.incident_id: f"{r.incident_id}: {formats.word('impact', r.impact)} on "
                            f"{labels.get(r.environment_id, r.environment_id)} "
                            f"{when} {r.started_at}" for r in shown.itertuples()}
 
@@ -93,17 +115,19 @@ else:
         columns = st.columns(2)
         day = columns[0].date_input("Ended on", key="close_day", **DAYS)
         time_ = columns[1].time_input("Ended at", minute, step=60, key="close_time")
+        st.caption(HINT)
         slot = st.empty()
         if st.form_submit_button("Close incident", icon=":material/task_alt:"):
             try:
                 writes.picked({"incident_id": ("Incident: choose an incident", incident_id),
                                "ended_at": ("Ended on: pick a date", day)})
-                store.write(writes.close_incident, store.config, actor, incident_id,
-                            writes.form_instant(day, time_, zone, "ended_at"))
+                ended = writes.form_instant(day, time_, zone, "ended_at")
+                store.write(writes.close_incident, store.config, actor, incident_id, ended)
             except Rejected as e:
-                ui.show_problems(e.problems, {None: slot, "ended_at": slot, "incident_id": incident_slot})
+                ui.show_problems(e.problems, {None: slot, "ended_at": slot, "incident_id": incident_slot},
+                                 {"incident_id": "Incident", "ended_at": "Ended"})
             else:
-                ui.flash(f"Incident {incident_id} closed.")
+                ui.flash(f"Incident {incident_id} closed at {formats.instant(ended, zone)}.")
                 st.rerun()
 
 st.divider()
@@ -122,7 +146,8 @@ else:
                 writes.picked({"environment_id": ("Environment: choose an environment", environment_id)})
                 store.write(writes.log_check, store.config, actor, environment_id, now_utc(), note)
             except Rejected as e:
-                ui.show_problems(e.problems, {None: slot, "environment_id": slot})
+                ui.show_problems(e.problems, {None: slot, "environment_id": slot},
+                                 {"environment_id": "Environment", "note": "What was checked"})
             else:
                 ui.flash(f"Check recorded on {dedicated[environment_id]}.")
                 st.rerun()
@@ -146,7 +171,7 @@ if actor.may("correct"):
                     store.write(corrections.void_incident, store.config, actor, incident_id, reason)
                 except Rejected as e:
                     ui.show_problems(e.problems, {None: slot, "incident_id": slot},
-                                     {"void_reason": "Why it was logged in error"})
+                                     {"incident_id": "Incident", "void_reason": "Why it was logged in error"})
                 else:
                     ui.flash(f"Incident {incident_id} voided: it no longer counts as downtime anywhere.")
                     st.rerun()

@@ -1,20 +1,29 @@
+"""The Queue: the lanes of open cases, the one selected case's panel and its actions.
+
+Over 400 lines: the lanes, the panel and its actions share the selected case's state in the session, and
+one script read top to bottom is how Streamlit reruns them.
+"""
+
+from contextlib import contextmanager
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.access import PermissionDenied
 from kb.db.schema import CATEGORIES, TIERS
 from kb.engine.periods import month_days
 from kb.intake import corrections, writes
-from kb.intake.importing import Rejected
+from kb.intake.importing import Problem, Rejected
 from kb.reads import mail, queue
-from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
+from kb.timestamps import TimestampError, now_utc, parse_timestamp
 
 ui.page_header("Queue", "Which case breaches next, and who has it?")
 
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
+day_hours = store.config.calendar.business_day_seconds / 3600  # a business day, for business time in days
 
 
 # --- Which case is open: one case id, kept in the address (a link or a reload opens it again). The grids
@@ -57,23 +66,19 @@ def look_up() -> None:
     st.session_state["case_lookup"] = ""
 
 
+PANEL_FLASH = "case_flash"  # the confirmation of an action on the open case, shown at the top of its panel
+
+
 def undo_resolve(case_id: str, resolved_at) -> None:
-    """The flash's "Undo" (a callback: it runs before the next run, which no longer offers it)."""
+    """The confirmation's "Undo" (a callback: it runs before the next run, which no longer offers it)."""
     try:
         store.write(corrections.undo_resolve, store.config, actor, case_id, resolved_at)
-        ui.flash(f"{case_id} reopened (resolution undone).")
+        ui.flash(f"{case_id} reopened (resolution undone).", key=PANEL_FLASH)
     except (Rejected, PermissionDenied) as e:
-        ui.flash(f"Nothing undone: {e}")
+        ui.flash(f"Nothing undone: {e}", key=PANEL_FLASH)
 
 
-offer = st.session_state.pop("undo_offer", None)  # offered on the run right after a resolution only
-if offer:
-    columns = st.columns([5, 1], vertical_alignment="center")
-    with columns[0]:
-        ui.show_flash()
-    columns[1].button("Undo", icon=":material/undo:", key="undo_resolve", on_click=undo_resolve, args=offer)
-else:
-    ui.show_flash()
+ui.show_flash()
 ui.as_of_caption(snap)
 choices = queue.filter_choices(store, snap)
 client_labels = queue.client_labels(store, snap)
@@ -81,15 +86,17 @@ client_labels = queue.client_labels(store, snap)
 with st.expander("Filters: tier, state, client, category, assignee", icon=":material/filter_list:"):
     columns = st.columns(5)
     flt = queue.QueueFilter(
-        tiers=tuple(columns[0].multiselect("Tier", TIERS, key="f_tier")),
+        tiers=tuple(columns[0].multiselect("Tier", TIERS, format_func=lambda t: formats.word("tier", t),
+                                           key="f_tier")),
         states=tuple(columns[1].multiselect("State", ["breached", "at_risk", "pending", "met"],
                                             format_func=ui.STATE_LABELS.get, key="f_state")),
         clients=tuple(columns[2].multiselect("Client", choices["clients"], key="f_client",
                                              format_func=lambda c: client_labels.get(c, c),
                                              placeholder="Type a client's name")),
-        categories=tuple(columns[3].multiselect("Category", CATEGORIES, key="f_category")),
+        categories=tuple(columns[3].multiselect("Category", CATEGORIES, key="f_category",
+                                                format_func=lambda c: formats.word("category", c))),
         assignees=tuple(columns[4].multiselect("Assignee", choices["assignees"],
-                                               format_func=lambda a: a or "(unassigned)", key="f_assignee")),
+                                               format_func=formats.assignee, key="f_assignee")),
     )
 for lane in queue.LANES:
     adopt_tick(lane)
@@ -103,7 +110,7 @@ COLUMNS = {
         "State", options=[ui.STATE_LABELS[s] for s in STATE_ORDER],
         color=[ui.STATE_COLORS[s] for s in STATE_ORDER], width=95),
     "business_hours_left": st.column_config.NumberColumn(
-        "Business hours left", format="%.1f h", width=110,
+        f"Business hours left (1 d = {day_hours:g} h)", format="%.1f h", width=110,
         help="Business time to the first-response deadline (negative: overdue by that much); empty once answered"),
     "first_response_due": st.column_config.DatetimeColumn(
         "Deadline", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
@@ -125,7 +132,8 @@ def grid(frame: pd.DataFrame, lane: str) -> pd.DataFrame:
         state=frame.sla_state.map(lambda s: [ui.STATE_LABELS[s]]),  # one coloured badge
         business_hours_left=frame.business_hours_left.astype(float),
         first_response_due=pd.to_datetime(frame.first_response_due, utc=True).dt.tz_convert(zone),
-        assignee=frame.assignee.fillna("(unassigned)"),
+        tier=frame.tier.map(lambda t: formats.word("tier", t)),
+        assignee=frame.assignee.map(formats.assignee),
         age_hours=frame.age_hours.astype(float),
     )
     return shown[[c for c in COLUMNS if lane == "sla" or c not in DEADLINE_COLUMNS]]
@@ -160,25 +168,41 @@ def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
                        lambda: queue.queue_csv(store, now, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore", key=f"download_{lane}")
     if lane == "sla":
-        st.caption(f"Countdowns as of {now.as_of.astimezone(zone):%H:%M %Z}, renewed every minute.")
+        st.caption(f"Countdowns as of {formats.instant(now.as_of, zone)}, renewed every minute.")
 
 
 def shown_time(value) -> str:
-    return format_for_people(value, zone) if value is not None and pd.notna(value) else "—"
+    return formats.instant(value, zone)
 
 
 def done(text: str) -> None:
-    """After an action: say what was done; the case stays selected (by its id) wherever its row moved."""
-    ui.flash(text)
+    """After an action: say what was done, at the top of the case's panel; the case stays selected (by its id)
+    wherever its row moved."""
+    ui.flash(text, key=PANEL_FLASH)
     st.rerun()
 
 
-def show_rejected(e: Exception) -> None:
-    """What was refused, field by field (a form's row has no file line to name)."""
-    problems = e.problems if isinstance(e, Rejected) else []
-    texts = [f"{p.column}: {p.reason}" if p.column else p.reason for p in problems] or [str(e)]
-    for text in texts:
-        st.error(ui.plain(text), icon=":material/error:")
+@contextmanager
+def refused(labels: dict[str, str]):
+    """Show what an action was refused, field by field, each named as its form labels it (``labels``)."""
+    try:
+        yield
+    except Rejected as e:
+        ui.show_problems(e.problems, {None: st.empty()}, labels)
+    except PermissionDenied as e:
+        st.error(ui.plain(str(e)), icon=":material/error:")
+
+
+def panel_confirmation() -> None:
+    """What the last action on the open case did; after a resolution, with its Undo beside it."""
+    offer = st.session_state.pop("undo_offer", None)  # offered on the run right after a resolution only
+    if not offer:
+        ui.show_flash(key=PANEL_FLASH)
+        return
+    columns = st.columns([5, 1], vertical_alignment="center")
+    with columns[0]:
+        ui.show_flash(key=PANEL_FLASH)
+    columns[1].button("Undo", icon=":material/undo:", key="undo_resolve", on_click=undo_resolve, args=offer)
 
 
 def time_text(value) -> str:
@@ -190,59 +214,77 @@ def case_panel(case: dict) -> None:
     cid = case["case_id"]
     voided = pd.notna(case["voided_at"])
     state = case["sla_state"] if isinstance(case["sla_state"], str) else None
-    st.markdown(f"**{ui.plain(cid)}** · {ui.plain(case['client_name'])} ({ui.plain(case['tier'])}) · "
+    answered = pd.notna(case["first_response_at"])
+    st.markdown(f"**{ui.plain(cid)}** · {ui.plain(case['client_name'])} ({formats.word('tier', case['tier'])}) · "
                 f"{ui.plain(case['subject'])}")
     facts = {
-        "State": ui.STATE_LABELS.get(state, "—") if state else "—",
-        "Time left": queue.time_left_text(case["business_hours_left"], answered=pd.notna(case["first_response_at"])),
+        "State": formats.word("sla_state", state),
+        "Time left": "answered" if answered else formats.time_left(case["business_hours_left"], day_hours),
         "Deadline": shown_time(case["first_response_due"]),
-        "Target": case["target"] or "—",
-        "Assignee": case["assignee"] or "(unassigned)",
-        "Category": case["category"],
-        "Requester": case["requester"] or "—",
-        "Source": queue.case_origin(store, cid) or "—",
+        "Target": formats.text(case["target"]),
+        "Assignee": formats.assignee(case["assignee"]),
+        "Category": formats.word("category", case["category"]),
+        "Requester": formats.text(case["requester"]),
+        "Source": formats.text(queue.case_origin(store, cid) or None),
         "Received": shown_time(case["received_at"]),
         "First response": shown_time(case["first_response_at"]),
         "Resolved": shown_time(case["resolved_at"]),
-        "Breach reason": case["breach_reason"] or "—",
+        "Breach reason": formats.text(case["breach_reason"]),
     }
-    st.markdown("  \n".join(f"**{k}:** {ui.plain(v) if v else '—'}" for k, v in facts.items()))
+    st.markdown("  \n".join(f"**{k}:** {ui.plain(v)}" for k, v in facts.items()))
     thread_panel(cid)
     if voided:
         return
-    columns = st.columns(3)
-    if pd.isna(case["first_response_at"]) and actor.may("record_response"):
-        with columns[0].form(f"respond_{cid}", border=False):
-            answered = st.datetime_input(
-                "First response sent at", now_utc().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0),
-                step=60, format="YYYY-MM-DD", key=f"respond_at_{cid}",
-                help=f"Local time in {zone.key}: now, or when the reply went out (not in the future, not before "
-                     "the case was received)")
-            if st.form_submit_button("Record first response", icon=":material/reply:"):
-                writes.picked({"first_response_at": ("First response sent at: pick a date and time", answered)})
-                at = writes.form_instant(answered.date(), answered.time(), zone, "first_response_at")
-                store.write(writes.record_response, store.config, actor, cid, at)
-                done(f"First response recorded on {cid}, sent {format_for_people(at, zone)}.")
-    if actor.may("assign_case"):
-        with columns[1].form(f"assign_{cid}", border=False):
-            team = queue.team(store)
-            assignee = st.selectbox("Assign to", [None, *team], index=[None, *team].index(case["assignee"]),
-                                    format_func=lambda name: name or "(unassigned)", key=f"assignee_{cid}",
-                                    help="The team: staff and above under [roles] in support.toml, and anyone "
-                                         "assigned a case already")
-            if st.form_submit_button("Assign", icon=":material/person:"):
-                store.write(writes.assign_case, store.config, actor, cid, assignee)
-                done(f"{cid} assigned to {assignee or 'nobody'}.")
-    if pd.isna(case["resolved_at"]) and actor.may("resolve_case") and columns[2].button(
-            "Resolve now", icon=":material/check:", key="resolve"):
-        at = now_utc()
-        store.write(writes.resolve_case, store.config, actor, cid, at)
-        st.session_state["undo_offer"] = (cid, at)
-        done(f"{cid} resolved.")
+    # Side by side, the actions the case still has: no gap where one is done (a response recorded).
+    actions = [action for action, offered in (
+        (respond_form, not answered and actor.may("record_response")),
+        (assign_form, actor.may("assign_case")),
+        (resolve_button, pd.isna(case["resolved_at"]) and actor.may("resolve_case"))) if offered]
+    for column, action in zip(st.columns(len(actions)) if actions else [], actions, strict=True):
+        with column:
+            action(case)
     if state == "breached" and actor.may("record_response"):
         breach_reason_form(case)
     if actor.may("correct"):
         correction_forms(case)
+
+
+def respond_form(case: dict) -> None:
+    cid = case["case_id"]
+    with st.form(f"respond_{cid}", border=False), refused({"first_response_at": "First response sent at"}):
+        answered = st.datetime_input(
+            "First response sent at", now_utc().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0),
+            step=60, format="YYYY-MM-DD", key=f"respond_at_{cid}",
+            help=f"Local time in {zone.key}: now, or when the reply went out (not in the future, not before "
+                 "the case was received)")
+        if st.form_submit_button("Record first response", icon=":material/reply:"):
+            writes.picked({"first_response_at": ("First response sent at: pick a date and time", answered)})
+            at = writes.form_instant(answered.date(), answered.time(), zone, "first_response_at")
+            store.write(writes.record_response, store.config, actor, cid, at)
+            done(f"First response recorded on {cid}, sent {shown_time(at)}.")
+
+
+def assign_form(case: dict) -> None:
+    cid = case["case_id"]
+    with st.form(f"assign_{cid}", border=False), refused({"assignee": "Assign to"}):
+        team = queue.team(store)
+        assignee = st.selectbox("Assign to", [None, *team], index=[None, *team].index(case["assignee"]),
+                                format_func=formats.assignee, key=f"assignee_{cid}",
+                                help="The team: staff and above under [roles] in support.toml, and anyone "
+                                     "assigned a case already")
+        if st.form_submit_button("Assign", icon=":material/person:"):
+            store.write(writes.assign_case, store.config, actor, cid, assignee)
+            done(f"{cid} assigned to {assignee or 'nobody'}.")
+
+
+def resolve_button(case: dict) -> None:
+    cid = case["case_id"]
+    with refused({"resolved_at": "Resolved"}):
+        if st.button("Resolve now", icon=":material/check:", key="resolve"):
+            at = now_utc()
+            store.write(writes.resolve_case, store.config, actor, cid, at)
+            st.session_state["undo_offer"] = (cid, at)
+            done(f"{cid} resolved at {shown_time(at)}.")
 
 
 def breach_reason_form(case: dict) -> None:
@@ -250,7 +292,7 @@ def breach_reason_form(case: dict) -> None:
     cid = case["case_id"]
     first, last = month_days(store.config.calendar, case["first_response_due"])
     month = ui.month_label(f"{first:%Y-%m}")
-    with st.form(f"breach_{cid}", border=False):
+    with st.form(f"breach_{cid}", border=False), refused({"breach_reason": "Why was it breached?"}):
         reason = st.text_input(f"Why was it breached? (short; counted on Response performance, deadlines in {month})",
                                value=case["breach_reason"] or "", max_chars=corrections.BREACH_REASON_MAX_CHARS,
                                key=f"breach_reason_{cid}")
@@ -287,39 +329,43 @@ def thread_panel(cid: str) -> None:
         "role": "Role"})
 
 
+# The correction form's fields as it labels them.
+CORRECTED = {"client_id": "Client", "category": "Category", "received_at": "Received",
+             "first_response_at": "First response", "resolved_at": "Resolved"}
+
+
 def correction_forms(case: dict) -> None:
     cid = case["case_id"]
     with st.expander("Correct this case (client, category, times)", icon=":material/edit:"):
-        with st.form(f"correct_{cid}", border=False):
+        with st.form(f"correct_{cid}", border=False), refused(CORRECTED):
             options = queue.client_options(store)
             ids = list(options)
             client = st.selectbox("Client", ids, index=ids.index(case["client_id"]), format_func=options.get,
                                   key=f"correct_client_{cid}")
             category = st.selectbox("Category", CATEGORIES, index=CATEGORIES.index(case["category"]),
-                                    key=f"correct_category_{cid}")
+                                    format_func=lambda c: formats.word("category", c), key=f"correct_category_{cid}")
             st.caption(f"Times in {store.config.calendar.timezone}, as YYYY-MM-DD HH:MM[:SS]; empty clears an "
                        "optional one.")
-            times = {name: st.text_input(label, value=time_text(case[name]), key=f"correct_{name}_{cid}")
-                     for name, label in (("received_at", "Received"), ("first_response_at", "First response"),
-                                         ("resolved_at", "Resolved"))}
+            times = {name: st.text_input(CORRECTED[name], value=time_text(case[name]), key=f"correct_{name}_{cid}")
+                     for name in ("received_at", "first_response_at", "resolved_at")}
             if st.form_submit_button("Save correction", icon=":material/save:"):
                 changes: dict[str, object] = {}
                 if client != case["client_id"]:
                     changes["client_id"] = client
                 if category != case["category"]:
                     changes["category"] = category
-                try:
-                    for name, text in times.items():
-                        if text.strip() != time_text(case[name]):
+                for name, text in times.items():
+                    if text.strip() != time_text(case[name]):
+                        try:
                             changes[name] = parse_timestamp(text.strip(), zone) if text.strip() else None
-                except TimestampError as e:
-                    st.error(ui.plain(f"{name}: {e}"), icon=":material/error:")
-                    return
+                        except TimestampError as e:
+                            raise Rejected([Problem(None, name, str(e))]) from None
                 changed = store.write(corrections.correct_case, store.config, actor, cid, changes)
-                done(f"{cid} corrected: " + ", ".join(f"{k} {shown_value(v[0])} → {shown_value(v[1])}"
-                                                      for k, v in changed.items()) + ".")
+                done(f"{cid} corrected: " + ", ".join(
+                    f"{CORRECTED.get(k, formats.field_label(k))} {shown_value(k, v[0])} → {shown_value(k, v[1])}"
+                    for k, v in changed.items()) + ".")
     with st.expander("Void this case (logged in error)", icon=":material/block:"):
-        with st.form(f"void_{cid}", border=False):
+        with st.form(f"void_{cid}", border=False), refused({"void_reason": "Reason"}):
             reason = st.text_input("Reason (required, kept in the audit trail)", key=f"void_reason_{cid}",
                                    max_chars=corrections.REASON_MAX_CHARS)
             if st.form_submit_button("Void case", icon=":material/block:"):
@@ -327,10 +373,13 @@ def correction_forms(case: dict) -> None:
                 done(f"{cid} voided: it leaves the queue, every count and every export.")
 
 
-def shown_value(value) -> str:
+def shown_value(column: str, value) -> str:
+    """A corrected field's value as the panel shows it."""
     if value is None:
         return "(none)"
-    return format_for_people(value, zone) if hasattr(value, "tzinfo") else str(value)
+    if hasattr(value, "tzinfo"):
+        return shown_time(value)
+    return formats.word(column, value) if column in formats.WORDS else str(value)
 
 
 def where_it_went(case: dict, flt: queue.QueueFilter) -> str | None:
@@ -369,10 +418,8 @@ def case_details(case_id: str | None, flt: queue.QueueFilter) -> None:
     if went:
         st.info(ui.plain(went), icon=":material/call_split:")
     with st.container(border=True):
-        try:
-            case_panel(case)
-        except (Rejected, PermissionDenied) as e:
-            show_rejected(e)
+        panel_confirmation()
+        case_panel(case)
 
 
 lane_grid("sla", flt)
@@ -384,10 +431,10 @@ buckets = queue.age_buckets(store, snap, flt)
 if buckets.empty:
     ui.empty_state("No open cases match.")
 else:
-    chart = alt.Chart(buckets).mark_bar().encode(
+    chart = alt.Chart(formats.in_words(buckets)).mark_bar().encode(
         x=alt.X("age_bucket:N", title="Age of open case", sort=list(queue.AGE_BUCKETS), axis=alt.Axis(labelAngle=0)),
         y=alt.Y("cases:Q", title="Open cases"),
-        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS)),
+        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
         tooltip=[alt.Tooltip("age_bucket:N", title="Age"), alt.Tooltip("tier:N", title="Tier"),
                  alt.Tooltip("cases:Q", title="Cases")],
     ).properties(height=220)

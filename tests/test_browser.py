@@ -55,7 +55,7 @@ def test_every_page_by_deep_link_after_a_fresh_start(server, page):
 def test_log_a_case_and_an_incident_then_find_them(server, page):
     open_page(page, server, "log_case")
     choose(page, "Client", "Enterprise Co")
-    pick_date(page, "Received on", "2026-11-25")  # the form's dates start empty
+    pick_date(page, "Received on", "2026-11-25")  # received earlier than now, the date it starts with
     page.get_by_label("Subject").fill("Checkout API returns 500 <b>since</b> 'deploy'")
     page.get_by_role("button", name="Log case").click()
     wait_idle(page)

@@ -97,7 +97,7 @@ def test_staff_signs_in_and_logs_a_case(server, page):
     client.click()
     page.keyboard.type("Enterprise Co")
     page.keyboard.press("Enter")
-    page.get_by_role("spinbutton", name="year, Received on").click()  # the form's dates start empty
+    page.get_by_role("spinbutton", name="year, Received on").click()  # earlier than today, where it starts
     page.keyboard.type("20261125")
     page.keyboard.press("Tab")
     page.get_by_label("Subject").fill("Logged after signing in")

@@ -41,7 +41,7 @@ def test_sixteen_sessions_write_at_once_and_every_row_is_stored_once(tmp_path):
             if i < INCIDENTS_EACH:
                 ids.append(shared.write(log_incident, config, staff, {
                     "environment_id": "E1", "impact": "degraded", "summary": f"session {n} incident {i}",
-                    "started_at": "2026-11-25T10:00:00+08:00", "ended_at": "2026-11-25T10:05:00+08:00"}))
+                    "started_at": "2026-11-25T10:00:00+08:00", "ended_at": "2026-11-25T10:05:00+08:00"}).row_id)
         return ids
 
     with ThreadPoolExecutor(SESSIONS) as pool:

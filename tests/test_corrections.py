@@ -60,7 +60,7 @@ def test_a_voided_case_leaves_the_queue_the_export_and_the_overview(app):
 
     _open_case(at, "OVERDUE")
     button(at, "Void case").click().run()  # no reason: refused
-    assert any("void_reason: is empty" in shown(e) for e in at.error), [shown(e) for e in at.error]
+    assert [shown(e) for e in at.error] == ["Reason: is empty: say why"]  # the field as the form labels it
     assert query("SELECT voided_at FROM cases WHERE case_id = 'OVERDUE'").voided_at.isna().all()
 
     at.text_input(key="void_reason_OVERDUE").input("Duplicate of MET, logged twice")
@@ -86,7 +86,7 @@ def test_changing_a_cases_client_moves_its_deadline(app):
     at.selectbox(key="correct_client_PENDING").select("FREE")
     button(at, "Save correction").click().run()
     assert not at.error, [shown(e) for e in at.error]
-    assert "PENDING corrected: client_id CUS → FREE" in shown(at.success[0])
+    assert "PENDING corrected: Client CUS → FREE" in shown(at.success[0])
     after = _case_sla("PENDING")
     assert after.tier == "free" and str(after.first_response_due) == "2026-11-26 10:00:00+00:00"  # Thu 18:00
     row = {r["case_id"]: r for r in _export("case-sla")}["PENDING"]
@@ -100,7 +100,7 @@ def test_a_correction_follows_the_rules_of_a_new_row(app):
     _open_case(at, "MET")
     at.text_input(key="correct_first_response_at_MET").input("2026-11-23 09:00")  # before receipt
     button(at, "Save correction").click().run()
-    assert any("first_response_at: is before the case was received" in shown(e) for e in at.error), \
+    assert any("First response: is before the case was received" in shown(e) for e in at.error), \
         [shown(e) for e in at.error]
     at.text_input(key="correct_first_response_at_MET").input("2999-01-01 09:00")
     button(at, "Save correction").click().run()

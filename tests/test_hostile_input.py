@@ -328,7 +328,6 @@ FORM_TEXT = {name: HOSTILE_TEXT[name] for name in ("sql", "script", "img", "mark
 CASE_FORM = [
     *[("case_subject", "subject", value, None) for value in FORM_TEXT.values()],
     ("case_requester", "requester", HOSTILE_TEXT["sql-2"], None),
-    ("case_assignee", "assignee", HOSTILE_TEXT["img"], None),
     ("case_subject", "subject", "", "is empty"),
     ("case_subject", "subject", " \t ", "is empty"),
     ("case_subject", "subject", "\u00a0\u200b", "is empty"),
@@ -367,6 +366,32 @@ def test_log_case_form(app, key, column, value, message):
         assert query(f"SELECT {column} FROM cases WHERE case_id = 'CS-00001'").iloc[0, 0] == value
 
 
+@pytest.mark.parametrize("name", [HOSTILE_TEXT["img"], HOSTILE_TEXT["sql-2"], "Zed Typo"],
+                         ids=["img", "sql-2", "typo"])
+def test_log_case_assigns_only_to_the_team(app, name):
+    """The Assignee is picked from the team, as on the Queue; a name not on it (hostile, or a typo) is refused
+    by the write behind the form, stores nothing, and never joins the team."""
+    at, _ = app
+    open_page(at, "log_case")
+    box = at.selectbox(key="case_assignee")
+    assert box.options == ["(unassigned)", "amy"] and box.value is None  # the fixture's team: whoever has a case
+    fill_case(at, "A subject")
+    box.select("amy")
+    button(at, "Log case").click().run()
+    assert query("SELECT assignee FROM cases WHERE case_id = 'CS-00001'").assignee[0] == "amy"
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    fields = {"client_id": "ENT", "category": "api_help", "subject": "Typed a name", "assignee": name,
+              "received_at": "2026-11-25 11:00"}
+    with pytest.raises(Rejected, match=r"assignee: .* is not on the team"):
+        store.write(log_case, store.config, ADMIN, fields)
+    assert query("SELECT count(*) AS n FROM cases").n[0] == 7
+    assert query("SELECT count(*) AS n FROM cases WHERE assignee NOT IN ('amy')").n[0] == 0
+    open_page(at, "log_case")
+    assert at.selectbox(key="case_assignee").options == ["(unassigned)", "amy"]
+
+
 INCIDENT_FORM = [
     *[("inc_summary", value, None) for value in FORM_TEXT.values()],
     ("inc_summary", "\x00", "contains a NUL character"),
@@ -385,7 +410,7 @@ def test_log_incident_form(app, key, value, message):
     at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_start_time").set_value(time(15, 0))
     if key == "inc_end_day":
-        at.checkbox(key="inc_ongoing").uncheck()
+        at.checkbox(key="inc_ongoing").uncheck().run()  # the end shows once it is not ongoing
         at.time_input(key="inc_end_time").set_value(time(16, 0))
     if isinstance(value, date):
         at.date_input(key=key).set_value(value)
@@ -448,12 +473,12 @@ def test_the_clock_is_one_rule_for_forms_imports_and_updates(con):
     outage = {"environment_id": "E1", "impact": "outage", "started_at": "2026-11-25 16:00"}
     with pytest.raises(Rejected, match="started_at: is in the future"):
         log_incident(con, SPEC_CONFIG, ADMIN, {**outage, "started_at": "2026-11-26 16:00"})
-    ongoing = log_incident(con, SPEC_CONFIG, ADMIN, outage)
+    ongoing = log_incident(con, SPEC_CONFIG, ADMIN, outage).row_id
     with pytest.raises(Rejected, match="ended_at: is in the future"):
         close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
     close_incident(con, SPEC_CONFIG, ADMIN, ongoing, datetime(2026, 11, 25, 8, 30, tzinfo=UTC))
     planned = log_incident(con, SPEC_CONFIG, ADMIN, {"environment_id": "E1", "impact": "maintenance",
-                                                     "started_at": "2026-11-28 02:00"})
+                                                     "started_at": "2026-11-28 02:00"}).row_id
     close_incident(con, SPEC_CONFIG, ADMIN, planned, datetime(2026, 11, 27, 20, 0, tzinfo=UTC))
     assert con.execute("SELECT count(*) FROM incidents WHERE ended_at IS NOT NULL").fetchall() == [(2,)]
 

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from kb.cli import main
 from kb.db import connection
 from kb.intake.validation import TABLES, read_instant
-from tests.fixtures import AS_OF, ROOT, build_fixture, button, fill_case, open_page, query, shown, table_counts
+from tests.fixtures import AS_OF, HKT, ROOT, build_fixture, button, fill_case, open_page, query, shown, table_counts
 
 # A zone with daylight saving: 2026-03-29 01:00–02:00 does not exist, 2026-10-25 01:00–02:00 happens twice.
 LONDON_TOML = """
@@ -307,7 +307,7 @@ def test_the_client_picker_starts_empty_and_is_required(app):
 def test_a_received_date_the_picker_cannot_hold_is_asked_for_not_replaced(app, day):
     at, _ = app
     open_page(at, "log_case")
-    assert at.date_input(key="case_received_day").value is None
+    assert at.date_input(key="case_received_day").value == datetime.now(HKT).date()  # received now unless changed
     fill_case(at, "Typed an odd date")
     at.date_input(key="case_received_day").set_value(day)
     submit(at, "Log case")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -58,7 +58,10 @@ def test_queue_lanes_and_age_chart(app):
     assert list(deprioritized["case_id"]) == ["CODING"]
     assert chart_specs(at)[0]["encoding"]["x"]["title"] == "Age of open case"
     assert {(r["age_bucket"], r["tier"], r["cases"]) for r in chart_rows(at)} == {
-        ("1–3 days", "enterprise", 3), ("4–24 h", "enterprise", 1), ("< 4 h", "custom", 1), ("3–7 days", "free", 1)}
+        ("1–3 days", "Enterprise", 3), ("4–24 h", "Enterprise", 1), ("< 4 h", "Custom program", 1),
+        ("3–7 days", "Free", 1)}
+    legend = chart_specs(at)[0]["encoding"]["color"]["scale"]["domain"]
+    assert legend == ["Enterprise", "Custom program", "Free"]
     at.multiselect(key="f_state").select("at_risk").run()
     assert list(at.dataframe[0].value["case_id"]) == ["RISK"]
 
@@ -105,7 +108,7 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     fill_case(at, "Gateway returns 502")
     button(at, "Log case").click().run()
     assert not at.exception
-    assert "Case CS-00001 logged for Enterprise Co (enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
+    assert "Case CS-00001 logged for Enterprise Co (Enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
         in shown(at.success[0])
     stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
     assert stored.subject[0] == "Gateway returns 502"
@@ -121,12 +124,13 @@ def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
     assert "Case CS-00001 logged" in shown(at.success[0])
     assert at.text_input(key="case_subject").value == ""
     assert at.selectbox(key="case_client").value is None
-    assert at.date_input(key="case_received_day").value is None
+    assert at.date_input(key="case_received_day").value == datetime.now(HKT).date()  # now again, in the support zone
+    assert at.selectbox(key="case_assignee").value is None
     [link] = at.get("page_link")
     assert link.proto.label == "Open CS-00001 in the Queue" and link.proto.query_string == "case=CS-00001"
     at.query_params["case"] = "CS-00001"  # where the link leads: the Queue with the case selected
     open_page(at, "queue")
-    assert "**CS-00001** · Enterprise Co (enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
+    assert "**CS-00001** · Enterprise Co (Enterprise) · Gateway returns 502" in [shown(m) for m in at.markdown]
     grid = at.dataframe[0]
     assert [grid.value.case_id[r] for r in at.session_state[grid.key]["selection"]["rows"]] == ["CS-00001"]
 
@@ -196,13 +200,13 @@ def test_log_incident_ongoing_then_close_it(app):
     at.time_input(key="inc_start_time").set_value(time(15, 0))
     at.text_area(key="inc_summary").input("API down")
     button(at, "Log incident").click().run()
-    assert "Incident INC-00001 logged on Enterprise prod (dedicated, E1) (outage, ongoing)" in shown(at.success[0])
+    assert "Incident INC-00001 logged on Enterprise prod (Dedicated, E1) (Outage, ongoing)." == shown(at.success[0])
     assert query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").ended_at.isna().all()
     at.selectbox(key="close_incident").select("INC-00001")
     at.date_input(key="close_day").set_value(date(2026, 11, 25))
     at.time_input(key="close_time").set_value(time(15, 45))
     button(at, "Close incident").click().run()
-    assert "Incident INC-00001 closed" in shown(at.success[0])
+    assert shown(at.success[0]) == "Incident INC-00001 closed at Wed 2026-11-25 15:45 HKT (UTC+08:00)."
     assert str(query("SELECT ended_at FROM incidents WHERE incident_id = 'INC-00001'").iloc[0, 0]) \
         == "2026-11-25 07:45:00+00:00"
 
@@ -213,7 +217,7 @@ def test_log_incident_ending_before_it_starts_is_refused(app):
     at.selectbox(key="inc_environment").select("E1")
     at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_start_time").set_value(time(15, 0))
-    at.checkbox(key="inc_ongoing").uncheck()
+    at.checkbox(key="inc_ongoing").uncheck().run()  # the end shows once it is not ongoing
     at.date_input(key="inc_end_day").set_value(date(2026, 11, 25))
     at.time_input(key="inc_end_time").set_value(time(14, 0))
     button(at, "Log incident").click().run()
@@ -343,3 +347,63 @@ def test_no_traceback_reaches_a_browser():
 
     settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert settings["client"]["showErrorDetails"] == "none"
+
+
+def test_log_case_speaks_in_words_and_a_case_just_received_logs_as_now(app):
+    at, _ = app
+    from kb.timestamps import now_utc
+
+    open_page(at, "log_case")
+    assert at.selectbox(key="case_category").options == ["Platform issue", "API help", "General coding"]
+    assert "Enterprise Co (Enterprise, ENT)" in at.selectbox(key="case_client").options
+    [hint] = [c.value for c in at.caption if c.value.startswith("Local time in")]
+    assert hint.startswith("Local time in Asia/Hong_Kong; now is ") and hint.endswith(" HKT (UTC+08:00).")
+    assert at.date_input(key="case_received_day").value == datetime.now(HKT).date()
+    at.selectbox(key="case_client").select("ENT")
+    at.text_input(key="case_subject").input("Just arrived")  # neither the date nor the time touched
+    button(at, "Log case").click().run()
+    assert at.success, [shown(e) for e in at.error]
+    received = query("SELECT received_at FROM cases WHERE case_id = 'CS-00001'").received_at[0]
+    assert abs((now_utc() - received).total_seconds()) < 120
+    assert query("SELECT category FROM cases WHERE case_id = 'CS-00001'").category[0] == "platform_issue"
+
+
+def test_log_incident_hides_the_end_while_ongoing_clears_and_knows_a_form_sent_again(app):
+    at, _ = app
+    open_page(at, "log_incident")
+    [hint] = [c.value for c in at.caption if c.value.startswith("Local time in")][:1]
+    assert hint.endswith(" HKT (UTC+08:00).") and "UTC+0800" not in hint
+    assert at.checkbox(key="inc_ongoing").value is True
+    assert not [d for d in at.date_input if d.key == "inc_end_day"]  # still ongoing: no end to fill in
+    at.checkbox(key="inc_ongoing").uncheck().run()
+    assert at.date_input(key="inc_end_day").value is None
+    at.checkbox(key="inc_ongoing").check().run()
+    assert not [d for d in at.date_input if d.key == "inc_end_day"]
+    form = at.session_state["incident_form_key"]
+    at.selectbox(key="inc_environment").select("E1")
+    at.radio(key="inc_impact").set_value("outage")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.text_area(key="inc_summary").input("API down")
+    button(at, "Log incident").click().run()
+    assert shown(at.success[0]) == "Incident INC-00001 logged on Enterprise prod (Dedicated, E1) (Outage, ongoing)."
+    assert at.selectbox(key="inc_environment").value is None  # cleared for the next one
+    assert at.date_input(key="inc_start_day").value is None and at.text_area(key="inc_summary").value == ""
+    assert at.checkbox(key="inc_ongoing").value is True
+    assert at.session_state["incident_form_key"] != form
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store.write(lambda con: con.execute("UPDATE audit_log SET logged_at = logged_at - INTERVAL 12 SECOND"))
+    at.session_state["incident_form_key"] = form  # the same form reaches the server again (a second click, a resend)
+    at.run()
+    at.selectbox(key="inc_environment").select("E1")
+    at.radio(key="inc_impact").set_value("outage")
+    at.date_input(key="inc_start_day").set_value(date(2026, 11, 25))
+    at.time_input(key="inc_start_time").set_value(time(15, 0))
+    at.text_area(key="inc_summary").input("API down")
+    button(at, "Log incident").click().run()
+    assert shown(at.success[0]) == "This form was already logged as INC-00001: nothing new was stored."
+    assert query("SELECT count(*) AS n FROM incidents WHERE summary = 'API down'").n[0] == 1
+    assert [o for o in at.selectbox(key="close_incident").options if o.startswith("INC-00001")] == [
+        "INC-00001: Outage on Enterprise prod (Dedicated, E1) since Wed 2026-11-25 15:00 HKT (UTC+08:00)"]

@@ -49,10 +49,11 @@ def test_time_left_and_age_are_both_hours_labelled_by_kind_beside_the_tier(app):
     assert left["PENDING"] == 6.5  # due Thu 14:00: 1.5 h today, 5 h tomorrow
     assert pd.isna(left["LATE"])  # answered: its clock has stopped
     assert dict(zip(lane.case_id, lane.tier, strict=True)) == {
-        "OVERDUE": "enterprise", "RISK": "enterprise", "PENDING": "custom", "LATE": "enterprise", "MET": "enterprise"}
+        "OVERDUE": "Enterprise", "RISK": "Enterprise", "PENDING": "Custom program", "LATE": "Enterprise",
+        "MET": "Enterprise"}
     headers = {name: (c.get("label"), c.get("type_config", {}).get("format"))
                for name, c in json.loads(at.dataframe[0].proto.columns).items()}
-    assert headers["business_hours_left"] == ("Business hours left", "%.1f h")
+    assert headers["business_hours_left"] == ("Business hours left (1 d = 9 h)", "%.1f h")  # as the panel counts
     assert headers["age_hours"] == ("Hours since received", "%.1f h")
     assert headers["tier"][0] == "Tier"
     assert list(lane.columns).index("tier") < list(lane.columns).index("assignee")
@@ -89,18 +90,6 @@ def test_client_filter_offers_names_and_ids_only_when_names_repeat(app):
     box.select("CUS2").run()
     assert list(at.dataframe[0].value.case_id) == ["TWIN"]
     assert list(at.dataframe[0].value.client_name) == ["Custom Co"]
-
-
-def test_time_left_text():
-    from kb.reads.queue import time_left_text
-
-    assert time_left_text(1 + 20 / 60) == "1 h 20 min left"
-    assert time_left_text(-3.0) == "overdue 3 h"
-    assert time_left_text(0.5) == "30 min left"
-    assert time_left_text(0.001) == "due now"
-    assert time_left_text(None) == ""
-    assert time_left_text(float("nan")) == ""
-    assert time_left_text(-2.0, answered=True) == "answered"
 
 
 # --- One case stays selected, by its id, whatever happens to its row --------------------------------------
@@ -230,3 +219,103 @@ def test_a_breach_reason_says_which_period_of_response_performance_counts_it(app
     open_page(at, "performance")
     reasons = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     assert dict(zip(reasons.reason, reasons.cases, strict=True)) == {"Vendor outage": 1}
+
+
+# --- One format: words for the rules' values, business time as the Client page writes it, fields by label ------
+
+def panel(at):
+    """The open case's panel: the innermost block holding its first line."""
+    from streamlit.testing.v1.element_tree import Block
+
+    heads = [b for b in at.main if isinstance(b, Block) and any(
+        shown(m).startswith("**") and " · " in shown(m) for m in b.markdown)]
+    return min(heads, key=lambda b: len(list(b)))
+
+
+def facts(at) -> dict[str, str]:
+    """The panel's facts, 'Time left' → 'overdue 6 h 30 min'."""
+    text = next(shown(m) for m in at.markdown if shown(m).startswith("**State:**"))
+    return dict(line[2:].split(":** ", 1) for line in text.split("  \n"))
+
+
+def test_the_panel_and_the_pickers_say_tiers_categories_and_overdue_time_in_words(app):
+    at, _ = app
+    from kb.intake.importing import add_rows, staged_from_records
+
+    store = _store()
+    store.write(add_rows, store.config, staged_from_records("cases", [dict(
+        case_id="JUNE", client_id="ENT", received_at="2026-06-01 10:00", category="api_help", subject="Old one")]),
+        ADMIN, permission="import", source="tests")  # due Tue 2026-06-02 10:00, long overdue
+    open_page(at, "queue")
+    assert at.multiselect(key="f_tier").options == ["Enterprise", "Custom program", "Free"]
+    assert at.multiselect(key="f_category").options == ["Platform issue", "API help", "General coding"]
+    assert "Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), renewed every minute." in [
+        c.value for c in at.caption]
+    tick(at, "OVERDUE")
+    assert panel_case(at) == "OVERDUE"
+    assert "**OVERDUE** · Enterprise Co (Enterprise) · Subject of OVERDUE" in [shown(m) for m in at.markdown]
+    assert facts(at)["Time left"] == "overdue 6 h 30 min"
+    assert facts(at)["Category"] == "Platform issue"
+    assert facts(at)["Deadline"] == "Wed 2026-11-25 10:00 HKT (UTC+08:00)"
+    assert at.selectbox(key="correct_category_OVERDUE").options == ["Platform issue", "API help", "General coding"]
+    tick(at, "JUNE")
+    hours = -float(at.dataframe[0].value.set_index("case_id").business_hours_left["JUNE"])
+    assert facts(at)["Time left"] == "overdue 122 d 6 h" and hours == 122 * 9 + 6.5  # days of 9 business hours
+    assert facts(at)["Category"] == "API help"
+
+
+def test_problems_name_each_field_as_its_form_labels_it(app):
+    at, _ = app
+    open_page(at, "queue")
+    tick(at, "OVERDUE")
+    button(at, "Void case").click().run()
+    assert [shown(e) for e in at.error] == ["Reason: is empty: say why"]
+    at.text_input(key="correct_first_response_at_OVERDUE").input("2026-11-31 10:00")
+    button(at, "Save correction").click().run()
+    [error] = [shown(e) for e in at.error]
+    assert error.startswith("First response: ") and "first_response_at" not in error, error
+    at.text_input(key="correct_first_response_at_OVERDUE").input("2026-11-24 09:00")
+    button(at, "Save correction").click().run()
+    assert [shown(e) for e in at.error] == ["First response: is before the case was received"]
+    at.selectbox(key="correct_category_OVERDUE").select("api_help")
+    at.text_input(key="correct_first_response_at_OVERDUE").input("")
+    button(at, "Save correction").click().run()
+    assert shown(at.success[0]) == "OVERDUE corrected: Category Platform issue → API help."
+
+
+def test_the_undo_of_a_resolution_sits_with_its_confirmation_in_the_panel(app):
+    at, _ = app
+    set_now(parse_timestamp(AS_OF, HKT))
+    open_page(at, "queue")
+    tick(at, "PENDING")
+    button(at, "Resolve now").click().run()
+    box = panel(at)
+    assert [shown(s) for s in box.success] == ["PENDING resolved at Wed 2026-11-25 16:30 HKT (UTC+08:00)."]
+    assert [b.label for b in box.button if b.label == "Undo"] == ["Undo"]
+    assert len(at.success) == 1
+    button(at, "Undo").click().run()
+    assert [shown(s) for s in panel(at).success] == ["PENDING reopened (resolution undone)."]
+    assert "PENDING" in set(at.dataframe[0].value.case_id)
+
+
+def action_columns(at) -> list[list[str]]:
+    """The labels of the buttons in each column of the panel's row of actions."""
+    from streamlit.testing.v1.element_tree import Column
+
+    for block in panel(at):
+        columns = list(getattr(block, "children", {}).values())
+        if columns and all(isinstance(c, Column) for c in columns) and any(b.label == "Assign" for b in block.button):
+            return [[b.label for b in column.button] for column in columns]
+    raise AssertionError("no row of actions")
+
+
+def test_once_answered_the_panel_has_no_empty_column(app):
+    at, _ = app
+    open_page(at, "queue")
+    tick(at, "OVERDUE")
+    assert action_columns(at) == [["Record first response"], ["Assign"], ["Resolve now"]]
+    at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 15, 0))
+    button(at, "Record first response").click().run()
+    assert shown(panel(at).success[0]) == ("First response recorded on OVERDUE, sent Wed 2026-11-25 15:00 HKT "
+                                           "(UTC+08:00).")
+    assert action_columns(at) == [["Assign"], ["Resolve now"]]

@@ -44,9 +44,9 @@ def log_case(con, config: Config, actor: Actor, fields: dict[str, str], form_key
     return _log(con, config, actor, "cases", "log_case", fields, form_key)
 
 
-def log_incident(con, config: Config, actor: Actor, fields: dict[str, str]) -> str:
-    """Add one incident from the form; returns its new id."""
-    return _log(con, config, actor, "incidents", "log_incident", fields).row_id
+def log_incident(con, config: Config, actor: Actor, fields: dict[str, str], form_key: str | None = None) -> Logged:
+    """Add one incident from the form, or a monitor's webhook (``form_key``: the key of that form, see ``_log``)."""
+    return _log(con, config, actor, "incidents", "log_incident", fields, form_key)
 
 
 def _log(con, config: Config, actor: Actor, table: str, permission: str, fields: dict[str, str],
@@ -63,6 +63,8 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
                                     [form_key, table]).fetchall()
             if submitted:
                 return Logged(submitted[0][0], earlier=True)
+        if table == "cases":
+            on_the_team(con, config, fields.get("assignee"))
         new_id = next_id(con, table, key)
         staged = staged_from_records(table, [{**fields, key: new_id}])
         with checked(con, config, staged):
@@ -144,14 +146,20 @@ def team(con, config: Config) -> list[str]:
     return sorted(set(team_addresses(config)) | {name for (name,) in assigned}, key=lambda name: (name.lower(), name))
 
 
+def on_the_team(con, config: Config, assignee: str | None) -> str | None:
+    """``assignee`` (None or blank: nobody) when on the ``team``, else Rejected naming the field."""
+    assignee = (assignee or "").strip() or None
+    if assignee is not None and assignee not in team(con, config):
+        raise Rejected([Problem(None, "assignee", f"{assignee!r} is not on the team (a role of staff or above "
+                                                  "under [roles] in support.toml, or assigned a case already)")])
+    return assignee
+
+
 def assign_case(con, config: Config, actor: Actor, case_id: str, assignee: str | None) -> None:
     """Assign the case to someone on the ``team`` (None or blank: to nobody)."""
     require(actor, "assign_case")
-    assignee = (assignee or "").strip() or None
     with transaction(con):
-        if assignee is not None and assignee not in team(con, config):
-            raise Rejected([Problem(None, "assignee", f"{assignee!r} is not on the team (a role of staff or above "
-                                                      "under [roles] in support.toml, or assigned a case already)")])
+        assignee = on_the_team(con, config, assignee)
         before = row_of(con, "cases", "case_id", case_id)
         con.execute("UPDATE cases SET assignee = ? WHERE case_id = ?", [assignee, case_id])
         audit.record(con, actor, "assign", "cases", case_id, {"assignee": before["assignee"]}, {"assignee": assignee})

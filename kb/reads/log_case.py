@@ -1,4 +1,5 @@
-"""The clients to log a case for, the cases still unanswered, and one case's deadline, for the Log case page."""
+"""The clients to log a case for, the team to assign it to, the cases still unanswered, and one case's deadline,
+for the Log case page."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime
 import pandas as pd
 
 from kb.engine.first_response import target_in_words
+from kb.intake import writes
 from kb.store import Store
 
 
@@ -22,6 +24,12 @@ class CaseDeadline:
 def clients(store: Store) -> pd.DataFrame:
     """Every client: id, name and tier, by name."""
     return store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
+
+
+def team(store: Store) -> list[str]:
+    """Who a case may be assigned to (``kb.intake.writes.team``), as on the Queue."""
+    with store.reader() as cur:
+        return writes.team(cur, store.config)
 
 
 def unanswered_cases(store: Store, limit: int = 500) -> pd.DataFrame:

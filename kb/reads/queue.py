@@ -215,16 +215,3 @@ def client_options(store: Store) -> dict[str, str]:
     frame = store.query("SELECT client_id, name FROM clients ORDER BY lower(name), client_id")
     return {cid: f"{name} ({cid})" for cid, name in zip(frame.client_id, frame.name, strict=True)}
 
-
-def time_left_text(hours: float | None, answered: bool = False) -> str:
-    """A countdown in business time: '1 h 20 min left', 'overdue 3 h', 'answered' once responded."""
-    if answered:
-        return "answered"
-    if hours is None or hours != hours:  # NaN: no deadline
-        return ""
-    minutes = round(abs(hours) * 60)
-    if minutes == 0:
-        return "due now"
-    h, m = divmod(minutes, 60)
-    amount = " ".join(part for part in (f"{h} h" if h else "", f"{m} min" if m else "") if part)
-    return f"overdue {amount}" if hours < 0 else f"{amount} left"

@@ -356,7 +356,7 @@ def _outage_from(con, config: Config, actor: Actor, subject: str, environment_id
               "summary": summary}
     if ends:
         fields["ended_at"] = min(ends).isoformat()
-    return log_incident(con, config, actor, fields), bool(ends)
+    return log_incident(con, config, actor, fields).row_id, bool(ends)
 
 
 def _end_outage(con, config: Config, actor: Actor, beat: Heartbeat) -> tuple[str | None, str]:
