@@ -89,11 +89,12 @@ def test_tier_verdicts_match_the_case_sla_export(rich):
     expected = tier_verdicts(exports["case-sla"], THIS, 95.0)
     assert expected == {"enterprise": (pytest.approx(100 / 3), "Missed")}  # MET of MET, LATE, OVERDUE
     for tier in ("enterprise", "custom", "free"):
-        card = next(m for m in at.metric if m.label == f"{formats.WORDS['tier'][tier]}: met this month")
+        card = next(m for m in at.metric if m.label == formats.WORDS["tier"][tier])
         if tier in expected:
             pct, word = expected[tier]
             assert card.value == "33.33 %"
-            assert card.proto.delta == f"{word} so far: 1 of 3 cases", card.proto.delta
+            side = "meets" if word == "Met" else "below"
+            assert card.proto.delta == f"1 of 3 met · {side} the 95.00 % target", card.proto.delta
             assert card.proto.color == (card.proto.RED if word == "Missed" else card.proto.GREEN)
         else:
             assert card.proto.delta == "no cases due yet"
