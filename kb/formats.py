@@ -9,6 +9,7 @@ One way for each kind of value, so the same number never shows three ways:
   decimals (``99.995 %``) in full;
 * durations: ``1 d 3 h``, ``3 h 20 min``, ``45 min``; past a deadline ``overdue 3 h``;
 * instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset;
+* counts of things: ``1 environment``, ``7 cases``;
 * nothing: ``—``; nobody assigned: ``(unassigned)``;
 * tiers, categories, states, impacts and kinds as words (``Platform issue``), and a field by its label.
 
@@ -74,6 +75,13 @@ def text(value) -> str:
 def assignee(value) -> str:
     """Who a case is assigned to, ``(unassigned)`` when nobody."""
     return UNASSIGNED if is_empty(value) else str(value)
+
+
+def count(n, thing: str, things: str | None = None) -> str:
+    """How many of a thing, plural by the count: ``1 environment``, ``2 environments``, ``1,234 cases``;
+    ``things`` where the plural is not ``thing`` + s (``count(2, "entry", "entries")``)."""
+    n = int(n)
+    return f"{n:,} {thing if n == 1 else things or thing + 's'}"
 
 
 def money(amount, currency: str) -> str:

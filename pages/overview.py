@@ -102,11 +102,13 @@ else:
 days = store.config.stale_after_days
 unwatched = uptime.last_seen(store, snap).query("stale")
 if unwatched.empty:
-    st.success(f"Every dedicated environment was checked, or had an incident logged, in the last {days} days.",
+    st.success("Every dedicated environment was checked, or had an incident logged, in the last "
+               f"{formats.count(days, 'day')}.",
                icon=":material/visibility:")
 else:
     names = ", ".join(f"{row.environment_name} ({formats.text(row.client_name)})" for row in unwatched.itertuples())
-    st.warning(f"Not checked for more than {days} days (`stale_after_days` under `[monitoring]`): {ui.plain(names)}",
+    st.warning(f"Not checked for more than {formats.count(days, 'day')} (`stale_after_days` under `[monitoring]`): "
+               f"{ui.plain(names)}",
                icon=":material/visibility_off:")
 
 ongoing = overview.ongoing_incidents(store, snap)
@@ -130,7 +132,7 @@ for month, when in ((months.last, "last month"), (months.this, "this month")):
         cards.append((f"Service credits {when}", "none", f"{formats.month_label(month)}, {status}"))
     for row in rows.itertuples():  # one card per currency: amounts in different currencies are never added up
         cards.append((f"Service credits {when}", formats.money(row.refund_amount, row.currency),
-                      f"{formats.month_label(month)}, {status}: {int(row.clients_credited)} client(s)"))
+                      f"{formats.month_label(month)}, {status}: {formats.count(row.clients_credited, 'client')}"))
 for n, (label, value, note) in enumerate(cards):
     columns[n % 4].metric(label, value, delta=note, delta_color="off", delta_arrow="off", border=True,
                           help="Service credits owed by the contracts' credit schedules; the current month is "

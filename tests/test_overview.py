@@ -186,7 +186,7 @@ def test_change_in_words():
     assert change_in_words("correct", '{"category": "api_help"}', '{"category": "general_coding"}', zone) \
         == "Category: API help → General coding"
     assert change_in_words("import", None, '{"first_id": "A", "last_id": "C", "rows": 3, "source": "x.csv"}',
-                           zone) == "3 row(s), A … C, from x.csv"
+                           zone) == "3 rows, A … C, from x.csv"
 
 
 def test_configuration_names_the_holidays(app):

@@ -343,3 +343,12 @@ def test_no_traceback_reaches_a_browser():
 
     settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert settings["client"]["showErrorDetails"] == "none"
+
+
+def test_the_client_page_counts_in_words(app):
+    at, _ = app
+    open_page(at, "client")
+    at.selectbox(key="client_page_client").select("ENT").run()
+    button(at, "Prepare statement").click().run()
+    assert ("0 cases, 1 environment. The same numbers as the case-sla, uptime and refunds exports for this client "
+            "and month.") in [c.value for c in at.caption]
