@@ -42,6 +42,18 @@ WORDS: dict[str, dict[str, str]] = {
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
                    "shared_cloud": "Shared cloud"},
     "status": {"final": "Final", "projected": "Projected"},
+    # The audit trail's actions and tables.
+    "action": {"add": "Add", "edit": "Edit", "import": "Import", "void": "Void", "assign": "Assign",
+               "correct": "Correct", "merge": "Merge", "record_response": "Record response", "resolve": "Resolve",
+               "undo_resolve": "Undo resolve", "breach_reason": "Breach reason", "close": "Close",
+               "check": "Check", "create": "Create", "revoke": "Revoke", "mail": "Mail", "hold": "Hold",
+               "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
+               "statement": "Statement sent"},
+    "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
+                   "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
+                   "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
+                   "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
+                   "webhook_events": "Webhook events"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.
@@ -165,8 +177,11 @@ def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame
 
 
 def word(column: str, value) -> str:
-    """A value of one of the rules' enumerations as words (``platform_issue`` → ``Platform issue``)."""
-    return EMPTY if is_empty(value) else WORDS[column].get(value, str(value))
+    """A value of one of the rules' enumerations as words (``platform_issue`` → ``Platform issue``); one
+    not listed with its underscores as spaces (``some_code`` → ``Some code``)."""
+    if is_empty(value):
+        return EMPTY
+    return WORDS[column].get(value) or str(value).replace("_", " ").capitalize()
 
 
 def in_words(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,8 @@ degraded incident on "Enterprise prod" still going on at AS_OF (Wed 2026-11-25 1
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -103,6 +105,21 @@ def test_the_statement_month_is_the_last_finished_one(watched):
     month = at.selectbox(key="client_page_month")
     assert month.value == "2026-10"
     assert month.options[:2] == ["Nov 2026", "Oct 2026"]
+
+
+# --- Audit trail -------------------------------------------------------------------------------------------
+
+def test_the_audit_trail_names_actions_and_tables_in_words(watched):
+    at = open_page(watched, "audit")
+    rows = at.dataframe[0].value
+    assert ("Create", "API tokens") in set(zip(rows.action, rows.table_name, strict=True))
+    assert ("Import", "Cases") in set(zip(rows.action, rows.table_name, strict=True))
+    assert not {"api_tokens", "cases"} & set(rows.table_name)
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert (columns["action"]["label"], columns["action"]["width"]) == ("Action", "medium")
+    assert (columns["table_name"]["label"], columns["table_name"]["width"]) == ("Table", "medium")
+    assert at.multiselect(key="audit_table").format_func("api_tokens") == "API tokens"
+    assert at.multiselect(key="audit_action").format_func("undo_resolve") == "Undo resolve"
 
 
 # --- API tokens ---------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_audit_trail_shows_a_readable_change(rich):
     store.write(assign_case, store.config, ADMIN, "OVERDUE", None)  # to nobody: the team is whoever is assigned
     open_page(at, "audit")
     first = at.dataframe[0].value.iloc[0]
-    assert first.action == "assign" and first.change == "Assignee: amy → —"
+    assert first.action == "Assign" and first.change == "Assignee: amy → —"
     assert first.logged_at.endswith("HKT (UTC+08:00)")
 
 
