@@ -343,6 +343,12 @@ def test_an_admin_sees_a_held_message_and_retries_it_after_the_fix(app):
     assert trail.action.tolist() == ["hold", "retry", "retry"]
 
 
+def test_without_a_mailbox_the_quarantine_says_intake_has_not_run(app):
+    at, _ = app
+    open_page(at, "mail_quarantine")
+    assert [shown(i) for i in at.info] == ["No mailbox is configured: mail intake has not run."]
+
+
 def test_discarding_a_held_message_is_audited_and_the_page_is_for_admins(app):
     from kb.navigation import pages_for
 
