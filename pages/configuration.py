@@ -81,7 +81,9 @@ if not jobs_here:
     st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
                "dashboard.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
                "are below.")
-ui.table(jobs_table, hide_index=True)
+ui.table(jobs_table, hide_index=True, column_config={
+    "job": "Job", "every": "Every", "last run": "Last run", "result": "Result", "next run": "Next run",
+    "last error": "Last error"})
 
 st.subheader("Mailboxes")
 boxes = configuration.mailboxes(store)

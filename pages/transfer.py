@@ -62,7 +62,7 @@ if actor.may("import"):
 st.subheader("Export")
 now = now_utc().astimezone(zone)
 columns = st.columns(3)
-day = columns[0].date_input("As of day", now.date(), key="export_day")
+day = columns[0].date_input("As of day", now.date(), key="export_day", format="YYYY-MM-DD")
 time_ = columns[1].time_input("As of time", now.time().replace(microsecond=0), step=60, key="export_time")
 columns[2].caption(f"Local time in {zone.key}.")
 as_of = datetime.combine(day, time_, tzinfo=zone)
