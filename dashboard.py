@@ -8,7 +8,7 @@ import os
 import streamlit as st
 
 from kb import ui
-from kb.navigation import DEFAULT_PAGE, pages_for
+from kb.navigation import DEFAULT_PAGE, NAVIGATION_EXPANDED, pages_for
 
 
 def sign_in() -> None:
@@ -83,7 +83,7 @@ def show() -> None:
                   for page in pages]
         for section, pages in pages_for(actor).items()
     }
-    st.navigation(navigation).run()
+    st.navigation(navigation, expanded=NAVIGATION_EXPANDED).run()
 
 
 if __name__ == "__main__":  # Streamlit runs this file as the page script (and AppTest does)

@@ -9,6 +9,7 @@ One way for each kind of value, so the same number never shows three ways:
   decimals (``99.995 %``) in full;
 * durations: ``1 d 3 h``, ``3 h 20 min``, ``45 min``; past a deadline ``overdue 3 h``;
 * instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset;
+* counts of things: ``1 environment``, ``7 cases``;
 * nothing: ``—``; nobody assigned: ``(unassigned)``;
 * tiers, categories, states, impacts and kinds as words (``Platform issue``), and a field by its label.
 
@@ -41,6 +42,18 @@ WORDS: dict[str, dict[str, str]] = {
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
                    "shared_cloud": "Shared cloud"},
     "status": {"final": "Final", "projected": "Projected"},
+    # The audit trail's actions and tables.
+    "action": {"add": "Add", "edit": "Edit", "import": "Import", "void": "Void", "assign": "Assign",
+               "correct": "Correct", "merge": "Merge", "record_response": "Record response", "resolve": "Resolve",
+               "undo_resolve": "Undo resolve", "breach_reason": "Breach reason", "close": "Close",
+               "check": "Check", "create": "Create", "revoke": "Revoke", "mail": "Mail", "hold": "Hold",
+               "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
+               "statement": "Statement sent"},
+    "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
+                   "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
+                   "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
+                   "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
+                   "webhook_events": "Webhook events"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.
@@ -74,6 +87,13 @@ def text(value) -> str:
 def assignee(value) -> str:
     """Who a case is assigned to, ``(unassigned)`` when nobody."""
     return UNASSIGNED if is_empty(value) else str(value)
+
+
+def count(n, thing: str, things: str | None = None) -> str:
+    """How many of a thing, plural by the count: ``1 environment``, ``2 environments``, ``1,234 cases``;
+    ``things`` where the plural is not ``thing`` + s (``count(2, "entry", "entries")``)."""
+    n = int(n)
+    return f"{n:,} {thing if n == 1 else things or thing + 's'}"
 
 
 def money(amount, currency: str) -> str:
@@ -157,8 +177,11 @@ def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame
 
 
 def word(column: str, value) -> str:
-    """A value of one of the rules' enumerations as words (``platform_issue`` → ``Platform issue``)."""
-    return EMPTY if is_empty(value) else WORDS[column].get(value, str(value))
+    """A value of one of the rules' enumerations as words (``platform_issue`` → ``Platform issue``); one
+    not listed with its underscores as spaces (``some_code`` → ``Some code``)."""
+    if is_empty(value):
+        return EMPTY
+    return WORDS[column].get(value) or str(value).replace("_", " ").capitalize()
 
 
 def in_words(frame: pd.DataFrame) -> pd.DataFrame:

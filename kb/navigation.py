@@ -52,6 +52,9 @@ PAGES: dict[str, tuple[Page, ...]] = {
     ),
 }
 DEFAULT_PAGE = "pages/overview.py"
+# Every page a role may see is listed in the sidebar: by default Streamlit shows ten of more than twelve pages
+# and hides the rest (an admin's five Data pages) behind "View 5 more".
+NAVIGATION_EXPANDED = True
 
 
 def pages_for(actor: Actor) -> dict[str, list[Page]]:

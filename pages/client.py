@@ -48,7 +48,8 @@ with left:
     else:
         this = met[met.month == months[0]]
         st.metric("This month", formats.percent(this.pct_met.iloc[0]) if len(this) else "no decided case",
-                  delta=f"{int(this.met.iloc[0])} of {int(this.met.iloc[0] + this.breached.iloc[0])} cases"
+                  delta=f"{int(this.met.iloc[0])} of "
+                        f"{formats.count(this.met.iloc[0] + this.breached.iloc[0], 'case')}"
                   if len(this) else None, delta_color="off", delta_arrow="off")
         labelled, order = ui.with_month_labels(met.assign(pct_text=met.pct_met.map(formats.percent)))
         ui.chart(alt.Chart(labelled, height=200).mark_bar().encode(
@@ -121,5 +122,6 @@ if columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
         pdf = statement_pdf(content, config.calendar.timezone)
     st.download_button("Download statement", pdf, file_name=f"statement-{client_id}-{month}.pdf",
                        mime="application/pdf", icon=":material/download:", on_click="ignore")
-    st.caption(f"{content.totals['cases']} cases, {len(content.uptime)} environments. The same numbers as the "
+    st.caption(f"{formats.count(content.totals['cases'], 'case')}, "
+               f"{formats.count(len(content.uptime), 'environment')}. The same numbers as the "
                "case-sla, uptime and refunds exports for this client and month.")

@@ -41,7 +41,7 @@ with columns[1]:
         f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"
         f"- Response target for the charts: **{formats.term(sla.response_target_pct)}** (the team's own goal, "
         "not a promise of the Support Service Terms)\n"
-        f"- Monitoring: flag after **{config.stale_after_days} days** unseen")
+        f"- Monitoring: flag after **{formats.count(config.stale_after_days, 'day')}** unseen")
 
 st.subheader("Closed days in the next 90 days")
 years = range(today.year, today.year + 2)
@@ -81,7 +81,9 @@ if not jobs_here:
     st.caption("Background jobs (scheduled backups, mail polling) run only in the service, `streamlit run "
                "dashboard.py`; this dashboard was started without it, so nothing is scheduled now. Their last runs "
                "are below.")
-ui.table(jobs_table, hide_index=True)
+ui.table(jobs_table, hide_index=True, column_config={
+    "job": "Job", "every": "Every", "last run": "Last run", "result": "Result", "next run": "Next run",
+    "last error": "Last error"})
 
 st.subheader("Mailboxes")
 boxes = configuration.mailboxes(store)

@@ -17,7 +17,10 @@ ui.show_flash()
 
 held = mail.quarantine(store)
 if held.empty:
-    ui.empty_state("No message is held: mail intake stored everything it read.")
+    if not store.config.mail.mailboxes and not mail.intake_has_run(store):
+        ui.empty_state("No mailbox is configured: mail intake has not run.")
+    else:
+        ui.empty_state("No message is held: mail intake stored everything it read.")
     st.stop()
 
 

@@ -22,16 +22,18 @@ refunds = overview.refund_exposure(store, snap, months)
 owed = overview.credits_owed(store, snap, months)
 
 
-def verdict(pct: float, decided: int, so_far: bool) -> tuple[str, str]:
-    """'Met' / 'Missed' against the response target, and its colour; '' when nothing was decided."""
+def against_target(pct: float, met: int, decided: int) -> tuple[str, str]:
+    """'5 of 6 met · below the 95.00 % target' and its colour; 'none due' and gray when nothing was decided."""
     if decided == 0 or pct != pct:
         return "", "gray"
-    met = pct >= target
-    return ("Met" if met else "Missed") + (" so far" if so_far else ""), "green" if met else "red"
+    reached = pct >= target
+    side = "meets" if reached else "below"
+    return f"{met} of {decided} met · {side} the {formats.term(target)} target", "green" if reached else "red"
 
 
 st.subheader(f"First responses due in {this_label}")
-st.caption(f"The {formats.term(target)} target is the support team's own goal (`response_target_pct` under "
+st.caption(f"Each tier's share of the cases due in {this_label} so far that were answered in time. "
+           f"The {formats.term(target)} target is the support team's own goal (`response_target_pct` under "
            "`[sla]` in support.toml), not a promise of the Support Service Terms: the Terms promise each case "
            "its first response by its deadline.")
 columns = st.columns(4)
@@ -39,17 +41,16 @@ for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False)
     rows = performance[performance.tier == tier].set_index("month")
     now, before = rows.loc[months.this], rows.loc[months.last]
     decided, decided_before = int(now.met + now.breached), int(before.met + before.breached)
-    word, color = verdict(now.pct_met, decided, so_far=True)
-    word_before, _ = verdict(before.pct_met, decided_before, so_far=False)
+    says, color = against_target(now.pct_met, int(now.met), decided)
+    said_before, _ = against_target(before.pct_met, int(before.met), decided_before)
     column.metric(
-        f"{formats.word('tier', tier)}: met this month",
+        formats.word("tier", tier),
         formats.EMPTY if decided == 0 else formats.percent(now.pct_met),
-        delta=f"{word}: {int(now.met)} of {decided} cases" if word else "no cases due yet",
+        delta=says or "no cases due yet",
         delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"),
         help=f"Cases due in {this_label} answered in time, against the team's goal of {formats.term(target)} "
              f"(pending and at-risk cases are not decided yet). {last_label}: "
-             + (f"{formats.percent(before.pct_met)} ({int(before.met)} of {decided_before} cases), "
-                f"{word_before.lower()}." if word_before else "none due."),
+             + (f"{formats.percent(before.pct_met)}, {said_before}." if said_before else "none due."),
         border=True,
     )
 columns[3].metric("Open cases breached now", open_now["breached"], border=True,
@@ -101,11 +102,13 @@ else:
 days = store.config.stale_after_days
 unwatched = uptime.last_seen(store, snap).query("stale")
 if unwatched.empty:
-    st.success(f"Every dedicated environment was checked, or had an incident logged, in the last {days} days.",
+    st.success("Every dedicated environment was checked, or had an incident logged, in the last "
+               f"{formats.count(days, 'day')}.",
                icon=":material/visibility:")
 else:
     names = ", ".join(f"{row.environment_name} ({formats.text(row.client_name)})" for row in unwatched.itertuples())
-    st.warning(ui.plain(f"Not checked for more than {days} days (`stale_after_days` under `[monitoring]`): {names}"),
+    st.warning(f"Not checked for more than {formats.count(days, 'day')} (`stale_after_days` under `[monitoring]`): "
+               f"{ui.plain(names)}",
                icon=":material/visibility_off:")
 
 ongoing = overview.ongoing_incidents(store, snap)
@@ -129,7 +132,7 @@ for month, when in ((months.last, "last month"), (months.this, "this month")):
         cards.append((f"Service credits {when}", "none", f"{formats.month_label(month)}, {status}"))
     for row in rows.itertuples():  # one card per currency: amounts in different currencies are never added up
         cards.append((f"Service credits {when}", formats.money(row.refund_amount, row.currency),
-                      f"{formats.month_label(month)}, {status}: {int(row.clients_credited)} client(s)"))
+                      f"{formats.month_label(month)}, {status}: {formats.count(row.clients_credited, 'client')}"))
 for n, (label, value, note) in enumerate(cards):
     columns[n % 4].metric(label, value, delta=note, delta_color="off", delta_arrow="off", border=True,
                           help="Service credits owed by the contracts' credit schedules; the current month is "

@@ -1,4 +1,5 @@
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from kb import formats, ui
@@ -24,7 +25,7 @@ asked, problem = performance.linked_period(st.query_params, today)
 if problem:
     st.warning(problem, icon=":material/link_off:")
 columns = st.columns([2, 1, 2])
-period = columns[0].date_input("Deadlines between", asked, key="period")
+period = columns[0].date_input("Deadlines between", asked, key="period", format="YYYY-MM-DD")
 grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")
 tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers",
                                format_func=lambda tier: formats.word("tier", tier))
@@ -46,8 +47,25 @@ tooltip = [alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"),
            alt.Tooltip("breached:Q", title="Breached"),
            alt.Tooltip("median_text:N", title="Median business time to respond")]
 tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"]))
-x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline",
-          axis=alt.Axis(format="%b %Y" if grain == "month" else "%d %b", tickCount=grain))
+# Each period is drawn at its first day (a week's Monday, a month's 1st), with a tick there; a bar covers most
+# of its period, centred on that day, and the axis has room for half a period on either side.
+half = pd.Timedelta(days=3 if grain == "week" else 12)
+data = data.assign(period=pd.to_datetime(data.period))
+data = data.assign(bar_from=data.period - half, bar_to=data.period + half)
+firsts = sorted(data.period.unique())
+
+
+def on_axis(moment) -> alt.DateTime:
+    moment = pd.Timestamp(moment)
+    return alt.DateTime(year=moment.year, month=moment.month, date=moment.day)
+
+
+x_title = f"{grain.capitalize()} of the deadline"
+x_scale = alt.Scale(domain=[on_axis(firsts[0] - half - pd.Timedelta(days=1)),
+                            on_axis(firsts[-1] + half + pd.Timedelta(days=1))])
+x_axis = alt.Axis(format="%b %Y" if grain == "month" else "%d %b", values=[on_axis(d) for d in firsts],
+                  labelOverlap="greedy")
+x = alt.X("period:T", title=x_title, scale=x_scale, axis=x_axis)
 
 st.subheader("% of due cases met")
 lines = alt.Chart(data).mark_line(point=True).encode(
@@ -60,9 +78,13 @@ ui.chart((lines + rule + label).properties(height=280), width="stretch")
 columns = st.columns(2)
 with columns[0]:
     st.subheader("Breaches")
-    bars = alt.Chart(data).mark_bar().encode(
-        x=x, y=alt.Y("breached:Q", title="Breached cases", axis=alt.Axis(tickMinStep=1)), color=tier_color,
-        tooltip=tooltip)
+    # Ranged on x (the bar covers its period), so the tiers are stacked by a transform, not by the y channel.
+    bars = alt.Chart(data).transform_stack(
+        stack="breached", groupby=["period"], as_=["breached_from", "breached_to"],
+        sort=[alt.SortField("tier")]).mark_bar().encode(
+        x=alt.X("bar_from:T", title=x_title, scale=x_scale, axis=x_axis), x2="bar_to:T",
+        y=alt.Y("breached_from:Q", title="Breached cases", axis=alt.Axis(tickMinStep=1)), y2="breached_to:Q",
+        color=tier_color, tooltip=tooltip)
     ui.chart(bars.properties(height=240), width="stretch")
 with columns[1]:
     st.subheader("Median time to first response")

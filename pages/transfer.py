@@ -2,7 +2,7 @@ from datetime import datetime
 
 import streamlit as st
 
-from kb import ui
+from kb import formats, ui
 from kb.db.backup import BackupError, default_backup_path
 from kb.intake.validation import TABLES
 from kb.reads import transfer
@@ -62,7 +62,7 @@ if actor.may("import"):
 st.subheader("Export")
 now = now_utc().astimezone(zone)
 columns = st.columns(3)
-day = columns[0].date_input("As of day", now.date(), key="export_day")
+day = columns[0].date_input("As of day", now.date(), key="export_day", format="YYYY-MM-DD")
 time_ = columns[1].time_input("As of time", now.time().replace(microsecond=0), step=60, key="export_time")
 columns[2].caption(f"Local time in {zone.key}.")
 as_of = datetime.combine(day, time_, tzinfo=zone)
@@ -71,7 +71,7 @@ report = st.radio("Report", reports, horizontal=True, key="export_report")
 if st.button("Prepare CSV", icon=":material/table_view:"):
     frame = transfer.report(store, report, as_of)
     stamp = as_of.strftime("%Y%m%dT%H%M%z")
-    st.download_button(f"Download {report} ({len(frame):,} rows)", frame.to_csv(index=False).encode(),
+    st.download_button(f"Download {report} ({formats.count(len(frame), 'row')})", frame.to_csv(index=False).encode(),
                        file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:",
                        on_click="ignore")
 
@@ -87,5 +87,6 @@ if actor.may("configure"):
         except BackupError as e:
             st.error(f"No backup was written: {e}", icon=":material/error:")
         else:
-            st.success(f"Backed up to {target}: {counts['cases']:,} cases, {counts['incidents']:,} incidents, "
-                       f"{counts['clients']:,} clients.", icon=":material/check_circle:")
+            st.success(f"Backed up to {target}: {formats.count(counts['cases'], 'case')}, "
+                       f"{formats.count(counts['incidents'], 'incident')}, "
+                       f"{formats.count(counts['clients'], 'client')}.", icon=":material/check_circle:")

@@ -78,7 +78,8 @@ labels = base.mark_text(fontSize=11, opacity=alt.ExprRef(
     f"width / {max(1, len(order))} >= {MONTH_CELL_PX} ? 1 : 0")).encode(text=alt.Text("uptime:N"))
 ui.chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())))
 if measured > len(shown):
-    st.caption(f"The {len(shown)} environments with the most months below target, then the lowest uptime, of "
+    st.caption(f"The {formats.count(len(shown), 'environment')} with the most months below target, then the lowest "
+               "uptime, of "
                f"{measured:,}; the table above has every one for this month.")
 st.caption("Uptime per month; red where the month missed the environment's target. The current month is "
            "projected: its downtime so far against the whole month.")
@@ -126,10 +127,12 @@ seen = uptime.last_seen(store, snap)
 stale = int(seen.stale.sum())
 days = store.config.stale_after_days
 if stale:
-    st.warning(f"{stale} dedicated environment(s) not checked and without incident for more than {days} days.",
+    st.warning(f"{formats.count(stale, 'dedicated environment')} not checked and without incident for more than "
+               f"{formats.count(days, 'day')}.",
                icon=":material/visibility_off:")
 else:
-    st.success(f"Every dedicated environment was seen in the last {days} days.", icon=":material/visibility:")
+    st.success(f"Every dedicated environment was seen in the last {formats.count(days, 'day')}.",
+               icon=":material/visibility:")
 ui.table(
     ui.local_times(seen, "last_checked", "last_incident", "last_seen").assign(
         days_since=(seen.days_since * 24).map(formats.duration), client_name=seen.client_name.map(formats.text)),

@@ -66,6 +66,26 @@ def test_admin_sees_the_audit_trail(signed_in):
     assert titles(at) == ["Audit trail"]
 
 
+def test_the_sidebar_lists_every_page_of_the_role_without_a_view_more(signed_in, monkeypatch):
+    import streamlit
+
+    menus = []
+    original = streamlit.navigation
+
+    def spy(pages, **options):  # what the dashboard asks Streamlit to draw (AppTest does not draw the menu)
+        menus.append(({section: [p.title for p in listed] for section, listed in pages.items()}
+                      if isinstance(pages, dict) else {}, options))
+        return original(pages, **options)
+
+    monkeypatch.setattr(streamlit, "navigation", spy)
+    signed_in("ada@support.example")
+    sections, options = menus[-1]
+    assert options == {"expanded": True}  # never "View 5 more": Streamlit folds menus of more than 12 pages
+    assert sections["Data"] == ["Clients and contracts", "Import and export", "Mail clients", "Mail quarantine",
+                                "Audit trail", "Configuration", "API tokens"]
+    assert sum(len(titles) for titles in sections.values()) == 15
+
+
 def test_local_mode_refuses_a_public_address(tmp_path, monkeypatch):
     db, config_file = build_fixture(tmp_path)
     monkeypatch.setenv("SUPPORT_DB", str(db))

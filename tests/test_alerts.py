@@ -337,3 +337,14 @@ def test_a_delivery_recorded_with_a_line_separator_in_its_subject_goes_on_one_li
     assert delivery(store, "budget:ENV-0:2026-11:50")[:2] == (1, True)
     assert [message["Subject"] for _, message in inbox.messages] == [
         "Acme Corp", "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left"]
+
+
+def test_only_text_that_can_move_other_text_is_isolated():
+    from kb.alerts.text import isolated
+
+    assert isolated("Acme Logistics") == "Acme Logistics"
+    assert isolated("Acme\nLogistics") == "Acme Logistics"
+    assert isolated("שלום Acme") == "\u2068שלום Acme\u2069"  # right-to-left letters
+    assert isolated("مرحبا") == "\u2068مرحبا\u2069"
+    assert isolated("Acme\u202e Evil") == "\u2068Acme\ufffd Evil\u2069"  # a direction control, shown as U+FFFD
+    assert isolated("Acme\u2066x") == "\u2068Acme\ufffdx\u2069"

@@ -7,6 +7,7 @@ the support zone's times whatever zone the browser is in."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -185,13 +186,14 @@ def test_overview_verdicts_and_credits_match_the_exports(tmp_path, browser):
         open_page(page, base, "overview")
         words = {"enterprise": "Enterprise", "custom": "Custom program", "free": "Free"}
         for tier, (met, count) in decided.items():
-            card = page.locator("[data-testid=stMetric]").filter(has_text=f"{words[tier]}: met this month")
+            card = page.locator("[data-testid=stMetric]").filter(
+                has=page.locator("[data-testid=stMetricLabel]", has_text=re.compile(f"^{words[tier]}$")))
             pct = 100 * met / count
             shown = math.floor(round(pct, 9) * 100) / 100  # two decimals, rounded down
             assert card.locator("[data-testid=stMetricValue]").inner_text().strip() == f"{shown:.2f} %"
-            verdict = "Met so far" if pct >= 95 else "Missed so far"
+            side = "meets" if pct >= 95 else "below"
             assert card.locator("[data-testid=stMetricDelta]").inner_text().strip() == \
-                f"{verdict}: {met} of {count} cases"
+                f"{met} of {count} met · {side} the 95.00 % target"
         grid = page.locator("[data-testid=stDataFrame]").filter(
             has=page.locator("[role=columnheader]", has_text="Service credits owed"))
         grid.scroll_into_view_if_needed()

@@ -8,6 +8,8 @@ degraded incident on "Enterprise prod" still going on at AS_OF (Wed 2026-11-25 1
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -53,6 +55,9 @@ def test_overview_names_the_unwatched_environments_and_the_ongoing_incidents(wat
     at = open_page(watched, "overview")
     assert [shown(w) for w in at.warning] == [
         "Not checked for more than 7 days (`stale_after_days` under `[monitoring]`): Cobalt prod (Enterprise Co)"]
+    # The setting's name is set as code, not shown with its backticks: only the names are escaped.
+    assert at.warning[0].value.startswith(
+        "Not checked for more than 7 days (`stale_after_days` under `[monitoring]`): Cobalt prod")
     ongoing = frame(at, "started_at")
     assert ongoing[["environment_name", "impact", "started_at", "summary"]].values.tolist() == [
         ["Enterprise prod", "Degraded", "Tue 2026-11-24 09:00 HKT (UTC+08:00)", "Slow searches"]]
@@ -61,10 +66,13 @@ def test_overview_names_the_unwatched_environments_and_the_ongoing_incidents(wat
 
 def test_overview_counts_behind_each_percentage_and_says_whose_target_it_is(watched):
     at = open_page(watched, "overview")
-    card = next(m for m in at.metric if m.label == "Enterprise: met this month")
-    assert (card.value, card.proto.delta) == ("33.33 %", "Missed so far: 1 of 3 cases")
-    assert next(m for m in at.metric if m.label == "Custom program: met this month").proto.delta == "no cases due yet"
-    assert ("The 95.00 % target is the support team's own goal (`response_target_pct` under `[sla]` in "
+    card = next(m for m in at.metric if m.label == "Enterprise")
+    assert (card.value, card.proto.delta) == ("33.33 %", "1 of 3 met · below the 95.00 % target")
+    assert (card.proto.color, card.proto.direction) == (card.proto.RED, card.proto.DOWN)
+    assert next(m for m in at.metric if m.label == "Custom program").proto.delta == "no cases due yet"
+    assert [m.label for m in at.metric][:3] == ["Enterprise", "Custom program", "Free"]  # short: they fit a card
+    assert ("Each tier's share of the cases due in Nov 2026 so far that were answered in time. "
+            "The 95.00 % target is the support team's own goal (`response_target_pct` under `[sla]` in "
             "support.toml), not a promise of the Support Service Terms: the Terms promise each case its first "
             "response by its deadline.") in [c.value for c in at.caption]
     assert [m.label for m in at.metric if "credits" in m.label.lower()] == [
@@ -97,6 +105,21 @@ def test_the_statement_month_is_the_last_finished_one(watched):
     month = at.selectbox(key="client_page_month")
     assert month.value == "2026-10"
     assert month.options[:2] == ["Nov 2026", "Oct 2026"]
+
+
+# --- Audit trail -------------------------------------------------------------------------------------------
+
+def test_the_audit_trail_names_actions_and_tables_in_words(watched):
+    at = open_page(watched, "audit")
+    rows = at.dataframe[0].value
+    assert ("Create", "API tokens") in set(zip(rows.action, rows.table_name, strict=True))
+    assert ("Import", "Cases") in set(zip(rows.action, rows.table_name, strict=True))
+    assert not {"api_tokens", "cases"} & set(rows.table_name)
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert (columns["action"]["label"], columns["action"]["width"]) == ("Action", "medium")
+    assert (columns["table_name"]["label"], columns["table_name"]["width"]) == ("Table", "medium")
+    assert at.multiselect(key="audit_table").format_func("api_tokens") == "API tokens"
+    assert at.multiselect(key="audit_action").format_func("undo_resolve") == "Undo resolve"
 
 
 # --- API tokens ---------------------------------------------------------------------------------------------

@@ -102,3 +102,17 @@ def test_credit_schedules_in_words():
                                                    "below 95.00 % uptime → 100.00 % of the fee")
     assert formats.schedule(None, "99:30") == "below 99.00 % uptime → 30.00 % of the fee (default)"
     assert formats.schedule("99.9").startswith("unreadable: ")
+
+
+def test_counts_of_things_are_plural_by_the_count():
+    assert formats.count(1, "environment") == "1 environment"
+    assert [formats.count(n, "case") for n in (0, 2, 1234)] == ["0 cases", "2 cases", "1,234 cases"]
+    assert formats.count(2, "entry", "entries") == "2 entries"
+
+
+def test_the_audit_trails_codes_in_words():
+    assert [formats.word("action", a) for a in ("breach_reason", "undo_resolve", "record_response")] == [
+        "Breach reason", "Undo resolve", "Record response"]
+    assert [formats.word("table_name", t) for t in ("api_tokens", "cases", "mail_quarantine")] == [
+        "API tokens", "Cases", "Mail quarantine"]
+    assert formats.word("action", "some_new_code") == "Some new code"

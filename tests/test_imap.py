@@ -236,7 +236,7 @@ def test_poll_once_from_the_command_line_and_a_poll_with_nothing_new(dovecot, tm
     args = ["--db", str(tmp_path / "s.duckdb"), "--config", str(config), "--now", "2026-12-31T00:00:00+08:00",
             "mail", "poll", "--once"]
     assert main(args) == 0
-    assert "1 cases opened" in capsys.readouterr().out
+    assert "1 case opened" in capsys.readouterr().out
     started = time.perf_counter()
     assert main(args) == 0
     seconds = time.perf_counter() - started
@@ -262,7 +262,7 @@ def test_the_service_job_polls_through_the_store(dovecot, password, tmp_path):
     store = Store(tmp_path / "s.duckdb", config_for(port, ("support", who, ("INBOX",))))
     try:
         detail = run_for_service(store, store.config)
-        assert "1 cases opened" in detail and store.version > 0
+        assert "1 case opened" in detail and store.version > 0
         assert "0 new on the server" in run_for_service(store, store.config)
         broken = config_for(port, ("support", who, ("INBOX",)), env="KB_TEST_NOT_SET_EITHER")
         with pytest.raises(MailboxError, match="KB_TEST_NOT_SET_EITHER"):
@@ -349,7 +349,7 @@ def test_a_message_the_store_refuses_is_held_alone_and_an_admin_retries_or_disca
     assert count(con, "SELECT status FROM mail_quarantine WHERE message_key = 'q1@x'") == "held"
 
     con.execute("DROP INDEX cases_one_subject")  # the fix
-    assert quarantine.retry(con, config, ADMIN, "q1@x", now=NOW) == "taken: 1 cases opened, 0 responses recorded"
+    assert quarantine.retry(con, config, ADMIN, "q1@x", now=NOW) == "taken: 1 case opened, 0 responses recorded"
     quarantine.discard(con, ADMIN, "q2@x")
     assert con.execute("SELECT message_key, status, decided_by FROM mail_quarantine ORDER BY message_key").fetchall() \
         == [("q1@x", "retried", ADMIN.email), ("q2@x", "discarded", ADMIN.email)]

@@ -192,7 +192,7 @@ def test_a_thread_opens_one_case_and_the_first_human_reply_is_the_response(tmp_p
     )
     assert run(db, config_file, "mail", "import", "--trust-team", str(path)) == 0
     out = capsys.readouterr().out
-    assert "7 messages read: 2 cases opened, 1 responses recorded, 1 new free clients" in out
+    assert "7 messages read: 2 cases opened, 1 response recorded, 1 new free client" in out
     cases = {r["case_id"]: r for r in export(db, config_file, capsys)}
     one = cases["CS-00001"]
     assert one["client_id"] == "acme" and one["tier"] == "enterprise" and one["category"] == "platform_issue"
@@ -219,7 +219,7 @@ def test_a_reply_read_before_the_message_it_answers_becomes_the_response(tmp_pat
     assert run(db, config_file, "mail", "import", "--trust-team", str(sent)) == 0
     assert rows(db, "SELECT count(*) FROM cases") == [(0,)]
     assert run(db, config_file, "mail", "import", str(inbox)) == 0
-    assert "1 cases opened, 1 responses recorded" in capsys.readouterr().out
+    assert "1 case opened, 1 response recorded" in capsys.readouterr().out
     assert rows(db, "SELECT case_id FROM messages WHERE message_key = 'r@k'") == [("CS-00001",)]
     [case] = export(db, config_file, capsys)
     assert case["first_response_at"] == "2026-11-23T11:00:00+08:00"
@@ -670,7 +670,7 @@ def test_a_forged_copy_with_the_message_id_of_the_teams_reply_never_cancels_it(t
         date="Fri, 20 Nov 2026 16:00:00 +0800")))
     capsys.readouterr()
     assert run(db, config_file, "mail", "import", "--trust-team", str(real)) == 0
-    assert "1 responses recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
+    assert "1 response recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
     [case] = export(db, config_file, capsys)
     assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
     assert rows(db, "SELECT case_id, folder, from_address, from_name, unverified FROM messages "

@@ -336,11 +336,17 @@ def test_an_admin_sees_a_held_message_and_retries_it_after_the_fix(app):
         cur.execute("DROP INDEX cases_one_subject")  # the fix
     button(at, "Retry").click().run()
     assert not at.exception and not at.error, [shown(e) for e in at.error]
-    assert shown(at.success[0]) == "held-1@client: taken: 1 cases opened, 0 responses recorded."
+    assert shown(at.success[0]) == "held-1@client: taken: 1 case opened, 0 responses recorded."
     assert any("No message is held" in shown(m) for m in [*at.markdown, *at.info, *at.caption])
     assert query("SELECT count(*) AS n FROM cases WHERE message_id = 'held-1@client'").n[0] == 1
     trail = query("SELECT actor, action FROM audit_log WHERE table_name = 'mail_quarantine' ORDER BY audit_id")
     assert trail.action.tolist() == ["hold", "retry", "retry"]
+
+
+def test_without_a_mailbox_the_quarantine_says_intake_has_not_run(app):
+    at, _ = app
+    open_page(at, "mail_quarantine")
+    assert [shown(i) for i in at.info] == ["No mailbox is configured: mail intake has not run."]
 
 
 def test_discarding_a_held_message_is_audited_and_the_page_is_for_admins(app):

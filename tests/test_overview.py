@@ -89,11 +89,12 @@ def test_tier_verdicts_match_the_case_sla_export(rich):
     expected = tier_verdicts(exports["case-sla"], THIS, 95.0)
     assert expected == {"enterprise": (pytest.approx(100 / 3), "Missed")}  # MET of MET, LATE, OVERDUE
     for tier in ("enterprise", "custom", "free"):
-        card = next(m for m in at.metric if m.label == f"{formats.WORDS['tier'][tier]}: met this month")
+        card = next(m for m in at.metric if m.label == formats.WORDS["tier"][tier])
         if tier in expected:
             pct, word = expected[tier]
             assert card.value == "33.33 %"
-            assert card.proto.delta == f"{word} so far: 1 of 3 cases", card.proto.delta
+            side = "meets" if word == "Met" else "below"
+            assert card.proto.delta == f"1 of 3 met · {side} the 95.00 % target", card.proto.delta
             assert card.proto.color == (card.proto.RED if word == "Missed" else card.proto.GREEN)
         else:
             assert card.proto.delta == "no cases due yet"
@@ -173,7 +174,7 @@ def test_audit_trail_shows_a_readable_change(rich):
     store.write(assign_case, store.config, ADMIN, "OVERDUE", None)  # to nobody: the team is whoever is assigned
     open_page(at, "audit")
     first = at.dataframe[0].value.iloc[0]
-    assert first.action == "assign" and first.change == "Assignee: amy → —"
+    assert first.action == "Assign" and first.change == "Assignee: amy → —"
     assert first.logged_at.endswith("HKT (UTC+08:00)")
 
 
@@ -185,7 +186,7 @@ def test_change_in_words():
     assert change_in_words("correct", '{"category": "api_help"}', '{"category": "general_coding"}', zone) \
         == "Category: API help → General coding"
     assert change_in_words("import", None, '{"first_id": "A", "last_id": "C", "rows": 3, "source": "x.csv"}',
-                           zone) == "3 row(s), A … C, from x.csv"
+                           zone) == "3 rows, A … C, from x.csv"
 
 
 def test_configuration_names_the_holidays(app):

@@ -37,7 +37,7 @@ def test_every_page_renders(app, page):
 def test_overview_numbers(app):
     at, _ = app
     open_page(at, "overview")
-    assert metric(at, "Enterprise: met this month") == "33.33 %"  # MET of MET, LATE, OVERDUE
+    assert metric(at, "Enterprise") == "33.33 %"  # MET of MET, LATE, OVERDUE
     assert metric(at, "Open cases breached now") == "1"
     assert metric(at, "At risk now") == "1"
     assert metric(at, "Pending") == "1"
@@ -265,7 +265,7 @@ def test_audit_page_lists_writes(app):
     button(at, "Record check").click().run()
     open_page(at, "audit")
     trail = at.dataframe[0].value
-    assert trail.action.iloc[0] == "check" and trail.row_id.iloc[0] == "E1"
+    assert trail.action.iloc[0] == "Check" and trail.row_id.iloc[0] == "E1"
 
 
 def test_configuration_page_shows_the_rules_in_force(app):
@@ -407,3 +407,40 @@ def test_log_incident_hides_the_end_while_ongoing_clears_and_knows_a_form_sent_a
     assert query("SELECT count(*) AS n FROM incidents WHERE summary = 'API down'").n[0] == 1
     assert [o for o in at.selectbox(key="close_incident").options if o.startswith("INC-00001")] == [
         "INC-00001: Outage on Enterprise prod (Dedicated, E1) since Wed 2026-11-25 15:00 HKT (UTC+08:00)"]
+
+
+def test_the_client_page_counts_in_words(app):
+    at, _ = app
+    open_page(at, "client")
+    at.selectbox(key="client_page_client").select("ENT").run()
+    button(at, "Prepare statement").click().run()
+    assert ("0 cases, 1 environment. The same numbers as the case-sla, uptime and refunds exports for this client "
+            "and month.") in [c.value for c in at.caption]
+
+
+def test_date_fields_read_year_month_day_with_dashes(app):
+    at, _ = app
+    for page, key in (("transfer", "export_day"), ("performance", "period")):
+        open_page(at, page)
+        assert at.date_input(key=key).proto.format == "YYYY-MM-DD", page
+
+
+def test_the_background_jobs_table_has_labelled_headers(app):
+    at, _ = app
+    open_page(at, "configuration")
+    jobs = next(d for d in at.dataframe if "last run" in d.value.columns)
+    labels = {name: c.get("label") for name, c in json.loads(jobs.proto.columns).items()}
+    assert [labels[c] for c in jobs.value.columns] == ["Job", "Every", "Last run", "Result", "Next run", "Last error"]
+
+
+def test_weekly_points_and_bars_sit_on_their_mondays_inside_the_axis(app):
+    at, _ = app
+    open_page(at, "performance")
+    lines, bars = chart_specs(at)[0]["layer"][0], chart_specs(at)[1]
+    for x in (lines["encoding"]["x"], bars["encoding"]["x"]):
+        assert x["axis"]["values"] == [{"year": 2026, "month": 11, "date": 23}]  # the Monday of the only week
+        assert x["scale"]["domain"] == [{"year": 2026, "month": 11, "date": 19},
+                                        {"year": 2026, "month": 11, "date": 27}]  # room on both sides
+    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("bar_from", "bar_to")
+    (row,) = chart_rows(at, 1)
+    assert (row["bar_from"], row["bar_to"]) == (datetime(2026, 11, 20), datetime(2026, 11, 26))  # Monday ± 3 days

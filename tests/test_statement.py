@@ -53,6 +53,14 @@ def pdf_text(path: Path) -> str:
     return " ".join(" ".join(page.extract_text().split()) for page in PdfReader(path).pages)
 
 
+def copied_text(path: Path) -> str:
+    """The text layer as Poppler reads it (what a PDF viewer copies and searches): unlike pypdf, it keeps
+    invisible characters such as the bidirectional isolates U+2068 and U+2069."""
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True, capture_output=True,
+                         text=True, timeout=60)
+    return " ".join(out.stdout.split())
+
+
 @pytest.mark.parametrize(("client", "month"), [("EVER", "2026-10"), ("ACME", "2026-11")])
 def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_path, client, month):
     out = tmp_path / f"{client}-{month}.pdf"
@@ -97,6 +105,17 @@ def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for n, png in enumerate(pngs, start=1):
         shutil.copy(png, SCREENSHOTS / f"statement-{client}-{month}-page{n}.png")
+
+
+def test_a_left_to_right_name_is_copied_and_found_as_written(demo, tmp_path):
+    out = tmp_path / "acme.pdf"
+    made = kb("statement", "--db", str(demo), "--client", "ACME", "--month", "2026-11", "--as-of", AS_OF,
+              "--out", str(out), "--now", NOW)
+    assert made.returncode == 0, made.stderr
+    assert "Acme Logistics (ACME, Enterprise) — Nov 2026" in pdf_text(out)
+    copied = copied_text(out)
+    assert "Acme Logistics (ACME, Enterprise) — Nov 2026" in copied and "Acme production" in copied
+    assert "\u2068" not in copied and "\u2069" not in copied  # no invisible isolate to copy or to miss in a search
 
 
 def test_user_text_is_set_as_text_not_typst_markup(tmp_path):
@@ -207,6 +226,7 @@ def test_a_right_to_left_override_in_a_name_reverses_nothing_around_it(tmp_path)
     assert made.returncode == 0, made.stderr
     text = pdf_text(out)
     assert "Acme\ufffd Evil (RTL, Enterprise) — Nov 2026" in text
+    assert "Acme\ufffd Evil\u2069 (RTL" in copied_text(out)  # isolated: it could move the words around it
     assert "C1 Login\ufffd fails Mon 2026-11-02 10:00 HKT" in text
     assert "Prod\ufffd east" in text
     assert "Gateway\ufffd down" in text and rlo not in text

@@ -12,10 +12,13 @@ shown as spaces; text-direction controls as U+FFFD, as error messages show them
 from __future__ import annotations
 
 import re
+import unicodedata
 
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # with every character str.splitlines() ends a line at
 DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 FIRST_STRONG_ISOLATE, POP_DIRECTIONAL_ISOLATE = "\u2068", "\u2069"
+# Bidirectional classes that can move text: right-to-left letters and the direction controls.
+MOVING_CLASSES = frozenset({"R", "AL", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI", "PDF", "PDI"})
 
 
 def in_reading_order(text: str) -> str:
@@ -30,7 +33,14 @@ def one_line(text: str) -> str:
     return CONTROLS.sub(" ", in_reading_order(text))
 
 
+def moves_text(text: str) -> bool:
+    """Whether ``text`` holds a right-to-left letter or a text-direction control."""
+    return any(unicodedata.bidirectional(c) in MOVING_CLASSES for c in text)
+
+
 def isolated(text: str) -> str:
-    """``text`` on one line and inside a bidirectional isolate (FSI … PDI): even right-to-left letters then
-    move nothing but themselves, whatever text the statement sets around them."""
-    return FIRST_STRONG_ISOLATE + one_line(text) + POP_DIRECTIONAL_ISOLATE
+    """``text`` on one line and, when it holds right-to-left letters or direction controls, inside a
+    bidirectional isolate (FSI … PDI): they then move nothing but themselves, whatever text the statement
+    sets around them. Left-to-right text is left as it is, so copying or searching it finds just the text."""
+    line = one_line(text)
+    return FIRST_STRONG_ISOLATE + line + POP_DIRECTIONAL_ISOLATE if moves_text(text) else line

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kb.db import connection
+from kb.formats import count
 from kb.timestamps import now_utc, parse_as_of
 
 
@@ -51,8 +52,8 @@ def run_statement(args, config) -> int:
     finally:
         con.close()
     args.out.write_bytes(statement_pdf(content, config.calendar.timezone))
-    print(f"wrote the {args.month} statement of {args.client} to {args.out}: {content.totals['cases']} cases, "
-          f"{len(content.uptime)} environments, credits " +
+    print(f"wrote the {args.month} statement of {args.client} to {args.out}: {count(content.totals['cases'], 'case')}, "
+          f"{count(len(content.uptime), 'environment')}, credits " +
           (", ".join(f"{a} {c}" for c, a in content.totals["credits"].items()) or "none"))
     return 0
 

@@ -42,6 +42,7 @@ from kb.config import Config
 from kb.db import audit
 from kb.db.connection import first_line, full_disk, local_zone, transaction
 from kb.db.sqltext import quote
+from kb.formats import count
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
 from kb.intake.writes import ID_PREFIXES, next_number
 from kb.mail.messages import MailRecord, Skipped
@@ -99,9 +100,10 @@ class Outcome:
         self.held.extend(other.held)
 
     def summary(self) -> str:
-        return (f"{self.read:,} messages read: {self.cases_opened:,} cases opened, {self.responses:,} responses "
-                f"recorded, {self.clients_made:,} new free clients, {self.already:,} already taken, "
-                f"{len(self.skipped):,} skipped, {len(self.held):,} held in quarantine")
+        return (f"{count(self.read, 'message')} read: {count(self.cases_opened, 'case')} opened, "
+                f"{count(self.responses, 'response')} recorded, {count(self.clients_made, 'new free client')}, "
+                f"{self.already:,} already taken, {len(self.skipped):,} skipped, "
+                f"{len(self.held):,} held in quarantine")
 
 
 class Refused(Exception):

@@ -18,6 +18,7 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import transaction
+from kb.formats import count
 from kb.mail.intake import take
 from kb.mail.messages import Skipped, parse_message, support_matcher
 from kb.timestamps import now_utc
@@ -41,8 +42,8 @@ def retry(con, config: Config, actor: Actor, key: str, *, now: datetime | None =
     done = take(con, config, [parsed], actor, source=f"mail quarantine retry {key}", now=now)
     if done.held:
         return _still_held(con, actor, key, done.held[0].reason)
-    outcome = (f"taken: {done.cases_opened} cases opened, {done.responses} responses recorded" if done.taken
-               else "taken already")
+    outcome = (f"taken: {count(done.cases_opened, 'case')} opened, {count(done.responses, 'response')} recorded"
+               if done.taken else "taken already")
     with transaction(con):
         con.execute("UPDATE mail_quarantine SET status = 'retried', decided_by = ?, decided_at = ? "
                     "WHERE message_key = ?", [actor.email, now_utc(), key])

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from kb.db.sqltext import where_in
-from kb.formats import EMPTY, WORDS, field_label, instant, word
+from kb.formats import EMPTY, WORDS, count, field_label, instant, word
 from kb.store import Store
 
 
@@ -46,7 +46,7 @@ def change_in_words(action: str, before: str | None, after: str | None, zone: Zo
     if action == "import" and not old and "rows" in new:
         ids = f", {new['first_id']} … {new['last_id']}" if new.get("first_id") != new.get("last_id") \
             else f", {new.get('first_id')}"
-        return f"{new['rows']} row(s){ids}" + (f", from {_value('source', new['source'], zone)}"
+        return f"{count(new['rows'], 'row')}{ids}" + (f", from {_value('source', new['source'], zone)}"
                                                if new.get("source") else "")
     if not old:
         return "; ".join(f"{field_label(key)}: {_value(key, value, zone)}" for key, value in new.items()

@@ -74,6 +74,14 @@ def mailbox_state(store) -> pd.DataFrame:
         "SELECT mailbox, folder, uidvalidity, last_uid, polled_at, last_error FROM imap_state ORDER BY mailbox, folder")
 
 
+def intake_has_run(store) -> bool:
+    """Whether mail intake ever ran: a polling run recorded, a mailbox folder polled, or a message stored (from a
+    mailbox or an imported mail file)."""
+    frame = store.query("SELECT EXISTS (SELECT 1 FROM job_runs WHERE kind = 'mail') "
+                        "OR EXISTS (SELECT 1 FROM imap_state) OR EXISTS (SELECT 1 FROM messages) AS ran")
+    return bool(frame.ran.iloc[0])
+
+
 def quarantine(store, status: str = "held") -> pd.DataFrame:
     """The messages of the mail quarantine with ``status`` (held, retried or discarded), oldest first: where each
     was read, who it claims to be from, its subject and why it could not be stored, and who decided about it."""

@@ -2,9 +2,10 @@
 vl-convert draws the daily downtime chart. Both are pip packages that carry their own fonts and engines:
 no browser, no system fonts.
 
-Names, subjects and summaries come from clients and cases: each is set on one line inside a bidirectional
-isolate with its text-direction controls shown as U+FFFD (``kb.alerts.text.isolated``), so a U+202E in a
-client's name cannot reverse the words after it."""
+Names, subjects and summaries come from clients and cases: each is set on one line, inside a
+bidirectional isolate when it holds right-to-left letters or direction controls, with those controls
+shown as U+FFFD (``kb.alerts.text.isolated``), so a U+202E in a client's name cannot reverse the words
+after it."""
 
 from __future__ import annotations
 
