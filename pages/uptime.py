@@ -115,8 +115,8 @@ else:
              + spans.mark_point(filled=True, size=90, opacity=1).encode(x=x))
     ui.chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
     ui.table(
-        timeline[["environment_name", "impact", "length", "started_at", "ongoing", "summary", "drawn_until",
-                  "incident_id"]].iloc[::-1], hide_index=True, width="stretch",
+        timeline[["environment_name", "impact", "length", "started_at", "ongoing", "drawn_until", "incident_id",
+                  "summary"]].iloc[::-1], hide_index=True, width="stretch",
         column_config={"incident_id": "Incident", "environment_name": "Environment", "impact": "Impact",
                        "started_at": "Started", "drawn_until": "Ended (or now)", "length": "Length",
                        "ongoing": st.column_config.CheckboxColumn("Ongoing"),
