@@ -23,12 +23,13 @@ owed = overview.credits_owed(store, snap, months)
 
 
 def against_target(pct: float, met: int, decided: int) -> tuple[str, str]:
-    """'5 of 6 met · below the 95.00 % target' and its colour; 'none due' and gray when nothing was decided."""
+    """'5 of 6 met · below target' and its colour (the target is named in the caption above the cards: a card's
+    delta line is cut at its width); 'none due' and gray when nothing was decided."""
     if decided == 0 or pct != pct:
         return "", "gray"
     reached = pct >= target
     side = "meets" if reached else "below"
-    return f"{met} of {decided} met · {side} the {formats.term(target)} target", "green" if reached else "red"
+    return f"{met} of {decided} met · {side} target", "green" if reached else "red"
 
 
 st.subheader(f"First responses due in {this_label}")
