@@ -143,8 +143,10 @@ def test_an_unknown_client_or_month_is_named(demo, tmp_path):
     assert "Traceback" not in refused.stderr
 
 
-def test_statements_missed_on_the_first_business_day_go_at_the_next_run(tmp_path):
-    """The service was down all of Tue 2026-12-01: November's statements go at its first run after it."""
+@pytest.fixture
+def mailing(tmp_path):
+    """``(send, con, inbox)``: the demo store, ACME's statement recipients to be set by the test, a real SMTP
+    inbox, and ``send(local_time)`` running the statements job then."""
     from kb.config import parse_config
     from kb.db import connection
     from kb.statement.mailing import send_statements
@@ -158,45 +160,35 @@ def test_statements_missed_on_the_first_business_day_go_at_the_next_run(tmp_path
                            "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
     con = connection.connect(db)
     try:
-        con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example' WHERE client_id = 'ACME'")
-        sent = send_statements(con, config, parse_timestamp("2026-12-03T09:00", config.calendar.zone))
-        assert sent.sent == ["ACME 2026-11"] and sent.failed == []
-        assert send_statements(con, config, parse_timestamp("2026-12-03T10:00", config.calendar.zone)).sent == []
+        yield lambda at: send_statements(con, config, parse_timestamp(at, config.calendar.zone)), con, inbox
     finally:
         con.close()
         inbox.stop()
+
+
+def test_statements_missed_on_the_first_business_day_go_at_the_next_run(mailing):
+    """The service was down all of Tue 2026-12-01: November's statements go at its first run after it."""
+    send, con, inbox = mailing
+    con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example' WHERE client_id = 'ACME'")
+    sent = send("2026-12-03T09:00")
+    assert sent.sent == ["ACME 2026-11"] and sent.failed == []
+    assert send("2026-12-03T10:00").sent == []
     assert [(to, m["Subject"]) for to, m in inbox.messages] == [
         (["cfo@acme.example"], "Your SLA statement for Nov 2026 (Acme Logistics)")]
 
 
-def test_statements_go_on_the_first_business_day_once(tmp_path):
-    from kb.config import parse_config
-    from kb.db import connection
-    from kb.statement.mailing import send_statements
-    from kb.timestamps import parse_timestamp
-    from tests.servers import Inbox
-
-    db = tmp_path / "mail.duckdb"
-    assert kb("demo", "--db", str(db), "--now", NOW).returncode == 0
-    inbox = Inbox().start()
-    config = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
-                           "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
-    con = connection.connect(db)
-    try:
-        con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example, ops@acme.example' "
-                    "WHERE client_id = 'ACME'")
-        zone = config.calendar.zone
-        # Sat 2027-01-02: January's first business day is Mon 2027-01-04 (New Year's Day is a holiday)
-        assert send_statements(con, config, parse_timestamp("2027-01-02T10:00", zone)).sent == []  # not yet
-        sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", zone))  # Tuesday: first
-        assert sent.sent == ["ACME 2026-11"] and sent.failed == []
-        assert send_statements(con, config, parse_timestamp("2026-12-01T11:00", zone)).sent == []  # once
-        assert send_statements(con, config, parse_timestamp("2026-12-15T11:00", zone)).sent == []  # still once
-        audited = con.execute("SELECT count(*) FROM audit_log WHERE action = 'statement'").fetchall()[0][0]
-    finally:
-        con.close()
-        inbox.stop()
-    assert audited == 1 and len(inbox.messages) == 1
+def test_statements_go_on_the_first_business_day_once(mailing):
+    send, con, inbox = mailing
+    con.execute("UPDATE clients SET statement_recipients = 'cfo@acme.example, ops@acme.example' "
+                "WHERE client_id = 'ACME'")
+    # Sat 2027-01-02: January's first business day is Mon 2027-01-04 (New Year's Day is a holiday)
+    assert send("2027-01-02T10:00").sent == []  # not yet
+    sent = send("2026-12-01T10:00")  # Tuesday: first
+    assert sent.sent == ["ACME 2026-11"] and sent.failed == []
+    assert send("2026-12-01T11:00").sent == []  # once
+    assert send("2026-12-15T11:00").sent == []  # still once
+    assert con.execute("SELECT count(*) FROM audit_log WHERE action = 'statement'").fetchall()[0][0] == 1
+    assert len(inbox.messages) == 1
     recipients, message = inbox.messages[0]
     assert recipients == ["cfo@acme.example", "ops@acme.example"]
     assert message["Subject"].strip().startswith("Your SLA statement for Nov 2026")
