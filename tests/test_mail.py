@@ -651,7 +651,7 @@ def test_a_discarded_copy_nothing_vouched_for_never_blocks_the_teams_reply(tmp_p
         date="Fri, 20 Nov 2026 16:00:00 +0800")))
     capsys.readouterr()
     assert run(db, config_file, "mail", "import", "--trust-team", str(real)) == 0
-    assert "1 responses recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
+    assert "1 response recorded, 0 new free clients, 0 already taken" in capsys.readouterr().out
     [case] = export(db, config_file, capsys)
     assert case["first_response_at"] == "2026-11-20T16:00:00+08:00"
     assert rows(db, "SELECT case_id, from_address, unverified FROM messages WHERE message_key = 'reply1@team'") == [
