@@ -224,7 +224,9 @@ def test_a_right_to_left_override_in_a_name_reverses_nothing_around_it(tmp_path)
     assert "Gateway\ufffd down" in text and rlo not in text
 
 
-def test_a_line_break_in_a_client_name_or_a_bad_recipient_stops_no_other_statement(tmp_path):
+def statements_sent_to(tmp_path, clients: list[dict]):
+    """``clients`` imported into a fresh store, then the statements job on Tue 2026-12-01 10:00 against a real
+    SMTP inbox: ``(result, deliveries recorded, messages received)``."""
     from kb.access import Actor
     from kb.config import parse_config
     from kb.db import connection
@@ -238,27 +240,30 @@ def test_a_line_break_in_a_client_name_or_a_bad_recipient_stops_no_other_stateme
                            "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
     con = connection.connect(tmp_path / "names.duckdb")
     try:
-        add_rows(con, config, staged_from_records("clients", [
-            {"client_id": "ACM", "name": "Acme\nBcc: x@evil", "tier": "free",
-             "statement_recipients": "cfo@acme.example"},
-            {"client_id": "BAD", "name": "Bad Co", "tier": "free",
-             "statement_recipients": "cfo@bad.example\nBcc: x@evil"},
-            {"client_id": "EVER", "name": "Ever Co", "tier": "free",
-             "statement_recipients": "Ops Team <ops@ever.example>"},
-        ]), Actor("tests@example.com", "admin"), permission="import", source="test",
-            now=parse_timestamp(NOW, config.calendar.zone))
+        add_rows(con, config, staged_from_records("clients", clients), Actor("tests@example.com", "admin"),
+                 permission="import", source="test", now=parse_timestamp(NOW, config.calendar.zone))
         sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", config.calendar.zone))
         rows = con.execute("SELECT alert_key, attempts, sent_at IS NOT NULL, last_error FROM alert_deliveries "
                            "ORDER BY alert_key").fetchall()
     finally:
         con.close()
         inbox.stop()
+    return sent, rows, inbox.messages
+
+
+def test_a_line_break_in_a_client_name_or_a_bad_recipient_stops_no_other_statement(tmp_path):
+    sent, rows, messages = statements_sent_to(tmp_path, [
+        {"client_id": "ACM", "name": "Acme\nBcc: x@evil", "tier": "free", "statement_recipients": "cfo@acme.example"},
+        {"client_id": "BAD", "name": "Bad Co", "tier": "free", "statement_recipients": "cfo@bad.example\nBcc: x@evil"},
+        {"client_id": "EVER", "name": "Ever Co", "tier": "free",
+         "statement_recipients": "Ops Team <ops@ever.example>"},
+    ])
     assert sent.sent == ["ACM 2026-11", "EVER 2026-11"]
     assert sent.failed == ["BAD 2026-11: 'cfo@bad.example\ufffdBcc: x@evil' is not an e-mail address"]
     assert rows == [("statement:ACM:2026-11", 1, True, None),
                     ("statement:BAD:2026-11", 1, False, "'cfo@bad.example\ufffdBcc: x@evil' is not an e-mail address"),
                     ("statement:EVER:2026-11", 1, True, None)]
-    (acme_to, acme), (ever_to, ever) = inbox.messages
+    (acme_to, acme), (ever_to, ever) = messages
     assert acme_to == ["cfo@acme.example"] and ever_to == ["ops@ever.example"]
     assert acme["Subject"] == "Your SLA statement for Nov 2026 (Acme Bcc: x@evil)" and acme["Bcc"] is None
     assert "the SLA statement of Acme Bcc: x@evil for Nov 2026" in acme.get_body().get_content()
@@ -266,30 +271,12 @@ def test_a_line_break_in_a_client_name_or_a_bad_recipient_stops_no_other_stateme
 
 
 def test_a_line_separator_in_a_client_name_stops_no_statement(tmp_path):
-    from kb.access import Actor
-    from kb.config import parse_config
-    from kb.db import connection
-    from kb.intake.importing import add_rows, staged_from_records
-    from kb.statement.mailing import send_statements
-    from kb.timestamps import parse_timestamp
-    from tests.servers import Inbox
-
-    inbox = Inbox().start()
-    config = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
-                           "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
-    con = connection.connect(tmp_path / "names.duckdb")
-    try:
-        add_rows(con, config, staged_from_records("clients", [
-            {"client_id": "ACM", "name": "Acme\u2028Corp", "tier": "free", "statement_recipients": "cfo@acme.example"},
-            {"client_id": "EVER", "name": "Ever Co", "tier": "free", "statement_recipients": "ops@ever.example"},
-        ]), Actor("tests@example.com", "admin"), permission="import", source="test",
-            now=parse_timestamp(NOW, config.calendar.zone))
-        sent = send_statements(con, config, parse_timestamp("2026-12-01T10:00", config.calendar.zone))
-        rows = con.execute("SELECT alert_key, sent_at IS NOT NULL FROM alert_deliveries ORDER BY alert_key").fetchall()
-    finally:
-        con.close()
-        inbox.stop()
+    sent, rows, messages = statements_sent_to(tmp_path, [
+        {"client_id": "ACM", "name": "Acme\u2028Corp", "tier": "free", "statement_recipients": "cfo@acme.example"},
+        {"client_id": "EVER", "name": "Ever Co", "tier": "free", "statement_recipients": "ops@ever.example"},
+    ])
     assert (sent.sent, sent.failed) == (["ACM 2026-11", "EVER 2026-11"], [])
-    assert rows == [("statement:ACM:2026-11", True), ("statement:EVER:2026-11", True)]
-    assert sorted(message["Subject"] for _, message in inbox.messages) == [
+    assert [(key, taken) for key, _, taken, _ in rows] == [("statement:ACM:2026-11", True),
+                                                          ("statement:EVER:2026-11", True)]
+    assert sorted(message["Subject"] for _, message in messages) == [
         "Your SLA statement for Nov 2026 (Acme Corp)", "Your SLA statement for Nov 2026 (Ever Co)"]
