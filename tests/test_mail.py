@@ -402,6 +402,14 @@ def test_mail_needs_the_teams_addresses(tmp_path, capsys):
     assert "support_addresses" in capsys.readouterr().err
 
 
+def assert_refused(tmp_path, section: str, message_part: str) -> None:
+    """The spec's configuration with ``section`` added does not load, and the message names ``message_part``."""
+    path = tmp_path / "c.toml"
+    path.write_text(SPEC_TOML + section)
+    with pytest.raises(ConfigError, match=message_part):
+        load_config(path)
+
+
 @pytest.mark.parametrize("section, message_part", [
     ('[mail]\nsupport_addresses = ["not an address"]', "neither an address"),
     ('[mail]\npoll_seconds = 0', "poll_seconds"),
@@ -413,10 +421,7 @@ def test_mail_needs_the_teams_addresses(tmp_path, capsys):
     ('[[mail.mailboxes]]\nname = "a"\nurl = "imap://x"\nuser = "u"\npassword_env = "P"\nfolders = []', "folders"),
 ])
 def test_the_mail_section_is_validated(tmp_path, section, message_part):
-    path = tmp_path / "c.toml"
-    path.write_text(SPEC_TOML + section)
-    with pytest.raises(ConfigError, match=message_part):
-        load_config(path)
+    assert_refused(tmp_path, section, message_part)
 
 
 def test_a_mailbox_section_reads_its_parts():
@@ -597,10 +602,7 @@ def test_a_vouched_source_trusts_the_team_and_a_client_is_never_unverified():
      "sent_folders"),
 ])
 def test_the_trust_settings_are_validated(tmp_path, section, message_part):
-    path = tmp_path / "c.toml"
-    path.write_text(SPEC_TOML + section)
-    with pytest.raises(ConfigError, match=message_part):
-        load_config(path)
+    assert_refused(tmp_path, section, message_part)
 
 
 def test_the_trust_settings_are_read():
