@@ -12,6 +12,9 @@ CATEGORIES = ("platform_issue", "api_help", "general_coding")
 KINDS = ("dedicated", "shared")
 DEPLOYMENTS = ("on_premise", "dedicated_cloud", "shared_cloud")
 IMPACTS = ("outage", "degraded", "maintenance")
+PRIORITIES = ("urgent", "high", "normal", "low")
+METRICS = ("first_response", "next_response", "resolution")
+DIRECTIONS = ("client", "team")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -222,6 +225,38 @@ MIGRATIONS: list[str] = [
         row_id       VARCHAR NOT NULL,
         submitted_at TIMESTAMPTZ NOT NULL
     );
+    """,
+    # every promise an SLA makes (rules: policies, priorities, pauses): a case's priority picks its targets from
+    # its client's policy; a policy is one row per metric, priority ('*': any) and date it is valid from; a pause
+    # ("waiting on the client") stops the resolution clock; messages of a case come from mail or an import
+    # (direction 'client' or 'team'), so an imported message has no mailbox, folder or sender.
+    f"""
+    ALTER TABLE cases ADD COLUMN priority VARCHAR DEFAULT 'normal';
+    UPDATE cases SET priority = 'normal';
+    ALTER TABLE contracts ADD COLUMN policy_id VARCHAR;
+    CREATE TABLE policies (
+        policy_id  VARCHAR NOT NULL,
+        metric     VARCHAR NOT NULL {_one_of('metric', METRICS)},
+        priority   VARCHAR NOT NULL {_one_of('priority', PRIORITIES + ('*',))},
+        within     VARCHAR NOT NULL,                -- 'Nh', 'Nd' or 'next_day_close'
+        calendar   VARCHAR NOT NULL DEFAULT 'support',
+        valid_from DATE NOT NULL DEFAULT DATE '1970-01-01',
+        PRIMARY KEY (policy_id, metric, priority, valid_from)
+    );
+    CREATE TABLE pauses (
+        case_id    VARCHAR NOT NULL REFERENCES cases (case_id),
+        paused_at  TIMESTAMPTZ NOT NULL,
+        resumed_at TIMESTAMPTZ CHECK (resumed_at >= paused_at),
+        reason     VARCHAR,
+        paused_by  VARCHAR,
+        resumed_by VARCHAR,                         -- a person, or 'mail' when the client wrote back
+        PRIMARY KEY (case_id, paused_at)
+    );
+    ALTER TABLE messages ALTER COLUMN mailbox DROP NOT NULL;
+    ALTER TABLE messages ALTER COLUMN folder DROP NOT NULL;
+    ALTER TABLE messages ALTER COLUMN from_address DROP NOT NULL;
+    ALTER TABLE messages ADD COLUMN source VARCHAR DEFAULT 'mail';  -- 'mail', 'import', 'queue'
+    UPDATE messages SET source = 'mail';
     """,
 ]
 
