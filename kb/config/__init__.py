@@ -37,6 +37,11 @@ class Config:
     backup: BackupConfig = field(default_factory=BackupConfig)
     alerts: AlertsConfig | None = None  # None: no [alerts] section, nothing is sent
 
+    @property
+    def calendar_names(self) -> tuple[str, ...]:
+        """The calendars a policy row may name: ``support`` (``[calendar]``) and the built-in ``24x7``."""
+        return ("support", "24x7")
+
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
     """``--config``, else ``$SUPPORT_CONFIG``, else ``support.toml`` at the project root."""
