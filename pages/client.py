@@ -99,8 +99,7 @@ else:
     shown = contracts.assign(
         credit_schedule=contracts.credit_schedule.map(
             lambda text: formats.schedule(text, config.sla.default_credit_schedule)),
-        uptime_target_pct=contracts.uptime_target_pct.fillna(float(config.sla.default_uptime_target_pct)).map(
-            formats.term),
+        uptime_target_pct=contracts.uptime_target_pct.map(formats.term),
         response_business_days=contracts.response_business_days.map(
             lambda n: "tier default" if pd.isna(n) else f"{int(n)}"),
         monthly_fee=[formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency, strict=True)])

@@ -38,12 +38,11 @@ lines = refunds.refund_lines(store, snap, since)
 if lines.empty:
     ui.empty_state("No contract missed its uptime in the last twelve months.")
 else:
-    default_target = float(store.config.sla.default_uptime_target_pct)
     ui.table(
         formats.in_words(lines).assign(
             month=lines.month.map(formats.month_label),
             uptime_pct=lines.uptime_pct.map(formats.percent),
-            uptime_target_pct=lines.uptime_target_pct.fillna(default_target).map(formats.term),
+            uptime_target_pct=lines.uptime_target_pct.map(formats.term),
             downtime_minutes=(lines.downtime_minutes / 60).map(formats.duration),
             credit_pct=lines.credit_pct.map(formats.term),
             refund_amount=[formats.money(a, c) for a, c in zip(lines.refund_amount, lines.currency, strict=True)],

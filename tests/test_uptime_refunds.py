@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from kb.config import parse_config
+from kb.reads.exports import report_sql
 from tests.fixtures import SPEC_CONFIG, add, local, views
 
 NEW_YORK = parse_config({"calendar": {"timezone": "America/New_York", "holidays_country": "US"}})
@@ -154,3 +155,46 @@ def test_shared_environment_without_contract_has_no_target(con):
     setup_environment(con, kind="shared")
     november = uptime(con, "2026-11-20 10:30")["2026-11"]
     assert november[2] is None and november[3] is None
+
+
+def test_a_contract_without_a_target_counts_at_the_default_when_it_overlaps_one_with_a_lower_target(con):
+    # A (99.0 %) ends mid-November; its renewal B has no target of its own, so it holds [sla]'s 99.9 %.
+    # November is covered by both: its target is the higher, 99.9 %, not A's 99.0 % alone.
+    setup_environment(con)
+    add(con, SPEC_CONFIG, "contracts",
+        dict(contract_id="A", client_id="ENT", environment_id="E", uptime_target_pct="99.0", monthly_fee=1000,
+             currency="USD", starts_on="2026-10-01", ends_on="2026-11-15"),
+        dict(contract_id="B", client_id="ENT", environment_id="E", monthly_fee=2000, currency="EUR",
+             starts_on="2026-11-01"))
+    # 100 min of 43 200: within 99.0 % (432 min of budget), not within 99.9 % (43.2 min).
+    incidents(con, ("outage", "2026-11-10 10:00", "2026-11-10 11:40"))
+    views(con, SPEC_CONFIG, local("2026-12-05 00:00"))
+    months = {row[0]: row[1:] for row in con.execute(
+        "SELECT month, target_pct, budget_minutes, budget_left_minutes, target_met, downtime_us, period_us, target_bp "
+        "FROM env_uptime WHERE environment_id = 'E' AND month >= '2026-09' ORDER BY month").fetchall()}
+    assert months["2026-09"][0] == 99.9  # no contract: a dedicated environment takes the default
+    assert months["2026-10"][:4] == (99.0, 446.4, 446.4, True)  # A alone: 1 % of 31 days
+    target, budget, left, met, downtime_us, period_us, target_bp = months["2026-11"]
+    assert target == 99.9 and target_bp == 999_000
+    assert budget == 43.2 and left == -56.8
+    assert met is False
+    assert (downtime_us, period_us) == (100 * 60_000_000, 30 * 86_400_000_000)
+    assert (1_000_000 - target_bp) * period_us == 2_592_000_000 * 1_000_000  # 43 min 12 s, exactly
+    assert months["2026-12"][:3] == (99.9, 44.64, 44.64)  # B alone
+
+    # The export: one row per contract and covered month (A through November, which holds its ends_on; B from
+    # November to the month holding T), each credited by its own schedule (the default) on the month's uptime.
+    export = con.execute(f"SELECT contract_id, month, credit_pct, refund_amount, currency, status "
+                         f"FROM ({report_sql('refunds', SPEC_CONFIG)})").fetchall()
+    assert export == [
+        ("A", "2026-10", Decimal("0"), Decimal("0.00"), "USD", "final"),
+        ("A", "2026-11", Decimal("10"), Decimal("100.00"), "USD", "final"),
+        ("B", "2026-11", Decimal("10"), Decimal("200.00"), "EUR", "final"),
+        ("B", "2026-12", Decimal("0"), Decimal("0.00"), "EUR", "projected"),
+    ]
+    uptime_pct = {row[0]: row[1] for row in con.execute(
+        f"SELECT DISTINCT month, uptime_pct FROM ({report_sql('refunds', SPEC_CONFIG)})").fetchall()}
+    assert uptime_pct["2026-11"] == Decimal("99.768519")
+    # Each contract's own target as the terms behind its credits say it: B's is the default.
+    assert dict(con.execute("SELECT contract_id, uptime_target_pct FROM contract_refunds "
+                            "WHERE month = '2026-11'").fetchall()) == {"A": Decimal("99.0"), "B": Decimal("99.9")}

@@ -83,14 +83,14 @@ def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
 def _budget_alerts(con, config: Config) -> list[Alert]:
     levels = " ".join(
         f"WHEN downtime_us::HUGEINT * 1000000 * 100 {'>' if level == 100 else '>='} "
-        f"{level} * (1000000 - CAST(round(target_pct * 10000) AS HUGEINT)) * period_us THEN {level}"
+        f"{level} * (1000000 - target_bp) * period_us THEN {level}"
         for level in reversed(BUDGET_LEVELS))
     rows = con.execute(
         f"""
         WITH reached AS (
             SELECT environment_id, environment_name, month, downtime_minutes, budget_minutes, budget_left_minutes,
                    CASE {levels} END AS level
-            FROM env_uptime WHERE status = 'projected' AND target_pct IS NOT NULL AND target_pct < 100
+            FROM env_uptime WHERE status = 'projected' AND target_bp IS NOT NULL AND target_bp < 1000000
         )
         SELECT r.* FROM reached r
         WHERE r.level IS NOT NULL AND NOT EXISTS (

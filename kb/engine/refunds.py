@@ -5,12 +5,15 @@ one) is split into tiers in SQL; a tier applies when the month's uptime is below
 its threshold, compared exactly on microseconds like the uptime target, and the
 largest applying credit wins. For each month the query also says how much more
 downtime would reach the next tier, which the Service credits page ranks by.
+``uptime_target_pct`` is the contract's own target, the default when it sets
+none (``kb.engine.uptime.contract_target_sql``).
 """
 
 from __future__ import annotations
 
 from kb.config import Config
 from kb.db.sqltext import quote
+from kb.engine.uptime import contract_target_sql
 
 
 def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
@@ -21,7 +24,8 @@ def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
     contract_months AS (
         SELECT k.contract_id, k.client_id, k.environment_id, k.monthly_fee, k.currency,
                coalesce(k.credit_schedule, {default_schedule}) AS credit_schedule,
-               k.uptime_target_pct, k.response_business_days, k.starts_on, k.ends_on,
+               {contract_target_sql(config)} AS uptime_target_pct, k.response_business_days, k.starts_on,
+               k.ends_on,
                m.month, a.t < m.month_end AS is_current
         FROM contracts k, calendar_months m, as_of a
         WHERE m.first_day >= k.starts_on AND (k.ends_on IS NULL OR m.first_day <= k.ends_on)

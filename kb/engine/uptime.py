@@ -10,12 +10,25 @@ A voided incident (logged in error; ``voided_at`` set, audited) is no downtime a
 Downtime, periods and budgets are kept in integer microseconds, and the target
 is compared as ``downtime × 10⁶ ≤ (10⁶ − target in 10⁻⁴ %) × period``, exactly,
 so an outage of exactly the budget meets the target.
+
+Targets: a contract's own target is its ``uptime_target_pct``, else ``[sla]
+default_uptime_target_pct`` (``contract_target_sql``, the one place every
+reader takes it from). An environment's target in a month is the highest of
+the covering contracts' targets, each defaulted first (a contract without a
+target holds the default, so a 99.0 % contract and its renewal without one
+give 99.9 % in the month they share). No covering contract: a dedicated
+environment takes the default, a shared one has no target.
 """
 
 from __future__ import annotations
 
 from kb.config import Config
 from kb.db.sqltext import quote
+
+
+def contract_target_sql(config: Config, column: str = "k.uptime_target_pct") -> str:
+    """SQL for a contract's uptime target %, DECIMAL(7, 4): ``column`` (the contract's own), else the default."""
+    return f"coalesce({column}, CAST({quote(format(config.sla.default_uptime_target_pct, 'f'))} AS DECIMAL(7, 4)))"
 
 
 def env_uptime_sql(config: Config, as_of_literal: str) -> str:
@@ -63,7 +76,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
         GROUP BY em.environment_id, em.month
     ),
     targets AS (
-        SELECT em.environment_id, em.month, max(k.uptime_target_pct) AS contract_target_pct
+        SELECT em.environment_id, em.month, max({contract_target_sql(config)}) AS contract_target_pct
         FROM env_months em
         JOIN contracts k ON k.environment_id = em.environment_id
                          AND k.starts_on <= em.last_day AND coalesce(k.ends_on, DATE '9999-12-31') >= em.first_day
@@ -72,8 +85,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
     measured AS (
         SELECT em.*, d.downtime_us,
                epoch_us(em.period_end) - epoch_us(em.period_start) AS period_us,
-               CASE WHEN t.environment_id IS NOT NULL
-                         THEN coalesce(CAST(round(t.contract_target_pct * 10000) AS HUGEINT), {default_bp})
+               CASE WHEN t.environment_id IS NOT NULL THEN CAST(round(t.contract_target_pct * 10000) AS HUGEINT)
                     WHEN em.kind = 'dedicated' THEN {default_bp}::HUGEINT
                END AS target_bp
         FROM env_months em
@@ -84,7 +96,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
            period_start, period_end, period_us, downtime_us,
            round(downtime_us / 6e7, 2) AS downtime_minutes,
            round(100 * (1 - downtime_us / period_us), 6) AS uptime_pct,
-           target_bp / 10000.0 AS target_pct,
+           target_bp, target_bp / 10000.0 AS target_pct,
            round(((1000000 - target_bp) * period_us) / 6e13, 2) AS budget_minutes,
            round(((1000000 - target_bp) * period_us - downtime_us::HUGEINT * 1000000) / 6e13, 2)
                AS budget_left_minutes,
