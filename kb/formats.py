@@ -35,8 +35,10 @@ MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 WORDS: dict[str, dict[str, str]] = {
     "tier": {"enterprise": "Enterprise", "custom": "Custom program", "free": "Free"},
     "category": {"platform_issue": "Platform issue", "api_help": "API help", "general_coding": "General coding"},
-    "sla_state": {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
-                  "no_sla": "No deadline"},
+    # Every target's state (``sla_state``, ``resolution_state``, …: any column ending in ``_state``).
+    "state": {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "paused": "Waiting on client",
+              "met": "Met", "no_sla": "No deadline"},
+    "priority": {"urgent": "Urgent", "high": "High", "normal": "Normal", "low": "Low", "*": "Any priority"},
     "impact": {"outage": "Outage", "degraded": "Degraded", "maintenance": "Maintenance"},
     "kind": {"dedicated": "Dedicated", "shared": "Shared"},
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
@@ -181,13 +183,34 @@ def word(column: str, value) -> str:
     not listed with its underscores as spaces (``some_code`` → ``Some code``)."""
     if is_empty(value):
         return EMPTY
-    return WORDS[column].get(value) or str(value).replace("_", " ").capitalize()
+    return _words_of(column).get(value) or str(value).replace("_", " ").capitalize()
+
+
+def _words_of(column: str) -> dict[str, str]:
+    return WORDS["state"] if column.endswith("_state") else WORDS.get(column, {})
 
 
 def in_words(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every column named in ``WORDS`` (tier, category, sla_state…) as words."""
     return frame.assign(**{column: frame[column].map(lambda v, c=column: word(c, v))
-                           for column in frame.columns if column in WORDS})
+                           for column in frame.columns if column in WORDS or column.endswith("_state")})
+
+
+def rule(kind, amount, calendar: str = "support") -> str:
+    """A target's rule in words: "within 4 business hours", "within 2 days, around the clock", "by the end of
+    the next business day", "within 1 business day on the london calendar"; "no target" without one."""
+    if is_empty(kind):
+        return "no target"
+    clock = calendar == "24x7"
+    business = "" if clock else "business "
+    if kind == "next_day_close":
+        words = f"by the end of the next {business}day"
+    else:
+        unit = "hour" if kind == "hours" else "day"
+        words = f"within {count(int(amount), business + unit)}"
+    if clock:
+        return f"{words}, around the clock"
+    return words if calendar == "support" else f"{words} on the {calendar} calendar"
 
 
 def field_label(column: str) -> str:

@@ -62,7 +62,7 @@ from kb.intake.validation import KEYS, TABLES, typed_rows_sql
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
-SNAPSHOT_TABLES = ("case_sla", "env_uptime", "contract_refunds")
+SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
 WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit before it says so
 QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a second) a write waits longer
 FORM_WRITE = "another write"
@@ -398,7 +398,10 @@ class Store:
         version = self.version
         with self.reader() as cur:
             open_views(cur, self.config, as_of)
-            tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in SNAPSHOT_TABLES}
+            tables = {}
+            for name in SNAPSHOT_TABLES:  # each in place of its view, so case_sla reads case_questions once
+                tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()
+                cur.register(name, tables[name])
         # The queue reads only unresolved cases: a few thousand rows, kept apart from the million others.
         cases = tables["case_sla"]
         tables["open_case_sla"] = cases.filter(pc.is_null(cases["resolved_at"]))

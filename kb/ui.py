@@ -36,7 +36,7 @@ STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0
                 "no_sla": "#9e9e9e"}
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
-STATE_LABELS = formats.WORDS["sla_state"]
+STATE_LABELS = formats.WORDS["state"]
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ def load_cases(con, config: Config, base: date, contract_days: int, received: li
     as_of = from_us(max(received)) + timedelta(days=1)
     open_views(con, config, as_of)
     result = con.execute(
-        "SELECT case_id, epoch_us(received_at), epoch_us(first_response_due), response_business_days FROM case_sla"
+        "SELECT case_id, epoch_us(received_at), epoch_us(first_response_due), first_response_amount FROM case_sla"
     ).fetchall()
     return {case_id: (rec, due, n) for case_id, rec, due, n in result}
 

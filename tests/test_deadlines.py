@@ -191,12 +191,6 @@ def test_breached_the_second_after_the_deadline(con):
     assert con.execute("SELECT sla_state FROM case_sla").fetchall()[0][0] == "breached"
 
 
-def test_business_hours_to_response(con):
-    deadlines(con, SPEC_CONFIG, [("C1", "ENT", "2026-11-20 17:00", "platform_issue", "2026-11-23 10:30")])
-    hours = con.execute("SELECT business_hours_to_response FROM case_sla").fetchall()[0][0]
-    assert hours == pytest.approx(2.5)
-
-
 def test_every_generated_case_gets_a_deadline(con):
     add(con, SPEC_CONFIG, "clients", *CLIENTS)
     con.execute(

@@ -52,35 +52,37 @@ def _bucket(x: str, kind: str, index: str) -> str:
             f"ELSE ({x} - {index}.{kind}_origin) // {index}.{kind}_width END")
 
 
-def elapsed_us(instant_sql: str, alias: str) -> Lookup:
-    """Business microseconds elapsed at the instant (TIMESTAMPTZ) ``instant_sql``, as a running total."""
+def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
+    """Business microseconds elapsed at the instant (TIMESTAMPTZ) ``instant_sql`` on the calendar
+    ``cal_sql`` (its key in ``calendars``), as a running total."""
     x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
     return Lookup(
-        join=(f"CROSS JOIN business_index {ix} "
-              f"LEFT JOIN business_instants {k} ON {k}.bucket = {_bucket(x, 'instant', ix)}"),
+        join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
+              f"LEFT JOIN business_instants {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(x, 'instant', ix)}"),
         value=(f"CASE WHEN {x} >= {k}.b_opens_us THEN {k}.b_cum_us + least({x} - {k}.b_opens_us, {k}.b_length_us) "
                f"ELSE {k}.a_cum_us + least(greatest({x} - {k}.a_opens_us, 0), {k}.a_length_us) END"),
     )
 
 
-def reached_at(cum_us_sql: str, alias: str) -> Lookup:
-    """The earliest instant at which the elapsed business time (a running total, as from
-    ``elapsed_us``) reaches ``cum_us_sql`` microseconds: an opening, a time of a business day, or a close."""
+def reached_at(cum_us_sql: str, cal_sql: str, alias: str) -> Lookup:
+    """The earliest instant at which the elapsed business time on the calendar ``cal_sql`` (a running
+    total, as from ``elapsed_us``) reaches ``cum_us_sql`` microseconds: an opening, a time of a business
+    day, or a close."""
     c, k, ix = f"({cum_us_sql})", alias, f"{alias}_ix"
     return Lookup(
-        join=(f"CROSS JOIN business_index {ix} "
-              f"LEFT JOIN business_clock {k} ON {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
+        join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
+              f"LEFT JOIN business_clock {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
         value=(f"CASE WHEN {c} - 1 >= {k}.b_cum_us THEN {k}.b_opens_at + to_microseconds({c} - {k}.b_cum_us) "
                f"ELSE {k}.a_opens_at + to_microseconds({c} - {k}.a_cum_us) END"),
         value_cum_us=c,
     )
 
 
-def next_business_day_close(day_sql: str, alias: str) -> Lookup:
-    """The close of the first business day whose local date is after the local date ``day_sql``:
-    rules §3's "end of the next business day"."""
+def next_business_day_close(day_sql: str, cal_sql: str, alias: str) -> Lookup:
+    """The close of the first business day of the calendar ``cal_sql`` whose local date is after the
+    local date ``day_sql``: rules §3's "end of the next business day"."""
     return Lookup(
-        join=f"LEFT JOIN business_dates {alias} ON {alias}.day = {day_sql}",
+        join=f"LEFT JOIN business_dates {alias} ON {alias}.cal = {cal_sql} AND {alias}.day = {day_sql}",
         value=f"{alias}.next_close",
         value_cum_us=f"{alias}.next_close_cum_us",
     )
@@ -89,10 +91,3 @@ def next_business_day_close(day_sql: str, alias: str) -> Lookup:
 def local_day(instant_sql: str, calendar: CalendarConfig) -> str:
     """The local date (DATE) of the instant ``instant_sql`` in the calendar's time zone."""
     return f"CAST(timezone({quote(calendar.timezone)}, {instant_sql}) AS DATE)"
-
-
-def business_time_after(start_cum_sql: str, days_sql: str, calendar: CalendarConfig) -> str:
-    """The running total of business time ``days_sql`` business days after the running total
-    ``start_cum_sql`` (a business day is close − open); ``reached_at`` of it is rules §3's
-    "within N business days" deadline."""
-    return f"{start_cum_sql} + {days_sql} * {calendar.business_day_seconds * 1_000_000}"

@@ -16,6 +16,7 @@ so 09:00 stays 09:00 across daylight-saving changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -127,23 +128,86 @@ def _pick(values: np.ndarray, index: np.ndarray) -> pa.Array:
     return pa.array(values[np.clip(index, 0, len(values) - 1)], mask=~inside)
 
 
+@dataclass(frozen=True)
+class EngineCalendar:
+    """One calendar a target may run on: ``support`` (``[calendar]``), or ``24x7``, where all time is
+    business time and a business day is 24 hours (its days are the support zone's local dates, so
+    "the end of the next day" is a local midnight)."""
+
+    name: str
+    calendar: CalendarConfig
+    around_the_clock: bool = False
+
+    @property
+    def day_us(self) -> int:
+        """The business time of "one business day" in an ``Nd`` target, in microseconds."""
+        return (86_400 if self.around_the_clock else self.calendar.business_day_seconds) * 1_000_000
+
+    def days(self, first_year: int, last_year: int) -> pd.DataFrame:
+        """``business_days`` of this calendar."""
+        if self.around_the_clock:
+            return every_day(self.calendar, first_year, last_year)
+        return business_days(self.calendar, first_year, last_year)
+
+
+def engine_calendars(config) -> tuple[EngineCalendar, ...]:
+    """The calendars of ``config.calendar_names`` in that order: a calendar's key in the lookup tables
+    (``cal``) is its position here."""
+    made = {"support": EngineCalendar("support", config.calendar),
+            "24x7": EngineCalendar("24x7", config.calendar, around_the_clock=True)}
+    return tuple(made[name] for name in config.calendar_names)
+
+
 @lru_cache(maxsize=16)
-def clock_index(calendar: CalendarConfig, first_year: int, last_year: int) -> dict[str, pa.Table]:
-    """The business calendar of ``business_days`` as three lookup tables for equality (hash) joins,
-    which stay fast on millions of rows where an ASOF join has to sort them all:
+def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.DataFrame:
+    """``business_days`` of a calendar open around the clock: every local date, from midnight to midnight."""
+    rows = []
+    cum = 0
+    day = date(first_year, 1, 1)
+    while day.year <= last_year:
+        opens = local_instant(calendar, day, time(0))
+        closes = local_instant(calendar, day + timedelta(days=1), time(0))
+        length_us = (closes - opens) // timedelta(microseconds=1)
+        rows.append((day, opens, closes, length_us, cum))
+        cum += length_us
+        day += timedelta(days=1)
+    frame = pd.DataFrame(rows, columns=["day", "opens_at", "closes_at", "length_us", "cum_before_us"])
+    frame["opens_at"] = pd.to_datetime(frame["opens_at"], utc=True)
+    frame["closes_at"] = pd.to_datetime(frame["closes_at"], utc=True)
+    return frame
 
-    * ``business_instants``: per bucket of instants (epoch microseconds), the business day with the
-      last opening at or before the bucket's start (``a_*``) and the next one (``b_*``), each with
-      ``opens_us``, ``cum_us`` (business time before the opening) and ``length_us``;
-    * ``business_clock``: per bucket of business time, the last business day whose ``cum_before_us``
-      is at or below the bucket's start and the next one, each with ``opens_at`` and ``cum_us``;
-    * ``business_dates``: per local date, the closing of the first business day dated after it
-      (``next_close``) and the business time at that closing (``next_close_cum_us``);
-    * ``business_index``: one row, the ``origin``, ``width`` and ``last`` bucket of the first two.
 
+def _keyed(cal: int, table: pa.Table) -> pa.Table:
+    return table.add_column(0, "cal", pa.array(np.full(table.num_rows, cal, dtype=np.int32)))
+
+
+@lru_cache(maxsize=16)
+def clock_index(calendars: tuple[EngineCalendar, ...], first_year: int, last_year: int) -> dict[str, pa.Table]:
+    """Every calendar's business days as lookup tables for equality (hash) joins, keyed by ``cal`` (the
+    calendar's position in ``calendars``), which stay fast on millions of rows where an ASOF join has to
+    sort them all:
+
+    * ``business_instants``: per calendar and bucket of instants (epoch microseconds), the business day
+      with the last opening at or before the bucket's start (``a_*``) and the next one (``b_*``), each
+      with ``opens_us``, ``cum_us`` (business time before the opening) and ``length_us``;
+    * ``business_clock``: per calendar and bucket of business time, the last business day whose
+      ``cum_before_us`` is at or below the bucket's start and the next one, each with ``opens_at`` and
+      ``cum_us``;
+    * ``business_dates``: per calendar and local date, the closing of the first business day dated after
+      it (``next_close``) and the business time at that closing (``next_close_cum_us``);
+    * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the first two,
+      and ``day_us``, the length of one business day of an ``Nd`` target.
+
+    One calendar or twenty, a lookup is the same join: the key grows, not the work per row.
     See ``_step_index`` and ``kb/engine/business_time.py`` for how a lookup reads them.
     """
-    days = business_days(calendar, first_year, last_year)
+    parts = [_calendar_index(c, first_year, last_year) for c in calendars]
+    return {name: pa.concat_tables([_keyed(cal, part[name]) for cal, part in enumerate(parts)])
+            for name in parts[0]}
+
+
+def _calendar_index(engine_calendar: EngineCalendar, first_year: int, last_year: int) -> dict[str, pa.Table]:
+    days = engine_calendar.days(first_year, last_year)
     opens_at = days.opens_at.to_numpy()
     opens_us = pd.DatetimeIndex(days.opens_at).as_unit("us").asi8
     cum_us = days.cum_before_us.to_numpy(dtype=np.int64)
@@ -167,27 +231,28 @@ def clock_index(calendar: CalendarConfig, first_year: int, last_year: int) -> di
         "b_cum_us": _pick(cum_us[kept], b), "b_opens_at": _pick(kept_opens, b).cast(pa.timestamp("us", tz="UTC")),
     })
 
-    every_day = np.arange(np.datetime64(date(first_year, 1, 1)), np.datetime64(date(last_year + 1, 1, 1)))
-    business = np.array(days.day.tolist(), dtype="datetime64[D]")
-    following = np.searchsorted(business, every_day, side="right")
+    every_date = np.arange(np.datetime64(date(first_year, 1, 1)), np.datetime64(date(last_year + 1, 1, 1)))
+    business = np.array(pd.to_datetime(days.day).dt.date.tolist(), dtype="datetime64[D]")
+    following = np.searchsorted(business, every_date, side="right")
     closes_us = pd.DatetimeIndex(days.closes_at).as_unit("us").asi8
     dates = pa.table({
-        "day": pa.array(every_day, pa.date32()),
+        "day": pa.array(every_date, pa.date32()),
         "next_close": _pick(closes_us, following).cast(pa.timestamp("us", tz="UTC")),
         "next_close_cum_us": _pick(cum_us + length_us, following),
     })
     index = pa.table({
         "instant_origin": [t_origin], "instant_width": [t_width], "instant_last": [instants.num_rows - 1],
         "clock_origin": [c_origin], "clock_width": [c_width], "clock_last": [clock.num_rows - 1],
+        "day_us": [engine_calendar.day_us],
     })
     return {"business_instants": instants, "business_clock": clock, "business_dates": dates,
             "business_index": index}
 
 
-def attach_calendar(con, calendar: CalendarConfig, as_of: datetime) -> None:
-    """Register ``business_days`` and ``calendar_months`` on ``con``, covering
-    every stored instant and ``as_of`` with a year to spare on each side, and
-    the lookup tables of ``clock_index``."""
+def attach_calendar(con, config, as_of: datetime) -> None:
+    """Register the support calendar's ``business_days`` and ``calendar_months`` on ``con``, covering
+    every stored instant and ``as_of`` with a year to spare on each side, the lookup tables of
+    ``clock_index`` for every calendar, and ``calendars`` (``cal``, ``name``) to find a calendar's key."""
     first, last = con.execute(
         """
         SELECT min(y), max(y) FROM (
@@ -201,7 +266,10 @@ def attach_calendar(con, calendar: CalendarConfig, as_of: datetime) -> None:
         [as_of],
     ).fetchall()[0]
     first, last = first - 1, max(last, as_of.year) + 1
-    con.register("business_days", business_days(calendar, first, last))
-    con.register("calendar_months", calendar_months(calendar, first, last))
-    for name, table in clock_index(calendar, first, last).items():
+    calendars = engine_calendars(config)
+    con.register("business_days", business_days(config.calendar, first, last))
+    con.register("calendar_months", calendar_months(config.calendar, first, last))
+    for name, table in clock_index(calendars, first, last).items():
         con.register(name, table)
+    con.register("calendars", pa.table({"cal": pa.array(range(len(calendars)), pa.int32()),
+                                        "name": [c.name for c in calendars]}))

@@ -1,142 +1,126 @@
-"""SLA targets as business-time clocks (rules §3, 4): one description, one rule, any number of targets.
+"""A target's clock in SQL: its deadline, pauses and state on every row, from the rule a policy gave it.
 
-An ``SlaClock`` says when a target's clock starts and stops on a case and which
-deadline rule applies to it; ``clock_ctes`` turns it into the CTEs that add its
-deadline and the business time at its start and stop to every case row, with
-the builders of ``kb/engine/business_time.py`` (equality joins on bucketed
-lookup tables, no ASOF join, no per-row Python); ``sla_state``,
-``business_hours_left`` and ``business_hours_taken`` read those columns as of T.
+``clock_ctes`` turns one ``Target`` (``kb/engine/targets.py``) into the CTEs that
+add its deadline to every row of a relation carrying the target's rule
+(``{metric}_kind``, ``_amount``, ``_cal`` from ``kb/engine/policies.py``), with the
+builders of ``kb/engine/business_time.py`` (equality joins on bucketed lookup
+tables keyed by calendar, no ASOF join, no per-row Python). Rules:
 
-Deadline rules (the values of ``rule``):
+* ``hours`` (``Nh``): the instant at which N hours of business time have passed
+  since the start;
+* ``days`` (``Nd``): the same for N business days of the calendar;
+* ``next_day_close``: the close of the first business day whose local date is
+  after the local date of the start.
 
-* ``'within_days'``: the instant at which the business time elapsed since the
-  start reaches N business days (N: ``business_days``);
-* ``'next_business_day_close'``: the close of the first business day whose local
-  date is after the local date of the start;
-* ``'none'``: no deadline.
+Each is first a running total of business time (``{metric}_target_cum_us``)
+and then the instant that total is reached, so a pause adds its business time
+to the total before the one lookup. A pause counts only while the clock runs:
+once the target's business time has passed, a later pause moves nothing (a
+breach stays a breach). A pause still open at T counts up to T, and the target
+is ``paused``. Pauses of one case never overlap, so the pauses that count are
+the first ones whose active time before them is still short of the target.
 
-The columns a clock named ``x`` adds: ``x_start_day`` (local date of the start),
-``x_rule``, ``x_business_days`` (N, for 'within_days' only), ``x_days_by_contract`` (whether N is the
-contract's own rather than the default), ``x_start_cum_us``,
-``x_target_cum_us`` (N business days after the start), ``x_due``, ``x_due_cum_us``
-and ``x_stop_cum_us`` (business time as running totals, in microseconds).
+The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
+``x_paused_us``, ``x_paused_since_cum_us`` (pausable targets), ``x_due`` and
+``x_due_cum_us``; ``target_state`` and ``hours_left`` read them as of T.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kb.config import CalendarConfig
-from kb.engine.business_time import business_time_after, elapsed_us, local_day, next_business_day_close, reached_at
+from kb.engine.business_time import elapsed_us, local_day, next_business_day_close, reached_at
+from kb.engine.targets import Target
+
+HOUR_US = 3_600 * 1_000_000
 
 
-@dataclass(frozen=True)
-class SlaClock:
-    """One SLA target of a case.
-
-    ``name``: the prefix of the columns it adds. ``starts``/``stops``: the case columns (TIMESTAMPTZ)
-    where its clock starts and stops; a null ``stops`` has not happened yet as of T (the case rows
-    mask later stamps). ``rule``: SQL over the case row ``e`` giving its deadline rule.
-    ``business_days``: SQL over ``e`` and ``k``, the contract term in force on the start's local date
-    (``k.days``, null without one), giving N for a 'within_days' rule. ``contract_days``: the
-    ``contracts`` column holding a contract's own N, or None when contracts do not set one
-    (then ``business_days`` must not read ``k``).
-    """
-
-    name: str
-    starts: str
-    stops: str
-    rule: str
-    business_days: str = "NULL"
-    contract_days: str | None = None
-
-    def col(self, what: str) -> str:
-        """The name of one of the columns the clock adds, e.g. ``col('due')``."""
-        return f"{self.name}_{what}"
-
-
-def _contract_terms(contracts: str) -> str:
-    """Each client's dates cut where any of the contracts ``contracts`` (client_id, starts_on, ends_on,
-    days) starts or ends, with one smallest ``days`` per stretch, so that a case finds at most one
-    row by an equality join on the client."""
-    return f"""
-        SELECT s.client_id, s.starts_on, s.ends_on, min(k.days) AS days
-        FROM (SELECT client_id, bound AS starts_on,
-                     coalesce(lead(bound) OVER (PARTITION BY client_id ORDER BY bound) - 1, DATE '9999-12-31')
-                         AS ends_on
-              FROM (SELECT client_id, starts_on AS bound FROM {contracts}
-                    UNION SELECT client_id, ends_on + 1 FROM {contracts} WHERE ends_on < DATE '9999-12-31')) s
-        JOIN {contracts} k ON k.client_id = s.client_id AND s.starts_on BETWEEN k.starts_on AND k.ends_on
-        GROUP BY s.client_id, s.starts_on, s.ends_on"""
-
-
-def clock_ctes(clock: SlaClock, source: str, calendar: CalendarConfig) -> tuple[str, str]:
-    """CTE definitions (``name AS (…), …``, no WITH, no trailing comma) adding the clock's columns to
-    every row of the relation ``source``, which has ``client_id`` and the clock's ``starts`` and
-    ``stops``; and the name of the last CTE, which has them all."""
-    c = clock.col
-    ctes = []
-    if clock.contract_days is not None:
-        ctes.append((c("contracts"), f"""
-            SELECT client_id, starts_on, coalesce(ends_on, DATE '9999-12-31') AS ends_on,
-                   {clock.contract_days} AS days
-            FROM contracts WHERE {clock.contract_days} IS NOT NULL"""))
-        ctes.append((c("terms"), _contract_terms(c("contracts"))))
-        terms = (f"LEFT JOIN {c('terms')} k ON k.client_id = e.client_id "
-                 f"AND e.{c('start_day')} BETWEEN k.starts_on AND k.ends_on")
-    else:
-        terms = ""
-    ctes.append((c("ruled"), f"""
-        SELECT e.*, {local_day(f"e.{clock.starts}", calendar)} AS {c('start_day')}, {clock.rule} AS {c('rule')}
-        FROM {source} e"""))
-    by_contract = f"e.{c('rule')} = 'within_days' AND k.days IS NOT NULL" if terms else "FALSE"
-    ctes.append((c("promised"), f"""
-        SELECT e.*, CASE WHEN e.{c('rule')} = 'within_days' THEN {clock.business_days} END AS {c('business_days')},
-               {by_contract} AS {c('days_by_contract')}
-        FROM {c('ruled')} e {terms}"""))
-    start = elapsed_us(f"e.{clock.starts}", "k")
-    ctes.append((c("started"), f"""
-        SELECT q.*, {business_time_after(f"q.{c('start_cum_us')}", f"q.{c('business_days')}", calendar)}
-                        AS {c('target_cum_us')}
-        FROM (SELECT e.*, {start.value} AS {c('start_cum_us')}
-              FROM {c('promised')} e {start.join}) q"""))
-    within = reached_at(f"e.{c('target_cum_us')}", "k")
-    close = next_business_day_close(f"e.{c('start_day')}", "n")
+def clock_ctes(target: Target, source: str, rules: str, calendar: CalendarConfig) -> tuple[str, str]:
+    """CTE definitions (``name AS (…), …``, no WITH, no trailing comma) adding the target's columns to
+    every row of the relation ``source``, which has the target's rule, ``starts`` and ``stops``; and the
+    name of the last CTE, which has them all. ``rules`` is a relation with the same ``case_id`` rows'
+    rule and stop (materialised), which a pausable target reads its pauses against."""
+    c = target.col
+    kind, cal = f"e.{c('kind')}", f"e.{c('cal')}"
+    start = elapsed_us(f"e.{target.starts}", cal, c("s"))
+    close = next_business_day_close(
+        f"CASE WHEN {kind} = 'next_day_close' THEN {local_day(f'e.{target.starts}', calendar)} END", cal, c("n"))
+    ctes = [(c("started"), f"""
+        SELECT e.*, {start.value} AS {c('start_cum_us')},
+               CASE {kind} WHEN 'hours' THEN {start.value} + e.{c('amount')} * {HOUR_US}
+                           WHEN 'days' THEN {start.value} + e.{c('amount')} * {c('s')}_ix.day_us
+                           WHEN 'next_day_close' THEN {close.value_cum_us} END AS {c('target_cum_us')}
+        FROM {source} e {start.join} {close.join}""")]
+    total = f"e.{c('target_cum_us')}"
+    last = c("started")
+    if target.pausable:
+        ctes += _pause_ctes(target, rules, last)
+        last = c("paused")
+        total = (f"e.{c('target_cum_us')} + e.{c('paused_us')} + coalesce(n.cum_us - e.{c('paused_since_cum_us')}, 0)")
+    due = reached_at(f"e.{c('total_cum_us')}", cal, c("d"))
     ctes.append((c("due"), f"""
+        SELECT e.*, {due.value} AS {c('due')}, {due.value_cum_us} AS {c('due_cum_us')}
+        FROM (SELECT e.*, {total} AS {c('total_cum_us')}
+              FROM {last} e LEFT JOIN clock_now n ON n.cal = {cal}) e {due.join}"""))
+    return ",\n".join(f"{name} AS ({body}\n    )" for name, body in ctes), c("due")
+
+
+def _pause_ctes(target: Target, rules: str, source: str) -> list[tuple[str, str]]:
+    """The pauses of each case in business time on its target's calendar, as a list per case, and then,
+    per row of ``source``, the paused business time that counts (``paused_us``) and the start of a pause
+    open at T that counts (``paused_since_cum_us``)."""
+    c = target.col
+    paused, resumed = elapsed_us("p.paused_at", "p.cal", c("ps")), elapsed_us("p.ended", "p.cal", c("pe"))
+    counts = f"s.start_cum < e.{c('target_cum_us')} + s.before"
+    return [
+        (c("pause_spans"), f"""
+        SELECT p.case_id, p.paused_at, {paused.value} AS start_cum,
+               CASE WHEN p.ended IS NOT NULL THEN {resumed.value} END AS end_cum
+        FROM (SELECT p.case_id, p.paused_at, e.{c('cal')} AS cal,
+                     least(CASE WHEN p.resumed_at <= a.t THEN p.resumed_at END, e.{target.stops}) AS ended
+              FROM pauses p JOIN {rules} e ON e.case_id = p.case_id CROSS JOIN as_of a
+              WHERE p.paused_at <= a.t AND e.{c('kind')} IS NOT NULL
+                AND (e.{target.stops} IS NULL OR p.paused_at < e.{target.stops})) p
+        {paused.join} {resumed.join}"""),
+        (c("pause_lists"), f"""
+        SELECT case_id, list({{'start_cum': start_cum, 'end_cum': end_cum, 'before': before}}
+                             ORDER BY start_cum) AS spans
+        FROM (SELECT *, coalesce(sum(end_cum - start_cum) OVER (
+                            PARTITION BY case_id ORDER BY paused_at
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+              FROM {c('pause_spans')})
+        GROUP BY case_id"""),
+        (c("paused"), f"""
         SELECT e.*,
-               CASE e.{c('rule')} WHEN 'next_business_day_close' THEN {close.value}
-                                  WHEN 'within_days' THEN {within.value} END AS {c('due')},
-               CASE e.{c('rule')} WHEN 'next_business_day_close' THEN {close.value_cum_us}
-                                  WHEN 'within_days' THEN {within.value_cum_us} END AS {c('due_cum_us')}
-        FROM {c('started')} e {within.join} {close.join}"""))
-    stop = elapsed_us(f"e.{clock.stops}", "k")
-    ctes.append((c("stopped"), f"""
-        SELECT e.*, {stop.value} AS {c('stop_cum_us')}
-        FROM {c('due')} e {stop.join}"""))
-    return ",\n".join(f"{name} AS ({body}\n    )" for name, body in ctes), c("stopped")
+               CAST(coalesce(list_sum(list_transform(
+                   list_filter(pl.spans, lambda s: s.end_cum IS NOT NULL AND {counts}),
+                   lambda s: s.end_cum - s.start_cum)), 0) AS BIGINT) AS {c('paused_us')},
+               list_max(list_transform(
+                   list_filter(pl.spans, lambda s: s.end_cum IS NULL AND {counts}),
+                   lambda s: s.start_cum)) AS {c('paused_since_cum_us')}
+        FROM {source} e LEFT JOIN {c('pause_lists')} pl ON pl.case_id = e.case_id"""),
+    ]
 
 
-def sla_state(clock: SlaClock, row: str, t_sql: str, now_cum_sql: str, at_risk_us: int) -> str:
-    """rules §4's state of the target on ``row`` (a relation with the clock's columns) as of the instant
-    ``t_sql``, whose elapsed business time is ``now_cum_sql``."""
-    due, stop = f"{row}.{clock.col('due')}", f"{row}.{clock.stops}"
+def target_state(target: Target, row: str, t_sql: str, now_cum_sql: str, at_risk_us: int) -> str:
+    """The state of the target on ``row`` (a relation with its columns) as of the instant ``t_sql``, whose
+    elapsed business time on the target's calendar is ``now_cum_sql``: one of ``STATES``."""
+    due, stop = f"{row}.{target.col('due')}", f"{row}.{target.stops}"
+    paused = (f"WHEN {row}.{target.col('paused_since_cum_us')} IS NOT NULL THEN 'paused'"
+              if target.pausable else "")
     return f"""CASE
                WHEN {due} IS NULL THEN 'no_sla'
                WHEN {stop} IS NOT NULL AND {stop} <= {due} THEN 'met'
                WHEN {stop} IS NOT NULL THEN 'breached'
+               {paused}
                WHEN {t_sql} > {due} THEN 'breached'
-               WHEN {row}.{clock.col('due_cum_us')} - {now_cum_sql} <= {at_risk_us} THEN 'at_risk'
+               WHEN {row}.{target.col('due_cum_us')} - {now_cum_sql} <= {at_risk_us} THEN 'at_risk'
                ELSE 'pending'
            END"""
 
 
-def business_hours_left(clock: SlaClock, row: str, now_cum_sql: str) -> str:
-    """Business hours from now (elapsed ``now_cum_sql``) to the deadline while the clock runs (negative past it)."""
-    due, stop = f"{row}.{clock.col('due')}", f"{row}.{clock.stops}"
+def hours_left(target: Target, row: str, now_cum_sql: str) -> str:
+    """Business hours from now (elapsed ``now_cum_sql``) to the deadline while the clock runs (negative past
+    it): of the target's own calendar, so an hour of a 24x7 target is an hour of the clock."""
+    due, stop = f"{row}.{target.col('due')}", f"{row}.{target.stops}"
     return (f"CASE WHEN {stop} IS NULL AND {due} IS NOT NULL "
-            f"THEN ({row}.{clock.col('due_cum_us')} - {now_cum_sql}) / 3.6e9 END")
-
-
-def business_hours_taken(clock: SlaClock, row: str) -> str:
-    """Business hours from the clock's start to its stop, once stopped."""
-    return f"({row}.{clock.col('stop_cum_us')} - {row}.{clock.col('start_cum_us')}) / 3.6e9"
+            f"THEN ({row}.{target.col('due_cum_us')} - {now_cum_sql}) / 3.6e9 END")

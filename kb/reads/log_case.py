@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from kb.engine.first_response import target_in_words
+from kb.engine.policies import target_in_words
 from kb.intake import writes
 from kb.store import Store
 
@@ -49,8 +49,9 @@ def case_deadline(store: Store, case_id: str) -> CaseDeadline:
     if snap.as_of < received[0][0]:
         snap = store.snapshot(received[0][0])
     with store.reader(snap) as cur:
-        rows = cur.execute("""SELECT case_id, first_response_due, sla_state, deadline_rule, response_business_days,
-                                     response_days_by_contract, tier, client_name
+        rows = cur.execute("""SELECT case_id, first_response_due, sla_state, first_response_kind,
+                                     first_response_amount, first_response_calendar, first_response_by_contract,
+                                     tier, client_name, policy_id, category
                               FROM case_sla WHERE case_id = ?""", [case_id]).fetchall()
     if not rows:  # the snapshot was taken before the write
         raise LookupError(f"no case {case_id!r} in the snapshot as of {snap.as_of}")

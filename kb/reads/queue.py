@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from kb.db.sqltext import instant, quote, where_in
-from kb.engine.first_response import target_in_words
+from kb.engine.policies import target_in_words
 from kb.intake import writes
 from kb.reads.exports import spreadsheet_safe_sql
 from kb.reads.paging import limit_offset
@@ -166,7 +166,8 @@ def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
     when there is no such case."""
     frame = store.query(
         """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left,
-                  s.deadline_rule, s.response_business_days, s.response_days_by_contract
+                  s.first_response_kind, s.first_response_amount, s.first_response_calendar,
+                  s.first_response_by_contract, s.policy_id
            FROM cases c JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
            WHERE c.case_id = ?""",
         [case_id], snap)
@@ -174,9 +175,10 @@ def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
         return None
     case = frame.iloc[0].to_dict()
     counted = isinstance(case["sla_state"], str)
-    case["target"] = target_in_words(case["deadline_rule"], case["response_business_days"],
-                                     case["response_days_by_contract"], case["tier"], case["client_name"]) \
-        if counted else None
+    case["target"] = target_in_words(
+        case["first_response_kind"], case["first_response_amount"], case["first_response_calendar"],
+        case["first_response_by_contract"], case["tier"], case["client_name"], case["policy_id"],
+        case["category"]) if counted else None
     return case
 
 

@@ -1,0 +1,129 @@
+"""Every case's targets and their states as of an instant (rules §3, 4 and policies): ``case_sla``.
+
+One set-based query over all cases. ``base_ctes`` gives the cases that exist at
+T (a response or resolution stamped after T has not happened yet; a voided case
+was logged in error and never counts) with the rule of each target their
+policy and priority give them (``kb/engine/policies.py``). Each per-case target
+of the registry (``kb/engine/targets.py``) then adds its clock
+(``kb/engine/sla_clock.py``); the per-question target comes from
+``case_questions`` (``kb/engine/questions.py``), summarised per case.
+
+``sla_state``, ``first_response_due`` and ``business_hours_left`` are the first
+response's, as the data contract has always named them.
+"""
+
+from __future__ import annotations
+
+from kb.config import Config
+from kb.engine.business_time import elapsed_us, local_day
+from kb.engine.policies import policy_ctes, ruled_select
+from kb.engine.sla_clock import clock_ctes, hours_left, target_state
+from kb.engine.targets import CASE_TARGETS, FIRST_RESPONSE, NEXT_RESPONSE, Target
+
+
+def at_risk_us(config: Config) -> int:
+    return int(config.sla.at_risk_business_hours * 3600 * 1_000_000)
+
+
+def base_ctes(config: Config, as_of_literal: str, targets: tuple[Target, ...]) -> str:
+    """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
+    the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
+    ``targets`` (materialised, as every clock and pause reads it)."""
+    now = elapsed_us("a.t", "c.cal", "k")
+    return f"""
+    as_of AS (
+        SELECT {as_of_literal} AS t
+    ),
+    clock_now AS (
+        SELECT c.cal, {now.value} AS cum_us FROM calendars c CROSS JOIN as_of a {now.join}
+    ),
+    {policy_ctes(config.sla)},
+    existing AS (
+        SELECT c.case_id, c.client_id, cl.name AS client_name, cl.tier, c.category,
+               coalesce(c.priority, 'normal') AS priority, c.subject, c.requester, c.assignee, c.breach_reason,
+               c.message_id, c.received_at, {local_day('c.received_at', config.calendar)} AS receipt_day,
+               CASE WHEN c.first_response_at <= p.t THEN c.first_response_at END AS first_response_at,
+               CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
+        FROM cases c JOIN clients cl USING (client_id), as_of p
+        WHERE c.received_at <= p.t AND c.voided_at IS NULL  -- a voided case was logged in error: never counts
+    ),
+    ruled AS MATERIALIZED ({ruled_select("existing", targets)}
+    )"""
+
+
+def _running_due(target: Target, row: str) -> str:
+    """The target's deadline while its clock runs (not stopped, not paused), else null."""
+    return (f"CASE WHEN {row}.{target.col('state')} IN ('pending', 'at_risk', 'breached') "
+            f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
+
+
+def case_sla_sql(config: Config, as_of_literal: str) -> str:
+    """SELECT of one row per case that exists at ``as_of``, with every target's deadline and state, the
+    latest client question's, and the next thing due of any target. Reads ``case_questions``."""
+    ctes, last = [], "ruled"
+    for target in CASE_TARGETS:
+        target_ctes, last = clock_ctes(target, last, "ruled", config.calendar)
+        ctes.append(target_ctes)
+    risk = at_risk_us(config)
+    states = []
+    for target in CASE_TARGETS:
+        now = f"n_{target.metric}.cum_us"
+        states.append(f"""{target_state(target, "r", "a.t", now, risk)} AS {target.col('state')},
+               {hours_left(target, "r", now)} AS {target.col('hours_left')}""")
+    now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
+                         for t in CASE_TARGETS)
+    calendar_names = " ".join(f"WHEN {cal} THEN '{name}'" for cal, name in enumerate(config.calendar_names))
+    targets_out = ", ".join(
+        f"s.{t.col(c)}" for t in CASE_TARGETS for c in ("due", "state", "hours_left", "kind", "amount", "by_contract")
+    ) + "".join(f", CASE s.{t.col('cal')} {calendar_names} END AS {t.col('calendar')}" for t in CASE_TARGETS)
+    nr = NEXT_RESPONSE
+    running = [(f"'{t.metric}'", _running_due(t, "s"), f"s.{t.col('state')}", f"s.{t.col('hours_left')}")
+               for t in CASE_TARGETS]
+    running.append((f"'{nr.metric}'", "s.next_response_open_due", "s.next_response_open_state",
+                    "s.next_response_open_hours_left"))
+    next_due = f"least({', '.join(due for _, due, _, _ in running)})"
+
+    def of_next_due(position: int) -> str:
+        """The metric (0), state (2) or hours left (3) of the target whose deadline is ``next_due``."""
+        return "CASE " + " ".join(f"WHEN {choice[1]} = {next_due} THEN {choice[position]}"
+                                  for choice in running) + " END"
+    return f"""
+    WITH {base_ctes(config, as_of_literal, CASE_TARGETS)},
+    {",".join(ctes)},
+    states AS (
+        SELECT r.*, {", ".join(states)}
+        FROM {last} r CROSS JOIN as_of a {now_joins}
+    ),
+    asked AS (
+        SELECT case_id, count(*) FILTER (WHERE responded_at IS NULL) AS questions_open,
+               arg_max({nr.col('due')}, asked_at) AS {nr.col('due')},
+               arg_max({nr.col('state')}, asked_at) AS {nr.col('state')},
+               min({nr.col('due')}) FILTER (WHERE responded_at IS NULL) AS next_response_open_due,
+               arg_min({nr.col('state')}, {nr.col('due')}) FILTER (WHERE responded_at IS NULL)
+                   AS next_response_open_state,
+               arg_min({nr.col('hours_left')}, {nr.col('due')}) FILTER (WHERE responded_at IS NULL)
+                   AS next_response_open_hours_left
+        FROM case_questions GROUP BY case_id
+    ),
+    paused_now AS (
+        SELECT DISTINCT p.case_id FROM pauses p, as_of a
+        WHERE p.paused_at <= a.t AND (p.resumed_at IS NULL OR p.resumed_at > a.t)
+    ),
+    summed AS (
+        SELECT r.*, coalesce(q.questions_open, 0) AS questions_open, q.{nr.col('due')}, q.{nr.col('state')},
+               q.next_response_open_due, q.next_response_open_state, q.next_response_open_hours_left,
+               w.case_id IS NOT NULL AND r.resolved_at IS NULL AS waiting_on_client
+        FROM states r LEFT JOIN asked q ON q.case_id = r.case_id LEFT JOIN paused_now w ON w.case_id = r.case_id
+    )
+    SELECT s.case_id, s.client_id, s.client_name, s.tier, s.category, s.priority, s.policy_id, s.subject,
+           s.requester, s.assignee, s.breach_reason, s.message_id, s.received_at, s.first_response_at,
+           s.resolved_at, s.{FIRST_RESPONSE.col('state')} AS sla_state,
+           s.{FIRST_RESPONSE.col('hours_left')} AS business_hours_left,
+           {targets_out},
+           s.{nr.col('due')}, s.{nr.col('state')}, s.questions_open, s.next_response_open_due,
+           s.waiting_on_client,
+           {next_due} AS next_due,
+           {of_next_due(0)} AS next_due_metric, {of_next_due(2)} AS next_due_state,
+           {of_next_due(3)} AS next_due_hours_left
+    FROM summed s
+    """

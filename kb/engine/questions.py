@@ -1,0 +1,53 @@
+"""Follow-up questions and their responses as of an instant (rules: next response): ``case_questions``.
+
+Every client message that arrives after the team's first response is a question
+of its own, due its ``next_response`` target after it arrives, and answered by
+the first team message at or after it (met when that is at or before the due
+instant). Messages come from mail (non-automatic ones; a team message nothing
+vouches for counts for nothing), imports and the Queue's "record a reply".
+
+One window over all messages of all cases finds each message's next team
+message, so there is no loop per case or per message.
+"""
+
+from __future__ import annotations
+
+from kb.config import Config
+from kb.engine.case_sla import at_risk_us, base_ctes
+from kb.engine.sla_clock import clock_ctes, hours_left, target_state
+from kb.engine.targets import NEXT_RESPONSE
+
+
+def case_questions_sql(config: Config, as_of_literal: str) -> str:
+    """SELECT of one row per client question asked by ``as_of``: the case, ``asked_at``, ``responded_at``
+    and the target's ``next_response_due``, ``_state`` and ``_hours_left``."""
+    target = NEXT_RESPONSE
+    clock, last = clock_ctes(target, "asked", "ruled", config.calendar)
+    now = "n.cum_us"
+    return f"""
+    WITH {base_ctes(config, as_of_literal, (target,))},
+    case_messages AS (
+        SELECT m.case_id, m.received_at AS sent_at, m.is_team
+        FROM messages m JOIN cases c ON c.case_id = m.case_id CROSS JOIN as_of a
+        WHERE m.received_at <= a.t AND NOT m.is_automatic AND NOT coalesce(m.unverified, FALSE)
+          AND c.voided_at IS NULL AND c.received_at <= a.t
+    ),
+    threads AS (
+        SELECT case_id, sent_at, is_team,
+               min(CASE WHEN is_team THEN sent_at END) OVER (
+                   PARTITION BY case_id ORDER BY sent_at, is_team
+                   ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_team_at
+        FROM case_messages
+    ),
+    asked AS (
+        SELECT r.*, t.sent_at AS asked_at, t.next_team_at AS responded_at
+        FROM threads t JOIN ruled r ON r.case_id = t.case_id
+        WHERE NOT t.is_team AND t.sent_at > r.first_response_at
+    ),
+    {clock}
+    SELECT q.case_id, q.client_id, q.client_name, q.tier, q.category, q.priority, q.policy_id, q.subject,
+           q.assignee, q.asked_at, q.responded_at, q.{target.col('due')},
+           {target_state(target, "q", "a.t", now, at_risk_us(config))} AS {target.col('state')},
+           {hours_left(target, "q", now)} AS {target.col('hours_left')}
+    FROM {last} q CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = q.{target.col('cal')}
+    """

@@ -1,0 +1,74 @@
+"""The one registry of SLA targets (rules: policies and targets): what each measures, and the states.
+
+A ``Target`` says which clock a policy's ``metric`` runs: where it starts and
+stops, whether a pause stops it, what its "% met" counts (cases or client
+questions), and how people call it. The engine builds ``case_sla`` and
+``case_questions`` by looping over ``TARGETS``, and every reader (pages, the
+statement, ``/metrics``, alerts, exports) loops over the same tuple, so a fourth
+target (say "periodic update every 2 business days") is one more ``Target`` here
+plus, when it is measured per event rather than per case, the rows it runs on
+(``kb/engine/questions.py`` shows the pattern).
+
+``STATES`` is the one list of states, in the order a lead reads them (most
+urgent first). ``met`` and ``breached`` are decided; the rest are not yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATES = ("breached", "at_risk", "pending", "paused", "met", "no_sla")  # in words: kb.formats.WORDS["state"]
+DECIDED = ("met", "breached")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One metric a policy sets a target for.
+
+    ``metric``: the ``policies.metric`` value and the prefix of the columns it adds (``{metric}_due``,
+    ``{metric}_state``, ``{metric}_hours_left``). ``starts``/``stops``: the columns of the rows it runs on
+    where its clock starts and stops (a null stop has not happened as of T). ``per``: ``'case'`` when each
+    case has one clock (on ``case_sla``), ``'question'`` when each client question has one (on
+    ``case_questions``). ``pausable``: a pause ("waiting on the client") stops its clock.
+    ``contract_days``: the ``contracts`` column whose N replaces the tier policy's ``Nd`` (today's
+    contract terms), or None.
+    """
+
+    metric: str
+    label: str
+    counted: str
+    starts: str
+    stops: str
+    per: str = "case"
+    pausable: bool = False
+    contract_days: str | None = None
+
+    def col(self, what: str) -> str:
+        """The name of one of the columns the target adds, e.g. ``col('due')``."""
+        return f"{self.metric}_{what}"
+
+
+FIRST_RESPONSE = Target("first_response", "First response", "cases", "received_at", "first_response_at",
+                        contract_days="response_business_days")
+NEXT_RESPONSE = Target("next_response", "Follow-up response", "questions", "asked_at", "responded_at",
+                       per="question")
+RESOLUTION = Target("resolution", "Resolution", "cases", "received_at", "resolved_at", pausable=True)
+
+TARGETS = (FIRST_RESPONSE, NEXT_RESPONSE, RESOLUTION)
+CASE_TARGETS = tuple(t for t in TARGETS if t.per == "case")
+QUESTION_TARGETS = tuple(t for t in TARGETS if t.per == "question")
+BY_METRIC = {t.metric: t for t in TARGETS}
+
+
+def decided_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
+    """One row per decided target (met or breached) of every kind: ``metric``, ``case_id``, ``client_id``,
+    ``tier``, ``priority``, ``category``, ``due``, ``state``. What "% met" of every page, the statement and
+    ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
+    parts = []
+    for target in TARGETS:
+        source = cases if target.per == "case" else questions
+        due, state = target.col("due"), target.col("state")
+        parts.append(f"""SELECT '{target.metric}' AS metric, case_id, client_id, tier, priority, category,
+                                {due} AS due, {state} AS state
+                         FROM {source} WHERE {state} IN ('met', 'breached')""")
+    return "\nUNION ALL\n".join(parts)
