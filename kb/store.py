@@ -401,6 +401,7 @@ class Store:
             tables = {}
             for name in SNAPSHOT_TABLES:  # each in place of its view, so case_sla reads case_questions once
                 tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()
+                cur.execute(f"DROP VIEW {name}")
                 cur.register(name, tables[name])
         # The queue reads only unresolved cases: a few thousand rows, kept apart from the million others.
         cases = tables["case_sla"]

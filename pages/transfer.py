@@ -66,7 +66,7 @@ day = columns[0].date_input("As of day", now.date(), key="export_day", format="Y
 time_ = columns[1].time_input("As of time", now.time().replace(microsecond=0), step=60, key="export_time")
 columns[2].caption(f"Local time in {zone.key}.")
 as_of = datetime.combine(day, time_, tzinfo=zone)
-reports = ["case-sla", "uptime", "refunds"] + (["audit"] if actor.may("audit") else [])
+reports = ["case-sla", "responses", "uptime", "refunds"] + (["audit"] if actor.may("audit") else [])
 report = st.radio("Report", reports, horizontal=True, key="export_report")
 if st.button("Prepare CSV", icon=":material/table_view:"):
     frame = transfer.report(store, report, as_of)

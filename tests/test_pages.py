@@ -136,9 +136,9 @@ def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
 
 
 @pytest.mark.parametrize(("case", "client", "category", "target"), [
-    ("Cobalt", "COB", "platform_issue", "Cobalt Ltd's contract: 2 business days"),
-    ("Enterprise", "ENT", "platform_issue", "Enterprise default: 1 business day"),
-    ("Free", "FREE", "api_help", "Free: end of the next business day"),
+    ("Cobalt", "COB", "platform_issue", "Cobalt Ltd's contract: within 2 business days"),
+    ("Enterprise", "ENT", "platform_issue", "Enterprise default: within 1 business day"),
+    ("Free", "FREE", "api_help", "Free default: by the end of the next business day"),
     ("Coding", "FREE", "general_coding", "General coding on the free tier: no deadline"),
 ])
 def test_log_case_says_which_target_applies_and_why(app, case, client, category, target):

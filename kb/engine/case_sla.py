@@ -8,8 +8,9 @@ of the registry (``kb/engine/targets.py``) then adds its clock
 (``kb/engine/sla_clock.py``); the per-question target comes from
 ``case_questions`` (``kb/engine/questions.py``), summarised per case.
 
-``sla_state``, ``first_response_due`` and ``business_hours_left`` are the first
-response's, as the data contract has always named them.
+``sla_state``, ``first_response_due``, ``business_hours_left`` and
+``business_hours_to_response`` are the first response's, as the data contract
+and the pages have always named them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from kb.config import Config
 from kb.engine.business_time import elapsed_us, local_day
 from kb.engine.policies import policy_ctes, ruled_select
-from kb.engine.sla_clock import clock_ctes, hours_left, target_state
+from kb.engine.sla_clock import clock_ctes, hours_left, hours_taken, target_state
 from kb.engine.targets import CASE_TARGETS, FIRST_RESPONSE, NEXT_RESPONSE, Target
 
 
@@ -69,12 +70,13 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
     for target in CASE_TARGETS:
         now = f"n_{target.metric}.cum_us"
         states.append(f"""{target_state(target, "r", "a.t", now, risk)} AS {target.col('state')},
-               {hours_left(target, "r", now)} AS {target.col('hours_left')}""")
+               {hours_left(target, "r", now)} AS {target.col('hours_left')},
+               {hours_taken(target, "r")} AS {target.col('hours_taken')}""")
     now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
                          for t in CASE_TARGETS)
     calendar_names = " ".join(f"WHEN {cal} THEN '{name}'" for cal, name in enumerate(config.calendar_names))
     targets_out = ", ".join(
-        f"s.{t.col(c)}" for t in CASE_TARGETS for c in ("due", "state", "hours_left", "kind", "amount", "by_contract")
+        f"s.{t.col(c)}" for t in CASE_TARGETS for c in ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
     ) + "".join(f", CASE s.{t.col('cal')} {calendar_names} END AS {t.col('calendar')}" for t in CASE_TARGETS)
     nr = NEXT_RESPONSE
     running = [(f"'{t.metric}'", _running_due(t, "s"), f"s.{t.col('state')}", f"s.{t.col('hours_left')}")
@@ -119,6 +121,7 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
            s.requester, s.assignee, s.breach_reason, s.message_id, s.received_at, s.first_response_at,
            s.resolved_at, s.{FIRST_RESPONSE.col('state')} AS sla_state,
            s.{FIRST_RESPONSE.col('hours_left')} AS business_hours_left,
+           s.{FIRST_RESPONSE.col('hours_taken')} AS business_hours_to_response,
            {targets_out},
            s.{nr.col('due')}, s.{nr.col('state')}, s.questions_open, s.next_response_open_due,
            s.waiting_on_client,

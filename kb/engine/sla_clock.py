@@ -21,8 +21,9 @@ is ``paused``. Pauses of one case never overlap, so the pauses that count are
 the first ones whose active time before them is still short of the target.
 
 The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
-``x_paused_us``, ``x_paused_since_cum_us`` (pausable targets), ``x_due`` and
-``x_due_cum_us``; ``target_state`` and ``hours_left`` read them as of T.
+``x_paused_us``, ``x_paused_since_cum_us`` (pausable targets), ``x_due``,
+``x_due_cum_us`` and ``x_stop_cum_us``; ``target_state``, ``hours_left`` and
+``hours_taken`` read them as of T.
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def clock_ctes(target: Target, source: str, rules: str, calendar: CalendarConfig
         last = c("paused")
         total = (f"e.{c('target_cum_us')} + e.{c('paused_us')} + coalesce(n.cum_us - e.{c('paused_since_cum_us')}, 0)")
     due = reached_at(f"e.{c('total_cum_us')}", cal, c("d"))
+    stop = elapsed_us(f"e.{target.stops}", cal, c("t"))
     ctes.append((c("due"), f"""
-        SELECT e.*, {due.value} AS {c('due')}, {due.value_cum_us} AS {c('due_cum_us')}
+        SELECT e.*, {due.value} AS {c('due')}, {due.value_cum_us} AS {c('due_cum_us')},
+               {stop.value} AS {c('stop_cum_us')}
         FROM (SELECT e.*, {total} AS {c('total_cum_us')}
-              FROM {last} e LEFT JOIN clock_now n ON n.cal = {cal}) e {due.join}"""))
+              FROM {last} e LEFT JOIN clock_now n ON n.cal = {cal}) e {due.join} {stop.join}"""))
     return ",\n".join(f"{name} AS ({body}\n    )" for name, body in ctes), c("due")
 
 
@@ -124,3 +127,9 @@ def hours_left(target: Target, row: str, now_cum_sql: str) -> str:
     due, stop = f"{row}.{target.col('due')}", f"{row}.{target.stops}"
     return (f"CASE WHEN {stop} IS NULL AND {due} IS NOT NULL "
             f"THEN ({row}.{target.col('due_cum_us')} - {now_cum_sql}) / 3.6e9 END")
+
+
+def hours_taken(target: Target, row: str) -> str:
+    """Business hours from the clock's start to its stop, once stopped, less the business time paused."""
+    paused = f" - {row}.{target.col('paused_us')}" if target.pausable else ""
+    return f"({row}.{target.col('stop_cum_us')} - {row}.{target.col('start_cum_us')}{paused}) / 3.6e9"

@@ -1,4 +1,4 @@
-"""The CSV reports of the data contract (rules §7): case-sla, uptime, refunds, and the audit trail."""
+"""The CSV reports of the data contract (rules §7): case-sla, responses, uptime, refunds, and the audit trail."""
 
 from __future__ import annotations
 
@@ -25,8 +25,15 @@ def report_sql(report: str, config: Config) -> str:
                    sla_state,
                    iso_local(resolved_at, {tz}) AS resolved_at,
                    CAST(round(business_hours_left, 2) AS DECIMAL(18, 2)) AS business_hours_left,
-                   requester, subject, message_id
+                   requester, subject, message_id, priority, policy_id,
+                   iso_local(next_response_due, {tz}) AS next_response_due, next_response_state,
+                   iso_local(resolution_due, {tz}) AS resolution_due, resolution_state
             FROM case_sla ORDER BY case_sla.received_at, case_id""",
+        "responses": f"""
+            SELECT case_id, iso_local(asked_at, {tz}) AS asked_at, iso_local(next_response_due, {tz}) AS due,
+                   iso_local(responded_at, {tz}) AS responded_at, next_response_state AS state,
+                   client_id, tier, priority
+            FROM case_questions ORDER BY case_questions.asked_at, case_id""",
         "uptime": """
             SELECT environment_id, month,
                    CAST(downtime_minutes AS DECIMAL(18, 2)) AS downtime_minutes,
@@ -53,7 +60,7 @@ def report_sql(report: str, config: Config) -> str:
     return queries[report]
 
 
-REPORTS = ("case-sla", "uptime", "refunds", "audit")
+REPORTS = ("case-sla", "responses", "uptime", "refunds", "audit")
 
 
 TEXT_TYPES = ("VARCHAR", "JSON")
