@@ -258,6 +258,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN source VARCHAR DEFAULT 'mail';  -- 'mail', 'import', 'queue'
     UPDATE messages SET source = 'mail';
     """,
+    # pauses without a foreign key to cases: DuckDB rewrites a case whose indexed column (client_id) is set, and its
+    # foreign keys then refuse the rewrite of any case a pause names, so a paused case could not be corrected or
+    # merged. The writes and the import check that the case exists instead, as they do for every other reference.
+    """
+    CREATE TEMPORARY TABLE pauses_kept AS SELECT * FROM pauses;
+    DROP TABLE pauses;
+    CREATE TABLE pauses (
+        case_id    VARCHAR NOT NULL,
+        paused_at  TIMESTAMPTZ NOT NULL,
+        resumed_at TIMESTAMPTZ CHECK (resumed_at >= paused_at),
+        reason     VARCHAR,
+        paused_by  VARCHAR,
+        resumed_by VARCHAR,                         -- a person, or 'mail' when the client wrote back
+        PRIMARY KEY (case_id, paused_at)
+    );
+    INSERT INTO pauses SELECT * FROM pauses_kept;
+    DROP TABLE pauses_kept;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
