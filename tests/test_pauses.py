@@ -1,5 +1,5 @@
-"""Waiting on the client (rules §12): pausing, resuming and undoing a pause, with their rules and audit rows. Mail
-resuming a paused case is in tests/test_mail.py."""
+"""Waiting on the client (rules §12): pausing, resuming and undoing a pause, with their rules and audit rows; the
+Queue's responses recorded as team messages. Mail resuming a paused case is in tests/test_mail.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kb.access import Actor, PermissionDenied
 from kb.intake import corrections
 from kb.intake.importing import Rejected
 from kb.intake.pauses import pause_case, resume_case, undo_pause
-from kb.intake.writes import resolve_case
+from kb.intake.writes import record_response, resolve_case
 from kb.timestamps import set_now
 from tests.fixtures import ADMIN, SPEC_CONFIG, add, local
 
@@ -160,3 +160,43 @@ def test_a_paused_case_can_still_be_corrected_moved_and_resolved(con):
     resolve_case(con, SPEC_CONFIG, STAFF, "OPEN", NOW)
     assert con.execute("SELECT client_id, resolved_at IS NOT NULL FROM cases").fetchall() == [("CUS", True)]
     assert [p[:2] for p in pauses(con)] == [("Tue 14:00", None)]
+
+
+# --- a response recorded on the Queue is a team message --------------------------------------------------------
+
+
+def messages(con) -> list[tuple]:
+    return con.execute("SELECT message_key, case_id, is_team, is_automatic, unverified, source, "
+                       "strftime(received_at AT TIME ZONE 'Asia/Hong_Kong', '%a %H:%M'), message_id, from_address "
+                       "FROM messages ORDER BY received_at").fetchall()
+
+
+def test_a_response_is_a_team_message_and_only_the_first_is_the_first_response(con):
+    record_response(con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 15:00"))
+    record_response(con, SPEC_CONFIG, OTHER, "OPEN", local("2026-11-24 09:30"))
+    assert messages(con) == [
+        ("queue:OPEN:2026-11-23T07:00:00+00:00", "OPEN", True, False, False, "queue", "Mon 15:00", None, None),
+        ("queue:OPEN:2026-11-24T01:30:00+00:00", "OPEN", True, False, False, "queue", "Tue 09:30", None, None)]
+    assert con.execute("SELECT first_response_at FROM cases").fetchone()[0] == local("2026-11-23 15:00")
+    assert [entry for entry in audit_rows(con, "cases") if entry[1] != "import"] == [
+        ("sam@support.example", "record_response", "OPEN", {"first_response_at": None},
+         {"first_response_at": local("2026-11-23 15:00"), "message": "queue:OPEN:2026-11-23T07:00:00+00:00"})]
+    assert audit_rows(con, "messages") == [
+        ("kim@support.example", "record_reply", "queue:OPEN:2026-11-24T01:30:00+00:00", None,
+         {"case_id": "OPEN", "replied_at": local("2026-11-24 09:30")})]
+
+
+def test_a_response_follows_the_clock_and_is_recorded_once(con):
+    assert refusal(record_response, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 09:00")) == (
+        "first_response_at: is before the case was received (Mon 2026-11-23 10:00 HKT (UTC+08:00))")
+    record_response(con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 15:00"))
+    assert refusal(record_response, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 15:00")) == (
+        "replied_at: case OPEN already has a response recorded at Mon 2026-11-23 15:00 HKT (UTC+08:00)")
+    assert refusal(record_response, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 14:00")) == (
+        "replied_at: is before the first response of case OPEN (Mon 2026-11-23 15:00 HKT (UTC+08:00)); correct the "
+        "first response instead")
+    assert refusal(record_response, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-25 16:36")) == (
+        "replied_at: is in the future (2026-11-25T16:36:00+08:00; now is 2026-11-25T16:30:00+08:00)")
+    with pytest.raises(PermissionDenied):
+        record_response(con, SPEC_CONFIG, VIEWER, "OPEN", NOW)
+    assert len(messages(con)) == 1
