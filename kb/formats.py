@@ -50,12 +50,13 @@ WORDS: dict[str, dict[str, str]] = {
                "undo_resolve": "Undo resolve", "breach_reason": "Breach reason", "close": "Close",
                "check": "Check", "create": "Create", "revoke": "Revoke", "mail": "Mail", "hold": "Hold",
                "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
-               "statement": "Statement sent"},
+               "statement": "Statement sent", "record_reply": "Record reply", "pause": "Waiting on client",
+               "resume": "Resume", "undo_pause": "Undo waiting on client"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
                    "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
-                   "webhook_events": "Webhook events"},
+                   "webhook_events": "Webhook events", "pauses": "Pauses"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.
@@ -67,7 +68,8 @@ FIELD_LABELS = {
     "monthly_fee": "Monthly fee", "credit_schedule": "Credit schedule", "starts_on": "Starts on",
     "ends_on": "Ends on", "received_at": "Received", "first_response_at": "First response",
     "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
-    "breach_reason": "Breach reason",
+    "breach_reason": "Breach reason", "replied_at": "Reply sent at", "paused_at": "Waiting on client since",
+    "resumed_at": "Resumed", "resumed_by": "Resumed by",
 }
 
 

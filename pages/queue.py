@@ -14,7 +14,7 @@ from kb import formats, ui
 from kb.access import PermissionDenied
 from kb.db.schema import CATEGORIES, TIERS
 from kb.engine.periods import month_days
-from kb.intake import corrections, writes
+from kb.intake import corrections, pauses, writes
 from kb.intake.importing import Problem, Rejected
 from kb.reads import mail, queue
 from kb.timestamps import TimestampError, now_utc, parse_timestamp
@@ -76,6 +76,18 @@ def undo_resolve(case_id: str, resolved_at) -> None:
         ui.flash(f"{case_id} reopened (resolution undone).", key=PANEL_FLASH)
     except (Rejected, PermissionDenied) as e:
         ui.flash(f"Nothing undone: {e}", key=PANEL_FLASH)
+
+
+def undo_pause(case_id: str) -> None:
+    """The confirmation's "Undo" after "Waiting on client" (a callback, as ``undo_resolve``)."""
+    try:
+        store.write(pauses.undo_pause, store.config, actor, case_id)
+        ui.flash(f"{case_id} is no longer waiting on the client (pause undone).", key=PANEL_FLASH)
+    except (Rejected, PermissionDenied) as e:
+        ui.flash(f"Nothing undone: {e}", key=PANEL_FLASH)
+
+
+UNDO = {"resolve": undo_resolve, "pause": undo_pause}  # the actions the confirmation offers to undo
 
 
 ui.show_flash()
@@ -194,15 +206,16 @@ def refused(labels: dict[str, str]):
 
 
 def panel_confirmation() -> None:
-    """What the last action on the open case did; after a resolution, with its Undo beside it."""
-    offer = st.session_state.pop("undo_offer", None)  # offered on the run right after a resolution only
+    """What the last action on the open case did; after a resolution or a pause, with its Undo beside it."""
+    offer = st.session_state.pop("undo_offer", None)  # (action, its arguments): on the run right after it only
     if not offer:
         ui.show_flash(key=PANEL_FLASH)
         return
     columns = st.columns([5, 1], vertical_alignment="center")
     with columns[0]:
         ui.show_flash(key=PANEL_FLASH)
-    columns[1].button("Undo", icon=":material/undo:", key="undo_resolve", on_click=undo_resolve, args=offer)
+    action, args = offer
+    columns[1].button("Undo", icon=":material/undo:", key=f"undo_{action}", on_click=UNDO[action], args=args)
 
 
 def time_text(value) -> str:
@@ -215,6 +228,7 @@ def case_panel(case: dict) -> None:
     voided = pd.notna(case["voided_at"])
     state = case["sla_state"] if isinstance(case["sla_state"], str) else None
     answered = pd.notna(case["first_response_at"])
+    paused = pd.notna(case["paused_at"])
     st.markdown(f"**{ui.plain(cid)}** · {ui.plain(case['client_name'])} ({formats.word('tier', case['tier'])}) · "
                 f"{ui.plain(case['subject'])}")
     facts = {
@@ -231,15 +245,21 @@ def case_panel(case: dict) -> None:
         "Resolved": shown_time(case["resolved_at"]),
         "Breach reason": formats.text(case["breach_reason"]),
     }
+    if paused:
+        facts["Waiting on client"] = f"since {shown_time(case['paused_at'])}" + (
+            f" ({case['pause_reason']})" if isinstance(case["pause_reason"], str) else "")
     st.markdown("  \n".join(f"**{k}:** {ui.plain(v)}" for k, v in facts.items()))
     thread_panel(cid)
     if voided:
         return
-    # Side by side, the actions the case still has: no gap where one is done (a response recorded).
+    # Side by side, the actions the case has now: no gap where one is not (a resolved case waits on nobody).
+    unresolved = pd.isna(case["resolved_at"])
     actions = [action for action, offered in (
-        (respond_form, not answered and actor.may("record_response")),
+        (respond_form, actor.may("record_response")),
         (assign_form, actor.may("assign_case")),
-        (resolve_button, pd.isna(case["resolved_at"]) and actor.may("resolve_case"))) if offered]
+        (pause_form, unresolved and not paused and actor.may("record_response")),
+        (resume_button, paused and actor.may("record_response")),
+        (resolve_button, unresolved and actor.may("resolve_case"))) if offered]
     for column, action in zip(st.columns(len(actions)) if actions else [], actions, strict=True):
         with column:
             action(case)
@@ -250,18 +270,21 @@ def case_panel(case: dict) -> None:
 
 
 def respond_form(case: dict) -> None:
+    """The team's response: the first one while the case has none, then each follow-up reply."""
     cid = case["case_id"]
-    with st.form(f"respond_{cid}", border=False), refused({"first_response_at": "First response sent at"}):
+    first = pd.isna(case["first_response_at"])
+    column, label = ("first_response_at", "First response sent at") if first else ("replied_at", "Reply sent at")
+    with st.form(f"respond_{cid}", border=False), refused({column: label}):
         answered = st.datetime_input(
-            "First response sent at", now_utc().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0),
+            label, now_utc().astimezone(zone).replace(tzinfo=None, second=0, microsecond=0),
             step=60, format="YYYY-MM-DD", key=f"respond_at_{cid}",
             help=f"Local time in {zone.key}: now, or when the reply went out (not in the future, not before "
-                 "the case was received)")
-        if st.form_submit_button("Record first response", icon=":material/reply:"):
-            writes.picked({"first_response_at": ("First response sent at: pick a date and time", answered)})
-            at = writes.form_instant(answered.date(), answered.time(), zone, "first_response_at")
+                 + ("the case was received)" if first else "the first response)"))
+        if st.form_submit_button("Record first response" if first else "Record reply", icon=":material/reply:"):
+            writes.picked({column: (f"{label}: pick a date and time", answered)})
+            at = writes.form_instant(answered.date(), answered.time(), zone, column)
             store.write(writes.record_response, store.config, actor, cid, at)
-            done(f"First response recorded on {cid}, sent {shown_time(at)}.")
+            done(f"{'First response' if first else 'Reply'} recorded on {cid}, sent {shown_time(at)}.")
 
 
 def assign_form(case: dict) -> None:
@@ -277,13 +300,38 @@ def assign_form(case: dict) -> None:
             done(f"{cid} assigned to {assignee or 'nobody'}.")
 
 
+def pause_form(case: dict) -> None:
+    """The team waits on the client from now: the resolution clock stops until the client writes or someone
+    resumes the case."""
+    cid = case["case_id"]
+    with st.form(f"pause_{cid}", border=False), refused({"reason": "Reason (optional)"}):
+        reason = st.text_input("Reason (optional)", key=f"pause_reason_{cid}", max_chars=pauses.REASON_MAX_CHARS,
+                               placeholder="e.g. asked for the logs",
+                               help="Resolution time stops while the case waits on the client; the client's next "
+                                    "message resumes it")
+        if st.form_submit_button("Waiting on client", icon=":material/pause_circle:"):
+            at = now_utc()
+            store.write(pauses.pause_case, store.config, actor, cid, at, reason)
+            st.session_state["undo_offer"] = ("pause", (cid,))
+            done(f"{cid} is waiting on the client since {shown_time(at)}.")
+
+
+def resume_button(case: dict) -> None:
+    cid = case["case_id"]
+    with refused({"resumed_at": "Resumed"}):
+        if st.button("Resume", icon=":material/play_circle:", key="resume"):
+            at = now_utc()
+            store.write(pauses.resume_case, store.config, actor, cid, at)
+            done(f"{cid} resumed at {shown_time(at)}: no longer waiting on the client.")
+
+
 def resolve_button(case: dict) -> None:
     cid = case["case_id"]
     with refused({"resolved_at": "Resolved"}):
         if st.button("Resolve now", icon=":material/check:", key="resolve"):
             at = now_utc()
             store.write(writes.resolve_case, store.config, actor, cid, at)
-            st.session_state["undo_offer"] = (cid, at)
+            st.session_state["undo_offer"] = ("resolve", (cid, at))
             done(f"{cid} resolved at {shown_time(at)}.")
 
 
@@ -312,8 +360,7 @@ def thread_panel(cid: str) -> None:
     st.markdown(f"**Thread** ({len(thread):,} message{'s' if len(thread) != 1 else ''}, oldest first)")
     ui.table(pd.DataFrame({
         "time": [shown_time(t) for t in thread.received_at],
-        "sender": [f"{n} <{a}>" if isinstance(n, str) and n else a
-                   for n, a in zip(thread.from_name, thread.from_address, strict=True)],
+        "sender": thread.sender,
         "side": thread.side,
         "subject": thread.subject.fillna(""),
         "automatic": [(f"yes ({r})" if isinstance(r, str) and r else "yes") if a else "no"
@@ -408,7 +455,8 @@ def case_details(case_id: str | None, flt: queue.QueueFilter) -> None:
         st.text_input("Open any case by id (resolved ones too), to correct or void it", key="case_lookup",
                       placeholder="e.g. CS-00042", on_change=look_up)
     if not case_id:
-        st.caption("Select a row for its details: record a response, assign, resolve, or correct the case.")
+        st.caption("Select a row for its details: record a response, assign, wait on the client, resolve, or "
+                   "correct the case.")
         return
     case = queue.case_detail(store, snap, case_id)
     if case is None:

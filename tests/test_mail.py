@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tomllib
 from datetime import UTC, datetime
@@ -15,8 +16,10 @@ import pytest
 from kb.cli import main
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
+from kb.intake.pauses import pause_case
 from kb.mail.archive import import_paths
 from kb.mail.messages import MailRecord, Skipped, client_id_for, parse_message, support_matcher
+from kb.timestamps import set_now
 from kb.tools.mbox import write_mbox
 from tests.fixtures import ADMIN, SPEC_TOML, add
 
@@ -241,6 +244,54 @@ def test_a_later_mail_reply_moves_nothing_an_earlier_one_does(tmp_path, config_f
     assert run(db, config_file, "mail", "import", "--trust-team", str(early)) == 0
     assert rows(db, "SELECT strftime(first_response_at, '%H') FROM cases") == [("03",)]
     assert rows(db, "SELECT count(*) FROM audit_log WHERE action = 'record_response'") == [(1,)]
+
+
+def test_a_clients_message_resumes_the_case_it_joins_when_it_waits_on_the_client(tmp_path, config_file, capsys):
+    db = tmp_path / "s.duckdb"
+    opened = mbox(tmp_path / "a.mbox",
+                  ("Mon Nov 23 02:00:00 2026", message("ann@acme.example", "Export fails", mid="c1@acme")),
+                  ("Mon Nov 23 02:30:00 2026", message("bob@acme.example", "Login fails", mid="b1@acme")))
+    assert run(db, config_file, "mail", "import", str(opened)) == 0
+    con = connection.connect(db)
+    set_now(NOW)
+    pause_case(con, CONFIG, ADMIN, "CS-00001", datetime(2026, 11, 23, 6, tzinfo=UTC), "asked for the logs")
+    pause_case(con, CONFIG, ADMIN, "CS-00002", datetime(2026, 11, 24, 2, tzinfo=UTC))
+    con.close()
+    replies = mbox(
+        tmp_path / "b.mbox",
+        ("Mon Nov 23 07:00:00 2026", message("support@knowru.example", "Re: Export fails", mid="r1@k",
+                                             reply_to="c1@acme", date="Mon, 23 Nov 2026 15:00:00 +0800")),
+        ("Mon Nov 23 08:00:00 2026", message("ann@acme.example", "auto", mid="ooo@acme", reply_to="r1@k",
+                                             headers=(("Auto-Submitted", "auto-replied"),))),
+        ("Tue Nov 24 01:00:00 2026", message("ann@acme.example", "Re: Export fails", mid="c2@acme", reply_to="r1@k")),
+        ("Tue Nov 24 03:00:00 2026", message("ann@acme.example", "Re: Re: Export fails", mid="c3@acme",
+                                             reply_to="c2@acme")),
+        ("Tue Nov 24 01:30:00 2026", message("bob@acme.example", "Re: Login fails [CS-00002]", mid="b2@acme")),
+        ("Tue Nov 24 04:00:00 2026", message("cy@acme.example", "New problem", mid="n1@acme")),
+    )
+    capsys.readouterr()
+    assert run(db, config_file, "mail", "import", "--trust-team", str(replies)) == 0
+    assert "6 messages read: 1 case opened, 1 response recorded, 1 paused case resumed by the client, 1 new free " \
+        "client, 0 already taken" in capsys.readouterr().out
+    # resumed at the client's first message after the pause (not the team's, not an automatic reply); the message
+    # that came before its pause (Bob's) resumes nothing, nor does the one that opened a case
+    assert rows(db, "SELECT case_id, paused_at, resumed_at, resumed_by FROM pauses ORDER BY case_id") == [
+        ("CS-00001", datetime(2026, 11, 23, 6, tzinfo=UTC), datetime(2026, 11, 24, 1, tzinfo=UTC), "mail"),
+        ("CS-00002", datetime(2026, 11, 24, 2, tzinfo=UTC), None, None)]
+    [(actor, before, after)] = rows(db, "SELECT actor, before, after FROM audit_log WHERE action = 'resume' "
+                                        "AND table_name = 'pauses' AND row_id = 'CS-00001'")
+    after = json.loads(after)
+    assert actor.startswith("cli:") and json.loads(before)["resumed_at"] is None
+    assert datetime.fromisoformat(after.pop("resumed_at")) == datetime(2026, 11, 24, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(after.pop("paused_at")) == datetime(2026, 11, 23, 6, tzinfo=UTC)
+    assert after == {"resumed_by": "mail", "message": "c2@acme"}
+    # every message of a thread carries its case, the team's and the automatic ones too
+    assert dict(rows(db, "SELECT message_key, case_id FROM messages WHERE source = 'mail'")) == {
+        "c1@acme": "CS-00001", "b1@acme": "CS-00002", "r1@k": "CS-00001", "ooo@acme": "CS-00001",
+        "c2@acme": "CS-00001", "c3@acme": "CS-00001", "b2@acme": "CS-00002", "n1@acme": "CS-00003"}
+    capsys.readouterr()
+    assert run(db, config_file, "mail", "import", str(replies)) == 0  # once: nothing resumes twice
+    assert "0 cases opened, 0 responses recorded, 0 new free clients, 6 already taken" in capsys.readouterr().out
 
 
 def test_a_client_found_by_its_id_and_an_odd_address_gets_a_valid_id(tmp_path, config_file):

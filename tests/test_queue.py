@@ -11,7 +11,7 @@ import pytest
 from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.timestamps import parse_timestamp, set_now
-from tests.fixtures import ADMIN, AS_OF, HKT, button, open_page, shown
+from tests.fixtures import ADMIN, AS_OF, HKT, button, open_page, shown, table_with
 
 
 def query(sql: str, snapshot: bool = False):
@@ -309,13 +309,67 @@ def action_columns(at) -> list[list[str]]:
     raise AssertionError("no row of actions")
 
 
-def test_once_answered_the_panel_has_no_empty_column(app):
+def test_once_answered_the_response_becomes_a_reply_and_each_is_a_team_message(app):
     at, _ = app
     open_page(at, "queue")
     tick(at, "OVERDUE")
-    assert action_columns(at) == [["Record first response"], ["Assign"], ["Resolve now"]]
+    assert action_columns(at) == [["Record first response"], ["Assign"], ["Waiting on client"], ["Resolve now"]]
     at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 15, 0))
     button(at, "Record first response").click().run()
     assert shown(panel(at).success[0]) == ("First response recorded on OVERDUE, sent Wed 2026-11-25 15:00 HKT "
                                            "(UTC+08:00).")
-    assert action_columns(at) == [["Assign"], ["Resolve now"]]
+    assert action_columns(at) == [["Record reply"], ["Assign"], ["Waiting on client"], ["Resolve now"]]
+    assert at.datetime_input(key="respond_at_OVERDUE").label == "Reply sent at"
+    at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 14, 0))
+    button(at, "Record reply").click().run()
+    assert [shown(e) for e in at.error] == [
+        "Reply sent at: is before the first response of case OVERDUE (Wed 2026-11-25 15:00 HKT (UTC+08:00)); "
+        "correct the first response instead"]
+    at.datetime_input(key="respond_at_OVERDUE").set_value(datetime(2026, 11, 25, 16, 0))
+    button(at, "Record reply").click().run()
+    assert shown(panel(at).success[0]) == "Reply recorded on OVERDUE, sent Wed 2026-11-25 16:00 HKT (UTC+08:00)."
+    store = _store()
+    assert str(store.query("SELECT first_response_at FROM cases WHERE case_id = 'OVERDUE'").iloc[0, 0]) \
+        == "2026-11-25 07:00:00+00:00"  # the reply leaves the first response as it was
+    replies = store.query("SELECT message_key, is_team, source FROM messages WHERE case_id = 'OVERDUE' "
+                          "ORDER BY received_at")
+    assert list(replies.message_key) == ["queue:OVERDUE:2026-11-25T07:00:00+00:00",
+                                         "queue:OVERDUE:2026-11-25T08:00:00+00:00"]
+    assert list(replies.is_team) == [True, True] and set(replies.source) == {"queue"}
+    thread = table_with(at, "sender")
+    assert list(thread.sender) == ["(recorded on the Queue)"] * 2 and list(thread.role) == ["first response", ""]
+
+
+def test_a_case_waits_on_the_client_with_an_undo_then_resumes(app):
+    at, _ = app
+    set_now(parse_timestamp(AS_OF, HKT))
+    open_page(at, "queue")
+    tick(at, "OVERDUE")
+    at.text_input(key="pause_reason_OVERDUE").input("asked for the logs")
+    button(at, "Waiting on client").click().run()
+    box = panel(at)
+    assert [shown(s) for s in box.success] == ["OVERDUE is waiting on the client since Wed 2026-11-25 16:30 HKT "
+                                               "(UTC+08:00)."]
+    assert [b.label for b in box.button if b.label == "Undo"] == ["Undo"]
+    assert facts(at)["Waiting on client"] == "since Wed 2026-11-25 16:30 HKT (UTC+08:00) (asked for the logs)"
+    assert action_columns(at) == [["Record first response"], ["Assign"], ["Resume"], ["Resolve now"]]
+    pauses = ("SELECT reason, paused_by, resumed_at IS NOT NULL AS resumed, resumed_by FROM pauses "
+              "WHERE case_id = 'OVERDUE'")
+    assert _store().query(pauses).values.tolist() == [["asked for the logs", "local admin", False, None]]
+    button(at, "Undo").click().run()
+    assert [shown(s) for s in panel(at).success] == ["OVERDUE is no longer waiting on the client (pause undone)."]
+    assert _store().query(pauses).empty and "Waiting on client" not in facts(at)
+    assert action_columns(at) == [["Record first response"], ["Assign"], ["Waiting on client"], ["Resolve now"]]
+    button(at, "Waiting on client").click().run()  # without a reason this time
+    at.run()  # the Undo is offered on the run right after pausing only
+    assert not [b for b in panel(at).button if b.label == "Undo"]
+    button(at, "Resume").click().run()
+    assert [shown(s) for s in panel(at).success] == ["OVERDUE resumed at Wed 2026-11-25 16:30 HKT (UTC+08:00): no "
+                                                     "longer waiting on the client."]
+    resumed = _store().query(pauses)
+    assert resumed.values.tolist() == [[None, "local admin", True, "local admin"]]
+    assert action_columns(at) == [["Record first response"], ["Assign"], ["Waiting on client"], ["Resolve now"]]
+    button(at, "Waiting on client").click().run()  # at the instant the last pause ended: they would overlap
+    assert [shown(e) for e in at.error] == [
+        "Waiting on client since: is not after case OVERDUE's last pause ended (Wed 2026-11-25 16:30 HKT (UTC+08:00)); "
+        "pauses of a case never overlap"]

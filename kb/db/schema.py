@@ -244,7 +244,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (policy_id, metric, priority, valid_from)
     );
     CREATE TABLE pauses (
-        case_id    VARCHAR NOT NULL REFERENCES cases (case_id),
+        case_id    VARCHAR NOT NULL,  -- no foreign key: DuckDB would then refuse every correction of a paused case
         paused_at  TIMESTAMPTZ NOT NULL,
         resumed_at TIMESTAMPTZ CHECK (resumed_at >= paused_at),
         reason     VARCHAR,

@@ -15,7 +15,7 @@ empties a date typed outside its bounds rather than keep it) is refused by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from kb.access import Actor, require, team_addresses
@@ -27,6 +27,7 @@ from kb.intake.validation import KEYS, future_reason, same_values, typed_rows_sq
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
+QUEUE_MESSAGE_PREFIX = "queue:"  # the key of a response recorded on the Queue: queue:<case>:<instant in UTC>
 RESUBMIT_SECONDS = 10  # the same row from the same person this soon after is a double-clicked submit
 
 
@@ -130,13 +131,64 @@ def next_number(con, table: str, key: str) -> int:
 
 
 def record_response(con, config: Config, actor: Actor, case_id: str, at: datetime) -> None:
+    """Record the team's response to a case, sent at ``at`` (the Queue's "record a response"): a team message on
+    the case's thread (``messages``, source ``queue``), and the case's first response when it has none yet.
+
+    On a case answered already it is a follow-up reply (``replied_at``): the message alone, audited as
+    ``record_reply``. A reply before the first response is refused: the first response is the earliest team
+    message (rules §9), so it is that one to correct. Either is refused in the future or before the case was
+    received, and when the case has a response recorded at that very instant (a double click)."""
     require(actor, "record_response")
-    _update_case(con, config, actor, case_id, "first_response_at", at, "record_response")
+    with transaction(con):
+        case = row_of(con, "cases", "case_id", case_id)
+        first = case["first_response_at"]
+        key = f"{QUEUE_MESSAGE_PREFIX}{case_id}:{at.astimezone(UTC).isoformat()}"
+        problem = _response_problem(con, config, case, at, key)
+        if problem:
+            raise Rejected([Problem(None, "first_response_at" if first is None else "replied_at", problem)])
+        con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
+                    "unverified, source) VALUES (?, ?, true, false, ?, ?, false, 'queue')",
+                    [key, case_id, at, now_utc()])
+        if first is None:
+            con.execute("UPDATE cases SET first_response_at = ? WHERE case_id = ?", [at, case_id])
+            audit.record(con, actor, "record_response", "cases", case_id, {"first_response_at": None},
+                         {"first_response_at": at, "message": key})
+        else:
+            audit.record(con, actor, "record_reply", "messages", key, None, {"case_id": case_id, "replied_at": at})
+
+
+def _response_problem(con, config: Config, case: dict, at: datetime, key: str) -> str | None:
+    """Why a response sent at ``at`` (its message ``key``) cannot be recorded on ``case``, or None."""
+    future = future_reason(at, config.calendar.zone)
+    if future:
+        return future
+    if at < case["received_at"]:
+        return f"is before the case was received ({_shown(config, case['received_at'])})"
+    first = case["first_response_at"]
+    if first is not None and at < first:
+        return (f"is before the first response of case {case['case_id']} ({_shown(config, first)}); correct the "
+                "first response instead")
+    if con.execute("SELECT 1 FROM messages WHERE message_key = ?", [key]).fetchall():
+        return f"case {case['case_id']} already has a response recorded at {_shown(config, at)}"
+    return None
 
 
 def resolve_case(con, config: Config, actor: Actor, case_id: str, at: datetime) -> None:
+    """Resolve a case at ``at``, under the rules of a new row's (not before receipt, not in the future)."""
     require(actor, "resolve_case")
-    _update_case(con, config, actor, case_id, "resolved_at", at, "resolve")
+    future = future_reason(at, config.calendar.zone)
+    if future:
+        raise Rejected([Problem(None, "resolved_at", future)])
+    with transaction(con):
+        before = row_of(con, "cases", "case_id", case_id)
+        if before["resolved_at"] is not None:
+            raise Rejected([Problem(None, "resolved_at", f"case {case_id} already has one, at "
+                                                         f"{_shown(config, before['resolved_at'])}")])
+        if at < before["received_at"]:
+            raise Rejected([Problem(None, "resolved_at", "is before the case was received "
+                                                         f"({_shown(config, before['received_at'])})")])
+        con.execute("UPDATE cases SET resolved_at = ? WHERE case_id = ?", [at, case_id])
+        audit.record(con, actor, "resolve", "cases", case_id, {"resolved_at": None}, {"resolved_at": at})
 
 
 def team(con, config: Config) -> list[str]:
@@ -198,24 +250,6 @@ def log_check(con, config: Config, actor: Actor, environment_id: str, at: dateti
                                                                          note.strip() or None])
         audit.record(con, actor, "check", "monitoring_checks", environment_id, None,
                      {"checked_at": at, "note": note.strip() or None})
-
-
-def _update_case(con, config: Config, actor: Actor, case_id: str, column: str, at: datetime, action: str) -> None:
-    """Stamp a response or resolution on a case, under the rules of a new row's (not before
-    receipt, not in the future)."""
-    future = future_reason(at, config.calendar.zone)
-    if future:
-        raise Rejected([Problem(None, column, future)])
-    with transaction(con):
-        before = row_of(con, "cases", "case_id", case_id)
-        if before[column] is not None:
-            raise Rejected([Problem(None, column, f"case {case_id} already has one, at "
-                                                  f"{_shown(config, before[column])}")])
-        if at < before["received_at"]:
-            raise Rejected([Problem(None, column, "is before the case was received "
-                                                  f"({_shown(config, before['received_at'])})")])
-        con.execute(f"UPDATE cases SET {column} = ? WHERE case_id = ?", [at, case_id])
-        audit.record(con, actor, action, "cases", case_id, {column: None}, {column: at})
 
 
 def _shown(config: Config, moment: datetime) -> str:

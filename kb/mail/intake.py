@@ -20,6 +20,8 @@ earlier messages and the first responses of stored cases are each one statement 
   message it answers arrives later (a Sent folder read before the Inbox).
 * **First response**: the earliest non-automatic team message of the thread at or after the case's receipt.
   A stored case takes a mail response only when it is earlier than the one it has (or it has none).
+* **Pauses**: a client's message joining a stored case that waits on the client resumes it at the message's
+  instant (``kb.intake.pauses.resume_on_client_mail``, by ``mail``); one that opens a case resumes nothing.
 * **Trust**: a team message nothing vouches for (``MailRecord.unverified``) joins its thread and opens
   nothing, and is never a first response.
 * **Never fatal**: a batch the store refuses (a row the intake rules refuse, a value the database will not
@@ -29,7 +31,6 @@ earlier messages and the first responses of stored cases are each one statement 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,9 +42,9 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import first_line, full_disk, local_zone, transaction
-from kb.db.sqltext import quote
 from kb.formats import count
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
+from kb.intake.pauses import resume_on_client_mail
 from kb.intake.writes import ID_PREFIXES, next_number
 from kb.mail.messages import MailRecord, Skipped
 from kb.mail.stored import (
@@ -89,19 +90,22 @@ class Outcome:
     already: int = 0           # taken before (or twice in the batch)
     cases_opened: int = 0
     responses: int = 0         # cases whose first response was recorded (or moved earlier) from mail
+    resumed: int = 0           # paused cases the client's message resumed
     clients_made: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
-        for name in ("read", "taken", "already", "cases_opened", "responses", "clients_made"):
+        for name in ("read", "taken", "already", "cases_opened", "responses", "resumed", "clients_made"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.extend(other.skipped)
         self.held.extend(other.held)
 
     def summary(self) -> str:
+        resumed = f"{count(self.resumed, 'paused case')} resumed by the client, " if self.resumed else ""
         return (f"{count(self.read, 'message')} read: {count(self.cases_opened, 'case')} opened, "
-                f"{count(self.responses, 'response')} recorded, {count(self.clients_made, 'new free client')}, "
+                f"{count(self.responses, 'response')} recorded, {resumed}"
+                f"{count(self.clients_made, 'new free client')}, "
                 f"{self.already:,} already taken, {len(self.skipped):,} skipped, "
                 f"{len(self.held):,} held in quarantine")
 
@@ -300,10 +304,19 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
             "case_id": pa.array([u[0] for u in updates], pa.string()),
             "at": pa.array([u[1] for u in updates], pa.timestamp("us", tz="UTC")),
         }), "UPDATE cases SET first_response_at = r.at FROM mail_responses r WHERE cases.case_id = r.case_id")
-        _audit_rows(con, actor, [
+        audit.record_rows(con, actor, "record_response", "cases", [
             (case, {"first_response_at": _iso(before)}, {"first_response_at": _iso(at), "message": key})
             for case, at, key, before in updates])
         done.responses += len(updates)
+
+    # Paused cases a client's message joins resume (a message that opens a case resumes nothing).
+    replies = [n for n in nodes if n.record is not None and n.case_id and n.case_id not in openers
+               and not n.is_team and not n.is_automatic]
+    done.resumed = resume_on_client_mail(con, actor, pa.table({
+        "case_id": pa.array([n.case_id for n in replies], pa.string()),
+        "received_at": pa.array([n.instant for n in replies], pa.timestamp("us", tz="UTC")),
+        "message_key": pa.array([n.key for n in replies], pa.string()),
+    })) if replies else 0
 
     # The messages, the stored ones a vouched copy replaces, and the stored ones that found their thread.
     batch_nodes = [n for n in nodes if n.record is not None]
@@ -331,7 +344,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     done.taken = len(batch_nodes)
     audit.record(con, actor, "mail", "messages", None, None, {
         "source": source, "messages": done.taken, "cases_opened": done.cases_opened,
-        "responses": done.responses, "clients_made": done.clients_made,
+        "responses": done.responses, "resumed": done.resumed, "clients_made": done.clients_made,
         **({"verified": sorted(verified)} if verified else {})})
     return done
 
@@ -360,16 +373,6 @@ def _checked_insert(con, config: Config, table: str, rows: list[dict], actor: Ac
     except Rejected as e:
         raise Refused("refused by the intake rules: " + "; ".join(
             f"{p.column}: {p.reason}" for p in e.problems)) from None
-
-
-def _audit_rows(con, actor: Actor, rows: list[tuple[str, dict, dict]]) -> None:
-    """One audit row per case whose response mail recorded, in one statement."""
-    run_with(con, "mail_audit", pa.table({
-        "row_id": pa.array([r[0] for r in rows], pa.string()),
-        "before": pa.array([json.dumps(r[1], sort_keys=True) for r in rows], pa.string()),
-        "after": pa.array([json.dumps(r[2], sort_keys=True) for r in rows], pa.string()),
-    }), "INSERT INTO audit_log (logged_at, actor, action, table_name, row_id, before, after) "
-        f"SELECT now(), {quote(actor.email)}, 'record_response', 'cases', row_id, before, after FROM mail_audit")
 
 
 def _messages_table(nodes: list[Node], now: datetime) -> pa.Table:

@@ -8,13 +8,19 @@ import pandas as pd
 
 
 def case_thread(store, case_id: str) -> pd.DataFrame:
-    """The messages of one case, oldest first: when (receipt, or a team message's Date), who, its ``side``
+    """The messages of one case, oldest first: when (receipt, or a team message's Date), who (``sender``, as
+    the Queue shows it: a response recorded on the Queue or an imported message has no address), its ``side``
     (client, team, or "team (unverified)": claiming to be the team's with nothing to vouch for it, so it counts
     for nothing), automatic (and why), subject, where it was read, whether it is the message that opened the
     case, and whether it is the case's first response (the team's trusted, non-automatic message at the case's
     ``first_response_at``; none when a person recorded an earlier response by hand)."""
     return store.query(
-        """SELECT m.received_at, m.from_address, m.from_name, m.is_team, m.is_automatic, m.automatic_reason,
+        """SELECT m.received_at, m.from_address, m.from_name,
+                  CASE WHEN m.from_address IS NULL
+                       THEN CASE m.source WHEN 'queue' THEN '(recorded on the Queue)' ELSE '(imported)' END
+                       WHEN coalesce(m.from_name, '') <> '' THEN m.from_name || ' <' || m.from_address || '>'
+                       ELSE m.from_address END AS sender,
+                  m.is_team, m.is_automatic, m.automatic_reason,
                   m.subject, m.mailbox, m.folder, m.message_id, coalesce(m.unverified, false) AS unverified,
                   CASE WHEN NOT m.is_team THEN 'client' WHEN coalesce(m.unverified, false) THEN 'team (unverified)'
                        ELSE 'team' END AS side,
@@ -75,10 +81,11 @@ def mailbox_state(store) -> pd.DataFrame:
 
 
 def intake_has_run(store) -> bool:
-    """Whether mail intake ever ran: a polling run recorded, a mailbox folder polled, or a message stored (from a
-    mailbox or an imported mail file)."""
+    """Whether mail intake ever ran: a polling run recorded, a mailbox folder polled, or a message stored from
+    mail (a mailbox or an imported mail file; not a response recorded on the Queue, nor a CSV import's)."""
     frame = store.query("SELECT EXISTS (SELECT 1 FROM job_runs WHERE kind = 'mail') "
-                        "OR EXISTS (SELECT 1 FROM imap_state) OR EXISTS (SELECT 1 FROM messages) AS ran")
+                        "OR EXISTS (SELECT 1 FROM imap_state) "
+                        "OR EXISTS (SELECT 1 FROM messages WHERE source = 'mail') AS ran")
     return bool(frame.ran.iloc[0])
 
 

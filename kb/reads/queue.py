@@ -161,15 +161,19 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
 
 
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
-    """Every column of one stored case (resolved or not, voided or not), with its client's name and, when
-    it counts as of the snapshot, its SLA state and ``target`` (which one applies and why, in words); None
+    """Every column of one stored case (resolved or not, voided or not), with its client's name; when it
+    counts as of the snapshot, its SLA state and ``target`` (which one applies and why, in words); and while
+    it waits on the client, its open pause (``paused_at``, ``pause_reason``, ``paused_by``; else empty). None
     when there is no such case."""
     frame = store.query(
         """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left,
                   s.first_response_kind, s.first_response_amount, s.first_response_calendar,
-                  s.first_response_by_contract, s.policy_id
+                  s.first_response_by_contract, s.policy_id,
+                  p.paused_at, p.reason AS pause_reason, p.paused_by
            FROM cases c JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
-           WHERE c.case_id = ?""",
+                LEFT JOIN pauses p ON p.case_id = c.case_id AND p.resumed_at IS NULL
+           WHERE c.case_id = ?
+           ORDER BY p.paused_at DESC LIMIT 1""",
         [case_id], snap)
     if frame.empty:
         return None
