@@ -18,6 +18,14 @@ class SlaConfig:
     default_uptime_target_pct: Decimal = Decimal("99.9")
     default_credit_schedule: str = "99.9:10, 99.0:30, 95.0:100"
     response_target_pct: Decimal = Decimal(95)  # the share of decided cases the team aims to meet
+    next_response_target_pct: Decimal | None = None  # the same for follow-ups (questions); None: as above
+    resolution_target_pct: Decimal | None = None  # and for resolutions; None: response_target_pct
+
+    def met_target_pct(self, metric: str) -> Decimal:
+        """The share of decided targets of ``metric`` the team aims to meet: ``[sla] {metric}_target_pct``,
+        else ``response_target_pct`` (which is also the first response's)."""
+        own = {"next_response": self.next_response_target_pct, "resolution": self.resolution_target_pct}.get(metric)
+        return own if own is not None else self.response_target_pct
 
 
 def sla_config(sla: dict) -> SlaConfig:
@@ -49,4 +57,6 @@ def sla_config(sla: dict) -> SlaConfig:
         default_uptime_target_pct=target,
         default_credit_schedule=schedule,
         response_target_pct=response_target,
+        **{f"{metric}_target_pct": percentage(sla, f"sla.{metric}_target_pct", f"{metric}_target_pct", Decimal(0))
+           for metric in ("next_response", "resolution") if f"{metric}_target_pct" in sla},
     )

@@ -9,7 +9,7 @@ has its opening and the business time before it, ``cum_us``. Then
 * the instant at which the elapsed business time reaches a total ``c`` is found
   from the last business day whose ``cum_us`` is *below* ``c``: its opening plus
   the rest. Strictly below, so a total that lands exactly on a close gives that
-  close and not the next opening (``reached_at`` of ``business_time_after``);
+  close and not the next opening (``reached_at``);
 * the close of the first business day dated after a local date is read by that
   date (``next_business_day_close``).
 
@@ -19,6 +19,10 @@ equality joins, because an ASOF join sorts every row it looks up with its whole
 row and takes seconds on a million cases: the bucket of x holds at most one key,
 and the answer is that key when it is at or below x, else the last key before
 the bucket. The third is an equality join on the local date.
+
+Every lookup takes the key of the calendar it reads (``cal``, its position in
+``kb.engine.calendar.engine_calendars``): the tables hold every calendar, so
+one calendar or twenty is the same join.
 
 Each builder returns a ``Lookup``: the JOIN clauses to append after the FROM
 item whose columns its SQL arguments name, and the expression that reads the
@@ -71,7 +75,8 @@ def reached_at(cum_us_sql: str, cal_sql: str, alias: str) -> Lookup:
     c, k, ix = f"({cum_us_sql})", alias, f"{alias}_ix"
     return Lookup(
         join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
-              f"LEFT JOIN business_clock {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
+              f"LEFT JOIN business_clock {k} ON {k}.cal = {cal_sql} "
+              f"AND {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
         value=(f"CASE WHEN {c} - 1 >= {k}.b_cum_us THEN {k}.b_opens_at + to_microseconds({c} - {k}.b_cum_us) "
                f"ELSE {k}.a_opens_at + to_microseconds({c} - {k}.a_cum_us) END"),
         value_cum_us=c,

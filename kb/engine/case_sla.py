@@ -75,9 +75,10 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
     now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
                          for t in CASE_TARGETS)
     calendar_names = " ".join(f"WHEN {cal} THEN '{name}'" for cal, name in enumerate(config.calendar_names))
+    columns = ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
     targets_out = ", ".join(
-        f"s.{t.col(c)}" for t in CASE_TARGETS for c in ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
-    ) + "".join(f", CASE s.{t.col('cal')} {calendar_names} END AS {t.col('calendar')}" for t in CASE_TARGETS)
+        [f"s.{t.col(c)}" for t in CASE_TARGETS for c in columns]
+        + [f"CASE s.{t.col('cal')} {calendar_names} END AS {t.col('calendar')}" for t in CASE_TARGETS])
     nr = NEXT_RESPONSE
     running = [(f"'{t.metric}'", _running_due(t, "s"), f"s.{t.col('state')}", f"s.{t.col('hours_left')}")
                for t in CASE_TARGETS]

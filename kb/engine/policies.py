@@ -50,7 +50,8 @@ def policy_ctes(sla: SlaConfig) -> str:
         SELECT p.policy_id, p.metric, p.priority,
                CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
                     WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
-               CASE WHEN p.within <> 'next_day_close' THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
+               CASE WHEN p.within <> 'next_day_close'
+                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
                c.cal, p.valid_from
         FROM policies p JOIN calendars c ON c.name = p.calendar
         UNION ALL {_tier_defaults(sla)}

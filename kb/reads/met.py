@@ -1,0 +1,54 @@
+"""The one read of "% met": decided targets of every metric, counted by metric and whatever else is asked.
+
+A target is decided when it is met or breached; it counts in the period its
+deadline falls in. First response and resolution count cases, follow-ups count
+client questions (``kb.engine.targets.decided_sql``). The Overview, Response
+performance, the Client page, the monthly statement and ``/metrics`` all read
+their shares here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from kb.db.sqltext import quote
+from kb.engine.targets import TARGETS, decided_sql
+from kb.store import Snapshot, Store
+
+GROUPS = ("tier", "priority", "client_id", "category")
+GRAINS = ("week", "month")
+
+
+def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
+               grain: str | None = None, clients: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
+    month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
+    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` when given."""
+    unknown = [g for g in by if g not in GROUPS]
+    if unknown or (grain is not None and grain not in GRAINS):
+        raise ValueError(f"by must be among {GROUPS} and grain one of {GRAINS}")
+    tz = quote(store.config.calendar.timezone)
+    period = [f"CAST(date_trunc('{grain}', timezone({tz}, due)) AS DATE) AS period"] if grain else []
+    keys = ["metric", *by, *(["period"] if grain else [])]
+    client_filter = f"AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+    order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
+    frame = store.query(
+        f"""
+        SELECT {', '.join(keys)},
+               count(*) FILTER (WHERE state = 'met') AS met,
+               count(*) FILTER (WHERE state = 'breached') AS breached,
+               count(*) AS decided,
+               100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
+        FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided_sql()}) d
+              WHERE due >= ? AND due < ? {client_filter})
+        GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
+        """,
+        [start, end, *clients], snap)
+    return frame
+
+
+def share_in_words(met: int, decided: int) -> str:
+    """"29 of 32 met", or "none decided"."""
+    return f"{met:,} of {decided:,} met" if decided else "none decided"
