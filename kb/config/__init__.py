@@ -15,14 +15,16 @@ from pathlib import Path
 
 from kb.config.alerts import AlertsConfig, alerts_config
 from kb.config.backup import BackupConfig, backup_config
-from kb.config.calendar import WEEKDAYS, CalendarConfig, calendar_config
+from kb.config.calendar import WEEKDAYS, CalendarConfig
+from kb.config.changes import ALWAYS, Calendar, Versions, calendars_config, sla_versions
 from kb.config.mail import MailboxConfig, MailConfig, mail_config
 from kb.config.reading import ConfigError, positive_int, section
 from kb.config.roles import ROLES, roles_config
-from kb.config.sla import SlaConfig, sla_config
+from kb.config.sla import SlaConfig
 
-__all__ = ["PROJECT_ROOT", "ROLES", "WEEKDAYS", "AlertsConfig", "BackupConfig", "CalendarConfig", "Config",
-           "ConfigError", "MailConfig", "MailboxConfig", "SlaConfig", "config_path", "load_config", "parse_config"]
+__all__ = ["PROJECT_ROOT", "ROLES", "WEEKDAYS", "AlertsConfig", "BackupConfig", "Calendar", "CalendarConfig", "Config",
+           "ConfigError", "MailConfig", "MailboxConfig", "SlaConfig", "Versions", "config_path", "load_config",
+           "parse_config"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -36,11 +38,21 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
     alerts: AlertsConfig | None = None  # None: no [alerts] section, nothing is sent
+    # Every calendar with its dated changes (``support`` first: ``calendar`` is its own rules), and [sla]'s.
+    calendars: tuple[Calendar, ...] = ()
+    sla_changes: Versions[SlaConfig] | None = None
+
+    def __post_init__(self):
+        if not self.calendars:  # a Config made in code: its calendar and [sla], unchanging
+            object.__setattr__(self, "calendars", (Calendar("support", Versions(((ALWAYS, self.calendar),))),))
+        if self.sla_changes is None:
+            object.__setattr__(self, "sla_changes", Versions(((ALWAYS, self.sla),)))
 
     @property
     def calendar_names(self) -> tuple[str, ...]:
-        """The calendars a policy row may name: ``support`` (``[calendar]``) and the built-in ``24x7``."""
-        return ("support", "24x7")
+        """The calendars a policy row may name: ``support`` (``[calendar]``), the built-in ``24x7``, and every
+        ``[calendars.NAME]``."""
+        return ("support", "24x7", *(c.name for c in self.calendars[1:]))
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -71,12 +83,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 def parse_config(raw: dict) -> Config:
-    cal = section(raw, "calendar")
-    sla = section(raw, "sla")
+    calendars = calendars_config(raw)
+    sla = sla_versions(raw)
     monitoring = section(raw, "monitoring")
     return Config(
-        calendar=calendar_config(cal),
-        sla=sla_config(sla),
+        calendar=calendars[0].versions.base,
+        sla=sla.base,
+        calendars=calendars,
+        sla_changes=sla,
         stale_after_days=positive_int(monitoring, "monitoring.stale_after_days", "stale_after_days", 7,
                                       at_most=3650),
         roles=roles_config(raw.get("roles", {})),

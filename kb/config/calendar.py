@@ -35,11 +35,11 @@ class CalendarConfig:
         return (self.closes.hour * 60 + self.closes.minute - self.opens.hour * 60 - self.opens.minute) * 60
 
 
-def _timezone(name: str) -> str:
+def _timezone(name: str, where: str = "calendar") -> str:
     """An IANA zone name that Python and DuckDB both know; ``localtime``, ``posix/…``, ``right/…`` and the
     like are refused, since the calendar must mean the same on every machine."""
     if name in _NOT_ZONES or name.startswith(("posix/", "right/")) or name not in _known_zones():
-        raise ConfigError(f"calendar.timezone = {name!r} is not an IANA time zone name (e.g. \"Asia/Hong_Kong\", "
+        raise ConfigError(f"{where}.timezone = {name!r} is not an IANA time zone name (e.g. \"Asia/Hong_Kong\", "
                           "\"Europe/London\")")
     return name
 
@@ -57,45 +57,46 @@ def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones() & icu)
 
 
-def calendar_config(cal: dict) -> CalendarConfig:
-    """``[calendar]``: the zone, business hours, weekend, public holidays and the days that differ."""
+def calendar_config(cal: dict, where: str = "calendar") -> CalendarConfig:
+    """``[calendar]`` (or the table ``where``): the zone, business hours, weekend, public holidays and the days
+    that differ."""
     defaults_cal = CalendarConfig()
 
-    timezone = _timezone(string(cal, "calendar.timezone", "timezone", defaults_cal.timezone))
+    timezone = _timezone(string(cal, f"{where}.timezone", "timezone", defaults_cal.timezone), where)
 
     hours = cal.get("business_hours", ["09:00", "18:00"])
     if not (isinstance(hours, list) and len(hours) == 2):
-        raise ConfigError(f"calendar.business_hours = {hours!r} must be two times, e.g. [\"09:00\", \"18:00\"]")
-    opens, closes = (clock("calendar.business_hours", h) for h in hours)
+        raise ConfigError(f"{where}.business_hours = {hours!r} must be two times, e.g. [\"09:00\", \"18:00\"]")
+    opens, closes = (clock(f"{where}.business_hours", h) for h in hours)
     if closes <= opens:
-        raise ConfigError(f"calendar.business_hours = {hours!r}: close {hours[1]} is not after open {hours[0]}")
+        raise ConfigError(f"{where}.business_hours = {hours!r}: close {hours[1]} is not after open {hours[0]}")
 
     weekend_names = cal.get("weekend", ["Sat", "Sun"])
     if not isinstance(weekend_names, list):
-        raise ConfigError(f"calendar.weekend = {weekend_names!r} must be a list of day names like \"Sat\"")
+        raise ConfigError(f"{where}.weekend = {weekend_names!r} must be a list of day names like \"Sat\"")
     weekend = []
     for name in weekend_names:
         if name not in WEEKDAYS:
-            raise ConfigError(f"calendar.weekend: {name!r} is not a weekday name ({', '.join(WEEKDAYS)})")
+            raise ConfigError(f"{where}.weekend: {name!r} is not a weekday name ({', '.join(WEEKDAYS)})")
         weekend.append(WEEKDAYS.index(name))
     if len(set(weekend)) == 7:
-        raise ConfigError("calendar.weekend covers every day: there would be no business days")
+        raise ConfigError(f"{where}.weekend covers every day: there would be no business days")
 
-    country = string(cal, "calendar.holidays_country", "holidays_country", defaults_cal.holidays_country)
-    subdivision = string(cal, "calendar.holidays_subdivision", "holidays_subdivision", "")
+    country = string(cal, f"{where}.holidays_country", "holidays_country", defaults_cal.holidays_country)
+    subdivision = string(cal, f"{where}.holidays_subdivision", "holidays_subdivision", "")
     if country:
         try:
             holidays.country_holidays(country, subdiv=subdivision or None, years=2026)
         except NotImplementedError:
             if subdivision:
                 raise ConfigError(
-                    f"calendar.holidays_subdivision = {subdivision!r} is not a subdivision of {country!r}"
+                    f"{where}.holidays_subdivision = {subdivision!r} is not a subdivision of {country!r}"
                 ) from None
             raise ConfigError(
-                f"calendar.holidays_country = {country!r} is not a country code of the holidays package"
+                f"{where}.holidays_country = {country!r} is not a country code of the holidays package"
             ) from None
     elif subdivision:
-        raise ConfigError("calendar.holidays_subdivision is set but calendar.holidays_country is empty")
+        raise ConfigError(f"{where}.holidays_subdivision is set but {where}.holidays_country is empty")
 
     return CalendarConfig(
         timezone=timezone,
@@ -104,6 +105,6 @@ def calendar_config(cal: dict) -> CalendarConfig:
         weekend=tuple(sorted(set(weekend))),
         holidays_country=country,
         holidays_subdivision=subdivision,
-        extra_holidays=dates(cal, "calendar.extra_holidays", "extra_holidays"),
-        working_days=dates(cal, "calendar.working_days", "working_days"),
+        extra_holidays=dates(cal, f"{where}.extra_holidays", "extra_holidays"),
+        working_days=dates(cal, f"{where}.working_days", "working_days"),
     )

@@ -21,7 +21,7 @@ from kb.engine.uptime import env_uptime_sql
 def open_views(con, config: Config, as_of: datetime) -> None:
     attach_calendar(con, config, as_of)
     literal = instant(as_of)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW case_questions AS {case_questions_sql(config, literal)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW case_sla AS {case_sla_sql(config, literal)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW case_questions AS {case_questions_sql(config, as_of)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW case_sla AS {case_sla_sql(config, as_of)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW env_uptime AS {env_uptime_sql(config, literal)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW contract_refunds AS {contract_refunds_sql(config, literal)}")

@@ -18,7 +18,8 @@ bucketed lookup tables (``clock_index`` in ``kb/engine/calendar.py``) with
 equality joins, because an ASOF join sorts every row it looks up with its whole
 row and takes seconds on a million cases: the bucket of x holds at most one key,
 and the answer is that key when it is at or below x, else the last key before
-the bucket. The third is an equality join on the local date.
+the bucket. The third is an equality join on the local date, which
+``local_day`` finds the same way (the last local midnight at or before x).
 
 Every lookup takes the key of the calendar it reads (``cal``, its position in
 ``kb.engine.calendar.engine_calendars``): the tables hold every calendar, so
@@ -34,9 +35,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kb.config import CalendarConfig
-from kb.db.sqltext import quote
-
 
 @dataclass(frozen=True)
 class Lookup:
@@ -46,6 +44,7 @@ class Lookup:
     join: str
     value: str
     value_cum_us: str | None = None
+    day_us: str | None = None
 
 
 def _bucket(x: str, kind: str, index: str) -> str:
@@ -65,6 +64,9 @@ def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
               f"LEFT JOIN business_instants {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(x, 'instant', ix)}"),
         value=(f"CASE WHEN {x} >= {k}.b_opens_us THEN {k}.b_cum_us + least({x} - {k}.b_opens_us, {k}.b_length_us) "
                f"ELSE {k}.a_cum_us + least(greatest({x} - {k}.a_opens_us, 0), {k}.a_length_us) END"),
+        # the business day the clock starts on: the one open at the instant, else the next one
+        day_us=(f"CASE WHEN {x} >= {k}.b_opens_us OR {x} >= {k}.a_opens_us + {k}.a_length_us "
+                f"OR {k}.a_opens_us IS NULL THEN {k}.b_day_us ELSE {k}.a_day_us END"),
     )
 
 
@@ -93,6 +95,11 @@ def next_business_day_close(day_sql: str, cal_sql: str, alias: str) -> Lookup:
     )
 
 
-def local_day(instant_sql: str, calendar: CalendarConfig) -> str:
-    """The local date (DATE) of the instant ``instant_sql`` in the calendar's time zone."""
-    return f"CAST(timezone({quote(calendar.timezone)}, {instant_sql}) AS DATE)"
+def local_day(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
+    """The local date (DATE) of the instant ``instant_sql`` in the time zone of the calendar ``cal_sql``."""
+    x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
+    return Lookup(
+        join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
+              f"LEFT JOIN local_dates {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(x, 'midnight', ix)}"),
+        value=f"CASE WHEN {x} >= {k}.b_starts_us THEN {k}.b_day ELSE {k}.a_day END",
+    )

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kb.config import CalendarConfig
+from kb.config import CalendarConfig, Versions
+from kb.config.changes import ALWAYS
 
 
 def holiday_dates(calendar: CalendarConfig, years: range) -> frozenset[date]:
@@ -53,29 +54,37 @@ def local_instant(calendar: CalendarConfig, day: date, clock: time) -> datetime:
     return datetime.combine(day, clock, tzinfo=calendar.zone).astimezone(UTC)
 
 
-@lru_cache(maxsize=16)
 def business_days(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.DataFrame:
-    """One row per business day of the years given, with its opening, closing and
-    the business time before its opening (counted from the first year's start).
+    """``dated_business_days`` of one unchanging calendar."""
+    return dated_business_days(Versions(((ALWAYS, calendar),)), first_year, last_year)
+
+
+@lru_cache(maxsize=32)
+def dated_business_days(versions: Versions[CalendarConfig], first_year: int, last_year: int) -> pd.DataFrame:
+    """One row per business day of the years given, each by the calendar's rules in force on that local date
+    (``versions.on(day)``), with its opening, closing and the business time before its opening (counted from
+    the first year's start).
 
     Columns: ``day`` (local date), ``opens_at`` and ``closes_at`` (UTC instants),
-    ``length_us`` (business time in the day) and ``cum_before_us``, both in
-    microseconds so that sums and comparisons stay exact.
+    ``length_us`` (business time in the day), ``cum_before_us`` and ``day_us`` (one business day of an
+    ``Nd`` target started that day: close − open on the local clock), in microseconds so that sums and
+    comparisons stay exact.
     """
     years = range(first_year, last_year + 1)
-    closed = holiday_dates(calendar, years)
+    closed = {rules: holiday_dates(rules, years) for _, rules in versions.versions}
     rows = []
     cum = 0
     day = date(first_year, 1, 1)
     while day.year <= last_year:
-        if day in calendar.working_days or (day.weekday() not in calendar.weekend and day not in closed):
-            opens = local_instant(calendar, day, calendar.opens)
-            closes = local_instant(calendar, day, calendar.closes)
+        rules = versions.on(day)
+        if day in rules.working_days or (day.weekday() not in rules.weekend and day not in closed[rules]):
+            opens = local_instant(rules, day, rules.opens)
+            closes = local_instant(rules, day, rules.closes)
             length_us = (closes - opens) // timedelta(microseconds=1)
-            rows.append((day, opens, closes, length_us, cum))
+            rows.append((day, opens, closes, length_us, cum, rules.business_day_seconds * 1_000_000))
             cum += length_us
         day += timedelta(days=1)
-    frame = pd.DataFrame(rows, columns=["day", "opens_at", "closes_at", "length_us", "cum_before_us"])
+    frame = pd.DataFrame(rows, columns=["day", "opens_at", "closes_at", "length_us", "cum_before_us", "day_us"])
     frame["opens_at"] = pd.to_datetime(frame["opens_at"], utc=True)
     frame["closes_at"] = pd.to_datetime(frame["closes_at"], utc=True)
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
@@ -130,37 +139,39 @@ def _pick(values: np.ndarray, index: np.ndarray) -> pa.Array:
 
 @dataclass(frozen=True)
 class EngineCalendar:
-    """One calendar a target may run on: ``support`` (``[calendar]``), or ``24x7``, where all time is
-    business time and a business day is 24 hours (its days are the support zone's local dates, so
-    "the end of the next day" is a local midnight)."""
+    """One calendar a target may run on, with its dated versions: ``support`` (``[calendar]``), a
+    ``[calendars.NAME]``, or ``24x7``, where all time is business time and a business day is 24 hours (its
+    days are the support zone's local dates, so "the end of the next day" is a local midnight)."""
 
     name: str
-    calendar: CalendarConfig
+    versions: Versions[CalendarConfig]
     around_the_clock: bool = False
 
     @property
-    def day_us(self) -> int:
-        """The business time of "one business day" in an ``Nd`` target, in microseconds."""
-        return (86_400 if self.around_the_clock else self.calendar.business_day_seconds) * 1_000_000
+    def zone_calendar(self) -> CalendarConfig:
+        """Its zone (which never changes on a date), as a calendar."""
+        return self.versions.base
 
     def days(self, first_year: int, last_year: int) -> pd.DataFrame:
-        """``business_days`` of this calendar."""
+        """``dated_business_days`` of this calendar."""
         if self.around_the_clock:
-            return every_day(self.calendar, first_year, last_year)
-        return business_days(self.calendar, first_year, last_year)
+            return every_day(self.zone_calendar, first_year, last_year)
+        return dated_business_days(self.versions, first_year, last_year)
 
 
 def engine_calendars(config) -> tuple[EngineCalendar, ...]:
     """The calendars of ``config.calendar_names`` in that order: a calendar's key in the lookup tables
     (``cal``) is its position here."""
-    made = {"support": EngineCalendar("support", config.calendar),
-            "24x7": EngineCalendar("24x7", config.calendar, around_the_clock=True)}
-    return tuple(made[name] for name in config.calendar_names)
+    support, *named = config.calendars
+    return (EngineCalendar("support", support.versions),
+            EngineCalendar("24x7", Versions(((ALWAYS, config.calendar),)), around_the_clock=True),
+            *(EngineCalendar(c.name, c.versions) for c in named))
 
 
 @lru_cache(maxsize=16)
 def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.DataFrame:
-    """``business_days`` of a calendar open around the clock: every local date, from midnight to midnight."""
+    """``business_days`` of a calendar open around the clock: every local date, from midnight to midnight,
+    one business day being 24 hours."""
     rows = []
     cum = 0
     day = date(first_year, 1, 1)
@@ -168,10 +179,10 @@ def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.D
         opens = local_instant(calendar, day, time(0))
         closes = local_instant(calendar, day + timedelta(days=1), time(0))
         length_us = (closes - opens) // timedelta(microseconds=1)
-        rows.append((day, opens, closes, length_us, cum))
+        rows.append((day, opens, closes, length_us, cum, 86_400 * 1_000_000))
         cum += length_us
         day += timedelta(days=1)
-    frame = pd.DataFrame(rows, columns=["day", "opens_at", "closes_at", "length_us", "cum_before_us"])
+    frame = pd.DataFrame(rows, columns=["day", "opens_at", "closes_at", "length_us", "cum_before_us", "day_us"])
     frame["opens_at"] = pd.to_datetime(frame["opens_at"], utc=True)
     frame["closes_at"] = pd.to_datetime(frame["closes_at"], utc=True)
     return frame
@@ -189,14 +200,17 @@ def clock_index(calendars: tuple[EngineCalendar, ...], first_year: int, last_yea
 
     * ``business_instants``: per calendar and bucket of instants (epoch microseconds), the business day
       with the last opening at or before the bucket's start (``a_*``) and the next one (``b_*``), each
-      with ``opens_us``, ``cum_us`` (business time before the opening) and ``length_us``;
+      with ``opens_us``, ``cum_us`` (business time before the opening), ``length_us`` and ``day_us`` (one
+      business day of an ``Nd`` target started that day);
     * ``business_clock``: per calendar and bucket of business time, the last business day whose
       ``cum_before_us`` is at or below the bucket's start and the next one, each with ``opens_at`` and
       ``cum_us``;
     * ``business_dates``: per calendar and local date, the closing of the first business day dated after
       it (``next_close``) and the business time at that closing (``next_close_cum_us``);
-    * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the first two,
-      and ``day_us``, the length of one business day of an ``Nd`` target.
+    * ``local_dates``: per calendar and bucket of instants, the local date that began last at or before the
+      bucket's start (``a_day``) and the next one with the instant it begins (``b_day``, ``b_starts_us``),
+      so the local date of an instant in the calendar's own zone is a lookup like the others;
+    * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the bucketed ones.
 
     One calendar or twenty, a lookup is the same join: the key grows, not the work per row.
     See ``_step_index`` and ``kb/engine/business_time.py`` for how a lookup reads them.
@@ -212,12 +226,15 @@ def _calendar_index(engine_calendar: EngineCalendar, first_year: int, last_year:
     opens_us = pd.DatetimeIndex(days.opens_at).as_unit("us").asi8
     cum_us = days.cum_before_us.to_numpy(dtype=np.int64)
     length_us = days.length_us.to_numpy(dtype=np.int64)
+    day_us = days.day_us.to_numpy(dtype=np.int64)
 
     t_origin, t_width, a, b = _step_index(opens_us)
     instants = pa.table({
         "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
         "a_opens_us": _pick(opens_us, a), "a_cum_us": _pick(cum_us, a), "a_length_us": _pick(length_us, a),
+        "a_day_us": _pick(day_us, a),
         "b_opens_us": _pick(opens_us, b), "b_cum_us": _pick(cum_us, b), "b_length_us": _pick(length_us, b),
+        "b_day_us": _pick(day_us, b),
     })
 
     # A day of no business time (a daylight-saving oddity) can never hold a deadline: a later day
@@ -240,17 +257,26 @@ def _calendar_index(engine_calendar: EngineCalendar, first_year: int, last_year:
         "next_close": _pick(closes_us, following).cast(pa.timestamp("us", tz="UTC")),
         "next_close_cum_us": _pick(cum_us + length_us, following),
     })
+    zone = engine_calendar.zone_calendar
+    midnights_us = np.array([local_instant(zone, d.item(), time(0)).timestamp() * 1_000_000 for d in every_date],
+                            dtype=np.int64)
+    m_origin, m_width, a, b = _step_index(midnights_us)
+    midnights = pa.table({
+        "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
+        "a_day": _pick(every_date, a).cast(pa.date32()), "b_day": _pick(every_date, b).cast(pa.date32()),
+        "b_starts_us": _pick(midnights_us, b),
+    })
     index = pa.table({
         "instant_origin": [t_origin], "instant_width": [t_width], "instant_last": [instants.num_rows - 1],
         "clock_origin": [c_origin], "clock_width": [c_width], "clock_last": [clock.num_rows - 1],
-        "day_us": [engine_calendar.day_us],
+        "midnight_origin": [m_origin], "midnight_width": [m_width], "midnight_last": [midnights.num_rows - 1],
     })
     return {"business_instants": instants, "business_clock": clock, "business_dates": dates,
-            "business_index": index}
+            "local_dates": midnights, "business_index": index}
 
 
 def attach_calendar(con, config, as_of: datetime) -> None:
-    """Register the support calendar's ``business_days`` and ``calendar_months`` on ``con``, covering
+    """Register the support calendar's ``business_days`` (as dated) and ``calendar_months`` on ``con``, covering
     every stored instant and ``as_of`` with a year to spare on each side, the lookup tables of
     ``clock_index`` for every calendar, and ``calendars`` (``cal``, ``name``) to find a calendar's key."""
     first, last = con.execute(
@@ -267,7 +293,7 @@ def attach_calendar(con, config, as_of: datetime) -> None:
     ).fetchall()[0]
     first, last = first - 1, max(last, as_of.year) + 1
     calendars = engine_calendars(config)
-    con.register("business_days", business_days(config.calendar, first, last))
+    con.register("business_days", calendars[0].days(first, last))
     con.register("calendar_months", calendar_months(config.calendar, first, last))
     for name, table in clock_index(calendars, first, last).items():
         con.register(name, table)

@@ -15,37 +15,43 @@ and the pages have always named them.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kb.config import Config
+from kb.db.sqltext import instant
 from kb.engine.business_time import elapsed_us, local_day
 from kb.engine.policies import policy_ctes, ruled_select
 from kb.engine.sla_clock import clock_ctes, hours_left, hours_taken, target_state
 from kb.engine.targets import CASE_TARGETS, FIRST_RESPONSE, NEXT_RESPONSE, Target
 
 
-def at_risk_us(config: Config) -> int:
-    return int(config.sla.at_risk_business_hours * 3600 * 1_000_000)
+def at_risk_us(config: Config, as_of: datetime) -> int:
+    """``at_risk_business_hours`` in force on the local date of T, in microseconds."""
+    day = as_of.astimezone(config.calendar.zone).date()
+    return int(config.sla_changes.on(day).at_risk_business_hours * 3600 * 1_000_000)
 
 
-def base_ctes(config: Config, as_of_literal: str, targets: tuple[Target, ...]) -> str:
+def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...]) -> str:
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
     ``targets`` (materialised, as every clock and pause reads it)."""
     now = elapsed_us("a.t", "c.cal", "k")
+    receipt_day = local_day("c.received_at", "0", "rd")  # in the support calendar's zone
     return f"""
     as_of AS (
-        SELECT {as_of_literal} AS t
+        SELECT {instant(as_of)} AS t
     ),
     clock_now AS (
         SELECT c.cal, {now.value} AS cum_us FROM calendars c CROSS JOIN as_of a {now.join}
     ),
-    {policy_ctes(config.sla)},
+    {policy_ctes(config)},
     existing AS (
         SELECT c.case_id, c.client_id, cl.name AS client_name, cl.tier, c.category,
                coalesce(c.priority, 'normal') AS priority, c.subject, c.requester, c.assignee, c.breach_reason,
-               c.message_id, c.received_at, {local_day('c.received_at', config.calendar)} AS receipt_day,
+               c.message_id, c.received_at, {receipt_day.value} AS receipt_day,
                CASE WHEN c.first_response_at <= p.t THEN c.first_response_at END AS first_response_at,
                CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
-        FROM cases c JOIN clients cl USING (client_id), as_of p
+        FROM cases c JOIN clients cl USING (client_id) CROSS JOIN as_of p {receipt_day.join}
         WHERE c.received_at <= p.t AND c.voided_at IS NULL  -- a voided case was logged in error: never counts
     ),
     ruled AS MATERIALIZED ({ruled_select("existing", targets)}
@@ -58,14 +64,14 @@ def _running_due(target: Target, row: str) -> str:
             f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
 
 
-def case_sla_sql(config: Config, as_of_literal: str) -> str:
+def case_sla_sql(config: Config, as_of: datetime) -> str:
     """SELECT of one row per case that exists at ``as_of``, with every target's deadline and state, the
     latest client question's, and the next thing due of any target. Reads ``case_questions``."""
     ctes, last = [], "ruled"
     for target in CASE_TARGETS:
-        target_ctes, last = clock_ctes(target, last, "ruled", config.calendar)
+        target_ctes, last = clock_ctes(target, last, "ruled")
         ctes.append(target_ctes)
-    risk = at_risk_us(config)
+    risk = at_risk_us(config, as_of)
     states = []
     for target in CASE_TARGETS:
         now = f"n_{target.metric}.cum_us"
@@ -91,7 +97,7 @@ def case_sla_sql(config: Config, as_of_literal: str) -> str:
         return "CASE " + " ".join(f"WHEN {choice[1]} = {next_due} THEN {choice[position]}"
                                   for choice in running) + " END"
     return f"""
-    WITH {base_ctes(config, as_of_literal, CASE_TARGETS)},
+    WITH {base_ctes(config, as_of, CASE_TARGETS)},
     {",".join(ctes)},
     states AS (
         SELECT r.*, {", ".join(states)}

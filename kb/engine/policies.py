@@ -20,27 +20,30 @@ replaces the ``Nd`` of its tier policy's first-response rows, as it always did.
 from __future__ import annotations
 
 from kb import formats
-from kb.config import SlaConfig
+from kb.config import Config
 from kb.db.schema import PRIORITIES
 from kb.engine.targets import Target
 
 TIER_POLICIES = ("enterprise", "custom", "free")
 
 
-def _tier_defaults(sla: SlaConfig) -> str:
-    """The tier policies as ``[sla]`` says, as rows like ``policies``' (with the rule parsed)."""
-    rows = [("enterprise", "days", sla.enterprise_response_business_days),
-            ("custom", "days", sla.custom_response_business_days),
-            ("free", "next_day_close", "NULL")]
-    values = ", ".join(f"('{policy}', '{kind}', {amount})" for policy, kind, amount in rows)
+def _tier_defaults(config: Config) -> str:
+    """The tier policies as ``[sla]`` and its dated changes say, as rows like ``policies``' (with the rule
+    parsed): one per tier and version, valid from the version's date."""
+    rows = [(policy, kind, amount, since)
+            for since, sla in config.sla_changes.versions
+            for policy, kind, amount in (("enterprise", "days", sla.enterprise_response_business_days),
+                                         ("custom", "days", sla.custom_response_business_days),
+                                         ("free", "next_day_close", "NULL"))]
+    values = ", ".join(f"('{policy}', '{kind}', {amount}, DATE '{since.isoformat()}')"
+                       for policy, kind, amount, since in rows)
     return f"""
-        SELECT d.policy_id, 'first_response' AS metric, '*' AS priority, d.kind, d.amount, 0 AS cal,
-               DATE '1970-01-01' AS valid_from
-        FROM (VALUES {values}) d(policy_id, kind, amount)
+        SELECT d.policy_id, 'first_response' AS metric, '*' AS priority, d.kind, d.amount, 0 AS cal, d.valid_from
+        FROM (VALUES {values}) d(policy_id, kind, amount, valid_from)
         WHERE d.policy_id NOT IN (SELECT policy_id FROM policies)"""
 
 
-def policy_ctes(sla: SlaConfig) -> str:
+def policy_ctes(config: Config) -> str:
     """CTE definitions (no WITH, no trailing comma): ``policy_rows`` (every row of every policy, with
     ``kind`` 'hours' / 'days' / 'next_day_close', ``amount`` and ``cal``, the calendar's key) and
     ``rule_spans`` (policy_id, metric, priority, from_day, to_day, kind, amount, cal)."""
@@ -54,7 +57,7 @@ def policy_ctes(sla: SlaConfig) -> str:
                     THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
                c.cal, p.valid_from
         FROM policies p JOIN calendars c ON c.name = p.calendar
-        UNION ALL {_tier_defaults(sla)}
+        UNION ALL {_tier_defaults(config)}
     ),
     rule_points AS (
         SELECT DISTINCT r.policy_id, r.metric, q.priority, r.valid_from AS from_day

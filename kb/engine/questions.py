@@ -12,20 +12,22 @@ message, so there is no loop per case or per message.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kb.config import Config
 from kb.engine.case_sla import at_risk_us, base_ctes
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
 
 
-def case_questions_sql(config: Config, as_of_literal: str) -> str:
+def case_questions_sql(config: Config, as_of: datetime) -> str:
     """SELECT of one row per client question asked by ``as_of``: the case, ``asked_at``, ``responded_at``
     and the target's ``next_response_due``, ``_state`` and ``_hours_left``."""
     target = NEXT_RESPONSE
-    clock, last = clock_ctes(target, "asked", "ruled", config.calendar)
+    clock, last = clock_ctes(target, "asked", "ruled")
     now = "n.cum_us"
     return f"""
-    WITH {base_ctes(config, as_of_literal, (target,))},
+    WITH {base_ctes(config, as_of, (target,))},
     case_messages AS (
         SELECT m.case_id, m.received_at AS sent_at, m.is_team
         FROM messages m JOIN cases c ON c.case_id = m.case_id CROSS JOIN as_of a
@@ -47,7 +49,7 @@ def case_questions_sql(config: Config, as_of_literal: str) -> str:
     {clock}
     SELECT q.case_id, q.client_id, q.client_name, q.tier, q.category, q.priority, q.policy_id, q.subject,
            q.assignee, q.asked_at, q.responded_at, q.{target.col('due')},
-           {target_state(target, "q", "a.t", now, at_risk_us(config))} AS {target.col('state')},
+           {target_state(target, "q", "a.t", now, at_risk_us(config, as_of))} AS {target.col('state')},
            {hours_left(target, "q", now)} AS {target.col('hours_left')}
     FROM {last} q CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = q.{target.col('cal')}
     """

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from kb.config import Config
 from kb.db.sqltext import quote
+from kb.engine.dated import sla_on
 from kb.engine.uptime import contract_target_sql
 
 
 def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
     """SELECT of one row per contract and covered month, zero credits included."""
-    default_schedule = quote(config.sla.default_credit_schedule)
+    default_schedule = sla_on(config, "m.first_day", lambda sla: quote(sla.default_credit_schedule))
     return f"""
     WITH as_of AS (SELECT {as_of_literal} AS t),
     contract_months AS (
         SELECT k.contract_id, k.client_id, k.environment_id, k.monthly_fee, k.currency,
                coalesce(k.credit_schedule, {default_schedule}) AS credit_schedule,
-               {contract_target_sql(config)} AS uptime_target_pct, k.response_business_days, k.starts_on,
+               {contract_target_sql(config, 'm.first_day')} AS uptime_target_pct, k.response_business_days, k.starts_on,
                k.ends_on,
                m.month, a.t < m.month_end AS is_current
         FROM contracts k, calendar_months m, as_of a
@@ -32,11 +33,11 @@ def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
           AND m.month_start <= a.t
     ),
     tiers AS (
-        SELECT contract_id,
+        SELECT contract_id, credit_schedule,
                CAST(round(CAST(trim(split_part(part, ':', 1)) AS DECIMAL(9, 4)) * 10000) AS HUGEINT) AS below_bp,
                CAST(trim(split_part(part, ':', 2)) AS DECIMAL(9, 4)) AS credit_pct
-        FROM (SELECT contract_id, unnest(string_split(coalesce(credit_schedule, {default_schedule}), ',')) AS part
-              FROM contracts)
+        FROM (SELECT contract_id, credit_schedule, unnest(string_split(credit_schedule, ',')) AS part
+              FROM (SELECT DISTINCT contract_id, credit_schedule FROM contract_months))
     ),
     measured AS (
         SELECT cm.*, u.uptime_pct, u.downtime_us, u.period_us, u.downtime_minutes
@@ -47,7 +48,7 @@ def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
         SELECT m.contract_id, m.month,
                coalesce(max(t.credit_pct) FILTER (
                    WHERE m.downtime_us::HUGEINT * 1000000 > (1000000 - t.below_bp) * m.period_us), 0) AS credit_pct
-        FROM measured m JOIN tiers t USING (contract_id)
+        FROM measured m JOIN tiers t USING (contract_id, credit_schedule)
         GROUP BY m.contract_id, m.month
     ),
     next_tier AS (
@@ -55,7 +56,7 @@ def contract_refunds_sql(config: Config, as_of_literal: str) -> str:
                min(((1000000 - t.below_bp) * m.period_us - m.downtime_us::HUGEINT * 1000000) / 6e13)
                    AS minutes_to_next_tier,
                arg_min(t.credit_pct, t.below_bp * -1) AS next_credit_pct
-        FROM measured m JOIN tiers t USING (contract_id) JOIN credited c USING (contract_id, month)
+        FROM measured m JOIN tiers t USING (contract_id, credit_schedule) JOIN credited c USING (contract_id, month)
         WHERE t.credit_pct > c.credit_pct
           AND m.downtime_us::HUGEINT * 1000000 <= (1000000 - t.below_bp) * m.period_us
         GROUP BY m.contract_id, m.month

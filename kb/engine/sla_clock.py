@@ -8,7 +8,8 @@ tables keyed by calendar, no ASOF join, no per-row Python). Rules:
 
 * ``hours`` (``Nh``): the instant at which N hours of business time have passed
   since the start;
-* ``days`` (``Nd``): the same for N business days of the calendar;
+* ``days`` (``Nd``): the same for N business days, each as long as the business
+  day on which the clock starts (by the calendar's rules in force that day);
 * ``next_day_close``: the close of the first business day whose local date is
   after the local date of the start.
 
@@ -28,14 +29,13 @@ The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
 
 from __future__ import annotations
 
-from kb.config import CalendarConfig
 from kb.engine.business_time import elapsed_us, local_day, next_business_day_close, reached_at
 from kb.engine.targets import Target
 
 HOUR_US = 3_600 * 1_000_000
 
 
-def clock_ctes(target: Target, source: str, rules: str, calendar: CalendarConfig) -> tuple[str, str]:
+def clock_ctes(target: Target, source: str, rules: str) -> tuple[str, str]:
     """CTE definitions (``name AS (…), …``, no WITH, no trailing comma) adding the target's columns to
     every row of the relation ``source``, which has the target's rule, ``starts`` and ``stops``; and the
     name of the last CTE, which has them all. ``rules`` is a relation with the same ``case_id`` rows'
@@ -43,16 +43,21 @@ def clock_ctes(target: Target, source: str, rules: str, calendar: CalendarConfig
     c = target.col
     kind, cal = f"e.{c('kind')}", f"e.{c('cal')}"
     start = elapsed_us(f"e.{target.starts}", cal, c("s"))
-    close = next_business_day_close(
-        f"CASE WHEN {kind} = 'next_day_close' THEN {local_day(f'e.{target.starts}', calendar)} END", cal, c("n"))
+    day = local_day(f"CASE WHEN {kind} = 'next_day_close' THEN e.{target.starts} END", cal, c("l"))
+    close = next_business_day_close(f"e.{c('start_day')}", cal, c("n"))
     ctes = [(c("started"), f"""
-        SELECT e.*, {start.value} AS {c('start_cum_us')},
-               CASE {kind} WHEN 'hours' THEN {start.value} + e.{c('amount')} * {HOUR_US}
-                           WHEN 'days' THEN {start.value} + e.{c('amount')} * {c('s')}_ix.day_us
-                           WHEN 'next_day_close' THEN {close.value_cum_us} END AS {c('target_cum_us')}
-        FROM {source} e {start.join} {close.join}""")]
+        SELECT e.*, {close.value_cum_us} AS {c('close_cum_us')}
+        FROM (SELECT e.*, {start.value} AS {c('start_cum_us')}, {start.day_us} AS {c('day_us')},
+                     {day.value} AS {c('start_day')}
+              FROM {source} e {start.join} {day.join}) e {close.join}"""),
+        (c("targeted"), f"""
+        SELECT e.*,
+               CASE {kind} WHEN 'hours' THEN e.{c('start_cum_us')} + e.{c('amount')} * {HOUR_US}
+                           WHEN 'days' THEN e.{c('start_cum_us')} + e.{c('amount')} * e.{c('day_us')}
+                           WHEN 'next_day_close' THEN e.{c('close_cum_us')} END AS {c('target_cum_us')}
+        FROM {c('started')} e""")]
     total = f"e.{c('target_cum_us')}"
-    last = c("started")
+    last = c("targeted")
     if target.pausable:
         ctes += _pause_ctes(target, rules, last)
         last = c("paused")

@@ -24,17 +24,21 @@ from __future__ import annotations
 
 from kb.config import Config
 from kb.db.sqltext import quote
+from kb.engine.dated import sla_on
 
 
-def contract_target_sql(config: Config, column: str = "k.uptime_target_pct") -> str:
-    """SQL for a contract's uptime target %, DECIMAL(7, 4): ``column`` (the contract's own), else the default."""
-    return f"coalesce({column}, CAST({quote(format(config.sla.default_uptime_target_pct, 'f'))} AS DECIMAL(7, 4)))"
+def contract_target_sql(config: Config, day_sql: str, column: str = "k.uptime_target_pct") -> str:
+    """SQL for a contract's uptime target %, DECIMAL(7, 4): ``column`` (the contract's own), else the default in
+    force on the local date ``day_sql`` (a month's first day)."""
+    default = sla_on(config, day_sql,
+                     lambda sla: f"CAST({quote(format(sla.default_uptime_target_pct, 'f'))} AS DECIMAL(7, 4))")
+    return f"coalesce({column}, {default})"
 
 
 def env_uptime_sql(config: Config, as_of_literal: str) -> str:
     """SELECT of one row per environment and month, from its ``active_from`` to the month of ``as_of``."""
     tz = quote(config.calendar.timezone)
-    default_bp = int(config.sla.default_uptime_target_pct * 10_000)
+    default_bp = sla_on(config, "em.first_day", lambda sla: f"{int(sla.default_uptime_target_pct * 10_000)}::HUGEINT")
     return f"""
     WITH as_of AS (SELECT {as_of_literal} AS t),
     outages AS (
@@ -76,7 +80,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
         GROUP BY em.environment_id, em.month
     ),
     targets AS (
-        SELECT em.environment_id, em.month, max({contract_target_sql(config)}) AS contract_target_pct
+        SELECT em.environment_id, em.month, max({contract_target_sql(config, 'em.first_day')}) AS contract_target_pct
         FROM env_months em
         JOIN contracts k ON k.environment_id = em.environment_id
                          AND k.starts_on <= em.last_day AND coalesce(k.ends_on, DATE '9999-12-31') >= em.first_day
@@ -86,7 +90,7 @@ def env_uptime_sql(config: Config, as_of_literal: str) -> str:
         SELECT em.*, d.downtime_us,
                epoch_us(em.period_end) - epoch_us(em.period_start) AS period_us,
                CASE WHEN t.environment_id IS NOT NULL THEN CAST(round(t.contract_target_pct * 10000) AS HUGEINT)
-                    WHEN em.kind = 'dedicated' THEN {default_bp}::HUGEINT
+                    WHEN em.kind = 'dedicated' THEN {default_bp}
                END AS target_bp
         FROM env_months em
         JOIN downtime d USING (environment_id, month)

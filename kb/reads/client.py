@@ -10,6 +10,7 @@ import pandas as pd
 from kb.engine.periods import local_month
 from kb.engine.uptime import contract_target_sql
 from kb.store import Snapshot, Store
+from kb.timestamps import now_utc
 
 
 def clients(store: Store) -> pd.DataFrame:
@@ -62,10 +63,12 @@ def credits_by_month(store: Store, snap: Snapshot, client_id: str, since_month: 
 
 def contracts(store: Store, client_id: str) -> pd.DataFrame:
     """The client's contracts, with the name of the environment each covers and its uptime target (the
-    default when it sets none)."""
+    default in force today when it sets none)."""
+    today = now_utc().astimezone(store.config.calendar.zone).date()
     return store.query(
         f"""SELECT k.contract_id, e.name AS environment_name,
-                  {contract_target_sql(store.config)} AS uptime_target_pct, k.response_business_days,
+                  {contract_target_sql(store.config, f"DATE '{today.isoformat()}'")} AS uptime_target_pct,
+                  k.response_business_days,
                   k.monthly_fee, k.currency, k.credit_schedule, k.starts_on, k.ends_on
            FROM contracts k JOIN environments e USING (environment_id)
            WHERE k.client_id = $client ORDER BY k.starts_on, k.contract_id""",

@@ -16,9 +16,9 @@ import pandas as pd
 
 from kb.config import Config
 from kb.db import connection
-from kb.db.sqltext import instant, quote
+from kb.db.sqltext import instant
 from kb.engine.calendar import local_instant
-from kb.engine.uptime import contract_target_sql, env_uptime_sql
+from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
 from kb.store import Snapshot, Store
 
@@ -69,9 +69,9 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
         params).fetchdf()
     credits = con.execute(
         f"""SELECT r.*, e.name AS environment_name, k.monthly_fee,
-                   coalesce(k.credit_schedule, {quote(config.sla.default_credit_schedule)}) AS credit_schedule,
-                   {contract_target_sql(config)} AS uptime_target_pct
+                   cr.credit_schedule, cr.uptime_target_pct
             FROM ({report_sql('refunds', config)}) r JOIN contracts k USING (contract_id)
+            JOIN contract_refunds cr ON cr.contract_id = r.contract_id AND cr.month = r.month
             JOIN environments e ON e.environment_id = r.environment_id
             WHERE r.client_id = $client AND r.month = $month ORDER BY r.contract_id""",
         params).fetchdf()
