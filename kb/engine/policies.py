@@ -27,15 +27,30 @@ from kb.engine.targets import Target
 TIER_POLICIES = ("enterprise", "custom", "free")
 
 
-def _tier_defaults(sla: SlaConfig) -> str:
-    """The tier policies as ``[sla]`` says, as rows like ``policies``' (with the rule parsed)."""
-    rows = [("enterprise", "days", sla.enterprise_response_business_days),
+def tier_rules(sla: SlaConfig) -> tuple[tuple[str, str, int | None], ...]:
+    """What ``[sla]`` makes each tier policy while no stored row names it: (policy, kind, amount) of its one
+    row, a first response for every priority on the support calendar."""
+    return (("enterprise", "days", sla.enterprise_response_business_days),
             ("custom", "days", sla.custom_response_business_days),
-            ("free", "next_day_close", "NULL")]
-    values = ", ".join(f"('{policy}', '{kind}', {amount})" for policy, kind, amount in rows)
+            ("free", "next_day_close", None))
+
+
+def policy_rules_sql(sla: SlaConfig) -> str:
+    """SELECT of every row of every policy, with the rule parsed: the stored rows, and for each tier policy no
+    stored row names what ``[sla]`` says (``from_config``). Columns: policy_id, metric, priority, kind
+    ('hours' / 'days' / 'next_day_close'), amount, calendar (its name), valid_from, from_config."""
+    values = ", ".join(f"('{policy}', '{kind}', {'NULL' if amount is None else int(amount)})"
+                       for policy, kind, amount in tier_rules(sla))
     return f"""
-        SELECT d.policy_id, 'first_response' AS metric, '*' AS priority, d.kind, d.amount, 0 AS cal,
-               DATE '1970-01-01' AS valid_from
+        SELECT p.policy_id, p.metric, p.priority,
+               CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
+                    WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
+               CASE WHEN p.within <> 'next_day_close'
+                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
+               p.calendar, p.valid_from, FALSE AS from_config
+        FROM policies p
+        UNION ALL
+        SELECT d.policy_id, 'first_response', '*', d.kind, d.amount, 'support', DATE '1970-01-01', TRUE
         FROM (VALUES {values}) d(policy_id, kind, amount)
         WHERE d.policy_id NOT IN (SELECT policy_id FROM policies)"""
 
@@ -47,14 +62,8 @@ def policy_ctes(sla: SlaConfig) -> str:
     priorities = ", ".join(f"('{p}')" for p in PRIORITIES)
     return f"""
     policy_rows AS (
-        SELECT p.policy_id, p.metric, p.priority,
-               CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
-                    WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
-               CASE WHEN p.within <> 'next_day_close'
-                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
-               c.cal, p.valid_from
-        FROM policies p JOIN calendars c ON c.name = p.calendar
-        UNION ALL {_tier_defaults(sla)}
+        SELECT r.policy_id, r.metric, r.priority, r.kind, r.amount, c.cal, r.valid_from
+        FROM ({policy_rules_sql(sla)}) r JOIN calendars c ON c.name = r.calendar
     ),
     rule_points AS (
         SELECT DISTINCT r.policy_id, r.metric, q.priority, r.valid_from AS from_day
