@@ -24,7 +24,7 @@ def row_form(table: str, current: dict | None) -> None:
         columns = st.columns(3)
         for n, column in enumerate(TABLES[table]):
             label = labels[column.name] = formats.field_label(column.name) + ("" if column.required else " (optional)")
-            default = "" if current is None or current.get(column.name) is None else str(current[column.name])
+            default = "" if current is None else form_text(current.get(column.name))
             if column.name == key and current is not None:
                 values[key] = current[key]
                 columns[n % 3].text_input(label, value=default, disabled=True, key=f"{table}_{form_key}_{column.name}")
@@ -50,6 +50,19 @@ def row_form(table: str, current: dict | None) -> None:
             else:
                 ui.flash(f"{table.rstrip('s').capitalize()} {values[key]} {'saved' if current else 'added'}.")
                 st.rerun()
+
+
+def form_text(value) -> str:
+    """A stored value as its form field's text, which the rules read back as they read an import's cell: a date
+    as an ISO date, a whole number without a decimal point (pandas holds a column with gaps as floats), nothing as
+    empty."""
+    if formats.is_empty(value):
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def editor(table: str, frame) -> None:
