@@ -44,6 +44,9 @@ WORDS: dict[str, dict[str, str]] = {
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
                    "shared_cloud": "Shared cloud"},
     "status": {"final": "Final", "projected": "Projected"},
+    # A policy row's calendar, and the unit a form asks its ``within`` in.
+    "calendar": {"support": "Business hours (support)", "24x7": "Around the clock (24x7)"},
+    "within_unit": {"h": "hours", "d": "business days", "next_day_close": "end of next business day"},
     # The audit trail's actions and tables.
     "action": {"add": "Add", "edit": "Edit", "import": "Import", "void": "Void", "assign": "Assign",
                "correct": "Correct", "merge": "Merge", "record_response": "Record response", "resolve": "Resolve",
@@ -51,12 +54,12 @@ WORDS: dict[str, dict[str, str]] = {
                "check": "Check", "create": "Create", "revoke": "Revoke", "mail": "Mail", "hold": "Hold",
                "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
                "statement": "Statement sent", "record_reply": "Record reply", "pause": "Waiting on client",
-               "resume": "Resume", "undo_pause": "Undo waiting on client"},
+               "resume": "Resume", "undo_pause": "Undo waiting on client", "remove": "Remove"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
                    "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
-                   "webhook_events": "Webhook events", "pauses": "Pauses"},
+                   "webhook_events": "Webhook events", "pauses": "Pauses", "policies": "Policies"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.
@@ -69,7 +72,7 @@ FIELD_LABELS = {
     "ends_on": "Ends on", "received_at": "Received", "first_response_at": "First response",
     "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
     "breach_reason": "Breach reason", "replied_at": "Reply sent at", "paused_at": "Waiting on client since",
-    "resumed_at": "Resumed", "resumed_by": "Resumed by",
+    "resumed_at": "Resumed", "resumed_by": "Resumed by", "policy_id": "Policy ID", "valid_from": "Valid from",
 }
 
 
@@ -213,6 +216,16 @@ def rule(kind, amount, calendar: str = "support") -> str:
     if clock:
         return f"{words}, around the clock"
     return words if calendar == "support" else f"{words} on the {calendar} calendar"
+
+
+def policy_row(priority, metric_label: str, kind, amount, calendar: str, valid_from) -> str:
+    """One row of a policy in words, its priority first: "urgent: first response within 4 hours, around the
+    clock", "any priority: resolution within 2 business days, from 2027-01-01". A row valid from the start
+    (1970-01-01) names no date. ``metric_label``: the target's label (``kb.engine.targets``)."""
+    who = "any priority" if priority == "*" else word("priority", priority).lower()
+    since = pd.Timestamp(valid_from).date().isoformat()
+    return (f"{who}: {metric_label[:1].lower()}{metric_label[1:]} {rule(kind, amount, calendar)}"
+            + ("" if since == "1970-01-01" else f", from {since}"))
 
 
 def field_label(column: str) -> str:

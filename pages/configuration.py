@@ -33,9 +33,9 @@ with columns[1]:
     st.subheader("SLA defaults")
     sla = config.sla
     st.markdown(
-        f"- Enterprise first response: **{sla.enterprise_response_business_days} business day(s)**\n"
-        f"- Custom program first response: **{sla.custom_response_business_days} business day(s)**\n"
-        f"- Free tier: end of the next business day; general coding has no deadline\n"
+        "- The tier policies, while no policy row names them (Clients and contracts, Policies):\n"
+        + "".join(f"  - {line}\n" for line in configuration.tier_policies(sla))
+        + "- General coding on the free tier has no deadline\n"
         f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
         f"- Uptime target: **{formats.term(sla.default_uptime_target_pct)}**\n"
         f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"

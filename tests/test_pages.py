@@ -258,7 +258,18 @@ def test_edit_a_client_and_refuse_a_bad_contract(app):
     assert query("SELECT count(*) AS n FROM contracts").n[0] == 1
 
 
-def test_audit_page_lists_writes(app):
+def test_editing_a_contract_keeps_what_was_not_changed(app):
+    at, _ = app
+    open_page(at, "clients")
+    at.selectbox(key="contracts_choice").select("K1").run()
+    assert at.text_input(key="contracts_edit_K1_starts_on").value == "2026-01-01"
+    at.text_input(key="contracts_edit_K1_monthly_fee").input("1200")
+    at.button(key="contracts_submit").click().run()
+    assert "Contract K1 saved" in shown(at.success[0])
+    saved = query("SELECT CAST(starts_on AS VARCHAR) AS starts_on, ends_on IS NULL AS open_ended, "
+                  "uptime_target_pct, monthly_fee FROM contracts").to_dict("records")
+    assert saved == [dict(starts_on="2026-01-01", open_ended=True, uptime_target_pct=99.9, monthly_fee=1200.0)]
+
     at, _ = app
     open_page(at, "log_incident")
     at.selectbox(key="check_env").select("E1")

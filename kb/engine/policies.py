@@ -20,25 +20,39 @@ replaces the ``Nd`` of its tier policy's first-response rows, as it always did.
 from __future__ import annotations
 
 from kb import formats
-from kb.config import Config
+from kb.config import Config, SlaConfig
 from kb.db.schema import PRIORITIES
 from kb.engine.targets import Target
 
 TIER_POLICIES = ("enterprise", "custom", "free")
 
 
-def _tier_defaults(config: Config) -> str:
-    """The tier policies as ``[sla]`` and its dated changes say, as rows like ``policies``' (with the rule
-    parsed): one per tier and version, valid from the version's date."""
-    rows = [(policy, kind, amount, since)
-            for since, sla in config.sla_changes.versions
-            for policy, kind, amount in (("enterprise", "days", sla.enterprise_response_business_days),
-                                         ("custom", "days", sla.custom_response_business_days),
-                                         ("free", "next_day_close", "NULL"))]
-    values = ", ".join(f"('{policy}', '{kind}', {amount}, DATE '{since.isoformat()}')"
-                       for policy, kind, amount, since in rows)
+def tier_rules(sla: SlaConfig) -> tuple[tuple[str, str, int | None], ...]:
+    """What ``[sla]`` makes each tier policy while no stored row names it: (policy, kind, amount) of its one
+    row, a first response for every priority on the support calendar."""
+    return (("enterprise", "days", sla.enterprise_response_business_days),
+            ("custom", "days", sla.custom_response_business_days),
+            ("free", "next_day_close", None))
+
+
+def policy_rules_sql(config: Config) -> str:
+    """SELECT of every row of every policy, with the rule parsed: the stored rows, and for each tier policy no
+    stored row names what ``[sla]`` and its dated changes say (``from_config``: one row per version, valid
+    from its date). Columns: policy_id, metric, priority, kind ('hours' / 'days' / 'next_day_close'),
+    amount, calendar (its name), valid_from, from_config."""
+    values = ", ".join(f"('{policy}', '{kind}', {'NULL' if amount is None else int(amount)}, "
+                       f"DATE '{since.isoformat()}')"
+                       for since, sla in config.sla_changes.versions for policy, kind, amount in tier_rules(sla))
     return f"""
-        SELECT d.policy_id, 'first_response' AS metric, '*' AS priority, d.kind, d.amount, 0 AS cal, d.valid_from
+        SELECT p.policy_id, p.metric, p.priority,
+               CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
+                    WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
+               CASE WHEN p.within <> 'next_day_close'
+                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
+               p.calendar, p.valid_from, FALSE AS from_config
+        FROM policies p
+        UNION ALL
+        SELECT d.policy_id, 'first_response', '*', d.kind, d.amount, 'support', d.valid_from, TRUE
         FROM (VALUES {values}) d(policy_id, kind, amount, valid_from)
         WHERE d.policy_id NOT IN (SELECT policy_id FROM policies)"""
 
@@ -50,14 +64,8 @@ def policy_ctes(config: Config) -> str:
     priorities = ", ".join(f"('{p}')" for p in PRIORITIES)
     return f"""
     policy_rows AS (
-        SELECT p.policy_id, p.metric, p.priority,
-               CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
-                    WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
-               CASE WHEN p.within <> 'next_day_close'
-                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
-               c.cal, p.valid_from
-        FROM policies p JOIN calendars c ON c.name = p.calendar
-        UNION ALL {_tier_defaults(config)}
+        SELECT r.policy_id, r.metric, r.priority, r.kind, r.amount, c.cal, r.valid_from
+        FROM ({policy_rules_sql(config)}) r JOIN calendars c ON c.name = r.calendar
     ),
     rule_points AS (
         SELECT DISTINCT r.policy_id, r.metric, q.priority, r.valid_from AS from_day

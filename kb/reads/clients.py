@@ -1,11 +1,17 @@
-"""The clients, environments and contracts tables, a page at a time, for the Clients and contracts page."""
+"""The clients, environments and contracts tables, a page at a time, and every policy with who uses it, for the
+Clients and contracts page."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from kb import formats
+from kb.db.schema import PRIORITIES
+from kb.engine.policies import TIER_POLICIES, policy_rules_sql
+from kb.engine.targets import BY_METRIC, TARGETS
 from kb.reads.paging import limit_offset
 from kb.store import Store
+from kb.timestamps import now_utc
 
 PAGE_SIZE = 1000  # rows of a table sent to the browser at once
 ORDER = {  # each table shown, in the order its rows are listed
@@ -39,3 +45,55 @@ def _checked(table: str) -> str:
     if table not in ORDER:
         raise ValueError(f"unknown table {table!r} (one of {', '.join(ORDER)})")
     return table
+
+
+def policy_rows(store: Store) -> pd.DataFrame:
+    """Every row of every policy (``kb.engine.policies.policy_rules_sql``: the stored ones, and the tier policies
+    ``[sla]`` makes, ``from_config``) in the order people read them: by policy, target (as ``TARGETS`` lists
+    them), priority (urgent first, any last) and date; with ``target``, the row in words ("urgent: first
+    response within 4 hours, around the clock")."""
+    metrics = " ".join(f"WHEN '{t.metric}' THEN {n}" for n, t in enumerate(TARGETS))
+    priorities = " ".join(f"WHEN '{p}' THEN {n}" for n, p in enumerate(PRIORITIES))
+    rows = store.query(f"""SELECT * FROM ({policy_rules_sql(store.config)})
+                           ORDER BY policy_id, CASE metric {metrics} END, CASE priority {priorities} ELSE 99 END,
+                                    valid_from""")
+    rows["target"] = [formats.policy_row(r.priority, BY_METRIC[r.metric].label, r.kind, r.amount, r.calendar,
+                                         r.valid_from) for r in rows.itertuples()]
+    return rows
+
+
+SHOWN_CONTRACTS = 3  # contracts named beside a policy; the rest are counted
+
+
+def policy_users(store: Store) -> dict[str, str]:
+    """Who takes their targets from each policy, in words, by policy: the contracts that name it ("Delta Retail
+    (K3), Cobalt (K7) and 4 more contracts"), and for a tier policy the clients of the tier whose contract in
+    force today names no policy ("every Enterprise client without a policy of its own (3 clients)")."""
+    named = store.query(f"""
+        SELECT k.policy_id, count(*) AS contracts,
+               list(c.name || ' (' || k.contract_id || ')' ORDER BY c.name, k.contract_id)[1:{SHOWN_CONTRACTS}]
+                   AS shown
+        FROM contracts k JOIN clients c ON c.client_id = k.client_id
+        WHERE k.policy_id IS NOT NULL GROUP BY k.policy_id""")
+    today = now_utc().astimezone(store.config.calendar.zone).date()
+    by_tier = store.query("""
+        SELECT c.tier, count(*) AS clients FROM clients c
+        WHERE NOT EXISTS (SELECT 1 FROM contracts k WHERE k.client_id = c.client_id AND k.policy_id IS NOT NULL
+                          AND $today BETWEEN k.starts_on AND coalesce(k.ends_on, DATE '9999-12-31'))
+        GROUP BY c.tier""", {"today": today})
+    users: dict[str, list[str]] = {policy: [] for policy in TIER_POLICIES}
+    for tier in TIER_POLICIES:
+        clients = by_tier.clients[by_tier.tier == tier].sum()
+        users[tier].append(f"every {formats.word('tier', tier)} client without a policy of its own "
+                           f"({formats.count(clients, 'client') if clients else 'none today'})")
+    for r in named.itertuples():
+        more = r.contracts - len(r.shown)
+        users.setdefault(r.policy_id, []).append(
+            ", ".join(r.shown) + (f" and {formats.count(more, 'more contract')}" if more else ""))
+    return {policy: "; ".join(words) for policy, words in users.items()}
+
+
+def policy_ids(store: Store) -> list[str]:
+    """Every policy a contract may name: the tier policies and every policy a stored row names."""
+    stored = store.query("SELECT DISTINCT policy_id FROM policies").policy_id.tolist()
+    return sorted(set(TIER_POLICIES) | set(stored))

@@ -1,11 +1,15 @@
-"""The schema version of the database in use and the polled mailboxes, for the
-Configuration page."""
+"""The schema version of the database in use, the tier policies ``[sla]`` makes and the polled mailboxes, for
+the Configuration page."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from kb import formats
+from kb.config import SlaConfig
 from kb.db.connection import schema_version as _schema_version
+from kb.engine.policies import tier_rules
+from kb.engine.targets import FIRST_RESPONSE
 from kb.store import Store
 from kb.timestamps import format_for_people
 
@@ -14,6 +18,13 @@ def schema_version(store: Store) -> int:
     """The schema version the database file is at."""
     with store.reader() as cur:
         return _schema_version(cur)
+
+
+def tier_policies(sla: SlaConfig) -> list[str]:
+    """Each tier policy as ``[sla]`` makes it, in words (Markdown): "`enterprise` — any priority: first response
+    within 1 business day"."""
+    return [f"`{policy}` — " + formats.policy_row("*", FIRST_RESPONSE.label, kind, amount, "support", "1970-01-01")
+            for policy, kind, amount in tier_rules(sla)]
 
 
 MAILBOX_COLUMNS = ["mailbox", "folder", "configured", "last UID", "last poll", "last error", "held"]
