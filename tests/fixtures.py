@@ -120,7 +120,8 @@ def build_gold_fixture(folder: Path) -> tuple[Path, Path]:
 
     * first responses due in November: MET, FIXED and SLOW met; LATE and OVERDUE breached (3 of 5);
     * resolutions: FIXED (received Mon 11-02 10:00, due Wed 11-04 10:00) resolved Tue 11-03, met; SLOW resolved
-      Fri 11-06, breached (1 of 2); the open cases' run to Thu 11-26 (pending);
+      Fri 11-06, breached (1 of 2); the open cases' run to Thu 11-26 (pending), but RISK's, paused since Wed
+      12:00 (waiting on the client);
     * follow-ups: FIXED's question of Mon 11-02 15:00 answered Tue 09:30, met; SLOW's of Mon 16:00 answered
       Wed 11-04 10:00, breached, and of Wed 11:00 answered Thu 11-05 10:00, met (2 of 3); MET's of Wed 11-25
       11:00 still open, due Thu 11:00;
@@ -142,6 +143,7 @@ def build_gold_fixture(folder: Path) -> tuple[Path, Path]:
         ]
     ])
     con.execute("UPDATE cases SET priority = 'urgent' WHERE case_id = 'URGENT'")
+    con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('RISK', ?)", [local("2026-11-25 12:00")])
     thread = [("FIXED", "2026-11-02 10:00", False), ("FIXED", "2026-11-02 11:00", True),
               ("FIXED", "2026-11-02 15:00", False), ("FIXED", "2026-11-03 09:30", True),
               ("SLOW", "2026-11-02 10:00", False), ("SLOW", "2026-11-02 11:00", True),
