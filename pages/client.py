@@ -3,11 +3,14 @@ import pandas as pd
 import streamlit as st
 
 from kb import formats, ui
+from kb.engine.targets import TARGETS
 from kb.reads import client as reads
+from kb.reads.met import share_in_words
 from kb.statement.content import statement_at
 from kb.statement.render import statement_pdf
 
-ui.page_header("Client", "Is this client getting what we promised: responses, uptime, credits?")
+ui.page_header("Client", "Is this client getting what we promised: responses, resolutions, uptime, credits?")
+LABELS = {target.metric: target.label for target in TARGETS}
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
@@ -26,37 +29,44 @@ cases = reads.open_cases(store, snap, client_id)
 if cases.empty:
     st.caption("No open case.")
 else:
-    day_hours = config.calendar.business_day_seconds / 3600
-    shown = formats.in_words(ui.local_times(cases, "first_response_due", "received_at")).assign(
-        business_hours_left=cases.business_hours_left.map(lambda hours: formats.time_left(hours, day_hours)),
+    shown = formats.in_words(ui.local_times(cases, "next_due", "received_at")).assign(
+        next_due_metric=cases.next_due_metric.map(lambda metric: LABELS.get(metric, formats.EMPTY)),
         assignee=cases.assignee.map(formats.assignee))
     ui.table(shown, hide_index=True, width="stretch", column_order=[
-        "case_id", "sla_state", "business_hours_left", "subject", "first_response_due", "assignee", "received_at"],
+        "case_id", "next_due_metric", "next_due_state", "next_due", "priority", "subject", "assignee", "received_at"],
         column_config={
-        "case_id": "Case", "subject": "Subject", "sla_state": "State", "first_response_due": "Due",
-        "received_at": "Received", "assignee": "Assignee",
-        "business_hours_left": st.column_config.TextColumn(
-            "Business time left", help=f"Before the first-response deadline, in business time (a day is a "
-                                       f"business day of {day_hours:g} h); — once answered")})
+        "case_id": "Case", "priority": "Priority", "subject": "Subject", "received_at": "Received",
+        "assignee": "Assignee", "next_due_state": "State", "next_due": "Due",
+        "next_due_metric": st.column_config.TextColumn(
+            "Next due", help="The target whose deadline comes first among those still running: the first "
+                             "response, a client's follow-up question, or the resolution (— when none runs)")})
+
+met = reads.met_by_month(store, snap, client_id, months)
+st.subheader(f"Targets met in {formats.month_label(months[0])}")
+for column, target, row in zip(st.columns(len(TARGETS)), TARGETS,
+                               reads.met_in_month(met, months[0]).itertuples(), strict=True):
+    column.metric(target.label, formats.percent(row.pct_met) if row.decided else formats.EMPTY,
+                  delta=share_in_words(row.met, row.decided), delta_color="off", delta_arrow="off")
+st.caption("Of the targets due this month so far and decided (met or breached): first responses and resolutions "
+           "count cases, follow-up responses count the client's questions.")
 
 left, right = st.columns(2)
 with left:
-    st.subheader("First responses met, by month")
-    met = reads.pct_met_by_month(store, snap, client_id, months[-1])
+    st.subheader("Targets met, by month")
     if met.empty:
-        st.caption("No decided case in the last twelve months.")
+        st.caption("No decided target in the last twelve months.")
     else:
-        this = met[met.month == months[0]]
-        st.metric("This month", formats.percent(this.pct_met.iloc[0]) if len(this) else "no decided case",
-                  delta=f"{int(this.met.iloc[0])} of "
-                        f"{formats.count(this.met.iloc[0] + this.breached.iloc[0], 'case')}"
-                  if len(this) else None, delta_color="off", delta_arrow="off")
-        labelled, order = ui.with_month_labels(met.assign(pct_text=met.pct_met.map(formats.percent)))
+        labelled, order = ui.with_month_labels(met.assign(
+            target=met.metric.map(LABELS), pct_text=met.pct_met.map(formats.percent),
+            share=[share_in_words(m, d) for m, d in zip(met.met, met.decided, strict=True)]))
+        targets = [target.label for target in TARGETS]
         ui.chart(alt.Chart(labelled, height=200).mark_bar().encode(
             x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("target:N", sort=targets),
             y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
-            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("pct_text:N", title="% met"),
-                     alt.Tooltip("met:Q", title="Met"), alt.Tooltip("breached:Q", title="Breached")]),
+            color=alt.Color("target:N", sort=targets, title="Target"),
+            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
+                     alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")]),
             width="stretch")
 with right:
     st.subheader("Service credits owed, by month")
@@ -100,16 +110,41 @@ else:
         credit_schedule=contracts.credit_schedule.map(
             lambda text: formats.schedule(text, config.sla.default_credit_schedule)),
         uptime_target_pct=contracts.uptime_target_pct.map(formats.term),
-        response_business_days=contracts.response_business_days.map(
-            lambda n: "tier default" if pd.isna(n) else f"{int(n)}"),
+        response_business_days=[formats.EMPTY if pd.notna(policy) else "tier default" if pd.isna(n) else f"{int(n)}"
+                                for n, policy in zip(contracts.response_business_days, contracts.policy_id,
+                                                     strict=True)],
+        policy_id=contracts.policy_id.map(formats.text),
         monthly_fee=[formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency, strict=True)])
     ui.table(ui.dates_only(shown, "starts_on", "ends_on"), hide_index=True, width="stretch", column_order=[
-        "environment_name", "uptime_target_pct", "response_business_days", "monthly_fee", "credit_schedule",
-        "starts_on", "ends_on", "contract_id"], column_config={
+        "environment_name", "uptime_target_pct", "policy_id", "response_business_days", "monthly_fee",
+        "credit_schedule", "starts_on", "ends_on", "contract_id"], column_config={
         "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target",
-        "response_business_days": "Response (business days)", "monthly_fee": "Monthly fee", "currency": None,
-        "credit_schedule": st.column_config.TextColumn("Service credits", width="large"), "starts_on": "Starts",
-        "ends_on": "Ends"})
+        "policy_id": "Policy", "response_business_days": "Response (business days)", "monthly_fee": "Monthly fee",
+        "currency": None, "credit_schedule": st.column_config.TextColumn("Service credits", width="large"),
+        "starts_on": "Starts", "ends_on": "Ends"})
+
+st.subheader("Policy")
+policy = reads.policy(store, client_id, snap.as_of.astimezone(zone).date())
+tier = everyone.set_index("client_id").tier[client_id]
+if policy.named:
+    st.caption(f"The policy {formats.plain(policy.policy_id)}, named by the contract in force today.")
+elif policy.stored:
+    st.caption(f"The {formats.word('tier', tier)} tier's policy: no contract in force names one.")
+else:
+    st.caption(f"The {formats.word('tier', tier)} tier's defaults (`[sla]` in support.toml): no contract in force "
+               "names a policy.")
+rules = policy.rows
+ui.table(ui.dates_only(rules, "valid_from").assign(
+    metric=rules.metric.map(LABELS),
+    priority=rules.priority.map(lambda p: formats.word("priority", p)),
+    rule=[formats.rule(kind, amount, calendar) + (", set by the contract" if by_contract else "")
+          for kind, amount, calendar, by_contract in zip(rules.kind, rules.amount, rules.calendar,
+                                                         rules.by_contract, strict=True)]),
+    hide_index=True, width="stretch", column_order=["metric", "priority", "rule", "valid_from"], column_config={
+    "metric": "Target", "priority": "Priority", "rule": st.column_config.TextColumn("Rule", width="large"),
+    "valid_from": st.column_config.DateColumn("From", help="Empty: from the start")})
+if tier == "free":
+    st.caption("A free case in general coding has no target at all.")
 
 st.subheader("Monthly statement")
 columns = st.columns([1, 3])
@@ -121,6 +156,6 @@ if columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
         pdf = statement_pdf(content, config.calendar.timezone)
     st.download_button("Download statement", pdf, file_name=f"statement-{client_id}-{month}.pdf",
                        mime="application/pdf", icon=":material/download:", on_click="ignore")
-    st.caption(f"{formats.count(content.totals['cases'], 'case')}, "
+    st.caption(f"{formats.count(content.totals['cases'], 'case')} received, "
                f"{formats.count(len(content.uptime), 'environment')}. The same numbers as the "
-               "case-sla, uptime and refunds exports for this client and month.")
+               "case-sla, responses, uptime and refunds exports for this client and month.")

@@ -109,6 +109,55 @@ def build_fixture(folder: Path) -> tuple[Path, Path]:
     return db, config_file
 
 
+GOLD_POLICY = [("gold", "first_response", "urgent", "4h", "24x7"), ("gold", "first_response", "*", "1d", "support"),
+               ("gold", "resolution", "*", "2d", "support"), ("gold", "next_response", "*", "1d", "support")]
+
+
+def build_gold_fixture(folder: Path) -> tuple[Path, Path]:
+    """The page tests' store with ENT's contract naming the policy ``gold`` (``GOLD_POLICY``: first response
+    within 4 hours around the clock when urgent, else 1 business day; resolution within 2 business days;
+    follow-ups within 1 business day) and, at AS_OF (Wed 2026-11-25 16:30):
+
+    * first responses due in November: MET, FIXED and SLOW met; LATE and OVERDUE breached (3 of 5);
+    * resolutions: FIXED (received Mon 11-02 10:00, due Wed 11-04 10:00) resolved Tue 11-03, met; SLOW resolved
+      Fri 11-06, breached (1 of 2); the open cases' run to Thu 11-26 (pending), but RISK's, paused since Wed
+      12:00 (waiting on the client);
+    * follow-ups: FIXED's question of Mon 11-02 15:00 answered Tue 09:30, met; SLOW's of Mon 16:00 answered
+      Wed 11-04 10:00, breached, and of Wed 11:00 answered Thu 11-05 10:00, met (2 of 3); MET's of Wed 11-25
+      11:00 still open, due Thu 11:00;
+    * URGENT, received Wed 15:00, its first response due Wed 19:00 around the clock (pending).
+    """
+    db, config_file = build_fixture(folder)
+    config = load_config(config_file)
+    con = connection.connect(db)
+    con.executemany("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES (?, ?, ?, ?, ?)",
+                    GOLD_POLICY)
+    con.execute("UPDATE contracts SET policy_id = 'gold' WHERE contract_id = 'K1'")
+    add(con, config, "cases", *[
+        dict(case_id=cid, client_id="ENT", received_at=received, category="platform_issue",
+             subject=f"Subject of {cid}", first_response_at=response, resolved_at=resolved, assignee="amy")
+        for cid, received, response, resolved in [
+            ("FIXED", "2026-11-02 10:00", "2026-11-02 11:00", "2026-11-03 10:00"),
+            ("SLOW", "2026-11-02 10:00", "2026-11-02 11:00", "2026-11-06 10:00"),
+            ("URGENT", "2026-11-25 15:00", "", ""),
+        ]
+    ])
+    con.execute("UPDATE cases SET priority = 'urgent' WHERE case_id = 'URGENT'")
+    con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('RISK', ?)", [local("2026-11-25 12:00")])
+    thread = [("FIXED", "2026-11-02 10:00", False), ("FIXED", "2026-11-02 11:00", True),
+              ("FIXED", "2026-11-02 15:00", False), ("FIXED", "2026-11-03 09:30", True),
+              ("SLOW", "2026-11-02 10:00", False), ("SLOW", "2026-11-02 11:00", True),
+              ("SLOW", "2026-11-02 16:00", False), ("SLOW", "2026-11-04 10:00", True),
+              ("SLOW", "2026-11-04 11:00", False), ("SLOW", "2026-11-05 10:00", True),
+              ("MET", "2026-11-24 10:00", False), ("MET", "2026-11-25 10:00", True),
+              ("MET", "2026-11-25 11:00", False)]
+    con.executemany("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
+                    "VALUES (?, ?, ?, false, ?, now(), 'import')",
+                    [(f"{case_id}:{at}", case_id, team, local(at)) for case_id, at, team in thread])
+    con.close()
+    return db, config_file
+
+
 # --- AppTest helpers ------------------------------------------------------------------------------------
 
 @contextmanager

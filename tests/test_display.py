@@ -1,6 +1,6 @@
 """The pages people look at first say things one way (``kb.formats``): the Overview names every environment,
-the unwatched ones and the ongoing incidents; the Client page shows times with their offset, time left in
-words and the last finished month's statement; API tokens are revoked only after a confirmation that names
+the unwatched ones and the ongoing incidents; the Client page shows times with their offset, what is due
+next in words and the last finished month's statement; API tokens are revoked only after a confirmation that names
 them; forms name fields by their labels.
 
 The store is the page tests' fixture plus a dedicated environment nobody has looked at ("Cobalt prod") and a
@@ -82,21 +82,23 @@ def test_overview_counts_behind_each_percentage_and_says_whose_target_it_is(watc
 
 # --- Client page --------------------------------------------------------------------------------------------
 
-def test_client_page_times_time_left_and_names(watched):
+def test_client_page_times_next_due_and_names(watched):
     at = open_page(watched, "client")
     at.selectbox(key="client_page_client").select("ENT").run()
-    cases = frame(at, "business_hours_left").set_index("case_id")
-    assert cases.loc["OVERDUE", "business_hours_left"] == "overdue 6 h 30 min"  # due Wed 10:00, now 16:30
-    assert cases.loc["RISK", "business_hours_left"] == "1 h 30 min"  # clock from Wed 09:00, due Thu 09:00
-    assert cases.loc["MET", "business_hours_left"] == "—"  # answered: no clock runs
+    cases = frame(at, "next_due").set_index("case_id")
+    assert cases.loc["OVERDUE", ["next_due_metric", "next_due", "next_due_state", "priority"]].tolist() == [
+        "First response", "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "Breached", "Normal"]
+    assert cases.loc["RISK", ["next_due", "next_due_state"]].tolist() == [
+        "Wed 2026-11-25 18:00 HKT (UTC+08:00)", "At risk"]  # its clock started Wed 09:00
+    assert cases.loc["MET", ["next_due_metric", "next_due", "next_due_state"]].tolist() == ["—", "—", "—"]  # answered
     assert cases.loc["OVERDUE", "received_at"] == "Tue 2026-11-24 10:00 HKT (UTC+08:00)"
-    assert cases.loc["RISK", "sla_state"] == "At risk"
+    assert list(cases.index) == ["OVERDUE", "RISK", "LATE", "MET"]  # the soonest due first, nothing due last
     environments = frame(at, "verdict").set_index("environment")
     assert environments.loc["Enterprise prod", ["uptime", "target", "downtime"]].tolist() == [
         "99.97 %", "99.90 %", "10 min"]
     contracts = frame(at, "monthly_fee")
-    assert contracts[["environment_name", "uptime_target_pct", "monthly_fee"]].values.tolist() == [
-        ["Enterprise prod", "99.90 %", "USD 1,000.00"]]
+    assert contracts[["environment_name", "uptime_target_pct", "policy_id", "monthly_fee"]].values.tolist() == [
+        ["Enterprise prod", "99.90 %", "—", "USD 1,000.00"]]
     assert contracts.credit_schedule[0].startswith("below 99.90 % uptime → 10.00 % of the fee")
 
 

@@ -15,6 +15,8 @@ from tests.fixtures import (
     HKT,
     PAGES,
     ROOT,
+    app_on,
+    build_gold_fixture,
     button,
     chart_rows,
     chart_specs,
@@ -425,8 +427,75 @@ def test_the_client_page_counts_in_words(app):
     open_page(at, "client")
     at.selectbox(key="client_page_client").select("ENT").run()
     button(at, "Prepare statement").click().run()
-    assert ("0 cases, 1 environment. The same numbers as the case-sla, uptime and refunds exports for this client "
-            "and month.") in [c.value for c in at.caption]
+    assert ("0 cases received, 1 environment. The same numbers as the case-sla, responses, uptime and refunds "
+            "exports for this client and month.") in [c.value for c in at.caption]
+
+
+@pytest.fixture
+def gold(tmp_path, monkeypatch):
+    """The Client page on ``build_gold_fixture``'s store: ENT's contract names the policy gold."""
+    with app_on(*build_gold_fixture(tmp_path), monkeypatch) as at:
+        open_page(at, "client")
+        at.selectbox(key="client_page_client").select("ENT").run()
+        yield at
+
+
+def test_the_client_page_shows_every_target_met_this_month(gold):
+    cards = {m.label: (m.value, m.proto.delta) for m in gold.metric}
+    assert cards == {"First response": ("60.00 %", "3 of 5 met"), "Follow-up response": ("66.66 %", "2 of 3 met"),
+                     "Resolution": ("50.00 %", "1 of 2 met")}
+    bars = {(row["target"], row["month_label"]): (row["pct_met"], row["share"]) for row in chart_rows(gold)}
+    assert bars == {("First response", "Nov 2026"): (60.0, "3 of 5 met"),
+                    ("Follow-up response", "Nov 2026"): (pytest.approx(200 / 3), "2 of 3 met"),
+                    ("Resolution", "Nov 2026"): (50.0, "1 of 2 met")}
+
+
+def test_the_client_page_says_what_is_due_next_on_each_open_case(gold):
+    cases = table_with(gold, "next_due_metric")
+    assert cases[["case_id", "next_due_metric", "next_due", "next_due_state", "priority"]].values.tolist() == [
+        ["OVERDUE", "First response", "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "Breached", "Normal"],
+        ["RISK", "First response", "Wed 2026-11-25 18:00 HKT (UTC+08:00)", "At risk", "Normal"],
+        ["URGENT", "First response", "Wed 2026-11-25 19:00 HKT (UTC+08:00)", "Pending", "Urgent"],  # 4 h, 24x7
+        ["LATE", "Resolution", "Thu 2026-11-26 10:00 HKT (UTC+08:00)", "Pending", "Normal"],  # answered late
+        ["MET", "Resolution", "Thu 2026-11-26 10:00 HKT (UTC+08:00)", "Pending", "Normal"],  # before its question's
+    ]
+
+
+def test_the_client_page_puts_the_policy_its_contract_names_in_words(gold):
+    assert "The policy gold, named by the contract in force today." in [shown(c) for c in gold.caption]
+    rules = table_with(gold, "rule")
+    assert rules[["metric", "priority", "rule"]].values.tolist() == [
+        ["First response", "Urgent", "within 4 hours, around the clock"],
+        ["First response", "Any priority", "within 1 business day"],
+        ["Follow-up response", "Any priority", "within 1 business day"],
+        ["Resolution", "Any priority", "within 2 business days"]]
+    assert table_with(gold, "monthly_fee")[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
+
+
+def test_a_client_without_a_policy_has_its_tiers_defaults_and_no_other_target(gold):
+    gold.selectbox(key="client_page_client").select("CUS").run()
+    assert ("The Custom program tier's defaults (`[sla]` in support.toml): no contract in force names a policy."
+            in [c.value for c in gold.caption])
+    assert table_with(gold, "rule")[["metric", "priority", "rule"]].values.tolist() == [
+        ["First response", "Any priority", "within 1 business day"],
+        ["Follow-up response", "—", "no target"], ["Resolution", "—", "no target"]]
+    assert {m.label: (m.value, m.proto.delta) for m in gold.metric} == dict.fromkeys(
+        ["First response", "Follow-up response", "Resolution"], ("—", "none decided"))
+
+
+def test_a_contracts_own_business_days_show_in_its_tier_policy(app):
+    at, _ = app
+    from kb import ui
+    from kb.intake.importing import add_rows, staged_from_records
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+    store.write(add_rows, store.config, staged_from_records("contracts", [dict(
+        contract_id="K2", client_id="CUS", environment_id="S1", monthly_fee="10", currency="USD",
+        response_business_days="2", starts_on="2026-01-01")]), ADMIN, permission="import", source="tests")
+    open_page(at, "client")
+    at.selectbox(key="client_page_client").select("CUS").run()
+    assert table_with(at, "rule").rule.tolist() == ["within 2 business days, set by the contract", "no target",
+                                                    "no target"]
 
 
 def test_date_fields_read_year_month_day_with_dashes(app):

@@ -30,10 +30,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from kb.config import load_config
-from kb.service import api, tokens
+from kb.service import api, metrics, tokens
 from kb.service.handoff import handoff_path, read_handoff, write_handoff
 from kb.store import Store
-from tests.fixtures import ADMIN, ROOT, build_fixture, open_page
+from tests.fixtures import ADMIN, ROOT, build_fixture, build_gold_fixture, local, open_page
 from tests.servers import dashboard_server, free_port, serving, wait_idle
 
 PAST = "2026-11-25T16:30:00+08:00"
@@ -91,12 +91,47 @@ def test_a_viewer_reads_metrics_and_may_not_import(service):
     text = body.decode()
     assert 'support_open_cases{tier="enterprise",state="breached"}' in text
     assert 'support_response_met_ratio{tier="enterprise",month="' in text
+    assert 'support_met_ratio{metric="resolution",tier="enterprise",month="' in text
+    assert 'support_open_targets{metric="next_response",tier="free",state="paused"} 0' in text
     assert 'support_environment_uptime_ratio{environment="E1",kind="dedicated",month="' in text
     assert 'support_environment_error_budget_left_minutes{environment="E1"' in text
     assert 'support_job_consecutive_failures{job="backup"} 0' in text and "support_undelivered_alerts 0" in text
     status, _, body = call(base, "POST", "/api/v1/import/clients", tokens["viewer"],
                            b"client_id,name,tier\nVIEWED,Nope,free\n")
     assert status == 403 and "may not import" in json.loads(body)["error"]
+
+
+def test_metrics_count_every_target_of_a_policy(tmp_path):
+    """ENT's contract names gold (``build_gold_fixture``) at Wed 2026-11-25 16:30: the shares met this month
+    and the open counts of every metric, as the Client page and the statement count them."""
+    db, config_file = build_gold_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    try:
+        text = metrics.render(store, store.snapshot(local("2026-11-25 16:30")))
+    finally:
+        store.close()
+    value = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    month = 'month="2026-11"'
+    assert [value[f'support_met_ratio{{metric="{metric}",tier="enterprise",{month}}}']
+            for metric in ("first_response", "next_response", "resolution")] == ["0.6", repr(200 / 3 / 100), "0.5"]
+    assert [value[f'support_decided_targets{{metric="next_response",tier="enterprise",{month},outcome="{o}"}}']
+            for o in ("met", "breached")] == ["2", "1"]  # questions
+    assert value[f'support_met_ratio{{metric="resolution",tier="custom",{month}}}'] == "NaN"  # no such target
+    # the first response's series as they were
+    assert value[f'support_response_met_ratio{{tier="enterprise",{month}}}'] == "0.6"
+    assert [value[f'support_response_decided_cases{{tier="enterprise",{month},outcome="{o}"}}']
+            for o in ("met", "breached")] == ["3", "2"]
+    states = ("breached", "at_risk", "pending", "paused", "met", "no_sla")
+
+    def open_targets(metric: str) -> list[str]:
+        return [value[f'support_open_targets{{metric="{metric}",tier="enterprise",state="{state}"}}']
+                for state in states]
+
+    assert open_targets("first_response") == ["2", "1", "1", "0", "1", "0"]
+    assert [value[f'support_open_cases{{tier="enterprise",state="{state}"}}'] for state in states] == [
+        "2", "1", "1", "0", "1", "0"]
+    assert open_targets("next_response") == ["0", "0", "1", "0", "0", "0"]  # MET's question of Wed 11:00
+    assert open_targets("resolution") == ["0", "0", "4", "1", "0", "0"]  # RISK waits on the client
 
 
 def test_wrong_missing_and_revoked_tokens_are_refused(service):

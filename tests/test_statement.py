@@ -15,6 +15,9 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
+from kb.engine.targets import STATES
+from kb.formats import WORDS
+from tests.fixtures import build_gold_fixture, local
 from tests.servers import SCREENSHOTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,16 @@ def copied_text(path: Path) -> str:
     return " ".join(out.stdout.split())
 
 
+def results_row(label: str, counted: str, states: list[str]) -> str:
+    """A target's row of the statement's results: how many were due, by state as ``STATES`` orders them (but
+    no_sla, which is never due), and the share met of those decided."""
+    met, breached = states.count("met"), states.count("breached")
+    share = (f"{shown_pct(str(Decimal(100 * met) / (met + breached)))} % {met} of {met + breached} met"
+             if met + breached else "— none decided")
+    by_state = " ".join(str(states.count(state)) for state in STATES if state != "no_sla")
+    return f"{label} {len(states)} {counted if len(states) != 1 else counted[:-1]} {by_state} {share}"
+
+
 @pytest.mark.parametrize(("client", "month"), [("EVER", "2026-10"), ("ACME", "2026-11")])
 def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_path, client, month):
     out = tmp_path / f"{client}-{month}.pdf"
@@ -68,20 +81,31 @@ def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_
               "--out", str(out), "--now", NOW)
     assert made.returncode == 0, made.stderr
     text = pdf_text(out)
-    cases = [r for r in export(demo, "case-sla") if r["client_id"] == client and r["received_at"][:7] == month]
-    assert cases, "the fixture month has cases"
-    for case in cases:
-        # each case's line: its id, then receipt, deadline and response as local times with the zone, its state
-        line = text[text.index(case["case_id"]):][:500]
-        for iso in (case["received_at"], case["first_response_due"], case["first_response_at"]):
-            if iso:
-                assert f"{datetime.fromisoformat(iso):%a %Y-%m-%d %H:%M} HKT" in line, (case, line)
-        assert {"met": "Met", "breached": "Breached"}.get(case["sla_state"], "") in line
+    cases = [r for r in export(demo, "case-sla") if r["client_id"] == client]
+    questions = [r for r in export(demo, "responses") if r["client_id"] == client]
+    assert f"Cases received {sum(r['received_at'][:7] == month for r in cases)}" in text
+    due = {  # per target, the export's rows due in the month: case, start, deadline, stop, state
+        "first response": [(r["case_id"], r["received_at"], r["first_response_due"], r["first_response_at"],
+                            r["sla_state"]) for r in cases],
+        "follow-up response": [(r["case_id"], r["asked_at"], r["due"], r["responded_at"], r["state"])
+                               for r in questions],
+        "resolution": [(r["case_id"], r["received_at"], r["resolution_due"], r["resolved_at"], r["resolution_state"])
+                       for r in cases],
+    }
+    assert any(row[2][:7] == month for row in due["first response"]), "the fixture month has cases due"
+    for (label, rows), counted in zip(due.items(), ("cases", "questions", "cases"), strict=True):
+        rows = sorted((row for row in rows if row[2][:7] == month), key=lambda row: (row[2], row[1], row[0]))
+        assert results_row(label.capitalize(), counted, [row[4] for row in rows]) in text
+        section = text[text.index(f"{counted.capitalize()} whose {label} was due in {month_name(month)}."):]
+        for case_id, started, deadline, stopped, state in rows:  # in the statement's order: by deadline
+            section = section[section.index(f" {case_id} "):]
+            line = section[:300]
+            for iso in (started, deadline, stopped):  # local times with the zone, "—" for none yet
+                if iso:
+                    assert f"{datetime.fromisoformat(iso):%a %Y-%m-%d %H:%M} HKT (UTC+08:00)" in line, (label, line)
+            assert f" {WORDS['state'][state]} " in line, (label, line)
+            section = section[len(case_id) + 2:]
     assert "(UTC+08:00)" in text and "None" not in text
-    met = sum(r["sla_state"] == "met" for r in cases)
-    breached = sum(r["sla_state"] == "breached" for r in cases)
-    assert f"Cases received {len(cases)}" in text
-    assert f"Met / breached / at risk / pending / no deadline {met} / {breached} /" in text
 
     refunds = [r for r in export(demo, "refunds") if r["client_id"] == client and r["month"] == month]
     assert refunds
@@ -93,18 +117,66 @@ def test_the_statement_matches_the_exports_to_the_cent_and_the_minute(demo, tmp_
     assert names[client] in text
     assert f"{month_name(month)}" in text and month not in text.replace(f"{month}-", "")
 
-    pages = tmp_path / "pages"
-    pages.mkdir()
-    subprocess.run(["pdftoppm", "-png", "-r", "70", str(out), str(pages / "page")], check=True, timeout=60)
-    pngs = sorted(pages.glob("*.png"))
-    assert pngs and pngs[0].stat().st_size > 10_000 and all(p.stat().st_size > 1_000 for p in pngs)
-    for png in pngs:  # every table within A4: nothing printed in the right margin (1.6 cm, 44 px at 70 dpi)
-        image = Image.open(png).convert("L")
-        margin = image.crop((image.width - 30, 0, image.width, image.height))
-        assert margin.getextrema()[0] > 240, png
+    pngs = pages_within_a4(out, tmp_path / "pages")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for n, png in enumerate(pngs, start=1):
         shutil.copy(png, SCREENSHOTS / f"statement-{client}-{month}-page{n}.png")
+
+
+def pages_within_a4(pdf: Path, folder: Path) -> list[Path]:
+    """The PDF's pages as PNGs in ``folder``, each checked to print nothing in the right margin: every table
+    and line fits A4."""
+    folder.mkdir()
+    subprocess.run(["pdftoppm", "-png", "-r", "70", str(pdf), str(folder / "page")], check=True, timeout=60)
+    pngs = sorted(folder.glob("*.png"))
+    assert pngs and pngs[0].stat().st_size > 10_000 and all(p.stat().st_size > 1_000 for p in pngs)
+    for png in pngs:  # nothing printed in the right margin (1.6 cm, 44 px at 70 dpi)
+        image = Image.open(png).convert("L")
+        margin = image.crop((image.width - 30, 0, image.width, image.height))
+        assert margin.getextrema()[0] > 240, png
+    return pngs
+
+
+def test_the_statement_reports_every_target_its_policy_sets(tmp_path):
+    """ENT's contract names gold (``build_gold_fixture``): first responses, follow-ups and resolutions of
+    November as of Wed 2026-11-25 16:30, counted as the Client page and /metrics count them."""
+    from kb.config import load_config
+    from kb.statement.content import statement_at
+    from kb.statement.render import statement_pdf
+    from kb.store import Store
+
+    db, config_file = build_gold_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    try:
+        content = statement_at(store, store.snapshot(local("2026-11-25 16:30")), "ENT", "2026-11")
+    finally:
+        store.close()
+    out = tmp_path / "gold.pdf"
+    out.write_bytes(statement_pdf(content, "Asia/Hong_Kong"))
+    text = pdf_text(out)
+    assert ("Target Due Breached At risk Pending Waiting on client Met Met in time "
+            "First response 7 cases 2 1 1 0 3 60.00 % 3 of 5 met "
+            "Follow-up response 4 questions 1 0 1 0 2 66.66 % 2 of 3 met "
+            "Resolution 7 cases 1 0 4 1 1 50.00 % 1 of 2 met") in text
+    assert ("Questions whose follow-up response was due in Nov 2026. Case Subject Asked Due Responded State "
+            "FIXED Subject of FIXED Mon 2026-11-02 15:00 HKT (UTC+08:00) Tue 2026-11-03 15:00 HKT (UTC+08:00) "
+            "Tue 2026-11-03 09:30 HKT (UTC+08:00) Met "
+            "SLOW Subject of SLOW Mon 2026-11-02 16:00 HKT (UTC+08:00) Tue 2026-11-03 16:00 HKT (UTC+08:00) "
+            "Wed 2026-11-04 10:00 HKT (UTC+08:00) Breached "
+            "SLOW Subject of SLOW Wed 2026-11-04 11:00 HKT (UTC+08:00) Thu 2026-11-05 11:00 HKT (UTC+08:00) "
+            "Thu 2026-11-05 10:00 HKT (UTC+08:00) Met "
+            "MET Subject of MET Wed 2026-11-25 11:00 HKT (UTC+08:00) Thu 2026-11-26 11:00 HKT (UTC+08:00) — Pending "
+            "Resolution Cases whose resolution was due in Nov 2026.") in text
+    assert ("Cases whose resolution was due in Nov 2026. Case Subject Received Due Resolved State "
+            "FIXED Subject of FIXED Mon 2026-11-02 10:00 HKT (UTC+08:00) Wed 2026-11-04 10:00 HKT (UTC+08:00) "
+            "Tue 2026-11-03 10:00 HKT (UTC+08:00) Met "
+            "SLOW Subject of SLOW Mon 2026-11-02 10:00 HKT (UTC+08:00) Wed 2026-11-04 10:00 HKT (UTC+08:00) "
+            "Fri 2026-11-06 10:00 HKT (UTC+08:00) Breached") in text
+    # RISK waits on the client: its resolution deadline moves with the pause (Thu 18:00 + 4 h 30 min so far)
+    assert ("RISK Subject of RISK Tue 2026-11-24 18:30 HKT (UTC+08:00) Mon 2026-11-30 13:30 HKT (UTC+08:00) — "
+            "Waiting on client") in text
+    assert "Cases whose first response was due in Nov 2026." in text and "Cases received 7 " in text
+    pages_within_a4(out, tmp_path / "pages")
 
 
 def test_a_left_to_right_name_is_copied_and_found_as_written(demo, tmp_path):

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from kb.config import Config
 from kb.db.sqltext import quote
 from kb.engine.targets import TARGETS, decided_sql
 from kb.store import Snapshot, Store
@@ -26,15 +27,24 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
     month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
     nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` when given."""
+    with store.reader(snap) as cur:
+        return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients)
+
+
+def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
+                  grain: str | None = None, clients: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``met_shares`` on a connection where ``case_sla`` and ``case_questions`` are open (the as-of views, or
+    a snapshot's tables): the monthly statement is also made where no store is (the mailing job, the
+    command line)."""
     unknown = [g for g in by if g not in GROUPS]
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"by must be among {GROUPS} and grain one of {GRAINS}")
-    tz = quote(store.config.calendar.timezone)
+    tz = quote(config.calendar.timezone)
     period = [f"CAST(date_trunc('{grain}', timezone({tz}, due)) AS DATE) AS period"] if grain else []
     keys = ["metric", *by, *(["period"] if grain else [])]
     client_filter = f"AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
     order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
-    frame = store.query(
+    return con.execute(
         f"""
         SELECT {', '.join(keys)},
                count(*) FILTER (WHERE state = 'met') AS met,
@@ -45,10 +55,18 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
               WHERE due >= ? AND due < ? {client_filter})
         GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
         """,
-        [start, end, *clients], snap)
-    return frame
+        [start, end, *clients]).fetchdf()
 
 
 def share_in_words(met: int, decided: int) -> str:
     """"29 of 32 met", or "none decided"."""
     return f"{met:,} of {decided:,} met" if decided else "none decided"
+
+
+def every_target(shares: pd.DataFrame) -> pd.DataFrame:
+    """One period's ``met_shares`` (no ``by``, no ``grain``) with a row for every target, in ``TARGETS`` order:
+    ``metric``, ``met``, ``breached``, ``decided`` and ``pct_met``; a target nothing was decided for is 0 of 0."""
+    counts = ["met", "breached", "decided"]
+    every = pd.DataFrame({"metric": [t.metric for t in TARGETS]}).merge(
+        shares[["metric", *counts, "pct_met"]], on="metric", how="left")
+    return every.assign(**{column: every[column].fillna(0).astype(int) for column in counts})

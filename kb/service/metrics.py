@@ -10,9 +10,13 @@ from __future__ import annotations
 import math
 import threading
 
-from kb.engine.periods import months_of
+import pandas as pd
+
+from kb.engine.periods import day_bounds, month_days, months_of
+from kb.engine.targets import DECIDED, FIRST_RESPONSE, STATES, TARGETS
+from kb.formats import WORDS
 from kb.health import Pipeline
-from kb.reads.overview import response_performance
+from kb.reads.met import every_target, met_shares
 from kb.store import Snapshot, Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,27 +56,34 @@ def render(store: Store, snap: Snapshot) -> str:
     def family(name: str, kind: str, help_text: str, samples) -> None:
         out.extend(_family(name, kind, help_text, samples))
 
-    open_cases = store.query(
-        """
-        SELECT t.tier, s.state, count(c.case_id) AS n
-        FROM (VALUES ('enterprise'), ('custom'), ('free')) t(tier)
-        CROSS JOIN (VALUES ('breached'), ('at_risk'), ('pending'), ('met'), ('no_sla')) s(state)
-        LEFT JOIN open_case_sla c ON c.tier = t.tier AND c.sla_state = s.state
-        GROUP BY t.tier, s.state ORDER BY t.tier, s.state
-        """, snapshot=snap)
-    family("support_open_cases", "gauge", "Open (unresolved) cases by tier and SLA state.",
+    open_targets = store.query(open_by_state_sql(), snapshot=snap)
+    open_cases = open_targets[open_targets.metric == FIRST_RESPONSE.metric]
+    family("support_open_cases", "gauge", "Open (unresolved) cases by tier and first-response state.",
            [({"tier": r.tier, "state": r.state}, r.n) for r in open_cases.itertuples()])
+    family("support_open_targets", "gauge",
+           "Open targets by metric, tier and state: unresolved cases for first response and resolution, "
+           "unanswered client questions for follow-ups (next_response).",
+           [({"metric": r.metric, "tier": r.tier, "state": r.state}, r.n) for r in open_targets.itertuples()])
 
-    performance = response_performance(store, snap, months)
-    this_month = performance[performance["month"] == months.this]
+    shares = met_this_month(store, snap)
+    family("support_met_ratio", "gauge",
+           "Share (0-1) of the targets due this month that were met, of those decided, by metric and tier: cases "
+           "for first response and resolution, client questions for follow-ups (NaN: none decided yet).",
+           [({"metric": r.metric, "tier": r.tier, "month": months.this}, _ratio(r.pct_met))
+            for r in shares.itertuples()])
+    family("support_decided_targets", "gauge",
+           "Targets due this month that are decided (met or breached), by metric, tier and outcome.",
+           [({"metric": r.metric, "tier": r.tier, "month": months.this, "outcome": outcome}, getattr(r, outcome))
+            for r in shares.itertuples() for outcome in DECIDED])
+    first_responses = shares[shares.metric == FIRST_RESPONSE.metric]
     family("support_response_met_ratio", "gauge",
            "Share (0-1) of cases due this month whose first response met its deadline, by tier "
-           "(NaN: none decided yet).",
-           [({"tier": r.tier, "month": months.this}, _ratio(r.pct_met)) for r in this_month.itertuples()])
+           "(NaN: none decided yet; support_met_ratio has every metric).",
+           [({"tier": r.tier, "month": months.this}, _ratio(r.pct_met)) for r in first_responses.itertuples()])
     family("support_response_decided_cases", "gauge",
            "Cases due this month with a decided first response (met or breached), by tier and outcome.",
            [({"tier": r.tier, "month": months.this, "outcome": outcome}, getattr(r, outcome))
-            for r in this_month.itertuples() for outcome in ("met", "breached")])
+            for r in first_responses.itertuples() for outcome in DECIDED])
 
     uptime = store.query(
         "SELECT environment_id, kind, uptime_pct, budget_left_minutes, target_pct FROM env_uptime "
@@ -95,6 +106,37 @@ def render(store: Store, snap: Snapshot) -> str:
            [({}, snap.as_of.timestamp())])
     out += mail_quarantine_lines(store)
     return "\n".join(out) + "\n"
+
+
+def open_by_state_sql() -> str:
+    """Open targets by metric, tier and state, every combination (0 when none): per case target, the
+    unresolved cases (``open_case_sla``) by its state; per question target, the unanswered questions."""
+    rows = []
+    for target in TARGETS:
+        source = "open_case_sla" if target.per == "case" else "case_questions WHERE responded_at IS NULL"
+        rows.append(f"SELECT '{target.metric}' AS metric, tier, {target.col('state')} AS state FROM {source}")
+    return f"""
+        SELECT m.metric, t.tier, s.state, count(o.metric) AS n
+        FROM {_ranked("m", "metric", (t.metric for t in TARGETS))} CROSS JOIN {_ranked("t", "tier", WORDS["tier"])}
+        CROSS JOIN {_ranked("s", "state", STATES)}
+        LEFT JOIN ({" UNION ALL ".join(rows)}) o ON o.metric = m.metric AND o.tier = t.tier AND o.state = s.state
+        GROUP BY m.metric, m.rank, t.tier, t.rank, s.state, s.rank ORDER BY m.rank, t.rank, s.rank"""
+
+
+def met_this_month(store: Store, snap: Snapshot) -> pd.DataFrame:
+    """``met_shares`` by tier over the month holding T: a row for every tier and metric (0 of 0 where nothing
+    was decided), tiers as the rules list them, metrics in ``TARGETS`` order."""
+    calendar = store.config.calendar
+    start, end = day_bounds(calendar, *month_days(calendar, snap.as_of))
+    shares = met_shares(store, snap, start, end, by=("tier",))
+    return pd.concat([every_target(shares[shares.tier == tier]).assign(tier=tier) for tier in WORDS["tier"]],
+                     ignore_index=True)
+
+
+def _ranked(alias: str, column: str, values) -> str:
+    """``values`` as a one-column table ``alias(column, rank)``, ranked in their order."""
+    rows = ", ".join(f"('{value}', {rank})" for rank, value in enumerate(values))
+    return f"(VALUES {rows}) {alias}({column}, rank)"
 
 
 def mail_quarantine_lines(store: Store) -> list[str]:

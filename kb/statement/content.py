@@ -1,10 +1,13 @@
 """What a client's statement for a month holds, read from the as-of views.
 
-Its numbers are the data contract's reports for that client and month, read through the same SQL
-(``kb.reads.exports.report_sql``), so the statement and the ``case-sla``, ``uptime`` and ``refunds``
-exports cannot disagree: the cases received in the month, every environment the client runs on or has a
-contract for, and its contracts' credits. The daily downtime chart reuses the uptime query with days in
-place of months, so a day's downtime is the union of its outages exactly as a month's is.
+Every target of ``TARGETS`` is reported as the other pages report it: the targets whose deadline falls in the
+month, each with its state, and the share met from ``kb.reads.met`` (first responses and resolutions count
+cases, follow-ups the client's questions). They are read from the views the ``case-sla`` and ``responses``
+exports read, so a line of the statement is a row of those exports. Uptime and credits are the ``uptime``
+and ``refunds`` reports for that client and month, read through the same SQL
+(``kb.reads.exports.report_sql``): every environment the client runs on or has a contract for, and its
+contracts' credits. The daily downtime chart reuses the uptime query with days in place of months, so a
+day's downtime is the union of its outages exactly as a month's is.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from kb.config import Config
 from kb.db import connection
 from kb.db.sqltext import instant
 from kb.engine.calendar import local_instant
+from kb.engine.targets import STATES, TARGETS, Target
 from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
+from kb.reads.met import every_target, met_shares_on
 from kb.store import Snapshot, Store
 
 
@@ -30,12 +35,17 @@ class Statement:
     tier: str
     month: str  # 'YYYY-MM'
     as_of: datetime
-    cases: pd.DataFrame  # the case-sla export's rows and columns, plus the subject
+    targets: dict[str, pd.DataFrame]  # per metric, its targets due in the month (``due_targets``)
+    met: pd.DataFrame  # per metric, met, breached, decided and pct_met over the month (``kb.reads.met``)
     uptime: pd.DataFrame  # the uptime export's rows, plus the environment's name
     daily: pd.DataFrame  # environment_id, day, downtime_minutes
     incidents: pd.DataFrame  # the month's incidents on those environments, maintenance included
     credits: pd.DataFrame  # the refunds export's rows, plus the environment's name and the contract terms
-    totals: dict  # counts by state, % met, credits by currency
+    totals: dict  # cases received, environments below target, credits by currency
+
+
+# The states of a target that has a deadline, so a month it is due in (every state but no_sla).
+DUE_STATES = tuple(state for state in STATES if state != "no_sla")
 
 
 class UnknownClient(LookupError):
@@ -58,10 +68,11 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     params = {"client": client_id, "month": month}
     environments = """(SELECT environment_id FROM environments WHERE client_id = $client
                        UNION SELECT environment_id FROM contracts WHERE client_id = $client)"""
-    cases = con.execute(
-        f"""SELECT r.*, c.subject FROM ({report_sql('case-sla', config)}) r JOIN cases c USING (case_id)
-            WHERE r.client_id = $client AND left(r.received_at, 7) = $month ORDER BY r.received_at, r.case_id""",
-        params).fetchdf()
+    start, end = (local_instant(config.calendar, day, time(0)) for day in (first, last + timedelta(days=1)))
+    received = con.execute("SELECT count(*) FROM case_sla WHERE client_id = ? AND received_at >= ? AND received_at < ?",
+                           [client_id, start, end]).fetchall()[0][0]
+    targets = {target.metric: due_targets(con, target, client_id, start, end) for target in TARGETS}
+    met = every_target(met_shares_on(con, config, start, end, clients=(client_id,)))
     uptime = con.execute(
         f"""SELECT r.*, e.name AS environment_name FROM ({report_sql('uptime', config)}) r
             JOIN environments e USING (environment_id)
@@ -84,23 +95,31 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
             WHERE i.environment_id IN {environments} AND i.started_at < $end
               AND coalesce(i.ended_at, $as_of) >= $start AND i.started_at <= $as_of AND i.voided_at IS NULL
             ORDER BY i.started_at, i.incident_id""",
-        {"client": client_id, "start": local_instant(config.calendar, first, time(0)),
-         "end": local_instant(config.calendar, last + timedelta(days=1), time(0)), "as_of": as_of}).fetchdf()
+        {"client": client_id, "start": start, "end": end, "as_of": as_of}).fetchdf()
     daily = _daily_downtime(con, config, first, last, as_of, uptime.environment_id.tolist())
-    decided = cases.sla_state.isin(["met", "breached"])
     totals = {
-        "cases": len(cases),
-        **{state: int((cases.sla_state == state).sum()) for state in ("met", "breached", "at_risk", "pending",
-                                                                       "no_sla")},
-        "pct_met": round(100 * float((cases.sla_state == "met").sum()) / int(decided.sum()), 2)
-                   if decided.any() else None,
+        "cases": received,
         "credits": {currency: f"{amount:.2f}" for currency, amount in
                     credits.groupby("currency").refund_amount.sum().items()},
         "environments_missed": int((~uptime.target_met.fillna(True).astype(bool)).sum()),
     }
     name, tier = client[0][1], client[0][2]
-    return Statement(client_id, name, tier, month, as_of.astimezone(zone), cases, uptime, daily, incidents,
+    return Statement(client_id, name, tier, month, as_of.astimezone(zone), targets, met, uptime, daily, incidents,
                      credits, totals)
+
+
+def due_targets(con, target: Target, client_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The client's ``target`` clocks (cases, or questions for a per-question target) due in [``start``,
+    ``end``): ``case_id``, ``subject``, ``started_at``, ``due``, ``stopped_at`` (null: not yet) and ``state``,
+    by deadline."""
+    rows = "case_sla" if target.per == "case" else "case_questions"
+    due = target.col("due")
+    return con.execute(
+        f"""SELECT case_id, subject, {target.starts} AS started_at, {due} AS due, {target.stops} AS stopped_at,
+                   {target.col('state')} AS state
+            FROM {rows} WHERE client_id = ? AND {due} >= ? AND {due} < ?
+            ORDER BY due, started_at, case_id""",
+        [client_id, start, end]).fetchdf()
 
 
 def statement_at(store: Store, snap: Snapshot, client_id: str, month: str) -> Statement:

@@ -76,8 +76,8 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                         [key, subject, ", ".join(addresses), now])
         try:
             send_email(settings.smtp_url, settings.sender, addresses, subject,
-                       f"Attached: the SLA statement of {name} for {shown_month}: first responses, uptime and "
-                       "service credits under the Support Service Terms.\n",
+                       f"Attached: the SLA statement of {name} for {shown_month}: response and resolution targets, "
+                       "uptime and service credits under the Support Service Terms.\n",
                        {f"statement-{client_id}-{month}.pdf": _pdf(con, config, client_id, month, now)})
         except Exception as e:  # noqa: BLE001 - whatever stops one statement is that statement's error alone
             mark_failed(con, key, "email", failure(e))

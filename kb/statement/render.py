@@ -21,7 +21,9 @@ import vl_convert
 
 from kb import formats
 from kb.alerts.text import isolated
-from kb.statement.content import Statement
+from kb.engine.targets import TARGETS, Target
+from kb.reads.met import share_in_words
+from kb.statement.content import DUE_STATES, Statement
 
 TEMPLATE = Path(__file__).with_name("statement.typ")
 
@@ -52,6 +54,7 @@ def _values(s: Statement, timezone: str) -> dict:
     """Every value as the text the pages show (``kb.formats``), for Typst to set as plain text; text from
     outside in a bidirectional isolate."""
     zone = ZoneInfo(timezone)
+    month = formats.month_label(s.month)
 
     def outside(value) -> str:
         return isolated(formats.text(value))
@@ -67,17 +70,16 @@ def _values(s: Statement, timezone: str) -> dict:
 
     return {
         "client": {"id": s.client_id, "name": isolated(s.client_name), "tier": formats.word("tier", s.tier)},
-        "month_name": formats.month_label(s.month),
+        "month_name": month,
         "as_of": when(s.as_of),
         "status": "final" if (s.uptime.status == "final").all() and len(s.uptime) else "projected",
         "timezone": timezone,
-        "totals": {**{k: v for k, v in s.totals.items() if k not in ("credits", "pct_met")},
-                   "pct_met": None if s.totals["pct_met"] is None else formats.percent(s.totals["pct_met"])},
+        "totals": {k: v for k, v in s.totals.items() if k != "credits"},
         "credit_totals": [{"currency": c, "amount": formats.money(float(a), c)}
                           for c, a in s.totals["credits"].items()],
-        "cases": [{"case_id": r.case_id, "subject": outside(r.subject), "received_at": when(r.received_at),
-                   "first_response_due": when(r.first_response_due), "first_response_at": when(r.first_response_at),
-                   "sla_state": formats.word("sla_state", r.sla_state)} for r in s.cases.itertuples()],
+        "states": [formats.word("state", state) for state in DUE_STATES],
+        "targets": [_target_values(target, s.targets[target.metric], shares, month, outside, when)
+                    for target, shares in zip(TARGETS, s.met.itertuples(), strict=True)],
         "uptime": [{"environment_name": outside(r.environment_name), "target_pct": formats.term(r.target_pct),
                     "downtime": minutes(r.downtime_minutes), "uptime_pct": formats.percent(r.uptime_pct),
                     "budget_left": minutes(r.budget_left_minutes), "target_met": met(r.target_met)}
@@ -91,4 +93,22 @@ def _values(s: Statement, timezone: str) -> dict:
                          formats.schedule(r.credit_schedule)), "monthly_fee": formats.money(r.monthly_fee, r.currency),
                      "credit_pct": formats.term(r.credit_pct),
                      "refund_amount": formats.money(r.refund_amount, r.currency)} for r in s.credits.itertuples()],
+    }
+
+
+def _target_values(target: Target, due: pd.DataFrame, shares, month: str, outside, when) -> dict:
+    """One target's results: how many were due in the month, by state, the share met (``shares``: its row
+    of ``Statement.met``), and each line."""
+    by_state = due.state.value_counts()
+    return {
+        "label": target.label,
+        "intro": f"{target.counted.capitalize()} whose {target.label.lower()} was due in {month}.",
+        "due": formats.count(len(due), target.counted.removesuffix("s"), target.counted),
+        "states": [str(by_state.get(state, 0)) for state in DUE_STATES],
+        "pct_met": formats.percent(shares.pct_met) if shares.decided else formats.EMPTY,
+        "share": share_in_words(shares.met, shares.decided),
+        "start": formats.field_label(target.starts), "stop": formats.field_label(target.stops),
+        "lines": [{"case_id": r.case_id, "subject": outside(r.subject), "started_at": when(r.started_at),
+                   "due": when(r.due), "stopped_at": when(r.stopped_at), "state": formats.word("state", r.state)}
+                  for r in due.itertuples()],
     }
