@@ -13,26 +13,26 @@ from datetime import datetime
 
 import pandas as pd
 
-from kb.db.sqltext import quote
+from kb.db.sqltext import quote, where_in
 from kb.engine.targets import TARGETS, decided_sql
 from kb.store import Snapshot, Store
 
-GROUPS = ("tier", "priority", "client_id", "category")
+GROUPS = ("tier", "priority", "client_id", "category", "assignee")
 GRAINS = ("week", "month")
 
 
 def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
-               grain: str | None = None, clients: tuple[str, ...] = ()) -> pd.DataFrame:
+               grain: str | None = None, clients: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
     month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
-    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` when given."""
+    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given."""
     unknown = [g for g in by if g not in GROUPS]
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"by must be among {GROUPS} and grain one of {GRAINS}")
     tz = quote(store.config.calendar.timezone)
     period = [f"CAST(date_trunc('{grain}', timezone({tz}, due)) AS DATE) AS period"] if grain else []
     keys = ["metric", *by, *(["period"] if grain else [])]
-    client_filter = f"AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+    only, only_params = where_in({"client_id": clients, "tier": tiers})
     order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
     frame = store.query(
         f"""
@@ -42,10 +42,10 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
                count(*) AS decided,
                100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
         FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided_sql()}) d
-              WHERE due >= ? AND due < ? {client_filter})
+              WHERE due >= ? AND due < ? AND {only})
         GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
         """,
-        [start, end, *clients], snap)
+        [start, end, *only_params], snap)
     return frame
 
 
