@@ -69,7 +69,7 @@ FIELD_LABELS = {
     "ends_on": "Ends on", "received_at": "Received", "first_response_at": "First response",
     "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
     "breach_reason": "Breach reason", "replied_at": "Reply sent at", "paused_at": "Waiting on client since",
-    "resumed_at": "Resumed", "resumed_by": "Resumed by",
+    "resumed_at": "Resumed", "resumed_by": "Resumed by", "asked_at": "Asked", "responded_at": "Answered",
 }
 
 
