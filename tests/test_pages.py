@@ -37,10 +37,11 @@ def test_every_page_renders(app, page):
 def test_overview_numbers(app):
     at, _ = app
     open_page(at, "overview")
-    assert metric(at, "Enterprise") == "33.33 %"  # MET of MET, LATE, OVERDUE
-    assert metric(at, "Open cases breached now") == "1"
+    assert metric(at, "First response") == "33.33 %"  # MET of MET, LATE, OVERDUE
+    assert metric(at, "Breached now") == "1"
     assert metric(at, "At risk now") == "1"
-    assert metric(at, "Pending") == "1"
+    assert metric(at, "Pending now") == "1"
+    assert metric(at, "Waiting on client now") == "0"
     assert metric(at, "Service credits last month") == "USD 100.00"
     assert metric(at, "Service credits this month") == "none"
     assert metric(at, "Environments below target") == "0 of 1"
@@ -311,7 +312,7 @@ def test_resolved_cases_leave_the_open_counts(app):
     store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
     store.write(writes.resolve_case, store.config, ADMIN, "OVERDUE", parse_timestamp("2026-11-25 12:00", HKT))
     open_page(at, "overview")
-    assert metric(at, "Open cases breached now") == "0"
+    assert metric(at, "Breached now") == "0"
     assert metric(at, "Open cases") == "5"
 
 
