@@ -73,7 +73,7 @@ FIELD_LABELS = {
     "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
     "breach_reason": "Breach reason", "replied_at": "Reply sent at", "paused_at": "Waiting on client since",
     "resumed_at": "Resumed", "resumed_by": "Resumed by", "policy_id": "Policy ID", "valid_from": "Valid from",
-    "asked_at": "Asked", "responded_at": "Responded",
+    "asked_at": "Asked", "responded_at": "Answered",
 }
 
 

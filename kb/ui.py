@@ -22,19 +22,23 @@ from kb import formats
 from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_for
 from kb.config import Config, ConfigError, load_config
 from kb.db import connection
+from kb.db.schema import PRIORITIES
+from kb.engine.targets import STATES
 from kb.formats import month_label, plain
 from kb.health import quarantined
 from kb.intake.importing import Problem
 from kb.opening import open_store, running
 from kb.reads import paging
+from kb.reads.met import share_in_words
 from kb.service import jobs as service_jobs
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
 
-# One colour per meaning, everywhere in the app.
-STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "met": "#2e7d32",
-                "no_sla": "#9e9e9e"}
+# One colour per meaning, everywhere in the app. States in the order of ``STATES``: breached red, at risk orange,
+# pending blue, waiting on the client purple, met green, no deadline gray.
+STATE_COLORS = dict(zip(STATES, ("#c62828", "#ef6c00", "#1565c0", "#6a1b9a", "#2e7d32", "#9e9e9e"), strict=True))
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
+PRIORITY_COLORS = dict(zip(PRIORITIES, ("#b71c1c", "#f57c00", "#1976d2", "#90a4ae"), strict=True))
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
 STATE_LABELS = formats.WORDS["state"]
 
@@ -215,6 +219,29 @@ def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
                                      fontWeight="bold").encode(
         x=alt.value(0), y=alt.datum(target), text=alt.value(f"{what} {formats.term(target)}"))
     return [line, label]
+
+
+NONE_DUE = "none due yet"
+
+
+def against_target(share, target: float) -> tuple[str, str]:
+    """How a share of targets met (``share``: a row of ``kb.reads.met.met_shares``; None when nothing came due)
+    stands against the team's ``target``: "29 of 32 met · below target" in red, "… meets target" in green, or
+    ``NONE_DUE`` in gray."""
+    if share is None or not share.decided:
+        return NONE_DUE, "gray"
+    reached = share.pct_met >= target
+    return (f"{share_in_words(int(share.met), int(share.decided))} · {'meets' if reached else 'below'} target",
+            "green" if reached else "red")
+
+
+def met_card(column, label: str, share, target: float, help_text: str) -> None:
+    """A card of a share of targets met: its % and ``against_target``'s words and colour. Name the target beside
+    the card (a heading, a caption, the help): the card's second line is cut at its width."""
+    says, color = against_target(share, target)
+    column.metric(label, formats.EMPTY if color == "gray" else formats.percent(share.pct_met), delta=says,
+                  delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"), help=help_text,
+                  border=True)
 
 
 def as_of_caption(snap: Snapshot) -> None:

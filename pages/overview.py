@@ -4,7 +4,8 @@ import streamlit as st
 
 from kb import formats, ui
 from kb.engine import periods
-from kb.reads import overview, uptime
+from kb.engine.targets import BY_METRIC, TARGETS, Target
+from kb.reads import met, overview, uptime
 
 ui.page_header("Overview", "Are we keeping the Support Service Terms this month, and who is owed what?")
 
@@ -12,56 +13,75 @@ store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 months = periods.months_of(store.config.calendar, snap.as_of)
 this_label, last_label = formats.month_label(months.this), formats.month_label(months.last)
-target = float(store.config.sla.response_target_pct)
 zone = store.config.calendar.zone
 
-performance = overview.response_performance(store, snap, months)
+shares = overview.met_by_month(store, snap, months)
+by_tier = overview.met_by_month(store, snap, months, by=("tier",))
+by_priority = overview.met_by_month(store, snap, months, by=("priority",))
 open_now = overview.open_case_counts(store, snap)
 environments = overview.environments_below_target(store, snap, months).set_index("month")
 refunds = overview.refund_exposure(store, snap, months)
 owed = overview.credits_owed(store, snap, months)
 
 
-def against_target(pct: float, met: int, decided: int) -> tuple[str, str]:
-    """'5 of 6 met · below target' and its colour (the target is named in the caption above the cards: a card's
-    delta line is cut at its width); 'none due' and gray when nothing was decided."""
-    if decided == 0 or pct != pct:
-        return "", "gray"
-    reached = pct >= target
-    side = "meets" if reached else "below"
-    return f"{met} of {decided} met · {side} target", "green" if reached else "red"
+def goal(target: Target) -> float:
+    """The share of the target's deadlines the team aims to meet (``[sla]`` in support.toml)."""
+    return float(store.config.sla.met_target_pct(target.metric))
 
 
-st.subheader(f"First responses due in {this_label}")
-st.caption(f"Each tier's share of the cases due in {this_label} so far that were answered in time. "
-           f"The {formats.term(target)} target is the support team's own goal (`response_target_pct` under "
-           "`[sla]` in support.toml), not a promise of the Support Service Terms: the Terms promise each case "
-           "its first response by its deadline.")
-columns = st.columns(4)
-for column, tier in zip(columns, ("enterprise", "custom", "free"), strict=False):
-    rows = performance[performance.tier == tier].set_index("month")
-    now, before = rows.loc[months.this], rows.loc[months.last]
-    decided, decided_before = int(now.met + now.breached), int(before.met + before.breached)
-    says, color = against_target(now.pct_met, int(now.met), decided)
-    said_before, _ = against_target(before.pct_met, int(before.met), decided_before)
-    column.metric(
-        formats.word("tier", tier),
-        formats.EMPTY if decided == 0 else formats.percent(now.pct_met),
-        delta=says or "no cases due yet",
-        delta_color=color, delta_arrow={"green": "up", "red": "down"}.get(color, "off"),
-        help=f"Cases due in {this_label} answered in time, against the team's goal of {formats.term(target)} "
-             f"(pending and at-risk cases are not decided yet). {last_label}: "
-             + (f"{formats.percent(before.pct_met)}, {said_before}." if said_before else "none due."),
-        border=True,
-    )
-columns[3].metric("Open cases breached now", open_now["breached"], border=True,
-                  help="Unanswered cases past their deadline.")
+def share(frame: pd.DataFrame, target: Target, month: str):
+    """The row of ``frame`` (one of ``overview.met_by_month``'s, for a single tier or priority at most) for
+    ``target`` in ``month``."""
+    return next(frame[(frame.metric == target.metric) & (frame.month == month)].itertuples())
 
-columns = st.columns(4)
-columns[0].metric("At risk now", open_now["at_risk"], border=True,
-                  help=f"Unanswered, at most {store.config.sla.at_risk_business_hours} business hours left.")
-columns[1].metric("Pending", open_now["pending"], border=True, help="Unanswered, more time left.")
-columns[2].metric("Open cases", open_now["open"], border=True, help="Not resolved yet, answered or not.")
+
+def share_against_target(row, target: Target) -> str:
+    """'33.33 % · 1 of 3 met · below target', or 'none due yet'."""
+    says, color = ui.against_target(row, goal(target))
+    return says if color == "gray" else f"{formats.percent(row.pct_met)} · {says}"
+
+
+def this_month_by(frame: pd.DataFrame, group: str) -> pd.DataFrame:
+    """One row per tier or priority (``group``), one column per target: its share this month in words."""
+    rows = frame[frame.month == months.this]
+    said = rows.assign(said=[share_against_target(row, BY_METRIC[row.metric]) for row in rows.itertuples()])
+    table = said.pivot(index=group, columns="metric", values="said").reindex(
+        index=list(overview.GROUP_VALUES[group]), columns=[t.metric for t in TARGETS])
+    return formats.in_words(table.reset_index())
+
+
+def show_by(frame: pd.DataFrame, group: str, label: str) -> None:
+    ui.table(this_month_by(frame, group), hide_index=True, width="stretch", key=f"met_by_{group}",
+             column_config={group: label, **{t.metric: f"{t.label} (target {formats.term(goal(t))})"
+                                              for t in TARGETS}})
+
+
+st.subheader(f"Targets met in {this_label}")
+counted = ", ".join(f"{t.label.lower()}s count {t.counted}" for t in TARGETS)
+st.caption(f"Each target's share of those due in {this_label} so far that were met ({counted}). The targets are "
+           "the support team's own goals (`response_target_pct`, `next_response_target_pct` and "
+           "`resolution_target_pct` under `[sla]` in support.toml; the last two are the first when not set), not "
+           "promises of the Support Service Terms: the Terms promise each case its deadlines.")
+columns = st.columns(len(TARGETS) + 1)
+for column, target in zip(columns, TARGETS, strict=False):
+    ui.met_card(column, target.label, share(shares, target, months.this), goal(target),
+                f"{target.counted.capitalize()} due in {this_label} that met their {target.label.lower()} "
+                f"deadline, against the team's goal of {formats.term(goal(target))} (pending and at-risk ones are "
+                f"not decided yet). {last_label}: {share_against_target(share(shares, target, months.last), target)}.")
+columns[-1].metric("Open cases", open_now["open"], border=True, help="Not resolved yet, answered or not.")
+
+columns = st.columns(len(overview.DUE_STATES))
+for column, state in zip(columns, overview.DUE_STATES, strict=True):
+    column.metric(f"{formats.word('state', state)} now", open_now[state], border=True,
+                  help="Open cases by the state of the next thing due on them: a first response, a follow-up "
+                       f"response or the resolution. At risk: at most {store.config.sla.at_risk_business_hours} "
+                       "business hours left; waiting on client: the resolution clock is stopped.")
+
+st.markdown(f"**By tier, {this_label}**")
+show_by(by_tier, "tier", "Tier")
+if by_priority[(by_priority.month == months.this) & (by_priority.decided > 0)].priority.nunique() > 1:
+    st.markdown(f"**By priority, {this_label}**")
+    show_by(by_priority, "priority", "Priority")
 
 st.subheader("Uptime")
 columns = st.columns(4)
@@ -151,19 +171,23 @@ else:
                        "environments": "For the uptime of"})
 
 st.subheader("Met this month and last, by tier")
-chart_data = performance.dropna(subset=["pct_met"])
-if chart_data.empty:
-    ui.empty_state("No case has come due in these two months yet.")
-else:
-    chart_data, order = ui.with_month_labels(formats.in_words(chart_data).assign(
-        pct_text=chart_data.pct_met.map(formats.percent)))
-    bars = alt.Chart(chart_data).mark_bar().encode(
-        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("pct_met:Q", title="% of due cases met", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
-        xOffset="tier:N",
-        tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
-                 alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("met:Q", title="Met"),
-                 alt.Tooltip("breached:Q", title="Breached")],
-    )
-    ui.chart(alt.layer(bars, *ui.target_rule(target)).properties(height=260), width="stretch")
+columns = st.columns(len(TARGETS))
+for column, target in zip(columns, TARGETS, strict=True):
+    rows = by_tier[(by_tier.metric == target.metric) & (by_tier.decided > 0)]
+    with column:
+        st.markdown(f"**{target.label}**")
+        if rows.empty:
+            ui.empty_state(f"None due in {last_label} or {this_label} yet.")
+            continue
+        chart_data, order = ui.with_month_labels(formats.in_words(rows).assign(
+            pct_text=rows.pct_met.map(formats.percent),
+            share_text=[met.share_in_words(m, d) for m, d in zip(rows.met, rows.decided, strict=True)]))
+        bars = alt.Chart(chart_data).mark_bar().encode(
+            x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
+            xOffset="tier:N",
+            tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
+                     alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
+        )
+        ui.chart(alt.layer(bars, *ui.target_rule(goal(target))).properties(height=260), width="stretch")

@@ -4,55 +4,64 @@ import streamlit as st
 
 from kb import formats, ui
 from kb.db.schema import TIERS
-from kb.reads import performance
+from kb.engine.targets import BY_METRIC, TARGETS, Target
+from kb.reads import met, performance
 
-ui.page_header("Response performance", "How often do we answer in time, by tier, assignee and client, "
-                                       "week by week and month by month?")
+ui.page_header("Response performance", "How often do we meet each target (first response, follow-ups, "
+                                       "resolution) by tier, priority, assignee and client, week by week and "
+                                       "month by month?")
 
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
-target = float(store.config.sla.response_target_pct)
 today = snap.as_of.astimezone(store.config.calendar.zone).date()
 day_hours = store.config.calendar.business_day_seconds / 3600  # business time reads in business days
+GROUP_COLORS = {"tier": ui.TIER_COLORS, "priority": ui.PRIORITY_COLORS}
 
 
 def business_time(hours) -> str:
     return formats.duration(hours, day_hours)
 
 
+def goal(target: Target) -> float:
+    """The share of the target's deadlines the team aims to meet (``[sla]`` in support.toml)."""
+    return float(store.config.sla.met_target_pct(target.metric))
+
+
+def shares_in_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (rows of ``kb.reads.met.met_shares``) with its % met and "29 of 32 met" as text."""
+    return frame.assign(pct_text=frame.pct_met.map(formats.percent),
+                        share_text=[met.share_in_words(m, d) for m, d in zip(frame.met, frame.decided, strict=True)])
+
+
 # The last 13 weeks, unless a link asks for a period (the Queue's link to where a breach reason is counted).
 asked, problem = performance.linked_period(st.query_params, today)
 if problem:
     st.warning(problem, icon=":material/link_off:")
-columns = st.columns([2, 1, 2])
+columns = st.columns([2, 1, 1, 2])
 period = columns[0].date_input("Deadlines between", asked, key="period", format="YYYY-MM-DD")
-grain = columns[1].radio("Per", performance.GRAINS, horizontal=True, key="grain")
-tiers = columns[2].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers",
+grain = columns[1].radio("Per", met.GRAINS, horizontal=True, key="grain")
+by = columns[2].radio("Lines by", tuple(GROUP_COLORS), horizontal=True, key="by", format_func=str.capitalize)
+tiers = columns[3].multiselect("Tiers", TIERS, default=list(TIERS), key="tiers",
                                format_func=lambda tier: formats.word("tier", tier))
 if not isinstance(period, tuple) or len(period) != 2:
     st.info("Pick the last day of the period too.", icon=":material/date_range:")
     st.stop()
-start, end = period
-
-data = performance.performance_by_period(store, snap, grain, start, end)
-data = data[data.tier.isin(tiers)]
-if data.empty:
-    ui.empty_state("No case came due in this period.")
+if not tiers:
+    st.info("Pick a tier or more.", icon=":material/filter_alt:")
     st.stop()
-data = formats.in_words(data).assign(pct_text=data.pct_met.map(formats.percent),
-                                     median_text=data.median_business_hours.map(business_time))
+start, end = period
+chosen = tuple(tiers)
 
-tooltip = [alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"), alt.Tooltip("tier:N", title="Tier"),
-           alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("met:Q", title="Met"),
-           alt.Tooltip("breached:Q", title="Breached"),
-           alt.Tooltip("median_text:N", title="Median business time to respond")]
-tier_color = alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"]))
-# Each period is drawn at its first day (a week's Monday, a month's 1st), with a tick there; a bar covers most
-# of its period, centred on that day, and the axis has room for half a period on either side.
+over_time = performance.met_per_period(store, snap, grain, by, start, end, chosen)
+if over_time.empty:
+    ui.empty_state("Nothing came due in this period.")
+    st.stop()
+totals = performance.met_in_period(store, snap, start, end, chosen)
+
+# Each period is drawn at its first day (a week's Monday, a month's 1st), with a tick there; the axis has room for
+# half a period on either side. Every target's chart shares the axis, so their weeks line up.
 half = pd.Timedelta(days=3 if grain == "week" else 12)
-data = data.assign(period=pd.to_datetime(data.period))
-data = data.assign(bar_from=data.period - half, bar_to=data.period + half)
-firsts = sorted(data.period.unique())
+firsts = sorted(pd.to_datetime(over_time.period).unique())
 
 
 def on_axis(moment) -> alt.DateTime:
@@ -60,78 +69,95 @@ def on_axis(moment) -> alt.DateTime:
     return alt.DateTime(year=moment.year, month=moment.month, date=moment.day)
 
 
-x_title = f"{grain.capitalize()} of the deadline"
-x_scale = alt.Scale(domain=[on_axis(firsts[0] - half - pd.Timedelta(days=1)),
-                            on_axis(firsts[-1] + half + pd.Timedelta(days=1))])
-x_axis = alt.Axis(format="%b %Y" if grain == "month" else "%d %b", values=[on_axis(d) for d in firsts],
-                  labelOverlap="greedy")
-x = alt.X("period:T", title=x_title, scale=x_scale, axis=x_axis)
+x = alt.X("period:T", title=f"{grain.capitalize()} of the deadline",
+          scale=alt.Scale(domain=[on_axis(firsts[0] - half - pd.Timedelta(days=1)),
+                                  on_axis(firsts[-1] + half + pd.Timedelta(days=1))]),
+          axis=alt.Axis(format="%b %Y" if grain == "month" else "%d %b", values=[on_axis(d) for d in firsts],
+                        labelOverlap="greedy"))
 
-st.subheader("% of due cases met")
-lines = alt.Chart(data).mark_line(point=True).encode(
-    x=x, y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])), color=tier_color, tooltip=tooltip)
-rule = alt.Chart().mark_rule(strokeDash=[4, 4], color="#424242").encode(y=alt.datum(target))
-label = alt.Chart().mark_text(align="left", dx=4, dy=10, color="#424242").encode(
-    y=alt.datum(target), text=alt.datum(f"target {formats.term(target)}"))
-ui.chart((lines + rule + label).properties(height=280), width="stretch")
 
-columns = st.columns(2)
-with columns[0]:
-    st.subheader("Breaches")
-    # Ranged on x (the bar covers its period), so the tiers are stacked by a transform, not by the y channel.
-    bars = alt.Chart(data).transform_stack(
-        stack="breached", groupby=["period"], as_=["breached_from", "breached_to"],
-        sort=[alt.SortField("tier")]).mark_bar().encode(
-        x=alt.X("bar_from:T", title=x_title, scale=x_scale, axis=x_axis), x2="bar_to:T",
-        y=alt.Y("breached_from:Q", title="Breached cases", axis=alt.Axis(tickMinStep=1)), y2="breached_to:Q",
-        color=tier_color, tooltip=tooltip)
-    ui.chart(bars.properties(height=240), width="stretch")
-with columns[1]:
-    st.subheader("Median time to first response")
-    hours = alt.Chart(data).mark_line(point=True).encode(
-        x=x, y=alt.Y("median_business_hours:Q", title="Business hours"), color=tier_color, tooltip=tooltip)
-    ui.chart(hours.properties(height=240), width="stretch")
+def met_chart(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
+    """% met of one target per period, a line per tier or priority, under the team's target line."""
+    data = formats.in_words(shares_in_words(rows)).assign(period=pd.to_datetime(rows.period))
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("pct_met:Q", title=f"% of {target.counted} met", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color(f"{by}:N", title=by.capitalize(),
+                        scale=ui.color_scale(GROUP_COLORS[by], formats.WORDS[by])),
+        tooltip=[alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"),
+                 alt.Tooltip(f"{by}:N", title=by.capitalize()), alt.Tooltip("pct_text:N", title="% met"),
+                 alt.Tooltip("share_text:N", title=target.label), alt.Tooltip("breached:Q", title="Breached")])
+    return alt.layer(lines, *ui.target_rule(goal(target))).properties(height=260)
 
-st.subheader("% met by assignee and by client, over the whole period")
-pct_column = st.column_config.ProgressColumn("% met", format="%.2f %%", min_value=0, max_value=100)
-counts_config = {"met": st.column_config.NumberColumn("Met", format="%d"),
-                 "breached": st.column_config.NumberColumn("Breached", format="%d"), "pct_met": pct_column,
-                 "median_business_hours": "Median business time"}
-columns = st.columns(2)
-for column, by, label in ((columns[0], "assignee", "Assignee"), (columns[1], "client", "Client")):
+
+st.subheader("% met per target")
+st.caption(f"Each target counts in the {grain} its deadline falls in; pending and at-risk ones are not decided "
+           "yet. The dashed line is the team's own goal for that target (`[sla]` in support.toml).")
+columns = st.columns(len(TARGETS))
+for column, target in zip(columns, TARGETS, strict=True):
+    total = next(totals[totals.metric == target.metric].itertuples(), None)
+    ui.met_card(column, target.label, total, goal(target),
+                f"{target.counted.capitalize()} whose {target.label.lower()} deadline fell between {start} and "
+                f"{end}, in the tiers chosen, against the team's goal of {formats.term(goal(target))}.")
+    rows = over_time[over_time.metric == target.metric]
     with column:
-        frame = performance.performance_by(store, snap, by, start, end, tuple(tiers))
-        frame = frame.assign(pct_met=frame.pct_met.map(lambda pct: float(formats.percent_value(pct))),
-                             median_business_hours=frame.median_business_hours.map(business_time))
-        ui.table(frame, hide_index=True, width="stretch", key=f"by_{by}",
-                     column_config={by: st.column_config.TextColumn(label), **counts_config})
-        st.caption(f"Lowest % met first; {label.lower()}s with no case due in the period are not listed.")
+        if rows.empty:
+            ui.empty_state(f"No {target.label.lower()} came due in this period.")
+        else:
+            ui.chart(met_chart(rows, target), width="stretch")
 
-st.subheader("Why cases were breached")
-reasons = performance.breach_reasons(store, snap, start, end, tuple(tiers))
-if reasons.empty:
-    ui.empty_state("No breaches in this period.")
-else:
-    ui.table(reasons, hide_index=True, width="stretch", key="breach_reasons",
+st.subheader("Breaches, and who they fall to")
+metric = st.radio("Target", [t.metric for t in TARGETS], horizontal=True, key="metric",
+                  format_func=lambda m: BY_METRIC[m].label)
+target = BY_METRIC[metric]
+
+st.markdown(f"**{target.label}: % met by assignee and by client, over the whole period**")
+columns = st.columns(2)
+for column, breakdown, label in ((columns[0], "assignee", "Assignee"), (columns[1], "client", "Client")):
+    with column:
+        frame = performance.met_by(store, snap, metric, breakdown, start, end, chosen)
+        if breakdown == "assignee":
+            frame = frame.assign(assignee=frame.assignee.map(formats.assignee))
+        ui.table(shares_in_words(frame).assign(pct_met=frame.pct_met.map(lambda p: float(formats.percent_value(p)))),
+                 hide_index=True, width="stretch", key=f"by_{breakdown}",
+                 column_order=[breakdown, "pct_met", "share_text", "breached"],
+                 column_config={breakdown: st.column_config.TextColumn(label),
+                                "pct_met": st.column_config.ProgressColumn("% met", format="%.2f %%", min_value=0,
+                                                                           max_value=100),
+                                "share_text": target.counted.capitalize(),
+                                "breached": st.column_config.NumberColumn("Breached", format="%d")})
+        st.caption(f"Lowest % met first; {label.lower()}s with nothing due in the period are not listed.")
+
+if target is performance.REASON_OF:
+    st.markdown(f"**Why {target.label.lower()}s were breached**")
+    reasons = performance.breach_reasons(store, snap, start, end, chosen)
+    if reasons.empty:
+        ui.empty_state("No breaches in this period.")
+    else:
+        ui.table(reasons, hide_index=True, width="stretch", key="breach_reasons",
                  column_config={"reason": st.column_config.TextColumn("Reason", width="large"),
                                 "cases": st.column_config.NumberColumn("Breached cases", format="%d")})
-    st.caption("Reasons are recorded on a breached case in the Queue (case details).")
+        st.caption("Reasons are recorded on a case whose first response was breached, in the Queue (case details).")
 
-st.subheader("Breached cases")
-breached = performance.breached_cases(store, snap, grain, start, end, tuple(tiers))
+st.markdown(f"**Breached {target.label.lower()}s**")
+breached = performance.breached(store, snap, metric, grain, start, end, chosen)
 if breached.empty:
     ui.empty_state("No breaches in this period.")
 else:
+    due = target.col("due")
+    shown = formats.in_words(ui.local_times(breached, target.starts, due, target.stops)).assign(
+        assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
+        business_hours_taken=breached.business_hours_taken.map(business_time))
+    reason = ["breach_reason"] if target is performance.REASON_OF else []
+    taken = ["business_hours_taken"] if target.per == "case" else []
     ui.table(
-        formats.in_words(ui.local_times(breached, "received_at", "first_response_due", "first_response_at")).assign(
-            assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
-            business_hours_to_response=breached.business_hours_to_response.map(business_time)),
-        hide_index=True, width="stretch",
-        column_order=["case_id", "client_name", "business_hours_to_response", "first_response_due", "breach_reason",
-                      "assignee", "tier", "category", "subject", "received_at", "first_response_at", "period"],
+        shown, hide_index=True, width="stretch",
+        column_order=["case_id", "client_name", *taken, due, *reason, "assignee", "tier", "priority", "category",
+                      "subject", target.starts, target.stops, "period"],
         column_config={"period": st.column_config.DateColumn(grain.capitalize()), "case_id": "Case",
-                       "client_name": "Client", "tier": "Tier", "category": "Category", "subject": "Subject",
-                       "assignee": "Assignee", "received_at": "Received", "first_response_due": "Response due",
-                       "first_response_at": "First response", "breach_reason": "Breach reason",
-                       "business_hours_to_response": "Business time to respond"})
-    st.caption(f"{len(breached):,} shown, latest deadline first (at most 1,000).")
+                       "client_name": "Client", "tier": "Tier", "priority": "Priority", "category": "Category",
+                       "subject": "Subject", "assignee": "Assignee", due: f"{target.label} due",
+                       target.starts: formats.field_label(target.starts),
+                       target.stops: formats.field_label(target.stops),
+                       "breach_reason": formats.field_label("breach_reason"),
+                       "business_hours_taken": "Business time taken"})
+    st.caption(f"{len(breached):,} {target.counted} shown, latest deadline first (at most 1,000).")

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from kb.db import connection
 from kb.navigation import navigation_only
 from kb.timestamps import set_now
-from tests.fixtures import AS_OF, ROLES, ROOT, build_fixture, signed_in_as
+from tests.fixtures import AS_OF, ROLES, ROOT, add_policy_targets, app_on, build_fixture, signed_in_as
 from tests.servers import CHROMIUM_ARGS, DOVECOT, Inbox, dovecot_server
 
 
@@ -53,6 +53,16 @@ def app(tmp_path, monkeypatch):
     from kb import ui
 
     ui._open_app.clear()  # release the file before the next fixture
+
+
+@pytest.fixture
+def gold(tmp_path, monkeypatch):
+    """The page tests' store with every target of a policy known at AS_OF (``add_policy_targets``), held by an
+    AppTest."""
+    db, config_file = build_fixture(tmp_path)
+    add_policy_targets(db, config_file)
+    with app_on(db, config_file, monkeypatch) as at:
+        yield at
 
 
 @pytest.fixture

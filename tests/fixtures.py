@@ -158,6 +158,45 @@ def build_gold_fixture(folder: Path) -> tuple[Path, Path]:
     return db, config_file
 
 
+def add_policy_targets(db: Path, config_file: Path) -> None:
+    """To the page tests' store: the custom-programme client Gold Co on policy ``gold`` (first response and
+    follow-ups within 1 business day, resolution within 2) with a resolution target of 50 % (``[sla]``), whose
+    every target is known at AS_OF:
+
+    * G1 (normal): received Mon 2026-11-16 10:00, answered 11:00, resolved Tue 10:00 (due Wed 10:00: met);
+      client questions Mon 13:00 (answered 14:00: met) and Tue 09:30 (answered 10:00: met).
+    * G2 (high): received Mon 10:00, answered 12:00, resolved Thu 12:00 (due Wed 10:00: breached); its
+      question of Mon 13:00 answered Wed 15:00 (due Tue 13:00: breached).
+    * G3 (normal): received Tue 2026-11-24 10:00, answered 11:00, waiting on the client since 12:00.
+
+    With the fixture's cases, in November: first responses 4 of 6 met (3 of 3 for Gold Co, custom), follow-ups
+    2 of 3, resolutions 1 of 2; open cases breached, at risk, pending and waiting on the client: one each."""
+    config_file.write_text(config_file.read_text() + "\n[sla]\nresolution_target_pct = 50\n")
+    config = load_config(config_file)
+    con = connection.connect(db)
+    add(con, config, "clients", dict(client_id="GOLD", name="Gold Co", tier="custom"))
+    add(con, config, "environments", dict(environment_id="G1", name="Gold prod", kind="dedicated",
+                                          deployment="dedicated_cloud", client_id="GOLD", active_from="2026-01-01"))
+    con.executemany("INSERT INTO policies (policy_id, metric, priority, within) VALUES ('gold', ?, '*', ?)",
+                    [("first_response", "1d"), ("next_response", "1d"), ("resolution", "2d")])
+    con.execute("INSERT INTO contracts (contract_id, client_id, environment_id, monthly_fee, currency, starts_on, "
+                "policy_id) VALUES ('KG', 'GOLD', 'G1', 100, 'USD', DATE '2026-01-01', 'gold')")
+    add(con, config, "cases", *[
+        dict(case_id=cid, client_id="GOLD", received_at=received, category="platform_issue", subject=cid,
+             first_response_at=answered, resolved_at=resolved, assignee="bo")
+        for cid, received, answered, resolved in [("G1", "2026-11-16 10:00", "2026-11-16 11:00", "2026-11-17 10:00"),
+                                                  ("G2", "2026-11-16 10:00", "2026-11-16 12:00", "2026-11-19 12:00"),
+                                                  ("G3", "2026-11-24 10:00", "2026-11-24 11:00", "")]])
+    con.execute("UPDATE cases SET priority = 'high' WHERE case_id = 'G2'")
+    messages = [("G1", "2026-11-16 13:00", False), ("G1", "2026-11-16 14:00", True), ("G1", "2026-11-17 09:30", False),
+                ("G1", "2026-11-17 10:00", True), ("G2", "2026-11-16 13:00", False), ("G2", "2026-11-18 15:00", True)]
+    con.executemany("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
+                    "source) VALUES (?, ?, ?, false, ?, now(), 'import')",
+                    [(f"{cid}:{at}", cid, team, local(at)) for cid, at, team in messages])
+    con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('G3', ?)", [local("2026-11-24 12:00")])
+    con.close()
+
+
 # --- AppTest helpers ------------------------------------------------------------------------------------
 
 @contextmanager

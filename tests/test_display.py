@@ -66,15 +66,16 @@ def test_overview_names_the_unwatched_environments_and_the_ongoing_incidents(wat
 
 def test_overview_counts_behind_each_percentage_and_says_whose_target_it_is(watched):
     at = open_page(watched, "overview")
-    card = next(m for m in at.metric if m.label == "Enterprise")
+    card = next(m for m in at.metric if m.label == "First response")
     assert (card.value, card.proto.delta) == ("33.33 %", "1 of 3 met · below target")
     assert (card.proto.color, card.proto.direction) == (card.proto.RED, card.proto.DOWN)
-    assert next(m for m in at.metric if m.label == "Custom program").proto.delta == "no cases due yet"
-    assert [m.label for m in at.metric][:3] == ["Enterprise", "Custom program", "Free"]  # short: they fit a card
-    assert ("Each tier's share of the cases due in Nov 2026 so far that were answered in time. "
-            "The 95.00 % target is the support team's own goal (`response_target_pct` under `[sla]` in "
-            "support.toml), not a promise of the Support Service Terms: the Terms promise each case its first "
-            "response by its deadline.") in [c.value for c in at.caption]
+    assert next(m for m in at.metric if m.label == "Resolution").proto.delta == "none due yet"
+    assert [m.label for m in at.metric][:4] == ["First response", "Follow-up response", "Resolution", "Open cases"]
+    assert ("Each target's share of those due in Nov 2026 so far that were met (first responses count cases, "
+            "follow-up responses count questions, resolutions count cases). The targets are the support team's own "
+            "goals (`response_target_pct`, `next_response_target_pct` and `resolution_target_pct` under `[sla]` in "
+            "support.toml; the last two are the first when not set), not promises of the Support Service Terms: "
+            "the Terms promise each case its deadlines.") in [c.value for c in at.caption]
     assert [m.label for m in at.metric if "credits" in m.label.lower()] == [
         "Service credits last month", "Service credits this month"]
     assert not [m.label for m in at.metric if "Refund" in m.label]

@@ -23,7 +23,18 @@ from kb.intake.writes import assign_case
 from kb.reads.audit import change_in_words
 from kb.reads.exports import write_report
 from kb.timestamps import parse_timestamp
-from tests.fixtures import ADMIN, AS_OF, ROOT, add, build_fixture, chart_rows, chart_specs, metric, open_page
+from tests.fixtures import (
+    ADMIN,
+    AS_OF,
+    ROOT,
+    add,
+    build_fixture,
+    chart_rows,
+    chart_specs,
+    metric,
+    open_page,
+    table_with,
+)
 
 THIS, LAST = "2026-11", "2026-10"
 
@@ -88,16 +99,40 @@ def test_tier_verdicts_match_the_case_sla_export(rich):
     open_page(at, "overview")
     expected = tier_verdicts(exports["case-sla"], THIS, 95.0)
     assert expected == {"enterprise": (pytest.approx(100 / 3), "Missed")}  # MET of MET, LATE, OVERDUE
-    for tier in ("enterprise", "custom", "free"):
-        card = next(m for m in at.metric if m.label == formats.WORDS["tier"][tier])
+    by_tier = table_with(at, "tier").set_index("tier").first_response
+    for tier, words in formats.WORDS["tier"].items():
         if tier in expected:
             pct, word = expected[tier]
-            assert card.value == "33.33 %"
             side = "meets" if word == "Met" else "below"
-            assert card.proto.delta == f"1 of 3 met · {side} target", card.proto.delta
-            assert card.proto.color == (card.proto.RED if word == "Missed" else card.proto.GREEN)
+            assert by_tier[words] == f"{formats.percent(pct)} · 1 of 3 met · {side} target"
         else:
-            assert card.proto.delta == "no cases due yet"
+            assert by_tier[words] == "none due yet"
+
+
+def test_each_target_met_this_month_against_its_own_goal(gold):
+    at = open_page(gold, "overview")
+    cards = {m.label: (m.value, m.proto.delta, m.proto.color) for m in at.metric}
+    red, green = at.metric[0].proto.RED, at.metric[0].proto.GREEN
+    assert [cards[label] for label in ("First response", "Follow-up response", "Resolution")] == [
+        ("66.66 %", "4 of 6 met · below target", red), ("66.66 %", "2 of 3 met · below target", red),
+        ("50.00 %", "1 of 2 met · meets target", green)]  # resolution_target_pct = 50
+    assert [cards[f"{state} now"][0] for state in ("Breached", "At risk", "Pending", "Waiting on client")] == [
+        "1", "1", "1", "1"]
+    by_tier = table_with(at, "tier").set_index("tier")
+    assert by_tier.loc["Custom program"].tolist() == [
+        "100.00 % · 3 of 3 met · meets target", "66.66 % · 2 of 3 met · below target",
+        "50.00 % · 1 of 2 met · meets target"]
+    assert by_tier.loc["Free"].tolist() == ["none due yet"] * 3
+    by_priority = table_with(at, "priority").set_index("priority")
+    assert by_priority.loc["High"].tolist() == [
+        "100.00 % · 1 of 1 met · meets target", "0.00 % · 0 of 1 met · below target",
+        "0.00 % · 0 of 1 met · below target"]
+    targets = [[layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer["encoding"]]
+               for spec in chart_specs(at)]
+    assert targets == [["target 95.00 %"], ["target 95.00 %"], ["target 50.00 %"]]
+    resolution = [row for row in chart_rows(at, 2) if "pct_met" in row]
+    assert [(r["tier"], r["month_label"], r["pct_met"], r["share_text"]) for r in resolution] == [
+        ("Custom program", "Nov 2026", 50.0, "1 of 2 met")]
 
 
 def test_credit_list_matches_the_refunds_export_in_every_currency(rich):

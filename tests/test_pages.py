@@ -39,10 +39,11 @@ def test_every_page_renders(app, page):
 def test_overview_numbers(app):
     at, _ = app
     open_page(at, "overview")
-    assert metric(at, "Enterprise") == "33.33 %"  # MET of MET, LATE, OVERDUE
-    assert metric(at, "Open cases breached now") == "1"
+    assert metric(at, "First response") == "33.33 %"  # MET of MET, LATE, OVERDUE
+    assert metric(at, "Breached now") == "1"
     assert metric(at, "At risk now") == "1"
-    assert metric(at, "Pending") == "1"
+    assert metric(at, "Pending now") == "1"
+    assert metric(at, "Waiting on client now") == "0"
     assert metric(at, "Service credits last month") == "USD 100.00"
     assert metric(at, "Service credits this month") == "none"
     assert metric(at, "Environments below target") == "0 of 1"
@@ -324,7 +325,7 @@ def test_resolved_cases_leave_the_open_counts(app):
     store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
     store.write(writes.resolve_case, store.config, ADMIN, "OVERDUE", parse_timestamp("2026-11-25 12:00", HKT))
     open_page(at, "overview")
-    assert metric(at, "Open cases breached now") == "0"
+    assert metric(at, "Breached now") == "0"
     assert metric(at, "Open cases") == "5"
 
 
@@ -513,14 +514,58 @@ def test_the_background_jobs_table_has_labelled_headers(app):
     assert [labels[c] for c in jobs.value.columns] == ["Job", "Every", "Last run", "Result", "Next run", "Last error"]
 
 
-def test_weekly_points_and_bars_sit_on_their_mondays_inside_the_axis(app):
+def shares_drawn(at: AppTest, index: int) -> list[dict]:
+    """The rows of shares met a chart was sent (not its target line's)."""
+    return [row for row in chart_rows(at, index) if "pct_met" in row]
+
+
+def test_weekly_points_sit_on_their_mondays_inside_the_axis(app):
     at, _ = app
     open_page(at, "performance")
-    lines, bars = chart_specs(at)[0]["layer"][0], chart_specs(at)[1]
-    for x in (lines["encoding"]["x"], bars["encoding"]["x"]):
-        assert x["axis"]["values"] == [{"year": 2026, "month": 11, "date": 23}]  # the Monday of the only week
-        assert x["scale"]["domain"] == [{"year": 2026, "month": 11, "date": 19},
-                                        {"year": 2026, "month": 11, "date": 27}]  # room on both sides
-    assert (bars["encoding"]["x"]["field"], bars["encoding"]["x2"]["field"]) == ("bar_from", "bar_to")
-    (row,) = chart_rows(at, 1)
-    assert (row["bar_from"], row["bar_to"]) == (datetime(2026, 11, 20), datetime(2026, 11, 26))  # Monday ± 3 days
+    x = chart_specs(at)[0]["layer"][0]["encoding"]["x"]
+    assert x["axis"]["values"] == [{"year": 2026, "month": 11, "date": 23}]  # the Monday of the only week
+    assert x["scale"]["domain"] == [{"year": 2026, "month": 11, "date": 19},
+                                    {"year": 2026, "month": 11, "date": 27}]  # room on both sides
+    (row,) = shares_drawn(at, 0)
+    assert row["period"] == datetime(2026, 11, 23)
+
+
+def test_performance_shows_every_target_against_its_own_goal(gold):
+    at = open_page(gold, "performance")
+    cards = {m.label: (m.value, m.proto.delta) for m in at.metric}
+    assert cards == {"First response": ("66.66 %", "4 of 6 met · below target"),
+                     "Follow-up response": ("66.66 %", "2 of 3 met · below target"),
+                     "Resolution": ("50.00 %", "1 of 2 met · meets target")}  # its own goal: 50 %
+    targets = [[layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer["encoding"]]
+               for spec in chart_specs(at)]
+    assert targets == [["target 95.00 %"], ["target 95.00 %"], ["target 50.00 %"]]
+    shares = [{(r["tier"], f"{r['period']:%Y-%m-%d}", r["pct_met"], r["share_text"]) for r in shares_drawn(at, i)}
+              for i in range(3)]
+    assert shares == [
+        {("Custom program", "2026-11-16", 100.0, "2 of 2 met"), ("Custom program", "2026-11-23", 100.0, "1 of 1 met"),
+         ("Enterprise", "2026-11-23", 100 / 3, "1 of 3 met")},
+        {("Custom program", "2026-11-16", 200 / 3, "2 of 3 met")},  # questions, not cases
+        {("Custom program", "2026-11-16", 50.0, "1 of 2 met")}]
+    at.radio(key="by").set_value("priority").run()
+    assert {(r["priority"], r["share_text"]) for r in shares_drawn(at, 2)} == {("High", "0 of 1 met"),
+                                                                             ("Normal", "1 of 1 met")}
+
+
+def test_performance_lists_the_breaches_of_the_target_chosen(gold):
+    at = open_page(gold, "performance")
+    assert set(table_with(at, "first_response_due").case_id) == {"LATE", "OVERDUE"}
+    assert set(table_with(at, "reason").reason) == {"(no reason recorded)"}
+    at.radio(key="metric").set_value("resolution").run()
+    (breach,) = table_with(at, "resolution_due").itertuples()
+    assert (breach.case_id, breach.priority, breach.resolved_at) == (
+        "G2", "High", "Thu 2026-11-19 12:00 HKT (UTC+08:00)")
+    assert breach.business_hours_taken == "3 d 2 h"  # Mon 10:00 to Thu 12:00: 29 business hours of 9
+    by_assignee = table_with(at, "share_text")
+    assert by_assignee[["assignee", "share_text", "breached"]].values.tolist() == [["bo", "1 of 2 met", 1]]
+    assert not any("reason" in d.value.columns for d in at.dataframe)  # a reason explains a first response
+    at.radio(key="metric").set_value("next_response").run()
+    (question,) = table_with(at, "asked_at").itertuples()
+    assert (question.case_id, question.asked_at, question.responded_at) == (
+        "G2", "Mon 2026-11-16 13:00 HKT (UTC+08:00)", "Wed 2026-11-18 15:00 HKT (UTC+08:00)")
+    clients = next(d.value for d in at.dataframe if "client" in d.value.columns)
+    assert clients[["client", "share_text"]].values.tolist() == [["Gold Co (GOLD)", "2 of 3 met"]]

@@ -62,13 +62,13 @@ BY_METRIC = {t.metric: t for t in TARGETS}
 
 def decided_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
     """One row per decided target (met or breached) of every kind: ``metric``, ``case_id``, ``client_id``,
-    ``tier``, ``priority``, ``category``, ``due``, ``state``. What "% met" of every page, the statement and
-    ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
+    ``tier``, ``priority``, ``category``, ``assignee``, ``due``, ``state``. What "% met" of every page, the
+    statement and ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
     parts = []
     for target in TARGETS:
         source = cases if target.per == "case" else questions
         due, state = target.col("due"), target.col("state")
         parts.append(f"""SELECT '{target.metric}' AS metric, case_id, client_id, tier, priority, category,
-                                {due} AS due, {state} AS state
+                                assignee, {due} AS due, {state} AS state
                          FROM {source} WHERE {state} IN ('met', 'breached')""")
     return "\nUNION ALL\n".join(parts)

@@ -14,25 +14,26 @@ from datetime import datetime
 import pandas as pd
 
 from kb.config import Config
-from kb.db.sqltext import quote
+from kb.db.sqltext import quote, where_in
 from kb.engine.targets import TARGETS, decided_sql
 from kb.store import Snapshot, Store
 
-GROUPS = ("tier", "priority", "client_id", "category")
+GROUPS = ("tier", "priority", "client_id", "category", "assignee")
 GRAINS = ("week", "month")
 
 
 def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
-               grain: str | None = None, clients: tuple[str, ...] = ()) -> pd.DataFrame:
+               grain: str | None = None, clients: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
     month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
-    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` when given."""
+    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given."""
     with store.reader(snap) as cur:
-        return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients)
+        return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers)
 
 
 def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
-                  grain: str | None = None, clients: tuple[str, ...] = ()) -> pd.DataFrame:
+                  grain: str | None = None, clients: tuple[str, ...] = (),
+                  tiers: tuple[str, ...] = ()) -> pd.DataFrame:
     """``met_shares`` on a connection where ``case_sla`` and ``case_questions`` are open (the as-of views, or
     a snapshot's tables): the monthly statement is also made where no store is (the mailing job, the
     command line)."""
@@ -42,7 +43,7 @@ def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tu
     tz = quote(config.calendar.timezone)
     period = [f"CAST(date_trunc('{grain}', timezone({tz}, due)) AS DATE) AS period"] if grain else []
     keys = ["metric", *by, *(["period"] if grain else [])]
-    client_filter = f"AND client_id IN ({', '.join('?' for _ in clients)})" if clients else ""
+    only, only_params = where_in({"client_id": clients, "tier": tiers})
     order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
     return con.execute(
         f"""
@@ -52,10 +53,10 @@ def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tu
                count(*) AS decided,
                100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
         FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided_sql()}) d
-              WHERE due >= ? AND due < ? {client_filter})
+              WHERE due >= ? AND due < ? AND {only})
         GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
         """,
-        [start, end, *clients]).fetchdf()
+        [start, end, *only_params]).fetchdf()
 
 
 def share_in_words(met: int, decided: int) -> str:

@@ -1,51 +1,55 @@
 """SLA health at a glance, for the Overview page: this month against last month.
 
 Every function reads a ``Snapshot`` (see ``kb/store.py``) and aggregates in SQL; the months are
-``kb.engine.periods.months_of``.
+``kb.engine.periods.months_of``. The shares of targets met are ``kb.reads.met``'s, as on every page.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from kb.engine.periods import Months, local_month, month_bounds
+from kb.db.schema import PRIORITIES, TIERS
+from kb.engine.periods import Months, month_bounds
+from kb.engine.targets import FIRST_RESPONSE, STATES, TARGETS
+from kb.reads.met import met_shares
 from kb.store import Snapshot, Store
+
+GROUP_VALUES = {"tier": TIERS, "priority": PRIORITIES}
+# What the next thing due on an open case can be: every state but met and no deadline.
+DUE_STATES = tuple(state for state in STATES if state not in ("met", "no_sla"))
+
+
+def met_by_month(store: Store, snap: Snapshot, months: Months, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per metric (in ``TARGETS`` order), per value of each of ``by`` (``tier``, ``priority``: every one of them)
+    and month (this and last, 'YYYY-MM'): the targets due in the month that were met, breached and decided, and
+    % met (None where none was decided), as ``kb.reads.met.met_shares`` counts them."""
+    shares = met_shares(store, snap, *month_bounds(store.config.calendar, months), by=by, grain="month")
+    shares = shares.assign(month=pd.to_datetime(shares.period).dt.strftime("%Y-%m")).drop(columns="period")
+    every = pd.MultiIndex.from_product(
+        [[t.metric for t in TARGETS], *(GROUP_VALUES[group] for group in by), [months.last, months.this]],
+        names=["metric", *by, "month"])
+    counts = ["met", "breached", "decided"]
+    full = shares.set_index(every.names).reindex(every)
+    return full.fillna(dict.fromkeys(counts, 0)).astype(dict.fromkeys(counts, int)).reset_index()
 
 
 def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
-    """Per tier and month (this, last): met, breached and % met over cases due in the month."""
-    month = local_month(store.config.calendar, "first_response_due")
-    start, end = month_bounds(store.config.calendar, months)
-    return store.query(
-        f"""
-        WITH decided AS (  -- the instant range first: cheap, and it spares the month text of every other case
-            SELECT tier, {month} AS month, sla_state FROM case_sla
-            WHERE sla_state IN ('met', 'breached') AND first_response_due >= $start AND first_response_due < $end
-              AND {month} IN ($this, $last)
-        )
-        SELECT t.tier, m.month,
-               count(d.sla_state) FILTER (WHERE d.sla_state = 'met') AS met,
-               count(d.sla_state) FILTER (WHERE d.sla_state = 'breached') AS breached,
-               100.0 * count(d.sla_state) FILTER (WHERE d.sla_state = 'met') / nullif(count(d.sla_state), 0) AS pct_met
-        FROM (VALUES ('enterprise', 1), ('custom', 2), ('free', 3)) t(tier, rank)
-        CROSS JOIN (VALUES ($this), ($last)) m(month)
-        LEFT JOIN decided d ON d.tier = t.tier AND d.month = m.month
-        GROUP BY t.tier, t.rank, m.month ORDER BY t.rank, m.month
-        """,
-        {"start": start, "end": end, "this": months.this, "last": months.last},
-        snap,
-    )
+    """Per tier and month (this, last): the first responses due that were met, breached and decided, and % met
+    (what ``/metrics`` reports)."""
+    shares = met_by_month(store, snap, months, by=("tier",))
+    return shares[shares.metric == FIRST_RESPONSE.metric].drop(columns="metric").reset_index(drop=True)
 
 
 def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
-    """Open (unresolved) cases now: unanswered ones by state, and all of them."""
+    """Open (unresolved) cases now by the state of the next thing due on them (``DUE_STATES``: a first
+    response, a follow-up or the resolution; ``paused`` when it waits on the client with nothing else running),
+    and all of them (``open``)."""
+    counts = ", ".join(f"count(*) FILTER (WHERE state = '{state}') AS {state}" for state in DUE_STATES)
     frame = store.query(
-        """
-        SELECT count(*) FILTER (WHERE sla_state = 'breached' AND first_response_at IS NULL) AS breached,
-               count(*) FILTER (WHERE sla_state = 'at_risk') AS at_risk,
-               count(*) FILTER (WHERE sla_state = 'pending') AS pending,
-               count(*) AS open
-        FROM case_sla WHERE resolved_at IS NULL
+        f"""
+        SELECT {counts}, count(*) AS open
+        FROM (SELECT coalesce(next_due_state, CASE WHEN waiting_on_client THEN 'paused' END) AS state
+              FROM open_case_sla)
         """,
         snapshot=snap,
     )

@@ -1,8 +1,9 @@
-"""Response performance over time: % met by tier per week or month, by assignee and by client, breaches and
-their recorded reasons, time to respond.
+"""Response performance over time: % met of every target (first response, follow-ups, resolution) by tier or
+priority per week or month, by assignee and by client, the breaches and their recorded reasons.
 
-Cases count in the period their deadline falls in (rules §4); pending and at-risk
-cases are not decided yet and count nowhere.
+A target counts in the period its deadline falls in (rules §4); pending and
+at-risk ones are not decided yet and count nowhere. The shares are
+``kb.reads.met``'s, as on every page.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import pandas as pd
 
 from kb.db.sqltext import quote, where_in
 from kb.engine.periods import day_bounds
+from kb.engine.targets import BY_METRIC, FIRST_RESPONSE
+from kb.reads.met import GRAINS, met_shares
 from kb.store import Snapshot, Store
 from kb.timestamps import FIRST_YEAR, LAST_YEAR, OUTSIDE_YEARS, OutsideYears, TimestampError, parse_date
 
-GRAINS = ("week", "month")
 LINK_PARAMETERS = ("due_from", "due_to")
 
 
@@ -49,80 +51,69 @@ def _linked_day(params: Mapping[str, str], name: str) -> date:
     return day
 
 
-def _decided(store: Store, grain: str) -> str:
-    """Decided cases with their period and local due day; takes the instant range of the days asked
-    (``day_bounds``) as its two parameters, so the local dates are computed only for the cases in it."""
-    if grain not in GRAINS:
-        raise ValueError(f"grain must be one of {GRAINS}")
-    tz = quote(store.config.calendar.timezone)
-    return f"""
-        (SELECT *, CAST(date_trunc('{grain}', timezone({tz}, first_response_due)) AS DATE) AS period,
-                CAST(timezone({tz}, first_response_due) AS DATE) AS due_day
-         FROM case_sla WHERE sla_state IN ('met', 'breached') AND first_response_due >= ? AND first_response_due < ?)
-    """
+def met_per_period(store: Store, snap: Snapshot, grain: str, by: str, start: date, end: date,
+                   tiers: tuple[str, ...]) -> pd.DataFrame:
+    """Per metric, per ``by`` (``tier`` or ``priority``) and per week or month of the deadline (``period``): the
+    targets met, breached and decided, and % met, over deadlines on the local days ``start`` to ``end``."""
+    return met_shares(store, snap, *day_bounds(store.config.calendar, start, end), by=(by,), grain=grain,
+                      tiers=tiers)
 
 
-def performance_by_period(store: Store, snap: Snapshot, grain: str, start: date, end: date) -> pd.DataFrame:
-    """Per period and tier: met, breached, % met, median business hours to first response."""
-    return store.query(
-        f"""
-        SELECT period, tier,
-               count(*) FILTER (WHERE sla_state = 'met') AS met,
-               count(*) FILTER (WHERE sla_state = 'breached') AS breached,
-               100.0 * count(*) FILTER (WHERE sla_state = 'met') / count(*) AS pct_met,
-               median(business_hours_to_response) AS median_business_hours
-        FROM {_decided(store, grain)}
-        WHERE due_day BETWEEN ? AND ?
-        GROUP BY period, tier ORDER BY period, tier
-        """,
-        [*day_bounds(store.config.calendar, start, end), start, end],
-        snap,
-    )
+def met_in_period(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...]) -> pd.DataFrame:
+    """Per metric, over the whole period: the targets met, breached and decided, and % met."""
+    return met_shares(store, snap, *day_bounds(store.config.calendar, start, end), tiers=tiers)
 
 
-def breached_cases(store: Store, snap: Snapshot, grain: str, start: date, end: date,
-                   tiers: tuple[str, ...] = (), limit: int = 1000) -> pd.DataFrame:
-    """The breached cases behind the chart, latest deadline first."""
-    tier_condition, tier_params = where_in({"tier": tiers})
-    return store.query(
-        f"""
-        SELECT period, case_id, client_name, tier, category, subject, assignee, received_at, first_response_due,
-               first_response_at, business_hours_to_response, breach_reason
-        FROM {_decided(store, grain)}
-        WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? AND {tier_condition}
-        ORDER BY first_response_due DESC LIMIT {int(limit)}
-        """,
-        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
-        snap,
-    )
+BREAKDOWNS = {"assignee": "assignee", "client": "client_id"}
 
 
-BREAKDOWNS = {
-    "assignee": ("coalesce(nullif(trim(assignee), ''), '(unassigned)')", "assignee"),
-    "client": ("client_name || ' (' || client_id || ')'", "client"),
-}
-
-
-def performance_by(store: Store, snap: Snapshot, by: str, start: date, end: date,
-                   tiers: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Over the whole period, per assignee (``by='assignee'``) or client (``by='client'``): met, breached,
-    % met and median business hours to first response; the lowest % met first."""
+def met_by(store: Store, snap: Snapshot, metric: str, by: str, start: date, end: date, tiers: tuple[str, ...],
+           limit: int = 1000) -> pd.DataFrame:
+    """Over the whole period, for one metric, per assignee (``by='assignee'``, None for nobody) or client
+    (``by='client'``, as "name (id)"): the targets met, breached and decided, and % met; the lowest % met
+    first, then the most breached, at most ``limit`` of them."""
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of {tuple(BREAKDOWNS)}")
-    key, name = BREAKDOWNS[by]
+    shares = met_shares(store, snap, *day_bounds(store.config.calendar, start, end), by=(BREAKDOWNS[by],),
+                        tiers=tiers)
+    shares = shares[shares.metric == metric].drop(columns="metric")
+    if by == "client":
+        names = store.query("SELECT client_id, name || ' (' || client_id || ')' AS client FROM clients",
+                            snapshot=snap)
+        shares = shares.merge(names, on="client_id").drop(columns="client_id")
+    shares = shares.sort_values(["pct_met", "breached", by], ascending=[True, False, True])
+    return shares.head(limit).reset_index(drop=True)
+
+
+# The target a breach reason explains: the Queue records one on a case whose first response was breached.
+REASON_OF = FIRST_RESPONSE
+
+
+def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date, end: date,
+             tiers: tuple[str, ...], limit: int = 1000) -> pd.DataFrame:
+    """The breached targets of ``metric`` behind the charts, the latest deadline first: cases, or client
+    questions for a per-question target. Each with its ``period``, case, client, tier, priority, category,
+    subject and assignee; where its clock started (``target.starts``), its deadline and where it stopped
+    (``target.stops``, null while it runs); the business hours it took (per-case targets) and the breach reason
+    recorded (``REASON_OF``)."""
+    if grain not in GRAINS:
+        raise ValueError(f"grain must be one of {GRAINS}")
+    target = BY_METRIC[metric]
+    tz = quote(store.config.calendar.timezone)
+    due = target.col("due")
+    taken = target.col("hours_taken") if target.per == "case" else "NULL"
+    reason = "breach_reason" if target is REASON_OF else "NULL"
     tier_condition, tier_params = where_in({"tier": tiers})
     return store.query(
         f"""
-        SELECT {key} AS {name},
-               count(*) FILTER (WHERE sla_state = 'met') AS met,
-               count(*) FILTER (WHERE sla_state = 'breached') AS breached,
-               100.0 * count(*) FILTER (WHERE sla_state = 'met') / count(*) AS pct_met,
-               median(business_hours_to_response) AS median_business_hours
-        FROM {_decided(store, "month")}
-        WHERE due_day BETWEEN ? AND ? AND {tier_condition}
-        GROUP BY ALL ORDER BY pct_met, breached DESC, {name}
+        SELECT CAST(date_trunc('{grain}', timezone({tz}, {due})) AS DATE) AS period, case_id, client_name, tier,
+               priority, category, subject, assignee, {target.starts}, {due}, {target.stops},
+               {taken} AS business_hours_taken, {reason} AS breach_reason
+        FROM {"case_sla" if target.per == "case" else "case_questions"}
+        WHERE {target.col("state")} = 'breached' AND {due} >= ? AND {due} < ? AND {tier_condition}
+        ORDER BY {due} DESC, case_id LIMIT {int(limit)}
         """,
-        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
+        [*day_bounds(store.config.calendar, start, end), *tier_params],
         snap,
     )
 
@@ -130,17 +121,19 @@ def performance_by(store: Store, snap: Snapshot, by: str, start: date, end: date
 NO_REASON = "(no reason recorded)"
 
 
-def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The breached cases of the period counted by their recorded reason (trimmed, case kept as first
-    written), the most frequent first; cases without one under ``NO_REASON``."""
+def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...]) -> pd.DataFrame:
+    """The cases of the period whose first response was breached (``REASON_OF``) counted by their recorded
+    reason (trimmed, case kept as first written), the most frequent first; cases without one under
+    ``NO_REASON``."""
+    due, state = REASON_OF.col("due"), REASON_OF.col("state")
     tier_condition, tier_params = where_in({"tier": tiers})
     return store.query(
         f"""
         SELECT coalesce(min(trim(breach_reason)), '{NO_REASON}') AS reason, count(*) AS cases
-        FROM {_decided(store, "month")}
-        WHERE sla_state = 'breached' AND due_day BETWEEN ? AND ? AND {tier_condition}
+        FROM case_sla
+        WHERE {state} = 'breached' AND {due} >= ? AND {due} < ? AND {tier_condition}
         GROUP BY lower(trim(breach_reason)) ORDER BY lower(trim(breach_reason)) IS NULL, cases DESC, reason
         """,
-        [*day_bounds(store.config.calendar, start, end), start, end, *tier_params],
+        [*day_bounds(store.config.calendar, start, end), *tier_params],
         snap,
     )
