@@ -433,7 +433,7 @@ def test_the_client_page_counts_in_words(app):
 
 
 @pytest.fixture
-def gold(tmp_path, monkeypatch):
+def gold_client(tmp_path, monkeypatch):
     """The Client page on ``build_gold_fixture``'s store: ENT's contract names the policy gold."""
     with app_on(*build_gold_fixture(tmp_path), monkeypatch) as at:
         open_page(at, "client")
@@ -441,18 +441,18 @@ def gold(tmp_path, monkeypatch):
         yield at
 
 
-def test_the_client_page_shows_every_target_met_this_month(gold):
-    cards = {m.label: (m.value, m.proto.delta) for m in gold.metric}
+def test_the_client_page_shows_every_target_met_this_month(gold_client):
+    cards = {m.label: (m.value, m.proto.delta) for m in gold_client.metric}
     assert cards == {"First response": ("60.00 %", "3 of 5 met"), "Follow-up response": ("66.66 %", "2 of 3 met"),
                      "Resolution": ("50.00 %", "1 of 2 met")}
-    bars = {(row["target"], row["month_label"]): (row["pct_met"], row["share"]) for row in chart_rows(gold)}
+    bars = {(row["target"], row["month_label"]): (row["pct_met"], row["share"]) for row in chart_rows(gold_client)}
     assert bars == {("First response", "Nov 2026"): (60.0, "3 of 5 met"),
                     ("Follow-up response", "Nov 2026"): (pytest.approx(200 / 3), "2 of 3 met"),
                     ("Resolution", "Nov 2026"): (50.0, "1 of 2 met")}
 
 
-def test_the_client_page_says_what_is_due_next_on_each_open_case(gold):
-    cases = table_with(gold, "next_due_metric")
+def test_the_client_page_says_what_is_due_next_on_each_open_case(gold_client):
+    cases = table_with(gold_client, "next_due_metric")
     assert cases[["case_id", "next_due_metric", "next_due", "next_due_state", "priority"]].values.tolist() == [
         ["OVERDUE", "First response", "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "Breached", "Normal"],
         ["RISK", "First response", "Wed 2026-11-25 18:00 HKT (UTC+08:00)", "At risk", "Normal"],
@@ -462,25 +462,25 @@ def test_the_client_page_says_what_is_due_next_on_each_open_case(gold):
     ]
 
 
-def test_the_client_page_puts_the_policy_its_contract_names_in_words(gold):
-    assert "The policy gold, named by the contract in force today." in [shown(c) for c in gold.caption]
-    rules = table_with(gold, "rule")
+def test_the_client_page_puts_the_policy_its_contract_names_in_words(gold_client):
+    assert "The policy gold, named by the contract in force today." in [shown(c) for c in gold_client.caption]
+    rules = table_with(gold_client, "rule")
     assert rules[["metric", "priority", "rule"]].values.tolist() == [
         ["First response", "Urgent", "within 4 hours, around the clock"],
         ["First response", "Any priority", "within 1 business day"],
         ["Follow-up response", "Any priority", "within 1 business day"],
         ["Resolution", "Any priority", "within 2 business days"]]
-    assert table_with(gold, "monthly_fee")[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
+    assert table_with(gold_client, "monthly_fee")[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
 
 
-def test_a_client_without_a_policy_has_its_tiers_defaults_and_no_other_target(gold):
-    gold.selectbox(key="client_page_client").select("CUS").run()
+def test_a_client_without_a_policy_has_its_tiers_defaults_and_no_other_target(gold_client):
+    gold_client.selectbox(key="client_page_client").select("CUS").run()
     assert ("The Custom program tier's defaults (`[sla]` in support.toml): no contract in force names a policy."
-            in [c.value for c in gold.caption])
-    assert table_with(gold, "rule")[["metric", "priority", "rule"]].values.tolist() == [
+            in [c.value for c in gold_client.caption])
+    assert table_with(gold_client, "rule")[["metric", "priority", "rule"]].values.tolist() == [
         ["First response", "Any priority", "within 1 business day"],
         ["Follow-up response", "—", "no target"], ["Resolution", "—", "no target"]]
-    assert {m.label: (m.value, m.proto.delta) for m in gold.metric} == dict.fromkeys(
+    assert {m.label: (m.value, m.proto.delta) for m in gold_client.metric} == dict.fromkeys(
         ["First response", "Follow-up response", "Resolution"], ("—", "none decided"))
 
 
