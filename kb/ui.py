@@ -32,8 +32,8 @@ from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
 
 # One colour per meaning, everywhere in the app.
-STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "met": "#2e7d32",
-                "no_sla": "#9e9e9e"}
+STATE_COLORS = {"breached": "#c62828", "at_risk": "#ef6c00", "pending": "#1565c0", "paused": "#546e7a",
+                "met": "#2e7d32", "no_sla": "#9e9e9e"}
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
 STATE_LABELS = formats.WORDS["state"]
