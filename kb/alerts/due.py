@@ -43,7 +43,7 @@ WATCHED_TIERS = ("enterprise", "custom")
 @dataclass(frozen=True)
 class Alert:
     key: str
-    kind: str  # case_at_risk, case_breached, budget, digest
+    kind: str  # case_at_risk, case_breached (of any target), budget, digest, job_failing, quarantine
     breach: bool  # a breach is sent even in quiet hours
     roles: tuple[str, ...]  # who receives it by e-mail (``[alerts.recipients]``)
     subject: str
@@ -65,7 +65,7 @@ def _alert_key_sql(target: Target, row: str) -> str:
 
 def alerting_targets_sql() -> str:
     """One row per target that a case alert is about now: running (not stopped, not paused) on an unresolved
-    case of a watched tier, at risk or breached. Columns ``alert_key``, ``kind``, ``metric``, ``case_id``,
+    case of a watched tier, at risk or breached. Columns ``alert_key``, ``metric``, ``case_id``,
     ``client_name``, ``tier``, ``subject``, ``assignee``, ``state``, ``due``, ``hours_left`` (business hours of
     its ``calendar``) and ``asked_at`` (a follow-up question's). One SELECT per target of ``TARGETS``, over
     whole tables."""
@@ -76,8 +76,8 @@ def alerting_targets_sql() -> str:
         state = f"{row}.{target.col('state')}"
         asked = f"{row}.{target.starts}" if target.per == "question" else "NULL"
         parts.append(f"""
-            SELECT {_alert_key_sql(target, row)} AS alert_key, 'case_' || {state} AS kind,
-                   '{target.metric}' AS metric, c.case_id, c.client_name, c.tier, c.subject, c.assignee,
+            SELECT {_alert_key_sql(target, row)} AS alert_key, '{target.metric}' AS metric, c.case_id,
+                   c.client_name, c.tier, c.subject, c.assignee,
                    {state} AS state, {row}.{target.col('due')} AS due, {row}.{target.col('hours_left')} AS hours_left,
                    {row}.{target.col('calendar')} AS calendar, {asked} AS asked_at
             FROM {source}
