@@ -12,8 +12,10 @@ import streamlit as st
 
 from kb import formats, ui
 from kb.access import PermissionDenied
-from kb.db.schema import CATEGORIES, TIERS
+from kb.db.schema import CATEGORIES, PRIORITIES, TIERS
+from kb.engine.calendar import business_day_hours
 from kb.engine.periods import month_days
+from kb.engine.targets import BY_METRIC, STATES, TARGETS
 from kb.intake import corrections, pauses, writes
 from kb.intake.importing import Problem, Rejected
 from kb.reads import mail, queue
@@ -24,6 +26,7 @@ ui.page_header("Queue", "Which case breaches next, and who has it?")
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
 day_hours = store.config.calendar.business_day_seconds / 3600  # a business day, for business time in days
+calendar_day_hours = business_day_hours(store.config)  # a business day on each calendar a target may run on
 
 
 # --- Which case is open: one case id, kept in the address (a link or a reload opens it again). The grids
@@ -95,37 +98,46 @@ ui.as_of_caption(snap)
 choices = queue.filter_choices(store, snap)
 client_labels = queue.client_labels(store, snap)
 
-with st.expander("Filters: tier, state, client, category, assignee", icon=":material/filter_list:"):
-    columns = st.columns(5)
+with st.expander("Filters: tier, priority, state, client, category, assignee", icon=":material/filter_list:"):
+    columns = st.columns(6)
     flt = queue.QueueFilter(
         tiers=tuple(columns[0].multiselect("Tier", TIERS, format_func=lambda t: formats.word("tier", t),
                                            key="f_tier")),
-        states=tuple(columns[1].multiselect("State", ["breached", "at_risk", "pending", "met"],
-                                            format_func=ui.STATE_LABELS.get, key="f_state")),
-        clients=tuple(columns[2].multiselect("Client", choices["clients"], key="f_client",
+        priorities=tuple(columns[1].multiselect("Priority", PRIORITIES, key="f_priority",
+                                                format_func=lambda p: formats.word("priority", p))),
+        states=tuple(columns[2].multiselect("State", STATES, format_func=ui.STATE_LABELS.get, key="f_state",
+                                            help="The state of the next thing due; with nothing due, Waiting "
+                                                 "on client, else the case's most urgent state")),
+        clients=tuple(columns[3].multiselect("Client", choices["clients"], key="f_client",
                                              format_func=lambda c: client_labels.get(c, c),
                                              placeholder="Type a client's name")),
-        categories=tuple(columns[3].multiselect("Category", CATEGORIES, key="f_category",
+        categories=tuple(columns[4].multiselect("Category", CATEGORIES, key="f_category",
                                                 format_func=lambda c: formats.word("category", c))),
-        assignees=tuple(columns[4].multiselect("Assignee", choices["assignees"],
+        assignees=tuple(columns[5].multiselect("Assignee", choices["assignees"],
                                                format_func=formats.assignee, key="f_assignee")),
     )
 for lane in queue.LANES:
     adopt_tick(lane)
 
-STATE_ORDER = ["breached", "at_risk", "pending", "met", "no_sla"]
-# The grid's columns, in order: how each is shown. Another column (priority, once cases carry one) is one more
-# entry here and one more column in ``queue.queue_page``.
+WAITING = formats.word("state", "paused")  # "Waiting on client"
+# The grid's columns, in order: how each is shown. Another column is one more entry here and one more column in
+# ``queue.queue_page``.
 COLUMNS = {
     "case_id": st.column_config.TextColumn("Case", pinned=True),
     "state": st.column_config.MultiselectColumn(
-        "State", options=[ui.STATE_LABELS[s] for s in STATE_ORDER],
-        color=[ui.STATE_COLORS[s] for s in STATE_ORDER], width=95),
-    "business_hours_left": st.column_config.NumberColumn(
+        "State", options=[ui.STATE_LABELS[s] for s in STATES],
+        color=[ui.STATE_COLORS[s] for s in STATES], width=95),
+    "next_due_target": st.column_config.TextColumn(
+        "Next due", width=130,
+        help="The target due next: first response, follow-up response (the client's earliest unanswered "
+             f"question) or resolution; {WAITING} while the case waits on the client and nothing else runs"),
+    "next_due_hours_left": st.column_config.NumberColumn(
         f"Business hours left (1 d = {day_hours:g} h)", format="%.1f h", width=110,
-        help="Business time to the first-response deadline (negative: overdue by that much); empty once answered"),
-    "first_response_due": st.column_config.DatetimeColumn(
-        "Deadline", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
+        help="Business time to the next deadline (negative: overdue by that much), on the calendar of its target: "
+             "clock hours for a target that runs around the clock (24x7); empty when nothing is due"),
+    "next_due": st.column_config.DatetimeColumn(
+        "Due", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
+    "priority": st.column_config.TextColumn("Priority", width=75),
     "tier": st.column_config.TextColumn("Tier", width=85),
     "assignee": st.column_config.TextColumn("Assignee", width=100),
     "client_name": st.column_config.TextColumn("Client", width=130),
@@ -133,17 +145,27 @@ COLUMNS = {
     "age_hours": st.column_config.NumberColumn("Hours since received", format="%.1f h", width=110,
                                                help="Wall-clock hours since the case was received"),
 }
-DEADLINE_COLUMNS = ("state", "business_hours_left", "first_response_due")  # not in the lane without deadlines
+DEADLINE_COLUMNS = ("state", "next_due_target", "next_due_hours_left", "next_due")  # not in the lane without any
 LANE_TITLES = {"sla": "Cases with a deadline ({:,}), next to breach first",
-               "deprioritized": "Deprioritized: free-tier general coding ({:,})"}
+               "deprioritized": "Deprioritized: no deadline ({:,})"}
+
+
+def next_due_target(metric, waiting: bool) -> str:
+    """Which target is due next, in words; Waiting on client when none runs while the case waits on the client."""
+    if isinstance(metric, str):
+        return BY_METRIC[metric].label
+    return WAITING if waiting else formats.EMPTY
 
 
 def grid(frame: pd.DataFrame, lane: str) -> pd.DataFrame:
     """The lane's rows as the grid shows them (``COLUMNS``)."""
     shown = frame.assign(
-        state=frame.sla_state.map(lambda s: [ui.STATE_LABELS[s]]),  # one coloured badge
-        business_hours_left=frame.business_hours_left.astype(float),
-        first_response_due=pd.to_datetime(frame.first_response_due, utc=True).dt.tz_convert(zone),
+        state=frame.state.map(lambda s: [ui.STATE_LABELS[s]]),  # one coloured badge
+        next_due_target=[next_due_target(m, w) for m, w in zip(frame.next_due_metric, frame.waiting_on_client,
+                                                                strict=True)],
+        next_due_hours_left=frame.next_due_hours_left.astype(float),
+        next_due=pd.to_datetime(frame.next_due, utc=True).dt.tz_convert(zone),
+        priority=frame.priority.map(lambda p: formats.word("priority", p)),
         tier=frame.tier.map(lambda t: formats.word("tier", t)),
         assignee=frame.assignee.map(formats.assignee),
         age_hours=frame.age_hours.astype(float),
@@ -160,7 +182,8 @@ def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
     total = queue.queue_counts(store, now, flt)[lane]
     st.subheader(LANE_TITLES[lane].format(total))
     if lane == "deprioritized":
-        st.caption("No deadline under the terms; never counted as a breach. Oldest first.")
+        st.caption("Free-tier general coding, and cases their policy sets no target for: no deadline, never "
+                   "counted as a breach. Oldest first.")
     if not total:
         st.session_state.pop(f"grid_{lane}_drawn", None)
         if lane == "sla":
@@ -227,15 +250,14 @@ def case_panel(case: dict) -> None:
     cid = case["case_id"]
     voided = pd.notna(case["voided_at"])
     state = case["sla_state"] if isinstance(case["sla_state"], str) else None
-    answered = pd.notna(case["first_response_at"])
     paused = pd.notna(case["paused_at"])
     st.markdown(f"**{ui.plain(cid)}** · {ui.plain(case['client_name'])} ({formats.word('tier', case['tier'])}) · "
                 f"{ui.plain(case['subject'])}")
+    targets = queue.case_targets(store, snap, cid).set_index("metric")
     facts = {
-        "State": formats.word("sla_state", state),
-        "Time left": "answered" if answered else formats.time_left(case["business_hours_left"], day_hours),
-        "Deadline": shown_time(case["first_response_due"]),
-        "Target": formats.text(case["target"]),
+        **next_due_facts(case, targets, paused),
+        "Priority": formats.word("priority", case["priority"]),
+        "First-response target": formats.text(case["target"]),
         "Assignee": formats.assignee(case["assignee"]),
         "Category": formats.word("category", case["category"]),
         "Requester": formats.text(case["requester"]),
@@ -249,6 +271,8 @@ def case_panel(case: dict) -> None:
         facts["Waiting on client"] = f"since {shown_time(case['paused_at'])}" + (
             f" ({case['pause_reason']})" if isinstance(case["pause_reason"], str) else "")
     st.markdown("  \n".join(f"**{k}:** {ui.plain(v)}" for k, v in facts.items()))
+    if state is not None:
+        targets_table(cid, targets)
     thread_panel(cid)
     if voided:
         return
@@ -267,6 +291,55 @@ def case_panel(case: dict) -> None:
         breach_reason_form(case)
     if actor.may("correct"):
         correction_forms(case)
+
+
+def day_hours_on(calendar) -> float:
+    """The hours of a business day on a target's calendar (the support one's for a case without a target)."""
+    return calendar_day_hours.get(calendar, day_hours)
+
+
+def next_due_facts(case: dict, targets: pd.DataFrame, paused: bool) -> dict[str, str]:
+    """The panel's "Next due" (which target, and when) and its "Time left"; Waiting on client, or nothing,
+    when no target runs."""
+    metric = case["next_due_metric"]
+    if not isinstance(metric, str):
+        return {"Next due": next_due_target(None, paused), "Time left": formats.EMPTY}
+    row = targets.loc[metric]  # the follow-up target's row is its question due first: the one due next
+    return {"Next due": f"{BY_METRIC[metric].label}, {shown_time(row.due)}",
+            "Time left": formats.time_left(row.hours_left, day_hours_on(row.calendar))}
+
+
+def targets_table(cid: str, targets: pd.DataFrame) -> None:
+    """Every target of the case in words: its state, due instant, time left and what stands behind it."""
+    shown = []
+    for target in TARGETS:
+        if target.metric not in targets.index:
+            shown.append({"target": target.label, "state": formats.EMPTY, "due": formats.EMPTY,
+                          "left": formats.EMPTY, "details": "no question from the client yet"})
+            continue
+        row = targets.loc[target.metric]
+        left = formats.time_left(row.hours_left, day_hours_on(row.calendar))
+        if row.state == "paused":
+            left += ", clock stopped"
+        shown.append({"target": target.label, "state": formats.word("state", row.state), "due": shown_time(row.due),
+                      "left": left, "details": target_details(target, row)})
+    st.markdown("**Targets**")
+    ui.table(pd.DataFrame(shown), hide_index=True, key=f"targets_{cid}", column_config={
+        "target": "Target", "state": "State", "due": "Due",
+        "left": st.column_config.TextColumn("Time left", help="Business time on the target's calendar (a day of "
+                                            f"{day_hours:g} h; around the clock for a 24x7 target)"),
+        "details": "Details"})
+
+
+def target_details(target, row) -> str:
+    """What stands behind one target's row: its rule, the time paused, or the client's questions."""
+    if target.per == "question":  # the row is the open question due first, else the latest one
+        return (f"asked {shown_time(row.asked_at)}; {formats.count(row.questions, 'question')}, "
+                f"{row.questions_open or 'none'} open")
+    details = formats.rule(row.kind, row.amount, row.calendar)
+    if target.pausable and row.hours_paused:
+        details += f"; {formats.duration(row.hours_paused, day_hours_on(row.calendar))} paused"
+    return details
 
 
 def respond_form(case: dict) -> None:

@@ -20,6 +20,9 @@ from tests.servers import Inbox, free_port
 
 HKT = ZoneInfo("Asia/Hong_Kong")
 ADMIN = Actor("tests@example.com", "admin")
+# What a first-response alert of CS-1 (received Mon 09:00) says after its case and client.
+AT_RISK = "first response at risk: due Mon 2026-11-23 18:00 HKT (UTC+08:00)"
+BREACHED = "first response breached: due Mon 2026-11-23 18:00 HKT (UTC+08:00)"
 
 
 def at(text: str) -> datetime:
@@ -112,11 +115,11 @@ def test_a_case_walks_from_pending_to_at_risk_to_breached_and_speaks_up_twice(st
     assert len(inbox.messages) == 2 and len(hook) == 2
     (to_1, risk), (to_2, breach) = inbox.messages
     assert to_1 == to_2 == ["lee@support.example"]
-    assert risk["Subject"] == "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left"
-    assert breach["Subject"] == "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"
+    assert risk["Subject"] == f"[SLA] Case CS-1 (Enterprise Co) {AT_RISK}"
+    assert breach["Subject"] == f"[SLA] Case CS-1 (Enterprise Co) {BREACHED}"
     assert "https://sla.example/queue?case=CS-1" in risk.get_content()
     assert "First response due: Mon 2026-11-23 18:00 HKT (UTC+08:00)" in breach.get_content()
-    assert hook[0]["text"].startswith("[SLA] Case CS-1 (Enterprise Co) is at risk")
+    assert hook[0]["text"].startswith("[SLA] Case CS-1 (Enterprise Co) first response at risk")
     assert "https://sla.example/queue?case=CS-1" in hook[1]["text"]
     assert audited == 4
 
@@ -159,8 +162,8 @@ def test_quiet_hours_hold_a_warning_but_not_a_breach(store, inbox, hook):
     assert send_due(store, config, at("2026-11-23T17:05")).sent == 2  # still at risk once they end
     config = parse_config(settings(inbox.port, quiet_hours=["18:00", "08:00"]))
     assert send_due(store, config, at("2026-11-23T18:30")).sent == 2  # a breach goes in quiet hours
-    assert [m["Subject"].strip().split(") ")[1] for _, m in inbox.messages] == [
-        "is at risk: 55 min left", "breached its first-response deadline"]
+    assert [m["Subject"].strip().split(") ")[1] for _, m in inbox.messages] == [AT_RISK, BREACHED]
+    assert "(Enterprise): first response at risk, 55 min left." in inbox.messages[0][1].get_content()
 
 
 def test_the_morning_digest_on_business_days_once(store, inbox, hook):
@@ -192,7 +195,7 @@ def test_alerts_send_on_the_command_line(tmp_path, inbox, hook):
     assert main(["import", "cases", str(tmp_path / "cases.csv"), *common, "--now", "2026-11-23T09:00"]) == 0
     assert main(["alerts", "send", *common, "--now", "2026-11-23T18:30"]) == 0
     assert [m["Subject"].strip() for _, m in inbox.messages] == [
-        "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"]
+        f"[SLA] Case CS-1 (Enterprise Co) {BREACHED}"]
 
 
 def client_with_case(con, client_id: str, name: str, case_id: str) -> None:
@@ -217,15 +220,15 @@ def test_a_line_break_in_a_client_name_stays_in_its_subject_and_stops_no_alert(s
     report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
     assert (report.recorded, report.sent, report.failed) == (4, 4, [])
     by_subject = {message["Subject"]: (to, message) for to, message in inbox.messages}
-    assert set(by_subject) == {"[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
-                               "[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left"}
-    to, message = by_subject["[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left"]
+    assert set(by_subject) == {f"[SLA] Case CS-1 (Enterprise Co) {AT_RISK}",
+                               f"[SLA] Case CS-2 (Acme Bcc: x@evil) {AT_RISK}"}
+    to, message = by_subject[f"[SLA] Case CS-2 (Acme Bcc: x@evil) {AT_RISK}"]
     assert to == ["lee@support.example"] and message["Bcc"] is None
-    assert "Case CS-2 of Acme Bcc: x@evil (Enterprise) is at risk" in message.get_content()
+    assert "Case CS-2 of Acme Bcc: x@evil (Enterprise): first response at risk" in message.get_content()
     assert [post["text"].splitlines()[0] for post in hook] == sorted(by_subject)  # CS-1, then CS-2
     assert store.execute("SELECT subject FROM alert_deliveries WHERE alert_key = 'case_at_risk:CS-2' "
                          "AND channel = 'email'").fetchone() == (
-        "[SLA] Case CS-2 (Acme Bcc: x@evil) is at risk: 1 h 30 min left",)
+        f"[SLA] Case CS-2 (Acme Bcc: x@evil) {AT_RISK}",)
 
 
 class Refusing(Inbox):
@@ -290,7 +293,7 @@ def test_after_a_mail_outage_a_breach_still_holding_goes_and_the_warning_before_
     finally:
         box.stop()
     assert [m["Subject"] for _, m in box.messages] == [
-        "[SLA] Case CS-1 (Enterprise Co) breached its first-response deadline"]
+        f"[SLA] Case CS-1 (Enterprise Co) {BREACHED}"]
     assert report.sent == 1
     assert delivery(store, "case_at_risk:CS-1")[1:3] == (False, True)
     assert delivery(store, "case_breached:CS-1")[1:3] == (True, False)
@@ -300,7 +303,7 @@ def test_a_right_to_left_override_in_a_name_cannot_reverse_an_alert(store, inbox
     client_with_case(store, "RTL", "Acme\u202e Evil", "CS-2")
     send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
     subjects = sorted(message["Subject"] for _, message in inbox.messages)
-    assert subjects[1] == "[SLA] Case CS-2 (Acme\ufffd Evil) is at risk: 1 h 30 min left"
+    assert subjects[1] == f"[SLA] Case CS-2 (Acme\ufffd Evil) {AT_RISK}"
     body = [m for _, m in inbox.messages if "CS-2" in m["Subject"]][0].get_content()
     assert "Case CS-2 of Acme\ufffd Evil (Enterprise)" in body and "\u202e" not in body
     assert all("\u202e" not in post["text"] for post in hook)
@@ -319,11 +322,11 @@ def test_a_line_separator_in_a_client_name_stops_no_alert(store, inbox, hook):
     report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
     assert (report.recorded, report.sent, report.failed) == (4, 4, [])
     assert sorted(message["Subject"] for _, message in inbox.messages) == [
-        "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
-        "[SLA] Case CS-2 (Acme Corp) is at risk: 1 h 30 min left"]
+        f"[SLA] Case CS-1 (Enterprise Co) {AT_RISK}",
+        f"[SLA] Case CS-2 (Acme Corp) {AT_RISK}"]
     assert [post["text"].splitlines()[0] for post in hook] == [
-        "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left",
-        "[SLA] Case CS-2 (Acme Corp) is at risk: 1 h 30 min left"]
+        f"[SLA] Case CS-1 (Enterprise Co) {AT_RISK}",
+        f"[SLA] Case CS-2 (Acme Corp) {AT_RISK}"]
 
 
 def test_a_delivery_recorded_with_a_line_separator_in_its_subject_goes_on_one_line(store, inbox, hook):
@@ -336,7 +339,7 @@ def test_a_delivery_recorded_with_a_line_separator_in_its_subject_goes_on_one_li
     assert (report.sent, report.failed) == (3, [])
     assert delivery(store, "budget:ENV-0:2026-11:50")[:2] == (1, True)
     assert [message["Subject"] for _, message in inbox.messages] == [
-        "Acme Corp", "[SLA] Case CS-1 (Enterprise Co) is at risk: 1 h 30 min left"]
+        "Acme Corp", f"[SLA] Case CS-1 (Enterprise Co) {AT_RISK}"]
 
 
 def test_only_text_that_can_move_other_text_is_isolated():
@@ -348,3 +351,87 @@ def test_only_text_that_can_move_other_text_is_isolated():
     assert isolated("مرحبا") == "\u2068مرحبا\u2069"
     assert isolated("Acme\u202e Evil") == "\u2068Acme\ufffd Evil\u2069"  # a direction control, shown as U+FFFD
     assert isolated("Acme\u2066x") == "\u2068Acme\ufffdx\u2069"
+
+
+# --- Every target speaks up: resolution and each follow-up question, as the first response does ------------------
+
+GOLD = [("gold", "first_response", "*", "1d", "support"), ("gold", "resolution", "*", "2d", "support"),
+        ("gold", "next_response", "*", "1d", "support")]
+
+
+def on_gold(con) -> None:
+    """ENT's contract names the policy ``gold``; CS-1 (received Mon 09:00) was answered at 10:00, so its first
+    response says nothing more, and its resolution is due Tue 18:00 (two business days of 9 h)."""
+    con.executemany("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES (?, ?, ?, ?, ?)",
+                    GOLD)
+    con.execute("UPDATE contracts SET policy_id = 'gold'")
+    con.execute("UPDATE cases SET first_response_at = ? WHERE case_id = 'CS-1'", [at("2026-11-23T10:00")])
+
+
+def message(con, moment: str, direction: str) -> None:
+    con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
+                "VALUES (?, 'CS-1', ?, false, ?, now(), 'import')",
+                [f"CS-1:{moment}:{direction}", direction == "team", at(moment)])
+
+
+def recorded(con) -> list[tuple]:
+    return con.execute("SELECT alert_key, kind, subject, body FROM alert_deliveries WHERE channel = 'email' "
+                       "ORDER BY created_at, alert_key").fetchall()
+
+
+def test_a_follow_up_breach_and_a_resolution_at_risk_are_each_told_once_and_named(store, inbox, hook):
+    config = parse_config(settings(inbox.port))
+    on_gold(store)
+    message(store, "2026-11-23T09:00", "client")
+    message(store, "2026-11-23T10:00", "team")
+    message(store, "2026-11-23T11:00", "client")  # a question of its own: due Tue 11:00, never answered
+    assert send_due(store, config, at("2026-11-24T11:30")).recorded == 2  # its breach, by e-mail and webhook
+    assert send_due(store, config, at("2026-11-24T16:30")).recorded == 2  # the resolution at risk: 1 h 30 min left
+    assert send_due(store, config, at("2026-11-24T16:45")).recorded == 0  # each once
+    (breach_key, breach_kind, breach_subject, breach_body), (risk_key, risk_kind, risk_subject, risk_body) = \
+        recorded(store)
+    assert (breach_key, breach_kind) == ("case_breached:next_response:CS-1:2026-11-23T03:00:00+00:00",
+                                         "case_breached")
+    assert breach_subject == ("[SLA] Case CS-1 (Enterprise Co) follow-up response breached: due Tue 2026-11-24 "
+                              "11:00 HKT (UTC+08:00)")
+    assert "Question asked: Mon 2026-11-23 11:00 HKT (UTC+08:00)\n" in breach_body
+    assert "Follow-up response due: Tue 2026-11-24 11:00 HKT (UTC+08:00)" in breach_body
+    assert (risk_key, risk_kind) == ("case_at_risk:resolution:CS-1", "case_at_risk")
+    assert risk_subject == ("[SLA] Case CS-1 (Enterprise Co) resolution at risk: due Tue 2026-11-24 18:00 HKT "
+                            "(UTC+08:00)")
+    assert risk_body.startswith("Case CS-1 of Enterprise Co (Enterprise): resolution at risk, 1 h 30 min left.\n")
+    assert [m["Subject"].split(") ", 1)[1] for _, m in inbox.messages] == [
+        "follow-up response breached: due Tue 2026-11-24 11:00 HKT (UTC+08:00)",
+        "resolution at risk: due Tue 2026-11-24 18:00 HKT (UTC+08:00)"]
+
+
+def test_a_case_waiting_on_the_client_is_not_at_risk_of_its_resolution(store, inbox, hook):
+    config = parse_config(settings(inbox.port))
+    on_gold(store)
+    store.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('CS-1', ?)", [at("2026-11-23T12:00")])
+    for moment in ("2026-11-24T16:30", "2026-11-25T10:00"):  # at risk, then breached, were it not paused
+        assert send_due(store, config, at(moment)).recorded == 0
+    assert recorded(store) == [] and inbox.messages == []
+
+
+def test_a_resolution_warning_held_up_is_withdrawn_once_the_case_waits_on_the_client(store):
+    on_gold(store)
+    send_due(store, parse_config(settings(free_port())), at("2026-11-24T16:30"))  # at risk; no server takes it
+    store.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('CS-1', ?)", [at("2026-11-24T16:40")])
+    box = Inbox().start()
+    try:
+        report = send_due(store, parse_config(settings(box.port)), at("2026-11-24T16:50"))
+    finally:
+        box.stop()
+    assert report.sent == 0 and box.messages == []
+    assert delivery(store, "case_at_risk:resolution:CS-1")[1:3] == (False, True)
+
+
+def test_a_first_response_alert_sent_before_there_were_other_targets_is_not_sent_again(store, inbox, hook):
+    """An at-risk alert recorded under the key first-response alerts always had is the one due now."""
+    store.execute("INSERT INTO alert_deliveries (alert_key, channel, kind, breach, roles, subject, body, created_at, "
+                  "sent_at) SELECT 'case_at_risk:CS-1', channel, 'case_at_risk', FALSE, ['lead'], 'sent', 'sent', "
+                  "TIMESTAMPTZ '2026-11-23 16:20+08', TIMESTAMPTZ '2026-11-23 16:20+08' "
+                  "FROM (VALUES ('email'), ('webhook')) c(channel)")
+    report = send_due(store, parse_config(settings(inbox.port)), at("2026-11-23T16:30"))
+    assert (report.recorded, report.sent) == (0, 0) and inbox.messages == [] and hook == []

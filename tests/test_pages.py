@@ -470,7 +470,8 @@ def test_the_client_page_puts_the_policy_its_contract_names_in_words(gold_client
         ["First response", "Any priority", "within 1 business day"],
         ["Follow-up response", "Any priority", "within 1 business day"],
         ["Resolution", "Any priority", "within 2 business days"]]
-    assert table_with(gold_client, "monthly_fee")[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
+    contracts = table_with(gold_client, "monthly_fee")
+    assert contracts[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
 
 
 def test_a_client_without_a_policy_has_its_tiers_defaults_and_no_other_target(gold_client):

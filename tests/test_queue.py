@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
 
+from kb.config import load_config
+from kb.db import connection
 from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.timestamps import parse_timestamp, set_now
-from tests.fixtures import ADMIN, AS_OF, HKT, button, open_page, shown, table_with
+from tests.fixtures import ADMIN, AS_OF, HKT, add, app_on, build_fixture, button, local, open_page, shown, table_with
 
 
 def query(sql: str, snapshot: bool = False):
@@ -30,20 +33,20 @@ def test_first_row_is_the_open_case_with_the_least_time_left(app):
     at, _ = app
     open_page(at, "queue")
     lane = at.dataframe[0].value
-    least = query("SELECT case_id FROM open_case_sla WHERE business_hours_left IS NOT NULL "
-                  "ORDER BY business_hours_left LIMIT 1", snapshot=True)
+    least = query("SELECT case_id FROM open_case_sla WHERE next_due IS NOT NULL ORDER BY next_due LIMIT 1",
+                  snapshot=True)
     assert lane.case_id.iloc[0] == least.case_id[0] == "OVERDUE"
     assert list(lane.case_id) == ["OVERDUE", "RISK", "PENDING", "LATE", "MET"]
-    assert {c for c in ("case_id", "state", "business_hours_left", "first_response_due", "assignee", "client_name",
-                        "subject")} <= set(lane.columns)
-    assert list(lane.columns).index("first_response_due") < list(lane.columns).index("subject")
+    assert {c for c in ("case_id", "state", "next_due_target", "next_due_hours_left", "next_due", "assignee",
+                        "client_name", "subject")} <= set(lane.columns)
+    assert list(lane.columns).index("next_due") < list(lane.columns).index("subject")
 
 
 def test_time_left_and_age_are_both_hours_labelled_by_kind_beside_the_tier(app):
     at, _ = app
     open_page(at, "queue")
     lane = at.dataframe[0].value
-    left = dict(zip(lane.case_id, lane.business_hours_left, strict=True))
+    left = dict(zip(lane.case_id, lane.next_due_hours_left, strict=True))
     assert left["OVERDUE"] == -6.5  # due Wed 10:00, as of Wed 16:30
     assert left["RISK"] == 1.5  # clock from Wed 09:00, due Wed 18:00
     assert left["PENDING"] == 6.5  # due Thu 14:00: 1.5 h today, 5 h tomorrow
@@ -53,10 +56,12 @@ def test_time_left_and_age_are_both_hours_labelled_by_kind_beside_the_tier(app):
         "MET": "Enterprise"}
     headers = {name: (c.get("label"), c.get("type_config", {}).get("format"))
                for name, c in json.loads(at.dataframe[0].proto.columns).items()}
-    assert headers["business_hours_left"] == ("Business hours left (1 d = 9 h)", "%.1f h")  # as the panel counts
+    assert headers["next_due_hours_left"] == ("Business hours left (1 d = 9 h)", "%.1f h")  # as the panel counts
     assert headers["age_hours"] == ("Hours since received", "%.1f h")
-    assert headers["tier"][0] == "Tier"
+    assert headers["tier"][0] == "Tier" and headers["priority"][0] == "Priority"
+    assert list(lane.columns).index("priority") + 1 == list(lane.columns).index("tier")  # side by side
     assert list(lane.columns).index("tier") < list(lane.columns).index("assignee")
+    assert set(lane.priority) == {"Normal"}
 
 
 def test_age_is_a_number_and_sorts_as_one(app):
@@ -234,7 +239,7 @@ def panel(at):
 
 def facts(at) -> dict[str, str]:
     """The panel's facts, 'Time left' → 'overdue 6 h 30 min'."""
-    text = next(shown(m) for m in at.markdown if shown(m).startswith("**State:**"))
+    text = next(shown(m) for m in at.markdown if shown(m).startswith("**Next due:**"))
     return dict(line[2:].split(":** ", 1) for line in text.split("  \n"))
 
 
@@ -256,10 +261,10 @@ def test_the_panel_and_the_pickers_say_tiers_categories_and_overdue_time_in_word
     assert "**OVERDUE** · Enterprise Co (Enterprise) · Subject of OVERDUE" in [shown(m) for m in at.markdown]
     assert facts(at)["Time left"] == "overdue 6 h 30 min"
     assert facts(at)["Category"] == "Platform issue"
-    assert facts(at)["Deadline"] == "Wed 2026-11-25 10:00 HKT (UTC+08:00)"
+    assert facts(at)["Next due"] == "First response, Wed 2026-11-25 10:00 HKT (UTC+08:00)"
     assert at.selectbox(key="correct_category_OVERDUE").options == ["Platform issue", "API help", "General coding"]
     tick(at, "JUNE")
-    hours = -float(at.dataframe[0].value.set_index("case_id").business_hours_left["JUNE"])
+    hours = -float(at.dataframe[0].value.set_index("case_id").next_due_hours_left["JUNE"])
     assert facts(at)["Time left"] == "overdue 122 d 6 h" and hours == 122 * 9 + 6.5  # days of 9 business hours
     assert facts(at)["Category"] == "API help"
 
@@ -373,3 +378,106 @@ def test_a_case_waits_on_the_client_with_an_undo_then_resumes(app):
     assert [shown(e) for e in at.error] == [
         "Waiting on client since: is not after case OVERDUE's last pause ended (Wed 2026-11-25 16:30 HKT (UTC+08:00)); "
         "pauses of a case never overlap"]
+
+
+# --- The next thing due of any target: first response, a follow-up question, resolution ------------------------
+
+GOLD = [("gold", "first_response", "urgent", "4h", "24x7"), ("gold", "first_response", "*", "1d", "support"),
+        ("gold", "resolution", "*", "2d", "support"), ("gold", "next_response", "*", "1d", "support")]
+
+
+@pytest.fixture
+def gold(tmp_path, monkeypatch):
+    """The page tests' store with Enterprise Co on the policy ``gold`` (first response within 1 business day,
+    resolution within 2, follow-ups within 1): MET and LATE, answered, are next due to be resolved (Thu 10:00);
+    MET is high priority and its client asked again on Wed 12:00; RISK is high priority too; WAITS, answered,
+    waits on the client since Wed 11:00."""
+    db, config_file = build_fixture(tmp_path)
+    con = connection.connect(db)
+    con.executemany("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES (?, ?, ?, ?, ?)",
+                    GOLD)
+    con.execute("UPDATE contracts SET policy_id = 'gold'")
+    add(con, load_config(config_file), "cases", dict(
+        case_id="WAITS", client_id="ENT", received_at="2026-11-24 10:00", category="platform_issue",
+        subject="Subject of WAITS", first_response_at="2026-11-25 09:30", assignee="amy"))
+    con.execute("UPDATE cases SET priority = 'high' WHERE case_id IN ('MET', 'RISK')")
+    con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('WAITS', ?)", [local("2026-11-25 11:00")])
+    con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
+                "VALUES ('again', 'MET', false, false, ?, now(), 'import')", [local("2026-11-25 12:00")])
+    con.close()
+    with app_on(db, config_file, monkeypatch) as at:
+        yield at
+
+
+def column(lane, name: str) -> dict:
+    return dict(zip(lane.case_id, lane[name], strict=True))
+
+
+def test_the_next_due_of_any_target_orders_the_lane_then_priority(gold):
+    at = open_page(gold, "queue")
+    lane = at.dataframe[0].value
+    # due Wed 10:00 (overdue), Wed 18:00, Thu 10:00 twice (high before normal), Thu 14:00; then nothing running
+    assert list(lane.case_id) == ["OVERDUE", "RISK", "MET", "LATE", "PENDING", "WAITS"]
+    assert column(lane, "next_due_target") == {
+        "OVERDUE": "First response", "RISK": "First response", "MET": "Resolution", "LATE": "Resolution",
+        "PENDING": "First response", "WAITS": "Waiting on client"}
+    assert str(column(lane, "next_due")["LATE"]) == "2026-11-26 10:00:00+08:00"
+    assert column(lane, "next_due_hours_left")["LATE"] == 2.5  # Wed 16:30–18:00, Thu 09:00–10:00
+    assert pd.isna(column(lane, "next_due_hours_left")["WAITS"]) and pd.isna(column(lane, "next_due")["WAITS"])
+    assert {k: list(v) for k, v in column(lane, "state").items()} == {
+        "OVERDUE": ["Breached"], "RISK": ["At risk"], "MET": ["Pending"], "LATE": ["Pending"],
+        "PENDING": ["Pending"], "WAITS": ["Waiting on client"]}
+    assert column(lane, "priority") == {"OVERDUE": "Normal", "RISK": "High", "MET": "High", "LATE": "Normal",
+                                        "PENDING": "Normal", "WAITS": "Normal"}
+    help_text = json.loads(at.dataframe[0].proto.columns)["next_due_hours_left"]["help"]
+    assert "clock hours for a target that runs around the clock (24x7)" in help_text
+
+
+def test_the_priority_and_state_filters(gold):
+    at = open_page(gold, "queue")
+    assert at.multiselect(key="f_priority").options == ["Urgent", "High", "Normal", "Low"]
+    assert at.multiselect(key="f_state").options == [
+        "Breached", "At risk", "Pending", "Waiting on client", "Met", "No deadline"]
+    at.multiselect(key="f_priority").select("high").run()
+    assert list(at.dataframe[0].value.case_id) == ["RISK", "MET"]
+    at.multiselect(key="f_priority").unselect("high")
+    at.multiselect(key="f_state").select("paused").run()
+    assert list(at.dataframe[0].value.case_id) == ["WAITS"]
+    at.multiselect(key="f_state").unselect("paused").select("pending").select("at_risk").run()
+    assert list(at.dataframe[0].value.case_id) == ["RISK", "MET", "LATE", "PENDING"]
+
+
+def test_the_panel_shows_every_target_in_words(gold):
+    at = open_page(gold, "queue")
+    tick(at, "MET")
+    assert facts(at)["Next due"] == "Resolution, Thu 2026-11-26 10:00 HKT (UTC+08:00)"
+    assert facts(at)["Time left"] == "2 h 30 min" and facts(at)["Priority"] == "High"
+    targets = table_with(at, "details").set_index("target")
+    assert targets.loc["First response"].tolist() == [
+        "Met", "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "—", "within 1 business day"]
+    assert targets.loc["Follow-up response"].tolist() == [  # Wed 16:30–18:00, Thu 09:00–12:00
+        "Pending", "Thu 2026-11-26 12:00 HKT (UTC+08:00)", "4 h 30 min",
+        "asked Wed 2026-11-25 12:00 HKT (UTC+08:00); 1 question, 1 open"]
+    assert targets.loc["Resolution"].tolist() == [
+        "Pending", "Thu 2026-11-26 10:00 HKT (UTC+08:00)", "2 h 30 min", "within 2 business days"]
+    tick(at, "WAITS")
+    assert (facts(at)["Next due"], facts(at)["Time left"]) == ("Waiting on client", "—")
+    targets = table_with(at, "details").set_index("target")
+    # 10 of its 18 business hours ran before the pause (Tue 10:00–18:00, Wed 09:00–11:00); 8 h are left
+    assert targets.loc["Resolution"].tolist() == [
+        "Waiting on client", "Thu 2026-11-26 15:30 HKT (UTC+08:00)", "8 h, clock stopped",
+        "within 2 business days; 5 h 30 min paused"]
+    assert targets.loc["Follow-up response"].tolist() == ["—", "—", "—", "no question from the client yet"]
+
+
+def test_the_lane_download_has_the_next_due_beside_the_first_response(gold):
+    from kb.reads import queue
+
+    store = _store()
+    frame = pd.read_csv(io.BytesIO(queue.queue_csv(store, store.snapshot(parse_timestamp(AS_OF, HKT)),
+                                                   queue.QueueFilter(), lane="sla")))
+    late = frame.set_index("case_id").loc["LATE"]
+    assert late[["priority", "next_due_metric", "next_due", "next_due_hours_left", "next_due_state",
+                 "waiting_on_client", "sla_state"]].tolist() == [
+        "normal", "resolution", "2026-11-26T10:00:00+08:00", 2.5, "pending", False, "breached"]
+    assert frame.set_index("case_id").loc["WAITS", "waiting_on_client"]

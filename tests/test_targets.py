@@ -80,9 +80,10 @@ def test_a_pause_moves_resolution_later_by_the_business_time_paused(con):
     store_gold(con)
     case(con, "C1", "2026-11-23 10:00")
     pause(con, "C1", "2026-11-23 14:00", "2026-11-24 11:00")
-    due, state = row(con, "2026-11-24 12:00", "C1", "resolution_due", "resolution_state")
+    due, state, paused = row(con, "2026-11-24 12:00", "C1", "resolution_due", "resolution_state",
+                             "resolution_hours_paused")
     assert shown(due) == "Wed 2026-11-25 16:00"  # 18 h + 6 h paused (4 h on Monday, 2 h on Tuesday)
-    assert state == "pending"
+    assert (state, paused) == ("pending", 6.0)
 
 
 def test_a_follow_up_question_has_its_own_deadline(con):
@@ -103,9 +104,9 @@ def test_a_pause_open_at_t_makes_resolution_paused(con):
     store_gold(con)
     case(con, "C1", "2026-11-23 10:00")
     pause(con, "C1", "2026-11-23 12:00")
-    state, waiting, left = row(con, "2026-11-25 12:00", "C1", "resolution_state", "waiting_on_client",
-                               "resolution_hours_left")
-    assert (state, waiting) == ("paused", True)
+    state, waiting, left, paused = row(con, "2026-11-25 12:00", "C1", "resolution_state", "waiting_on_client",
+                                       "resolution_hours_left", "resolution_hours_paused")
+    assert (state, waiting, paused) == ("paused", True, 18.0)  # Mon 12:00 to Wed 12:00: 6 h, 9 h, 3 h
     assert left == 16.0  # 2 of the 18 business hours ran before the pause
 
 

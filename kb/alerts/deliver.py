@@ -6,8 +6,8 @@ sends it again), then sends every unsent row. A row the server refused keeps ``s
 error, and goes again next run; a row that cannot be sent (an address that is not one, or anything
 unexpected while sending it) fails alone with its error, never the run. In quiet hours only breaches are
 recorded and sent; the rest wait until the quiet hours end, and are sent then if still due. A case alert
-that waited (quiet hours, a mail server down) and no longer holds when it could go (the case was answered,
-resolved, voided, or moved to another state) is withdrawn (``withdrawn_at``) instead of sent.
+that waited (quiet hours, a mail server down) and no longer holds when it could go (its target was met or moved
+to another state, or the case was resolved, paused or voided) is withdrawn (``withdrawn_at``) instead of sent.
 Each sent or withdrawn row is audited.
 """
 
@@ -19,7 +19,7 @@ from datetime import datetime, time
 
 from kb.access import Actor
 from kb.alerts.channels import DeliveryError, post_webhook, send_email
-from kb.alerts.due import WATCHED_CASES, due_alerts
+from kb.alerts.due import alerting_targets_sql, due_alerts
 from kb.alerts.text import one_line
 from kb.config import AlertsConfig, Config
 from kb.db import audit
@@ -80,9 +80,9 @@ def send_due(con, config: Config, now: datetime) -> Report:
 
 
 def withdraw_stale(con, now: datetime) -> None:
-    """Withdraw each unsent case alert whose case is no longer in its state at ``now`` (``case_sla`` open at
-    ``now``): an at-risk warning held up until the case was answered, or breached, tells a lead nothing true.
-    The row stays, with ``withdrawn_at``, and the audit trail says so."""
+    """Withdraw each unsent case alert whose target is no longer in its state at ``now`` (the as-of views open
+    at ``now``): an at-risk warning held up until the case was answered, paused or breached tells a lead
+    nothing true. The row stays, with ``withdrawn_at``, and the audit trail says so."""
     waiting = "sent_at IS NULL AND withdrawn_at IS NULL AND kind IN ('case_at_risk', 'case_breached')"
     if not con.execute(f"SELECT count(*) FROM alert_deliveries WHERE {waiting}").fetchone()[0]:
         return  # the usual run: nothing waits from an earlier one, and no case's state is worked out again
@@ -90,9 +90,7 @@ def withdraw_stale(con, now: datetime) -> None:
         withdrawn = con.execute(
             f"""UPDATE alert_deliveries d SET withdrawn_at = $now
                 WHERE {waiting}
-                  AND NOT EXISTS (SELECT 1 FROM case_sla
-                                  WHERE d.alert_key = d.kind || ':' || case_id AND d.kind = 'case_' || sla_state
-                                    AND {WATCHED_CASES})
+                  AND d.alert_key NOT IN (SELECT alert_key FROM ({alerting_targets_sql()}))
                 RETURNING alert_key, channel, kind, subject""", {"now": now}).fetchall()
         for key, channel, kind, subject in withdrawn:
             audit.record(con, ALERTS, "alert withdrawn", "alert_deliveries", f"{key} ({channel})", None,

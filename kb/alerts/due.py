@@ -1,8 +1,9 @@
-"""Which alerts are due as of an instant, read from the as-of views (``case_sla``, ``env_uptime``).
+"""Which alerts are due as of an instant, read from the as-of views (``case_sla``, ``case_questions``, ``env_uptime``).
 
-* an enterprise or custom case, unanswered and unresolved, that is ``at_risk``, or that is ``breached``
-  with its deadline in the last day (older breaches, first seen now, are in the digest instead of
-  arriving one by one the day alerts are switched on);
+* a target of an enterprise or custom case (its first response, its resolution, or a follow-up question), still
+  running on an unresolved case, that is ``at_risk``, or that is ``breached`` with its deadline in the last day
+  (older breaches, first seen now, are in the digest instead of arriving one by one the day alerts are switched
+  on); a paused resolution is neither;
 * an environment whose downtime this month has reached 50 % or 75 % of its error budget, or gone past it
   (100 %: the target is missed): one alert for the highest level reached, and none for a level at or
   below one already sent for that month;
@@ -12,9 +13,12 @@
 * for the admins, messages held in the mail quarantine (``kb.health.quarantined``), once per mailbox
   each time it grows: the key names the newest held message's instant, so a steady quarantine is told once.
 
-A key names each alert (``case_at_risk:CS-00042``, ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``,
-``job-failing:mail:support:2026-11-26T01:00:00+00:00``, ``quarantine:support:2026-11-26T01:00:00+00:00``);
-``kb/alerts/deliver.py`` records and sends each key once per channel.
+A key names each alert: ``case_at_risk:CS-00042`` (a first response: the form these keys had before there were
+other targets, so an alert sent then is not sent again), ``case_breached:resolution:CS-00042``,
+``case_at_risk:next_response:CS-00042:2026-11-24T09:00:00+00:00`` (a follow-up question, by when it was asked, in
+UTC), ``budget:ENV-1:2026-11:75``, ``digest:2026-11-26``, ``job-failing:mail:support:2026-11-26T01:00:00+00:00``,
+``quarantine:support:2026-11-26T01:00:00+00:00``; ``kb/alerts/deliver.py`` records and sends each key once per
+channel.
 """
 
 from __future__ import annotations
@@ -25,20 +29,21 @@ from datetime import UTC, datetime, timedelta
 from kb import formats
 from kb.alerts.text import one_line
 from kb.config import Config
-from kb.engine.calendar import is_business_day
+from kb.db.sqltext import quote
+from kb.engine.calendar import business_day_hours, is_business_day
+from kb.engine.targets import BY_METRIC, FIRST_RESPONSE, TARGETS, Target
 from kb.health import alarming, quarantined
 from kb.timestamps import format_for_people
 
 BUDGET_LEVELS = (50, 75, 100)
 BREACH_WINDOW = timedelta(days=1)
-# The cases a lead is warned about (``case_sla`` columns): enterprise or custom, unanswered, unresolved.
-WATCHED_CASES = "tier IN ('enterprise', 'custom') AND resolved_at IS NULL AND first_response_at IS NULL"
+WATCHED_TIERS = ("enterprise", "custom")
 
 
 @dataclass(frozen=True)
 class Alert:
     key: str
-    kind: str  # case_at_risk, case_breached, budget, digest
+    kind: str  # case_at_risk, case_breached (of any target), budget, digest, job_failing, quarantine
     breach: bool  # a breach is sent even in quiet hours
     roles: tuple[str, ...]  # who receives it by e-mail (``[alerts.recipients]``)
     subject: str
@@ -51,31 +56,62 @@ def due_alerts(con, config: Config, now: datetime) -> list[Alert]:
             *_failing_jobs(con, config), *_quarantine(con, config)]
 
 
+def _alert_key_sql(target: Target, row: str) -> str:
+    """The SQL of a target's alert key on ``row`` (a row of its source joined to the case as ``c``)."""
+    named = "" if target is FIRST_RESPONSE else f"{target.metric}:"
+    asked = f" || ':' || iso_local({row}.{target.starts}, 'UTC')" if target.per == "question" else ""
+    return f"'case_' || {row}.{target.col('state')} || ':{named}' || c.case_id{asked}"
+
+
+def alerting_targets_sql() -> str:
+    """One row per target that a case alert is about now: running (not stopped, not paused) on an unresolved
+    case of a watched tier, at risk or breached. Columns ``alert_key``, ``metric``, ``case_id``,
+    ``client_name``, ``tier``, ``subject``, ``assignee``, ``state``, ``due``, ``hours_left`` (business hours of
+    its ``calendar``) and ``asked_at`` (a follow-up question's). One SELECT per target of ``TARGETS``, over
+    whole tables."""
+    parts = []
+    for target in TARGETS:
+        row = "c" if target.per == "case" else "q"
+        source = "case_sla c" if target.per == "case" else "case_questions q JOIN case_sla c USING (case_id)"
+        state = f"{row}.{target.col('state')}"
+        asked = f"{row}.{target.starts}" if target.per == "question" else "NULL"
+        parts.append(f"""
+            SELECT {_alert_key_sql(target, row)} AS alert_key, '{target.metric}' AS metric, c.case_id,
+                   c.client_name, c.tier, c.subject, c.assignee,
+                   {state} AS state, {row}.{target.col('due')} AS due, {row}.{target.col('hours_left')} AS hours_left,
+                   {row}.{target.col('calendar')} AS calendar, {asked} AS asked_at
+            FROM {source}
+            WHERE c.tier IN ({", ".join(quote(tier) for tier in WATCHED_TIERS)}) AND c.resolved_at IS NULL
+              AND {row}.{target.stops} IS NULL AND {state} IN ('at_risk', 'breached')""")
+    return "UNION ALL".join(parts)
+
+
 def _case_alerts(con, config: Config, now: datetime) -> list[Alert]:
     rows = con.execute(
         f"""
-        SELECT case_id, client_name, tier, subject, coalesce(assignee, '') AS assignee, sla_state,
-               first_response_due, business_hours_left
-        FROM case_sla
-        WHERE {WATCHED_CASES}
-          AND (sla_state = 'at_risk' OR (sla_state = 'breached' AND first_response_due >= $since))
-        ORDER BY first_response_due, case_id
+        SELECT alert_key, metric, case_id, client_name, tier, subject, coalesce(assignee, '') AS assignee, state,
+               due, hours_left, calendar, asked_at
+        FROM ({alerting_targets_sql()})
+        WHERE state = 'at_risk' OR due >= $since
+        ORDER BY due, case_id, metric, asked_at
         """,
         {"since": now - BREACH_WINDOW},
     ).fetchall()
+    zone, day_hours = config.calendar.zone, business_day_hours(config)
     alerts = []
-    for case_id, client, tier, subject, assignee, state, due, hours_left in rows:
+    for key, metric, case_id, client, tier, subject, assignee, state, due, hours_left, calendar, asked_at in rows:
         client, subject, assignee = one_line(client), one_line(subject), one_line(assignee)
-        breached = state == "breached"
-        what = ("breached its first-response deadline" if breached else
-                f"is at risk: {formats.duration(hours_left, config.calendar.business_day_seconds / 3600)} left")
-        link = f"{_dashboard(config)}/queue?case={case_id}"
+        target = BY_METRIC[metric]
+        what = f"{target.label.lower()} {formats.word('state', state).lower()}"
+        left = "" if state == "breached" else f", {formats.duration(hours_left, day_hours[calendar])} left"
+        asked = f"Question asked: {formats.instant(asked_at, zone)}\n" if asked_at else ""
         alerts.append(Alert(
-            key=f"case_{state}:{case_id}", kind=f"case_{state}", breach=breached, roles=("lead",),
-            subject=f"[SLA] Case {case_id} ({client}) {what}",
-            body=(f"Case {case_id} of {client} ({formats.word('tier', tier)}) {what}.\n"
-                  f"Subject: {subject}\nAssignee: {formats.assignee(assignee)}\n"
-                  f"First response due: {formats.instant(due, config.calendar.zone)}\n\n{link}\n"),
+            key=key, kind=f"case_{state}", breach=state == "breached", roles=("lead",),
+            subject=f"[SLA] Case {case_id} ({client}) {what}: due {formats.instant(due, zone)}",
+            body=(f"Case {case_id} of {client} ({formats.word('tier', tier)}): {what}{left}.\n"
+                  f"Subject: {subject}\nAssignee: {formats.assignee(assignee)}\n{asked}"
+                  f"{target.label} due: {formats.instant(due, zone)}\n\n"
+                  f"{_dashboard(config)}/queue?case={case_id}\n"),
         ))
     return alerts
 

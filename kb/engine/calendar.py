@@ -168,6 +168,12 @@ def engine_calendars(config) -> tuple[EngineCalendar, ...]:
             *(EngineCalendar(c.name, c.versions) for c in named))
 
 
+def business_day_hours(config) -> dict[str, float]:
+    """Calendar name → the hours of one of its business days (9 for 09:00–18:00, 24 for ``24x7``): business
+    time on a target's own calendar, written in days."""
+    return {calendar.name: calendar.day_us / 3.6e9 for calendar in engine_calendars(config)}
+
+
 @lru_cache(maxsize=16)
 def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.DataFrame:
     """``business_days`` of a calendar open around the clock: every local date, from midnight to midnight,

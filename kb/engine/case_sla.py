@@ -21,7 +21,7 @@ from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.business_time import elapsed_us, local_day
 from kb.engine.policies import policy_ctes, ruled_select
-from kb.engine.sla_clock import clock_ctes, hours_left, hours_taken, target_state
+from kb.engine.sla_clock import clock_ctes, hours_left, hours_paused, hours_taken, target_state
 from kb.engine.targets import CASE_TARGETS, FIRST_RESPONSE, NEXT_RESPONSE, Target
 
 
@@ -58,6 +58,12 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...]) -> s
     )"""
 
 
+def calendar_name(config: Config, cal_sql: str) -> str:
+    """The name of the calendar whose key in the lookup tables is ``cal_sql`` (``support``, ``24x7``)."""
+    names = " ".join(f"WHEN {cal} THEN '{name}'" for cal, name in enumerate(config.calendar_names))
+    return f"CASE {cal_sql} {names} END"
+
+
 def _running_due(target: Target, row: str) -> str:
     """The target's deadline while its clock runs (not stopped, not paused), else null."""
     return (f"CASE WHEN {row}.{target.col('state')} IN ('pending', 'at_risk', 'breached') "
@@ -65,8 +71,9 @@ def _running_due(target: Target, row: str) -> str:
 
 
 def case_sla_sql(config: Config, as_of: datetime) -> str:
-    """SELECT of one row per case that exists at ``as_of``, with every target's deadline and state, the
-    latest client question's, and the next thing due of any target. Reads ``case_questions``."""
+    """SELECT of one row per case that exists at ``as_of``, with every target's deadline and state (and a
+    pausable one's business hours paused), the latest client question's, and the next thing due of any
+    target. Reads ``case_questions``."""
     ctes, last = [], "ruled"
     for target in CASE_TARGETS:
         target_ctes, last = clock_ctes(target, last, "ruled")
@@ -78,13 +85,15 @@ def case_sla_sql(config: Config, as_of: datetime) -> str:
         states.append(f"""{target_state(target, "r", "a.t", now, risk)} AS {target.col('state')},
                {hours_left(target, "r", now)} AS {target.col('hours_left')},
                {hours_taken(target, "r")} AS {target.col('hours_taken')}""")
+        if target.pausable:
+            states.append(f"{hours_paused(target, 'r', now)} AS {target.col('hours_paused')}")
     now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
                          for t in CASE_TARGETS)
-    calendar_names = " ".join(f"WHEN {cal} THEN '{name}'" for cal, name in enumerate(config.calendar_names))
     columns = ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
     targets_out = ", ".join(
         [f"s.{t.col(c)}" for t in CASE_TARGETS for c in columns]
-        + [f"CASE s.{t.col('cal')} {calendar_names} END AS {t.col('calendar')}" for t in CASE_TARGETS])
+        + [f"s.{t.col('hours_paused')}" for t in CASE_TARGETS if t.pausable]
+        + [f"{calendar_name(config, 's.' + t.col('cal'))} AS {t.col('calendar')}" for t in CASE_TARGETS])
     nr = NEXT_RESPONSE
     running = [(f"'{t.metric}'", _running_due(t, "s"), f"s.{t.col('state')}", f"s.{t.col('hours_left')}")
                for t in CASE_TARGETS]

@@ -15,14 +15,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from kb.config import Config
-from kb.engine.case_sla import at_risk_us, base_ctes
+from kb.engine.case_sla import at_risk_us, base_ctes, calendar_name
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
 
 
 def case_questions_sql(config: Config, as_of: datetime) -> str:
     """SELECT of one row per client question asked by ``as_of``: the case, ``asked_at``, ``responded_at``
-    and the target's ``next_response_due``, ``_state`` and ``_hours_left``."""
+    and the target's ``next_response_due``, ``_state``, ``_hours_left`` and ``_calendar`` (the name of the
+    calendar its hours are counted on)."""
     target = NEXT_RESPONSE
     clock, last = clock_ctes(target, "asked", "ruled")
     now = "n.cum_us"
@@ -50,6 +51,7 @@ def case_questions_sql(config: Config, as_of: datetime) -> str:
     SELECT q.case_id, q.client_id, q.client_name, q.tier, q.category, q.priority, q.policy_id, q.subject,
            q.assignee, q.asked_at, q.responded_at, q.{target.col('due')},
            {target_state(target, "q", "a.t", now, at_risk_us(config, as_of))} AS {target.col('state')},
-           {hours_left(target, "q", now)} AS {target.col('hours_left')}
+           {hours_left(target, "q", now)} AS {target.col('hours_left')},
+           {calendar_name(config, 'q.' + target.col('cal'))} AS {target.col('calendar')}
     FROM {last} q CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = q.{target.col('cal')}
     """

@@ -23,7 +23,7 @@ the first ones whose active time before them is still short of the target.
 
 The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
 ``x_paused_us``, ``x_paused_since_cum_us`` (pausable targets), ``x_due``,
-``x_due_cum_us`` and ``x_stop_cum_us``; ``target_state``, ``hours_left`` and
+``x_due_cum_us`` and ``x_stop_cum_us``; ``target_state``, ``hours_left``, ``hours_paused`` and
 ``hours_taken`` read them as of T.
 """
 
@@ -132,6 +132,13 @@ def hours_left(target: Target, row: str, now_cum_sql: str) -> str:
     due, stop = f"{row}.{target.col('due')}", f"{row}.{target.stops}"
     return (f"CASE WHEN {stop} IS NULL AND {due} IS NOT NULL "
             f"THEN ({row}.{target.col('due_cum_us')} - {now_cum_sql}) / 3.6e9 END")
+
+
+def hours_paused(target: Target, row: str, now_cum_sql: str) -> str:
+    """Business hours paused that moved the (pausable) target's deadline, a pause still open at T counted up
+    to T (elapsed ``now_cum_sql``)."""
+    c = target.col
+    return f"({row}.{c('paused_us')} + coalesce({now_cum_sql} - {row}.{c('paused_since_cum_us')}, 0)) / 3.6e9"
 
 
 def hours_taken(target: Target, row: str) -> str:

@@ -1,8 +1,14 @@
-"""The support lead's queue: open cases, the next to breach first, with filters and age buckets.
+"""The support lead's queue: open cases, the next thing due first, with filters and age buckets.
 
-"Next to breach": unanswered cases by business time left to their first-response deadline (negative
-once breached, so the longest overdue comes first), then the answered ones still open, by deadline;
-cases without a deadline in their own lane, oldest first.
+"Next due": of every target still running on a case (first response, the earliest unanswered follow-up
+question, resolution), the one with the earliest deadline (``case_sla.next_due``; an overdue one is earlier
+than any still to come). Cases are ordered by it, then by priority (urgent first); cases with nothing running
+(answered and waiting on the client, say) after them. Cases without any target are in their own lane,
+oldest first.
+
+The ``state`` the queue shows and filters on is that of the next thing due; with nothing running, "paused"
+while the case waits on the client, else the most urgent state (``STATES``' order) of its targets, so an
+answered case still reads met or breached.
 
 Reads the snapshot's ``open_case_sla`` (the unresolved rows of ``case_sla``, see ``kb/store.py``).
 """
@@ -13,8 +19,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kb.db.schema import PRIORITIES
 from kb.db.sqltext import instant, quote, where_in
 from kb.engine.policies import target_in_words
+from kb.engine.targets import STATES, TARGETS
 from kb.intake import writes
 from kb.reads.exports import spreadsheet_safe_sql
 from kb.reads.paging import limit_offset
@@ -23,23 +31,32 @@ from kb.store import Snapshot, Store
 AGE_BUCKETS = ("< 4 h", "4–24 h", "1–3 days", "3–7 days", "> 7 days")
 PAGE_SIZE = 200
 LANES = ("sla", "deprioritized")
-# The order of both lanes: the deprioritized lane has no deadline, so it falls through to the oldest first.
-LANE_ORDER = "business_hours_left IS NULL, business_hours_left, first_response_due, received_at, case_id"
-LANE_SQL = "CASE WHEN sla_state = 'no_sla' THEN 'deprioritized' ELSE 'sla' END"
+PRIORITY_RANK_SQL = f"list_position([{', '.join(quote(p) for p in PRIORITIES)}], priority)"
+# The order of both lanes: the deprioritized lane has nothing due, so it falls through to the oldest first.
+LANE_ORDER = f"next_due IS NULL, next_due, {PRIORITY_RANK_SQL}, received_at, case_id"
+_TARGET_STATES = ", ".join(t.col("state") for t in TARGETS)  # next_response_state: the latest question's
+_MOST_URGENT_STATE_SQL = "CASE " + " ".join(f"WHEN '{s}' IN ({_TARGET_STATES}) THEN '{s}'" for s in STATES) + " END"
+STATE_SQL = (f"coalesce(next_due_state, CASE WHEN waiting_on_client THEN 'paused' END, "
+             f"{_MOST_URGENT_STATE_SQL})")
+# A case without a target of any kind (free-tier general coding, or a priority its policy sets nothing for).
+LANE_SQL = ("CASE WHEN " + " AND ".join(f"coalesce({t.col('state')}, 'no_sla') = 'no_sla'" for t in TARGETS)
+            + " THEN 'deprioritized' ELSE 'sla' END")
 
 
 @dataclass(frozen=True)
 class QueueFilter:
     tiers: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()  # of STATES: the state the queue shows (see the module's docstring)
     clients: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     assignees: tuple[str, ...] = ()  # "" stands for unassigned
 
     def where(self) -> tuple[str, list]:
-        """SQL conditions for the open cases that pass, and their parameters."""
-        chosen, params = where_in({"tier": self.tiers, "sla_state": self.states, "client_id": self.clients,
-                                   "category": self.categories, "coalesce(assignee, '')": self.assignees})
+        """SQL conditions for the open cases (of ``_open_cases``) that pass, and their parameters."""
+        chosen, params = where_in({"tier": self.tiers, "priority": self.priorities, "state": self.states,
+                                   "client_id": self.clients, "category": self.categories,
+                                   "coalesce(assignee, '')": self.assignees})
         return f"resolved_at IS NULL AND {chosen}", params
 
 
@@ -50,8 +67,11 @@ AGE_BUCKET_SQL = """
 
 
 def _open_cases(snap: Snapshot) -> str:
+    """The open cases with what the queue adds to each: ``age_hours``, the ``state`` it shows and its ``lane``."""
     return f"""
-        (SELECT *, (epoch({instant(snap.as_of)}) - epoch(received_at)) / 3600 AS age_hours FROM open_case_sla)
+        (SELECT *, (epoch({instant(snap.as_of)}) - epoch(received_at)) / 3600 AS age_hours,
+                {STATE_SQL} AS state, {LANE_SQL} AS lane
+         FROM open_case_sla)
     """
 
 
@@ -60,27 +80,31 @@ def _lane_sql(snap: Snapshot, flt: QueueFilter, lane: str, columns: str) -> tupl
     if lane not in LANES:
         raise ValueError(f"lane must be one of {LANES}")
     where, params = flt.where()
-    return (f"SELECT {columns} FROM {_open_cases(snap)} WHERE {where} AND {LANE_SQL} = ? ORDER BY {LANE_ORDER}",
+    return (f"SELECT {columns} FROM {_open_cases(snap)} WHERE {where} AND lane = ? ORDER BY {LANE_ORDER}",
             [*params, lane])
 
 
 def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, page: int = 0) -> pd.DataFrame:
-    """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases. ``lane``: 'sla' (cases with a deadline, the
-    least business time left first: see the module's docstring) or 'deprioritized' (oldest first)."""
+    """Page ``page`` (from 0, ``PAGE_SIZE`` rows) of open cases. ``lane``: 'sla' (cases with a target, the
+    next thing due first: see the module's docstring) or 'deprioritized' (oldest first)."""
     sql, params = _lane_sql(snap, flt, lane, """
-        case_id, client_id, client_name, tier, category, subject, requester, assignee, received_at,
-        age_hours, first_response_due, business_hours_left, first_response_at, sla_state, breach_reason""")
+        case_id, client_id, client_name, tier, priority, category, subject, requester, assignee, received_at,
+        age_hours, state, next_due_metric, next_due, next_due_hours_left, waiting_on_client, first_response_at,
+        sla_state, breach_reason""")
     return store.query(f"{sql} {limit_offset(page, PAGE_SIZE)}", params, snap)
 
 
 def queue_csv(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str) -> bytes:
     """Every open case of ``lane`` that passes the filter, in the lane's order, as CSV for a spreadsheet:
-    times in the support zone with their offset, text cells safe from formulas (rules §8)."""
+    times in the support zone with their offset, text cells safe from formulas (rules §8). Hours left are
+    business hours of the calendar of the target they count to (clock hours for a 24x7 one)."""
     tz = quote(store.config.calendar.timezone)
     sql, params = _lane_sql(snap, flt, lane, f"""
-        case_id, client_id, client_name, tier, category, subject, requester, assignee,
+        case_id, client_id, client_name, tier, priority, category, subject, requester, assignee,
         iso_local(received_at, {tz}) AS received_at, CAST(round(age_hours, 2) AS DECIMAL(18, 2)) AS age_hours,
-        iso_local(first_response_due, {tz}) AS first_response_due,
+        next_due_metric, iso_local(next_due, {tz}) AS next_due,
+        CAST(round(next_due_hours_left, 2) AS DECIMAL(18, 2)) AS next_due_hours_left, next_due_state,
+        waiting_on_client, iso_local(first_response_due, {tz}) AS first_response_due,
         CAST(round(business_hours_left, 2) AS DECIMAL(18, 2)) AS business_hours_left,
         iso_local(first_response_at, {tz}) AS first_response_at, sla_state, breach_reason""")
     with store.reader(snap) as cur:
@@ -106,7 +130,7 @@ def whereabouts(store: Store, snap: Snapshot, flt: QueueFilter, case_id: str) ->
         f"""
         SELECT lane, shown, (row_number() OVER (PARTITION BY lane, shown ORDER BY {LANE_ORDER}) - 1) // {PAGE_SIZE}
                    AS page, case_id
-        FROM (SELECT *, {LANE_SQL} AS lane, coalesce({where}, FALSE) AS shown FROM open_case_sla)
+        FROM (SELECT *, coalesce({where}, FALSE) AS shown FROM {_open_cases(snap)})
         QUALIFY case_id = ?
         """,
         [*params, case_id], snap)
@@ -117,9 +141,8 @@ def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, in
     """Open cases passing the filter, per lane."""
     where, params = flt.where()
     frame = store.query(
-        f"""SELECT count(*) FILTER (WHERE sla_state <> 'no_sla') AS sla,
-                   count(*) FILTER (WHERE sla_state = 'no_sla') AS deprioritized
-            FROM open_case_sla WHERE {where}""",
+        f"""SELECT {', '.join(f"count(*) FILTER (WHERE lane = '{lane}') AS {lane}" for lane in LANES)}
+            FROM {_open_cases(snap)} WHERE {where}""",
         params, snap)
     return {k: int(v) for k, v in frame.iloc[0].items()}
 
@@ -162,13 +185,13 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
 
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
     """Every column of one stored case (resolved or not, voided or not), with its client's name; when it
-    counts as of the snapshot, its SLA state and ``target`` (which one applies and why, in words); and while
-    it waits on the client, its open pause (``paused_at``, ``pause_reason``, ``paused_by``; else empty). None
-    when there is no such case."""
+    counts as of the snapshot, its first-response state and ``target`` (which one applies and why, in words)
+    and which target is due next (``next_due_metric``); and while it waits on the client, its open pause
+    (``paused_at``, ``pause_reason``, ``paused_by``; else empty). None when there is no such case."""
     frame = store.query(
         """SELECT c.*, cl.name AS client_name, cl.tier, s.sla_state, s.first_response_due, s.business_hours_left,
                   s.first_response_kind, s.first_response_amount, s.first_response_calendar,
-                  s.first_response_by_contract, s.policy_id,
+                  s.first_response_by_contract, s.policy_id, s.next_due_metric,
                   p.paused_at, p.reason AS pause_reason, p.paused_by
            FROM cases c JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
                 LEFT JOIN pauses p ON p.case_id = c.case_id AND p.resumed_at IS NULL
@@ -184,6 +207,36 @@ def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
         case["first_response_by_contract"], case["tier"], case["client_name"], case["policy_id"],
         case["category"]) if counted else None
     return case
+
+
+def case_targets(store: Store, snap: Snapshot, case_id: str) -> pd.DataFrame:
+    """Every target of a case as of the snapshot, in ``TARGETS``' order: ``metric``, ``due``, ``state``,
+    ``hours_left`` (while its clock runs) and the ``calendar`` they count on; a per-case target's rule
+    (``kind``, ``amount``) and, when a pause stops it, ``hours_paused``; the follow-up target's questions
+    (``questions``, ``questions_open``) and the one shown, ``asked_at``: the earliest due of those open, else
+    the latest. No row for the follow-up target before the client's first question, nor for a case that does
+    not count as of the snapshot."""
+    parts = []
+    for position, target in enumerate(TARGETS):
+        due, state, left, calendar = (target.col(c) for c in ("due", "state", "hours_left", "calendar"))
+        if target.per == "case":
+            paused = target.col("hours_paused") if target.pausable else "NULL"
+            parts.append(f"""
+                SELECT {position} AS position, '{target.metric}' AS metric, {due} AS due, {state} AS state,
+                       {left} AS hours_left, {calendar} AS calendar, {target.col('kind')} AS kind,
+                       {target.col('amount')} AS amount, {paused} AS hours_paused, NULL AS questions,
+                       NULL AS questions_open, NULL AS asked_at
+                FROM case_sla WHERE case_id = $case""")
+        else:
+            parts.append(f"""
+                SELECT {position}, '{target.metric}', {due}, {state}, {left}, {calendar}, NULL, NULL, NULL,
+                       count(*) OVER (), count(*) FILTER (WHERE {target.stops} IS NULL) OVER (), {target.starts}
+                FROM case_questions WHERE case_id = $case
+                QUALIFY row_number() OVER (ORDER BY {target.stops} IS NOT NULL,
+                                                    CASE WHEN {target.stops} IS NULL THEN {due} END,
+                                                    {target.starts} DESC) = 1""")
+    return store.query(" UNION ALL ".join(f"({part})" for part in parts) + " ORDER BY position",
+                       {"case": case_id}, snap)
 
 
 def case_origin(store: Store, case_id: str) -> str:
