@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from kb.config import CalendarConfig, Versions
 from kb.config.changes import ALWAYS
+from kb.timestamps import now_utc
 
 
 def holiday_dates(calendar: CalendarConfig, years: range) -> frozenset[date]:
@@ -147,6 +148,11 @@ class EngineCalendar:
     versions: Versions[CalendarConfig]
     around_the_clock: bool = False
 
+    def day_us_on(self, day: date) -> int:
+        """One business day of an ``Nd`` target started on the local date ``day``, in microseconds."""
+        seconds = 86_400 if self.around_the_clock else self.versions.on(day).business_day_seconds
+        return seconds * 1_000_000
+
     @property
     def zone_calendar(self) -> CalendarConfig:
         """Its zone (which never changes on a date), as a calendar."""
@@ -169,9 +175,10 @@ def engine_calendars(config) -> tuple[EngineCalendar, ...]:
 
 
 def business_day_hours(config) -> dict[str, float]:
-    """Calendar name → the hours of one of its business days (9 for 09:00–18:00, 24 for ``24x7``): business
-    time on a target's own calendar, written in days."""
-    return {calendar.name: calendar.day_us / 3.6e9 for calendar in engine_calendars(config)}
+    """Calendar name → the hours of one of its business days today (9 for 09:00–18:00, 24 for ``24x7``):
+    business time on a target's own calendar, written in days."""
+    today = now_utc().astimezone(config.calendar.zone).date()
+    return {calendar.name: calendar.day_us_on(today) / 3.6e9 for calendar in engine_calendars(config)}
 
 
 @lru_cache(maxsize=16)
