@@ -1,7 +1,8 @@
 """The support team's configuration: its business calendar, SLA defaults, roles, mail, backups and alerts.
 
 Read from ``support.toml`` (or ``--config`` / ``$SUPPORT_CONFIG``) and validated
-whole at start, so a bad value stops with a message that names the key. One module per
+whole at start, so a bad value stops with a message that names the key (and when the running service reloads
+the file, ``kb.opening``, where a bad one keeps the rules in force). One module per
 section (``calendar.py``, ``sla.py``, ``roles.py``, ``mail.py``, ``backup.py``, ``alerts.py``), on the shared
 value readers (``reading.py``); everything is imported from ``kb.config``.
 """
