@@ -182,8 +182,8 @@ def reload_config(store: Store, path: str | os.PathLike | None = None, *, notice
             return Reload("refused", problem=str(e))
         store.use_config(config)
         source.took(digest)
-    log.info("the configuration file %s was reloaded (%s)", source.path, noticed)
-    return Reload("reloaded", tuple(record_rules(store, noticed=noticed, path=source.path) or ()))
+        log.info("the configuration file %s was reloaded (%s)", source.path, noticed)
+        return Reload("reloaded", tuple(record_rules(store, noticed=noticed, path=source.path) or ()))
 
 
 def _check_policies(store: Store, config: Config) -> None:
@@ -193,9 +193,9 @@ def _check_policies(store: Store, config: Config) -> None:
         named = [row[0] for row in cur.execute("SELECT DISTINCT calendar FROM policies ORDER BY 1").fetchall()]
     missing = [name for name in named if name not in config.calendar_names]
     if missing:
-        raise ConfigError(f"the calendar{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                          f"{'are' if len(missing) > 1 else 'is'} named by stored policy rows but not in the file: "
-                          "keep [calendars." + missing[0] + "], or move those rows to another calendar first")
+        raise ConfigError(f"stored policy rows run on the calendar{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(missing)}, which the file no longer has: keep [calendars.{missing[0]}], or "
+                          "move those rows to another calendar first (Clients and contracts, Policies)")
 
 
 def record_rules(store: Store, *, noticed: str, path: Path | None = None) -> list[str] | None:

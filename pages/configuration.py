@@ -55,7 +55,7 @@ for calendar in configuration.calendars_in_words(store, now_utc()):
         closed = ("never closed" if calendar.closed is None
                   else "".join(f"\n  - {day}" for day in calendar.closed) or "none")
         st.markdown(
-            f"**{calendar.name}** · `{calendar.section}` · {calendar.zone}\n"
+            f"**{calendar.name}** · {f'`{calendar.section}`' if calendar.section else 'built in'} · {calendar.zone}\n"
             + "".join(f"- {version}\n" for version in calendar.versions)
             + f"- Closed in the next {configuration.UPCOMING_DAYS} days (weekends aside): {closed}\n"
             + "- Used by: " + ("".join(f"\n  - {line}" for line in calendar.used_by) or "no policy"))

@@ -286,7 +286,8 @@ def test_a_calendar_a_stored_policy_uses_cannot_go(tmp_path):
         write(config_file, TOML)
         refused = opening.reload_config(store, config_file, noticed="file check")
         assert refused.outcome == "refused"
-        assert refused.problem.startswith("the calendar london is named by stored policy rows but not in the file")
+        assert refused.problem.startswith("stored policy rows run on the calendar london, which the file no longer "
+                                          "has: keep [calendars.london]")
         assert [c.name for c in store.config.calendars] == ["support", "london"]
     finally:
         store.close()

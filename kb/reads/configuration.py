@@ -76,7 +76,7 @@ class CalendarInWords:
     """One calendar as the Configuration page shows it."""
 
     name: str
-    section: str  # where support.toml sets it: "[calendar]", "[calendars.london]", or "built in"
+    section: str  # where support.toml sets it: "[calendar]", "[calendars.london]"; "" built in
     zone: str
     versions: list[str]  # "always: 09:00–18:00, Mon–Fri, HK holidays", "from 2027-01-01: 08:00–18:00"
     closed: list[str] | None  # "Fri 2026-12-25: Christmas Day"; None: never closed (24x7)
@@ -100,7 +100,7 @@ def calendars_in_words(store: Store, now: datetime) -> list[CalendarInWords]:
                                                                                                today)],
             users.get(calendar.name, [])))
     found.insert(1, CalendarInWords(
-        "24x7", "built in", config.calendar.timezone,
+        "24x7", "", config.calendar.timezone,
         ["always: every hour of every day counts, a business day is 24 hours, days are the support zone's dates"],
         None, users.get("24x7", [])))
     return found
