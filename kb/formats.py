@@ -54,12 +54,14 @@ WORDS: dict[str, dict[str, str]] = {
                "check": "Check", "create": "Create", "revoke": "Revoke", "mail": "Mail", "hold": "Hold",
                "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
                "statement": "Statement sent", "record_reply": "Record reply", "pause": "Waiting on client",
-               "resume": "Resume", "undo_pause": "Undo waiting on client", "remove": "Remove"},
+               "resume": "Resume", "undo_pause": "Undo waiting on client", "remove": "Remove",
+               "rules": "Rules changed"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
                    "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
-                   "webhook_events": "Webhook events", "pauses": "Pauses", "policies": "Policies"},
+                   "webhook_events": "Webhook events", "pauses": "Pauses", "policies": "Policies",
+                   "support.toml": "Configuration (support.toml)"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.

@@ -22,6 +22,9 @@ this module decides from them, once, for ``/healthz``, ``/metrics``, the admins'
 - **The mail quarantine needs a person** while it holds messages (``quarantined``, per mailbox): not a failure,
   the intake held them as designed, so ``/healthz`` stays 200 and names it under ``attention``; the admins
   see a banner until none is held, and are alerted once each time the quarantine grows.
+- **A configuration file that cannot be used** (``refused_config``): the service goes on with the rules it had,
+  so ``/healthz`` stays 200 and names the file and its error under ``attention`` until it is fixed; the
+  Configuration page shows the same.
 """
 
 from __future__ import annotations
@@ -146,6 +149,13 @@ def needs_attention(held: Quarantined, zone: ZoneInfo) -> dict:
     """A mailbox's held messages as ``/healthz`` names them under ``attention``."""
     return {"what": "mail quarantine", "mailbox": held.mailbox, "held": held.held, "since": _iso(held.since, zone),
             "newest": _iso(held.newest, zone)}
+
+
+def refused_config(source, zone: ZoneInfo) -> dict:
+    """A configuration file the service refused (``kb.opening.ConfigFile`` with a ``problem``) as ``/healthz``
+    names it under ``attention``: the rules in use are those read at ``in_use_since``."""
+    return {"what": "configuration", "file": str(source.path), "error": redact(source.problem),
+            "since": _iso(source.problem_since, zone), "in_use_since": _iso(source.read_at, zone)}
 
 
 def described(pipeline: Pipeline, zone: ZoneInfo) -> dict:

@@ -380,6 +380,14 @@ class Store:
         finally:
             cur.close()
 
+    def use_config(self, config: Config) -> None:
+        """Apply ``config`` from now on (the configuration file was reloaded): after the write in progress, and
+        with a new ``version``, so that no snapshot computed with the old rules is served again. Busy when a
+        write holds the lock for longer than ``write_wait_seconds``."""
+        with self._writing("a configuration reload"):
+            self.config = config
+            self.version += 1
+
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
         """The as-of tables at ``as_of`` (default: now), reused until the next write, and for "now"
         for at most ``max_age_seconds``."""

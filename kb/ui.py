@@ -20,14 +20,14 @@ from streamlit.errors import StreamlitSecretNotFoundError
 
 from kb import formats
 from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_for
-from kb.config import Config, ConfigError, load_config
+from kb.config import Config, ConfigError
 from kb.db import connection
 from kb.db.schema import PRIORITIES
 from kb.engine.targets import STATES
 from kb.formats import month_label, plain
 from kb.health import quarantined
 from kb.intake.importing import Problem
-from kb.opening import open_store, running
+from kb.opening import load_watched, open_store, running
 from kb.reads import paging
 from kb.reads.met import share_in_words
 from kb.service import jobs as service_jobs
@@ -75,7 +75,7 @@ def _open_app(db_setting: str, config_setting: str) -> App:
         if service.error is not None:
             raise service.error
         return App(service.store, demo=service.demo, sign_in=_sign_in_wanted(service.store.config))
-    config = load_config(config_setting or None)
+    config = load_watched(config_setting or None)
     store, demo = open_store(db_setting, config)
     return App(store, demo=demo, sign_in=_sign_in_wanted(config))
 

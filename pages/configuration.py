@@ -1,79 +1,87 @@
-from datetime import timedelta
-
-import holidays
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
-from kb.config import WEEKDAYS, config_path
-from kb.engine.calendar import holiday_dates
+from kb import formats, opening, ui
+from kb.access import require
+from kb.config.effective import effective_rules, fingerprint
+from kb.intake.importing import Rejected
 from kb.reads import configuration
 from kb.service import jobs
+from kb.timestamps import format_for_people, now_utc
 
 ui.page_header("Configuration", "Which calendar and SLA rules is the dashboard applying, and to which file?")
 
 store = ui.open_app().store
-config = store.config
-calendar = config.calendar
-today = pd.Timestamp.now(tz=calendar.zone).date()
+actor = ui.actor()
+require(actor, "configure")
+source = opening.config_file()
 
-columns = st.columns(2)
-with columns[0]:
-    st.subheader("Business calendar")
-    st.markdown(
-        f"- Time zone: **{calendar.timezone}**\n"
-        f"- Business hours: **{calendar.opens:%H:%M}–{calendar.closes:%H:%M}** "
-        f"({calendar.business_day_seconds / 3600:g} h a business day)\n"
-        f"- Weekend: **{', '.join(WEEKDAYS[d] for d in calendar.weekend) or 'none'}**\n"
-        f"- Public holidays: **{calendar.holidays_country or 'none'}"
-        f"{' / ' + calendar.holidays_subdivision if calendar.holidays_subdivision else ''}**\n"
-        f"- Extra holidays: {', '.join(map(str, calendar.extra_holidays)) or 'none'}\n"
-        f"- Working days: {', '.join(map(str, calendar.working_days)) or 'none'}")
-with columns[1]:
-    st.subheader("SLA defaults")
-    sla = config.sla
-    st.markdown(
-        "- The tier policies, while no policy row names them (Clients and contracts, Policies):\n"
-        + "".join(f"  - {line}\n" for line in configuration.tier_policies(sla))
-        + "- General coding on the free tier has no deadline\n"
-        f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
-        f"- Uptime target: **{formats.term(sla.default_uptime_target_pct)}**\n"
-        f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"
-        f"- Response target for the charts: **{formats.term(sla.response_target_pct)}** (the team's own goal, "
-        "not a promise of the Support Service Terms)\n"
-        f"- Monitoring: flag after **{formats.count(config.stale_after_days, 'day')}** unseen")
+st.subheader("The file")
+if st.button("Reload configuration", icon=":material/refresh:",
+             help="Read support.toml again now. The running service also notices a change by itself within seconds."):
+    try:
+        reloaded = opening.reload_config(store, noticed=f"Reload configuration by {actor.email}")
+    except Rejected as e:  # the store was busy with a long write: nothing changed
+        ui.show_problems(e.problems, {None: st.empty()})
+    else:
+        if reloaded.outcome == "reloaded":
+            st.success(ui.plain("Reloaded: " + ("; ".join(reloaded.changes) if reloaded.changes else
+                                                "the rules are the same (only the rest of the file changed).")),
+                       icon=":material/check_circle:")
+        elif reloaded.outcome == "unchanged":
+            st.info("support.toml has not changed since it was read.", icon=":material/info:")
+config = store.config  # after a reload, the rules now in force
+zone = config.calendar.zone
+if source.problem:
+    st.error(ui.plain(f"support.toml as it is now cannot be used, since "
+                      f"{format_for_people(source.problem_since, zone)}: {source.problem}. The rules read "
+                      f"{format_for_people(source.read_at, zone)} stay in force until the file is fixed."),
+             icon=":material/error:")
+digest = fingerprint(effective_rules(config))
+recorded = opening.last_rules(store)
+st.markdown(
+    f"- Configuration: `{source.path}`, read {format_for_people(source.read_at, zone)}\n"
+    f"- Database: `{store.path}` (schema version {configuration.schema_version(store)})\n"
+    f"- Rules in force: sha256 `{digest[:16]}…`, "
+    + (f"recorded in the audit trail {format_for_people(recorded['logged_at'], zone)}"
+       if recorded and recorded["sha256"] == digest
+       else "not recorded yet (the service records them at start and when it reloads the file)"))
+if recorded and recorded["sha256"] == digest:
+    st.caption(ui.plain("What changed then: " + "; ".join(recorded["changes"])))
 
-st.subheader("Closed days in the next 90 days")
-years = range(today.year, today.year + 2)
-upcoming = sorted(d for d in holiday_dates(calendar, years) if today <= d <= today + timedelta(days=90))
-if upcoming:
-    public = holidays.country_holidays(calendar.holidays_country, subdiv=calendar.holidays_subdivision or None,
-                                       years=years) if calendar.holidays_country else {}
+st.subheader("Calendars")
+for calendar in configuration.calendars_in_words(store, now_utc()):
+    with st.container(border=True):
+        closed = ("never closed" if calendar.closed is None
+                  else "".join(f"\n  - {day}" for day in calendar.closed) or "none")
+        st.markdown(
+            f"**{calendar.name}** · {f'`{calendar.section}`' if calendar.section else 'built in'} · {calendar.zone}\n"
+            + "".join(f"- {version}\n" for version in calendar.versions)
+            + f"- Closed in the next {configuration.UPCOMING_DAYS} days (weekends aside): {closed}\n"
+            + "- Used by: " + ("".join(f"\n  - {line}" for line in calendar.used_by) or "no policy"))
 
-    def holiday_name(day) -> str:
-        names = [public[day]] if day in public else []
-        if day in calendar.extra_holidays:
-            names.append("extra holiday (support.toml)")
-        if day in calendar.working_days:
-            names.append("open anyway: a working day in support.toml")
-        return "; ".join(names)
-
-    ui.table(pd.DataFrame({"date": upcoming, "weekday": [WEEKDAYS[d.weekday()] for d in upcoming],
-                               "holiday": [holiday_name(d) for d in upcoming]}),
-                 hide_index=True, column_config={"date": st.column_config.DateColumn("Date", format="YYYY-MM-DD"),
-                                                 "weekday": "Day", "holiday": "Holiday"})
-else:
-    st.caption("No holidays in the next 90 days.")
+st.subheader("SLA defaults")
+sla = config.sla
+st.markdown(
+    "- The tier policies, while no policy row names them (Clients and contracts, Policies):\n"
+    + "".join(f"  - {line}\n" for line in configuration.tier_policies(sla))
+    + "- General coding on the free tier has no deadline\n"
+    f"- At risk with at most **{sla.at_risk_business_hours} business hours** left\n"
+    f"- Uptime target: **{formats.term(sla.default_uptime_target_pct)}**\n"
+    f"- Service credits: {formats.schedule(sla.default_credit_schedule)}\n"
+    f"- Response target for the charts: **{formats.term(sla.response_target_pct)}** (the team's own goal, "
+    "not a promise of the Support Service Terms)\n"
+    f"- Monitoring: flag after **{formats.count(config.stale_after_days, 'day')}** unseen")
+changes = configuration.sla_changes(config)
+if changes:
+    st.markdown("Changes on a date (`[[sla.changes]]`), each for cases received from that day on:\n"
+                + "".join(f"- {line}\n" for line in changes))
 
 st.subheader("Roles")
 if config.roles:
     ui.table(pd.DataFrame(sorted(config.roles.items()), columns=["address or domain", "role"]), hide_index=True)
 else:
     st.caption("No roles configured: without sign-in the dashboard runs in local mode as admin.")
-
-st.subheader("Files")
-st.markdown(f"- Configuration: `{config_path()}`\n- Database: `{store.path}` "
-            f"(schema version {configuration.schema_version(store)})")
 
 st.subheader("Background jobs")
 jobs_table, jobs_here = jobs.jobs_table(store)

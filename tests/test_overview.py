@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +22,7 @@ from kb.db import connection
 from kb.intake.writes import assign_case
 from kb.reads.audit import change_in_words
 from kb.reads.exports import write_report
-from kb.timestamps import parse_timestamp
+from kb.timestamps import parse_timestamp, set_now
 from tests.fixtures import (
     ADMIN,
     AS_OF,
@@ -225,8 +225,10 @@ def test_change_in_words():
 
 
 def test_configuration_names_the_holidays(app):
+    set_now(datetime.fromisoformat(AS_OF))
     at, _ = app
     open_page(at, "configuration")
-    days = next(d.value for d in at.dataframe if "holiday" in d.value.columns)  # HK has one every quarter
-    assert all(days.holiday), days
-    assert all(isinstance(day, date) for day in days.date)
+    support = next(m.value for m in at.markdown if m.value.startswith("**support**"))
+    assert "- Fri 2026-11-27: extra closed day (support.toml)\n" in support
+    assert "- Fri 2026-12-25: Christmas Day\n" in support
+    assert "2026-12-26" not in support  # a Saturday: weekends are not listed

@@ -10,12 +10,15 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from kb import ui
+from kb.timestamps import set_now
 from tests.fixtures import (
     ADMIN,
     HKT,
     PAGES,
     ROOT,
     app_on,
+    build_fixture,
     build_gold_fixture,
     button,
     chart_rows,
@@ -288,6 +291,53 @@ def test_configuration_page_shows_the_rules_in_force(app):
     text = " ".join(m.value for m in at.markdown)
     assert "Asia/Hong_Kong" in text and "09:00–18:00" in text
     assert "below 99.90 % uptime → 10.00 % of the fee" in text
+
+
+CALENDARS = """
+[[calendar.changes]]
+from = "2027-01-01"
+business_hours = ["08:00", "18:00"]
+
+[[sla.changes]]
+from = "2026-12-01"
+enterprise_response_business_days = 2
+
+[calendars.london]
+timezone = "Europe/London"
+business_hours = ["09:00", "17:30"]
+holidays_country = "GB"
+holidays_subdivision = "ENG"
+extra_holidays = []
+"""
+
+
+def test_configuration_page_shows_every_calendar_its_versions_and_who_uses_it(tmp_path, monkeypatch):
+    db, config_file = build_fixture(tmp_path)
+    config_file.write_text(config_file.read_text() + CALENDARS)
+    set_now(datetime(2026, 12, 1, 2, 0, tzinfo=HKT))
+    with app_on(db, config_file, monkeypatch) as at:
+        with ui.app_for(str(db), str(config_file)).store.transaction() as cur:
+            cur.execute("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES "
+                        "('uk', 'first_response', '*', '1d', 'london'), ('uk', 'resolution', '*', '8h', 'london'), "
+                        "('gold', 'first_response', 'urgent', '4h', '24x7')")
+        open_page(at, "configuration")
+    calendars = {m.value.split(" · ")[0]: m.value for m in at.markdown if " · " in m.value}
+    assert list(calendars) == ["**support**", "**24x7**", "**london**"]
+    assert calendars["**support**"].startswith(
+        "**support** · `[calendar]` · Asia/Hong_Kong\n- always: 09:00–18:00, Mon–Fri, HK holidays, also closed "
+        "2026-11-27\n- from 2027-01-01: 08:00–18:00\n- Closed in the next 60 days (weekends aside): \n"
+        "  - Fri 2026-12-25: Christmas Day\n  - Fri 2027-01-01: New Year's Day\n")
+    assert "  - `enterprise` ([sla]): any priority: first response within 1 business day; any priority: first " \
+           "response within 2 business days, from 2026-12-01" in calendars["**support**"]
+    assert "  - `gold`: urgent: first response within 4 hours, around the clock" in calendars["**24x7**"]
+    assert "never closed" in calendars["**24x7**"]
+    assert calendars["**london**"].startswith("**london** · `[calendars.london]` · Europe/London\n"
+                                              "- always: 09:00–17:30, Mon–Fri, GB-ENG holidays\n")
+    assert "  - Mon 2026-12-28: Boxing Day (observed)" in calendars["**london**"]
+    assert ("  - `uk`: any priority: first response within 1 business day on the london calendar; any priority: "
+            "resolution within 8 business hours on the london calendar") in calendars["**london**"]
+    text = " ".join(m.value for m in at.markdown)
+    assert "- from 2026-12-01: enterprise first response within 2 business days" in text
 
 
 @pytest.mark.parametrize("page", PAGES)

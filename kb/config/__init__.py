@@ -1,7 +1,8 @@
 """The support team's configuration: its business calendar, SLA defaults, roles, mail, backups and alerts.
 
 Read from ``support.toml`` (or ``--config`` / ``$SUPPORT_CONFIG``) and validated
-whole at start, so a bad value stops with a message that names the key. One module per
+whole at start, so a bad value stops with a message that names the key (and when the running service reloads
+the file, ``kb.opening``, where a bad one keeps the rules in force). One module per
 section (``calendar.py``, ``sla.py``, ``roles.py``, ``mail.py``, ``backup.py``, ``alerts.py``), on the shared
 value readers (``reading.py``); everything is imported from ``kb.config``.
 """
@@ -23,8 +24,8 @@ from kb.config.roles import ROLES, roles_config
 from kb.config.sla import SlaConfig
 
 __all__ = ["PROJECT_ROOT", "ROLES", "WEEKDAYS", "AlertsConfig", "BackupConfig", "Calendar", "CalendarConfig", "Config",
-           "ConfigError", "MailConfig", "MailboxConfig", "SlaConfig", "Versions", "config_path", "load_config",
-           "parse_config"]
+           "ConfigError", "MailConfig", "MailboxConfig", "SlaConfig", "Versions", "config_bytes", "config_from_bytes",
+           "config_path", "load_config", "parse_config"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -67,18 +68,29 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """The validated configuration at ``path``; raises ConfigError naming the bad key."""
     path = config_path(path)
+    return config_from_bytes(config_bytes(path), path)
+
+
+def config_bytes(path: Path) -> bytes:
+    """The bytes of the configuration file at ``path``; ConfigError when it cannot be read. A reload reads the
+    file once, and both hashes and parses what it read, so the two never describe different files."""
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
+
+
+def config_from_bytes(data: bytes, path: Path) -> Config:
+    """The validated configuration in ``data``, the bytes of the file at ``path`` (named in messages)."""
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"configuration file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
                           f"at offset {e.start})") from None
-    except OSError as e:
-        raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
     return parse_config(raw)
 
 

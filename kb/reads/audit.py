@@ -41,8 +41,11 @@ LONGEST_VALUE = 80  # characters of one value shown in the trail; the export has
 def change_in_words(action: str, before: str | None, after: str | None, zone: ZoneInfo) -> str:
     """An audit row's before and after (JSON objects) as 'Assignee: — → Sam; …', fields by their labels and
     values as the pages show them (``kb.formats``), instants in ``zone``: for an edit the fields that changed,
-    for an addition the fields set, for an import its rows."""
+    for an addition the fields set, for an import its rows, for the configuration file's rules what changed in
+    them ("sla.enterprise_response_business_days: 1 → 2")."""
     old, new = _fields(before), _fields(after)
+    if action == "rules" and "changes" in new:
+        return "; ".join(new["changes"])
     if action == "import" and not old and "rows" in new:
         ids = f", {new['first_id']} … {new['last_id']}" if new.get("first_id") != new.get("last_id") \
             else f", {new.get('first_id')}"

@@ -107,7 +107,8 @@ def json_of(data: bytes, what: str) -> object:
 async def healthz(request: Request) -> Response:
     """200 when the store is usable and every pipeline is well (``kb.health``); else 503 naming what
     is not: the store's reason, or each failing job with its last success and its last error. Messages held in
-    the mail quarantine are named under ``attention``, and do not make it 503."""
+    the mail quarantine, and a configuration file the service refused (it goes on with the rules it had), are
+    named under ``attention``, and do not make it 503."""
     store = getattr(request.state, "store", None)
     if store is None:
         reason = getattr(request.state, "error", None) or "the service has no database open"
@@ -125,7 +126,10 @@ async def healthz(request: Request) -> Response:
                             status_code=503)
     zone = store.config.calendar.zone
     failing = [health.described(p, zone) for p in pipelines if p.failing]
-    attention = {"attention": [health.needs_attention(h, zone) for h in held]} if held else {}
+    source = getattr(request.state, "config_file", None)
+    needs = [health.needs_attention(h, zone) for h in held] + (
+        [health.refused_config(source, zone)] if source is not None and source.problem else [])
+    attention = {"attention": needs} if needs else {}
     if failing:
         return JSONResponse({"status": "unwell", "schema_version": version, "failing": failing, **attention},
                             status_code=503)

@@ -2,10 +2,11 @@
 
 At start (before the first visit) the lifespan opens the one ``Store`` of the process (``$SUPPORT_DB``,
 else the demo database, built when missing; ``$SUPPORT_CONFIG``; ``$SUPPORT_NOW`` sets the clock),
-registers it for the pages (``kb.opening``), writes the handoff file for the command line
-(``kb.service.handoff``), starts the background jobs (``kb.service.jobs``) and yields
-``{"store": store, "jobs": jobs}`` as every request's state (``request.state.store``). At shutdown it
-undoes all of that, in reverse.
+records the configuration's rules in the audit trail when they differ from the last ones recorded
+(``kb.opening.record_rules``), registers the store for the pages (``kb.opening``), writes the handoff file for
+the command line (``kb.service.handoff``), starts the background jobs (``kb.service.jobs``, which also reload
+the configuration file when it changes) and yields ``{"store": store, "jobs": jobs, "config_file": …}`` as
+every request's state (``request.state.store``). At shutdown it undoes all of that, in reverse.
 
 A database or configuration that cannot be used does not stop the process: ``/healthz`` answers 503
 with the reason, the API 503, and the pages show it, as they did before the service existed.
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 
 from kb import opening
-from kb.config import ConfigError, load_config
+from kb.config import ConfigError
 from kb.db import connection
 from kb.service import api, handoff, webhooks
 from kb.service.jobs import Jobs
@@ -38,7 +39,7 @@ def _open() -> opening.Running:
     db_setting = os.environ.get("SUPPORT_DB", "")
     path = Path(db_setting) if db_setting else opening.DEMO_DB
     try:
-        config = load_config(os.environ.get("SUPPORT_CONFIG") or None)
+        config = opening.load_watched(os.environ.get("SUPPORT_CONFIG") or None)
         if os.environ.get("SUPPORT_NOW"):
             set_now(parse_as_of(os.environ["SUPPORT_NOW"], config.calendar.zone, name="SUPPORT_NOW"))
         store, _ = opening.open_store(db_setting, config)
@@ -69,16 +70,21 @@ async def lifespan(_app) -> AsyncIterator[dict]:
     running = await run_in_threadpool(_open)
     store, local = running.store, None
     jobs = None
+    source = opening.config_file(os.environ.get("SUPPORT_CONFIG") or None)
     if store is not None:
+        try:
+            await run_in_threadpool(opening.record_rules, store, noticed="service start", path=source.path)
+        except Exception:  # the service serves without the record; the next start or reload tries again
+            log.exception("the rules of %s could not be recorded in the audit trail", source.path)
         try:
             local = handoff.write_handoff(running.path, service_url())
         except OSError as e:
             log.warning("no handoff file beside %s (%s): the command line cannot hand its work to this service",
                         running.path, e.strerror or e)
-        jobs = Jobs(store)
+        jobs = Jobs(store, config_file=source.path)
         await run_in_threadpool(jobs.start)
     running.state = {"store": store, "jobs": jobs, "local_token": local.token if local else None,
-                     "error": str(running.error) if running.error else None}
+                     "error": str(running.error) if running.error else None, "config_file": source}
     opening.register(running)
     try:
         yield running.state

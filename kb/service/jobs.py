@@ -20,6 +20,12 @@ the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are 
 
 Backups: ``kb.service.backups``.
 
+The configuration file: a thread of its own reads it every ``config_every`` (10 s) and reloads it when it
+changed (``kb.opening.reload_config``), unless it was written in the last ``SETTLED`` seconds (an editor may be
+saving it); a check writes nothing (no ``job_runs`` row) unless the file changed. Each job reads the rules from
+the store at every run, so a reload reaches it; which jobs run, how often, and the mailboxes' accounts are read
+at start.
+
 Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): a job per mailbox, ``mail:<name>``,
 every ``poll_seconds`` one poll of its folders (``kb.mail.imap.run_for_service``: reads on a cursor of its
 own, writes each chunk through ``Store.write``, so the network waits stay outside the write lock). A mailbox
@@ -33,10 +39,12 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,11 +53,14 @@ from kb.config import Config
 from kb.db.connection import first_line
 from kb.health import Pipeline, assess, record_end, record_start
 from kb.mail.imap import MailboxError, run_for_service
+from kb.opening import Reload, reload_config
 from kb.service.backups import run_backup
 from kb.statement.mailing import send_statements
 from kb.timestamps import format_for_people, now_utc
 
 log = logging.getLogger("kb.service.jobs")
+CONFIG_EVERY = 10.0  # seconds between two reads of the configuration file
+SETTLED = 2.0  # seconds since the file was last written before it is read: an editor may be saving it
 
 
 @dataclass(frozen=True)
@@ -78,26 +89,29 @@ class JobStatus:
 
 
 def scheduled_jobs(config: Config) -> list[Job]:
-    """Every background job of the service, from the configuration."""
+    """Every background job of the service, scheduled by the configuration; each run reads the rules it needs
+    from the store then (``store.config``), so a reloaded file reaches it."""
     every = config.backup.every_hours
     alerting = timedelta(minutes=1) if config.alerts else None
     return [
         Job("backup", "Scheduled backup", timedelta(hours=float(every)) if every > 0 else None,
-            lambda store: run_backup(store, keep=config.backup.keep)),
-        Job("alerts", "Alerts", alerting, lambda store: run_alerts(store, config)),
+            lambda store: run_backup(store, keep=store.config.backup.keep)),
+        Job("alerts", "Alerts", alerting, lambda store: run_alerts(store, store.config)),
         Job("statements", "Monthly statements", timedelta(hours=1) if config.alerts else None,
-            lambda store: run_statements(store, config)),
+            lambda store: run_statements(store, store.config)),
         *mail_jobs(config),
     ]
 
 
 def mail_jobs(config: Config) -> list[Job]:
     """One job per mailbox, ``mail:<name>``, so that each mailbox is well or failing on its own; without
-    mailboxes one job ``mail``, off."""
+    mailboxes one job ``mail``, off. A mailbox's account is the one read at start; the team's addresses are
+    the store's at each run."""
     if not config.mail.mailboxes:
-        return [Job("mail", "Mail polling", None, lambda store: run_mail(store, config))]
+        return [Job("mail", "Mail polling", None, lambda store: run_mail(store, store.config))]
     return [Job(f"mail:{box.name}", f"Mail polling: {box.name}", timedelta(seconds=config.mail.poll_seconds),
-                lambda store, box=box: run_mail(store, replace(config, mail=replace(config.mail, mailboxes=(box,)))))
+                lambda store, box=box: run_mail(store, replace(store.config,
+                                                               mail=replace(store.config.mail, mailboxes=(box,)))))
             for box in config.mail.mailboxes]
 
 
@@ -178,12 +192,15 @@ class Jobs:
     """The background jobs of one service process."""
 
     def __init__(self, store, jobs: list[Job] | None = None, *, start_delay: float = 30.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), stop_timeout: float = 600.0):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), stop_timeout: float = 600.0,
+                 config_file: Path | None = None, config_every: float = CONFIG_EVERY):
         self.store = store
         self.jobs = list(jobs if jobs is not None else scheduled_jobs(store.config))
         self.start_delay = timedelta(seconds=start_delay)
         self.clock = clock
         self.stop_timeout = stop_timeout
+        self.config_file = config_file  # None: the configuration file is not watched
+        self.config_every = config_every
         self._locks = {job.kind: threading.Lock() for job in self.jobs}
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -202,6 +219,10 @@ class Jobs:
                 log.info("background job %s is off", job.kind)
                 continue
             thread = threading.Thread(target=self._loop, args=(job,), name=f"kb-job-{job.kind}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        if self.config_file is not None:
+            thread = threading.Thread(target=self._watch_config, name="kb-config-file", daemon=True)
             self._threads.append(thread)
             thread.start()
         register(self)
@@ -272,6 +293,25 @@ class Jobs:
                 self._stopping.wait(min(wait, 60.0))  # wake now and then: the clock may have jumped
                 continue
             self.run_now(job.kind)
+
+    def check_config(self) -> Reload | None:
+        """Reload the configuration file when it changed (``kb.opening.reload_config``); None when it was written
+        less than ``SETTLED`` seconds ago, and is read at the next check."""
+        try:
+            written = self.config_file.stat().st_mtime
+        except OSError:
+            written = 0.0  # gone or unreadable: the reload says so
+        if time.time() - written < SETTLED:
+            return None
+        return reload_config(self.store, self.config_file, noticed="file check")
+
+    def _watch_config(self) -> None:
+        while not self._stopping.wait(self.config_every):
+            try:
+                self.check_config()
+            except Exception:
+                log.exception("checking the configuration file %s failed; trying again at the next check",
+                              self.config_file)
 
     def _due(self, job: Job) -> datetime:
         with self.store.reader() as cur:
