@@ -38,6 +38,7 @@ WORDS: dict[str, dict[str, str]] = {
     "sla_state": {"breached": "Breached", "at_risk": "At risk", "pending": "Pending", "met": "Met",
                   "no_sla": "No deadline"},
     "impact": {"outage": "Outage", "degraded": "Degraded", "maintenance": "Maintenance"},
+    "priority": {"urgent": "Urgent", "high": "High", "normal": "Normal", "low": "Low"},
     "kind": {"dedicated": "Dedicated", "shared": "Shared"},
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
                    "shared_cloud": "Shared cloud"},
@@ -51,7 +52,8 @@ WORDS: dict[str, dict[str, str]] = {
                "statement": "Statement sent"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
-                   "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
+                   "api_tokens": "API tokens", "messages": "Messages", "mail_quarantine": "Mail quarantine",
+                   "policies": "Policies", "pauses": "Pauses",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
                    "webhook_events": "Webhook events"},
 }
@@ -65,7 +67,7 @@ FIELD_LABELS = {
     "monthly_fee": "Monthly fee", "credit_schedule": "Credit schedule", "starts_on": "Starts on",
     "ends_on": "Ends on", "received_at": "Received", "first_response_at": "First response",
     "resolved_at": "Resolved", "started_at": "Started", "ended_at": "Ended", "void_reason": "Reason",
-    "breach_reason": "Breach reason",
+    "breach_reason": "Breach reason", "policy_id": "Policy ID",
 }
 
 

@@ -16,7 +16,7 @@ may_edit = actor.may("edit_clients")
 
 def row_form(table: str, current: dict | None) -> None:
     """A form with one text field per column, to add a row or (with ``current``) edit one."""
-    key = KEYS[table]
+    (key,) = KEYS[table]
     form_key = f"edit_{current[key]}" if current else "add"  # widgets of one row's form are that row's alone
     with st.form(f"{table}_{form_key}"):
         top = st.empty()
@@ -56,7 +56,7 @@ def editor(table: str, frame) -> None:
     if not may_edit:
         return
     with st.expander(f"Add or edit {table}", icon=":material/edit:"):
-        key = KEYS[table]
+        (key,) = KEYS[table]
         choice = st.selectbox("Row", ["(new)", *frame[key].tolist()], key=f"{table}_choice")
         current = None if choice == "(new)" else frame[frame[key] == choice].iloc[0].to_dict()
         row_form(table, current)
