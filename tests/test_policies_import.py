@@ -21,6 +21,7 @@ from kb.cli import main
 from kb.config import load_config
 from kb.db import connection
 from kb.intake import corrections
+from kb.timestamps import set_now
 from kb.tools.demo import demo_records, write_demo
 from tests.fixtures import SPEC_TOML, table_counts
 
@@ -356,14 +357,12 @@ def test_the_demo_serves_one_enterprise_client_on_gold_with_priorities_pauses_an
         dict(policy_id="gold", metric="next_response", priority="*", within="1d")]
     con = connection.connect(tmp_path / "demo.duckdb")
     try:
-        from kb.timestamps import set_now
-
         set_now(now)
         write_demo(con, config, date(2026, 11, 25), Actor("demo@example.com", "admin"))
         rows = lambda sql: con.execute(sql).fetchall()  # noqa: E731
-        assert rows("SELECT c.client_id, cl.tier, k.policy_id, k.response_business_days FROM contracts k "
-                    "JOIN clients cl USING (client_id) JOIN contracts c USING (contract_id) "
-                    "WHERE k.policy_id IS NOT NULL") == [("DELT", "enterprise", "gold", None)]
+        assert rows("SELECT client_id, tier, policy_id, response_business_days FROM contracts "
+                    "JOIN clients USING (client_id) WHERE policy_id IS NOT NULL") == [("DELT", "enterprise", "gold",
+                                                                                       None)]
         assert rows("SELECT count(*) FROM policies WHERE policy_id = 'gold'") == [(4,)]
         priorities = dict(rows("SELECT priority, count(*) FROM cases GROUP BY priority"))
         assert set(priorities) == {"urgent", "high", "normal", "low"} and priorities["normal"] > priorities["urgent"]
