@@ -34,10 +34,10 @@ from kb.intake.validation import (
     TABLES,
     Reading,
     bad_schedules,
-    edge_keys_sql,
     errors_sql,
     insert_sql,
     key_text,
+    keys_sql,
     problem_column,
     read_instants,
     singular,
@@ -205,7 +205,7 @@ def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source:
         return
     con.execute(insert_sql(table, "staging", actor=actor.email, now=now_utc()))
     if permission == "import":
-        edges = con.execute(edge_keys_sql(table, "staging")).fetchall()
+        edges = con.execute(keys_sql(table, "staging", (staged.lines[0], staged.lines[-1]))).fetchall()
         audit.record(con, actor, "import", table, None, None, {"source": source, "rows": len(staged),
                                                                "first_id": key_text(edges[0]),
                                                                "last_id": key_text(edges[-1])})

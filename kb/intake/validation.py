@@ -596,12 +596,12 @@ def typed_rows_sql(table: str, staging: str, *, actor: str | None = None, now: d
     return f"SELECT {names} FROM ({stored_rows_sql(table, typed_rows, actor=actor, now=now)}) ORDER BY line"
 
 
-def edge_keys_sql(table: str, staging: str) -> str:
-    """The key values of the first and the last staged row as stored, in file order (one row for one row)."""
-    rows = stored_rows_sql(table, f"({_typed_sql(table, staging)})")
+def keys_sql(table: str, staging: str, lines: Sequence[int]) -> str:
+    """The key values, as stored, of the staged rows on ``lines``, in file order."""
+    on_lines = f"(SELECT * FROM {staging} WHERE line IN ({', '.join(str(line) for line in lines)}))"
+    rows = stored_rows_sql(table, f"({_typed_sql(table, on_lines)})")
     key = ", ".join(f'"{k}"' for k in KEYS[table])
-    return (f"SELECT {key} FROM ({rows}) WHERE line IN ((SELECT min(line) FROM {staging}), "
-            f"(SELECT max(line) FROM {staging})) ORDER BY line")
+    return f"SELECT {key} FROM ({rows}) ORDER BY line"
 
 
 def key_text(values: Sequence) -> str:
