@@ -80,7 +80,7 @@ LABELS = {  # short, readable headers for every table's columns (others get thei
     "environment_id": "Env. ID", "kind": "Kind", "deployment": "Deployment", "client_name": "Client",
     "active_from": st.column_config.DateColumn("Active from", format="YYYY-MM-DD"),
     "contract_id": "Contract", "environment_name": "Environment", "uptime_target_pct": "Uptime target",
-    "response_business_days": "Response (business days)",
+    "response_business_days": "Response (business days)", "policy_id": "Policy",
     "monthly_fee": "Monthly fee", "currency": None,
     "starts_on": st.column_config.DateColumn("Starts", format="YYYY-MM-DD"),
     "ends_on": st.column_config.DateColumn("Ends", format="YYYY-MM-DD"),
@@ -90,7 +90,7 @@ LABELS = {  # short, readable headers for every table's columns (others get thei
 FIRST = {  # the columns a table shows first, in this order; the rest follow
     "clients": ["name", "tier", "email_domain", "client_id"],
     "environments": ["name", "client_name", "kind", "deployment", "active_from", "environment_id"],
-    "contracts": ["client_name", "environment_name", "uptime_target_pct", "response_business_days",
+    "contracts": ["client_name", "environment_name", "uptime_target_pct", "response_business_days", "policy_id",
                   "monthly_fee", "currency", "credit_schedule_in_words", "starts_on", "ends_on", "contract_id"],
 }
 HIDDEN = {"environments": {"client_id"}, "contracts": {"client_id", "environment_id", "credit_schedule"}}
@@ -134,7 +134,8 @@ with contracts_tab:
             else formats.term(t))
         shown["monthly_fee"] = [formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency,
                                                                     strict=True)]
-        shown["response_business_days"] = contracts.response_business_days.map(
-            lambda n: "tier default" if pd.isna(n) else f"{int(n)}")
+        shown["response_business_days"] = [
+            "the policy's" if isinstance(policy, str) else "tier default" if pd.isna(n) else f"{int(n)}"
+            for n, policy in zip(contracts.response_business_days, contracts.policy_id, strict=True)]
         show_table("contracts", shown)
     editor("contracts", contracts)
