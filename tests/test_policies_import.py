@@ -241,6 +241,14 @@ def test_a_pause_is_stored_with_the_importer_who_paused_it(kb_import):
         (datetime(2026, 11, 24, 1, tzinfo=UTC), None, None, IMPORTER, None)]
 
 
+@pytest.mark.parametrize("reason", ["'; DROP TABLE pauses; --", "<script>alert(1)</script>", "line one\r\nline two",
+                                    "\u202eexe.pdf\u202c", "=HYPERLINK(\"x\")", "x" * 100_000])
+def test_a_pause_s_reason_is_stored_verbatim(kb_import, reason):
+    quoted = '"' + reason.replace('"', '""') + '"'
+    written(kb_import("pauses", csv(PAUSE, f"C1,2026-11-23 09:00,,{quoted}")), 1)
+    assert kb_import.rows("SELECT reason FROM pauses WHERE case_id = 'C1'") == [(reason,)]
+
+
 def test_a_pause_is_of_a_case_that_exists_and_is_not_voided(kb_import):
     refused(kb_import("pauses", csv(PAUSE, "NOPE,2026-11-23 09:00,,", "VOID,2026-11-23 09:00,,",
                                     ",2026-11-23 09:00,,")),
