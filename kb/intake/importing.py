@@ -182,8 +182,8 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     })), local_zone(con, config.calendar.timezone), transaction(con):
-        sql = errors_sql(staged.table, "staging", updating=updating, now=now or now_utc(),
-                         calendars=config.calendar_names)
+        sql = errors_sql(staged.table, "staging", calendars=config.calendar_names, updating=updating,
+                         now=now or now_utc())
         problems = [Problem(*row) for row in con.execute(sql).fetchall()]
         if problems:
             raise Rejected(problems)

@@ -373,13 +373,13 @@ def _date_ok(v: str) -> str:
     return f"regexp_full_match({v}, '{DATE_PATTERN}') AND {_in_years(typed)}"
 
 
-def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetime | None = None,
-               calendars: Sequence[str] = ("support",)) -> str:
+def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: bool = False,
+               now: datetime | None = None) -> str:
     """A query listing (line, column, reason) for every broken rule in ``staging``.
 
+    ``calendars``: the calendars a policy row may name (``Config.calendar_names``).
     ``updating``: the rows replace existing ones with the same key, rather than add new ones.
     ``now``: the instant the clock rule compares with (default: ``kb.timestamps.now_utc()``).
-    ``calendars``: the calendars a policy row may name (``Config.calendar_names``).
     """
     columns = TABLES[table]
     parts = []
