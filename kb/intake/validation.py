@@ -25,7 +25,7 @@ SPEC 8, one reading for every way in:
 
 A row is identified by its table's ``KEYS`` (one column, or several: a policy row is its policy, metric,
 priority and date): a key already stored, or twice in one file, is refused. The key is compared on the row
-as it would be stored (``stored_rows_sql``), defaults and derived columns included: an imported message is
+as it would be stored (``_stored_rows_sql``), defaults and derived columns included: an imported message is
 stored under a key made from its Message-ID or, without one, from its case, instant and direction
 (``STORED``), and a second import of it is refused like any repeated id.
 
@@ -408,7 +408,7 @@ def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: 
     parts += _key_problems(table, updating)
     union = "\nUNION ALL\n".join(parts)
     return (f"WITH valid AS ({_typed_sql(table, staging, valid_only=True)}), "
-            f"stored AS ({stored_rows_sql(table, 'valid')}) "
+            f"stored AS ({_stored_rows_sql(table, 'valid')}) "
             f"SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name, reason")
 
 
@@ -579,9 +579,9 @@ def stored_columns(table: str) -> dict[str, str]:
     return STORED.get(table) or {c.name: f'"{c.name}"' for c in TABLES[table]}
 
 
-def stored_rows_sql(table: str, typed_rows: str, *, actor: str | None = None, now: datetime | None = None) -> str:
-    """The rows of the relation ``typed_rows`` (typed, with their line) as they would be stored, with their
-    line: written by ``actor`` (an address) at ``now``."""
+def _stored_rows_sql(table: str, typed_rows: str, *, actor: str | None = None, now: datetime | None = None) -> str:
+    """The rows of the relation ``typed_rows`` (typed, with their line) as they would be stored when written by
+    ``actor`` (an address) at ``now``, still with their line."""
     values = ", ".join(f'{expression} AS "{name}"' for name, expression in stored_columns(table).items())
     writer = (f'SELECT CAST({quote(actor) if actor is not None else "NULL"} AS VARCHAR) AS "@actor", '
               f'{instant(now) if now is not None else "CAST(NULL AS TIMESTAMPTZ)"} AS "@now"')
@@ -593,13 +593,13 @@ def typed_rows_sql(table: str, staging: str, *, actor: str | None = None, now: d
     only: the casts raise)."""
     names = ", ".join(f'"{name}"' for name in stored_columns(table))
     typed_rows = f"({_typed_sql(table, staging)})"
-    return f"SELECT {names} FROM ({stored_rows_sql(table, typed_rows, actor=actor, now=now)}) ORDER BY line"
+    return f"SELECT {names} FROM ({_stored_rows_sql(table, typed_rows, actor=actor, now=now)}) ORDER BY line"
 
 
 def keys_sql(table: str, staging: str, lines: Sequence[int]) -> str:
     """The key values, as stored, of the staged rows on ``lines``, in file order."""
     on_lines = f"(SELECT * FROM {staging} WHERE line IN ({', '.join(str(line) for line in lines)}))"
-    rows = stored_rows_sql(table, f"({_typed_sql(table, on_lines)})")
+    rows = _stored_rows_sql(table, f"({_typed_sql(table, on_lines)})")
     key = ", ".join(f'"{k}"' for k in KEYS[table])
     return f"SELECT {key} FROM ({rows}) ORDER BY line"
 
