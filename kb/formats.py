@@ -58,9 +58,10 @@ WORDS: dict[str, dict[str, str]] = {
                "rules": "Rules changed"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
-                   "api_tokens": "API tokens", "messages": "Mail messages", "mail_quarantine": "Mail quarantine",
+                   "api_tokens": "API tokens", "messages": "Messages", "mail_quarantine": "Mail quarantine",
+                   "policies": "Policies", "pauses": "Pauses",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
-                   "webhook_events": "Webhook events", "pauses": "Pauses", "policies": "Policies",
+                   "webhook_events": "Webhook events",
                    "support.toml": "Configuration (support.toml)"},
 }
 

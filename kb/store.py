@@ -58,7 +58,7 @@ from kb.db import audit, connection
 from kb.db.backup import backup_to
 from kb.engine.asof import open_views
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
-from kb.intake.validation import KEYS, TABLES, typed_rows_sql
+from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
@@ -216,11 +216,10 @@ class Store:
         require(actor, "import")
         report = progress or _silent
         table, key = staged.table, KEYS[staged.table]
-        names = ", ".join(f'"{c.name}"' for c in TABLES[table])
-        ids = [(value or "").strip() for value in staged.columns[key]]
+        names = ", ".join(f'"{name}"' for name in stored_columns(table))
         for attempt in range(IMPORT_ATTEMPTS):
             try:
-                rows = self._checked_rows(staged, report, now)
+                rows = self._checked_rows(staged, actor, report, now)
             except (duckdb.Error, OSError) as e:
                 self._failed(e)  # a spill to the temporary folder, on the database's disk
                 raise
@@ -232,7 +231,9 @@ class Store:
                     with connection.transaction(cur, commit_in=lambda: self._committing(report, len(staged))):
                         cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}")
                         audit.record(cur, actor, "import", table, None, None,
-                                     {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+                                     {"source": source, "rows": len(staged),
+                                      "first_id": key_text([rows[k][0].as_py() for k in key]),
+                                      "last_id": key_text([rows[k][-1].as_py() for k in key])})
             except (duckdb.ConstraintException, duckdb.TransactionException) as e:
                 if "constraint" not in str(e).lower() or attempt == IMPORT_ATTEMPTS - 1:
                     self._failed(e)
@@ -241,7 +242,7 @@ class Store:
             except (duckdb.Error, OSError) as e:
                 # DuckDB checkpoints a large insert as it commits; when that fails (a full disk) it gives the
                 # database up. Opened again, the rows are there or not: say which.
-                if not (self._recover(e) and self._holds(table, key, rows[key][0].as_py())):
+                if not (self._recover(e) and self._holds(table, {k: rows[k][0].as_py() for k in key})):
                     self._failed(e)
                     raise
                 log.warning("the import of %s was committed before its checkpoint failed: %s", source, e)
@@ -259,13 +260,14 @@ class Store:
             yield
             self.version += 1
 
-    def _checked_rows(self, staged: Staged, report: Progress, now: datetime | None) -> pa.Table:
-        """The staged rows checked by every rule (else Rejected) and typed as they will be stored, in file
-        order, against the rows committed now; on a reader cursor, without the write lock."""
+    def _checked_rows(self, staged: Staged, actor: Actor, report: Progress, now: datetime | None) -> pa.Table:
+        """The staged rows checked by every rule (else Rejected) and typed as they will be stored (written by
+        ``actor``), in file order, against the rows committed now; on a reader cursor, without the write lock."""
         report(0.1, f"checking {len(staged):,} rows")
         with self.reader() as cur, checked(cur, self.config, staged, now=now):
             report(0.6, f"preparing {len(staged):,} rows")
-            return cur.sql(typed_rows_sql(staged.table, "staging")).to_arrow_table()
+            return cur.sql(typed_rows_sql(staged.table, "staging", actor=actor.email,
+                                          now=now or now_utc())).to_arrow_table()
 
     def backup(self, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
         """``kb.db.backup.backup_to`` on a cursor of its own, without the write lock: the copy is one read
@@ -352,10 +354,13 @@ class Store:
                 self._reopen()
         return True
 
-    def _holds(self, table: str, key: str, value: str) -> bool:
+    def _holds(self, table: str, key: dict[str, object]) -> bool:
+        """Whether ``table`` holds the row with this key (column → value)."""
+        matches = " AND ".join(f'"{column}" = ?' for column in key)
         try:
             with self._cursor() as cur:
-                return bool(cur.execute(f"SELECT count(*) FROM {table} WHERE {key} = ?", [value]).fetchall()[0][0])
+                return bool(cur.execute(f"SELECT count(*) FROM {table} WHERE {matches}", list(key.values()))
+                            .fetchall()[0][0])
         except duckdb.Error:
             return False
 

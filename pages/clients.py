@@ -20,7 +20,7 @@ may_edit = actor.may("edit_clients")
 
 def row_form(table: str, current: dict | None) -> None:
     """A form with one text field per column, to add a row or (with ``current``) edit one."""
-    key = KEYS[table]
+    (key,) = KEYS[table]
     form_key = f"edit_{current[key]}" if current else "add"  # widgets of one row's form are that row's alone
     with st.form(f"{table}_{form_key}"):
         top = st.empty()
@@ -73,7 +73,7 @@ def editor(table: str, frame) -> None:
     if not may_edit:
         return
     with st.expander(f"Add or edit {table}", icon=":material/edit:"):
-        key = KEYS[table]
+        (key,) = KEYS[table]
         choice = st.selectbox("Row", ["(new)", *frame[key].tolist()], key=f"{table}_choice")
         current = None if choice == "(new)" else frame[frame[key] == choice].iloc[0].to_dict()
         row_form(table, current)
@@ -260,8 +260,9 @@ with contracts_tab:
             else formats.term(t))
         shown["monthly_fee"] = [formats.money(f, c) for f, c in zip(contracts.monthly_fee, contracts.currency,
                                                                     strict=True)]
-        shown["response_business_days"] = contracts.response_business_days.map(
-            lambda n: TIER_DEFAULT if pd.isna(n) else f"{int(n)}")
+        shown["response_business_days"] = [
+            "the policy's" if isinstance(policy, str) else TIER_DEFAULT if pd.isna(n) else f"{int(n)}"
+            for n, policy in zip(contracts.response_business_days, contracts.policy_id, strict=True)]
         shown["policy_id"] = contracts.policy_id.map(lambda p: TIER_DEFAULT if pd.isna(p) else p)
         show_table("contracts", shown)
     editor("contracts", contracts)

@@ -4,7 +4,7 @@ from datetime import date
 import streamlit as st
 
 from kb import formats, ui
-from kb.db.schema import CATEGORIES
+from kb.db.schema import CATEGORIES, PRIORITIES
 from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.intake.validation import FIRST_YEAR, LAST_YEAR
@@ -29,11 +29,13 @@ minute = now.time().replace(second=0, microsecond=0)
 # said otherwise; a first response has no date until one is picked.
 DAYS = dict(value=None, min_value=date(FIRST_YEAR, 1, 1), max_value=date(LAST_YEAR, 12, 31), format="YYYY-MM-DD")
 # The fields as the form labels them, for its problems.
-FIELDS = {"client_id": "Client", "category": "Category", "subject": "Subject", "requester": "Requester",
-          "assignee": "Assignee", "received_at": "Received", "first_response_at": "First response"}
+FIELDS = {"client_id": "Client", "category": "Category", "priority": "Priority", "subject": "Subject",
+          "requester": "Requester", "assignee": "Assignee", "received_at": "Received",
+          "first_response_at": "First response"}
 
 # The form as it starts, for each of its widgets: a saved form is cleared to this for the next case.
-BLANK = {"case_client": None, "case_category": CATEGORIES[0], "case_subject": "", "case_requester": "",
+BLANK = {"case_client": None, "case_category": CATEGORIES[0], "case_priority": "normal", "case_subject": "",
+         "case_requester": "",
          "case_assignee": None, "case_received_day": now.date(), "case_received_time": minute,
          "case_responded": False, "case_response_day": None, "case_response_time": minute}
 if st.session_state.pop("case_form_saved", False):
@@ -57,6 +59,10 @@ with st.form(f"log_case_{form_key}", clear_on_submit=False):
                             format_func=lambda c: formats.word("category", c),
                             help="Free-tier general coding questions have no deadline.")
     slots["category"] = st.empty()
+    priority = st.selectbox("Priority", PRIORITIES, key="case_priority", index=PRIORITIES.index("normal"),
+                            format_func=lambda p: formats.word("priority", p),
+                            help="Picks the case's targets from its client's policy.")
+    slots["priority"] = st.empty()
     subject = st.text_input("Subject", key="case_subject", max_chars=None)
     slots["subject"] = st.empty()
     columns = st.columns(2)
@@ -86,7 +92,8 @@ if submitted:
     try:
         writes.picked(asked)
         fields = {
-            "client_id": client_id, "category": category, "subject": subject, "requester": requester,
+            "client_id": client_id, "category": category, "priority": priority, "subject": subject,
+            "requester": requester,
             "assignee": assignee or "", "received_at": writes.wall_clock(received_day, received_time),
             "first_response_at": writes.wall_clock(response_day, response_time) if responded else "",
         }

@@ -450,13 +450,13 @@ def thread_panel(cid: str) -> None:
 
 
 # The correction form's fields as it labels them.
-CORRECTED = {"client_id": "Client", "category": "Category", "received_at": "Received",
+CORRECTED = {"client_id": "Client", "category": "Category", "priority": "Priority", "received_at": "Received",
              "first_response_at": "First response", "resolved_at": "Resolved"}
 
 
 def correction_forms(case: dict) -> None:
     cid = case["case_id"]
-    with st.expander("Correct this case (client, category, times)", icon=":material/edit:"):
+    with st.expander("Correct this case (client, category, priority, times)", icon=":material/edit:"):
         with st.form(f"correct_{cid}", border=False), refused(CORRECTED):
             options = queue.client_options(store)
             ids = list(options)
@@ -464,6 +464,8 @@ def correction_forms(case: dict) -> None:
                                   key=f"correct_client_{cid}")
             category = st.selectbox("Category", CATEGORIES, index=CATEGORIES.index(case["category"]),
                                     format_func=lambda c: formats.word("category", c), key=f"correct_category_{cid}")
+            priority = st.selectbox("Priority", PRIORITIES, index=PRIORITIES.index(case["priority"]),
+                                    format_func=lambda p: formats.word("priority", p), key=f"correct_priority_{cid}")
             st.caption(f"Times in {store.config.calendar.timezone}, as YYYY-MM-DD HH:MM[:SS]; empty clears an "
                        "optional one.")
             times = {name: st.text_input(CORRECTED[name], value=time_text(case[name]), key=f"correct_{name}_{cid}")
@@ -474,6 +476,8 @@ def correction_forms(case: dict) -> None:
                     changes["client_id"] = client
                 if category != case["category"]:
                     changes["category"] = category
+                if priority != case["priority"]:
+                    changes["priority"] = priority
                 for name, text in times.items():
                     if text.strip() != time_text(case[name]):
                         try:

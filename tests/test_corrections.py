@@ -95,6 +95,31 @@ def test_changing_a_cases_client_moves_its_deadline(app):
     assert json.loads(trail.before[0]) == {"client_id": "CUS"} and json.loads(trail.after[0]) == {"client_id": "FREE"}
 
 
+def test_changing_a_cases_priority_is_audited(app):
+    at, _ = app
+    _open_case(at, "MET")
+    assert at.selectbox(key="correct_priority_MET").value == "normal"
+    at.selectbox(key="correct_priority_MET").select("urgent")
+    button(at, "Save correction").click().run()
+    assert not at.error, [shown(e) for e in at.error]
+    assert "MET corrected: Priority Normal → Urgent." in shown(at.success[0])
+    assert query("SELECT priority FROM cases WHERE case_id = 'MET'").priority[0] == "urgent"
+    trail = query("SELECT before, after FROM audit_log WHERE action = 'correct' AND row_id = 'MET'")
+    assert json.loads(trail.before[0]) == {"priority": "normal"}
+    assert json.loads(trail.after[0]) == {"priority": "urgent"}
+
+
+def test_a_priority_correction_follows_the_rules_and_a_voided_case_keeps_its_own(app):
+    store = _store()
+    with pytest.raises(Rejected, match="'asap' is not one of urgent, high, normal, low"):
+        store.write(corrections.correct_case, store.config, _admin(), "RISK", {"priority": "asap"})
+    store.write(corrections.void_case, store.config, _admin(), "RISK", "test case")
+    with pytest.raises(Rejected, match="case RISK is voided; it cannot be corrected"):
+        store.write(corrections.correct_case, store.config, _admin(), "RISK", {"priority": "high"})
+    assert query("SELECT priority FROM cases WHERE case_id = 'RISK'").priority[0] == "normal"
+    assert query("SELECT count(*) AS n FROM audit_log WHERE action = 'correct'").n[0] == 0
+
+
 def test_a_correction_follows_the_rules_of_a_new_row(app):
     at, _ = app
     _open_case(at, "MET")

@@ -50,7 +50,8 @@ def test_same_seed_same_rows_other_seed_other_rows():
     first = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=5, until=UNTIL)
     again = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=5, until=UNTIL)
     other = generate_tables(CONFIG, cases=3000, environments=12, years=1, seed=6, until=UNTIL)
-    assert list(first) == ["clients", "environments", "contracts", "cases", "incidents", "monitoring_checks"]
+    assert list(first) == ["clients", "environments", "policies", "contracts", "cases", "pauses", "messages",
+                           "incidents", "monitoring_checks"]
     for name in first:
         assert first[name].equals(again[name]), name
     assert not first["cases"].equals(other["cases"])
@@ -62,7 +63,9 @@ def test_sizes_and_nothing_after_until(generated):
     assert rows(con, "SELECT count(*) FROM cases WHERE received_at > ? OR first_response_at > ? OR resolved_at > ?",
                 [UNTIL, UNTIL, UNTIL]) == [(0,)]
     assert rows(con, "SELECT count(*) FROM incidents WHERE started_at > ? OR ended_at > ?", [UNTIL, UNTIL]) == [(0,)]
-    assert rows(con, "SELECT count(*) FROM audit_log WHERE action = 'import'")[0][0] == 5
+    assert rows(con, "SELECT count(*) FROM pauses WHERE paused_at > ? OR resumed_at > ?", [UNTIL, UNTIL]) == [(0,)]
+    assert rows(con, "SELECT count(*) FROM messages WHERE received_at > ?", [UNTIL]) == [(0,)]
+    assert rows(con, "SELECT count(*) FROM audit_log WHERE action = 'import'")[0][0] == 8
 
 
 def test_arrivals_cluster_in_business_hours_with_weekend_and_holiday_troughs(generated):
@@ -122,6 +125,55 @@ def test_incidents_contracts_and_checks_are_varied(generated):
     for (schedule,) in rows(con, "SELECT DISTINCT credit_schedule FROM contracts WHERE credit_schedule IS NOT NULL"):
         parse_credit_schedule(schedule)
     assert rows(con, "SELECT count(DISTINCT environment_id) FROM monitoring_checks")[0][0] > 0
+
+
+def test_priorities_policies_and_the_contracts_that_name_them(generated):
+    con, _, _ = generated
+    shares = dict(rows(con, "SELECT priority, count(*) / 20000 FROM cases GROUP BY priority"))
+    assert set(shares) == {"urgent", "high", "normal", "low"}
+    assert 0.03 < shares["urgent"] < 0.07 and 0.12 < shares["high"] < 0.18
+    assert 0.65 < shares["normal"] < 0.75 and 0.07 < shares["low"] < 0.13
+    assert rows(con, "SELECT count(DISTINCT policy_id) FROM policies")[0][0] >= 3
+    assert rows(con, "SELECT count(*) FROM policies WHERE calendar = '24x7'")[0][0] >= 1
+    named = rows(con, "SELECT count(*), count(*) FILTER (WHERE response_business_days IS NULL), "
+                      "count(*) FILTER (WHERE policy_id NOT IN (SELECT policy_id FROM policies)) "
+                      "FROM contracts WHERE policy_id IS NOT NULL")[0]
+    assert named[0] >= 1 and named[1] == named[0] and named[2] == 0
+    assert rows(con, "SELECT count(*) FROM contracts WHERE policy_id IS NULL")[0][0] >= 1
+
+
+def test_messages_thread_each_case_and_follow_up_after_the_first_response(generated):
+    con, _, _ = generated
+    per_case = rows(con, "SELECT count(*) / 20000 FROM messages")[0][0]
+    assert 2.7 < per_case < 3.3
+    assert rows(con, """SELECT count(*) FROM cases c WHERE NOT EXISTS (
+                            SELECT 1 FROM messages m WHERE m.case_id = c.case_id AND NOT m.is_team
+                              AND m.received_at = c.received_at)""") == [(0,)]
+    assert rows(con, """SELECT count(*) FROM cases c WHERE first_response_at IS NOT NULL AND NOT EXISTS (
+                            SELECT 1 FROM messages m WHERE m.case_id = c.case_id AND m.is_team
+                              AND m.received_at = c.first_response_at)""") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM messages m JOIN cases c USING (case_id) "
+                     "WHERE m.received_at < c.received_at") == [(0,)]
+    follow_ups = rows(con, "SELECT count(*) FROM messages m JOIN cases c USING (case_id) "
+                           "WHERE NOT m.is_team AND m.received_at > c.first_response_at")[0][0]
+    assert follow_ups > 0.3 * 20000
+    assert rows(con, "SELECT count(DISTINCT source), min(source) FROM messages") == [(1, "import")]
+
+
+def test_pauses_lie_in_the_case_s_life_never_overlap_and_most_are_resumed(generated):
+    con, _, _ = generated
+    paused, total, running = rows(con, "SELECT count(DISTINCT case_id), count(*), count(*) FILTER "
+                                       "(WHERE resumed_at IS NULL) FROM pauses")[0]
+    assert 0.15 < paused / 20000 < 0.25
+    assert 0 < running < 0.2 * total
+    assert rows(con, """SELECT count(*) FROM pauses p JOIN cases c USING (case_id)
+                        WHERE p.paused_at < coalesce(c.first_response_at, c.received_at)
+                           OR p.resumed_at > coalesce(c.resolved_at, ?)
+                           OR (c.resolved_at IS NOT NULL AND p.resumed_at IS NULL)""", [UNTIL]) == [(0,)]
+    assert rows(con, """SELECT count(*) FROM pauses a JOIN pauses b ON a.case_id = b.case_id
+                            AND a.paused_at < b.paused_at
+                            AND b.paused_at < coalesce(a.resumed_at, 'infinity'::TIMESTAMPTZ)""") == [(0,)]
+    assert rows(con, "SELECT count(*) FROM pauses WHERE resumed_by = 'mail'")[0][0] > 0.5 * total
 
 
 def test_generated_ids_leave_the_forms_ids_free(generated):

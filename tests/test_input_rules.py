@@ -47,6 +47,9 @@ NEW_ROW = {
               "subject": "Fine"},
     "incidents": {"incident_id": "NEW", "environment_id": "E1", "impact": "outage",
                   "started_at": "2026-11-20 15:00", "ended_at": "2026-11-20 16:00"},
+    "policies": {"policy_id": "NEW", "metric": "first_response", "priority": "*", "within": "4h"},
+    "pauses": {"case_id": "C0", "paused_at": "2026-11-21 10:00", "resumed_at": "2026-11-21 12:00"},
+    "messages": {"case_id": "C0", "at": "2026-11-21 10:00", "direction": "client"},
 }
 
 
@@ -88,7 +91,8 @@ def imported(london_db, tmp_path, capsys):
             con = connection.connect(db, read_only=True)
             try:
                 key = TABLES[table][0].name
-                cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [cells.get(key, "NEW").strip()])
+                cursor = con.execute(f"SELECT * FROM {table} WHERE {key} = ?",
+                                     [{**NEW_ROW[table], **cells}[key].strip()])
                 row = dict(zip([d[0] for d in cursor.description], cursor.fetchall()[0], strict=True))
             finally:
                 con.close()

@@ -167,6 +167,42 @@ def test_log_case_says_which_target_applies_and_why(app, case, client, category,
     assert f"({target})" in shown(at.success[0]), shown(at.success[0])
 
 
+def test_log_case_stores_the_priority_picked_and_starts_again_at_normal(app):
+    at, _ = app
+    open_page(at, "log_case")
+    assert at.selectbox(key="case_priority").value == "normal"
+    assert at.selectbox(key="case_priority").options == ["Urgent", "High", "Normal", "Low"]
+    fill_case(at, "Everything is down")
+    at.selectbox(key="case_priority").select("urgent")
+    button(at, "Log case").click().run()
+    assert "Case CS-00001 logged" in shown(at.success[0])
+    assert at.selectbox(key="case_priority").value == "normal"
+    fill_case(at, "A question")
+    button(at, "Log case").click().run()
+    assert query("SELECT case_id, priority FROM cases WHERE case_id LIKE 'CS-%' ORDER BY 1").values.tolist() == [
+        ["CS-00001", "urgent"], ["CS-00002", "normal"]]
+    trail = query("SELECT after FROM audit_log WHERE action = 'add' AND row_id = 'CS-00001'")
+    assert json.loads(trail.after[0])["priority"] == "urgent"
+
+
+def test_the_import_page_takes_the_sla_tables(app):
+    at, _ = app
+    open_page(at, "transfer")
+    assert {"policies", "pauses", "messages"} <= set(at.selectbox(key="import_table").options)
+    at.selectbox(key="import_table").set_value("pauses").run()
+    assert any("Columns: case_id, paused_at, [resumed_at], [reason]." in c.value for c in at.caption)
+    body = b"case_id,paused_at,resumed_at,reason\nOVERDUE,2026-11-24 12:00,2026-11-24 14:00,Waiting on logs\n"
+    at.file_uploader(key="import_file").set_value(("pauses.csv", body, "text/csv")).run()
+    button(at, "Import").click().run()
+    for _ in range(120):
+        if at.success or at.error:
+            break
+        at.run()
+    assert [shown(s) for s in at.success] == ["Imported 1 pause from pauses.csv."], [shown(e) for e in at.error]
+    stored = query("SELECT reason, paused_by FROM pauses WHERE case_id = 'OVERDUE'")
+    assert stored.reason[0] == "Waiting on logs" and stored.paused_by[0]
+
+
 @pytest.mark.parametrize(("subject", "responded", "message"), [
     ("   ", False, "is empty"),
     ("Answered before it arrived", True, "is before the case was received"),

@@ -160,6 +160,43 @@ def test_a_lead_imports_csv_then_it_is_in_the_database(service):
     assert status == 200 and b"token:lead robot,import,clients" in csv
 
 
+def test_the_sla_tables_import_by_the_api_as_cases_and_contracts_do(service, tmp_path):
+    base, env, tokens, _ = service
+    policies = b"policy_id,metric,priority,within,calendar\nAPI-GOLD,first_response,urgent,4h,24x7\n" \
+               b"API-GOLD,resolution,*,2d,\n"
+    pauses = b"case_id,paused_at,resumed_at,reason\nMET,2026-11-24 12:00,2026-11-24 14:00,Waiting on logs\n"
+    messages = b"case_id,at,direction,message_id\nMET,2026-11-24 10:00,client,<api-1@ent.example>\n" \
+               b"MET,2026-11-25 10:00,team,<api-2@ent.example>\n"
+    for table, body in (("policies", policies), ("pauses", pauses), ("messages", messages)):
+        assert call(base, "POST", f"/api/v1/import/{table}", tokens["viewer"], body)[0] == 403
+        status, _, answer = call(base, "POST", f"/api/v1/import/{table}", tokens["lead"], body)
+        assert (status, json.loads(answer)) == (200, {"rows": body.count(b"\n") - 1}), answer
+    status, _, answer = call(base, "POST", "/api/v1/import/messages", tokens["lead"], messages)
+    assert status == 422 and json.loads(answer)["errors"] == [
+        {"line": 2, "column": "message_id", "reason": "'api-1@ent.example' already exists"},
+        {"line": 3, "column": "message_id", "reason": "'api-2@ent.example' already exists"}]
+    status, _, csv = call(base, "GET", "/api/v1/export/audit", tokens["admin"])
+    for table in ("policies", "pauses", "messages"):
+        assert f"token:lead robot,import,{table}".encode() in csv
+    assert b"MET 2026-11-24T04:00:00+00:00" in csv  # the pause's key: its case and when it began
+    later = tmp_path / "pauses.csv"
+    later.write_text("case_id,paused_at,resumed_at\nMET,2026-11-24 14:00,\nMET,2026-11-24 13:00,\n")
+    done = kb("import", "pauses", str(later), env=env)
+    assert done.returncode == 1
+    overlaps = ("overlaps a pause of this case already stored (pauses of a case never overlap; one not resumed "
+                "runs on)")
+    assert done.stderr.decode().splitlines() == [
+        f"{later}: line 2, paused_at: overlaps another pause of this case in this file (pauses of a case never "
+        "overlap; one not resumed runs on)",
+        f"{later}: line 3, paused_at: {overlaps}",
+        f"{later}: line 3, paused_at: overlaps another pause of this case in this file (pauses of a case never "
+        "overlap; one not resumed runs on)",
+        "rejected: 3 problem(s); nothing was written"]
+    later.write_text("case_id,paused_at\nMET,2026-11-24 14:00\n")
+    done = kb("import", "pauses", str(later), env=env)
+    assert (done.returncode, done.stdout.decode()) == (0, f"imported 1 pause from {later}\n"), done.stderr
+
+
 def test_bad_requests_are_refused_and_write_nothing(service):
     base, _, tokens, _ = service
     lead, admin = tokens["lead"], tokens["admin"]

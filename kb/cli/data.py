@@ -10,7 +10,7 @@ from kb.access import command_line_actor
 from kb.cli.handoff import clock_setting, service_for
 from kb.db import connection
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
-from kb.intake.validation import TABLES
+from kb.intake.validation import TABLES, singular
 from kb.reads.exports import REPORTS, write_report
 from kb.service.handoff import Client, ServiceError
 from kb.timestamps import now_utc, parse_as_of
@@ -51,7 +51,7 @@ def run_import(args, config) -> int:
             print(f"{args.file}: {problem}", file=sys.stderr)
         print(f"rejected: {len(e.problems)} problem(s); nothing was written", file=sys.stderr)
         return 1
-    print(f"imported {written} {args.table if written != 1 else args.table[:-1]} from {args.file}")
+    print(f"imported {written} {args.table if written != 1 else singular(args.table)} from {args.file}")
     return 0
 
 

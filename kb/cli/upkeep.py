@@ -23,8 +23,10 @@ def add_parsers(commands, common) -> None:
         "generate", parents=[common], help="write a large synthetic data set into an empty database",
         description="Write a synthetic support operation of any size, for load and benchmarks: tiers and "
                     "categories in believable proportions, arrivals in business hours with weekend and holiday "
-                    "troughs, long-tailed response times, outages and maintenance windows, varied contracts. "
-                    "The same seed, sizes and --until give the same rows. Ids start with 'G-'.")
+                    "troughs, long-tailed response times, outages and maintenance windows, varied contracts; "
+                    "priorities, a few policies named by some contracts, about three messages per case and "
+                    "pauses on about a fifth of them. The same seed, sizes and --until give the same rows. Ids "
+                    "start with 'G-'.")
     p.add_argument("--cases", type=_positive, default=100_000, help="number of cases (default: 100000)")
     p.add_argument("--environments", type=_positive, default=500, help="number of environments (default: 500)")
     p.add_argument("--years", type=_positive, default=3, help="years of history up to --until (default: 3)")

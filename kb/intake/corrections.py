@@ -1,11 +1,11 @@
 """Corrections of stored cases and incidents, by a person, each in one transaction with its audit row.
 
-* ``correct_case``: change a case's client, category or its received / first response / resolution
-  times. The corrected row is checked by the very rules a new row passes (``kb.intake.importing.checked``
-  with ``updating``: the client exists, the category is known, a response or resolution is not before
-  receipt, nothing is in the future), then written with one audit row (action ``correct``) holding the
-  fields before and after. Its deadline and state follow at once: the store's version bump renews
-  every page's numbers.
+* ``correct_case``: change a case's client, category, priority or its received / first response /
+  resolution times. The corrected row is checked by the very rules a new row passes
+  (``kb.intake.importing.checked`` with ``updating``: the client exists, the category and priority are known,
+  a response or resolution is not before receipt, nothing is in the future), then written with one audit row
+  (action ``correct``) holding the fields before and after. Its deadline and state follow at once: the
+  store's version bump renews every page's numbers.
 * ``void_case`` / ``void_incident``: a record logged in error leaves every computation and export
   (``kb/engine``), with a required reason; the row and its audit rows stay.
 * ``undo_resolve``: reopen a case resolved a moment ago (the queue's "Undo"), audited.
@@ -15,7 +15,7 @@
   mail-made client is removed, audited (one ``merge`` row on the client, one on each case moved). The
   deadlines follow at once (the target's tier and contracts), as with ``correct_case``.
 
-Changing a case's client, category or times, and voiding, need the permission ``correct`` (leads).
+Changing a case's client, category, priority or times, and voiding, need the permission ``correct`` (leads).
 A breach reason needs ``record_response`` (whoever answers cases can say why one was late); merging clients
 needs ``edit_clients`` (leads).
 Problems are raised as ``Rejected`` naming the field, and nothing is written.
@@ -40,7 +40,7 @@ from kb.timestamps import now_utc
 log = logging.getLogger("kb.intake.corrections")
 
 MERGED = "merged"  # clients.source of a mail-made client merged away whose row could not be removed yet
-CORRECTABLE_CASE_FIELDS = ("client_id", "category", "received_at", "first_response_at", "resolved_at")
+CORRECTABLE_CASE_FIELDS = ("client_id", "category", "priority", "received_at", "first_response_at", "resolved_at")
 REASON_MAX_CHARS = 500
 BREACH_REASON_MAX_CHARS = 200
 

@@ -36,8 +36,11 @@ from kb.intake.validation import (
     bad_schedules,
     errors_sql,
     insert_sql,
+    key_text,
+    keys_sql,
     problem_column,
     read_instants,
+    singular,
     update_sql,
     utc_column,
 )
@@ -179,7 +182,8 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     })), local_zone(con, config.calendar.timezone), transaction(con):
-        sql = errors_sql(staged.table, "staging", updating=updating, now=now or now_utc())
+        sql = errors_sql(staged.table, "staging", calendars=config.calendar_names, updating=updating,
+                         now=now or now_utc())
         problems = [Problem(*row) for row in con.execute(sql).fetchall()]
         if problems:
             raise Rejected(problems)
@@ -189,20 +193,26 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
 
 def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source: str,
                   updating: bool = False) -> None:
-    """Insert (or, ``updating``, update) the rows ``checked`` let through, with their audit row."""
-    table, key = staged.table, KEYS[staged.table]
-    ids = [(value or "").strip() for value in staged.columns[key]]
+    """Insert (or, ``updating``, update) the rows ``checked`` let through, with their audit row. A form writes
+    (and edits) one row of a table keyed by one column; an import, any number."""
+    table = staged.table
     if updating:
-        before = row_of(con, table, key, ids[0])
+        (key,) = KEYS[table]
+        row_id = (staged.columns[key][0] or "").strip()
+        before = row_of(con, table, key, row_id)
         con.execute(update_sql(table, "staging"))
-        audit.record(con, actor, "edit", table, ids[0], before, row_of(con, table, key, ids[0]))
-    elif permission == "import":
-        con.execute(insert_sql(table, "staging"))
-        audit.record(con, actor, "import", table, None, None,
-                     {"source": source, "rows": len(staged), "first_id": ids[0], "last_id": ids[-1]})
+        audit.record(con, actor, "edit", table, row_id, before, row_of(con, table, key, row_id))
+        return
+    con.execute(insert_sql(table, "staging", actor=actor.email, now=now_utc()))
+    if permission == "import":
+        edges = con.execute(keys_sql(table, "staging", (staged.lines[0], staged.lines[-1]))).fetchall()
+        audit.record(con, actor, "import", table, None, None, {"source": source, "rows": len(staged),
+                                                               "first_id": key_text(edges[0]),
+                                                               "last_id": key_text(edges[-1])})
     else:
-        con.execute(insert_sql(table, "staging"))
-        audit.record(con, actor, "add", table, ids[0], None, row_of(con, table, key, ids[0]))
+        (key,) = KEYS[table]
+        row_id = (staged.columns[key][0] or "").strip()
+        audit.record(con, actor, "add", table, row_id, None, row_of(con, table, key, row_id))
 
 
 def row_of(con, table: str, key: str, value: str) -> dict:
@@ -211,7 +221,7 @@ def row_of(con, table: str, key: str, value: str) -> dict:
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     if not rows:
-        raise Rejected([Problem(None, key, f"no {table.rstrip('s')} {value!r}")])
+        raise Rejected([Problem(None, key, f"no {singular(table)} {value!r}")])
     return dict(zip(names, rows[0], strict=True))
 
 

@@ -23,7 +23,13 @@ SPEC 8, one reading for every way in:
   most 2 decimals, percentages in (0, 100] with at most 4, business days a whole number 1–60
   (``NUMBER_PATTERNS``). Dates are ``YYYY-MM-DD``. What passes is stored exactly, never rounded.
 
-The clock (SPEC 8): cases, responses, resolutions and incidents dated after
+A row is identified by its table's ``KEYS`` (one column, or several: a policy row is its policy, metric,
+priority and date): a key already stored, or twice in one file, is refused. The key is compared on the row
+as it would be stored (``_stored_rows_sql``), defaults and derived columns included: an imported message is
+stored under a key made from its Message-ID or, without one, from its case, instant and direction
+(``STORED``), and a second import of it is refused like any repeated id.
+
+The clock (SPEC 8): cases, responses, resolutions, incidents, pauses and messages dated after
 now + ``FUTURE_GRACE`` are refused; only maintenance may be scheduled ahead.
 ``errors_sql`` checks it on staged rows, ``future_reason`` on one typed instant
 (recording a response, closing an incident), against the same limit.
@@ -37,11 +43,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kb.credits import CreditScheduleError, parse_credit_schedule
-from kb.db.schema import CATEGORIES, DEPLOYMENTS, IMPACTS, KINDS, TIERS
+from kb.db.schema import CATEGORIES, DEPLOYMENTS, DIRECTIONS, IMPACTS, KINDS, METRICS, PRIORITIES, TIERS
 from kb.db.sqltext import instant, quote
 from kb.timestamps import (
     FIRST_YEAR,
@@ -57,10 +63,12 @@ from kb.timestamps import (
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # id, text, enum, ref, timestamp, date, money, percent, days, currency, schedule
+    kind: str  # id, text, enum, ref, timestamp, date, money, percent, days, currency, schedule, within,
+    #            calendar, message_id
     required: bool = True
     choices: tuple[str, ...] = ()
-    refers_to: str = ""  # table whose key this column names
+    refers_to: str = ""  # the table whose rows this column names, by its column of the same name
+    default: str | None = None  # stored when the cell is empty
 
     @property
     def keeps_spaces(self) -> bool:
@@ -90,6 +98,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("environment_id", "ref", refers_to="environments"),
         Column("uptime_target_pct", "percent", required=False),
         Column("response_business_days", "days", required=False),
+        Column("policy_id", "ref", required=False, refers_to="policies"),
         Column("monthly_fee", "money"),
         Column("currency", "currency"),
         Column("credit_schedule", "schedule", required=False),
@@ -106,6 +115,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("assignee", "text", required=False),
         Column("first_response_at", "timestamp", required=False),
         Column("resolved_at", "timestamp", required=False),
+        Column("priority", "enum", required=False, choices=PRIORITIES, default="normal"),
     ),
     "incidents": (
         Column("incident_id", "id"),
@@ -115,31 +125,117 @@ TABLES: dict[str, tuple[Column, ...]] = {
         Column("ended_at", "timestamp", required=False),
         Column("summary", "text", required=False),
     ),
+    "policies": (
+        Column("policy_id", "id"),
+        Column("metric", "enum", choices=METRICS),
+        Column("priority", "enum", choices=(*PRIORITIES, "*")),
+        Column("within", "within"),
+        Column("calendar", "calendar", required=False, default="support"),
+        Column("valid_from", "date", required=False, default="1970-01-01"),
+    ),
+    "pauses": (
+        Column("case_id", "ref", refers_to="cases"),
+        Column("paused_at", "timestamp"),
+        Column("resumed_at", "timestamp", required=False),
+        Column("reason", "text", required=False),
+    ),
+    "messages": (
+        Column("case_id", "ref", refers_to="cases"),
+        Column("at", "timestamp"),
+        Column("direction", "enum", choices=DIRECTIONS),
+        Column("message_id", "message_id", required=False),
+    ),
 }
 
-KEYS = {table: columns[0].name for table, columns in TABLES.items()}
+# What identifies a stored row: a key already stored, or twice in one file, is refused ("already exists").
+KEYS: dict[str, tuple[str, ...]] = {
+    "clients": ("client_id",),
+    "environments": ("environment_id",),
+    "contracts": ("contract_id",),
+    "cases": ("case_id",),
+    "incidents": ("incident_id",),
+    "policies": ("policy_id", "metric", "priority", "valid_from"),
+    "pauses": ("case_id", "paused_at"),
+    "messages": ("message_key",),
+}
 
-# Rules that involve two cells of a row: (condition for an error, column, reason).
+# Rows a reference may name that no table holds: the tier policies always exist, holding what [sla] says when
+# no policies row names them (SPEC 12).
+BUILT_IN: dict[str, tuple[str, ...]] = {"policies": TIERS}
+
+# A Message-ID as it is stored (kb/mail keeps it without its <>), and an imported message's key: its
+# Message-ID, else a hash of its case, instant (UTC, to the microsecond) and direction, so that importing the
+# same file twice is refused rather than doubling the thread.
+MESSAGE_KEY = ("coalesce(message_id, 'import:' || sha256(case_id || '|' || "
+               "strftime(timezone('UTC', \"at\"), '%Y-%m-%dT%H:%M:%S.%fZ') || '|' || direction))")
+
+# Where a stored row is not the typed row column for column: each stored column as SQL over the typed row,
+# the importing actor ("@actor") and the instant it writes ("@now"). Other tables store their columns as
+# typed.
+STORED: dict[str, dict[str, str]] = {
+    "pauses": {
+        "case_id": "case_id", "paused_at": "paused_at", "resumed_at": "resumed_at", "reason": "reason",
+        "paused_by": '"@actor"',
+        "resumed_by": 'CASE WHEN resumed_at IS NOT NULL THEN "@actor" END',
+    },
+    "messages": {
+        "message_key": MESSAGE_KEY, "message_id": "message_id", "case_id": "case_id", "source": "'import'",
+        "is_team": "direction = 'team'", "is_automatic": "FALSE", "unverified": "FALSE",
+        "received_at": '"at"', "taken_at": '"@now"',
+    },
+}
+
+# A stored column that people know by the name of the import column it comes from: problems name that one.
+KNOWN_AS: dict[str, dict[str, str]] = {"messages": {"message_key": "message_id"}}
+
+VOIDED_CASE = "case_id IN (SELECT case_id FROM cases WHERE voided_at IS NOT NULL)"
+RECEIVED = "(SELECT received_at FROM cases c WHERE c.case_id = s.case_id)"  # of the case a row ``s`` names
+
+
+def _overlapping(a: str, b: str) -> str:
+    """SQL: the pauses ``a`` and ``b`` are of one case, begin at different instants (the same one is a repeated
+    key) and overlap, one not resumed running on; a pause that resumes before it begins is refused by itself."""
+    runs_to = "coalesce({}.resumed_at, 'infinity'::TIMESTAMPTZ)"
+    return (f"{a}.case_id = {b}.case_id AND {a}.paused_at <> {b}.paused_at "
+            f"AND {a}.paused_at < {runs_to.format(b)} AND {b}.paused_at < {runs_to.format(a)} "
+            f"AND coalesce({a}.resumed_at >= {a}.paused_at AND {b}.resumed_at >= {b}.paused_at, TRUE)")
+
+
+# Rules that involve two cells of a row, or other rows: (condition for an error, column, reason), over the typed
+# row ``s`` (among the file's valid rows, ``valid``).
 ROW_RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "environments": (
         ("kind = 'dedicated' AND client_id IS NULL", "client_id", "is required for a dedicated environment"),
     ),
     "contracts": (
-        ("day(CAST(starts_on AS DATE)) <> 1", "starts_on", "must be the first day of a month"),
-        ("CAST(ends_on AS DATE) < CAST(starts_on AS DATE)", "ends_on", "is before the contract starts"),
+        ("policy_id IS NOT NULL AND response_business_days IS NOT NULL", "policy_id",
+         "a contract that names a policy takes its targets from it: leave response_business_days empty"),
+        ("day(starts_on) <> 1", "starts_on", "must be the first day of a month"),
+        ("ends_on < starts_on", "ends_on", "is before the contract starts"),
         ("environment_id IN (SELECT environment_id FROM environments "
          "WHERE kind = 'dedicated' AND client_id <> s.client_id)",
          "environment_id", "is a dedicated environment of another client"),
     ),
     "cases": (
-        ("CAST(first_response_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "first_response_at",
-         "is before the case was received"),
-        ("CAST(resolved_at AS TIMESTAMPTZ) < CAST(received_at AS TIMESTAMPTZ)", "resolved_at",
-         "is before the case was received"),
+        ("first_response_at < received_at", "first_response_at", "is before the case was received"),
+        ("resolved_at < received_at", "resolved_at", "is before the case was received"),
     ),
     "incidents": (
-        ("CAST(ended_at AS TIMESTAMPTZ) < CAST(started_at AS TIMESTAMPTZ)", "ended_at",
-         "is before the incident started"),
+        ("ended_at < started_at", "ended_at", "is before the incident started"),
+    ),
+    "pauses": (
+        (VOIDED_CASE, "case_id", "is a voided case"),
+        (f"paused_at < {RECEIVED}", "paused_at", "is before the case was received"),
+        ("resumed_at < paused_at", "resumed_at", "is before the pause began"),
+        (f"EXISTS (SELECT 1 FROM pauses p WHERE {_overlapping('p', 's')})", "paused_at",
+         "overlaps a pause of this case already stored (pauses of a case never overlap; one not resumed runs on)"),
+        (f"EXISTS (SELECT 1 FROM valid p WHERE p.line <> s.line AND {_overlapping('p', 's')})", "paused_at",
+         "overlaps another pause of this case in this file (pauses of a case never overlap; one not resumed "
+         "runs on)"),
+    ),
+    "messages": (
+        (VOIDED_CASE, "case_id", "is a voided case"),
+        (f'"at" < {RECEIVED}', "at", "is before the case was received"),
     ),
 }
 
@@ -149,6 +245,8 @@ FUTURE_GRACE = timedelta(minutes=5)
 CLOCK_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "cases": (("received_at", "FALSE"), ("first_response_at", "FALSE"), ("resolved_at", "FALSE")),
     "incidents": (("started_at", "impact = 'maintenance'"), ("ended_at", "impact = 'maintenance'")),
+    "pauses": (("paused_at", "FALSE"), ("resumed_at", "FALSE")),
+    "messages": (("at", "FALSE"),),
 }
 
 # Text made only of white space and invisible format characters (zero-width spaces, direction marks, BOM)
@@ -169,6 +267,16 @@ NUMBER_RULES = {
     "percent": "is not a percentage in (0, 100] with at most 4 decimals, in ASCII digits (e.g. 99.9)",
     "days": "is not a whole number of business days from 1 to 60, in ASCII digits",
 }
+# A policy's target (SPEC 12): N hours of business time, N business days, or the end of the next business day.
+WITHIN_OK = ("v = 'next_day_close' "
+             "OR (regexp_full_match(v, '[0-9]{1,5}h') AND try_cast(rtrim(v, 'h') AS INTEGER) BETWEEN 1 AND 10000) "
+             "OR (regexp_full_match(v, '[0-9]{1,2}d') AND try_cast(rtrim(v, 'd') AS INTEGER) BETWEEN 1 AND 60)")
+WITHIN_RULE = ("is not a target: Nh (N hours of business time, N from 1 to 10000), Nd (N business days, N from "
+               "1 to 60) or next_day_close")
+# A Message-ID: printable ASCII without spaces or angle brackets, in <> or not (RFC 5322 keeps a line to 998).
+MESSAGE_ID_PATTERN = "<[!-;=?-~]{1,996}>|[!-;=?-~]{1,998}"
+MESSAGE_ID_RULE = ("is not a Message-ID: printable ASCII without spaces, at most 998 characters, in <> or not "
+                   "(e.g. <abc.123@mail.example>)")
 
 SQL_TYPES = {
     "timestamp": "TIMESTAMPTZ",
@@ -187,8 +295,9 @@ def cell(column: Column) -> str:
     return f"NULLIF(trim({name}, ' \t\r\n'), '')"
 
 
-def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str, str]]:
-    """(condition, reason SQL) pairs for one column; ``v`` is the cleaned cell."""
+def _column_checks(column: Column, calendars: Sequence[str]) -> list[tuple[str, str]]:
+    """(condition, reason SQL) pairs for one column; ``v`` is the cleaned cell. ``calendars``: the names a
+    calendar cell may hold."""
     shown = "quote_text(v)"
     checks: list[tuple[str, str]] = [("contains(v, chr(0))", "'contains a NUL character (byte 0); remove it'")]
     if column.required:
@@ -198,9 +307,10 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
         checks.append((f"v NOT IN ({allowed})",
                        f"{shown} || ' is not one of {', '.join(column.choices)}'"))
     elif column.kind == "ref":
-        key = KEYS[column.refers_to]
-        noun = column.refers_to.rstrip("s")
-        checks.append((f"v NOT IN (SELECT {key} FROM {column.refers_to})",
+        built_in = ", ".join(quote(name) for name in BUILT_IN.get(column.refers_to, ()))
+        noun = singular(column.refers_to)
+        checks.append((f"v NOT IN (SELECT {column.name} FROM {column.refers_to})"
+                       + (f" AND v NOT IN ({built_in})" if built_in else ""),
                        f"'no {noun} ' || {shown} || CASE WHEN {_is_id('v')} THEN '' "
                        f"ELSE '; it is not an id' || {_id_flaw('v')} || ': {ID_RULE}' END"))
     elif column.kind == "timestamp":
@@ -217,15 +327,21 @@ def _column_checks(table: str, column: Column, updating: bool) -> list[tuple[str
     elif column.kind == "schedule":
         checks.append(("v IN (SELECT schedule FROM bad_schedules)",
                        "(SELECT reason FROM bad_schedules WHERE schedule = v)"))
-    if column.kind == "id":
-        checks.append((f"NOT {_is_id('v')}", f"{shown} || ' is not an id' || {_id_flaw('v')} || ': {ID_RULE}'"))
-    if column.kind == "id" and updating:
-        checks.append((f"v NOT IN (SELECT {column.name} FROM {table})", f"'no such row ' || {shown}"))
+    elif column.kind == "within":
+        checks.append((f"NOT coalesce({WITHIN_OK}, FALSE)", f"{shown} || ' {WITHIN_RULE}'"))
+    elif column.kind == "calendar":
+        checks.append((f"v NOT IN ({', '.join(quote(name) for name in calendars)})",
+                       f"{shown} || ' is not one of the calendars {', '.join(calendars)}'"))
+    elif column.kind == "message_id":
+        checks.append((f"NOT regexp_full_match(v, '{MESSAGE_ID_PATTERN}')", f"{shown} || ' {MESSAGE_ID_RULE}'"))
     elif column.kind == "id":
-        checks.append((f"v IN (SELECT {column.name} FROM {table})", f"{shown} || ' already exists'"))
-        checks.append((f"v IN (SELECT v FROM repeated_{column.name})",
-                       f"{shown} || ' appears more than once in this file'"))
+        checks.append((f"NOT {_is_id('v')}", f"{shown} || ' is not an id' || {_id_flaw('v')} || ': {ID_RULE}'"))
     return checks
+
+
+def singular(table: str) -> str:
+    """One row of ``table`` in words: ``cases`` → ``case``, ``policies`` → ``policy``."""
+    return table.removesuffix("ies") + "y" if table.endswith("ies") else table.removesuffix("s")
 
 
 def _is_id(v: str) -> str:
@@ -257,18 +373,18 @@ def _date_ok(v: str) -> str:
     return f"regexp_full_match({v}, '{DATE_PATTERN}') AND {_in_years(typed)}"
 
 
-def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetime | None = None) -> str:
+def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: bool = False,
+               now: datetime | None = None) -> str:
     """A query listing (line, column, reason) for every broken rule in ``staging``.
 
+    ``calendars``: the calendars a policy row may name (``Config.calendar_names``).
     ``updating``: the rows replace existing ones with the same key, rather than add new ones.
     ``now``: the instant the clock rule compares with (default: ``kb.timestamps.now_utc()``).
     """
     columns = TABLES[table]
     parts = []
-    key = columns[0]
     for column in columns:
-        checks = _column_checks(table, column, updating)
-        for condition, reason in checks:
+        for condition, reason in _column_checks(column, calendars):
             if condition.startswith("contains(v, chr(0))"):
                 condition = f"v IS NOT NULL AND ({condition})"
             elif condition != "v IS NULL":
@@ -278,27 +394,55 @@ def errors_sql(table: str, staging: str, *, updating: bool = False, now: datetim
                 f"SELECT line, {quote(column.name)} AS column_name, {reason} AS reason "
                 f"FROM (SELECT line, {cell(column)} AS v{problem} FROM {staging}) WHERE {condition}"
             )
-    # The rows as text ready to cast (timestamps as canonical UTC text), and whether every typed cell is
-    # valid: rules over two cells only look at rows that pass, so a bad cell is reported once.
-    ready = ", ".join(f'{_ready(c)} AS "{c.name}"' for c in columns)
-    rows = f'(SELECT line, {ready}, {_typed_cells_are_valid(columns)} AS "@valid" FROM {staging}) s'
+    # Rules over two cells, other rows and keys look only at the rows whose every typed cell is valid, typed
+    # (``valid``) and as they would be stored (``stored``): a bad cell is reported once.
     for condition, column_name, reason in ROW_RULES.get(table, ()):
-        parts.append(
-            f"SELECT line, {quote(column_name)}, {quote(reason)} FROM {rows} WHERE \"@valid\" AND ({condition})"
-        )
+        parts.append(f"SELECT line, {quote(column_name)}, {quote(reason)} FROM valid s WHERE {condition}")
     now = now or now_utc()
     for column_name, allowed in CLOCK_RULES.get(table, ()):
-        typed = f'CAST("{column_name}" AS TIMESTAMPTZ)'
+        typed_value = f's."{column_name}"'
         parts.append(
-            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed, now)} FROM {rows} "
-            f"WHERE \"@valid\" AND {typed} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
+            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed_value, now)} FROM valid s "
+            f"WHERE {typed_value} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
         )
-    repeated = (
-        f"repeated_{key.name} AS (SELECT v FROM (SELECT {cell(key)} AS v FROM {staging}) "
-        f"WHERE v IS NOT NULL GROUP BY v HAVING count(*) > 1)"
-    )
+    parts += _key_problems(table, updating)
     union = "\nUNION ALL\n".join(parts)
-    return f"WITH {repeated} SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name"
+    return (f"WITH valid AS ({_typed_sql(table, staging, valid_only=True)}), "
+            f"stored AS ({_stored_rows_sql(table, 'valid')}) "
+            f"SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name, reason")
+
+
+def _key_problems(table: str, updating: bool) -> list[str]:
+    """Queries of (line, column, reason) for the ``stored`` rows whose key is stored already or repeated in the
+    file, or (``updating``) is not stored. A key of several columns is named by all of them."""
+    key = KEYS[table]
+    known_as = KNOWN_AS.get(table, {})
+    column = quote(", ".join(known_as.get(k, k) for k in key))
+    shown = _shown_key(table, "s")
+    complete = " AND ".join(f's."{k}" IS NOT NULL' for k in key)
+    same = " AND ".join(f't."{k}" = s."{k}"' for k in key)
+    held = f"EXISTS (SELECT 1 FROM {table} t WHERE {same})"
+    if updating:
+        return [f"SELECT line, {column}, 'no such row ' || {shown} FROM stored s WHERE {complete} AND NOT {held}"]
+    names = ", ".join(f'"{k}"' for k in key)
+    repeats = f'(SELECT *, count(*) OVER (PARTITION BY {names}) AS "@rows" FROM stored) s'
+    return [f"SELECT line, {column}, {shown} || ' already exists' FROM stored s WHERE {complete} AND {held}",
+            f"SELECT line, {column}, {shown} || ' appears more than once in this file' FROM {repeats} "
+            f'WHERE {complete} AND "@rows" > 1']
+
+
+def _shown_key(table: str, row: str) -> str:
+    """SQL: the key of the stored row ``row`` as a message quotes it, ``'CS-00001'``; the values of a key of
+    several columns in its order, ``'CS-00001', '2026-11-23T10:00:00+08:00'``, instants in local time."""
+    kinds = {c.name: c.kind for c in TABLES[table]}
+
+    def text(k: str) -> str:
+        value = f'{row}."{k}"'
+        if kinds.get(k) == "timestamp":
+            return f"quote_text(iso_local({value}, current_setting('TimeZone')))"
+        return f"quote_text(CAST({value} AS VARCHAR))"
+
+    return " || ', ' || ".join(text(k) for k in KEYS[table])
 
 
 def _typed_cells_are_valid(columns: tuple[Column, ...]) -> str:
@@ -407,32 +551,81 @@ def bad_schedules(values: set[str]) -> list[tuple[str, str]]:
 
 def typed(column: Column) -> str:
     """The SQL expression for a staged cell as it is stored: ``cell`` (for a timestamp, its canonical UTC
-    text), cast to the column's type."""
-    return f"CAST({_ready(column)} AS {SQL_TYPES[column.kind]})" if column.kind in SQL_TYPES else cell(column)
+    text), cast to the column's type; a Message-ID without its <>; the column's default when empty."""
+    if column.kind in SQL_TYPES:
+        value = f"CAST({_ready(column)} AS {SQL_TYPES[column.kind]})"
+    elif column.kind == "message_id":
+        value = f"regexp_replace({cell(column)}, '^<(.*)>$', '\\1')"
+    else:
+        value = cell(column)
+    if column.default is None:
+        return value
+    default = quote(column.default)
+    if column.kind in SQL_TYPES:
+        default = f"CAST({default} AS {SQL_TYPES[column.kind]})"
+    return f"coalesce({value}, {default})"
 
 
-def typed_rows_sql(table: str, staging: str) -> str:
-    """The staged rows as they would be stored, in file order (valid rows only: the casts raise)."""
-    values = ", ".join(f'{typed(c)} AS "{c.name}"' for c in TABLES[table])
-    return f"SELECT {values} FROM {staging} ORDER BY line"
+def _typed_sql(table: str, staging: str, *, valid_only: bool = False) -> str:
+    """The staged rows typed, with their line; ``valid_only``: the rows whose every typed cell is valid (the
+    casts of the others raise)."""
+    columns = TABLES[table]
+    values = ", ".join(f'{typed(c)} AS "{c.name}"' for c in columns)
+    return f"SELECT line, {values} FROM {staging}" + (f" WHERE {_typed_cells_are_valid(columns)}" if valid_only else "")
+
+
+def stored_columns(table: str) -> dict[str, str]:
+    """Each column of a stored row, as SQL over the typed row (see ``STORED``)."""
+    return STORED.get(table) or {c.name: f'"{c.name}"' for c in TABLES[table]}
+
+
+def _stored_rows_sql(table: str, typed_rows: str, *, actor: str | None = None, now: datetime | None = None) -> str:
+    """The rows of the relation ``typed_rows`` (typed, with their line) as they would be stored when written by
+    ``actor`` (an address) at ``now``, still with their line."""
+    values = ", ".join(f'{expression} AS "{name}"' for name, expression in stored_columns(table).items())
+    writer = (f'SELECT CAST({quote(actor) if actor is not None else "NULL"} AS VARCHAR) AS "@actor", '
+              f'{instant(now) if now is not None else "CAST(NULL AS TIMESTAMPTZ)"} AS "@now"')
+    return f"SELECT line, {values} FROM {typed_rows}, ({writer})"
+
+
+def typed_rows_sql(table: str, staging: str, *, actor: str | None = None, now: datetime | None = None) -> str:
+    """The staged rows as they would be stored (written by ``actor`` at ``now``), in file order (valid rows
+    only: the casts raise)."""
+    names = ", ".join(f'"{name}"' for name in stored_columns(table))
+    typed_rows = f"({_typed_sql(table, staging)})"
+    return f"SELECT {names} FROM ({_stored_rows_sql(table, typed_rows, actor=actor, now=now)}) ORDER BY line"
+
+
+def keys_sql(table: str, staging: str, lines: Sequence[int]) -> str:
+    """The key values, as stored, of the staged rows on ``lines``, in file order."""
+    on_lines = f"(SELECT * FROM {staging} WHERE line IN ({', '.join(str(line) for line in lines)}))"
+    rows = _stored_rows_sql(table, f"({_typed_sql(table, on_lines)})")
+    key = ", ".join(f'"{k}"' for k in KEYS[table])
+    return f"SELECT {key} FROM ({rows}) ORDER BY line"
+
+
+def key_text(values: Sequence) -> str:
+    """A stored row's key as the audit trail names an import's first and last row: its values joined by
+    spaces, instants in UTC."""
+    return " ".join(v.astimezone(UTC).isoformat() if isinstance(v, datetime) else str(v) for v in values)
 
 
 def update_sql(table: str, staging: str) -> str:
     """UPDATE of the rows whose key is staged, every other column from the staged text."""
-    key, *rest = TABLES[table]
-    assignments = ", ".join(f'"{c.name}" = s."{c.name}"' for c in rest)
-    return (f"UPDATE {table} SET {assignments} FROM ({typed_rows_sql(table, staging)}) s "
-            f"WHERE {table}.{key.name} = s.{key.name}")
+    key = KEYS[table]
+    assignments = ", ".join(f'"{name}" = s."{name}"' for name in stored_columns(table) if name not in key)
+    matches = " AND ".join(f'{table}."{k}" = s."{k}"' for k in key)
+    return f"UPDATE {table} SET {assignments} FROM ({typed_rows_sql(table, staging)}) s WHERE {matches}"
 
 
-def insert_sql(table: str, staging: str) -> str:
-    """INSERT of every staged row, typed, in file order."""
-    names = ", ".join(f'"{c.name}"' for c in TABLES[table])
-    return f"INSERT INTO {table} ({names}) {typed_rows_sql(table, staging)}"
+def insert_sql(table: str, staging: str, *, actor: str, now: datetime) -> str:
+    """INSERT of every staged row, typed, in file order, written by ``actor`` at ``now``."""
+    names = ", ".join(f'"{name}"' for name in stored_columns(table))
+    return f"INSERT INTO {table} ({names}) {typed_rows_sql(table, staging, actor=actor, now=now)}"
 
 
 def same_values(table: str, stored: str, staged: str) -> str:
     """A join condition: the row ``stored`` holds, in every column but the key, the values of the typed
     row ``staged`` (from ``typed_rows_sql``), NULL matching NULL."""
-    _, *rest = TABLES[table]
-    return " AND ".join(f'{stored}."{c.name}" IS NOT DISTINCT FROM {staged}."{c.name}"' for c in rest)
+    return " AND ".join(f'{stored}."{name}" IS NOT DISTINCT FROM {staged}."{name}"'
+                        for name in stored_columns(table) if name not in KEYS[table])

@@ -57,7 +57,7 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
     return that row's id, marked ``earlier``, instead of storing it twice. "The very same" is decided on the
     values as they would be stored, in the transaction that would store them."""
     require(actor, permission)
-    key = KEYS[table]
+    (key,) = KEYS[table]
     with local_zone(con, config.calendar.timezone), transaction(con):
         if form_key:
             submitted = con.execute("SELECT row_id FROM form_submissions WHERE form_key = ? AND table_name = ?",
@@ -104,7 +104,7 @@ def form_instant(day: date, clock: time, zone: ZoneInfo, column: str) -> datetim
 def _recent_twin(con, actor: Actor, table: str) -> str | None:
     """The id of the row ``actor`` added in the last RESUBMIT_SECONDS that holds the values of the row
     in ``staging`` (checked valid), if any."""
-    key = KEYS[table]
+    (key,) = KEYS[table]
     rows = con.execute(
         f"""SELECT t.{key} FROM {table} t
               JOIN audit_log a ON a.table_name = ? AND a.action = 'add' AND a.row_id = t.{key}

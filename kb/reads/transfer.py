@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from kb.intake.validation import singular
 from kb.reads.exports import export_sql
 from kb.store import ImportJob, Store
 
@@ -19,5 +20,5 @@ def report(store: Store, name: str, as_of: datetime) -> pd.DataFrame:
 
 def imported_text(job: ImportJob) -> str:
     """What a finished import that wrote its rows says: "Imported 12 cases from x.csv." """
-    noun = job.table.replace("_", " ")
-    return f"Imported {job.written:,} {noun if job.written != 1 else noun.removesuffix('s')} from {job.source}."
+    noun = job.table if job.written != 1 else singular(job.table)
+    return f"Imported {job.written:,} {noun.replace('_', ' ')} from {job.source}."

@@ -4,6 +4,11 @@ Deterministic: the same seed, "today" and now give the same rows; nothing is
 dated after now (the clock rule would refuse it: a case the demo would receive
 this afternoon is left out in the morning). It goes through the same validation
 and insert path as an import, all in one transaction.
+
+Every promise an SLA makes has something to show: a few urgent and high cases, Delta Retail on the policy
+``gold`` of the rules' worked examples, and threads of messages on some cases (the client's question, the
+team's first response, follow-up questions, most answered and one still open) with pauses while the team
+waits on the client (resumed by the client's reply; one still waiting).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from kb.access import Actor
 from kb.config import Config
 from kb.db.connection import local_zone, transaction
+from kb.db.schema import PRIORITIES
 from kb.engine.calendar import is_business_day
 from kb.intake.importing import add_rows, staged_from_records
 from kb.timestamps import now_utc
@@ -55,6 +61,14 @@ SUBJECTS: dict[str, tuple[str, ...]] = {
     ),
 }
 ASSIGNEES = ["amy.chan", "ben.ho", "carla.ng", "dev.patel", ""]
+PRIORITY_WEIGHTS = (4, 12, 74, 10)  # urgent, high, normal, low
+# The policy of the rules' worked examples: Delta Retail's contract names it.
+GOLD = [
+    dict(policy_id="gold", metric="first_response", priority="urgent", within="4h", calendar="24x7"),
+    dict(policy_id="gold", metric="first_response", priority="*", within="1d"),
+    dict(policy_id="gold", metric="resolution", priority="*", within="2d"),
+    dict(policy_id="gold", metric="next_response", priority="*", within="1d"),
+]
 
 
 def demo_records(config: Config, today: date, seed: int = 2026,
@@ -63,6 +77,7 @@ def demo_records(config: Config, today: date, seed: int = 2026,
     ``now`` (default: ``kb.timestamps.now_utc()``)."""
     now = now or now_utc()
     rng = random.Random(seed)
+    sla_rng = random.Random(seed + 1)  # its own stream, so the cases are the same with or without it
     zone = config.calendar.zone
     month0 = date(today.year, today.month, 1)
 
@@ -100,8 +115,8 @@ def demo_records(config: Config, today: date, seed: int = 2026,
              response_business_days="2", monthly_fee="8000", currency="EUR", credit_schedule="",
              starts_on=str(months_back(5)), ends_on=""),
         dict(contract_id="K-DELT-1", client_id="DELT", environment_id="ENV-DELT-PROD", uptime_target_pct="99.5",
-             response_business_days="", monthly_fee="6000", currency="USD", credit_schedule="99.5:10, 98.0:50",
-             starts_on=str(months_back(3)), ends_on=""),
+             response_business_days="", policy_id="gold", monthly_fee="6000", currency="USD",
+             credit_schedule="99.5:10, 98.0:50", starts_on=str(months_back(3)), ends_on=""),
         dict(contract_id="K-EVER-1", client_id="EVER", environment_id="SHARED-APAC", uptime_target_pct="",
              response_business_days="1", monthly_fee="1500", currency="USD", credit_schedule="",
              starts_on=str(months_back(8)), ends_on=str(months_back(2) - timedelta(days=1))),
@@ -175,6 +190,7 @@ def demo_records(config: Config, today: date, seed: int = 2026,
                 first_response_at=responded.isoformat(timespec="seconds") if answered and responded <= now else "",
                 resolved_at=(resolved.isoformat(timespec="seconds")
                              if answered and age_hours > 72 and resolved <= now else ""),
+                priority=sla_rng.choices(PRIORITIES, weights=PRIORITY_WEIGHTS)[0],
             ))
         day += timedelta(days=1)
 
@@ -189,10 +205,66 @@ def demo_records(config: Config, today: date, seed: int = 2026,
             case_id=f"CS-{len(cases) + 1:05d}", client_id=client[0], received_at=local(previous, hour),
             category="platform_issue", subject=rng.choice(SUBJECTS["platform_issue"]),
             requester=f"oncall@{client[3]}", assignee=ASSIGNEES[n % len(ASSIGNEES)], first_response_at="",
-            resolved_at="",
+            resolved_at="", priority=("urgent", "high")[n] if n < 2 else "normal",
         ))
-    return dict(clients=clients, environments=environments, contracts=contracts, cases=cases,
-                incidents=incidents)
+    paying_ids = {c[0] for c in paying}
+    messages, pauses = conversations([c for c in cases if c["client_id"] in paying_ids], sla_rng, now)
+    return dict(clients=clients, environments=environments, policies=GOLD, contracts=contracts, cases=cases,
+                pauses=pauses, messages=messages, incidents=incidents)
+
+
+def conversations(cases: list[dict[str, str]], rng: random.Random,
+                  now: datetime) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Messages and pauses on some answered ``cases``: the client's question at receipt and the team's first
+    response; then a follow-up question from the client, either out of the blue or the reply that resumes a
+    pause while the team waited on the client; the team answers it (before the case was resolved; an open case
+    may be waiting for the answer still). The latest open case answered long enough ago waits on the client
+    still, and the one before it has a question still open."""
+    messages: list[dict[str, str]] = []
+    pauses: list[dict[str, str]] = []
+    answered = [c for c in cases if c["first_response_at"]]
+    open_ones = [c for c in answered if not c["resolved_at"]
+                 and datetime.fromisoformat(c["first_response_at"]) + timedelta(hours=2) <= now]
+    waiting, asking = (open_ones[-1], open_ones[-2]) if len(open_ones) >= 2 else (None, None)
+
+    def message(case: dict[str, str], at: datetime, direction: str) -> None:
+        number = sum(m["case_id"] == case["case_id"] for m in messages) + 1
+        messages.append(dict(case_id=case["case_id"], at=_at(at), direction=direction,
+                             message_id=f"<{case['case_id']}.{number}@demo.example>"))
+
+    for case in answered:
+        if case is not waiting and case is not asking and rng.random() > 0.4:
+            continue
+        received, responded = (datetime.fromisoformat(case[k]) for k in ("received_at", "first_response_at"))
+        ends = datetime.fromisoformat(case["resolved_at"]) if case["resolved_at"] else now
+        message(case, received, "client")
+        message(case, responded, "team")
+        paused = responded + timedelta(minutes=30)
+        if case is waiting:
+            pauses.append(dict(case_id=case["case_id"], paused_at=_at(paused), resumed_at="",
+                               reason="Waiting on the client's logs"))
+            continue
+        if case is asking:
+            message(case, responded + (now - responded) / 2, "client")
+            continue
+        pausing = rng.random() < 0.35
+        asked = (paused + timedelta(hours=rng.uniform(3, 40)) if pausing
+                 else responded + timedelta(hours=rng.uniform(2, 30)))
+        answer = asked + timedelta(hours=rng.lognormvariate(1.0, 1.0))
+        if answer > ends and (asked > now or case["resolved_at"]):
+            continue  # a resolved case had its questions answered
+        if pausing:
+            pauses.append(dict(case_id=case["case_id"], paused_at=_at(paused), resumed_at=_at(asked),
+                               reason=rng.choice(["Waiting on the client's logs", "Asked for a reproduction",
+                                                  "Client testing the fix"])))
+        message(case, asked, "client")
+        if answer <= ends:
+            message(case, answer, "team")
+    return messages, pauses
+
+
+def _at(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 def write_demo(con, config: Config, today: date, actor: Actor) -> dict[str, int]:

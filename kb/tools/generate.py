@@ -18,7 +18,8 @@ The shape is meant to be believable rather than pretty:
   service, and maintenance windows at night; the latest may still be ongoing;
 * contracts with varied targets, response days, fees, currencies, credit
   schedules, and renewals that change the terms;
-* monitoring checks on the dedicated environments, with a few gone stale.
+* monitoring checks on the dedicated environments, with a few gone stale;
+* the SLA's priorities, policies, pauses and messages (``kb/tools/generate_sla.py``).
 
 Everything is drawn with numpy from one seed and built as Arrow tables, so the
 same seed, sizes and ``until`` give the same rows. The tables are written with
@@ -48,7 +49,9 @@ from kb.db import audit
 from kb.db.connection import transaction
 from kb.db.schema import CATEGORIES
 from kb.engine.calendar import business_days
+from kb.intake.validation import KEYS, key_text
 from kb.tools.demo import SUBJECTS
+from kb.tools.generate_sla import SlaShape, numbered
 
 Progress = Callable[[str, int, int], None]
 
@@ -95,8 +98,12 @@ def generate_tables(config: Config, *, cases: int, environments: int, years: int
     case_table = shape.cases(cases, clients, client_domains)
     incidents = shape.incidents(envs)
     checks = shape.checks(envs)
-    return {"clients": clients, "environments": envs, "contracts": contracts, "cases": case_table,
-            "incidents": incidents, "monitoring_checks": checks}
+    sla = SlaShape(seed, shape.until_us, AGENTS)
+    pauses, messages = sla.threads(case_table)
+    return {"clients": clients, "environments": envs, "policies": sla.policies(shape.last_day),
+            "contracts": sla.contracts_with_policies(contracts),
+            "cases": case_table.append_column("priority", sla.priorities(case_table.num_rows)),
+            "pauses": pauses, "messages": messages, "incidents": incidents, "monitoring_checks": checks}
 
 
 INSERTS = {
@@ -104,12 +111,21 @@ INSERTS = {
                "FROM staged",
     "environments": "INSERT INTO environments SELECT environment_id, name, kind, deployment, client_id, active_from "
                     "FROM staged",
-    "contracts": "INSERT INTO contracts SELECT contract_id, client_id, environment_id, "
-                 "CAST(uptime_target_pct AS DECIMAL(7, 4)), response_business_days, "
-                 "CAST(monthly_fee AS DECIMAL(18, 2)), currency, credit_schedule, starts_on, ends_on FROM staged",
+    "policies": "INSERT INTO policies (policy_id, metric, priority, within, calendar, valid_from) "
+                "SELECT policy_id, metric, priority, within, calendar, valid_from FROM staged",
+    "contracts": "INSERT INTO contracts (contract_id, client_id, environment_id, uptime_target_pct, "
+                 "response_business_days, policy_id, monthly_fee, currency, credit_schedule, starts_on, ends_on) "
+                 "SELECT contract_id, client_id, environment_id, CAST(uptime_target_pct AS DECIMAL(7, 4)), "
+                 "response_business_days, policy_id, CAST(monthly_fee AS DECIMAL(18, 2)), currency, credit_schedule, "
+                 "starts_on, ends_on FROM staged",
     "cases": "INSERT INTO cases (case_id, client_id, received_at, category, subject, requester, assignee, "
-             "first_response_at, resolved_at) SELECT case_id, client_id, received_at, category, subject, requester, "
-             "assignee, first_response_at, resolved_at FROM staged",
+             "first_response_at, resolved_at, priority) SELECT case_id, client_id, received_at, category, subject, "
+             "requester, assignee, first_response_at, resolved_at, priority FROM staged",
+    "pauses": "INSERT INTO pauses (case_id, paused_at, resumed_at, reason, paused_by, resumed_by) "
+              "SELECT case_id, paused_at, resumed_at, reason, paused_by, resumed_by FROM staged",
+    "messages": "INSERT INTO messages (message_key, case_id, is_team, is_automatic, unverified, received_at, "
+                "taken_at, source) SELECT message_key, case_id, is_team, FALSE, FALSE, received_at, taken_at, 'import' "
+                "FROM staged",
     "incidents": "INSERT INTO incidents (incident_id, environment_id, impact, started_at, ended_at, summary) "
                  "SELECT incident_id, environment_id, impact, started_at, ended_at, summary FROM staged",
     "monitoring_checks": "INSERT INTO monitoring_checks SELECT environment_id, checked_at, checked_by, note "
@@ -139,10 +155,11 @@ def write_tables(con, tables: dict[str, pa.Table], actor: Actor, *, source: str,
                 report(f"writing {name}", done, total)
             counts[name] = table.num_rows
             if name != "monitoring_checks" and table.num_rows:
-                key = table.column_names[0]
+                key = KEYS[name]
                 audit.record(con, actor, "import", name, None, None,
                              {"source": source, "rows": table.num_rows,
-                              "first_id": table[key][0].as_py(), "last_id": table[key][-1].as_py()})
+                              "first_id": key_text([table[k][0].as_py() for k in key]),
+                              "last_id": key_text([table[k][-1].as_py() for k in key])})
     return counts
 
 
@@ -197,11 +214,6 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years) + timedelta(days=1)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28) + timedelta(days=1)
-
-
-def _ids(prefix: str, count: int, digits: int) -> pa.Array:
-    numbers = pc.cast(pa.array(np.arange(1, count + 1)), pa.string())
-    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(numbers, digits, "0"), "")
 
 
 def _zipf(rng: np.random.Generator, count: int, exponent: float = 0.9) -> np.ndarray:
@@ -265,7 +277,7 @@ class _Shape:
         tiers = ["enterprise"] * self.n_enterprise + ["custom"] * self.n_custom
         ids = ([f"G-ENT-{n:04d}" for n in range(1, self.n_enterprise + 1)]
                + [f"G-CUS-{n:04d}" for n in range(1, self.n_custom + 1)])
-        free_ids = _ids("G-USR-", self.n_free, 6)
+        free_ids = numbered("G-USR-", self.n_free, 6)
         free_names = pc.binary_join_element_wise("Registered user ", pc.utf8_slice_codeunits(free_ids, 6), "")
         self.client_ids = pa.concat_arrays([pa.array(ids, pa.string()), free_ids])
         table = pa.table({
@@ -293,7 +305,7 @@ class _Shape:
         self.env_active = active_from
         self.env_owner = np.concatenate([owner, np.full(shared, -1)])
         self.env_kind = np.array(["dedicated"] * dedicated + ["shared"] * shared)
-        ids = _ids("G-ENV-", count, 4)
+        ids = numbered("G-ENV-", count, 4)
         client_names = clients["name"].to_numpy(zero_copy_only=False)
         stage = np.array(["production", "staging", "disaster recovery"])[_pick(rng, range(3), (0.7, 0.2, 0.1), count)]
         stage[: self.n_enterprise] = "production"  # each client's first environment
@@ -350,7 +362,7 @@ class _Shape:
         currency = _pick(rng, CURRENCIES, (55, 20, 10, 15), count)
         ends = np.array(rows["end"], dtype="datetime64[D]")
         return pa.table({
-            "contract_id": _ids("G-K-", count, 5),
+            "contract_id": numbered("G-K-", count, 5),
             "client_id": self.client_ids.take(pa.array(rows["client"], pa.int64())),
             "environment_id": self.env_ids.take(pa.array(rows["env"], pa.int64())),
             "uptime_target_pct": pa.array(target, pa.float64(), mask=np.isnan(target)),
@@ -451,7 +463,7 @@ class _Shape:
         agent = rng.integers(0, len(AGENTS), count)
         assigned = answered | (rng.random(count) < 0.5)
         return pa.table({
-            "case_id": _ids("G-CS-", count, 7),
+            "case_id": numbered("G-CS-", count, 7),
             "client_id": self.client_ids.take(pa.array(client)),
             "received_at": _ts(received),
             "category": pa.DictionaryArray.from_arrays(pa.array(category), pa.array(CATEGORIES)).cast(pa.string()),
@@ -507,7 +519,7 @@ class _Shape:
         pick = rng.integers(0, 1000, len(env))
         summary = [summaries[i][p % len(summaries[i])] for i, p in zip(impact, pick, strict=True)]
         return pa.table({
-            "incident_id": _ids("G-INC-", len(env), 6),
+            "incident_id": numbered("G-INC-", len(env), 6),
             "environment_id": self.env_ids.take(pa.array(env)),
             "impact": pa.array(impact, pa.string()),
             "started_at": _ts(start),
