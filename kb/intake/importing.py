@@ -209,10 +209,12 @@ def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source:
         audit.record(con, actor, "import", table, None, None, {"source": source, "rows": len(staged),
                                                                "first_id": key_text(edges[0]),
                                                                "last_id": key_text(edges[-1])})
-    else:
-        (key,) = KEYS[table]
+    else:  # one row, named by the first column of its key (a policy row by its policy) and shown whole
+        key, *more = KEYS[table]
         row_id = (staged.columns[key][0] or "").strip()
-        audit.record(con, actor, "add", table, row_id, None, row_of(con, table, key, row_id))
+        after = {name: values[0] for name, values in staged.columns.items()} if more else \
+            row_of(con, table, key, row_id)
+        audit.record(con, actor, "add", table, row_id, None, after)
 
 
 def row_of(con, table: str, key: str, value: str) -> dict:

@@ -22,20 +22,17 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import transaction
-from kb.db.schema import METRICS, PRIORITIES
+from kb.db.schema import PRIORITIES
 from kb.engine.policies import TIER_POLICIES
 from kb.engine.targets import BY_METRIC
-from kb.intake.importing import Problem, Rejected, row_of
-from kb.intake.validation import DATE_PATTERN, ID_PATTERN, ID_RULE, quoted
-from kb.timestamps import FIRST_YEAR, LAST_YEAR, OUTSIDE_YEARS
+from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records, write_checked
+from kb.intake.validation import quoted
 
 COLUMNS = ("policy_id", "metric", "priority", "within", "calendar", "valid_from")
 PRIORITY_CHOICES = (*PRIORITIES, "*")
 UNITS = ("h", "d", "next_day_close")  # how a form asks for ``within``: a number of hours or business days, or none
 START = date(1970, 1, 1)  # a row's valid_from when it holds from the start
 MOST = {"h": 10000, "d": 60}
-WITHIN_RULE = ("is not Nh, Nd or next_day_close (N hours from 1 to 10000, N business days from 1 to 60, or the "
-               "end of the next business day)")
 
 
 def within(amount: str, unit: str) -> str:
@@ -59,22 +56,16 @@ def rule_of(within_: str) -> tuple[str, int | None] | None:
 
 
 def add_policy_row(con, config: Config, actor: Actor, fields: dict[str, str | None]) -> dict:
-    """Store one policy row from text (``COLUMNS``, as a form or a file gives them); return it as stored."""
+    """Store one policy row from text (``COLUMNS``, as a form gives them), through the rules every policy row
+    passes (``kb.intake.validation``, as in an import); return it as stored."""
     require(actor, "edit_clients")
-    unknown = sorted(set(fields) - set(COLUMNS))
-    if unknown:
-        raise ValueError(f"policies have no column {', '.join(unknown)}")
-    row, problems = _read(config, {name: (fields.get(name) or "").strip(" \t\r\n") for name in COLUMNS})
-    if problems:
-        raise Rejected(problems)
-    with transaction(con):
-        if _stored(con, row) is not None:
-            raise Rejected([Problem(None, "policy_id", f"policy {row['policy_id']} already has a {_named(row)}; "
-                                                       "remove that row to change it")])
-        con.execute("INSERT INTO policies (policy_id, metric, priority, within, calendar, valid_from) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", [row[name] for name in COLUMNS])
-        audit.record(con, actor, "add", "policies", row["policy_id"], None, row)
-    return row
+    cells = {name: (fields.get(name) or "").strip(" \t\r\n") or None for name in COLUMNS}
+    staged = staged_from_records("policies", [cells])
+    with checked(con, config, staged):
+        write_checked(con, staged, actor, permission="edit_clients", source="form")
+    key = {"policy_id": cells["policy_id"], "metric": cells["metric"], "priority": cells["priority"],
+           "valid_from": date.fromisoformat(cells["valid_from"]) if cells["valid_from"] else START}
+    return _stored(con, key)
 
 
 def remove_policy_row(con, config: Config, actor: Actor, policy_id: str, metric: str, priority: str,
@@ -121,48 +112,6 @@ def set_contract_policy(con, config: Config, actor: Actor, contract_id: str, pol
         con.execute("UPDATE contracts SET policy_id = ? WHERE contract_id = ?", [policy_id, contract_id])
         audit.record(con, actor, "edit", "contracts", contract_id, {"policy_id": contract["policy_id"]},
                      {"policy_id": policy_id})
-
-
-def _read(config: Config, cells: dict[str, str]) -> tuple[dict, list[Problem]]:
-    """The cleaned cells of a policy row as they are stored (calendar and date defaulted, the date a
-    ``date``), and every problem with them."""
-    problems = []
-
-    def refuse(column: str, reason: str) -> None:
-        problems.append(Problem(None, column, reason))
-
-    for column in ("policy_id", "metric", "priority", "within"):
-        if not cells[column]:
-            refuse(column, "is empty")
-    if cells["policy_id"] and not re.fullmatch(ID_PATTERN, cells["policy_id"]):
-        refuse("policy_id", f"{quoted(cells['policy_id'])} is not an id: {ID_RULE}")
-    for column, choices in (("metric", METRICS), ("priority", PRIORITY_CHOICES)):
-        if cells[column] and cells[column] not in choices:
-            refuse(column, f"{quoted(cells[column])} is not one of {', '.join(choices)}")
-    if cells["within"] and rule_of(cells["within"]) is None:
-        refuse("within", f"{quoted(cells['within'])} {WITHIN_RULE}")
-    calendar = cells["calendar"] or "support"
-    if calendar not in config.calendar_names:
-        refuse("calendar", f"{quoted(calendar)} is not one of the calendars {', '.join(config.calendar_names)}")
-    valid_from = _date(cells["valid_from"], refuse)
-    return {**cells, "calendar": calendar, "valid_from": valid_from}, problems
-
-
-def _date(text: str, refuse) -> date | None:
-    """``valid_from`` as a date (empty: ``START``); None, refused, when it is not an ISO date in the years the
-    calendar holds."""
-    if not text:
-        return START
-    try:
-        day = date.fromisoformat(text) if re.fullmatch(DATE_PATTERN, text) else None
-    except ValueError:
-        day = None
-    if day is None:
-        refuse("valid_from", f"{quoted(text)} is not an ISO date (e.g. 2027-01-01)")
-    elif not FIRST_YEAR <= day.year <= LAST_YEAR:
-        refuse("valid_from", f"{quoted(text)} {OUTSIDE_YEARS}")
-        return None
-    return day
 
 
 def _stored(con, key: dict) -> dict | None:
