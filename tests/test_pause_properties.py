@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from kb.engine.asof import open_views
 from tests.fixtures import add
 from tests.test_calendar_properties import (
-    DAY_US, SETTINGS, Reference, calendars, fresh_store, from_us, iso, local_us, receipts,
+    DAY_US,
+    SETTINGS,
+    Reference,
+    calendars,
+    fresh_store,
+    from_us,
+    iso,
+    local_us,
+    receipts,
 )
 
 HOUR_US = 3_600 * 1_000_000
