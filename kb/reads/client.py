@@ -1,5 +1,5 @@
 """Everything about one client, for the Client page: open cases, % met by month, its environments' uptime,
-credits by month and contracts (its monthly statement: ``kb.statement``)."""
+credits by month and contracts (its monthly statement: ``kb.statement``, and the one e-mailed, as sent)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pandas as pd
 
 from kb.engine.periods import local_month
 from kb.engine.uptime import contract_target_sql
+from kb.statement.mailing import SentStatement
+from kb.statement.mailing import sent_statement as stored_statement
 from kb.store import Snapshot, Store
 
 
@@ -80,3 +82,9 @@ def months_back(as_of: datetime, zone, count: int) -> list[str]:
         months.append(f"{year:04d}-{month:02d}")
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return months
+
+
+def sent_statement(store: Store, client_id: str, month: str) -> SentStatement | None:
+    """The client's statement for ``month`` as it was e-mailed; None when it was not sent."""
+    with store.reader() as cur:
+        return stored_statement(cur, client_id, month)

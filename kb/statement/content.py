@@ -5,6 +5,9 @@ Its numbers are the data contract's reports for that client and month, read thro
 exports cannot disagree: the cases received in the month, every environment the client runs on or has a
 contract for, and its contracts' credits. The daily downtime chart reuses the uptime query with days in
 place of months, so a day's downtime is the union of its outages exactly as a month's is.
+
+A month closed as of T (rules §13) reads as it was closed: its uptime and credits are the views' frozen rows,
+its cases' first responses those frozen with them (``closed_cases``), and the statement is as of the closing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from kb.config import Config
 from kb.db import connection
 from kb.db.sqltext import instant, quote
 from kb.engine.calendar import local_instant
-from kb.engine.uptime import contract_target_sql, env_uptime_sql
+from kb.engine.closings import closings_sql
+from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
 from kb.store import Snapshot, Store
 
@@ -29,8 +33,8 @@ class Statement:
     client_name: str
     tier: str
     month: str  # 'YYYY-MM'
-    as_of: datetime
-    cases: pd.DataFrame  # the case-sla export's rows and columns, plus the subject
+    as_of: datetime  # the closing's instant for a closed month
+    cases: pd.DataFrame  # the case-sla export's rows and columns (of a closed month: those frozen), plus the subject
     uptime: pd.DataFrame  # the uptime export's rows, plus the environment's name
     daily: pd.DataFrame  # environment_id, day, downtime_minutes
     incidents: pd.DataFrame  # the month's incidents on those environments, maintenance included
@@ -58,20 +62,24 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     params = {"client": client_id, "month": month}
     environments = """(SELECT environment_id FROM environments WHERE client_id = $client
                        UNION SELECT environment_id FROM contracts WHERE client_id = $client)"""
-    cases = con.execute(
-        f"""SELECT r.*, c.subject FROM ({report_sql('case-sla', config)}) r JOIN cases c USING (case_id)
-            WHERE r.client_id = $client AND left(r.received_at, 7) = $month ORDER BY r.received_at, r.case_id""",
-        params).fetchdf()
+    closing = con.execute(f"SELECT version, closed_at FROM ({closings_sql(instant(as_of))}) WHERE month = ?",
+                          [month]).fetchall()
+    if closing:
+        version, as_of = closing[0]
+        cases = con.execute(_frozen_cases_sql(config), {**params, "version": version}).fetchdf()
+    else:
+        cases = con.execute(
+            f"""SELECT r.*, c.subject FROM ({report_sql('case-sla', config)}) r JOIN cases c USING (case_id)
+                WHERE r.client_id = $client AND left(r.received_at, 7) = $month ORDER BY r.received_at, r.case_id""",
+            params).fetchdf()
     uptime = con.execute(
         f"""SELECT r.*, e.name AS environment_name FROM ({report_sql('uptime', config)}) r
             JOIN environments e USING (environment_id)
             WHERE r.environment_id IN {environments} AND r.month = $month ORDER BY r.environment_id""",
         params).fetchdf()
-    credits = con.execute(
-        f"""SELECT r.*, e.name AS environment_name, k.monthly_fee,
-                   coalesce(k.credit_schedule, {quote(config.sla.default_credit_schedule)}) AS credit_schedule,
-                   {contract_target_sql(config)} AS uptime_target_pct
-            FROM ({report_sql('refunds', config)}) r JOIN contracts k USING (contract_id)
+    credits = con.execute(  # the terms as the credit was computed with them (frozen with a closed month)
+        f"""SELECT r.*, e.name AS environment_name, t.monthly_fee, t.credit_schedule, t.uptime_target_pct
+            FROM ({report_sql('refunds', config)}) r JOIN contract_refunds t USING (contract_id, month)
             JOIN environments e ON e.environment_id = r.environment_id
             WHERE r.client_id = $client AND r.month = $month ORDER BY r.contract_id""",
         params).fetchdf()
@@ -101,6 +109,18 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     name, tier = client[0][1], client[0][2]
     return Statement(client_id, name, tier, month, as_of.astimezone(zone), cases, uptime, daily, incidents,
                      credits, totals)
+
+
+def _frozen_cases_sql(config: Config) -> str:
+    """The cases of ``$client`` received in ``$month`` as closing ``$version`` froze them, as the case-sla
+    export writes them, with their subjects."""
+    tz = quote(config.calendar.timezone)
+    return f"""SELECT f.case_id, f.client_id, iso_local(f.received_at, {tz}) AS received_at,
+                      iso_local(f.first_response_due, {tz}) AS first_response_due,
+                      iso_local(f.first_response_at, {tz}) AS first_response_at, f.sla_state, c.subject
+               FROM closed_cases f JOIN cases c USING (case_id)
+               WHERE f.month = $month AND f.version = $version AND f.client_id = $client
+               ORDER BY f.received_at, f.case_id"""
 
 
 def statement_at(store: Store, snap: Snapshot, client_id: str, month: str) -> Statement:
