@@ -14,8 +14,8 @@ from kb.config import ROLES, Config
 PERMISSIONS = {
     "viewer": {"read"},
     "staff": {"log_case", "record_response", "resolve_case", "log_incident", "close_incident", "log_check"},
-    "lead": {"assign_case", "edit_clients", "import", "correct"},
-    "admin": {"audit", "configure"},
+    "lead": {"assign_case", "edit_clients", "import", "correct", "close_month", "apply_credit"},
+    "admin": {"audit", "configure", "reopen_month"},
 }
 
 

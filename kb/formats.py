@@ -8,7 +8,8 @@ One way for each kind of value, so the same number never shows three ways:
   99.9 % target); a contract's or the configuration's own figure (a target, a credit) with up to four
   decimals (``99.995 %``) in full;
 * durations: ``1 d 3 h``, ``3 h 20 min``, ``45 min``; past a deadline ``overdue 3 h``;
-* instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset;
+* instants: ``Wed 2026-11-25 16:30 HKT (UTC+08:00)``, in the support zone with its offset; days:
+  ``Tue 2026-12-01``;
 * counts of things: ``1 environment``, ``7 cases``;
 * nothing: ``—``; nobody assigned: ``(unassigned)``;
 * tiers, categories, states, impacts and kinds as words (``Platform issue``), and a field by its label.
@@ -20,6 +21,7 @@ imports no Streamlit.
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
@@ -47,6 +49,8 @@ WORDS: dict[str, dict[str, str]] = {
     # A policy row's calendar, and the unit a form asks its ``within`` in.
     "calendar": {"support": "Business hours (support)", "24x7": "Around the clock (24x7)"},
     "within_unit": {"h": "hours", "d": "business days", "next_day_close": "end of next business day"},
+    # Where a month's credit stands (rules §13): computed while the month is open, final once it is closed.
+    "stage": {"computed": "Computed", "final": "Final", "applied": "Applied"},
     # The audit trail's actions and tables.
     "action": {"add": "Add", "edit": "Edit", "import": "Import", "void": "Void", "assign": "Assign",
                "correct": "Correct", "merge": "Merge", "record_response": "Record response", "resolve": "Resolve",
@@ -55,14 +59,15 @@ WORDS: dict[str, dict[str, str]] = {
                "retry": "Retry", "discard": "Discard", "alert": "Alert sent", "alert withdrawn": "Alert withdrawn",
                "statement": "Statement sent", "record_reply": "Record reply", "pause": "Waiting on client",
                "resume": "Resume", "undo_pause": "Undo waiting on client", "remove": "Remove",
-               "rules": "Rules changed"},
+               "rules": "Rules changed", "close_month": "Close month", "reopen_month": "Reopen month",
+               "apply_credit": "Credit applied"},
     "table_name": {"clients": "Clients", "environments": "Environments", "contracts": "Contracts",
                    "cases": "Cases", "incidents": "Incidents", "monitoring_checks": "Monitoring checks",
                    "api_tokens": "API tokens", "messages": "Messages", "mail_quarantine": "Mail quarantine",
                    "policies": "Policies", "pauses": "Pauses",
                    "alert_deliveries": "Alert deliveries", "job_runs": "Job runs",
-                   "webhook_events": "Webhook events",
-                   "support.toml": "Configuration (support.toml)"},
+                   "webhook_events": "Webhook events", "month_closings": "Closed months",
+                   "credit_applications": "Credits applied", "support.toml": "Configuration (support.toml)"},
 }
 
 # The fields of the data contract as a form labels them, where the column's name in words is not enough.
@@ -77,6 +82,7 @@ FIELD_LABELS = {
     "breach_reason": "Breach reason", "replied_at": "Reply sent at", "paused_at": "Waiting on client since",
     "resumed_at": "Resumed", "resumed_by": "Resumed by", "policy_id": "Policy ID", "valid_from": "Valid from",
     "asked_at": "Asked", "responded_at": "Answered",
+    "closed_at": "Closed", "reopened_at": "Reopened", "reopen_reason": "Reason", "reference": "Reference",
 }
 
 
@@ -175,6 +181,11 @@ def instant(moment, zone: ZoneInfo) -> str:
         return EMPTY
     local = pd.Timestamp(moment).tz_convert(zone)
     return _OFFSET.sub(r"\1:\2)", local.strftime("%a %Y-%m-%d %H:%M %Z (UTC%z)"))
+
+
+def day(value: date) -> str:
+    """A local date: ``Tue 2026-12-01``."""
+    return value.strftime("%a %Y-%m-%d")
 
 
 def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame:

@@ -150,7 +150,12 @@ st.subheader("Monthly statement")
 columns = st.columns([1, 3])
 # The last finished month first: the one a statement is sent for.
 month = columns[0].selectbox("Month", months, index=1, format_func=formats.month_label, key="client_page_month")
-if columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
+sent = reads.sent_statement(store, client_id, month)
+if sent is not None:  # kept as it was e-mailed, byte for byte
+    columns[1].download_button("Download statement as sent", sent.pdf, file_name=f"statement-{client_id}-{month}.pdf",
+                               mime="application/pdf", icon=":material/download:", on_click="ignore")
+    st.caption(f"E-mailed on {formats.instant(sent.sent_at, zone)}: the PDF as sent (SHA-256 {sent.sha256}).")
+elif columns[1].button("Prepare statement", icon=":material/picture_as_pdf:"):
     with st.spinner("Typesetting the statement…"):
         content = statement_at(store, snap, client_id, month)
         pdf = statement_pdf(content, config.calendar.timezone)

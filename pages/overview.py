@@ -21,7 +21,7 @@ by_priority = overview.met_by_month(store, snap, months, by=("priority",))
 open_now = overview.open_case_counts(store, snap)
 environments = overview.environments_below_target(store, snap, months).set_index("month")
 refunds = overview.refund_exposure(store, snap, months)
-owed = overview.credits_owed(store, snap, months)
+owed = overview.credits_owed(store, snap)
 
 
 def goal(target: Target) -> float:
@@ -159,7 +159,7 @@ for n, (label, value, note) in enumerate(cards):
                           help="Service credits owed by the contracts' credit schedules; the current month is "
                                "projected from its downtime so far.")
 if owed.empty:
-    ui.empty_state(f"No client is owed service credits for {last_label} or {this_label}.")
+    ui.empty_state("No client is owed final service credits: none of a closed month is waiting to be applied.")
 else:
     shown = formats.in_words(owed).assign(
         month=owed.month.map(formats.month_label),

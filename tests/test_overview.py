@@ -2,8 +2,9 @@
 verdicts against targets, who is owed what in every currency, names beside ids, changes as before → after.
 
 The store is the page tests' fixture (``build_fixture``) plus a custom-programme client paid in EUR on the shared
-environment, which misses its target in October (final) and November (projected), frozen at AS_OF. Expected
-values come from the rules §7 exports of the same database at the same instant, not from the pages' own reads."""
+environment, which misses its target in October (final, and closed) and November (projected), frozen at AS_OF.
+Expected values come from the rules §7 exports of the same database at the same instant, not from the pages' own
+reads."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from kb import formats
 from kb import ui as kb_ui
 from kb.config import load_config
 from kb.db import connection
+from kb.intake.closing import close_month
 from kb.intake.writes import assign_case
 from kb.reads.audit import change_in_words
 from kb.reads.exports import write_report
@@ -54,6 +56,7 @@ def rich(tmp_path, monkeypatch):
              ended_at="2026-10-15 11:30", summary="Shared outage in October"),
         dict(incident_id="S-NOV", environment_id="S1", impact="outage", started_at="2026-11-18 10:00",
              ended_at="2026-11-18 11:00", summary="Shared outage in November"))
+    close_month(con, config, ADMIN, LAST, parse_timestamp("2026-11-02 10:00", config.calendar.zone))
     exports = {}
     as_of = parse_timestamp(AS_OF, config.calendar.zone)
     for report in ("case-sla", "refunds", "uptime"):
@@ -84,10 +87,11 @@ def tier_verdicts(case_sla: list[dict], month: str, target: float) -> dict[str, 
 
 
 def owed_from_export(refunds: list[dict], names: dict[str, str]) -> set[tuple[str, str, str]]:
-    """(month label, client name, amount with currency) per client, month and currency with a credit."""
+    """(month label, client name, amount with currency) per client, month and currency with a credit in the
+    closed month (LAST): final, and owed until marked applied."""
     totals: dict[tuple[str, str, str], float] = {}
     for row in refunds:
-        if row["month"] in (THIS, LAST) and float(row["refund_amount"]) > 0:
+        if row["month"] == LAST and float(row["refund_amount"]) > 0:
             key = (row["month"], row["client_id"], row["currency"])
             totals[key] = totals.get(key, 0) + float(row["refund_amount"])
     return {(formats.month_label(month), names[client], formats.money(amount, currency))
@@ -140,8 +144,7 @@ def test_credit_list_matches_the_refunds_export_in_every_currency(rich):
     open_page(at, "overview")
     names = {"ENT": "Enterprise Co", "CUS": "Custom Co", "FREE": "Free User", "EURO": "Euro Custom GmbH"}
     expected = owed_from_export(exports["refunds"], names)
-    assert expected == {("Oct 2026", "Enterprise Co", "USD 100.00"), ("Oct 2026", "Euro Custom GmbH", "EUR 200.00"),
-                        ("Nov 2026", "Euro Custom GmbH", "EUR 200.00")}
+    assert expected == {("Oct 2026", "Enterprise Co", "USD 100.00"), ("Oct 2026", "Euro Custom GmbH", "EUR 200.00")}
     owed = next(d.value for d in at.dataframe if "credit" in d.value.columns)
     assert set(zip(owed.month, owed.client_name, owed.credit, strict=True)) == expected
     last_month = sorted(m.value for m in at.metric if m.label == "Service credits last month")

@@ -37,7 +37,7 @@ from tests.servers import free_port, serving
 
 NOW = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)  # Wed 16:30 in Hong Kong
 AM = "/api/v1/webhooks/alertmanager"
-NOTHING_SET_ASIDE = {"voided": [], "unknown_environments": []}
+NOTHING_SET_ASIDE = {"voided": [], "unknown_environments": [], "closed_months": []}
 KUMA = "/api/v1/webhooks/uptime-kuma"
 
 
@@ -243,7 +243,7 @@ def test_an_unknown_environment_is_set_aside_and_the_rest_of_the_group_taken(ser
         response = client.post(AM, json=group, headers=bearer(staff))
     assert response.status_code == 200, response.text
     assert response.json() == {"opened": ["INC-00001"], "closed": [], "unchanged": 0, "voided": [],
-                               "unknown_environments": ["NOPE"]}
+                               "unknown_environments": ["NOPE"], "closed_months": []}
     assert "unknown environment 'NOPE'" in caplog.text
     assert [(i["incident_id"], i["environment_id"]) for i in incidents(store)] == [("INC-00001", "E1")]
     assert events(store) == [("ok@2026-11-25T06:00:00.123456+00:00:firing", "INC-00001", "opened"),
@@ -278,7 +278,7 @@ def test_a_resolve_for_a_voided_incident_closes_nothing_and_creates_nothing(serv
     response = client.post(AM, json=payload(alert("resolved", ends="2026-11-25T08:00:00Z")), headers=bearer(staff))
     assert response.status_code == 200, response.text
     assert response.json() == {"opened": [], "closed": [], "unchanged": 0, "voided": ["INC-00001"],
-                               "unknown_environments": []}
+                               "unknown_environments": [], "closed_months": []}
     assert counts(store) == {**before, "webhook_events": before["webhook_events"] + 1}
     [row] = incidents(store)
     assert row["ended_at"] is None and downtime_minutes(store, "E1", NOW) == 0.0

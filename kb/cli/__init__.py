@@ -1,6 +1,6 @@
 """``python -m kb``: the parser and the dispatch. The commands are in one module per group: ``data.py`` (import,
 export), ``upkeep.py`` (demo, generate, bench, backup, restore), ``tokens.py``, ``outgoing.py`` (statement,
-alerts), and ``kb/mail/commands.py`` (mail)."""
+alerts), ``months.py`` (close-month, reopen-month), and ``kb/mail/commands.py`` (mail)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 import duckdb
 
-from kb.cli import data, outgoing, tokens, upkeep
+from kb.cli import data, months, outgoing, tokens, upkeep
 from kb.cli.handoff import HANDED_OFF, clock_setting
 from kb.config import ConfigError, load_config
 from kb.db import connection
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     upkeep.add_parsers(commands, common)
     tokens.add_parsers(commands, common)
     outgoing.add_parsers(commands, common)
+    months.add_parsers(commands, common)
 
     from kb.mail.commands import add_parser as add_mail_parser
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-COMMANDS = {**data.COMMANDS, **upkeep.COMMANDS, **tokens.COMMANDS, **outgoing.COMMANDS}
+COMMANDS = {**data.COMMANDS, **upkeep.COMMANDS, **tokens.COMMANDS, **outgoing.COMMANDS, **months.COMMANDS}
 
 
 def run_mail(args, config) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kb.db import connection
 from kb.formats import count
-from kb.timestamps import now_utc, parse_as_of
+from kb.timestamps import format_for_people, now_utc, parse_as_of
 
 
 def add_parsers(commands, common) -> None:
@@ -17,7 +17,8 @@ def add_parsers(commands, common) -> None:
         description="Write one client's statement for one month: every case's first response, uptime per "
                     "environment with a daily chart and the incidents, the credits owed and the contract terms "
                     "behind them. Its numbers are the case-sla, uptime and refunds exports for that client and "
-                    "month, as of --as-of (default: now).")
+                    "month, as of --as-of (default: now); a closed month's as it was closed. A statement that was "
+                    "e-mailed is written as it was sent, byte for byte.")
     p.add_argument("--client", required=True, help="the client's id")
     p.add_argument("--month", required=True, help="YYYY-MM, in the support zone")
     p.add_argument("--as-of", help="the instant T, ISO 8601 (default: now); no offset = support zone")
@@ -34,6 +35,7 @@ def add_parsers(commands, common) -> None:
 def run_statement(args, config) -> int:
     from kb.engine.asof import open_views
     from kb.statement.content import UnknownClient, month_days, statement
+    from kb.statement.mailing import sent_statement
     from kb.statement.render import statement_pdf
 
     try:
@@ -44,6 +46,12 @@ def run_statement(args, config) -> int:
     as_of = parse_as_of(args.as_of, config.calendar.zone, name="--as-of") if args.as_of else now_utc()
     con = connection.connect(connection.db_path(args.db), read_only=True, wait_seconds=5)
     try:
+        sent = sent_statement(con, args.client, args.month)
+        if sent is not None:
+            args.out.write_bytes(sent.pdf)
+            print(f"wrote the {args.month} statement of {args.client} to {args.out} as it was e-mailed on "
+                  f"{format_for_people(sent.sent_at, config.calendar.zone)} (SHA-256 {sent.sha256})")
+            return 0
         open_views(con, config, as_of)
         content = statement(con, config, args.client, args.month, as_of)
     except UnknownClient as e:

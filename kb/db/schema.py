@@ -258,6 +258,94 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN source VARCHAR DEFAULT 'mail';  -- 'mail', 'import', 'queue'
     UPDATE messages SET source = 'mail';
     """,
+    # closed months (rules §13): a lead closes a month, freezing its uptime, credits and statements' cases as they
+    # were computed then (each closing a version, kept when an admin reopens the month and it is closed again);
+    # every statement as e-mailed, byte for byte; the credits of closed months marked applied, with a reference.
+    """
+    CREATE TABLE month_closings (
+        month         VARCHAR NOT NULL,      -- 'YYYY-MM', in the support zone
+        version       INTEGER NOT NULL,      -- 1, then one more each time it is closed again
+        closed_at     TIMESTAMPTZ NOT NULL,
+        closed_by     VARCHAR NOT NULL,
+        reopened_at   TIMESTAMPTZ,           -- set when an admin reopened this version
+        reopened_by   VARCHAR,
+        reopen_reason VARCHAR,
+        PRIMARY KEY (month, version)
+    );
+    CREATE TABLE closed_uptime (             -- the env_uptime rows of the month at closing
+        version             INTEGER NOT NULL,
+        environment_id      VARCHAR NOT NULL,
+        environment_name    VARCHAR,
+        kind                VARCHAR,
+        client_id           VARCHAR,
+        month               VARCHAR NOT NULL,
+        period_start        TIMESTAMPTZ,
+        period_end          TIMESTAMPTZ,
+        period_us           BIGINT,
+        downtime_us         HUGEINT,
+        downtime_minutes    DOUBLE,
+        uptime_pct          DOUBLE,
+        target_bp           HUGEINT,
+        target_pct          DOUBLE,
+        budget_minutes      DOUBLE,
+        budget_left_minutes DOUBLE,
+        target_met          BOOLEAN,
+        status              VARCHAR,
+        PRIMARY KEY (month, version, environment_id)
+    );
+    CREATE TABLE closed_refunds (            -- the contract_refunds rows of the month at closing
+        version                INTEGER NOT NULL,
+        contract_id            VARCHAR NOT NULL,
+        client_id              VARCHAR,
+        environment_id         VARCHAR,
+        month                  VARCHAR NOT NULL,
+        uptime_pct             DOUBLE,
+        downtime_minutes       DOUBLE,
+        credit_pct             DECIMAL(14, 4),
+        refund_amount          DOUBLE,
+        currency               VARCHAR,
+        status                 VARCHAR,
+        monthly_fee            DECIMAL(18, 2),
+        credit_schedule        VARCHAR,
+        uptime_target_pct      DECIMAL(7, 4),
+        response_business_days INTEGER,
+        starts_on              DATE,
+        ends_on                DATE,
+        minutes_to_next_tier   DOUBLE,
+        next_credit_pct        DECIMAL(9, 4),
+        PRIMARY KEY (month, version, contract_id)
+    );
+    CREATE TABLE closed_cases (              -- the first responses of the cases received in the month, at closing
+        month              VARCHAR NOT NULL,
+        version            INTEGER NOT NULL,
+        case_id            VARCHAR NOT NULL,
+        client_id          VARCHAR NOT NULL,
+        received_at        TIMESTAMPTZ NOT NULL,
+        first_response_due TIMESTAMPTZ,
+        first_response_at  TIMESTAMPTZ,
+        sla_state          VARCHAR NOT NULL,
+        PRIMARY KEY (month, version, case_id)
+    );
+    CREATE TABLE sent_statements (
+        client_id VARCHAR NOT NULL,
+        month     VARCHAR NOT NULL,
+        sent_at   TIMESTAMPTZ NOT NULL,
+        pdf       BLOB NOT NULL,             -- the attachment as e-mailed
+        sha256    VARCHAR NOT NULL,
+        PRIMARY KEY (client_id, month)
+    );
+    CREATE TABLE credit_applications (
+        contract_id VARCHAR NOT NULL,
+        month       VARCHAR NOT NULL,
+        version     INTEGER NOT NULL,        -- the closing whose credit was applied
+        amount      DOUBLE NOT NULL,
+        currency    VARCHAR NOT NULL,
+        applied_at  TIMESTAMPTZ NOT NULL,
+        applied_by  VARCHAR NOT NULL,
+        reference   VARCHAR NOT NULL,        -- an invoice or credit note number
+        PRIMARY KEY (contract_id, month)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

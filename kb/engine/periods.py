@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from kb.config import CalendarConfig
 from kb.db.sqltext import quote
+from kb.engine.calendar import is_business_day
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,11 @@ def month_days(calendar: CalendarConfig, moment: datetime) -> tuple[date, date]:
     """The first and the last local day of the month holding ``moment`` in the support zone."""
     first = moment.astimezone(calendar.zone).date().replace(day=1)
     return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def first_business_day(calendar: CalendarConfig, year: int, month: int) -> date:
+    """The first business day of a month: when its statements go, and when the month before can be closed."""
+    day = date(year, month, 1)
+    while not is_business_day(calendar, day):
+        day += timedelta(days=1)
+    return day

@@ -15,6 +15,9 @@
   mail-made client is removed, audited (one ``merge`` row on the client, one on each case moved). The
   deadlines follow at once (the target's tier and contracts), as with ``correct_case``.
 
+None of them changes a closed month (``kb.intake.closed_months``): a case received in one, or an incident
+overlapping one, is not corrected, voided, unresolved or merged away until an admin reopens the month.
+
 Changing a case's client, category, priority or times, and voiding, need the permission ``correct`` (leads).
 A breach reason needs ``record_response`` (whoever answers cases can say why one was late); merging clients
 needs ``edit_clients`` (leads).
@@ -33,7 +36,8 @@ from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
 from kb.engine.asof import open_views
-from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records
+from kb.intake.closed_months import row_spans
+from kb.intake.importing import Problem, Rejected, checked, refuse_closed, row_of, staged_from_records
 from kb.intake.validation import TABLES, update_sql
 from kb.timestamps import now_utc
 
@@ -75,21 +79,22 @@ def correct_case(con, config: Config, actor: Actor, case_id: str, changes: dict[
 
 def void_case(con, config: Config, actor: Actor, case_id: str, reason: str) -> None:
     """Void a case logged in error: it leaves every computation and export; the audit trail keeps it."""
-    _void(con, actor, "cases", "case_id", case_id, reason)
+    _void(con, config, actor, "cases", "case_id", case_id, reason)
 
 
 def void_incident(con, config: Config, actor: Actor, incident_id: str, reason: str) -> None:
     """Void an incident logged in error: no downtime, hence no credit; the audit trail keeps it."""
-    _void(con, actor, "incidents", "incident_id", incident_id, reason)
+    _void(con, config, actor, "incidents", "incident_id", incident_id, reason)
 
 
-def _void(con, actor: Actor, table: str, key: str, row_id: str, reason: str) -> None:
+def _void(con, config: Config, actor: Actor, table: str, key: str, row_id: str, reason: str) -> None:
     require(actor, "correct")
-    reason = _short_text(reason, "void_reason", REASON_MAX_CHARS)
+    reason = short_text(reason, "void_reason", REASON_MAX_CHARS)
     with transaction(con):
         before = row_of(con, table, key, row_id)
         if before["voided_at"] is not None:
             raise Rejected([Problem(None, key, f"{row_id} is already voided ({before['void_reason']})")])
+        refuse_closed(con, config, key, *row_spans(table, before))
         at = now_utc()
         con.execute(f"UPDATE {table} SET voided_at = ?, void_reason = ? WHERE {key} = ?", [at, reason, row_id])
         audit.record(con, actor, "void", table, row_id, {"voided_at": None, "void_reason": None},
@@ -105,6 +110,7 @@ def undo_resolve(con, config: Config, actor: Actor, case_id: str, resolved_at: d
         if before["resolved_at"] is None or before["resolved_at"] != resolved_at:
             raise Rejected([Problem(None, "resolved_at", f"case {case_id} is not resolved as it was; "
                                                          "nothing undone")])
+        refuse_closed(con, config, "resolved_at", (resolved_at, resolved_at))
         con.execute("UPDATE cases SET resolved_at = NULL WHERE case_id = ?", [case_id])
         audit.record(con, actor, "undo_resolve", "cases", case_id, {"resolved_at": before["resolved_at"]},
                      {"resolved_at": None})
@@ -116,7 +122,7 @@ def record_breach_reason(con, config: Config, actor: Actor, case_id: str, reason
     ``as_of`` (default: now)."""
     require(actor, "record_response")
     text = reason.strip()
-    text = _short_text(reason, "breach_reason", BREACH_REASON_MAX_CHARS) if text else None
+    text = short_text(reason, "breach_reason", BREACH_REASON_MAX_CHARS) if text else None
     with transaction(con):
         before = row_of(con, "cases", "case_id", case_id)
         if before["voided_at"] is not None:
@@ -158,6 +164,9 @@ def merge_client(con, config: Config, actor: Actor, source_id: str, target_id: s
         if source["source"] != "mail":
             raise Rejected([Problem(None, "client_id", f"client {source_id!r} was not made from mail; only the free "
                                                        "clients mail made for unknown senders can be merged")])
+        received = con.execute("SELECT received_at FROM cases WHERE client_id = ? AND voided_at IS NULL",
+                               [source_id]).fetchall()
+        refuse_closed(con, config, "client_id", *[(at, at) for (at,) in received])
         moved = {}
         for table, key in (("cases", "case_id"), ("contracts", "contract_id"), ("environments", "environment_id")):
             moved[table] = [r[0] for r in con.execute(
@@ -202,7 +211,7 @@ def _sweep_merged(con) -> None:
         log.warning("a merged client could not be removed yet (it is left marked %r): %s", MERGED, e)
 
 
-def _short_text(text: str, column: str, limit: int) -> str:
+def short_text(text: str, column: str, limit: int) -> str:
     """A required reason: stored as typed, but not blank, without NUL, at most ``limit`` characters."""
     stripped = (text or "").strip()
     if not stripped or not any(ch.isprintable() and not ch.isspace() for ch in stripped):

@@ -7,10 +7,11 @@ everything else (``kb.intake.validation.read_instants``, once per distinct
 text), when the rows are staged; the SQL checks and the insert only cast the
 canonical UTC text that reading gives.
 
-``checked`` stages the rows, checks them (``kb.intake.validation``) and holds the
-transaction; ``write_checked`` writes them inside it. ``add_rows`` and
-``update_row`` are the two put together; a form (``kb.intake.writes``) adds its
-double-submit check between them."""
+``checked`` stages the rows, checks them (``kb.intake.validation``, and that none
+falls in a closed month: ``kb.intake.closed_months``) and holds the transaction;
+``write_checked`` writes them inside it. ``add_rows`` and ``update_row`` are the
+two put together; a form (``kb.intake.writes``) adds its double-submit check
+between them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
+from kb.intake.closed_months import Span, closed_month_hit, refusal, staged_problems
 from kb.intake.validation import (
     KEYS,
     TABLES,
@@ -184,7 +186,8 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
     })), local_zone(con, config.calendar.timezone), transaction(con):
         sql = errors_sql(staged.table, "staging", calendars=config.calendar_names, updating=updating,
                          now=now or now_utc())
-        problems = [Problem(*row) for row in con.execute(sql).fetchall()]
+        rows = con.execute(sql).fetchall() + staged_problems(con, config, staged.table, "staging", updating=updating)
+        problems = [Problem(*row) for row in sorted(rows, key=lambda row: (row[0], row[1]))]
         if problems:
             raise Rejected(problems)
         report(0.5, f"writing {len(staged):,} rows")
@@ -215,6 +218,13 @@ def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source:
         after = {name: values[0] for name, values in staged.columns.items()} if more else \
             row_of(con, table, key, row_id)
         audit.record(con, actor, "add", table, row_id, None, after)
+
+
+def refuse_closed(con, config: Config, column: str | None, *spans: Span) -> None:
+    """Rejected naming ``column`` and the closed month when one of ``spans`` falls in one."""
+    month = closed_month_hit(con, config, *spans)
+    if month:
+        raise Rejected([Problem(None, column, refusal(month))])
 
 
 def row_of(con, table: str, key: str, value: str) -> dict:

@@ -5,7 +5,8 @@ A pause stops the case's resolution clock from ``paused_at`` to ``resumed_at``. 
 to a case hold (``kb.intake.writes``): the permission is that of recording a response (whoever answers the case
 knows when the team waits on the client), nothing is dated after now with 5 minutes' grace, nothing before the
 case was received, and a resume is not before its pause. Pauses of one case never overlap: a case waits on the
-client once at a time, and a new pause starts after the last one ended.
+client once at a time, and a new pause starts after the last one ended. Nothing is dated in a closed month
+(``kb.intake.closed_months``).
 
 * ``pause_case``: an open case (not voided, not resolved, not waiting already) waits on the client from ``at``.
 * ``resume_case``: the case's open pause ends at ``at``, resumed by the actor.
@@ -27,7 +28,7 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import transaction
-from kb.intake.importing import Problem, Rejected, row_of
+from kb.intake.importing import Problem, Rejected, refuse_closed, row_of
 from kb.intake.validation import future_reason
 from kb.timestamps import format_for_people
 
@@ -56,6 +57,7 @@ def pause_case(con, config: Config, actor: Actor, case_id: str, at: datetime, re
         if last is not None and at <= last["resumed_at"]:
             _refuse("paused_at", f"is not after case {case_id}'s last pause ended "
                                  f"({_shown(config, last['resumed_at'])}); pauses of a case never overlap")
+        refuse_closed(con, config, "paused_at", (at, at))
         con.execute("INSERT INTO pauses (case_id, paused_at, reason, paused_by) VALUES (?, ?, ?, ?)",
                     [case_id, at, reason, actor.email])
         audit.record(con, actor, "pause", "pauses", case_id, None, {"paused_at": at, "reason": reason})
@@ -72,6 +74,7 @@ def resume_case(con, config: Config, actor: Actor, case_id: str, at: datetime) -
             _refuse(None, f"case {case_id} is not waiting on the client; nothing to resume")
         if at < pause["paused_at"]:
             _refuse("resumed_at", f"is before case {case_id} was paused ({_shown(config, pause['paused_at'])})")
+        refuse_closed(con, config, "resumed_at", (at, at))
         con.execute("UPDATE pauses SET resumed_at = ?, resumed_by = ? WHERE case_id = ? AND paused_at = ?",
                     [at, actor.email, case_id, pause["paused_at"]])
         audit.record(con, actor, "resume", "pauses", case_id,
@@ -87,6 +90,7 @@ def undo_pause(con, config: Config, actor: Actor, case_id: str) -> None:
         pause = _open_pause(con, case_id)
         if pause is None or pause["paused_by"] != actor.email:
             _refuse(None, f"case {case_id} is not waiting on the client as you paused it; nothing undone")
+        refuse_closed(con, config, "paused_at", (pause["paused_at"], pause["paused_at"]))
         con.execute("DELETE FROM pauses WHERE case_id = ? AND paused_at = ?", [case_id, pause["paused_at"]])
         audit.record(con, actor, "undo_pause", "pauses", case_id,
                      {"paused_at": pause["paused_at"], "reason": pause["reason"]}, None)

@@ -2,7 +2,8 @@
 
 Every function takes a connection (a cursor), the configuration, and the
 actor, and checks the actor's role before it touches anything. Problems are
-raised as ``Rejected`` naming the field, and nothing is written.
+raised as ``Rejected`` naming the field, and nothing is written; nothing dated
+in a closed month is written (``kb.intake.closed_months``).
 
 A form's date and time are local wall-clock text (``wall_clock``), read like an
 import's cells by ``kb.timestamps.parse_timestamp``: a time the clocks skip is
@@ -22,7 +23,15 @@ from kb.access import Actor, require, team_addresses
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
-from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records, write_checked
+from kb.intake.importing import (
+    Problem,
+    Rejected,
+    checked,
+    refuse_closed,
+    row_of,
+    staged_from_records,
+    write_checked,
+)
 from kb.intake.validation import KEYS, future_reason, same_values, typed_rows_sql
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 
@@ -143,9 +152,11 @@ def record_response(con, config: Config, actor: Actor, case_id: str, at: datetim
         case = row_of(con, "cases", "case_id", case_id)
         first = case["first_response_at"]
         key = f"{QUEUE_MESSAGE_PREFIX}{case_id}:{at.astimezone(UTC).isoformat()}"
+        column = "first_response_at" if first is None else "replied_at"
         problem = _response_problem(con, config, case, at, key)
         if problem:
-            raise Rejected([Problem(None, "first_response_at" if first is None else "replied_at", problem)])
+            raise Rejected([Problem(None, column, problem)])
+        refuse_closed(con, config, column, (at, at))
         con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
                     "unverified, source) VALUES (?, ?, true, false, ?, ?, false, 'queue')",
                     [key, case_id, at, now_utc()])
@@ -187,6 +198,7 @@ def resolve_case(con, config: Config, actor: Actor, case_id: str, at: datetime) 
         if at < before["received_at"]:
             raise Rejected([Problem(None, "resolved_at", "is before the case was received "
                                                          f"({_shown(config, before['received_at'])})")])
+        refuse_closed(con, config, "resolved_at", (at, at))
         con.execute("UPDATE cases SET resolved_at = ? WHERE case_id = ?", [at, case_id])
         audit.record(con, actor, "resolve", "cases", case_id, {"resolved_at": None}, {"resolved_at": at})
 
@@ -228,6 +240,7 @@ def close_incident(con, config: Config, actor: Actor, incident_id: str, at: date
         problem = end_problem(config, before, at)
         if problem:
             raise Rejected([Problem(None, "ended_at", problem)])
+        refuse_closed(con, config, "ended_at", (at, None))  # the incident no longer counts from ``at`` on
         con.execute("UPDATE incidents SET ended_at = ? WHERE incident_id = ?", [at, incident_id])
         audit.record(con, actor, "close", "incidents", incident_id, {"ended_at": None}, {"ended_at": at})
 

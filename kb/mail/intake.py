@@ -24,9 +24,14 @@ earlier messages and the first responses of stored cases are each one statement 
   instant (``kb.intake.pauses.resume_on_client_mail``, by ``mail``); one that opens a case resumes nothing.
 * **Trust**: a team message nothing vouches for (``MailRecord.unverified``) joins its thread and opens
   nothing, and is never a first response.
+* **Closed months**: a message dated in a closed month (rules §13) is held in the quarantine with that reason: a
+  case, a response or a question in it would change a month whose statements are final. Once an admin reopens
+  the month, *Retry* takes it.
 * **Never fatal**: a batch the store refuses (a row the intake rules refuse, a value the database will not
   hold) is stored in halves down to the messages refused; each is held aside in the quarantine
   (``mail_quarantine``) with its reason, and the rest are taken (``take``).
+
+Over 400 lines: a batch's threads, first responses and writes are one transaction, and read best as one.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from kb.config import Config
 from kb.db import audit
 from kb.db.connection import first_line, full_disk, local_zone, transaction
 from kb.formats import count
+from kb.intake.closed_months import closed_month_hit, refusal
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
 from kb.intake.pauses import resume_on_client_mail
 from kb.intake.writes import ID_PREFIXES, next_number
@@ -227,6 +233,9 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     batch = [r for r in batch if r.key not in stored or r.key in verified]
     if not batch:
         return done
+    late = closed_month_hit(con, config, *[(r.instant, r.instant) for r in batch if r.instant is not None])
+    if late:
+        raise Refused(f"its date: {refusal(late)}")
 
     nodes = [Node(r.key, r.message_id, r.is_team, r.is_automatic, r.instant, r.links, r.case_tag, r.unverified, r)
              for r in batch]

@@ -1,6 +1,6 @@
 """Everything about one client, for the Client page: open cases and what is due next on each, % met of every
 target by month, its environments' uptime, credits by month, contracts and the policy its cases are measured by
-(its monthly statement: ``kb.statement``)."""
+(its monthly statement: ``kb.statement``, and the one e-mailed, as sent)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from kb.engine.policies import policy_ctes
 from kb.engine.targets import TARGETS
 from kb.engine.uptime import contract_target_sql
 from kb.reads.met import every_target, met_shares
+from kb.statement.mailing import SentStatement
+from kb.statement.mailing import sent_statement as stored_statement
 from kb.store import Snapshot, Store
 from kb.timestamps import now_utc
 
@@ -139,3 +141,9 @@ def months_back(as_of: datetime, zone, count: int) -> list[str]:
         months.append(f"{year:04d}-{month:02d}")
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return months
+
+
+def sent_statement(store: Store, client_id: str, month: str) -> SentStatement | None:
+    """The client's statement for ``month`` as it was e-mailed; None when it was not sent."""
+    with store.reader() as cur:
+        return stored_statement(cur, client_id, month)

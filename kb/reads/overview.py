@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from kb.db.schema import PRIORITIES, TIERS
+from kb.db.sqltext import instant
+from kb.engine.closings import closings_sql
 from kb.engine.periods import Months, month_bounds
 from kb.engine.targets import FIRST_RESPONSE, STATES, TARGETS
 from kb.reads.met import met_shares
@@ -107,22 +109,26 @@ def ongoing_incidents(store: Store, snap: Snapshot) -> pd.DataFrame:
     )
 
 
-def credits_owed(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
-    """The clients owed service credits this month (projected) and last (final), by name: per client, month
-    and currency, the amount and the environments it is owed for; largest first within a month."""
+def credits_owed(store: Store, snap: Snapshot) -> pd.DataFrame:
+    """The clients owed service credits, by name: the final credits (of months closed at T, rules §13) not
+    marked applied yet, per client, month and currency, with the environments they are owed for; the latest
+    month first, largest first within it."""
     return store.query(
-        """
+        f"""
         SELECT r.month, r.status, c.name AS client_name, r.client_id, r.currency,
                sum(r.refund_amount) AS refund_amount,
                string_agg(DISTINCT e.name, ', ' ORDER BY e.name) AS environments
         FROM contract_refunds r
+        JOIN ({closings_sql(instant(snap.as_of))}) closed USING (month)
         JOIN clients c ON c.client_id = r.client_id
         JOIN environments e ON e.environment_id = r.environment_id
-        WHERE r.month IN (?, ?) AND r.refund_amount > 0
+        WHERE r.refund_amount > 0 AND NOT EXISTS (
+            SELECT 1 FROM credit_applications a
+            WHERE a.contract_id = r.contract_id AND a.month = r.month AND a.applied_at <= $as_of)
         GROUP BY r.month, r.status, c.name, r.client_id, r.currency
         ORDER BY r.month DESC, refund_amount DESC, client_name, r.currency
         """,
-        [months.this, months.last],
+        {"as_of": snap.as_of},
         snap,
     )
 

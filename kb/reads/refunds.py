@@ -1,9 +1,12 @@
-"""Service credits: owed by month and client, the terms behind them, and who is closest to the next tier."""
+"""Service credits: owed by month and client, the terms behind them, who is closest to the next tier, and where
+each credit stands: computed while its month is open, final once the month is closed, then applied (rules §13)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from kb.db.sqltext import instant
+from kb.engine.closings import closings_sql
 from kb.store import Snapshot, Store
 
 
@@ -55,3 +58,39 @@ def closest_to_next_tier(store: Store, snap: Snapshot, month: str, limit: int = 
         [month, limit],
         snap,
     )
+
+
+def credit_stages(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:
+    """Every contract-month with a credit since ``since_month``, latest first: its stage (``computed`` while the
+    month is open at T, ``final`` once it is closed, ``applied`` once marked so) and the application's
+    reference, date and author."""
+    return store.query(
+        f"""
+        WITH closed AS ({closings_sql(instant(snap.as_of))})
+        SELECT r.month, r.contract_id, c.name AS client_name, e.name AS environment_name, r.refund_amount,
+               r.currency,
+               CASE WHEN a.contract_id IS NOT NULL THEN 'applied' WHEN k.month IS NOT NULL THEN 'final'
+                    ELSE 'computed' END AS stage,
+               a.reference, a.applied_at, a.applied_by
+        FROM contract_refunds r JOIN clients c ON c.client_id = r.client_id
+        JOIN environments e ON e.environment_id = r.environment_id
+        LEFT JOIN closed k ON k.month = r.month
+        LEFT JOIN credit_applications a ON a.contract_id = r.contract_id AND a.month = r.month
+                                        AND a.applied_at <= $as_of AND k.month IS NOT NULL
+        WHERE r.month >= $since AND r.refund_amount > 0
+        ORDER BY r.month DESC, r.refund_amount DESC, client_name, r.contract_id
+        """,
+        {"as_of": snap.as_of, "since": since_month},
+        snap,
+    )
+
+
+def closings(store: Store) -> pd.DataFrame:
+    """Every closing of a month, the latest month and version first, reopened or not."""
+    return store.query("""SELECT month, version, closed_at, closed_by, reopened_at, reopened_by, reopen_reason
+                          FROM month_closings ORDER BY month DESC, version DESC""")
+
+
+def closed_now(store: Store) -> list[str]:
+    """The months closed now (their latest closing not reopened), latest first."""
+    return store.query("SELECT month FROM month_closings WHERE reopened_at IS NULL ORDER BY month DESC").month.tolist()

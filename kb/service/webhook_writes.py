@@ -6,7 +6,9 @@ An Alertmanager delivery (up to a thousand alerts) is decided and checked outsid
 reader (``plan_alerts``, a few set-based queries, then ``kb.intake.importing.checked`` over all its new
 incidents at once), then written in one short transaction as the only writer, after deciding it again
 there: when what it would do has changed meanwhile (another delivery, a person closing an incident), it
-is checked again. So no form waits behind a delivery's checks.
+is checked again. So no form waits behind a delivery's checks. An alert that would open or close an incident
+in a closed month (rules §13) is set aside by itself, like one of an unknown environment, and taken when it
+comes again after an admin reopened the month.
 
 An Uptime Kuma heartbeat changes a monitor's state at the heartbeat's own time: ``down`` opens an outage
 unless the monitor was down already just before it, ``up`` ends the outage it was in. Heartbeats arriving
@@ -29,7 +31,8 @@ from kb.access import Actor
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
-from kb.intake.importing import Problem, Rejected, checked, staged_from_records
+from kb.intake.closed_months import closed_months, refusal
+from kb.intake.importing import Problem, Rejected, checked, refuse_closed, staged_from_records
 from kb.intake.validation import future_reason, typed_rows_sql
 from kb.intake.writes import close_incident, end_problem, log_check, log_incident, next_number
 from kb.store import Store, WriteFailed
@@ -39,6 +42,7 @@ ALERTMANAGER = "alertmanager"
 UPTIME_KUMA = "uptime-kuma"
 KUMA_STATES = {0: "down", 1: "up", 2: "pending", 3: "maintenance"}
 PLAN_ATTEMPTS = 3  # decisions changed by other writes between the check and the commit: checked again
+SET_ASIDE = ("unknown environment", "closed month")  # outcomes of alerts set aside, taken when they come again
 
 
 class UnknownEnvironment(Exception):
@@ -125,7 +129,7 @@ def apply_alerts(store: Store, actor: Actor, changes: list[AlertChange]) -> dict
     what it did; Rejected (naming the alert) when an incident it would log or close breaks a rule."""
     for _ in range(PLAN_ATTEMPTS):
         with store.reader() as cur, local_zone(cur, store.config.calendar.timezone):
-            plan = plan_alerts(cur, changes)
+            plan = plan_alerts(cur, store.config, changes)
             rows = _checked_incidents(cur, store.config, plan)
         _check_closes(store, plan)
         if not plan.events:  # a replay: nothing to write
@@ -138,11 +142,12 @@ def apply_alerts(store: Store, actor: Actor, changes: list[AlertChange]) -> dict
                       "written, try again.")
 
 
-def plan_alerts(con, changes: list[AlertChange]) -> AlertPlan:
-    """Decide what each alert does, from three queries over the whole delivery (no query per alert)."""
+def plan_alerts(con, config: Config, changes: list[AlertChange]) -> AlertPlan:
+    """Decide what each alert does, from four queries over the whole delivery (no query per alert)."""
     known_environments = _known_environments(con, {c.environment_id for c in changes})
     taken = _taken_keys(con, ALERTMANAGER, [c.event_key for c in changes])
     incidents: dict[str, Known | int] = _known_incidents(con, {c.subject for c in changes})
+    closed = closed_months(con, config)
     plan = AlertPlan()
     for change in changes:
         if change.event_key in taken:
@@ -154,6 +159,10 @@ def plan_alerts(con, changes: list[AlertChange]) -> AlertPlan:
             continue
         incident = incidents.get(change.subject)
         if incident is None:  # a firing opens it; a resolution whose firing never came logs it whole
+            month = closed.hit((change.started_at, change.ended_at))
+            if month:
+                plan.events.append((change, None, _closed_month(month)))
+                continue
             incidents[change.subject] = plan.add(change, ended=not change.firing)
             plan.events.append((change, incidents[change.subject], "opened" if change.firing else "opened and closed"))
         elif change.firing:  # repeated, or the resolution came first
@@ -165,10 +174,17 @@ def plan_alerts(con, changes: list[AlertChange]) -> AlertPlan:
             plan.events.append((change, incident.incident_id, "voided"))
         elif incident.ended_at is not None:  # a person closed it already: it stays as they left it
             plan.events.append((change, incident.incident_id, "unchanged"))
+        elif month := closed.hit((change.ended_at, None)):  # it would stop counting from its end on
+            plan.events.append((change, None, _closed_month(month)))
         else:
             plan.closes.append((incident.incident_id, change.ended_at))
             plan.events.append((change, incident.incident_id, "closed"))
     return plan
+
+
+def _closed_month(month: str) -> str:
+    """The outcome of an alert set aside because it would change ``month``, which is closed."""
+    return f"{SET_ASIDE[1]}: {refusal(month)}"
 
 
 def _ref(incident: Known | int) -> str | int:
@@ -212,7 +228,7 @@ def _commit_alerts(con, config: Config, actor: Actor, changes: list[AlertChange]
     """Write a checked plan as the only writer, when deciding it again gives the same plan; its events, with
     the ids of the incidents they opened."""
     with local_zone(con, config.calendar.timezone), transaction(con):
-        if plan_alerts(con, changes) != plan:
+        if plan_alerts(con, config, changes) != plan:
             raise PlanChanged
         ids = _insert_incidents(con, actor, rows)
         _close_incidents(con, actor, plan.closes)
@@ -224,7 +240,7 @@ def _commit_alerts(con, config: Config, actor: Actor, changes: list[AlertChange]
 
 def _answer(plan: AlertPlan, resolved: list[tuple[AlertChange, str | None, str]]) -> dict:
     """The webhook's answer: the incidents opened, closed and left voided, the alerts that changed nothing,
-    the unknown environments whose alerts were set aside."""
+    the unknown environments whose alerts were set aside, and the alerts set aside for a closed month."""
     return {
         "opened": [incident for _, incident, outcome in resolved if outcome.startswith("opened")],
         "closed": [incident for _, incident, outcome in resolved if outcome.endswith("closed")],
@@ -232,6 +248,8 @@ def _answer(plan: AlertPlan, resolved: list[tuple[AlertChange, str | None, str]]
         "voided": [incident for _, incident, outcome in resolved if outcome == "voided"],
         "unknown_environments": sorted({change.environment_id for change, _, outcome in resolved
                                         if outcome.startswith("unknown")}),
+        "closed_months": [{"alert": change.subject, "reason": outcome.removeprefix(f"{SET_ASIDE[1]}: ")}
+                          for change, _, outcome in resolved if outcome.startswith(SET_ASIDE[1])],
     }
 
 
@@ -290,10 +308,11 @@ def _known_environments(con, wanted: set[str]) -> set[str]:
 
 
 def _taken_keys(con, source: str, keys: list[str]) -> set[str]:
-    """The deliveries among ``keys`` taken before (not those set aside for an unknown environment)."""
+    """The deliveries among ``keys`` taken before (not those set aside: ``SET_ASIDE``)."""
+    taken = " AND ".join(f"coalesce(outcome, '') NOT LIKE '{outcome}%'" for outcome in SET_ASIDE)
     return {row[0] for row in con.execute(
-        "SELECT event_key FROM webhook_events WHERE source = ? AND event_key IN (SELECT unnest(?)) "
-        "AND coalesce(outcome, '') NOT LIKE 'unknown environment%'", [source, keys]).fetchall()}
+        f"SELECT event_key FROM webhook_events WHERE source = ? AND event_key IN (SELECT unnest(?)) AND {taken}",
+        [source, keys]).fetchall()}
 
 
 def _known_incidents(con, subjects: set[str]) -> dict[str, Known]:
@@ -321,6 +340,8 @@ def apply_heartbeat(con, config: Config, actor: Actor, beat: Heartbeat) -> dict:
         future = future_reason(beat.at, config.calendar.zone)
         if future:
             raise Rejected([Problem(None, "heartbeat.time", future)])
+        if beat.state in ("down", "up"):
+            refuse_closed(con, config, "heartbeat.time", (beat.at, beat.at))
         before = _state_before(con, beat.subject, beat.at)
         incident, outcome = None, "checked"
         if beat.state == "down" and before != "down":

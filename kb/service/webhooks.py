@@ -16,7 +16,10 @@ deliveries, both harmless. What each sender with a valid token was answered is r
   ``severity`` is ``critical``, else ``degraded``. An alert naming an environment that does not exist is
   set aside by itself: the rest of the group is taken, the answer lists it (``unknown_environments``),
   ``webhook_events`` records it (outcome ``unknown environment '…'``) and the log says so; once the
-  environment is added, the same alert is taken. A delivery whose every alert was set aside answers 422.
+  environment is added, the same alert is taken. An alert that would open or close an incident in a closed month
+  (rules §13) is set aside the same way (answered in ``closed_months`` with the reason, outcome ``closed month:
+  …``), and taken when it comes again after an admin reopened the month. A delivery whose every alert was set
+  aside answers 422.
 - An alert is one incident, keyed by its ``fingerprint`` and ``startsAt`` (``subject``). ``firing``
   opens it at ``startsAt``; ``resolved`` closes it at ``endsAt``. A resolved alert whose firing was
   never received is logged whole (``startsAt`` to ``endsAt``); an incident a person closed already
@@ -31,9 +34,9 @@ deliveries, both harmless. What each sender with a valid token was answered is r
 - every heartbeat is a monitoring check at ``heartbeat.time`` (Kuma sends it in UTC, without an
   offset). A monitor's state follows its heartbeats' times, not the order they arrive in: status 0
   (down) opens an outage unless the monitor was down just before; status 1 (up) ends the outage it falls
-  in. 2 (pending) and 3 (maintenance) are checks only. Kuma calls the webhook on changes of state (and on
-  its "resend" interval), not on every beat. A test notification (no heartbeat) is answered 200 and
-  writes nothing.
+  in. 2 (pending) and 3 (maintenance) are checks only. A down or up dated in a closed month answers 422 and
+  writes nothing. Kuma calls the webhook on changes of state (and on its "resend" interval), not on every
+  beat. A test notification (no heartbeat) is answered 200 and writes nothing.
 """
 
 from __future__ import annotations
@@ -241,12 +244,16 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
     except Rejected as e:
         log.warning("%s webhook refused: %s", source, e)
         raise ApiError(422, f"nothing was written: {e}") from None
-    unknown = result.get("unknown_environments")
+    unknown, closed = result.get("unknown_environments"), result.get("closed_months")
     if unknown:
         log.warning("%s webhook: alerts of unknown environment %s set aside", source, _names(unknown))
-        if not any(result[taken] for taken in ("opened", "closed", "unchanged", "voided")):
-            raise ApiError(422, f"unknown environment {_names(unknown)}: add it (Clients and contracts) or fix "
-                                "the environment label; nothing else was written")
+    if closed:
+        log.warning("%s webhook: alerts set aside: %s", source, _set_aside(closed))
+    if (unknown or closed) and not any(result[taken] for taken in ("opened", "closed", "unchanged", "voided")):
+        reasons = [f"unknown environment {_names(unknown)}: add it (Clients and contracts) or fix the environment "
+                   "label"] if unknown else []
+        raise ApiError(422, "; ".join(reasons + ([_set_aside(closed)] if closed else []))
+                       + "; nothing else was written")
     if result["opened"] or result["closed"] or result["voided"]:
         log.info("%s webhook: opened %s, closed %s, left voided %s", source, result["opened"], result["closed"],
                  result["voided"])
@@ -255,6 +262,11 @@ async def _deliver(request: Request, source: str, parse, apply) -> Response:
 
 def _names(environments: list[str]) -> str:
     return ", ".join(repr(name) for name in environments)
+
+
+def _set_aside(alerts: list[dict]) -> str:
+    """The alerts set aside for a closed month, each with the reason."""
+    return "; ".join(f"alert {alert['alert']}: {alert['reason']}" for alert in alerts)
 
 
 def _apply_heartbeat(store: Store, actor, beat: Heartbeat) -> dict:

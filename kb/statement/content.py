@@ -8,6 +8,9 @@ and ``refunds`` reports for that client and month, read through the same SQL
 (``kb.reads.exports.report_sql``): every environment the client runs on or has a contract for, and its
 contracts' credits. The daily downtime chart reuses the uptime query with days in place of months, so a
 day's downtime is the union of its outages exactly as a month's is.
+
+A month closed as of T (rules §13) reads as it was closed: the statement is as of the closing, its uptime and
+credits the frozen rows, and writes into the month are refused, so it stays as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import pandas as pd
 from kb.config import Config
 from kb.db import connection
 from kb.db.sqltext import instant
+from kb.engine.asof import open_views
 from kb.engine.calendar import local_instant
+from kb.engine.closings import closings_sql
 from kb.engine.targets import STATES, TARGETS, Target
 from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
@@ -34,7 +39,7 @@ class Statement:
     client_name: str
     tier: str
     month: str  # 'YYYY-MM'
-    as_of: datetime
+    as_of: datetime  # the closing's instant for a closed month
     targets: dict[str, pd.DataFrame]  # per metric, its targets due in the month (``due_targets``)
     met: pd.DataFrame  # per metric, met, breached, decided and pct_met over the month (``kb.reads.met``)
     uptime: pd.DataFrame  # the uptime export's rows, plus the environment's name
@@ -60,7 +65,17 @@ def month_days(month: str) -> tuple[date, date]:
 
 
 def statement(con, config: Config, client_id: str, month: str, as_of: datetime) -> Statement:
-    """The statement of ``client_id`` for ``month`` as of ``as_of``; ``con`` has the as-of views open at it."""
+    """The statement of ``client_id`` for ``month`` as of ``as_of``; ``con`` has the as-of views open at it. A
+    month closed at ``as_of`` is stated as of its closing, on views opened at that instant."""
+    closing = con.execute(f"SELECT closed_at FROM ({closings_sql(instant(as_of))}) WHERE month = ?",
+                          [month]).fetchall()
+    if closing and closing[0][0] != as_of:
+        cur = connection.cursor(con)
+        try:
+            open_views(cur, config, closing[0][0])
+            return statement(cur, config, client_id, month, closing[0][0])
+        finally:
+            cur.close()
     first, last = month_days(month)
     client = con.execute("SELECT client_id, name, tier FROM clients WHERE client_id = ?", [client_id]).fetchall()
     if not client:

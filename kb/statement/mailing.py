@@ -10,12 +10,17 @@ before it is sent, and marked sent when the server took it, so a restart never s
 refusal is retried at the next run (the service runs this every hour). A statement that cannot be made or
 sent (a recipient that is not an address) is recorded with its error and retried alone: the other
 clients' statements go.
+
+A statement once sent is kept as sent (rules §13): its PDF, byte for byte, with its SHA-256, in
+``sent_statements``, written in the transaction that marks it sent. ``sent_statement`` gives it back to
+``python -m kb statement`` and the Client page, which serve it rather than typeset the month again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from kb import formats
 from kb.access import Actor
@@ -25,24 +30,28 @@ from kb.alerts.text import one_line
 from kb.config import Config
 from kb.db.connection import transaction
 from kb.engine.asof import open_views
-from kb.engine.calendar import is_business_day
+from kb.engine.periods import first_business_day
 from kb.statement.content import statement
 from kb.statement.render import statement_pdf
 
 STATEMENTS = Actor("statements", "admin")
 
 
+@dataclass(frozen=True)
+class SentStatement:
+    """A statement as it was e-mailed."""
+
+    client_id: str
+    month: str
+    sent_at: datetime
+    pdf: bytes
+    sha256: str
+
+
 @dataclass
 class Sent:
     sent: list[str] = field(default_factory=list)  # "CLIENT 2026-10"
     failed: list[str] = field(default_factory=list)
-
-
-def first_business_day(config: Config, year: int, month: int) -> date:
-    day = date(year, month, 1)
-    while not is_business_day(config.calendar, day):
-        day += timedelta(days=1)
-    return day
 
 
 def send_statements(con, config: Config, now: datetime) -> Sent:
@@ -62,7 +71,8 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
            WHERE nullif(trim(statement_recipients), '') IS NOT NULL AND d.sent_at IS NULL
              AND $from_first_day
            ORDER BY client_id""",
-        {"month": month, "from_first_day": today >= first_business_day(config, today.year, today.month)}).fetchall()
+        {"month": month,
+         "from_first_day": today >= first_business_day(config.calendar, today.year, today.month)}).fetchall()
     if not due:
         return result
     open_views(con, config, now)
@@ -75,18 +85,30 @@ def send_statements(con, config: Config, now: datetime) -> Sent:
                         "created_at) VALUES (?, 'email', 'statement', FALSE, [], ?, ?, ?) ON CONFLICT DO NOTHING",
                         [key, subject, ", ".join(addresses), now])
         try:
+            pdf = _pdf(con, config, client_id, month, now)
             send_email(settings.smtp_url, settings.sender, addresses, subject,
                        f"Attached: the SLA statement of {name} for {shown_month}: response and resolution targets, "
                        "uptime and service credits under the Support Service Terms.\n",
-                       {f"statement-{client_id}-{month}.pdf": _pdf(con, config, client_id, month, now)})
+                       {f"statement-{client_id}-{month}.pdf": pdf})
         except Exception as e:  # noqa: BLE001 - whatever stops one statement is that statement's error alone
             mark_failed(con, key, "email", failure(e))
             result.failed.append(f"{client_id} {month}: {failure(e)}")
             continue
-        mark_sent(con, key, "email", now, STATEMENTS, "statement", "clients", client_id,
-                  {"month": month, "recipients": addresses, "sent_at": now})
+        digest = hashlib.sha256(pdf).hexdigest()
+        with transaction(con):
+            mark_sent(con, key, "email", now, STATEMENTS, "statement", "clients", client_id,
+                      {"month": month, "recipients": addresses, "sent_at": now, "sha256": digest})
+            con.execute("INSERT INTO sent_statements VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        [client_id, month, now, pdf, digest])
         result.sent.append(f"{client_id} {month}")
     return result
+
+
+def sent_statement(con, client_id: str, month: str) -> SentStatement | None:
+    """The statement of ``client_id`` for ``month`` as it was e-mailed; None when it was not sent."""
+    rows = con.execute("SELECT sent_at, pdf, sha256 FROM sent_statements WHERE client_id = ? AND month = ?",
+                       [client_id, month]).fetchall()
+    return SentStatement(client_id, month, *rows[0]) if rows else None
 
 
 def _pdf(con, config: Config, client_id: str, month: str, now: datetime) -> bytes:

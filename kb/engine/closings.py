@@ -1,0 +1,45 @@
+"""Closed months as of an instant (rules §13): which closing of each month is in force at T, and the uptime and
+credits of a closed month read from what was frozen when it was closed.
+
+A closing is in force at T from its ``closed_at`` until its ``reopened_at`` (if ever), so reading as of an
+instant before a month was closed, or while it was reopened, computes it as any open month; reading as of a
+later instant gets the rows of the version closed then, older versions included.
+
+``env_uptime`` and ``contract_refunds`` are each the computed rows (``env_uptime_live``,
+``contract_refunds_live``) of the months not closed at T, and the frozen rows (``closed_uptime``,
+``closed_refunds``) of the version in force of those that are: the same columns, so every reader (pages,
+exports, ``/metrics``, statements) follows without knowing.
+"""
+
+from __future__ import annotations
+
+FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
+
+
+def live_view(view: str) -> str:
+    """The name of the view that computes ``view``'s rows whether or not their month is closed."""
+    return f"{view}_live"
+
+
+def closings_sql(as_of_literal: str) -> str:
+    """SELECT of (month, version, closed_at, closed_by): each month closed at T, with the version in force (the
+    latest, should clocks set for replays make two of them look in force at once)."""
+    return f"""SELECT month, version, closed_at, closed_by FROM month_closings
+               WHERE closed_at <= {as_of_literal} AND (reopened_at IS NULL OR reopened_at > {as_of_literal})
+               QUALIFY row_number() OVER (PARTITION BY month ORDER BY version DESC) = 1"""
+
+
+def frozen_or_live_sql(view: str, as_of_literal: str) -> str:
+    """SELECT of ``view``'s rows as of T: computed for the months open at T, as frozen for the months closed."""
+    frozen = FROZEN[view]
+    return f"""
+    WITH closed AS ({closings_sql(as_of_literal)})
+    SELECT * FROM {live_view(view)} WHERE month NOT IN (SELECT month FROM closed)
+    UNION ALL
+    SELECT f.* EXCLUDE (version) FROM {frozen} f JOIN closed c USING (month, version)
+    """
+
+
+def open_frozen_view(con, view: str, as_of_literal: str) -> None:
+    """Define ``view`` (``env_uptime`` or ``contract_refunds``) on ``con`` over its live view, opened already."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {frozen_or_live_sql(view, as_of_literal)}")

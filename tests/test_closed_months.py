@@ -1,0 +1,456 @@
+"""Closed months (rules §13): closing November as of Wed 2026-12-02 freezes its uptime, credits and statements;
+every way in refuses what would change it until an admin reopens it; a statement once sent is served as sent;
+a final credit marked applied is no longer owed.
+
+The store: one enterprise client on a dedicated environment whose contract takes the configuration's default
+target and credit schedule, an hour of outage in November (uptime 99.86 %, a 10 % credit of USD 1,000), a case
+answered in time in November and one received on its last evening and not answered."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from kb.access import Actor, PermissionDenied
+from kb.cli import main
+from kb.config import parse_config
+from kb.db import connection
+from kb.engine.asof import open_views
+from kb.intake import corrections, writes
+from kb.intake.closing import apply_credit, close_month, reopen_month
+from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
+from kb.mail.archive import import_paths
+from kb.mail.quarantine import retry
+from kb.reads import overview
+from kb.reads.exports import write_report
+from kb.reads.refunds import credit_stages
+from kb.service import tokens
+from kb.service.webhooks import ROUTES
+from kb.statement.content import statement
+from kb.statement.mailing import send_statements, sent_statement
+from kb.store import Store
+from kb.timestamps import set_now
+from tests.fixtures import ADMIN, SPEC_TOML, add, local, open_page, shown
+from tests.servers import Inbox
+
+CLOSING = local("2026-12-02 10:00")  # Wednesday; Tue 2026-12-01 is the first business day after November
+LATER = local("2026-12-03 10:00")
+CLOSED = "2026-11 is closed: its uptime, credits and statements are final; an admin may reopen it with a reason"
+LEAD = Actor("lee@support.example", "lead")
+CONFIG = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK",
+                                    "extra_holidays": ["2026-11-27"]},
+                       "mail": {"support_addresses": ["support@knowru.example"]}})
+
+
+def november(con, config=CONFIG) -> None:
+    """The store of the module's docstring, and an outage on the shared environment still going since October."""
+    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise",
+                                     statement_recipients="cfo@ent.example"))
+    add(con, config, "environments",
+        dict(environment_id="E", name="Prod", kind="dedicated", deployment="on_premise", client_id="ENT",
+             active_from="2026-01-01"),
+        dict(environment_id="S", name="Shared", kind="shared", deployment="shared_cloud", active_from="2026-01-01"))
+    add(con, config, "contracts", dict(contract_id="K", client_id="ENT", environment_id="E", monthly_fee="1000",
+                                       currency="USD", starts_on="2026-01-01"))
+    add(con, config, "incidents",
+        dict(incident_id="I1", environment_id="E", impact="outage", started_at="2026-11-03 10:00",
+             ended_at="2026-11-03 11:00"),
+        dict(incident_id="GOING", environment_id="S", impact="degraded", started_at="2026-10-20 10:00"))
+    add(con, config, "cases",
+        dict(case_id="CS-NOV", client_id="ENT", received_at="2026-11-20 15:00", category="platform_issue",
+             subject="Slow API", first_response_at="2026-11-23 10:00"),
+        dict(case_id="CS-LATE", client_id="ENT", received_at="2026-11-30 17:00", category="platform_issue",
+             subject="Down again"),
+        dict(case_id="CS-DEC", client_id="ENT", received_at="2026-12-01 10:00", category="api_help",
+             subject="Keys"))
+
+
+@pytest.fixture
+def closed(con):
+    """The store with November closed at CLOSING, "now" a day later."""
+    november(con)
+    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    set_now(LATER)
+    return con
+
+
+def rows(con, sql: str, params=()) -> list[tuple]:
+    return con.execute(sql, list(params)).fetchall()
+
+
+def november_lines(con, config, report: str, folder: Path, as_of=LATER) -> list[str]:
+    """The lines of ``report`` as ``python -m kb export`` writes it, for November."""
+    out = folder / f"{report}.csv"
+    write_report(con, config, report, as_of, out)
+    return [line for line in out.read_text().splitlines() if ",2026-11," in line]
+
+
+def refused(action, *args, **kwargs) -> list[Problem]:
+    with pytest.raises(Rejected) as caught:
+        action(*args, **kwargs)
+    return caught.value.problems
+
+
+# --- Closing ------------------------------------------------------------------------------------------------
+
+def test_closing_november_freezes_its_rows_and_is_audited(closed):
+    con = closed
+    assert rows(con, "SELECT month, version, closed_at, closed_by, reopened_at FROM month_closings") == [
+        ("2026-11", 1, CLOSING, "lee@support.example", None)]
+    assert rows(con, "SELECT environment_id, downtime_minutes, round(uptime_pct, 6), target_pct, status "
+                     "FROM closed_uptime WHERE month = '2026-11' ORDER BY environment_id") == [
+        ("E", 60.0, 99.861111, 99.9, "final"), ("S", 0.0, 100.0, None, "final")]
+    assert rows(con, "SELECT contract_id, credit_pct, refund_amount, currency FROM closed_refunds") == [
+        ("K", 10, 100.0, "USD")]
+    assert rows(con, "SELECT case_id, sla_state FROM closed_cases ORDER BY case_id") == [
+        ("CS-LATE", "breached"), ("CS-NOV", "met")]
+    assert rows(con, "SELECT actor, action, table_name, row_id, after->>'version', after->>'cases' FROM audit_log "
+                     "WHERE action = 'close_month'") == [
+        ("lee@support.example", "close_month", "month_closings", "2026-11", "1", "2")]
+
+
+def test_later_changes_leave_novembers_export_lines_byte_identical(closed, tmp_path):
+    con = closed
+    before = {report: november_lines(con, CONFIG, report, tmp_path) for report in ("uptime", "refunds")}
+    assert before["refunds"] == ["K,ENT,E,2026-11,99.861111,10.0000,100.00,USD,final"]
+
+    # the rules change: a lower default target and a harsher default schedule
+    stricter = parse_config({**{"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"}},
+                             "sla": {"default_uptime_target_pct": 99.0, "default_credit_schedule": "99.95:25"}})
+    # and an outage in November is written straight into the table, past every check
+    con.execute("INSERT INTO incidents (incident_id, environment_id, impact, started_at, ended_at) VALUES "
+                "('SQL', 'E', 'outage', TIMESTAMPTZ '2026-11-10 02:00:00+00', TIMESTAMPTZ '2026-11-10 08:00:00+00')")
+    for config in (CONFIG, stricter):
+        assert {report: november_lines(con, config, report, tmp_path) for report in ("uptime", "refunds")} == before
+    open_views(con, stricter, LATER)
+    computed = rows(con, "SELECT downtime_minutes, target_pct FROM env_uptime_live "
+                         "WHERE month = '2026-11' AND environment_id = 'E'")
+    assert computed == [(420.0, 99.0)]  # what November would read had it not been closed
+    assert rows(con, "SELECT credit_pct FROM contract_refunds_live WHERE month = '2026-11'") == [(25,)]
+    assert rows(con, "SELECT downtime_minutes FROM env_uptime WHERE month = '2026-11' AND environment_id = 'E'") \
+        == [(60.0,)]
+
+
+def test_reading_as_of_before_the_closing_computes_the_month(closed):
+    con = closed
+    con.execute("INSERT INTO incidents (incident_id, environment_id, impact, started_at, ended_at) VALUES "
+                "('SQL', 'E', 'outage', TIMESTAMPTZ '2026-11-10 02:00:00+00', TIMESTAMPTZ '2026-11-10 03:00:00+00')")
+    open_views(con, CONFIG, local("2026-12-01 12:00"))
+    assert rows(con, "SELECT downtime_minutes FROM env_uptime WHERE month = '2026-11' AND environment_id = 'E'") \
+        == [(120.0,)]
+
+
+def test_a_month_is_closed_from_the_first_business_day_after_it(con):
+    november(con)
+    assert refused(close_month, con, CONFIG, LEAD, "2026-11", local("2026-11-30 18:00")) == [
+        Problem(None, "month", "2026-11 cannot be closed before Tue 2026-12-01, the first business day after it")]
+    # New Year's Day is a holiday and 2 and 3 January a weekend: December closes from Monday 4 January.
+    assert refused(close_month, con, CONFIG, LEAD, "2026-12", local("2027-01-02 10:00"))[0].reason == (
+        "2026-12 cannot be closed before Mon 2027-01-04, the first business day after it")
+    assert refused(close_month, con, CONFIG, LEAD, "2026-13", CLOSING)[0].reason == (
+        "'2026-13' is not a month like 2026-11")
+    with pytest.raises(PermissionDenied):
+        close_month(con, CONFIG, Actor("sam@support.example", "staff"), "2026-11", CLOSING)
+    close_month(con, CONFIG, LEAD, "2026-11", local("2026-12-01 09:00"))
+    assert refused(close_month, con, CONFIG, LEAD, "2026-11", CLOSING)[0].reason.startswith(
+        "2026-11 is closed already (version 1, on Tue 2026-12-01 09:00 HKT (UTC+08:00) by lee@support.example)")
+
+
+def test_the_command_line_closes_refuses_and_reopens(tmp_path, capsys):
+    db, config_file = tmp_path / "support.duckdb", tmp_path / "support.toml"
+    config_file.write_text(SPEC_TOML)
+    con = connection.connect(db)
+    november(con)
+    con.close()
+
+    def kb(*args: str) -> int:
+        return main(["--db", str(db), "--config", str(config_file), *args])
+
+    assert kb("close-month", "2026-12", "--now", "2026-12-15T10:00:00+08:00") == 1
+    assert "2026-12 cannot be closed before Mon 2027-01-04, the first business day after it" in capsys.readouterr().err
+    assert kb("close-month", "2026-11", "--now", "2026-12-02T10:00:00+08:00") == 0
+    assert capsys.readouterr().out.startswith("closed 2026-11 (version 1): the uptime of 2 environments, the "
+                                              "credits of 1 contract and the first responses of 2 cases are final")
+    assert kb("reopen-month", "2026-11", "--reason", " ", "--now", "2026-12-03T10:00:00+08:00") == 1
+    assert "is empty: say why" in capsys.readouterr().err
+    assert kb("reopen-month", "2026-11", "--reason", "late outage report", "--now", "2026-12-03T10:00:00+08:00") == 0
+    assert kb("close-month", "2026-11", "--now", "2026-12-04T10:00:00+08:00") == 0
+    assert "closed 2026-11 (version 2)" in capsys.readouterr().out
+    con = connection.connect(db, read_only=True)
+    assert rows(con, "SELECT version, reopen_reason FROM month_closings ORDER BY version") == [
+        (1, "late outage report"), (2, None)]
+    cli = f"cli:{getpass.getuser()}"
+    assert rows(con, "SELECT action, actor FROM audit_log WHERE table_name = 'month_closings' ORDER BY audit_id") == [
+        ("close_month", cli), ("reopen_month", cli), ("close_month", cli)]
+    con.close()
+
+
+def test_closing_a_month_of_thirty_thousand_cases_takes_under_two_seconds(con):
+    november(con)
+    con.execute("""INSERT INTO cases (case_id, client_id, received_at, category, subject, first_response_at)
+                   SELECT 'G-' || i, 'ENT', TIMESTAMPTZ '2026-06-01 01:00:00+00' + to_minutes(i * 8),
+                          'platform_issue', 'Case ' || i,
+                          CASE WHEN i % 5 <> 0 THEN TIMESTAMPTZ '2026-06-01 06:00:00+00' + to_minutes(i * 8) END
+                   FROM range(30000) t(i)""")
+    started = datetime.now(UTC)
+    done = close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    assert (datetime.now(UTC) - started).total_seconds() < 2.0
+    assert done.cases == rows(con, "SELECT count(*) FROM cases WHERE received_at >= ? AND received_at < ?",
+                              [local("2026-11-01 00:00"), local("2026-12-01 00:00")])[0][0]
+
+
+# --- Writes into a closed month -----------------------------------------------------------------------------
+
+def test_forms_corrections_and_imports_into_november_are_refused_naming_it(closed):
+    con = closed
+    case = {"client_id": "ENT", "category": "platform_issue", "subject": "Late report"}
+    assert refused(writes.log_case, con, CONFIG, LEAD, {**case, "received_at": "2026-11-28 10:00"}) == [
+        Problem(2, "received_at", CLOSED)]
+    assert refused(writes.log_incident, con, CONFIG, LEAD, {
+        "environment_id": "E", "impact": "outage", "started_at": "2026-11-30 23:00",
+        "ended_at": "2026-12-01 01:00"})[0].reason == CLOSED
+    assert refused(corrections.correct_case, con, CONFIG, LEAD, "CS-NOV", {"category": "api_help"})[0].reason == CLOSED
+    assert refused(corrections.correct_case, con, CONFIG, LEAD, "CS-DEC",
+                   {"received_at": local("2026-11-30 10:00")})[0].reason == CLOSED
+    assert refused(corrections.void_case, con, CONFIG, LEAD, "CS-NOV", "logged twice") == [
+        Problem(None, "case_id", CLOSED)]
+    assert refused(corrections.void_incident, con, CONFIG, LEAD, "I1", "a test") == [
+        Problem(None, "incident_id", CLOSED)]
+    assert refused(writes.record_response, con, CONFIG, LEAD, "CS-LATE", local("2026-11-30 17:30")) == [
+        Problem(None, "first_response_at", CLOSED)]
+    # ending the degraded service still going since October inside November would change November
+    assert refused(writes.close_incident, con, CONFIG, LEAD, "GOING", local("2026-11-15 10:00")) == [
+        Problem(None, "ended_at", CLOSED)]
+    before = rows(con, "SELECT count(*) FROM cases")
+    csv_file = (b"case_id,client_id,received_at,category,subject\n"
+                b"CS-A,ENT,2026-12-02 09:00,platform_issue,Fine\n"
+                b"CS-B,ENT,2026-11-29 09:00,platform_issue,Too late\n")
+    assert refused(add_rows, con, CONFIG, staged_from_csv("cases", csv_file), LEAD, permission="import",
+                   source="cases.csv") == [Problem(3, "received_at", CLOSED)]
+    assert rows(con, "SELECT count(*) FROM cases") == before
+
+    # what lies after November goes on: a response today to the case of November's last evening, ending the
+    # degraded service now, a case of December
+    writes.record_response(con, CONFIG, LEAD, "CS-LATE", local("2026-12-03 09:00"))
+    writes.close_incident(con, CONFIG, LEAD, "GOING", local("2026-12-03 09:30"))
+    assert writes.log_case(con, CONFIG, LEAD, {**case, "received_at": "2026-12-02 11:00"}).row_id == "CS-00001"
+
+
+def test_after_reopening_the_writes_go_and_closing_again_is_version_2(closed, tmp_path):
+    con = closed
+    with pytest.raises(PermissionDenied):
+        reopen_month(con, CONFIG, LEAD, "2026-11", "a late report")
+    assert refused(reopen_month, con, CONFIG, ADMIN, "2026-11", "   ") == [Problem(None, "reason", "is empty: say why")]
+    assert refused(reopen_month, con, CONFIG, ADMIN, "2026-10", "why not") == [
+        Problem(None, "month", "2026-10 is not closed")]
+    assert reopen_month(con, CONFIG, ADMIN, "2026-11", "the customer reported a second outage late") == 1
+    add(con, CONFIG, "incidents", dict(incident_id="I2", environment_id="E", impact="outage",
+                                       started_at="2026-11-10 10:00", ended_at="2026-11-10 17:00"))
+    assert close_month(con, CONFIG, LEAD, "2026-11", local("2026-12-04 10:00")).version == 2
+    assert rows(con, "SELECT version, reopened_by, reopen_reason FROM month_closings ORDER BY version") == [
+        (1, ADMIN.email, "the customer reported a second outage late"), (2, None, None)]
+    assert rows(con, "SELECT version, credit_pct FROM closed_refunds ORDER BY version") == [(1, 10), (2, 30)]
+    assert november_lines(con, CONFIG, "refunds", tmp_path, local("2026-12-05 10:00")) == [
+        "K,ENT,E,2026-11,98.888889,30.0000,300.00,USD,final"]
+    # as of a moment the first version was in force, November still reads as it did then
+    assert november_lines(con, CONFIG, "refunds", tmp_path, local("2026-12-02 18:00")) == [
+        "K,ENT,E,2026-11,99.861111,10.0000,100.00,USD,final"]
+    assert rows(con, "SELECT action, row_id, after->>'reopen_reason' FROM audit_log WHERE action = 'reopen_month'") == [
+        ("reopen_month", "2026-11", "the customer reported a second outage late")]
+
+
+# --- Webhooks and mail --------------------------------------------------------------------------------------
+
+def webhooks(tmp_path) -> tuple[Store, str]:
+    """A store holding the module's data with November closed, and a staff token for its webhooks."""
+    store = Store(tmp_path / "hooks.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    return store, store.write(tokens.create_token, ADMIN, name="monitoring", role="staff").token
+
+
+def webhook_app(store: Store) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app):
+        yield {"store": store}
+
+    return Starlette(routes=ROUTES, lifespan=lifespan)
+
+
+def am_alert(fingerprint: str, starts: str) -> dict:
+    return {"status": "firing", "labels": {"alertname": "ApiDown", "environment": "E", "severity": "critical"},
+            "annotations": {}, "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fingerprint}
+
+
+def am_payload(*alerts: dict) -> dict:
+    return {"version": "4", "status": "firing", "receiver": "support", "groupLabels": {}, "commonLabels": {},
+            "commonAnnotations": {}, "externalURL": "http://alertmanager:9093", "alerts": list(alerts)}
+
+
+def test_a_webhook_alert_in_november_is_set_aside_alone_and_taken_after_reopening(tmp_path):
+    set_now(LATER)
+    store, staff = webhooks(tmp_path)
+    headers = {"Authorization": f"Bearer {staff}"}
+    late, today = am_alert("late", "2026-11-29T02:00:00Z"), am_alert("today", "2026-12-03T01:00:00Z")
+    with TestClient(webhook_app(store)) as client:
+        response = client.post("/api/v1/webhooks/alertmanager", json=am_payload(late, today), headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["opened"] == ["INC-00001"]
+        assert response.json()["closed_months"] == [{"alert": "late@2026-11-29T02:00:00+00:00", "reason": CLOSED}]
+        assert store.query("SELECT outcome FROM webhook_events ORDER BY event_key").outcome.tolist() == [
+            f"closed month: {CLOSED}", "opened"]
+
+        alone = client.post("/api/v1/webhooks/alertmanager", json=am_payload(late), headers=headers)
+        assert alone.status_code == 422 and CLOSED in alone.json()["error"]
+
+        kuma = {"heartbeat": {"monitorID": 7, "status": 0, "time": "2026-11-30 15:00:00", "msg": "timeout"},
+                "monitor": {"id": 7, "name": "E"}}
+        down = client.post("/api/v1/webhooks/uptime-kuma", json=kuma, headers=headers)
+        assert down.status_code == 422 and f"heartbeat.time: {CLOSED}" in down.json()["error"]
+
+        store.write(reopen_month, CONFIG, ADMIN, "2026-11", "the November alerts came in late")
+        again = client.post("/api/v1/webhooks/alertmanager", json=am_payload(late, today), headers=headers)
+        assert again.json()["opened"] == ["INC-00002"] and again.json()["closed_months"] == []
+    store.close()
+
+
+def eml(folder: Path, name: str, date: str) -> None:
+    (folder / f"{name}.eml").write_bytes(
+        f"From: Ops <ops@ent.example>\nTo: support@knowru.example\nSubject: {name}\nDate: {date}\n"
+        f"Message-ID: <{name}@ent.example>\n\nIt is down.\n".encode())
+
+
+def test_mail_dated_in_november_is_held_with_the_reason_and_taken_after_reopening(closed, tmp_path):
+    con = closed
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    eml(folder, "late", "Fri, 27 Nov 2026 10:00:00 +0800")
+    eml(folder, "today", "Thu, 03 Dec 2026 09:00:00 +0800")
+    outcome, _ = import_paths(con, CONFIG, [folder], ADMIN, now=LATER)
+    assert outcome.cases_opened == 1 and len(outcome.held) == 1
+    assert rows(con, "SELECT message_key, reason FROM mail_quarantine") == [("late@ent.example", f"its date: {CLOSED}")]
+
+    reopen_month(con, CONFIG, ADMIN, "2026-11", "late mail")
+    assert retry(con, CONFIG, ADMIN, "late@ent.example", now=LATER).startswith("taken: 1 case opened")
+
+
+# --- Statements and credits ---------------------------------------------------------------------------------
+
+def test_a_closed_months_statement_shows_its_cases_as_they_were_closed(closed):
+    con = closed
+    writes.record_response(con, CONFIG, LEAD, "CS-LATE", local("2026-12-01 16:00"))  # recorded late
+    open_views(con, CONFIG, LATER)
+    assert rows(con, "SELECT sla_state FROM case_sla WHERE case_id = 'CS-LATE'") == [("met",)]
+    frozen = statement(con, CONFIG, "ENT", "2026-11", LATER)
+    assert dict(zip(frozen.cases.case_id, frozen.cases.sla_state, strict=True)) == {
+        "CS-NOV": "met", "CS-LATE": "breached"}
+    assert frozen.as_of == CLOSING and frozen.totals["credits"] == {"USD": "100.00"}
+
+
+def test_a_sent_statement_is_served_byte_for_byte(tmp_path, capsys):
+    db, config_file = tmp_path / "support.duckdb", tmp_path / "support.toml"
+    config_file.write_text(SPEC_TOML)
+    inbox = Inbox().start()
+    mailing = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK"},
+                            "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}", "sender": "sla@support.example"}})
+    con = connection.connect(db)
+    try:
+        november(con)
+        assert send_statements(con, mailing, local("2026-12-01 10:00")).sent == ["ENT 2026-11"]
+        (recipients, message), = inbox.messages
+        (attachment,) = message.iter_attachments()
+        kept = sent_statement(con, "ENT", "2026-11")
+        assert kept.pdf == attachment.get_content() and kept.sent_at == local("2026-12-01 10:00")
+        assert kept.sha256 == hashlib.sha256(kept.pdf).hexdigest()
+        add(con, CONFIG, "incidents", dict(incident_id="I9", environment_id="E", impact="outage",
+                                           started_at="2026-11-20 10:00", ended_at="2026-11-20 12:00"))
+    finally:
+        con.close()
+        inbox.stop()
+    out = tmp_path / "again.pdf"
+    assert main(["--db", str(db), "--config", str(config_file), "statement", "--client", "ENT", "--month",
+                 "2026-11", "--out", str(out)]) == 0
+    assert out.read_bytes() == kept.pdf
+    assert "as it was e-mailed on Tue 2026-12-01 10:00 HKT" in capsys.readouterr().out
+
+
+def test_a_final_credit_marked_applied_is_no_longer_owed(tmp_path):
+    store = Store(tmp_path / "credits.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    before = store.snapshot(LATER)
+    assert credit_stages(store, before, "2026-01").stage.tolist() == ["computed"]
+    assert overview.credits_owed(store, before).empty  # computed, not final: nothing is owed yet
+    assert refused(store.write, apply_credit, CONFIG, LEAD, "K", "2026-11", "INV-118")[0].reason.startswith(
+        "2026-11 is not closed")
+
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    owed = overview.credits_owed(store, store.snapshot(LATER))
+    assert owed[["month", "client_name", "refund_amount", "currency"]].values.tolist() == [
+        ["2026-11", "Enterprise Co", 100.0, "USD"]]
+    with pytest.raises(PermissionDenied):
+        store.write(apply_credit, CONFIG, Actor("sam@support.example", "staff"), "K", "2026-11", "INV-118")
+    store.write(apply_credit, CONFIG, LEAD, "K", "2026-11", " INV-2026-118 ", LATER)
+    assert store.query("SELECT contract_id, month, amount, currency, applied_by, reference "
+                       "FROM credit_applications").values.tolist() == [
+        ["K", "2026-11", 100.0, "USD", "lee@support.example", "INV-2026-118"]]
+    after = store.snapshot(local("2026-12-03 11:00"))
+    assert overview.credits_owed(store, after).empty
+    stages = credit_stages(store, after, "2026-01")
+    assert stages[["stage", "reference"]].values.tolist() == [["applied", "INV-2026-118"]]
+    assert refused(store.write, apply_credit, CONFIG, LEAD, "K", "2026-11", "INV-2")[0].reason.startswith(
+        "the 2026-11 credit of contract K was applied already (INV-2026-118")
+    store.close()
+
+
+# --- The page -----------------------------------------------------------------------------------------------
+
+def test_leads_close_and_admins_reopen_on_the_service_credits_page(signed_in, monkeypatch):
+    monkeypatch.setenv("SUPPORT_AS_OF", "2026-12-02T12:00:00+08:00")
+    set_now(CLOSING)
+    at = open_page(signed_in("lee@support.example"), "refunds")
+    assert at.selectbox(key="close_month_which").value == "2026-11"
+    next(b for b in at.button if b.label == "Close month").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [shown(s) for s in at.success] == [
+        "Nov 2026 is closed (version 1): the uptime of 2 environments, the credits of 1 contract and the first "
+        "responses of 6 cases are final."]
+    stages = next(d.value for d in at.dataframe if "stage" in d.value.columns)
+    assert stages[["month", "stage"]].values.tolist() == [["Oct 2026", "Computed"]]  # November owes no credit
+    assert "Reopen month" not in [b.label for b in at.button]  # leads do not reopen
+
+    at = open_page(signed_in("ada@support.example"), "refunds")
+    at.text_input(key="reopen_month_reason").input("a late outage report")
+    next(b for b in at.button if b.label == "Reopen month").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [shown(s) for s in at.success] == ["Nov 2026 is open again (version 1 is kept)."]
+    closings = next(d.value for d in at.dataframe if "reopen_reason" in d.value.columns)
+    assert closings.reopen_reason.tolist() == ["a late outage report"]
+
+
+def test_the_client_page_serves_the_statement_as_sent(app):
+    at, _ = app
+    pdf = b"%PDF-1.7\nthe statement as it was e-mailed\n"
+    from kb import ui
+
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store  # the one the app holds
+    with store.transaction() as con:
+        con.execute("INSERT INTO sent_statements VALUES ('ENT', '2026-10', ?, ?, ?)",
+                    [local("2026-11-02 10:00"), pdf, hashlib.sha256(pdf).hexdigest()])
+    open_page(at, "client")
+    at.selectbox(key="client_page_client").select("ENT").run()
+    assert at.selectbox(key="client_page_month").value == "2026-10"
+    (download,) = at.get("download_button")
+    assert download.proto.label == "Download statement as sent"
+    assert "Prepare statement" not in [b.label for b in at.button]
+    assert (f"E-mailed on Mon 2026-11-02 10:00 HKT (UTC+08:00): the PDF as sent (SHA-256 "
+            f"{hashlib.sha256(pdf).hexdigest()}).") in [c.value for c in at.caption]
