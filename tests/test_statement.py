@@ -158,7 +158,7 @@ def test_the_statement_reports_every_target_its_policy_sets(tmp_path):
             "First response 7 cases 2 1 1 0 3 60.00 % 3 of 5 met "
             "Follow-up response 4 questions 1 0 1 0 2 66.66 % 2 of 3 met "
             "Resolution 7 cases 1 0 4 1 1 50.00 % 1 of 2 met") in text
-    assert ("Questions whose follow-up response was due in Nov 2026. Case Subject Asked Due Responded State "
+    assert ("Questions whose follow-up response was due in Nov 2026. Case Subject Asked Due Answered State "
             "FIXED Subject of FIXED Mon 2026-11-02 15:00 HKT (UTC+08:00) Tue 2026-11-03 15:00 HKT (UTC+08:00) "
             "Tue 2026-11-03 09:30 HKT (UTC+08:00) Met "
             "SLOW Subject of SLOW Mon 2026-11-02 16:00 HKT (UTC+08:00) Tue 2026-11-03 16:00 HKT (UTC+08:00) "

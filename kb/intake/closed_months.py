@@ -94,7 +94,7 @@ def staged_problems(con, config: Config, table: str, staging: str, *, updating: 
     closed = closed_months(con, config)
     if not closed:
         return []
-    key = next(c for c in TABLES[table] if c.name == KEYS[table])
+    key = next(c for c in TABLES[table] if c.name == KEYS[table][0])  # cases and incidents: one id each
     parts = []
     for column, start, end in ROW_SPANS[table]:
         parts.append(f"""SELECT line, {quote(column)} AS column_name, CAST("{utc_column(start)}" AS TIMESTAMPTZ) AS s,
