@@ -134,7 +134,8 @@ else:
     st.caption(f"The {formats.word('tier', tier)} tier's defaults (`[sla]` in support.toml): no contract in force "
                "names a policy.")
 rules = policy.rows
-ui.table(ui.dates_only(rules, "valid_from").assign(
+ui.table(rules.assign(
+    valid_from=rules.valid_from.map(lambda day: "from the start" if formats.is_empty(day) else str(day)),
     metric=rules.metric.map(LABELS),
     priority=rules.priority.map(lambda p: formats.word("priority", p)),
     rule=[formats.rule(kind, amount, calendar) + (", set by the contract" if by_contract else "")
@@ -142,7 +143,7 @@ ui.table(ui.dates_only(rules, "valid_from").assign(
                                                          rules.by_contract, strict=True)]),
     hide_index=True, width="stretch", column_order=["metric", "priority", "rule", "valid_from"], column_config={
     "metric": "Target", "priority": "Priority", "rule": st.column_config.TextColumn("Rule", width="large"),
-    "valid_from": st.column_config.DateColumn("From", help="Empty: from the start")})
+    "valid_from": "From"})
 if tier == "free":
     st.caption("A free case in general coding has no target at all.")
 
