@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kb.config import Config
+from kb.db.sqltext import instant
 from kb.engine.case_sla import at_risk_us, base_ctes, calendar_name
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
@@ -29,18 +30,14 @@ def case_questions_sql(config: Config, as_of: datetime) -> str:
     now = "n.cum_us"
     return f"""
     WITH {base_ctes(config, as_of, (target,))},
-    case_messages AS (
-        SELECT m.case_id, m.received_at AS sent_at, m.is_team
-        FROM messages m JOIN cases c ON c.case_id = m.case_id CROSS JOIN as_of a
-        WHERE m.received_at <= a.t AND NOT m.is_automatic AND NOT coalesce(m.unverified, FALSE)
-          AND c.voided_at IS NULL AND c.received_at <= a.t
-    ),
-    threads AS (
-        SELECT case_id, sent_at, is_team,
-               min(CASE WHEN is_team THEN sent_at END) OVER (
-                   PARTITION BY case_id ORDER BY sent_at, is_team
+    threads AS (  -- a voided case's or a later case's messages find no case in ``ruled`` below
+        SELECT case_id, received_at AS sent_at, is_team,
+               min(CASE WHEN is_team THEN received_at END) OVER (
+                   PARTITION BY case_id ORDER BY received_at, is_team
                    ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_team_at
-        FROM case_messages
+        FROM messages
+        WHERE case_id IS NOT NULL AND received_at <= {instant(as_of)} AND NOT is_automatic
+          AND NOT coalesce(unverified, FALSE)
     ),
     asked AS (
         SELECT r.*, t.sent_at AS asked_at, t.next_team_at AS responded_at
