@@ -68,6 +68,7 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
 
     open_page(page, server, "queue")
     expect(page.get_by_text("CS-00001", exact=True).first).to_be_attached()
+    open_page(page, server, "queue?case=CS-00001")  # its panel, subject as typed (markup shown, not run)
     expect(page.get_by_text("Checkout API returns 500 <b>since</b> 'deploy'").first).to_be_attached()
 
     open_page(page, server, "log_incident")

@@ -150,7 +150,6 @@ def last_month_overview(store: Store) -> dict[str, str]:
     refunds = overview.refund_exposure(store, snap, months)
     read = {"performance": performance[performance.month == months.last],
             "below target": below[below.month == months.last],
-            "credits owed": overview.credits_owed(store, snap, months).query(f"month == '{months.last}'"),
             "refund exposure": refunds[refunds.month == months.last]}
     assert all(len(frame) for frame in read.values())
     return {name: frame.to_csv(index=False) for name, frame in read.items()}

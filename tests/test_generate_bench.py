@@ -232,7 +232,8 @@ def test_bench_runs_and_prints_its_table(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout
     assert "| measure (median of 1 run) | 1,500 cases | target at 1 000 000 |" in table
-    for label in ("deadlines and states, all cases", "deadlines and states, per-row Python",
+    for label in ("every target of every case", "follow-up questions alone", "`export responses` CSV",
+                  "rows: messages / pauses / client questions", "deadlines and states, per-row Python",
                   "… sample cases where Python and SQL agree", "uptime, every environment-month",
                   "page overview, cold", "page queue, warm", "log a case (form write), p95",
                   "peak memory of the worker"):
