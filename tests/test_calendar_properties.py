@@ -130,16 +130,19 @@ class Reference:
 
     def within_days(self, received: int, n: int) -> int:
         """The earliest instant at which n business days of time have elapsed since ``received``."""
-        remaining = n * self.day_us
-        day = self.local(received).date() - timedelta(days=1)
+        return self.within_us(received, n * self.day_us)
+
+    def within_us(self, start: int, remaining: int) -> int:
+        """The earliest instant at which ``remaining`` of business time has passed since ``start``."""
+        day = self.local(start).date() - timedelta(days=1)
         while True:
             if self.is_business_day(day):
                 opens, closes = self.hours(day)
-                start = max(opens, received)
-                if start < closes:
-                    if closes - start >= remaining:
-                        return start + remaining
-                    remaining -= closes - start
+                begin = max(opens, start)
+                if begin < closes:
+                    if closes - begin >= remaining:
+                        return begin + remaining
+                    remaining -= closes - begin
             day += timedelta(days=1)
 
     def next_business_day_close(self, received: int) -> int:

@@ -12,7 +12,6 @@ import getpass
 import hashlib
 import os
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -193,16 +192,15 @@ def test_the_command_line_closes_refuses_and_reopens(tmp_path, capsys):
     con.close()
 
 
-def test_closing_a_month_of_thirty_thousand_cases_takes_under_two_seconds(con):
+def test_closing_a_month_of_thirty_thousand_cases_keeps_every_one_of_them(con):
+    """How long it takes is the benchmark's (``python -m kb bench``: closing the last full month)."""
     november(con)
     con.execute("""INSERT INTO cases (case_id, client_id, received_at, category, subject, first_response_at)
                    SELECT 'G-' || i, 'ENT', TIMESTAMPTZ '2026-06-01 01:00:00+00' + to_minutes(i * 8),
                           'platform_issue', 'Case ' || i,
                           CASE WHEN i % 5 <> 0 THEN TIMESTAMPTZ '2026-06-01 06:00:00+00' + to_minutes(i * 8) END
                    FROM range(30000) t(i)""")
-    started = datetime.now(UTC)
     done = close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
-    assert (datetime.now(UTC) - started).total_seconds() < 2.0
     assert done.cases == rows(con, "SELECT count(*) FROM cases WHERE received_at >= ? AND received_at < ?",
                               [local("2026-11-01 00:00"), local("2026-12-01 00:00")])[0][0]
 

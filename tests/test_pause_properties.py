@@ -31,20 +31,6 @@ from tests.test_calendar_properties import (
 HOUR_US = 3_600 * 1_000_000
 
 
-def within_us(ref: Reference, start: int, remaining: int) -> int:
-    """The earliest instant at which ``remaining`` of business time has passed since ``start``."""
-    day = ref.local(start).date() - timedelta(days=1)
-    while True:
-        if ref.is_business_day(day):
-            opens, closes = ref.hours(day)
-            begin = max(opens, start)
-            if begin < closes:
-                if closes - begin >= remaining:
-                    return begin + remaining
-                remaining -= closes - begin
-        day += timedelta(days=1)
-
-
 def paused_deadline(ref: Reference, received: int, target_us: int, pauses: list[tuple[int, int]]) -> int:
     """The reference: the target's business time runs outside the pauses, from receipt."""
     cursor, used = received, 0
@@ -54,7 +40,7 @@ def paused_deadline(ref: Reference, received: int, target_us: int, pauses: list[
             break
         used += gap
         cursor = max(cursor, end)
-    return within_us(ref, cursor, target_us - used)
+    return ref.within_us(cursor, target_us - used)
 
 
 @st.composite
@@ -110,7 +96,7 @@ def test_paused_business_time_moves_the_deadline_by_exactly_the_business_time_in
     got = deadlines(config, within, cases)
     for i, (at, pauses) in enumerate(cases):
         with_pauses, without, _ = got[str(i)]
-        assert without == within_us(ref, at, target_us)
+        assert without == ref.within_us(at, target_us)
         assert with_pauses == paused_deadline(ref, at, target_us, pauses), (ref.local(at), pauses)
 
 
