@@ -26,9 +26,11 @@ runs one in a thread of the process, not of the page's script run, so a rerun
 (a click elsewhere) cannot abandon it; ``import_job`` is how any later run of
 that session finds its progress and then its result.
 
-The as-of views are costly on large tables, so they are computed once per
-version and minute into Arrow tables (a ``Snapshot``) that every page queries,
-with ``open_case_sla``: the rows of ``case_sla`` not resolved yet, for the queue.
+The as-of views are costly on large tables, so they are computed once a
+minute into Arrow tables (a ``Snapshot``, ``kb.snapshot``) that every page
+queries. Each committed write is recorded with what it changed (``Change``,
+from its audit rows), and the next snapshot asked for takes in the rows of
+the cases it touched, rather than computing every case again.
 
 Over 400 lines: ``Store`` and ``Snapshot`` share the write lock and the version counter that keys
 every snapshot, and read best as one.
@@ -50,19 +52,17 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit, connection
 from kb.db.backup import backup_to
-from kb.engine.asof import open_views
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
 from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
+from kb.snapshot import EVERYTHING, Change, Snapshot, change_of, combined, computed, patched
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
-SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
 WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit before it says so
 QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a second) a write waits longer
 FORM_WRITE = "another write"
@@ -118,15 +118,6 @@ class ImportJob:
         return self.done
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The as-of views materialized at one instant, for one store version."""
-
-    as_of: datetime
-    version: int
-    tables: dict[str, pa.Table]
-
-
 class Store:
     def __init__(self, path: str | Path, config: Config, *, wait_seconds: float = 5.0,
                  write_wait_seconds: float = WRITE_WAIT_SECONDS):
@@ -143,6 +134,9 @@ class Store:
         self._snapshot: Snapshot | None = None
         self._frozen = False
         self.version = 0
+        self._changes: list[tuple[int, Change]] = []  # (version, what the write that made it changed)
+        with self._cursor() as cur:
+            self._audit_mark = cur.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchall()[0][0]
 
     @contextmanager
     def reader(self, snapshot: Snapshot | None = None):
@@ -175,7 +169,7 @@ class Store:
             except (duckdb.Error, OSError) as e:
                 self._failed(e)
                 raise
-            self.version += 1
+            self._committed(cur)
 
     def write(self, action: Callable[..., T], *args, attempts: int = 5, lock_wait_seconds: float | None = None,
               **kwargs) -> T:
@@ -191,6 +185,7 @@ class Store:
                 try:
                     with self._cursor() as cur:
                         result = action(cur, *args, **kwargs)
+                        self._committed(cur)
                 except (duckdb.Error, OSError) as e:
                     self._failed(e)
                     if (not isinstance(e, duckdb.TransactionException) or "conflict" not in str(e).lower()
@@ -198,7 +193,6 @@ class Store:
                         raise
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                self.version += 1
                 return result
         raise AssertionError("unreachable")
 
@@ -246,7 +240,7 @@ class Store:
                     self._failed(e)
                     raise
                 log.warning("the import of %s was committed before its checkpoint failed: %s", source, e)
-                self.version += 1
+                self._committed(change=EVERYTHING)
             report(1.0, f"{len(staged):,} rows written")
             return len(staged)
         raise AssertionError("unreachable")
@@ -258,7 +252,7 @@ class Store:
         with self._writing("an import", IMPORT_WAIT_SECONDS):
             report(0.95, f"committing {rows:,} rows")
             yield
-            self.version += 1
+            self._committed(change=EVERYTHING)
 
     def _checked_rows(self, staged: Staged, actor: Actor, report: Progress, now: datetime | None) -> pa.Table:
         """The staged rows checked by every rule (else Rejected) and typed as they will be stored (written by
@@ -391,34 +385,56 @@ class Store:
         write holds the lock for longer than ``write_wait_seconds``."""
         with self._writing("a configuration reload"):
             self.config = config
-            self.version += 1
+            self._committed(change=EVERYTHING)
+
+    def _committed(self, cur=None, change: Change | None = None) -> None:
+        """After a commit, holding the write lock: a new ``version``, recorded with what the write changed
+        (``change``, else read on ``cur`` from the audit rows it wrote; an import's rows can have lower numbers
+        than those of writes committed meanwhile, so an import says it changed everything)."""
+        if change is None:
+            try:
+                rows = cur.execute("SELECT audit_id, table_name, row_id, after FROM audit_log WHERE audit_id > ? "
+                                   "ORDER BY audit_id", [self._audit_mark]).fetchall()
+            except duckdb.Error:  # committed all the same: the next snapshot computes everything again
+                rows = []
+            change = change_of((table, row_id, after) for _, table, row_id, after in rows)
+            self._audit_mark = rows[-1][0] if rows else self._audit_mark
+        self.version += 1
+        self._changes.append((self.version, change))
 
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
-        """The as-of tables at ``as_of`` (default: now), reused until the next write, and for "now"
-        for at most ``max_age_seconds``."""
+        """The as-of tables at ``as_of`` (default: now), reused for "now" for at most ``max_age_seconds``, and
+        brought up to date after writes by the rows they touched."""
         with self._snapshot_lock:
             current = self._snapshot
-            fresh = current is not None and current.version == self.version and (
+            timely = current is not None and (
                 current.as_of == as_of if as_of is not None
                 else not self._frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
-            if not fresh:
+            if timely and current.version != self.version:
+                current = self._snapshot = self._caught_up(current)
+            if not timely or current is None:
                 current = self._snapshot = None  # the old tables can go before the new ones exist (memory)
                 current = self._snapshot = self._build_snapshot(as_of or now_utc())
                 self._frozen = as_of is not None
             return current
 
+    def _caught_up(self, current: Snapshot) -> Snapshot | None:
+        """``current`` with the rows the writes since it touched; None when one of them changed more than
+        cases and incidents (computing everything again is then the only way)."""
+        version = self.version
+        changes = [change for v, change in list(self._changes) if current.version < v <= version]
+        change = combined(changes) if len(changes) == version - current.version else EVERYTHING
+        if change.everything:
+            return None
+        with self.reader() as cur:
+            tables = patched(cur, self.config, current.tables, change, current.as_of if self._frozen else now_utc())
+        return Snapshot(as_of=current.as_of, version=version, tables=tables)
+
     def _build_snapshot(self, as_of: datetime) -> Snapshot:
         version = self.version
+        self._changes = [(v, change) for v, change in self._changes if v > version]
         with self.reader() as cur:
-            open_views(cur, self.config, as_of)
-            tables = {}
-            for name in SNAPSHOT_TABLES:  # each in place of its view, so case_sla reads case_questions once
-                tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()
-                cur.execute(f"DROP VIEW {name}")
-                cur.register(name, tables[name])
-        # The queue reads only unresolved cases: a few thousand rows, kept apart from the million others.
-        cases = tables["case_sla"]
-        tables["open_case_sla"] = cases.filter(pc.is_null(cases["resolved_at"]))
+            tables = computed(cur, self.config, as_of)
         return Snapshot(as_of=as_of, version=version, tables=tables)
 
     def close(self) -> None:

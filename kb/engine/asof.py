@@ -6,16 +6,22 @@ them (and aggregate there, before anything reaches pandas or a chart). The
 uptime and credits of a month closed at T are the rows frozen when it was
 closed (``kb.engine.closings``); ``env_uptime_live`` and ``contract_refunds_live``
 compute every month.
+
+``case_rows`` computes the same rows for a few cases only: what a snapshot
+takes in after a write that touched them (``kb.snapshot``); ``first_responses``
+the first response alone, for the confirmation of a case just logged.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import pyarrow as pa
+
 from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.calendar import attach_calendar
-from kb.engine.case_sla import case_sla_sql
+from kb.engine.case_sla import case_sla_sql, first_response_sql
 from kb.engine.closings import live_view, open_frozen_view
 from kb.engine.questions import case_questions_sql
 from kb.engine.refunds import contract_refunds_sql
@@ -32,3 +38,20 @@ def open_views(con, config: Config, as_of: datetime) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW {live_view('contract_refunds')} AS "
                 f"{contract_refunds_sql(config, literal)}")
     open_frozen_view(con, "contract_refunds", literal)
+
+
+def case_rows(con, config: Config, as_of: datetime, case_ids: list[str]) -> dict[str, pa.Table]:
+    """``case_questions`` and ``case_sla`` of the cases ``case_ids`` only, as of ``as_of`` (no row for one
+    that does not exist then, or was voided): what those views give for them, at the cost of a few rows."""
+    attach_calendar(con, config, as_of)
+    questions = con.sql(case_questions_sql(config, as_of, case_ids)).to_arrow_table()
+    con.register("case_questions", questions)
+    return {"case_questions": questions,
+            "case_sla": con.sql(case_sla_sql(config, as_of, case_ids)).to_arrow_table()}
+
+
+def first_responses(con, config: Config, as_of: datetime, case_ids: list[str]) -> pa.Table:
+    """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
+    (``kb.engine.case_sla.first_response_sql``)."""
+    attach_calendar(con, config, as_of)
+    return con.sql(first_response_sql(config, as_of, case_ids)).to_arrow_table()

@@ -15,10 +15,11 @@ and the pages have always named them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from kb.config import Config
-from kb.db.sqltext import instant
+from kb.db.sqltext import instant, quote
 from kb.engine.business_time import elapsed_us, local_day
 from kb.engine.policies import policy_ctes, ruled_select
 from kb.engine.sla_clock import clock_ctes, hours_left, hours_paused, hours_taken, target_state
@@ -31,10 +32,12 @@ def at_risk_us(config: Config, as_of: datetime) -> int:
     return int(config.sla_changes.on(day).at_risk_business_hours * 3600 * 1_000_000)
 
 
-def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...]) -> str:
+def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
+               cases: Sequence[str] | None = None) -> str:
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
-    ``targets`` (materialised, as every clock and pause reads it)."""
+    ``targets`` (materialised, as every clock and pause reads it), and their ``case_pauses``. With ``cases``
+    (case ids), only those."""
     now = elapsed_us("a.t", "c.cal", "k")
     receipt_day = local_day("c.received_at", "0", "rd")  # in the support calendar's zone
     return f"""
@@ -53,9 +56,21 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...]) -> s
                CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
         FROM cases c JOIN clients cl USING (client_id) CROSS JOIN as_of p {receipt_day.join}
         WHERE c.received_at <= p.t AND c.voided_at IS NULL  -- a voided case was logged in error: never counts
+          {only(cases, "c.case_id")}
     ),
     ruled AS MATERIALIZED ({ruled_select("existing", targets)}
+    ),
+    case_pauses AS (
+        SELECT * FROM pauses WHERE TRUE {only(cases, "case_id")}
     )"""
+
+
+def only(cases: Sequence[str] | None, case_id_sql: str) -> str:
+    """``AND`` the condition that ``case_id_sql`` is one of the ids ``cases``, if given: a list of literals,
+    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan)."""
+    if cases is None:
+        return ""
+    return f"AND {case_id_sql} IN ({', '.join(quote(case_id) for case_id in cases) or 'NULL'})"
 
 
 def calendar_name(config: Config, cal_sql: str) -> str:
@@ -64,16 +79,35 @@ def calendar_name(config: Config, cal_sql: str) -> str:
     return f"CASE {cal_sql} {names} END"
 
 
+def first_response_sql(config: Config, as_of: datetime, cases: Sequence[str]) -> str:
+    """SELECT of what ``case_sla`` says of the first response of the cases ``cases`` as of ``as_of``, without
+    the other targets (a quicker query, for the confirmation of a case just logged): ``case_id``, ``tier``,
+    ``client_name``, ``policy_id``, ``category`` and the first response's ``due``, ``state``, ``kind``,
+    ``amount``, ``calendar`` and ``by_contract``."""
+    target = FIRST_RESPONSE
+    clock, last = clock_ctes(target, "ruled", "ruled")
+    state = target_state(target, "r", "a.t", "n.cum_us", at_risk_us(config, as_of))
+    return f"""
+    WITH {base_ctes(config, as_of, (target,), cases)},
+    {clock}
+    SELECT r.case_id, r.tier, r.client_name, r.policy_id, r.category, r.{target.col('due')},
+           {state} AS {target.col('state')}, r.{target.col('kind')}, r.{target.col('amount')},
+           {calendar_name(config, 'r.' + target.col('cal'))} AS {target.col('calendar')},
+           r.{target.col('by_contract')}
+    FROM {last} r CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = r.{target.col('cal')}
+    """
+
+
 def _running_due(target: Target, row: str) -> str:
     """The target's deadline while its clock runs (not stopped, not paused), else null."""
     return (f"CASE WHEN {row}.{target.col('state')} IN ('pending', 'at_risk', 'breached') "
             f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
 
 
-def case_sla_sql(config: Config, as_of: datetime) -> str:
-    """SELECT of one row per case that exists at ``as_of``, with every target's deadline and state (and a
-    pausable one's business hours paused), the latest client question's, and the next thing due of any
-    target. Reads ``case_questions``."""
+def case_sla_sql(config: Config, as_of: datetime, cases: Sequence[str] | None = None) -> str:
+    """SELECT of one row per case that exists at ``as_of`` (of the ids ``cases`` only, if given), with every
+    target's deadline and state (and a pausable one's business hours paused), the latest client question's,
+    and the next thing due of any target. Reads ``case_questions``."""
     ctes, last = [], "ruled"
     for target in CASE_TARGETS:
         target_ctes, last = clock_ctes(target, last, "ruled")
@@ -106,7 +140,7 @@ def case_sla_sql(config: Config, as_of: datetime) -> str:
         return "CASE " + " ".join(f"WHEN {choice[1]} = {next_due} THEN {choice[position]}"
                                   for choice in running) + " END"
     return f"""
-    WITH {base_ctes(config, as_of, CASE_TARGETS)},
+    WITH {base_ctes(config, as_of, CASE_TARGETS, cases)},
     {",".join(ctes)},
     states AS (
         SELECT r.*, {", ".join(states)}
@@ -124,7 +158,7 @@ def case_sla_sql(config: Config, as_of: datetime) -> str:
         FROM case_questions GROUP BY case_id
     ),
     paused_now AS (
-        SELECT DISTINCT p.case_id FROM pauses p, as_of a
+        SELECT DISTINCT p.case_id FROM case_pauses p, as_of a
         WHERE p.paused_at <= a.t AND (p.resumed_at IS NULL OR p.resumed_at > a.t)
     ),
     summed AS (

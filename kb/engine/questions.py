@@ -12,24 +12,26 @@ message, so there is no loop per case or per message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import instant
-from kb.engine.case_sla import at_risk_us, base_ctes, calendar_name
+from kb.engine.case_sla import at_risk_us, base_ctes, calendar_name, only
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
 
 
-def case_questions_sql(config: Config, as_of: datetime) -> str:
-    """SELECT of one row per client question asked by ``as_of``: the case, ``asked_at``, ``responded_at``
+def case_questions_sql(config: Config, as_of: datetime, cases: Sequence[str] | None = None) -> str:
+    """SELECT of one row per client question asked by ``as_of`` (of the case ids ``cases`` only, if
+    given): the case, ``asked_at``, ``responded_at``
     and the target's ``next_response_due``, ``_state``, ``_hours_left`` and ``_calendar`` (the name of the
     calendar its hours are counted on)."""
     target = NEXT_RESPONSE
     clock, last = clock_ctes(target, "asked", "ruled")
     now = "n.cum_us"
     return f"""
-    WITH {base_ctes(config, as_of, (target,))},
+    WITH {base_ctes(config, as_of, (target,), cases)},
     threads AS (  -- a voided case's or a later case's messages find no case in ``ruled`` below
         SELECT case_id, received_at AS sent_at, is_team,
                min(CASE WHEN is_team THEN received_at END) OVER (
@@ -37,7 +39,7 @@ def case_questions_sql(config: Config, as_of: datetime) -> str:
                    ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_team_at
         FROM messages
         WHERE case_id IS NOT NULL AND received_at <= {instant(as_of)} AND NOT is_automatic
-          AND NOT coalesce(unverified, FALSE)
+          AND NOT coalesce(unverified, FALSE) {only(cases, "case_id")}
     ),
     asked AS (
         SELECT r.*, t.sent_at AS asked_at, t.next_team_at AS responded_at

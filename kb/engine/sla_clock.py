@@ -85,7 +85,7 @@ def _pause_ctes(target: Target, rules: str, source: str) -> list[tuple[str, str]
                CASE WHEN p.ended IS NOT NULL THEN {resumed.value} END AS end_cum
         FROM (SELECT p.case_id, p.paused_at, e.{c('cal')} AS cal,
                      least(CASE WHEN p.resumed_at <= a.t THEN p.resumed_at END, e.{target.stops}) AS ended
-              FROM pauses p JOIN {rules} e ON e.case_id = p.case_id CROSS JOIN as_of a
+              FROM case_pauses p JOIN {rules} e ON e.case_id = p.case_id CROSS JOIN as_of a
               WHERE p.paused_at <= a.t AND e.{c('kind')} IS NOT NULL
                 AND (e.{target.stops} IS NULL OR p.paused_at < e.{target.stops})) p
         {paused.join} {resumed.join}"""),

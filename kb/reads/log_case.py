@@ -8,9 +8,11 @@ from datetime import datetime
 
 import pandas as pd
 
+from kb.engine.asof import first_responses
 from kb.engine.policies import target_in_words
 from kb.intake import writes
 from kb.store import Store
+from kb.timestamps import now_utc
 
 
 @dataclass(frozen=True)
@@ -39,21 +41,17 @@ def unanswered_cases(store: Store, limit: int = 500) -> pd.DataFrame:
 
 
 def case_deadline(store: Store, case_id: str) -> CaseDeadline:
-    """As of now (the store's current snapshot, rebuilt after the write that logged the case), or as of
-    its receipt if it was logged ahead of time."""
+    """As of now, or as of its receipt if it was logged ahead of time: computed for this case alone, so the
+    confirmation does not wait for the snapshot of every case."""
     with store.reader() as cur:
         received = cur.execute("SELECT received_at FROM cases WHERE case_id = ?", [case_id]).fetchall()
-    if not received:
-        raise LookupError(f"no case {case_id!r}")
-    snap = store.snapshot()
-    if snap.as_of < received[0][0]:
-        snap = store.snapshot(received[0][0])
-    with store.reader(snap) as cur:
-        rows = cur.execute("""SELECT case_id, first_response_due, sla_state, first_response_kind,
-                                     first_response_amount, first_response_calendar, first_response_by_contract,
-                                     tier, client_name, policy_id, category
-                              FROM case_sla WHERE case_id = ?""", [case_id]).fetchall()
-    if not rows:  # the snapshot was taken before the write
-        raise LookupError(f"no case {case_id!r} in the snapshot as of {snap.as_of}")
-    case_id, due, state, *target = rows[0]
-    return CaseDeadline(case_id, due, state, target_in_words(*target))
+        if not received:
+            raise LookupError(f"no case {case_id!r}")
+        rows = first_responses(cur, store.config, max(now_utc(), received[0][0]), [case_id]).to_pylist()
+    if not rows:  # voided
+        raise LookupError(f"no case {case_id!r} as of now")
+    row = rows[0]
+    return CaseDeadline(case_id, row["first_response_due"], row["first_response_state"],
+                        target_in_words(row["first_response_kind"], row["first_response_amount"],
+                                        row["first_response_calendar"], row["first_response_by_contract"],
+                                        row["tier"], row["client_name"], row["policy_id"], row["category"]))

@@ -195,7 +195,7 @@ def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
     from kb.db import connection
     from kb.engine.asof import open_views
     from kb.reads.exports import write_report
-    from kb.store import SNAPSHOT_TABLES
+    from kb.snapshot import SNAPSHOT_TABLES
     from kb.timestamps import now_utc
 
     con = connection.connect(db)

@@ -1,0 +1,140 @@
+"""The as-of views computed whole into Arrow tables, and kept current after a write by what it changed.
+
+Computing ``case_sla`` for a million cases takes seconds, so a page never
+waits for it after a form's write: a write changes a handful of rows. Every
+committed write is described by a ``Change``, read from the audit rows it
+wrote (``change_of``): the cases it touched (a case, its pauses, a message
+of it), whether it touched incidents (uptime and credits are whole-table and
+cheap: computed again), or anything else (a client, a contract, a policy, the
+rules, an import, mail): the whole snapshot is computed again.
+
+``patched`` replaces the rows of the touched cases, computed for those cases
+only (``kb.engine.asof.case_rows``). The tables are kept as slices of
+``SLICE_ROWS`` rows, so taking a case's old row out copies one slice, never
+the million rows around it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kb.config import Config
+from kb.engine.asof import case_rows, open_views
+
+SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
+CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by case_id
+UPTIME_TABLES = ("env_uptime", "contract_refunds")
+SLICE_ROWS = 8192
+MOST_CASES = 2000  # past this many touched cases, computing every case again is as quick
+UNRELATED = frozenset({  # written by the service's own bookkeeping: no snapshot table reads them
+    "alert_deliveries", "api_tokens", "mail_quarantine", "monitoring_checks", "credit_applications",
+    "sent_statements",
+})
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one committed write changed, as far as the snapshot is concerned."""
+
+    cases: frozenset[str] = frozenset()
+    uptime: bool = False
+    everything: bool = False
+
+
+EVERYTHING = Change(everything=True)
+
+
+def change_of(audit_rows: Iterable[tuple[str, str | None, str | None]]) -> Change:
+    """The change a write made, from the ``(table_name, row_id, after)`` of the audit rows it wrote. A write
+    that wrote none, or named no row, changes everything as far as anyone can tell."""
+    cases, uptime, rows = set(), False, 0
+    for table, row_id, after in audit_rows:
+        rows += 1
+        if table in UNRELATED:
+            continue
+        if table == "incidents":
+            uptime = True
+        elif table in ("cases", "pauses") and row_id:
+            cases.add(row_id)
+        elif table == "messages" and row_id and after and json.loads(after).get("case_id"):
+            cases.add(json.loads(after)["case_id"])
+        else:
+            return EVERYTHING
+    return Change(frozenset(cases), uptime) if rows else EVERYTHING
+
+
+def combined(changes: Iterable[Change]) -> Change:
+    """One change doing what all of ``changes`` did."""
+    cases, uptime = set(), False
+    for change in changes:
+        if change.everything:
+            return EVERYTHING
+        cases |= change.cases
+        uptime = uptime or change.uptime
+    if len(cases) > MOST_CASES:
+        return EVERYTHING
+    return Change(frozenset(cases), uptime)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The as-of views materialized at one instant, for one store version (rows a later write touched are
+    as of that write)."""
+
+    as_of: datetime
+    version: int
+    tables: dict[str, pa.Table] = field(repr=False)
+
+
+def computed(cur, config: Config, as_of: datetime) -> dict[str, pa.Table]:
+    """Every snapshot table as of ``as_of``, and ``open_case_sla``: the rows of ``case_sla`` not resolved
+    yet, for the queue (a few thousand rows, kept apart from the million others)."""
+    open_views(cur, config, as_of)
+    tables = {}
+    for name in SNAPSHOT_TABLES:  # each in place of its view, so case_sla reads case_questions once
+        tables[name] = _sliced(cur.sql(f"SELECT * FROM {name}").to_arrow_table())
+        cur.execute(f"DROP VIEW {name}")
+        cur.register(name, tables[name])
+    cases = tables["case_sla"]
+    tables["open_case_sla"] = _sliced(cases.filter(pc.is_null(cases["resolved_at"])))
+    return tables
+
+
+def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
+            as_of: datetime) -> dict[str, pa.Table]:
+    """``tables`` with the rows of ``change``'s cases computed again as of ``as_of`` (and uptime and credits
+    computed again whole, if it touched incidents)."""
+    tables = dict(tables)
+    if change.cases:
+        fresh = case_rows(cur, config, as_of, sorted(change.cases))
+        fresh["open_case_sla"] = fresh["case_sla"].filter(pc.is_null(fresh["case_sla"]["resolved_at"]))
+        for name in CASE_TABLES:
+            tables[name] = _replaced(tables[name], change.cases, fresh[name])
+    if change.uptime:
+        open_views(cur, config, as_of)
+        for name in UPTIME_TABLES:
+            tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()
+    return tables
+
+
+def _sliced(table: pa.Table) -> pa.Table:
+    """The same rows as slices of ``SLICE_ROWS`` (no copy)."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=SLICE_ROWS), table.schema)
+
+
+def _replaced(table: pa.Table, case_ids: frozenset[str], rows: pa.Table) -> pa.Table:
+    """``table`` without the rows of ``case_ids``, and with ``rows``: only the slices holding one of those
+    cases are copied."""
+    ids = pa.array(sorted(case_ids), pa.string())
+    batches = []
+    for batch in table.to_batches():
+        hit = pc.is_in(batch.column("case_id"), value_set=ids)
+        batches.append(batch.filter(pc.invert(hit)) if hit.true_count else batch)
+    batches += rows.select(table.schema.names).cast(table.schema).to_batches()
+    return pa.Table.from_batches([b for b in batches if b.num_rows], table.schema)

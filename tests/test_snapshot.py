@@ -1,0 +1,96 @@
+"""After a write, the snapshot takes in the rows of the cases it touched, and holds exactly what computing
+every case again would: row for row, column for column."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+import kb.store
+from kb.access import Actor
+from kb.config import load_config
+from kb.intake import corrections, pauses, writes
+from kb.snapshot import EVERYTHING, Change, change_of, computed
+from kb.store import Store
+from tests.fixtures import AS_OF, HKT, build_gold_fixture, local
+from kb.timestamps import parse_timestamp
+
+LEAD = Actor("lead@example.com", "admin")
+KEYS = {"case_questions": ["case_id", "asked_at"], "case_sla": ["case_id"], "open_case_sla": ["case_id"],
+        "env_uptime": ["environment_id", "month"], "contract_refunds": ["contract_id", "month"]}
+
+
+@pytest.fixture
+def store(tmp_path):
+    db, config_file = build_gold_fixture(tmp_path)
+    store = Store(db, load_config(config_file))
+    yield store
+    store.close()
+
+
+def rows(table: pa.Table, name: str) -> list[dict]:
+    return table.sort_by([(key, "ascending") for key in KEYS[name]]).to_pylist()
+
+
+def assert_as_computed(store: Store, as_of) -> None:
+    snap = store.snapshot(as_of)
+    with store.reader() as cur:
+        fresh = computed(cur, store.config, as_of)
+    assert set(snap.tables) == set(fresh)
+    for name, table in fresh.items():
+        assert table.schema == snap.tables[name].schema, name
+        assert rows(snap.tables[name], name) == rows(table, name), name
+
+
+def test_case_writes_are_taken_in_row_by_row(store, monkeypatch):
+    as_of = parse_timestamp(AS_OF, HKT)
+    store.snapshot(as_of)
+    built = []
+    monkeypatch.setattr(kb.store, "computed", lambda *args: built.append(args) or computed(*args))
+    fields = {"client_id": "ENT", "category": "platform_issue", "subject": "Printer on fire",
+              "requester": "ops@ent.example", "assignee": "", "received_at": "2026-11-25T14:00:00+08:00",
+              "first_response_at": ""}
+    new = store.write(writes.log_case, store.config, LEAD, fields).row_id
+    assert_as_computed(store, as_of)
+    steps = [
+        (writes.record_response, new, local("2026-11-25 15:00")),  # the first response
+        (pauses.pause_case, new, local("2026-11-25 15:10")),
+        (pauses.resume_case, new, local("2026-11-25 15:40")),
+        (writes.record_response, "MET", local("2026-11-25 16:00")),  # a reply to the open question
+        (writes.resolve_case, "URGENT", local("2026-11-25 16:10")),
+    ]
+    for action, case_id, at in steps:
+        store.write(action, store.config, LEAD, case_id, at)
+        assert_as_computed(store, as_of)
+    store.write(corrections.void_case, store.config, LEAD, "SLOW", "logged twice")
+    assert_as_computed(store, as_of)
+    assert built == [], "a case's write computed every case again"
+
+
+def test_a_write_to_anything_else_computes_everything_again(store, monkeypatch):
+    as_of = parse_timestamp(AS_OF, HKT)
+    first = store.snapshot(as_of)
+    with store.transaction() as cur:
+        cur.execute("UPDATE clients SET tier = 'custom' WHERE client_id = 'ENT'")  # no audit row: unknown
+    again = store.snapshot(as_of)
+    assert again.tables["case_sla"] is not first.tables["case_sla"]
+    assert_as_computed(store, as_of)
+
+
+def test_what_a_write_changed_comes_from_its_audit_rows():
+    assert change_of([("cases", "C1", None), ("pauses", "C2", None)]) == Change(frozenset({"C1", "C2"}))
+    assert change_of([("messages", "m1", '{"case_id": "C3", "replied_at": "x"}')]).cases == {"C3"}
+    assert change_of([("incidents", "I1", None)]) == Change(uptime=True)
+    assert change_of([("alert_deliveries", "k", None)]) == Change()
+    assert change_of([("clients", "ENT", None), ("cases", "C1", None)]) == EVERYTHING
+    assert change_of([("messages", None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch
+    assert change_of([]) == EVERYTHING  # a write nothing describes
+
+
+def test_a_frozen_snapshot_still_moves_on_with_time(store):
+    as_of = parse_timestamp(AS_OF, HKT)
+    assert store.snapshot(as_of) is store.snapshot(as_of)
+    later = as_of + timedelta(hours=1)
+    assert store.snapshot(later).as_of == later
