@@ -14,8 +14,8 @@ from kb.config import load_config
 from kb.intake import corrections, pauses, writes
 from kb.snapshot import EVERYTHING, Change, change_of, computed
 from kb.store import Store
-from tests.fixtures import AS_OF, HKT, build_gold_fixture, local
 from kb.timestamps import parse_timestamp
+from tests.fixtures import AS_OF, HKT, build_gold_fixture, local
 
 LEAD = Actor("lead@example.com", "admin")
 KEYS = {"case_questions": ["case_id", "asked_at"], "case_sla": ["case_id"], "open_case_sla": ["case_id"],
