@@ -44,6 +44,7 @@ from pathlib import Path
 
 from kb.config import PROJECT_ROOT, Config, config_path, load_config
 from kb.navigation import navigation_only, page_names
+from kb.tools.page_rows import ROWS_SENT_LIMIT, rows_sent
 
 RESULT_MARK = "BENCH-RESULT "
 TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
@@ -54,7 +55,7 @@ TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
     "page.warm": (0.3, "s"),
     "write.p95": (100.0, "ms"),
     "peak_rss": (1536.0, "MB"),
-    "rows_sent": (5000, "rows"),
+    "rows_sent": (ROWS_SENT_LIMIT, "rows"),
 }
 
 
@@ -317,37 +318,6 @@ def measure_baseline(db: Path, config: Config, sample: int, total: int) -> dict:
     agree = sum(1 for (due, state), row in zip(computed, picked, strict=True)
                 if due == row[6] and state == row[7])
     return {"sample": len(picked), "per_row_s": per_row, "projected": per_row * total, "agree": agree}
-
-
-def rows_sent(at) -> int:
-    """The most rows any one dataframe, table or chart on the rendered page carries to the browser."""
-    import pyarrow as pa
-
-    def count(data: bytes) -> int:
-        return pa.ipc.open_stream(data).read_all().num_rows if data else 0
-
-    most = 0
-    stack = [at._tree]
-    while stack:
-        node = stack.pop()
-        children = getattr(node, "children", None)
-        if isinstance(children, dict):
-            stack.extend(children.values())
-        kind = getattr(node, "type", "")
-        proto = getattr(node, "proto", None)
-        if proto is None:
-            continue
-        if kind in ("dataframe", "table"):
-            sent = count(proto.arrow_data.data)
-            if kind == "dataframe" and proto.HasField("lazy_data"):  # the first chunk; the rest on demand
-                sent = max(sent, count(proto.lazy_data.initial_chunk.data))
-            most = max(most, sent)
-        elif "vega_lite_chart" in kind:
-            sizes = [count(d.data.data) for d in proto.datasets]
-            if proto.HasField("data"):
-                sizes.append(count(proto.data.data))
-            most = max(most, sum(sizes))
-    return most
 
 
 def _clear_app() -> None:
