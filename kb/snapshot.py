@@ -26,8 +26,11 @@ import pyarrow.compute as pc
 
 from kb.config import Config
 from kb.engine.asof import case_rows, open_views
+from kb.engine.case_sla import UNRESOLVED
 
 SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
+TABLES = (*SNAPSHOT_TABLES, "open_case_sla")  # in the order they are computed
+READS = {"case_sla": ("case_questions",), "contract_refunds": ("env_uptime",)}  # what each is computed from
 CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by case_id
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 SLICE_ROWS = 8192
@@ -85,41 +88,70 @@ def combined(changes: Iterable[Change]) -> Change:
 @dataclass(frozen=True)
 class Snapshot:
     """The as-of views materialized at one instant, for one store version (rows a later write touched are
-    as of that write)."""
+    as of that write). Each table is computed when a page first reads it (``Store.reader``), so a page of
+    uptime never waits for a million cases' deadlines; ``frozen``: made for an instant asked for, not "now"."""
 
     as_of: datetime
     version: int
-    tables: dict[str, pa.Table] = field(repr=False)
+    frozen: bool
+    tables: dict[str, pa.Table] = field(repr=False, default_factory=dict)
 
 
-def computed(cur, config: Config, as_of: datetime) -> dict[str, pa.Table]:
-    """Every snapshot table as of ``as_of``, and ``open_case_sla``: the rows of ``case_sla`` not resolved
-    yet, for the queue (a few thousand rows, kept apart from the million others)."""
+def with_inputs(names: Iterable[str]) -> list[str]:
+    """``names`` and the tables they are computed from, in ``TABLES`` order."""
+    wanted = set(names)
+    for name in list(wanted):
+        wanted.update(READS.get(name, ()))
+    return [name for name in TABLES if name in wanted]
+
+
+def computed(cur, config: Config, as_of: datetime, names: Iterable[str] = TABLES,
+             have: dict[str, pa.Table] | None = None) -> dict[str, pa.Table]:
+    """The tables ``names`` (and those they are computed from) as of ``as_of`` that ``have`` does not hold
+    yet, computed from those it does. ``open_case_sla`` (the rows of ``case_sla`` not resolved yet, for the
+    queue: a few thousand rows) is cut from ``case_sla`` when that is at hand, else computed for those cases
+    alone."""
+    have = dict(have or {})
+    wanted = [name for name in with_inputs(names) if name not in have]
+    if not wanted:
+        return {}
     open_views(cur, config, as_of)
-    tables = {}
-    for name in SNAPSHOT_TABLES:  # each in place of its view, so case_sla reads case_questions once
-        tables[name] = _sliced(cur.sql(f"SELECT * FROM {name}").to_arrow_table())
-        cur.execute(f"DROP VIEW {name}")
-        cur.register(name, tables[name])
-    cases = tables["case_sla"]
-    tables["open_case_sla"] = _sliced(cases.filter(pc.is_null(cases["resolved_at"])))
-    return tables
+    for name in SNAPSHOT_TABLES:  # each in place of its view, so each is computed once
+        if name in have:
+            _in_place(cur, name, have[name])
+    new = {}
+    for name in wanted:
+        if name == "open_case_sla":
+            cases = have.get("case_sla", new.get("case_sla"))
+            new[name] = _sliced(cases.filter(pc.is_null(cases["resolved_at"])) if cases is not None
+                                else case_rows(cur, config, as_of, UNRESOLVED)["case_sla"])
+        else:
+            new[name] = _sliced(cur.sql(f"SELECT * FROM {name}").to_arrow_table())
+            _in_place(cur, name, new[name])
+    return new
+
+
+def _in_place(cur, name: str, table: pa.Table) -> None:
+    cur.execute(f"DROP VIEW IF EXISTS {name}")
+    cur.register(name, table)
 
 
 def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
             as_of: datetime) -> dict[str, pa.Table]:
     """``tables`` with the rows of ``change``'s cases computed again as of ``as_of`` (and uptime and credits
-    computed again whole, if it touched incidents)."""
+    computed again whole, if it touched incidents); a table not computed yet stays so."""
     tables = dict(tables)
-    if change.cases:
+    if change.cases and any(name in tables for name in CASE_TABLES):
         fresh = case_rows(cur, config, as_of, sorted(change.cases))
         fresh["open_case_sla"] = fresh["case_sla"].filter(pc.is_null(fresh["case_sla"]["resolved_at"]))
         for name in CASE_TABLES:
-            tables[name] = _replaced(tables[name], change.cases, fresh[name])
-    if change.uptime:
-        open_views(cur, config, as_of)
+            if name in tables:
+                tables[name] = _replaced(tables[name], change.cases, fresh[name])
+    present = [name for name in UPTIME_TABLES if name in tables]
+    if change.uptime and present:
         for name in UPTIME_TABLES:
-            tables[name] = cur.sql(f"SELECT * FROM {name}").to_arrow_table()
+            tables.pop(name, None)
+        tables.update(computed(cur, config, as_of, present, tables))
     return tables
 
 

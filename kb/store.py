@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,14 +53,16 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit, connection
 from kb.db.backup import backup_to
+from kb.engine.asof import case_rows
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
 from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
-from kb.snapshot import EVERYTHING, Change, Snapshot, change_of, combined, computed, patched
+from kb.snapshot import CASE_TABLES, EVERYTHING, TABLES, Change, Snapshot, change_of, combined, computed, patched
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
@@ -132,25 +135,44 @@ class Store:
         self._reopen_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        self._frozen = False
         self.version = 0
         self._changes: list[tuple[int, Change]] = []  # (version, what the write that made it changed)
         with self._cursor() as cur:
             self._audit_mark = cur.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchall()[0][0]
 
     @contextmanager
-    def reader(self, snapshot: Snapshot | None = None):
-        """A cursor of its own; with a snapshot, its tables are registered under the views' names."""
+    def reader(self, snapshot: Snapshot | None = None, needs: Iterable[str] = TABLES):
+        """A cursor of its own; with a snapshot, its tables ``needs`` (default: all) are registered under the
+        views' names, computed first if the snapshot does not hold them yet."""
         with self._cursor() as cur:
             if snapshot is not None:
-                for name, table in snapshot.tables.items():
+                for name, table in self._tables(snapshot, needs).items():
                     cur.register(name, table)
             yield cur
 
-    def query(self, sql: str, params=None, snapshot: Snapshot | None = None):
-        """A DataFrame from one SELECT."""
-        with self.reader(snapshot) as cur:
+    def query(self, sql: str, params=None, snapshot: Snapshot | None = None, *, cases: list[str] | None = None):
+        """A DataFrame from one SELECT (over the snapshot's tables it names). With ``cases``, a query of those
+        cases only: while the snapshot has not computed every case yet, its case tables hold those cases' rows
+        alone, computed for them."""
+        needs = [name for name in TABLES if re.search(rf"\b{name}\b", sql)]
+        case_tables = [name for name in needs if name in CASE_TABLES]
+        if snapshot is None or cases is None or all(name in snapshot.tables for name in case_tables):
+            with self.reader(snapshot, needs) as cur:
+                return cur.execute(sql, params or []).fetchdf()
+        with self.reader(snapshot, [name for name in needs if name not in CASE_TABLES]) as cur:
+            rows = case_rows(cur, self.config, snapshot.as_of if snapshot.frozen else now_utc(), cases)
+            cur.register("case_sla", rows["case_sla"])
+            cur.register("open_case_sla", rows["case_sla"].filter(pc.is_null(rows["case_sla"]["resolved_at"])))
             return cur.execute(sql, params or []).fetchdf()
+
+    def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:
+        """The snapshot's tables ``needs``, computed (as of its instant, or of now for "now") when missing."""
+        needs = list(needs)
+        if any(name not in snapshot.tables for name in needs):
+            with self._snapshot_lock, self._cursor() as cur:
+                as_of = snapshot.as_of if snapshot.frozen else now_utc()
+                snapshot.tables.update(computed(cur, self.config, as_of, needs, snapshot.tables))
+        return {name: snapshot.tables[name] for name in needs}
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -409,13 +431,11 @@ class Store:
             current = self._snapshot
             timely = current is not None and (
                 current.as_of == as_of if as_of is not None
-                else not self._frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
+                else not current.frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
             if timely and current.version != self.version:
                 current = self._snapshot = self._caught_up(current)
             if not timely or current is None:
-                current = self._snapshot = None  # the old tables can go before the new ones exist (memory)
-                current = self._snapshot = self._build_snapshot(as_of or now_utc())
-                self._frozen = as_of is not None
+                current = self._snapshot = self._build_snapshot(as_of or now_utc(), as_of is not None)
             return current
 
     def _caught_up(self, current: Snapshot) -> Snapshot | None:
@@ -427,15 +447,13 @@ class Store:
         if change.everything:
             return None
         with self.reader() as cur:
-            tables = patched(cur, self.config, current.tables, change, current.as_of if self._frozen else now_utc())
-        return Snapshot(as_of=current.as_of, version=version, tables=tables)
+            tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc())
+        return Snapshot(as_of=current.as_of, version=version, frozen=current.frozen, tables=tables)
 
-    def _build_snapshot(self, as_of: datetime) -> Snapshot:
-        version = self.version
-        self._changes = [(v, change) for v, change in self._changes if v > version]
-        with self.reader() as cur:
-            tables = computed(cur, self.config, as_of)
-        return Snapshot(as_of=as_of, version=version, tables=tables)
+    def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:
+        """A new snapshot, its tables computed as pages read them."""
+        self._changes = [(v, change) for v, change in self._changes if v > self.version]
+        return Snapshot(as_of=as_of, version=self.version, frozen=frozen)
 
     def close(self) -> None:
         self._con.close()

@@ -200,7 +200,7 @@ def test_a_reload_moves_next_months_deadlines_and_nothing_before_it(service, mon
 
     fresh = store.snapshot(datetime.fromisoformat(NOW))  # the pages' snapshot is computed again, with the new rules
     assert fresh is not snapshot_before and fresh.version > snapshot_before.version
-    due = fresh.tables["case_sla"].to_pandas().set_index("case_id").first_response_due
+    due = store.query("SELECT * FROM case_sla", snapshot=fresh).set_index("case_id").first_response_due
     assert due["LAST-DAY"].tz_convert("Asia/Hong_Kong").isoformat() == "2026-12-01T16:00:00+08:00"
 
     record = rules_rows(store).iloc[-1]

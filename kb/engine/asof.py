@@ -14,6 +14,7 @@ the first response alone, for the confirmation of a case just logged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -40,11 +41,13 @@ def open_views(con, config: Config, as_of: datetime) -> None:
     open_frozen_view(con, "contract_refunds", literal)
 
 
-def case_rows(con, config: Config, as_of: datetime, case_ids: list[str]) -> dict[str, pa.Table]:
-    """``case_questions`` and ``case_sla`` of the cases ``case_ids`` only, as of ``as_of`` (no row for one
-    that does not exist then, or was voided): what those views give for them, at the cost of a few rows."""
+def case_rows(con, config: Config, as_of: datetime, case_ids: Sequence[str] | str) -> dict[str, pa.Table]:
+    """``case_questions`` and ``case_sla`` of the cases ``case_ids`` only (or ``UNRESOLVED``: those not resolved
+    at ``as_of``), as of ``as_of`` (no row for one that does not exist then, or was voided): what those views
+    give for them, at the cost of their rows. Registers those ``case_questions`` on ``con``, in place of any."""
     attach_calendar(con, config, as_of)
     questions = con.sql(case_questions_sql(config, as_of, case_ids)).to_arrow_table()
+    con.execute("DROP VIEW IF EXISTS case_questions")
     con.register("case_questions", questions)
     return {"case_questions": questions,
             "case_sla": con.sql(case_sla_sql(config, as_of, case_ids)).to_arrow_table()}

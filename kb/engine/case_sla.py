@@ -33,7 +33,7 @@ def at_risk_us(config: Config, as_of: datetime) -> int:
 
 
 def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
-               cases: Sequence[str] | None = None) -> str:
+               cases: Sequence[str] | str | None = None) -> str:
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
     ``targets`` (materialised, as every clock and pause reads it), and their ``case_pauses``. With ``cases``
@@ -65,11 +65,18 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
     )"""
 
 
-def only(cases: Sequence[str] | None, case_id_sql: str) -> str:
-    """``AND`` the condition that ``case_id_sql`` is one of the ids ``cases``, if given: a list of literals,
-    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan)."""
+UNRESOLVED = "unresolved"  # in place of case ids: the cases not resolved at T (the queue's)
+
+
+def only(cases: Sequence[str] | str | None, case_id_sql: str) -> str:
+    """``AND`` the condition that ``case_id_sql`` is one of ``cases``, if given: the ids, as a list of literals,
+    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), or
+    ``UNRESOLVED``: the cases not resolved at T (the CTE ``as_of``)."""
     if cases is None:
         return ""
+    if cases == UNRESOLVED:
+        return (f"AND {case_id_sql} IN (SELECT case_id FROM cases "
+                "WHERE resolved_at IS NULL OR resolved_at > (SELECT t FROM as_of))")
     return f"AND {case_id_sql} IN ({', '.join(quote(case_id) for case_id in cases) or 'NULL'})"
 
 
@@ -104,7 +111,7 @@ def _running_due(target: Target, row: str) -> str:
             f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
 
 
-def case_sla_sql(config: Config, as_of: datetime, cases: Sequence[str] | None = None) -> str:
+def case_sla_sql(config: Config, as_of: datetime, cases: Sequence[str] | str | None = None) -> str:
     """SELECT of one row per case that exists at ``as_of`` (of the ids ``cases`` only, if given), with every
     target's deadline and state (and a pausable one's business hours paused), the latest client question's,
     and the next thing due of any target. Reads ``case_questions``."""

@@ -22,7 +22,7 @@ from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
 
 
-def case_questions_sql(config: Config, as_of: datetime, cases: Sequence[str] | None = None) -> str:
+def case_questions_sql(config: Config, as_of: datetime, cases: Sequence[str] | str | None = None) -> str:
     """SELECT of one row per client question asked by ``as_of`` (of the case ids ``cases`` only, if
     given): the case, ``asked_at``, ``responded_at``
     and the target's ``next_response_due``, ``_state``, ``_hours_left`` and ``_calendar`` (the name of the

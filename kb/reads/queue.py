@@ -197,7 +197,7 @@ def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
                 LEFT JOIN pauses p ON p.case_id = c.case_id AND p.resumed_at IS NULL
            WHERE c.case_id = ?
            ORDER BY p.paused_at DESC LIMIT 1""",
-        [case_id], snap)
+        [case_id], snap, cases=[case_id])
     if frame.empty:
         return None
     case = frame.iloc[0].to_dict()
@@ -236,7 +236,7 @@ def case_targets(store: Store, snap: Snapshot, case_id: str) -> pd.DataFrame:
                                                     CASE WHEN {target.stops} IS NULL THEN {due} END,
                                                     {target.starts} DESC) = 1""")
     return store.query(" UNION ALL ".join(f"({part})" for part in parts) + " ORDER BY position",
-                       {"case": case_id}, snap)
+                       {"case": case_id}, snap, cases=[case_id])
 
 
 def case_origin(store: Store, case_id: str) -> str:
