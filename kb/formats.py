@@ -173,6 +173,7 @@ def time_left(hours, day_hours: float = 24.0) -> str:
 
 
 _OFFSET = re.compile(r"([+-]\d\d)(\d\d)\)$")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # %a, by pandas' dayofweek
 
 
 def instant(moment, zone: ZoneInfo) -> str:
@@ -189,12 +190,21 @@ def day(value: date) -> str:
 
 
 def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame:
-    """``frame`` with each of ``columns`` (instants) written as ``instant`` writes one."""
+    """``frame`` with each of ``columns`` (instants) written as ``instant`` writes one. The day's name, the zone's
+    name and offset are pieced on (by weekday, and per offset in force: two at most in a year) around the date
+    and time, which pandas writes fast; written whole, each row costs its own ``strftime``."""
     frame = frame.copy()
     for column in columns:
         values = pd.to_datetime(frame[column], utc=True).dt.tz_convert(zone)
-        written = values.dt.strftime("%a %Y-%m-%d %H:%M %Z (UTC%z)").str.replace(_OFFSET, r"\1:\2)", regex=True)
-        frame[column] = written.where(values.notna(), EMPTY)
+        present = values.notna()
+        local = values.dt.tz_localize(None)
+        offset = local - values.dt.tz_convert("UTC").dt.tz_localize(None)
+        zones = {gap: _OFFSET.sub(r"\1:\2)", moment.strftime(" %Z (UTC%z)"))
+                 for gap, moment in values[present].groupby(offset[present]).first().items()}
+        weekday = pd.Series(_WEEKDAYS, dtype=object).reindex(local.dt.dayofweek.to_numpy()).set_axis(frame.index)
+        written = (weekday + " " + local.dt.strftime("%Y-%m-%d %H:%M").astype(object)
+                   + offset.map(zones).astype(object))
+        frame[column] = written.where(present, EMPTY).astype(object)
     return frame
 
 

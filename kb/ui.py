@@ -34,6 +34,10 @@ from kb.service import jobs as service_jobs
 from kb.store import Snapshot, Store
 from kb.timestamps import TimestampError, format_for_people, parse_as_of
 
+# Altair checks each part of a chart against the Vega-Lite schema as it is made (its "debug mode"), tens of
+# milliseconds a page; the whole spec is still checked once, when Streamlit turns it into JSON.
+alt.utils.schemapi.disable_debug_mode()
+
 # One colour per meaning, everywhere in the app. States in the order of ``STATES``: breached red, at risk orange,
 # pending blue, waiting on the client purple, met green, no deadline gray.
 STATE_COLORS = dict(zip(STATES, ("#c62828", "#ef6c00", "#1565c0", "#6a1b9a", "#2e7d32", "#9e9e9e"), strict=True))
