@@ -184,9 +184,11 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     })), local_zone(con, config.calendar.timezone), transaction(con):
-        sql = errors_sql(staged.table, "staging", calendars=config.calendar_names, updating=updating,
-                         now=now or now_utc())
-        rows = con.execute(sql).fetchall() + staged_problems(con, config, staged.table, "staging", updating=updating)
+        rules = {"calendars": config.calendar_names, "updating": updating, "now": now or now_utc()}
+        rows = []
+        if con.execute(errors_sql(staged.table, "staging", words=False, **rules) + " LIMIT 1").fetchall():
+            rows = con.execute(errors_sql(staged.table, "staging", **rules)).fetchall()  # now in words
+        rows += staged_problems(con, config, staged.table, "staging", updating=updating)
         problems = [Problem(*row) for row in sorted(rows, key=lambda row: (row[0], row[1]))]
         if problems:
             raise Rejected(problems)

@@ -374,12 +374,14 @@ def _date_ok(v: str) -> str:
 
 
 def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: bool = False,
-               now: datetime | None = None) -> str:
+               now: datetime | None = None, words: bool = True) -> str:
     """A query listing (line, column, reason) for every broken rule in ``staging``.
 
     ``calendars``: the calendars a policy row may name (``Config.calendar_names``).
     ``updating``: the rows replace existing ones with the same key, rather than add new ones.
     ``now``: the instant the clock rule compares with (default: ``kb.timestamps.now_utc()``).
+    ``words``: with False, every reason is NULL: the same rules, quicker to ask of one row that most likely
+    breaks none (DuckDB prepares the reasons' quoting and local times for tens of milliseconds).
     """
     columns = TABLES[table]
     parts = []
@@ -391,34 +393,36 @@ def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: 
                 condition = f"v IS NOT NULL AND NOT contains(v, chr(0)) AND ({condition})"
             problem = f', "{problem_column(column.name)}" AS p' if column.kind == "timestamp" else ""
             parts.append(
-                f"SELECT line, {quote(column.name)} AS column_name, {reason} AS reason "
+                f"SELECT line, {quote(column.name)} AS column_name, {reason if words else 'NULL'} AS reason "
                 f"FROM (SELECT line, {cell(column)} AS v{problem} FROM {staging}) WHERE {condition}"
             )
     # Rules over two cells, other rows and keys look only at the rows whose every typed cell is valid, typed
     # (``valid``) and as they would be stored (``stored``): a bad cell is reported once.
     for condition, column_name, reason in ROW_RULES.get(table, ()):
-        parts.append(f"SELECT line, {quote(column_name)}, {quote(reason)} FROM valid s WHERE {condition}")
+        parts.append(f"SELECT line, {quote(column_name)}, {quote(reason) if words else 'NULL'} FROM valid s "
+                     f"WHERE {condition}")
     now = now or now_utc()
     for column_name, allowed in CLOCK_RULES.get(table, ()):
         typed_value = f's."{column_name}"'
         parts.append(
-            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed_value, now)} FROM valid s "
+            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed_value, now) if words else 'NULL'} "
+            f"FROM valid s "
             f"WHERE {typed_value} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
         )
-    parts += _key_problems(table, updating)
+    parts += _key_problems(table, updating, words)
     union = "\nUNION ALL\n".join(parts)
     return (f"WITH valid AS ({_typed_sql(table, staging, valid_only=True)}), "
             f"stored AS ({_stored_rows_sql(table, 'valid')}) "
             f"SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name, reason")
 
 
-def _key_problems(table: str, updating: bool) -> list[str]:
+def _key_problems(table: str, updating: bool, words: bool) -> list[str]:
     """Queries of (line, column, reason) for the ``stored`` rows whose key is stored already or repeated in the
     file, or (``updating``) is not stored. A key of several columns is named by all of them."""
     key = KEYS[table]
     known_as = KNOWN_AS.get(table, {})
     column = quote(", ".join(known_as.get(k, k) for k in key))
-    shown = _shown_key(table, "s")
+    shown = _shown_key(table, "s") if words else "''"
     complete = " AND ".join(f's."{k}" IS NOT NULL' for k in key)
     same = " AND ".join(f't."{k}" = s."{k}"' for k in key)
     held = f"EXISTS (SELECT 1 FROM {table} t WHERE {same})"
