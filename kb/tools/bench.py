@@ -46,15 +46,17 @@ from kb.config import PROJECT_ROOT, Config, config_path, load_config
 from kb.navigation import navigation_only, page_names
 
 RESULT_MARK = "BENCH-RESULT "
-TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
-    "engine.case_sla": (1.5, "s"),
-    "engine.export_responses": (3.0, "s"),
-    "engine.close_month": (2.0, "s"),
-    "page.cold": (1.5, "s"),
-    "page.warm": (0.3, "s"),
-    "write.p95": (100.0, "ms"),
-    "peak_rss": (1536.0, "MB"),
-    "rows_sent": (5000, "rows"),
+TARGETS = {  # measure key -> (limit, as the table says it) at 1 000 000 cases: the performance issue's numbers
+    "engine.case_sla": (1.5, "≤ 1.5 s"),
+    "engine.export_responses": (3.0, "≤ 3 s"),
+    "engine.close_month": (2.0, "≤ 2 s"),
+    "page.cold": (1.0, "≤ 1.0 s"),
+    "page.warm": (0.2, "≤ 0.2 s"),
+    "write.p95": (50.0, "≤ 50 ms"),
+    "write.confirm_p95": (100.0, "≤ 100 ms"),
+    "write.after": (0.3, "≤ 0.3 s"),
+    "peak_rss": (1229.0, "≤ 1.2 GB"),
+    "rows_sent": (5000, "≤ 5 000"),
 }
 
 
@@ -115,14 +117,13 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     first = results[largest]
     rows: list[tuple[str, list[str], str]] = []
 
-    def add(label: str, key, fmt, target: str | None = None, limit_key: str | None = None):
+    def add(label: str, key, fmt, target_key: str | None = None):
         values = [key(results[n]) for n in sizes]
         cells = [fmt(v) for v in values]
         verdict = ""
-        if target:
-            verdict = target
-            if limit_key and largest >= 1_000_000:
-                limit = TARGETS[limit_key][0]
+        if target_key:
+            limit, verdict = TARGETS[target_key]
+            if largest >= 1_000_000:
                 verdict += " ✓" if values[-1] is not None and values[-1] <= limit else " ✗"
         rows.append((label, cells, verdict))
 
@@ -134,7 +135,7 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
 
     add("generate and load the data set", lambda r: r["generate"], secs)
     add("every target of every case: first response, follow-ups, resolution (`case_sla` into Arrow)",
-        lambda r: r["engine"]["case_sla"], secs, "≤ 1.5 s", "engine.case_sla")
+        lambda r: r["engine"]["case_sla"], secs, "engine.case_sla")
     add("follow-up questions alone (`case_questions` into Arrow)", lambda r: r["engine"]["case_questions"], secs)
     add(f"deadlines and states, per-row Python (`businesstimedelta` on {args.sample:,} cases, projected)",
         lambda r: r["baseline"]["projected"], secs)
@@ -145,22 +146,21 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     add("refunds, every contract-month (`contract_refunds`)", lambda r: r["engine"]["contract_refunds"], secs)
     add("`export case-sla` CSV, whole report", lambda r: r["engine"]["export_case_sla"], secs)
     add("`export responses` CSV, every client question", lambda r: r["engine"]["export_responses"], secs,
-        "≤ 3 s", "engine.export_responses")
-    add("close the last whole month (`close-month`)", lambda r: r["engine"]["close_month"], secs, "≤ 2 s",
+        "engine.export_responses")
+    add("close the last whole month (`close-month`)", lambda r: r["engine"]["close_month"], secs,
         "engine.close_month")
     add("… cases it kept", lambda r: r["rows"]["closed_cases"], lambda v: f"{v:,}")
     for page in first["pages"]:
-        add(f"page {page}, cold", lambda r, p=page: r["pages"][p]["cold"], secs, "≤ 1.5 s", "page.cold")
-        add(f"page {page}, warm", lambda r, p=page: r["pages"][p]["warm"], secs, "≤ 0.3 s", "page.warm")
+        add(f"page {page}, cold", lambda r, p=page: r["pages"][p]["cold"], secs, "page.cold")
+        add(f"page {page}, warm", lambda r, p=page: r["pages"][p]["warm"], secs, "page.warm")
     add("most rows one chart or table sends", lambda r: max(p["rows"] for p in r["pages"].values()),
-        lambda v: f"{v:,}", "≤ 5 000", "rows_sent")
+        lambda v: f"{v:,}", "rows_sent")
     add("… on page", lambda r: max(r["pages"], key=lambda p: r["pages"][p]["rows"]), str)
-    add("log a case (form write), p95", lambda r: r["writes"]["p95_ms"], ms, "≤ 100 ms", "write.p95")
+    add("log a case (form write), p95", lambda r: r["writes"]["p95_ms"], ms, "write.p95")
     add("log a case, median", lambda r: r["writes"]["median_ms"], ms)
-    add("… its deadline confirmation, p95", lambda r: r["writes"]["confirm_p95_ms"], ms)
-    add("overview right after a write (snapshot rebuilt)", lambda r: r["after_write"], secs)
-    add("peak memory of the worker (RSS)", lambda r: r["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "≤ 1.5 GB",
-        "peak_rss")
+    add("… its deadline confirmation, p95", lambda r: r["writes"]["confirm_p95_ms"], ms, "write.confirm_p95")
+    add("overview right after a write", lambda r: r["after_write"], secs, "write.after")
+    add("peak memory of the worker (RSS)", lambda r: r["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "peak_rss")
     add("rows: cases / environment-months / contract-months",
         lambda r: f"{r['rows']['case_sla']:,} / {r['rows']['env_uptime']:,} / {r['rows']['contract_refunds']:,}",
         str)
