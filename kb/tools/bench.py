@@ -1,30 +1,36 @@
-"""``python -m kb bench``: how the engine and every page cope with 10 000 to 1 000 000 cases.
+"""``python -m kb bench``: how the engine, every page and the service cope with 10 000 to 1 000 000 cases.
 
-For each size the bench generates a synthetic store (``kb.tools.generate``) in a
-temporary folder, then measures it in a *fresh worker process* (``python -m
-kb.tools.bench --worker``), so that the peak memory it reports is that of a process
-doing what the dashboard does, not of the generator:
+The bench writes its own configuration file: the one given, with ``--calendars`` named calendars added
+(``kb.tools.generate_calendars``: twenty by default, each with a change dated inside the data's period, and a
+policy on each that contracts name) and the team's mail addresses when it names none. For each size it
+generates a synthetic store (``kb.tools.generate``) in a temporary folder, then measures it in a *fresh worker
+process* (``python -m kb.tools.bench --worker``), so that the peak memory it reports is that of a process doing
+what the dashboard does, not of the generator:
 
 * the as-of views computed whole into Arrow, as the dashboard's snapshot does
-  (``case_sla``: every case's deadline and state, the query behind ``export
-  case-sla``; ``env_uptime``; ``contract_refunds``), and the whole ``case-sla``
-  CSV export;
-* beside them, a per-row Python baseline for the deadlines and states (the
+  (``case_sla``: every case's deadline and state; ``env_uptime``; ``contract_refunds``), the whole
+  ``case-sla`` CSV export beside its bare query (the same SELECT into Arrow, no CSV), and closing a month;
+* beside them, a per-row Python baseline for the deadlines and states (``kb.tools.bench_baseline``: the
   ``businesstimedelta`` package, on a sample of cases, projected to all of them);
 * every dashboard page rendered server-side through Streamlit's AppTest, cold
   (the Streamlit caches cleared and the store reopened, so the snapshot is
   rebuilt) and warm (the same page again), and the most rows one chart or table
   of the page sends to the browser;
 * logging a case through the store, as the Log case form does (95th percentile),
-  and the confirmation's deadline lookup;
-* the worker's peak resident memory.
+  the confirmation's deadline lookup, and the overview right after a write;
+* the service's share (``kb.tools.bench_service``): logging a case while a thread does the service's jobs,
+  and ``GET /api/v1/export/case-sla`` through its routes (first byte, first row, whole);
+* the worker's peak resident memory, and how many cases run on the named calendars.
+
+Then ``--mail-messages`` messages of a synthetic mailbox (written once per run) are imported into a copy of
+the size's store as generated, in a process of its own (``kb.tools.bench_mail``): seconds, peak memory, and
+the rows ``messages`` gained.
 
 Medians over ``--runs`` runs. These are benchmark figures, not tests: machines
 are noisy. See ``docs/performance.md``.
 
 Over 400 lines: the driver, the worker process and each measurement share the timing harness and the
-table they print.
-"""
+table they print."""
 
 from __future__ import annotations
 
