@@ -9,14 +9,15 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-from datetime import UTC, datetime
+import tomllib
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
 from kb.access import Actor
 from kb.cli import main
-from kb.config import load_config
+from kb.config import load_config, parse_config
 from kb.credits import parse_credit_schedule
 from kb.db import connection
 from kb.engine.asof import open_views
@@ -24,6 +25,8 @@ from kb.engine.calendar import business_days, holiday_dates
 from kb.intake import writes
 from kb.reads.exports import write_report
 from kb.tools.generate import generate, generate_tables
+from kb.tools.generate_calendars import bench_calendars, config_with, toml_text
+from kb.tools.generate_sla import calendar_policy_id
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = load_config(ROOT / "support.toml")
@@ -224,10 +227,36 @@ def test_generate_command_refuses_an_existing_file(tmp_path, capsys):
     assert main([*args, "--replace"]) == 0
 
 
+def test_named_calendars_each_change_inside_the_period_and_carry_a_policy_cases_run_on(tmp_path):
+    raw = tomllib.loads((ROOT / "support.toml").read_text(encoding="utf-8"))
+    calendars = bench_calendars(20, date(2025, 11, 1), date(2026, 11, 25))
+    text = toml_text(config_with(raw, calendars))
+    assert tomllib.loads(text) == config_with(raw, calendars)  # written as it was read
+    config = parse_config(tomllib.loads(text))
+    named = config.calendars[1:]
+    assert len(named) == 20 and len({c.versions.base.timezone for c in named}) >= 15
+    for calendar in named:
+        (_, before), (since, after) = calendar.versions.versions
+        assert date(2025, 11, 1) < since <= date(2026, 11, 25) and before != after, calendar.name
+    assert config.mail.support_addresses
+    db = tmp_path / "calendars.duckdb"
+    con = connection.connect(db)
+    try:
+        generate(con, config, ADMIN, cases=6000, environments=80, years=1, seed=4, until=UNTIL)
+        policies = dict(rows(con, "SELECT calendar, min(policy_id) FROM policies GROUP BY calendar"))
+        assert {c.name: calendar_policy_id(c.name) for c in named}.items() <= policies.items()
+        open_views(con, config, UNTIL)
+        on_named = dict(rows(con, "SELECT first_response_calendar, count(*) FROM case_sla "
+                                  "WHERE first_response_calendar NOT IN ('support', '24x7') GROUP BY ALL"))
+        assert len(on_named) >= 5 and sum(on_named.values()) > 100
+    finally:
+        con.close()
+
+
 def test_bench_runs_and_prints_its_table(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "kb", "bench", "--cases", "1500", "--environments", "12", "--years", "1",
-         "--runs", "1", "--writes", "3", "--sample", "100", "--workdir", str(tmp_path)],
+         "--runs", "1", "--writes", "3", "--sample", "100", "--mail-messages", "300", "--workdir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     table = done.stdout
@@ -236,8 +265,27 @@ def test_bench_runs_and_prints_its_table(tmp_path):
                   "rows: messages / pauses / client questions", "deadlines and states, per-row Python",
                   "… sample cases where Python and SQL agree", "uptime, every environment-month",
                   "page overview, cold", "page queue, warm", "log a case (form write), p95",
-                  "peak memory of the worker"):
+                  "peak memory of the worker", "the lookup tables of the 22 calendars"):
         assert f"| {label}" in table, label
+    cells = {line.split(" | ")[0][2:]: line.split(" | ")[1:] for line in table.splitlines() if line.startswith("| ")}
+    for label, target in (("page overview, cold", "≤ 1.0 s"), ("page overview, warm", "≤ 0.2 s"),
+                          ("log a case (form write), p95", "≤ 50 ms"), ("… its deadline confirmation, p95", "≤ 100 ms"),
+                          ("overview right after a write", "≤ 0.3 s"), ("peak memory of the worker (RSS)", "≤ 1.2 GB"),
+                          ("… ÷ the bare query of the same rows", "≤ 10 ×"),
+                          ("log a case while the service runs its jobs, p95", "≤ 50 ms"),
+                          ("API export case-sla, first byte", "≤ 0.5 s"),
+                          ("mail import of 300 messages (`mail import --trust-team`, a process of its own)", "≤ 15 s"),
+                          ("… its peak memory (RSS)", "≤ 400 MB")):
+        assert cells[label][-1].strip(" |") == target, label  # no ✓ or ✗ below a million cases
+    said, sent = cells["… rows it announced (`X-Rows`) / sent"][0].split(" / ")
+    assert said == sent and int(said.replace(",", "")) > 1500  # and the cases logged by the bench
+    gained, threaded = cells["… rows `messages` gained / of them in a case's thread"][0].split(" / ")
+    assert int(gained.replace(",", "")) > 250 and 0 < int(threaded.replace(",", "")) <= int(gained.replace(",", ""))
+    named, on_named = cells["calendars: named, each with a dated change / cases whose first response runs on one"][0] \
+        .split(" / ")
+    assert named == "20, 20" and int(on_named.replace(",", "")) >= 0
+    logged, runs = cells["… cases logged / job runs meanwhile (alerts, metrics, mail, backup)"][0].split(" / ")
+    assert int(logged) >= 3 and min(int(n) for n in runs.split(", ")) >= 1
     assert not list(tmp_path.iterdir())  # the temporary databases are gone
 
 

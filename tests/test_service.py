@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -30,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from kb.config import load_config
+from kb.intake import writes
+from kb.reads import exports
 from kb.service import api, metrics, tokens
 from kb.service.handoff import handoff_path, read_handoff, write_handoff
 from kb.store import Store
@@ -580,3 +583,38 @@ def test_imports_sent_at_once_take_no_more_memory_than_one(tmp_path):
             tracemalloc.stop()
     store.close()
     assert four < 1.5 * one, (one, four)
+
+
+def test_an_export_of_the_snapshot_streams_what_the_command_line_writes(tmp_path, monkeypatch):
+    """Without as_of the export is streamed: the header line first, then the rows a few at a time as the query
+    yields them (``PIECE_ROWS``), byte for byte what ``python -m kb export`` writes for the same instant, and
+    X-Rows counts them."""
+    db, config_file = build_fixture(tmp_path)
+    config = load_config(config_file)
+    store = Store(db, config)
+    admin = store.write(tokens.create_token, ADMIN, name="exporter", role="admin").token
+    store.write(writes.log_case, config, ADMIN, {"client_id": "ENT", "category": "api_help",
+                                                 "subject": '=A "quoted", subject', "received_at": "2026-11-25 09:00"})
+    monkeypatch.setattr(exports, "PIECE_ROWS", 2)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield {"store": store}
+
+    with TestClient(Starlette(routes=api.ROUTES, lifespan=lifespan)) as client:
+        for report in api.REPORTS:
+            with client.stream("GET", f"/api/v1/export/{report}",
+                               headers={"Authorization": f"Bearer {admin}"}) as response:
+                assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+                assert response.headers["content-disposition"].startswith(f'attachment; filename="{report}-')
+                pieces = [piece for piece in response.iter_raw() if piece]
+            rows = int(response.headers["x-rows"])
+            out = tmp_path / f"{report}.csv"
+            with store.reader() as cur:
+                assert exports.write_report(cur, config, report, datetime.fromisoformat(response.headers["x-as-of"]),
+                                            out) == rows
+            assert b"".join(pieces) == out.read_bytes(), report
+            assert pieces[0].count(b"\n") == 1 and pieces[0].startswith(out.read_bytes().split(b"\n")[0])
+            assert len(pieces) == 1 + -(-rows // 2), report
+    store.close()
+    assert b'\'=A ""quoted"", subject' in (tmp_path / "case-sla.csv").read_bytes()

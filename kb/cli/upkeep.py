@@ -24,9 +24,9 @@ def add_parsers(commands, common) -> None:
         description="Write a synthetic support operation of any size, for load and benchmarks: tiers and "
                     "categories in believable proportions, arrivals in business hours with weekend and holiday "
                     "troughs, long-tailed response times, outages and maintenance windows, varied contracts; "
-                    "priorities, a few policies named by some contracts, about three messages per case and "
-                    "pauses on about a fifth of them. The same seed, sizes and --until give the same rows. Ids "
-                    "start with 'G-'.")
+                    "priorities, a few policies (one on each named calendar of the configuration) named by some "
+                    "contracts, about three messages per case and pauses on about a fifth of them. The same seed, "
+                    "sizes and --until give the same rows. Ids start with 'G-'.")
     p.add_argument("--cases", type=_positive, default=100_000, help="number of cases (default: 100000)")
     p.add_argument("--environments", type=_positive, default=500, help="number of environments (default: 500)")
     p.add_argument("--years", type=_positive, default=3, help="years of history up to --until (default: 3)")
@@ -42,7 +42,9 @@ def add_parsers(commands, common) -> None:
         "bench", parents=[common], help="measure the engine and every page on generated data sets",
         description="For each --cases size: generate a data set in a temporary folder, then measure in a fresh "
                     "process the as-of views over all cases, environments and contracts, a per-row Python "
-                    "baseline for deadlines, every page rendered cold and warm, logging a case, and peak memory. "
+                    "baseline for deadlines, every page rendered cold and warm, logging a case (also while the "
+                    "service's jobs run), the API's export, importing a synthetic mailbox, and peak memory. The "
+                    "configuration gets --calendars named calendars, each with a dated change. "
                     "Prints a Markdown table of medians. --db is not used: each size gets its own file.")
     p.add_argument("--cases", type=_positive, nargs="+", default=[10_000, 100_000, 1_000_000],
                    help="data set sizes (default: 10000 100000 1000000)")
@@ -54,6 +56,12 @@ def add_parsers(commands, common) -> None:
     p.add_argument("--sample", type=_positive, default=2000,
                    help="cases computed by the per-row Python baseline, projected to all (default: 2000)")
     p.add_argument("--pages", nargs="+", metavar="PAGE", help="only these pages (default: every page)")
+    p.add_argument("--calendars", type=_count, default=20,
+                   help="named calendars added to the configuration, each with a dated change, with a policy on "
+                        "each (default: 20)")
+    p.add_argument("--mail-messages", type=_count, default=100_000, metavar="N",
+                   help="messages of the synthetic mailbox imported into each size's store; 0: none "
+                        "(default: 100000)")
     p.add_argument("--workdir", type=Path, help="folder for the temporary databases (default: the system's)")
     p.add_argument("--out", type=Path, help="also write the table to this file")
 
@@ -82,6 +90,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
 
 

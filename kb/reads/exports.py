@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 
 from kb.config import Config
@@ -61,6 +62,9 @@ def report_sql(report: str, config: Config) -> str:
 
 
 REPORTS = ("case-sla", "responses", "uptime", "refunds", "audit")
+SOURCES = {"case-sla": "case_sla", "responses": "case_questions", "uptime": "env_uptime",
+           "refunds": "contract_refunds", "audit": "audit_log"}  # a report is one row per row of its source
+PIECE_ROWS = 50_000
 
 
 TEXT_TYPES = ("VARCHAR", "JSON")
@@ -100,3 +104,35 @@ def write_report(con, config: Config, report: str, as_of: datetime, out: str | o
         if out is None:
             os.unlink(target)
     return rows
+
+
+def report_rows(con, report: str) -> int:
+    """The rows ``report`` has on ``con`` (where its view or table is): those of its source, counted without
+    computing the report."""
+    return con.execute(f"SELECT count(*) FROM {SOURCES[report]}").fetchall()[0][0]
+
+
+def csv_pieces(con, scratch, sql: str, *, rows: int | None = None) -> Iterator[bytes]:
+    """The CSV that ``COPY (sql) TO … (FORMAT csv, HEADER)`` writes, byte for byte, in pieces: the header line
+    at once, then ``rows`` (default ``PIECE_ROWS``) rows at a time as the query yields them, so that a reader
+    has the start before the end is written and the file is never whole in memory. ``con`` runs the query;
+    ``scratch``, another cursor of the same database, writes each piece with DuckDB's own CSV writer (through a
+    temporary file)."""
+    handle, target = tempfile.mkstemp(prefix="kb-export-", suffix=".csv")
+    os.close(handle)
+    try:
+        yield _csv_piece(scratch, con.sql(f"SELECT * FROM ({sql}) LIMIT 0").to_arrow_table(), target, header=True)
+        for batch in con.sql(sql).to_arrow_reader(rows or PIECE_ROWS):
+            yield _csv_piece(scratch, batch, target, header=False)
+    finally:
+        os.unlink(target)
+
+
+def _csv_piece(con, rows, target: str, *, header: bool) -> bytes:
+    con.register("csv_piece", rows)
+    try:
+        con.execute(f"COPY (SELECT * FROM csv_piece) TO {quote(target)} (FORMAT csv, HEADER {str(header).lower()})")
+    finally:
+        con.unregister("csv_piece")
+    with open(target, "rb") as f:
+        return f.read()

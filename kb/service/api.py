@@ -3,24 +3,27 @@
 Each handler checks the bearer token (``kb.service.auth``) and the role as the pages do, refuses bad
 input with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a
 worker thread (``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile.
-Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited.
+Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited. An export of
+the pages' snapshot is streamed (its header line at once, then its rows in pieces as the query yields them); one
+``as_of`` another instant is written to a file first, its views being computed whole before their first row.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from kb import health
@@ -31,7 +34,7 @@ from kb.db.sqltext import quote
 from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
-from kb.reads.exports import REPORTS, export_sql
+from kb.reads.exports import REPORTS, csv_pieces, export_sql, report_rows
 from kb.reads.tokens import token_rows
 from kb.service import handoff, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
@@ -41,6 +44,7 @@ MAX_BODY_MB_DEFAULT = 256
 # An import holds its rows in memory at several times the CSV's size while they are checked (a 133 MB file
 # peaks near 1.6 GB): the API checks one at a time, and the others wait for their turn with their body on disk.
 IMPORT_TURN = threading.Lock()
+log = logging.getLogger("kb.service")
 
 
 def max_body_bytes() -> int:
@@ -215,31 +219,70 @@ async def export_report(request: Request) -> Response:
     except TimestampError as e:
         raise ApiError(400, str(e)) from None
 
+    zone = store.config.calendar.zone
+    if as_of is None:  # the snapshot the pages and /metrics share, streamed as its rows come
+        try:
+            rows, as_of, pieces = await run_in_threadpool(_snapshot_export, store, report)
+        except TimestampError as e:
+            raise ApiError(503, str(e)) from None
+        headers = {**_export_headers(rows, as_of),
+                   "Content-Disposition": f'attachment; filename="{_export_name(report, as_of, zone)}"'}
+        return StreamingResponse(pieces, media_type="text/csv; charset=utf-8", headers=headers)
+
     def write_csv() -> tuple[str, int]:
-        # Without as_of: the snapshot the pages and /metrics share (now, at most a minute old, renewed by any
-        # write; or $SUPPORT_AS_OF's instant). With it: the as-of views computed for that instant.
-        snapshot = store.snapshot(metrics.frozen_as_of(store)) if as_of is None else None
+        # The as-of views computed for that instant: whole before their first row, so written to a file first,
+        # and X-Rows says how many rows follow.
         handle, target = tempfile.mkstemp(prefix="kb-export-", suffix=".csv")
         os.close(handle)
         try:
-            with store.reader(snapshot) as cur:
-                if snapshot is None:
-                    open_views(cur, store.config, as_of)
+            with store.reader() as cur:
+                open_views(cur, store.config, as_of)
                 sql = export_sql(cur, report, store.config)
                 rows = cur.execute(f"COPY ({sql}) TO {quote(target)} (FORMAT csv, HEADER)").fetchall()[0][0]
         except BaseException:
             os.unlink(target)
             raise
-        return target, rows, (as_of or snapshot.as_of)
+        return target, rows
 
     try:
-        target, rows, as_of = await run_in_threadpool(write_csv)
+        target, rows = await run_in_threadpool(write_csv)
     except TimestampError as e:
         raise ApiError(503, str(e)) from None
-    stamp = as_of.astimezone(store.config.calendar.zone).strftime("%Y%m%dT%H%M%S%z")
-    return FileResponse(target, media_type="text/csv; charset=utf-8", filename=f"{report}-{stamp}.csv",
-                        headers={"X-Rows": str(rows), "X-As-Of": as_of.isoformat()},
-                        background=BackgroundTask(os.unlink, target))
+    return FileResponse(target, media_type="text/csv; charset=utf-8", filename=_export_name(report, as_of, zone),
+                        headers=_export_headers(rows, as_of), background=BackgroundTask(os.unlink, target))
+
+
+def _snapshot_export(store, report: str) -> tuple[int, datetime, Iterator[bytes]]:
+    """``report`` of the snapshot the pages share (now, at most a minute old, renewed by any write; or
+    ``$SUPPORT_AS_OF``'s instant): its row count, its instant, and its CSV in pieces (``csv_pieces``)."""
+    snapshot = store.snapshot(metrics.frozen_as_of(store))
+    pieces = _snapshot_pieces(store, snapshot, report)
+    return next(pieces), snapshot.as_of, pieces
+
+
+def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
+    """The row count of ``report`` on ``snapshot``, then its CSV in pieces. Started, it holds two cursors of the
+    store until the last piece is read or it is dropped (the client left), whichever comes first."""
+    with store.reader(snapshot) as cur, store.reader() as scratch:
+        cur.execute("BEGIN TRANSACTION")  # the count and the rows of one state (the audit trail grows meanwhile)
+        try:
+            sql = export_sql(cur, report, store.config)
+            yield report_rows(cur, report)
+            try:
+                yield from csv_pieces(cur, scratch, sql)
+            except Exception:  # the status and headers are sent: the client sees the body cut short
+                log.exception("the export of %s stopped part-way", report)
+                raise
+        finally:
+            cur.execute("ROLLBACK")
+
+
+def _export_name(report: str, as_of: datetime, zone) -> str:
+    return f"{report}-{as_of.astimezone(zone).strftime('%Y%m%dT%H%M%S%z')}.csv"
+
+
+def _export_headers(rows: int, as_of: datetime) -> dict[str, str]:
+    return {"X-Rows": str(rows), "X-As-Of": as_of.isoformat()}
 
 
 @guarded

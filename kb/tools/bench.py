@@ -1,30 +1,36 @@
-"""``python -m kb bench``: how the engine and every page cope with 10 000 to 1 000 000 cases.
+"""``python -m kb bench``: how the engine, every page and the service cope with 10 000 to 1 000 000 cases.
 
-For each size the bench generates a synthetic store (``kb.tools.generate``) in a
-temporary folder, then measures it in a *fresh worker process* (``python -m
-kb.tools.bench --worker``), so that the peak memory it reports is that of a process
-doing what the dashboard does, not of the generator:
+The bench writes its own configuration file: the one given, with ``--calendars`` named calendars added
+(``kb.tools.generate_calendars``: twenty by default, each with a change dated inside the data's period, and a
+policy on each that contracts name) and the team's mail addresses when it names none. For each size it
+generates a synthetic store (``kb.tools.generate``) in a temporary folder, then measures it in a *fresh worker
+process* (``python -m kb.tools.bench --worker``), so that the peak memory it reports is that of a process doing
+what the dashboard does, not of the generator:
 
 * the as-of views computed whole into Arrow, as the dashboard's snapshot does
-  (``case_sla``: every case's deadline and state, the query behind ``export
-  case-sla``; ``env_uptime``; ``contract_refunds``), and the whole ``case-sla``
-  CSV export;
-* beside them, a per-row Python baseline for the deadlines and states (the
+  (``case_sla``: every case's deadline and state; ``env_uptime``; ``contract_refunds``), the whole
+  ``case-sla`` CSV export beside its bare query (the same SELECT into Arrow, no CSV), and closing a month;
+* beside them, a per-row Python baseline for the deadlines and states (``kb.tools.bench_baseline``: the
   ``businesstimedelta`` package, on a sample of cases, projected to all of them);
 * every dashboard page rendered server-side through Streamlit's AppTest, cold
   (the Streamlit caches cleared and the store reopened, so the snapshot is
   rebuilt) and warm (the same page again), and the most rows one chart or table
   of the page sends to the browser;
 * logging a case through the store, as the Log case form does (95th percentile),
-  and the confirmation's deadline lookup;
-* the worker's peak resident memory.
+  the confirmation's deadline lookup, and the overview right after a write;
+* the service's share (``kb.tools.bench_service``): logging a case while a thread does the service's jobs,
+  and ``GET /api/v1/export/case-sla`` through its routes (first byte, first row, whole);
+* the worker's peak resident memory, and how many cases run on the named calendars.
+
+Then ``--mail-messages`` messages of a synthetic mailbox (written once per run) are imported into a copy of
+the size's store as generated, in a process of its own (``kb.tools.bench_mail``): seconds, peak memory, and
+the rows ``messages`` gained.
 
 Medians over ``--runs`` runs. These are benchmark figures, not tests: machines
 are noisy. See ``docs/performance.md``.
 
 Over 400 lines: the driver, the worker process and each measurement share the timing harness and the
-table they print.
-"""
+table they print."""
 
 from __future__ import annotations
 
@@ -34,28 +40,37 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kb.config import PROJECT_ROOT, Config, config_path, load_config
 from kb.navigation import navigation_only, page_names
+from kb.tools.bench_mail import RESULT_MARK
 from kb.tools.page_rows import ROWS_SENT_LIMIT, rows_sent
 
-RESULT_MARK = "BENCH-RESULT "
-TARGETS = {  # measure key -> (limit, unit) at 1 000 000 cases
-    "engine.case_sla": (1.5, "s"),
-    "engine.export_responses": (3.0, "s"),
-    "engine.close_month": (2.0, "s"),
-    "page.cold": (1.5, "s"),
-    "page.warm": (0.3, "s"),
-    "write.p95": (100.0, "ms"),
-    "peak_rss": (1536.0, "MB"),
-    "rows_sent": (ROWS_SENT_LIMIT, "rows"),
+TARGETS = {  # measure key -> (limit, as the table says it) at 1 000 000 cases: the performance issue's numbers
+    "engine.case_sla": (1.5, "≤ 1.5 s"),
+    "engine.export_responses": (3.0, "≤ 3 s"),
+    "engine.close_month": (2.0, "≤ 2 s"),
+    "page.cold": (1.0, "≤ 1.0 s"),
+    "page.warm": (0.2, "≤ 0.2 s"),
+    "write.p95": (50.0, "≤ 50 ms"),
+    "write.confirm_p95": (100.0, "≤ 100 ms"),
+    "write.after": (0.3, "≤ 0.3 s"),
+    "peak_rss": (1229.0, "≤ 1.2 GB"),
+    "rows_sent": (ROWS_SENT_LIMIT, "≤ 5 000"),
+    "export.case_sla_ratio": (10.0, "≤ 10 ×"),
+    "api.first_byte": (0.5, "≤ 0.5 s"),
+    "write.p95_with_jobs": (50.0, "≤ 50 ms"),
+    "mail.seconds": (15.0, "≤ 15 s"),
+    "mail.peak_rss": (400.0, "≤ 400 MB"),
 }
 
 
@@ -67,11 +82,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from kb.access import command_line_actor
     from kb.db import connection
     from kb.tools.generate import ProgressBar, generate
+    from kb.tools.mbox import write_mbox
 
-    config_file = str(config_path(args.config))
     results: dict[int, dict] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kb-bench-", dir=args.workdir) as folder:
+        config_file, config = bench_config(Path(folder), config_path(args.config), args.calendars, args.years)
+        mbox = Path(folder) / "bench.mbox" if args.mail_messages else None
+        if mbox is not None:
+            print(f"== a mailbox of {args.mail_messages:,} messages", file=sys.stderr)
+            write_mbox(mbox, config, messages=args.mail_messages, seed=args.seed, until=datetime.now(UTC))
         for cases in args.cases:
             db = Path(folder) / f"bench-{cases}.duckdb"
             print(f"== {cases:,} cases, {args.environments} environments, {args.years} years", file=sys.stderr)
@@ -85,28 +105,62 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 con.close()
             bar.finish()
             generated = time.perf_counter() - begin
+            mail_db = Path(folder) / f"bench-{cases}-mail.duckdb"
+            if mbox is not None:  # the store as generated, for the mail import after the worker
+                shutil.copyfile(db, mail_db)
             print(f"   generated and loaded in {generated:.1f} s; measuring…", file=sys.stderr)
             command = [sys.executable, "-m", "kb.tools.bench", "--worker", str(db), "--config", config_file,
                        "--runs", str(args.runs), "--writes", str(args.writes), "--sample", str(args.sample)]
             if args.pages:
                 command += ["--pages", *args.pages]
-            env = {**os.environ, "SUPPORT_DB": str(db), "SUPPORT_CONFIG": config_file}
-            env.pop("SUPPORT_AS_OF", None)
-            done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
-            lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-            if done.returncode or not lines:
-                print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
-                print(f"error: the bench worker failed on {cases:,} cases (exit {done.returncode})", file=sys.stderr)
+            results[cases] = _run_worker(command, db, config_file, f"the bench worker failed on {cases:,} cases")
+            if results[cases] is None:
                 return 1
-            results[cases] = json.loads(lines[-1][len(RESULT_MARK):])
             results[cases]["generate"] = generated
             db.unlink(missing_ok=True)
+            if mbox is not None:
+                print(f"   importing {args.mail_messages:,} messages…", file=sys.stderr)
+                mail = _run_worker([sys.executable, "-m", "kb.tools.bench_mail", "--db", str(mail_db), "--config",
+                                    config_file, str(mbox)], mail_db, config_file,
+                                   f"the mail import failed on {cases:,} cases")
+                if mail is None:
+                    return 1
+                results[cases]["mail"] = mail
+                mail_db.unlink(missing_ok=True)
     table = render(results, args, time.perf_counter() - started)
     print(table)
     if args.out:
         args.out.write_text(table + "\n")
         print(f"table written to {args.out}", file=sys.stderr)
     return 0
+
+
+def bench_config(folder: Path, source: Path, calendars: int, years: int) -> tuple[str, Config]:
+    """The configuration file of the bench's data sets, written in ``folder``: ``source``'s, with ``calendars``
+    named calendars (``kb.tools.generate_calendars``), each with a change dated inside the last ``years``
+    years, and the team's mail addresses when it names none; its path and what it says."""
+    from kb.tools.generate_calendars import bench_calendars, config_with, toml_text
+
+    raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    today = datetime.now(UTC).date()
+    first_day = today.replace(year=today.year - years, day=1)
+    path = folder / "bench.toml"
+    path.write_text(toml_text(config_with(raw, bench_calendars(calendars, first_day, today))), encoding="utf-8")
+    return str(path), load_config(path)
+
+
+def _run_worker(command: list[str], db: Path, config_file: str, failure: str) -> dict | None:
+    """Run a worker process on ``db``; its results (the last ``RESULT_MARK`` line), or None when it failed
+    (said on stderr with the end of its output)."""
+    env = {**os.environ, "SUPPORT_DB": str(db), "SUPPORT_CONFIG": config_file}
+    env.pop("SUPPORT_AS_OF", None)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if done.returncode or not lines:
+        print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
+        print(f"error: {failure} (exit {done.returncode})", file=sys.stderr)
+        return None
+    return json.loads(lines[-1][len(RESULT_MARK):])
 
 
 def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -> str:
@@ -116,14 +170,13 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     first = results[largest]
     rows: list[tuple[str, list[str], str]] = []
 
-    def add(label: str, key, fmt, target: str | None = None, limit_key: str | None = None):
+    def add(label: str, key, fmt, target_key: str | None = None):
         values = [key(results[n]) for n in sizes]
         cells = [fmt(v) for v in values]
         verdict = ""
-        if target:
-            verdict = target
-            if limit_key and largest >= 1_000_000:
-                limit = TARGETS[limit_key][0]
+        if target_key:
+            limit, verdict = TARGETS[target_key]
+            if largest >= 1_000_000:
                 verdict += " ✓" if values[-1] is not None and values[-1] <= limit else " ✗"
         rows.append((label, cells, verdict))
 
@@ -134,8 +187,10 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
         return "–" if v is None else f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
 
     add("generate and load the data set", lambda r: r["generate"], secs)
+    add(f"the lookup tables of the {first['calendars']['named'] + 2} calendars, once a process (`attach_calendar`)",
+        lambda r: r["engine"]["calendar_tables"], secs)
     add("every target of every case: first response, follow-ups, resolution (`case_sla` into Arrow)",
-        lambda r: r["engine"]["case_sla"], secs, "≤ 1.5 s", "engine.case_sla")
+        lambda r: r["engine"]["case_sla"], secs, "engine.case_sla")
     add("follow-up questions alone (`case_questions` into Arrow)", lambda r: r["engine"]["case_questions"], secs)
     add(f"deadlines and states, per-row Python (`businesstimedelta` on {args.sample:,} cases, projected)",
         lambda r: r["baseline"]["projected"], secs)
@@ -145,26 +200,53 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     add("uptime, every environment-month (`env_uptime`)", lambda r: r["engine"]["env_uptime"], secs)
     add("refunds, every contract-month (`contract_refunds`)", lambda r: r["engine"]["contract_refunds"], secs)
     add("`export case-sla` CSV, whole report", lambda r: r["engine"]["export_case_sla"], secs)
+    add("… its query alone, the same rows into Arrow (no CSV)", lambda r: r["engine"]["query_case_sla"], secs)
+    add("… ÷ the bare query of the same rows",
+        lambda r: r["engine"]["export_case_sla"] / r["engine"]["query_case_sla"], lambda v: f"{v:,.1f} ×",
+        "export.case_sla_ratio")
     add("`export responses` CSV, every client question", lambda r: r["engine"]["export_responses"], secs,
-        "≤ 3 s", "engine.export_responses")
-    add("close the last whole month (`close-month`)", lambda r: r["engine"]["close_month"], secs, "≤ 2 s",
+        "engine.export_responses")
+    add("close the last whole month (`close-month`)", lambda r: r["engine"]["close_month"], secs,
         "engine.close_month")
     add("… cases it kept", lambda r: r["rows"]["closed_cases"], lambda v: f"{v:,}")
     for page in first["pages"]:
-        add(f"page {page}, cold", lambda r, p=page: r["pages"][p]["cold"], secs, "≤ 1.5 s", "page.cold")
-        add(f"page {page}, warm", lambda r, p=page: r["pages"][p]["warm"], secs, "≤ 0.3 s", "page.warm")
+        add(f"page {page}, cold", lambda r, p=page: r["pages"][p]["cold"], secs, "page.cold")
+        add(f"page {page}, warm", lambda r, p=page: r["pages"][p]["warm"], secs, "page.warm")
     add("most rows one chart or table sends", lambda r: max(p["rows"] for p in r["pages"].values()),
-        lambda v: f"{v:,}", "≤ 5 000", "rows_sent")
+        lambda v: f"{v:,}", "rows_sent")
     add("… on page", lambda r: max(r["pages"], key=lambda p: r["pages"][p]["rows"]), str)
-    add("log a case (form write), p95", lambda r: r["writes"]["p95_ms"], ms, "≤ 100 ms", "write.p95")
+    add("log a case (form write), p95", lambda r: r["writes"]["p95_ms"], ms, "write.p95")
     add("log a case, median", lambda r: r["writes"]["median_ms"], ms)
-    add("… its deadline confirmation, p95", lambda r: r["writes"]["confirm_p95_ms"], ms)
-    add("overview right after a write (snapshot rebuilt)", lambda r: r["after_write"], secs)
-    add("peak memory of the worker (RSS)", lambda r: r["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "≤ 1.5 GB",
-        "peak_rss")
+    add("… its deadline confirmation, p95", lambda r: r["writes"]["confirm_p95_ms"], ms, "write.confirm_p95")
+    add("overview right after a write", lambda r: r["after_write"], secs, "write.after")
+    add("log a case while the service runs its jobs, p95", lambda r: r["with_jobs"]["p95_ms"], ms,
+        "write.p95_with_jobs")
+    add("… median", lambda r: r["with_jobs"]["median_ms"], ms)
+    add("… cases logged / job runs meanwhile (alerts, metrics, mail, backup)",
+        lambda r: f"{r['with_jobs']['count']:,} / " + ", ".join(str(n) for n in r["with_jobs"]["job_runs"].values()),
+        str)
+    add("API export case-sla, first byte", lambda r: r["api_export"]["first_byte"], secs, "api.first_byte")
+    add("… its first row", lambda r: r["api_export"]["first_row"], secs)
+    add("… the whole report", lambda r: r["api_export"]["whole"], secs)
+    add("… rows it announced (`X-Rows`) / sent",
+        lambda r: f"{r['api_export']['rows_said']:,} / {r['api_export']['rows_sent']:,}", str)
+    if all("mail" in r for r in results.values()):
+        add(f"mail import of {args.mail_messages:,} messages (`mail import --trust-team`, a process of its own)",
+            lambda r: r["mail"]["seconds"], secs, "mail.seconds")
+        add("… its peak memory (RSS)", lambda r: r["mail"]["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "mail.peak_rss")
+        add("… rows `messages` gained / of them in a case's thread",
+            lambda r: f"{r['mail']['messages_added']:,} / {r['mail']['threaded_added']:,}", str)
+        add("… cases opened / first responses recorded / new free clients",
+            lambda r: f"{r['mail']['cases_opened']:,} / {r['mail']['responses']:,} / {r['mail']['clients_made']:,}",
+            str)
+        add("… messages skipped / already taken / held in quarantine",
+            lambda r: f"{r['mail']['skipped']:,} / {r['mail']['already']:,} / {r['mail']['held']:,}", str)
+    add("peak memory of the worker (RSS)", lambda r: r["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "peak_rss")
     add("rows: cases / environment-months / contract-months",
         lambda r: f"{r['rows']['case_sla']:,} / {r['rows']['env_uptime']:,} / {r['rows']['contract_refunds']:,}",
         str)
+    add("calendars: named, each with a dated change / cases whose first response runs on one",
+        lambda r: f"{r['calendars']['named']:,}, {r['calendars']['changed']:,} / {r['calendars']['cases']:,}", str)
     add("rows: messages / pauses / client questions",
         lambda r: f"{r['rows']['messages']:,} / {r['rows']['pauses']:,} / {r['rows']['case_questions']:,}", str)
 
@@ -192,16 +274,23 @@ def _median_time(action, runs: int) -> float:
 
 
 def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
-    """Seconds to compute each as-of view whole into Arrow (what a snapshot does), and the CSV export."""
+    """Seconds to lay out the calendars' lookup tables (once a process: they are kept), to compute each as-of
+    view whole into Arrow (what a snapshot does), and the CSV export."""
     from kb.db import connection
     from kb.engine.asof import open_views
-    from kb.reads.exports import write_report
+    from kb.engine.calendar import attach_calendar
+    from kb.reads.exports import export_sql, write_report
     from kb.snapshot import SNAPSHOT_TABLES
     from kb.timestamps import now_utc
 
     con = connection.connect(db)
     timings, rows = {}, {}
     try:
+        cur = connection.cursor(con)
+        begin = time.perf_counter()
+        attach_calendar(cur, config, now_utc())
+        timings["calendar_tables"] = time.perf_counter() - begin
+        cur.close()
         for name in SNAPSHOT_TABLES:
             def compute(name=name):
                 cur = connection.cursor(con)
@@ -222,6 +311,15 @@ def measure_engine(db: Path, config: Config, runs: int) -> tuple[dict, dict]:
                     finally:
                         cur.close()
                 timings[f"export_{report.replace('-', '_')}"] = _median_time(export, runs)
+
+        def bare_query():  # the SELECT the export writes, into Arrow and dropped: no CSV
+            cur = connection.cursor(con)
+            try:
+                open_views(cur, config, now_utc())
+                cur.sql(export_sql(cur, "case-sla", config)).to_arrow_table()
+            finally:
+                cur.close()
+        timings["query_case_sla"] = _median_time(bare_query, runs)
         timings["close_month"], rows["closed_cases"] = _close_last_month(con, config)
     finally:
         con.close()
@@ -241,83 +339,6 @@ def _close_last_month(con, config: Config) -> tuple[float, int]:
     return time.perf_counter() - begin, closed.cases
 
 
-def measure_baseline(db: Path, config: Config, sample: int, total: int) -> dict:
-    """Deadlines and states of a sample of cases on their tier's policy (what ``[sla]`` says), one row at a
-    time in Python with ``businesstimedelta`` (the usual way to do it), projected to every case; and how many
-    agree with the SQL."""
-    import businesstimedelta as btd
-    import pytz
-
-    from kb.db import connection
-    from kb.engine.asof import open_views
-    from kb.engine.calendar import holiday_dates
-    from kb.timestamps import now_utc
-
-    cal, sla = config.calendar, config.sla
-    as_of = now_utc()
-    con = connection.connect(db)
-    try:
-        cur = connection.cursor(con)
-        open_views(cur, config, as_of)
-        every = max(1, total // sample)
-        picked = cur.execute(
-            f"""SELECT c.case_id, cl.tier, c.category, c.client_id, c.received_at, c.first_response_at,
-                       s.first_response_due, s.sla_state
-                FROM (SELECT *, row_number() OVER (ORDER BY case_id) AS n FROM cases) c
-                JOIN clients cl USING (client_id) JOIN case_sla s USING (case_id)
-                WHERE n % {every} = 0 AND s.policy_id = cl.tier  -- the baseline knows [sla]'s tier rules only
-                LIMIT {sample}""").fetchall()
-        contracts = cur.execute("SELECT client_id, starts_on, ends_on, response_business_days FROM contracts "
-                                "WHERE response_business_days IS NOT NULL").fetchall()
-        first_year = min(p[4] for p in picked).year - 1
-        cur.close()
-    finally:
-        con.close()
-
-    zone = pytz.timezone(cal.timezone)
-    closed = holiday_dates(cal, range(first_year, as_of.year + 3))
-    working = [d for d in range(7) if d not in cal.weekend]
-    rules = btd.Rules([btd.WorkDayRule(start_time=cal.opens, end_time=cal.closes, working_days=working, tz=zone),
-                       btd.HolidayRule(sorted(closed), tz=zone)])
-    by_client: dict[str, list] = {}
-    for client_id, starts, ends, days in contracts:
-        by_client.setdefault(client_id, []).append((starts, ends or date(9999, 12, 31), days))
-    day_hours = cal.business_day_seconds / 3600
-    at_risk = timedelta(hours=float(sla.at_risk_business_hours))
-
-    def is_open_day(day: date) -> bool:
-        return day in cal.working_days or (day.weekday() not in cal.weekend and day not in closed)
-
-    def deadline_and_state(tier, category, client_id, received, responded):
-        local_day = received.astimezone(zone).date()
-        if tier == "free" and category == "general_coding":
-            return None, "no_sla"
-        if tier == "free":
-            day = local_day + timedelta(days=1)
-            while not is_open_day(day):
-                day += timedelta(days=1)
-            due = zone.localize(datetime.combine(day, cal.closes))
-        else:
-            days = min((n for s, e, n in by_client.get(client_id, ()) if s <= local_day <= e), default=None)
-            if days is None:
-                days = sla.enterprise_response_business_days if tier == "enterprise" \
-                    else sla.custom_response_business_days
-            due = received + btd.BusinessTimeDelta(rules, hours=days * day_hours)
-        responded = responded if responded is not None and responded <= as_of else None
-        if responded is not None:
-            return due, "met" if responded <= due else "breached"
-        if as_of > due:
-            return due, "breached"
-        left = rules.difference(as_of, due).timedelta
-        return due, "at_risk" if left <= at_risk else "pending"
-
-    begin = time.perf_counter()
-    computed = [deadline_and_state(tier, category, client_id, received, responded)
-                for _, tier, category, client_id, received, responded, _, _ in picked]
-    per_row = (time.perf_counter() - begin) / len(picked)
-    agree = sum(1 for (due, state), row in zip(computed, picked, strict=True)
-                if due == row[6] and state == row[7])
-    return {"sample": len(picked), "per_row_s": per_row, "projected": per_row * total, "agree": agree}
 
 
 def _clear_app() -> None:
@@ -417,15 +438,28 @@ def worker(argv: list[str]) -> int:
     import duckdb
     import streamlit
 
+    from kb import ui
+    from kb.tools.bench_baseline import measure_baseline
+    from kb.tools.bench_service import measure_api_export, measure_writes_with_jobs
+
     engine, rows = measure_engine(args.worker, config, args.runs)
     baseline = measure_baseline(args.worker, config, args.sample, rows["case_sla"])
     with navigation_only():
         page_results, at = measure_pages(args.pages or page_names(), args.runs)
         write_results, after_write = measure_writes(at, config, args.writes, args.runs)
+        store = ui.app_for(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store
+        api_export = measure_api_export(store, args.runs)
+        on_named = store.query("SELECT count(*) AS n FROM case_sla WHERE first_response_calendar NOT IN "
+                               "('support', '24x7')", snapshot=store.snapshot()).n[0]
+        with_jobs = measure_writes_with_jobs(store, config, args.writes)
     _clear_app()
     result = {
         "engine": engine, "rows": rows, "baseline": baseline, "pages": page_results, "writes": write_results,
-        "after_write": after_write,
+        "after_write": after_write, "api_export": api_export,
+        "calendars": {"named": len(config.calendars) - 1, "cases": int(on_named),
+                      "changed": sum(len(c.versions.versions) > 1 for c in config.calendars[1:])},
+        "with_jobs": {"p95_ms": _p95(with_jobs["write_ms"]), "median_ms": statistics.median(with_jobs["write_ms"]),
+                      "count": len(with_jobs["write_ms"]), "job_runs": with_jobs["job_runs"]},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "versions": {"duckdb": duckdb.__version__, "streamlit": streamlit.__version__},
     }

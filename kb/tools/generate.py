@@ -19,7 +19,8 @@ The shape is meant to be believable rather than pretty:
 * contracts with varied targets, response days, fees, currencies, credit
   schedules, and renewals that change the terms;
 * monitoring checks on the dedicated environments, with a few gone stale;
-* the SLA's priorities, policies, pauses and messages (``kb/tools/generate_sla.py``).
+* the SLA's priorities, policies (one on each named calendar of the configuration), pauses and messages
+  (``kb/tools/generate_sla.py``).
 
 Everything is drawn with numpy from one seed and built as Arrow tables, so the
 same seed, sizes and ``until`` give the same rows. The tables are written with
@@ -98,7 +99,7 @@ def generate_tables(config: Config, *, cases: int, environments: int, years: int
     case_table = shape.cases(cases, clients, client_domains)
     incidents = shape.incidents(envs)
     checks = shape.checks(envs)
-    sla = SlaShape(seed, shape.until_us, AGENTS)
+    sla = SlaShape(seed, shape.until_us, AGENTS, tuple(c.name for c in config.calendars[1:]))
     pauses, messages = sla.threads(case_table)
     return {"clients": clients, "environments": envs, "policies": sla.policies(shape.last_day),
             "contracts": sla.contracts_with_policies(contracts),

@@ -2,8 +2,9 @@
 that name them, the messages of each case's thread, and pauses while the team waits on the client.
 
 * priorities: about 5 % urgent, 15 % high, 70 % normal, 10 % low;
-* policies: a few (``POLICIES``), one on the ``24x7`` calendar, one whose target changes from a date; named by
-  about a quarter of the contracts, which then set no response days of their own;
+* policies: a few (``POLICIES``), one on the ``24x7`` calendar, one whose target changes from a date, and one on
+  each named calendar of the configuration (``[calendars.NAME]``: ``G-`` and its name, ``CALENDAR_POLICY``);
+  named by about a quarter of the contracts, the policies in turn, which then set no response days of their own;
 * pauses on about a fifth of the cases, one or two each, inside the case's life after its first response,
   never overlapping; the last one of an open case may still run; most are resumed by the client's reply;
 * messages, about three per case: the client's at receipt, the team's at the first response, and the
@@ -53,25 +54,41 @@ POLICIES = (
 )
 CHANGED = ("G-SILVER", "first_response", "*", "1d", "support")  # from ``changed`` on, SILVER answers in a day
 POLICY_IDS = tuple(dict.fromkeys(row[0] for row in POLICIES))
+# Each named calendar's policy: (metric, priority, within), the within by the calendar's place when a tuple.
+CALENDAR_POLICY = (
+    ("first_response", "urgent", "4h"),
+    ("first_response", "*", ("1d", "2d", "8h")),
+    ("next_response", "*", "1d"),
+    ("resolution", "*", ("3d", "5d")),
+)
+
+
+def calendar_policy_id(calendar: str) -> str:
+    """The generated policy on the named calendar ``calendar``: ``G-LONDON`` for ``london``."""
+    return f"G-{calendar.upper()}"
 
 
 class SlaShape:
     """The SLA's tables for one generated data set, drawn from ``seed``'s own stream; nothing after
     ``until_us`` (UTC epoch microseconds)."""
 
-    def __init__(self, seed: int, until_us: int, agents: tuple[str, ...]):
+    def __init__(self, seed: int, until_us: int, agents: tuple[str, ...], calendars: tuple[str, ...] = ()):
         self.rng = np.random.default_rng((seed, 12))
-        self.until_us, self.agents = until_us, agents
+        self.until_us, self.agents, self.calendars = until_us, agents, calendars
+        self.policy_ids = POLICY_IDS + tuple(calendar_policy_id(name) for name in calendars)
 
     def priorities(self, count: int) -> pa.Array:
         drawn = self.rng.choice(len(PRIORITIES), size=count, p=PRIORITY_SHARES)
         return pa.DictionaryArray.from_arrays(pa.array(drawn), pa.array(PRIORITIES)).cast(pa.string())
 
     def policies(self, last_day: date) -> pa.Table:
-        """``POLICIES`` from 1970-01-01, and ``CHANGED`` from the first of the month half a year before the last
-        day."""
+        """``POLICIES`` from 1970-01-01, ``CHANGED`` from the first of the month half a year before the last
+        day, and ``CALENDAR_POLICY`` on each named calendar from 1970-01-01."""
         changed = (last_day - timedelta(days=182)).replace(day=1)
         rows = [(*row, date(1970, 1, 1)) for row in POLICIES] + [(*CHANGED, changed)]
+        rows += [(calendar_policy_id(name), metric, priority, within if isinstance(within, str)
+                  else within[n % len(within)], name, date(1970, 1, 1))
+                 for n, name in enumerate(self.calendars) for metric, priority, within in CALENDAR_POLICY]
         names = ("policy_id", "metric", "priority", "within", "calendar", "valid_from")
         return pa.table({name: pa.array([row[n] for row in rows], pa.date32() if name == "valid_from" else pa.string())
                          for n, name in enumerate(names)})
@@ -81,7 +98,7 @@ class SlaShape:
         contract that names one sets no response days."""
         named = self.rng.random(contracts.num_rows) < CONTRACT_POLICY_SHARE
         named[0] = named[0] or not named.any()
-        policy = np.array(POLICY_IDS, dtype=object)[np.cumsum(named) % len(POLICY_IDS)]
+        policy = np.array(self.policy_ids, dtype=object)[np.cumsum(named) % len(self.policy_ids)]
         days = contracts["response_business_days"].combine_chunks()
         return (contracts
                 .set_column(contracts.column_names.index("response_business_days"), "response_business_days",
