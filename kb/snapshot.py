@@ -55,11 +55,15 @@ EVERYTHING = Change(everything=True)
 
 def change_of(audit_rows: Iterable[tuple[str, str | None, str | None]]) -> Change:
     """The change a write made, from the ``(table_name, row_id, after)`` of the audit rows it wrote. A write
-    that wrote none, or named no row, changes everything as far as anyone can tell."""
-    cases, uptime, rows = set(), False, 0
-    for table, row_id, after in audit_rows:
-        rows += 1
-        if table in UNRELATED:
+    that wrote none, or named no row, changes everything as far as anyone can tell; but a mail batch's row
+    names every case the batch touched (``cases``, up to ``kb.mail.intake.CASES_LISTED``), its new clients
+    and cases among them."""
+    rows = list(audit_rows)
+    listed = [json.loads(after)["cases"] for table, row_id, after in rows
+              if table == "messages" and row_id is None and after and '"cases"' in after]
+    cases, uptime = set().union(*listed), False
+    for table, row_id, after in rows:
+        if table in UNRELATED or (listed and row_id is None and table in ("cases", "clients", "messages")):
             continue
         if table == "incidents":
             uptime = True

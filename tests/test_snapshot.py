@@ -3,6 +3,7 @@ every case again would: row for row, column for column."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 
 import pyarrow as pa
@@ -10,12 +11,12 @@ import pytest
 
 import kb.store
 from kb.access import Actor
-from kb.config import load_config
+from kb.config import load_config, parse_config
 from kb.intake import corrections, pauses, writes
 from kb.snapshot import EVERYTHING, Change, change_of, computed
 from kb.store import Store
 from kb.timestamps import parse_timestamp
-from tests.fixtures import AS_OF, HKT, build_gold_fixture, local
+from tests.fixtures import AS_OF, HKT, SPEC_TOML, build_gold_fixture, local
 
 LEAD = Actor("lead@example.com", "admin")
 KEYS = {"case_questions": ["case_id", "asked_at"], "case_sla": ["case_id"], "open_case_sla": ["case_id"],
@@ -90,7 +91,10 @@ def test_what_a_write_changed_comes_from_its_audit_rows():
     assert change_of([("incidents", "I1", None)]) == Change(uptime=True)
     assert change_of([("alert_deliveries", "k", None)]) == Change()
     assert change_of([("clients", "ENT", None), ("cases", "C1", None)]) == EVERYTHING
-    assert change_of([("messages", None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch
+    assert change_of([("messages", None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch of many cases
+    mail = [("clients", None, '{"source": "mbox"}'), ("cases", None, '{"source": "mbox"}'),
+            ("cases", "C4", None), ("pauses", "C5", None), ("messages", None, '{"cases": ["C4", "C6"]}')]
+    assert change_of(mail) == Change(frozenset({"C4", "C5", "C6"}))  # one that names them
     assert change_of([]) == EVERYTHING  # a write nothing describes
 
 
@@ -110,3 +114,32 @@ def test_a_table_is_computed_when_first_read(store):
     assert "case_sla" not in snap.tables
     whole = store.query("SELECT * FROM case_sla WHERE resolved_at IS NULL ORDER BY case_id", snapshot=snap)
     assert queue.equals(whole)
+
+
+def test_a_mail_batch_is_taken_in_by_the_cases_it_names(tmp_path, monkeypatch):
+    from kb.mail.intake import take
+    from kb.mail.messages import MailRecord, parse_message, support_matcher
+    from kb.mail.sources import read_paths
+    from kb.tools.mbox import write_mbox
+
+    db, _ = build_gold_fixture(tmp_path)
+    config = parse_config(tomllib.loads(SPEC_TOML + '[mail]\nsupport_addresses = ["support@knowru.example"]\n'))
+    store = Store(db, config)
+    try:
+        as_of = parse_timestamp(AS_OF, HKT)
+        with store.reader(store.snapshot(as_of)):
+            pass
+        built = []
+        monkeypatch.setattr(kb.store, "computed", lambda *args: built.append(args) or computed(*args))
+        mbox = tmp_path / "poll.mbox"
+        write_mbox(mbox, config, messages=40, seed=7, until=as_of, days=2)
+        team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
+        records = [parse_message(raw.data, team, mailbox="test", folder="INBOX", where=raw.where,
+                                 from_line=raw.from_line, now=as_of) for raw in read_paths([mbox])]
+        done = store.write(take, config, [r for r in records if isinstance(r, MailRecord)], LEAD,
+                           source="a poll", now=as_of)
+        assert done.cases_opened > 0 and done.taken > 0
+        assert_as_computed(store, as_of)
+        assert built == [], "a mail batch computed every case again"
+    finally:
+        store.close()

@@ -36,15 +36,18 @@ class Report:
     failed: list[str] = field(default_factory=list)  # "key (channel): error"
 
 
-def send_due(con, config: Config, now: datetime) -> Report:
+def send_due(con, config: Config, now: datetime, *, views_open: bool = False) -> Report:
     """Record and send what is due at ``now`` on ``con`` (a cursor of its own: sending waits on servers, and
-    the store's write lock is not held meanwhile; a conflict fails this run, and the next one retries)."""
+    the store's write lock is not held meanwhile; a conflict fails this run, and the next one retries).
+    ``views_open``: ``con`` has the as-of views already (the service's snapshot, at most a minute old), else
+    they are computed at ``now``."""
     report = Report()
     settings = config.alerts
     if settings is None:
         return report
     channels = _channels(settings)
-    open_views(con, config, now)
+    if not views_open:
+        open_views(con, config, now)
     quiet = in_quiet_hours(settings, now.astimezone(config.calendar.zone).time())
     alerts = [a for a in due_alerts(con, config, now) if a.breach or not quiet]
     withdraw_stale(con, now)  # before recording: what is recorded now holds now

@@ -76,6 +76,9 @@ THE_STORES_OWN = (duckdb.IOException, duckdb.TransactionException, duckdb.Connec
                   duckdb.InterruptException, duckdb.OutOfMemoryException, MemoryError)
 
 
+CASES_LISTED = 2000  # a batch's audit row names the cases it touched, up to this many (what a snapshot takes in)
+
+
 @dataclass(frozen=True)
 class Held:
     """A message the store would not take, set aside in the quarantine with the reason."""
@@ -351,10 +354,12 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
             "case_id": pa.array([n.case_id for n in threaded], pa.string()),
         }), "UPDATE messages SET case_id = t.case_id FROM mail_threaded t WHERE messages.message_key = t.message_key")
     done.taken = len(batch_nodes)
+    touched = {n.case_id for n in [*batch_nodes, *threaded] if n.case_id} | set(openers) | {u[0] for u in updates}
     audit.record(con, actor, "mail", "messages", None, None, {
         "source": source, "messages": done.taken, "cases_opened": done.cases_opened,
         "responses": done.responses, "resumed": done.resumed, "clients_made": done.clients_made,
-        **({"verified": sorted(verified)} if verified else {})})
+        **({"verified": sorted(verified)} if verified else {}),
+        **({"cases": sorted(touched)} if len(touched) <= CASES_LISTED else {})})
     return done
 
 

@@ -126,10 +126,11 @@ def run_mail(store, config: Config) -> str:
 
 
 def run_alerts(store, config: Config) -> str:
-    """Send the alerts that are due (``kb.alerts.deliver``). A cursor of its own rather than the write lock:
-    sending waits on mail servers, and a form must not wait behind them."""
-    with store.reader() as cur:
-        report = send_due(cur, config, now_utc())
+    """Send the alerts that are due (``kb.alerts.deliver``), read from the snapshot the pages share (at most a
+    minute old, and current with every write) rather than every case computed again each minute. A cursor of
+    its own rather than the write lock: sending waits on mail servers, and a form must not wait behind them."""
+    with store.reader(store.snapshot()) as cur:
+        report = send_due(cur, config, now_utc(), views_open=True)
     return _delivered(f"{report.recorded} recorded, {report.sent} sent", report.failed)
 
 

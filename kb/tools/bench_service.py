@@ -4,7 +4,7 @@
   test client reading the stream as it comes): the first byte, the first row and the whole report, with the
   snapshot current, as the pages and ``/metrics`` keep it in a running service;
 * logging a case through the store, as the Log case form does, while a thread does what the service's jobs
-  do, back to back (``kb.service.jobs``): the alerts job's due alerts (the as-of views at now), a
+  do, back to back (``kb.service.jobs``): the alerts job's due alerts (from the snapshot), a
   ``/metrics`` scrape (the snapshot built again after every write), a mail poll's batch of new messages
   written through the store, and a scheduled backup; the writes go on until every job has run at least once.
 
@@ -97,15 +97,12 @@ class _Jobs(threading.Thread):
         except BaseException as e:  # said by the measure, which fails
             self.error = e
 
-    def _alerts(self) -> None:  # the alerts job's reading (nothing sent: no mail server here)
+    def _alerts(self) -> None:  # the alerts job's reading, from the snapshot (nothing sent: no mail server here)
         from kb.alerts.due import due_alerts
-        from kb.engine.asof import open_views
         from kb.timestamps import now_utc
 
-        now = now_utc()
-        with self.store.reader() as cur:
-            open_views(cur, self.config, now)
-            due_alerts(cur, self.config, now)
+        with self.store.reader(self.store.snapshot()) as cur:
+            due_alerts(cur, self.config, now_utc())
 
     def _metrics(self) -> None:  # a scrape of /metrics: the snapshot as of now, built again after a write
         from kb.service.metrics import metrics_text
