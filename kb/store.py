@@ -71,6 +71,7 @@ QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a seco
 FORM_WRITE = "another write"
 IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
 IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
+STALE_SECONDS = 600.0  # the oldest snapshot of "now" served while its successor is computed
 JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its session to show
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class Store:
         self._reopen_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._refreshing = False  # a thread computes the next snapshot of now
         self.version = 0
         self._changes: list[tuple[int, Change]] = []  # (version, what the write that made it changed)
         with self._cursor() as cur:
@@ -425,18 +427,44 @@ class Store:
         self._changes.append((self.version, change))
 
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
-        """The as-of tables at ``as_of`` (default: now), reused for "now" for at most ``max_age_seconds``, and
-        brought up to date after writes by the rows they touched."""
+        """The as-of tables at ``as_of`` (default: now), brought up to date after writes by the rows they
+        touched. For "now", one older than ``max_age_seconds`` is still served while a thread computes its
+        successor (so no page waits for every case each minute), unless older than ``STALE_SECONDS`` (or the
+        clock went back): then a new one is made at once."""
         with self._snapshot_lock:
             current = self._snapshot
-            timely = current is not None and (
-                current.as_of == as_of if as_of is not None
-                else not current.frozen and (now_utc() - current.as_of).total_seconds() <= max_age_seconds)
-            if timely and current.version != self.version:
-                current = self._snapshot = self._caught_up(current)
-            if not timely or current is None:
-                current = self._snapshot = self._build_snapshot(as_of or now_utc(), as_of is not None)
+            if as_of is not None:
+                usable = current is not None and current.as_of == as_of
+            else:
+                age = (now_utc() - current.as_of).total_seconds() if current is not None else None
+                usable = current is not None and not current.frozen and 0 <= age <= STALE_SECONDS
+                if usable and age > max_age_seconds and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh, args=(current,), name="snapshot-refresh",
+                                     daemon=True).start()
+            if usable and current.version != self.version:
+                current = self._caught_up(current)
+            if not usable or current is None:
+                current = self._build_snapshot(as_of or now_utc(), as_of is not None)
+            self._snapshot = current
+            if not self._refreshing:  # what no snapshot will be brought up to date with any more
+                self._changes = [(v, change) for v, change in self._changes if v > current.version]
             return current
+
+    def _refresh(self, old: Snapshot) -> None:
+        """Compute a snapshot of now with the tables ``old`` holds, and serve it in ``old``'s place (brought up
+        to date with the writes made meanwhile), unless another took its place already."""
+        try:
+            new = self._build_snapshot(now_utc(), False)
+            with self._cursor() as cur:
+                new.tables.update(computed(cur, self.config, new.as_of, list(old.tables)))
+            with self._snapshot_lock:
+                if self._snapshot is not None and self._snapshot.as_of == old.as_of and not self._snapshot.frozen:
+                    self._snapshot = (new if new.version == self.version else self._caught_up(new)) or self._snapshot
+        except Exception:  # the store was closed meanwhile, or the query failed: the next read makes one
+            log.warning("the snapshot could not be computed again in the background", exc_info=True)
+        finally:
+            self._refreshing = False
 
     def _caught_up(self, current: Snapshot) -> Snapshot | None:
         """``current`` with the rows the writes since it touched; None when one of them changed more than
@@ -452,7 +480,6 @@ class Store:
 
     def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:
         """A new snapshot, its tables computed as pages read them."""
-        self._changes = [(v, change) for v, change in self._changes if v > self.version]
         return Snapshot(as_of=as_of, version=self.version, frozen=frozen)
 
     def close(self) -> None:

@@ -15,9 +15,7 @@ months = periods.months_of(store.config.calendar, snap.as_of)
 this_label, last_label = formats.month_label(months.this), formats.month_label(months.last)
 zone = store.config.calendar.zone
 
-shares = overview.met_by_month(store, snap, months)
-by_tier = overview.met_by_month(store, snap, months, by=("tier",))
-by_priority = overview.met_by_month(store, snap, months, by=("priority",))
+shares, by_tier, by_priority = overview.met_by_month(store, snap, months, ((), ("tier",), ("priority",)))
 open_now = overview.open_case_counts(store, snap)
 environments = overview.environments_below_target(store, snap, months).set_index("month")
 refunds = overview.refund_exposure(store, snap, months)

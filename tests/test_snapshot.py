@@ -3,6 +3,7 @@ every case again would: row for row, column for column."""
 
 from __future__ import annotations
 
+import time
 import tomllib
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from kb.config import load_config, parse_config
 from kb.intake import corrections, pauses, writes
 from kb.snapshot import EVERYTHING, Change, change_of, computed
 from kb.store import Store
-from kb.timestamps import parse_timestamp
+from kb.timestamps import parse_timestamp, set_now
 from tests.fixtures import AS_OF, HKT, SPEC_TOML, build_gold_fixture, local
 
 LEAD = Actor("lead@example.com", "admin")
@@ -143,3 +144,19 @@ def test_a_mail_batch_is_taken_in_by_the_cases_it_names(tmp_path, monkeypatch):
         assert built == [], "a mail batch computed every case again"
     finally:
         store.close()
+
+
+def test_a_snapshot_of_now_past_its_minute_is_served_while_the_next_is_computed(store):
+    start = parse_timestamp(AS_OF, HKT)
+    set_now(start)
+    first = store.snapshot()
+    store.query("SELECT count(*) FROM case_sla", snapshot=first)
+    set_now(start + timedelta(minutes=2))
+    assert store.snapshot() is first  # at once, while a thread computes the next
+    deadline = time.monotonic() + 60
+    while store.snapshot().as_of == start and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = store.snapshot()
+    assert second.as_of == start + timedelta(minutes=2) and "case_sla" in second.tables
+    set_now(start + timedelta(minutes=30))  # far past: made at once
+    assert store.snapshot().as_of == start + timedelta(minutes=30)

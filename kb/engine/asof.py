@@ -14,7 +14,6 @@ the first response alone, for the confirmation of a case just logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import pyarrow as pa
@@ -22,7 +21,7 @@ import pyarrow as pa
 from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.calendar import attach_calendar
-from kb.engine.case_sla import case_sla_sql, first_response_sql
+from kb.engine.case_sla import Cases, case_sla_sql, first_response_sql
 from kb.engine.closings import live_view, open_frozen_view
 from kb.engine.questions import case_questions_sql
 from kb.engine.refunds import contract_refunds_sql
@@ -41,7 +40,7 @@ def open_views(con, config: Config, as_of: datetime) -> None:
     open_frozen_view(con, "contract_refunds", literal)
 
 
-def case_rows(con, config: Config, as_of: datetime, case_ids: Sequence[str] | str) -> dict[str, pa.Table]:
+def case_rows(con, config: Config, as_of: datetime, case_ids: Cases) -> dict[str, pa.Table]:
     """``case_questions`` and ``case_sla`` of the cases ``case_ids`` only (or ``UNRESOLVED``: those not resolved
     at ``as_of``), as of ``as_of`` (no row for one that does not exist then, or was voided): what those views
     give for them, at the cost of their rows. Registers those ``case_questions`` on ``con``, in place of any."""
@@ -53,7 +52,7 @@ def case_rows(con, config: Config, as_of: datetime, case_ids: Sequence[str] | st
             "case_sla": con.sql(case_sla_sql(config, as_of, case_ids)).to_arrow_table()}
 
 
-def first_responses(con, config: Config, as_of: datetime, case_ids: list[str]) -> pa.Table:
+def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa.Table:
     """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
     (``kb.engine.case_sla.first_response_sql``)."""
     attach_calendar(con, config, as_of)

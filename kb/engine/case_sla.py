@@ -16,6 +16,7 @@ and the pages have always named them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from kb.config import Config
@@ -33,7 +34,7 @@ def at_risk_us(config: Config, as_of: datetime) -> int:
 
 
 def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
-               cases: Sequence[str] | str | None = None) -> str:
+               cases: Cases | None = None) -> str:
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
     ``targets`` (materialised, as every clock and pause reads it), and their ``case_pauses``. With ``cases``
@@ -47,7 +48,10 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
     clock_now AS (
         SELECT c.cal, {now.value} AS cum_us FROM calendars c CROSS JOIN as_of a {now.join}
     ),
-    {policy_ctes(config)},
+    their_contracts AS (
+        SELECT * FROM contracts WHERE TRUE {only_clients(cases)}
+    ),
+    {policy_ctes(config, "their_contracts")},
     existing AS (
         SELECT c.case_id, c.client_id, cl.name AS client_name, cl.tier, c.category,
                coalesce(c.priority, 'normal') AS priority, c.subject, c.requester, c.assignee, c.breach_reason,
@@ -65,19 +69,32 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
     )"""
 
 
-UNRESOLVED = "unresolved"  # in place of case ids: the cases not resolved at T (the queue's)
+@dataclass(frozen=True)
+class CasesWhere:
+    """In place of case ids: the cases whose own row (the ``cases`` table, and the CTE ``as_of``) meets
+    ``condition``."""
+
+    condition: str
 
 
-def only(cases: Sequence[str] | str | None, case_id_sql: str) -> str:
+Cases = Sequence[str] | CasesWhere  # which cases a query computes: their ids, or a condition
+UNRESOLVED = CasesWhere("resolved_at IS NULL OR resolved_at > (SELECT t FROM as_of)")  # the queue's
+
+
+def only(cases: Cases | None, case_id_sql: str) -> str:
     """``AND`` the condition that ``case_id_sql`` is one of ``cases``, if given: the ids, as a list of literals,
-    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), or
-    ``UNRESOLVED``: the cases not resolved at T (the CTE ``as_of``)."""
+    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), or the
+    cases meeting a ``CasesWhere``."""
     if cases is None:
         return ""
-    if cases == UNRESOLVED:
-        return (f"AND {case_id_sql} IN (SELECT case_id FROM cases "
-                "WHERE resolved_at IS NULL OR resolved_at > (SELECT t FROM as_of))")
+    if isinstance(cases, CasesWhere):
+        return f"AND {case_id_sql} IN (SELECT case_id FROM cases WHERE {cases.condition})"
     return f"AND {case_id_sql} IN ({', '.join(quote(case_id) for case_id in cases) or 'NULL'})"
+
+
+def only_clients(cases: Cases | None) -> str:
+    """``AND`` the condition that ``client_id`` is the client of one of ``cases``, if given."""
+    return f"AND client_id IN (SELECT client_id FROM cases WHERE TRUE {only(cases, 'case_id')})" if cases else ""
 
 
 def calendar_name(config: Config, cal_sql: str) -> str:
@@ -86,18 +103,20 @@ def calendar_name(config: Config, cal_sql: str) -> str:
     return f"CASE {cal_sql} {names} END"
 
 
-def first_response_sql(config: Config, as_of: datetime, cases: Sequence[str]) -> str:
+def first_response_sql(config: Config, as_of: datetime, cases: Cases) -> str:
     """SELECT of what ``case_sla`` says of the first response of the cases ``cases`` as of ``as_of``, without
-    the other targets (a quicker query, for the confirmation of a case just logged): ``case_id``, ``tier``,
-    ``client_name``, ``policy_id``, ``category`` and the first response's ``due``, ``state``, ``kind``,
-    ``amount``, ``calendar`` and ``by_contract``."""
+    the other targets (a quicker query, for the confirmation of a case just logged, and a month's closing):
+    ``case_id``, ``client_id``, ``tier``, ``client_name``, ``policy_id``, ``category``, ``received_at``,
+    ``first_response_at`` and the first response's ``due``, ``state``, ``kind``, ``amount``, ``calendar`` and
+    ``by_contract``."""
     target = FIRST_RESPONSE
     clock, last = clock_ctes(target, "ruled", "ruled")
     state = target_state(target, "r", "a.t", "n.cum_us", at_risk_us(config, as_of))
     return f"""
     WITH {base_ctes(config, as_of, (target,), cases)},
     {clock}
-    SELECT r.case_id, r.tier, r.client_name, r.policy_id, r.category, r.{target.col('due')},
+    SELECT r.case_id, r.client_id, r.tier, r.client_name, r.policy_id, r.category, r.received_at,
+           r.first_response_at, r.{target.col('due')},
            {state} AS {target.col('state')}, r.{target.col('kind')}, r.{target.col('amount')},
            {calendar_name(config, 'r.' + target.col('cal'))} AS {target.col('calendar')},
            r.{target.col('by_contract')}
@@ -111,7 +130,7 @@ def _running_due(target: Target, row: str) -> str:
             f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
 
 
-def case_sla_sql(config: Config, as_of: datetime, cases: Sequence[str] | str | None = None) -> str:
+def case_sla_sql(config: Config, as_of: datetime, cases: Cases | None = None) -> str:
     """SELECT of one row per case that exists at ``as_of`` (of the ids ``cases`` only, if given), with every
     target's deadline and state (and a pausable one's business hours paused), the latest client question's,
     and the next thing due of any target. Reads ``case_questions``."""

@@ -57,10 +57,11 @@ def policy_rules_sql(config: Config) -> str:
         WHERE d.policy_id NOT IN (SELECT policy_id FROM policies)"""
 
 
-def policy_ctes(config: Config) -> str:
+def policy_ctes(config: Config, contracts: str = "contracts") -> str:
     """CTE definitions (no WITH, no trailing comma): ``policy_rows`` (every row of every policy, with
-    ``kind`` 'hours' / 'days' / 'next_day_close', ``amount`` and ``cal``, the calendar's key) and
-    ``rule_spans`` (policy_id, metric, priority, from_day, to_day, kind, amount, cal)."""
+    ``kind`` 'hours' / 'days' / 'next_day_close', ``amount`` and ``cal``, the calendar's key), ``rule_spans``
+    (policy_id, metric, priority, from_day, to_day, kind, amount, cal) and ``contract_terms`` from the
+    relation ``contracts`` (the contracts of the clients whose cases are asked for, or all)."""
     priorities = ", ".join(f"('{p}')" for p in PRIORITIES)
     return f"""
     policy_rows AS (
@@ -86,8 +87,8 @@ def policy_ctes(config: Config) -> str:
               GROUP BY ALL) pt
     ),
     contract_bounds AS (
-        SELECT client_id, starts_on AS bound FROM contracts
-        UNION SELECT client_id, ends_on + 1 FROM contracts WHERE ends_on IS NOT NULL
+        SELECT client_id, starts_on AS bound FROM {contracts}
+        UNION SELECT client_id, ends_on + 1 FROM {contracts} WHERE ends_on IS NOT NULL
     ),
     contract_terms AS (
         -- each client's dates cut where any of its contracts starts or ends, with the smallest N and the
@@ -98,7 +99,7 @@ def policy_ctes(config: Config) -> str:
                      coalesce(lead(bound) OVER (PARTITION BY client_id ORDER BY bound) - 1, DATE '9999-12-31')
                          AS ends_on
               FROM contract_bounds) s
-        JOIN contracts k ON k.client_id = s.client_id
+        JOIN {contracts} k ON k.client_id = s.client_id
          AND s.starts_on BETWEEN k.starts_on AND coalesce(k.ends_on, DATE '9999-12-31')
         GROUP BY s.client_id, s.starts_on, s.ends_on
     )"""

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from kb import formats
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import transaction
-from kb.engine.asof import open_views
+from kb.db.sqltext import instant
+from kb.engine.asof import first_responses, open_views
+from kb.engine.case_sla import CasesWhere
 from kb.engine.closings import live_view
-from kb.engine.periods import first_business_day
+from kb.engine.periods import day_bounds, first_business_day
 from kb.intake.corrections import short_text
 from kb.intake.importing import Problem, Rejected
 from kb.timestamps import now_utc
@@ -85,11 +87,15 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
                                     f"{live_view('env_uptime')} WHERE month = $month", frozen)
         contracts = _frozen(con, "INSERT INTO closed_refunds SELECT $version, * FROM "
                                  f"{live_view('contract_refunds')} WHERE month = $month", frozen)
+        year, number = int(month[:4]), int(month[5:])
+        start, end = day_bounds(config.calendar, date(year, number, 1),
+                                date(year + (number == 12), number % 12 + 1, 1) - timedelta(days=1))
+        con.register("month_cases", first_responses(con, config, now, CasesWhere(
+            f"received_at >= {instant(start)} AND received_at < {instant(end)}")))  # this month's alone
         cases = _frozen(con, """INSERT INTO closed_cases
                                 SELECT $month, $version, case_id, client_id, received_at, first_response_due,
-                                       first_response_at, sla_state
-                                FROM case_sla WHERE strftime(timezone($zone, received_at), '%Y-%m') = $month""",
-                        {**frozen, "zone": config.calendar.timezone})
+                                       first_response_at, first_response_state
+                                FROM month_cases""", frozen)
         con.execute("INSERT INTO month_closings (month, version, closed_at, closed_by) VALUES (?, ?, ?, ?)",
                     [month, version, now, actor.email])
         closed = Closed(month, version, environments, contracts, cases)

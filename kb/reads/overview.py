@@ -21,24 +21,31 @@ GROUP_VALUES = {"tier": TIERS, "priority": PRIORITIES}
 DUE_STATES = tuple(state for state in STATES if state not in ("met", "no_sla"))
 
 
-def met_by_month(store: Store, snap: Snapshot, months: Months, by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Per metric (in ``TARGETS`` order), per value of each of ``by`` (``tier``, ``priority``: every one of them)
-    and month (this and last, 'YYYY-MM'): the targets due in the month that were met, breached and decided, and
-    % met (None where none was decided), as ``kb.reads.met.met_shares`` counts them."""
-    shares = met_shares(store, snap, *month_bounds(store.config.calendar, months), by=by, grain="month")
+def met_by_month(store: Store, snap: Snapshot, months: Months,
+                 groupings: tuple[tuple[str, ...], ...] = ((),)) -> list[pd.DataFrame]:
+    """For each of ``groupings`` (each a tuple of ``tier`` and ``priority``, every value of them listed): per
+    metric (in ``TARGETS`` order), per value of each of its groups and month (this and last, 'YYYY-MM'), the
+    targets due in the month that were met, breached and decided, and % met (NaN where none was decided),
+    as ``kb.reads.met.met_shares`` counts them. One query by tier and priority, summed for each grouping."""
+    finest = tuple(group for group in GROUP_VALUES if any(group in by for by in groupings))
+    shares = met_shares(store, snap, *month_bounds(store.config.calendar, months), by=finest, grain="month")
     shares = shares.assign(month=pd.to_datetime(shares.period).dt.strftime("%Y-%m")).drop(columns="period")
-    every = pd.MultiIndex.from_product(
-        [[t.metric for t in TARGETS], *(GROUP_VALUES[group] for group in by), [months.last, months.this]],
-        names=["metric", *by, "month"])
     counts = ["met", "breached", "decided"]
-    full = shares.set_index(every.names).reindex(every)
-    return full.fillna(dict.fromkeys(counts, 0)).astype(dict.fromkeys(counts, int)).reset_index()
+    frames = []
+    for by in groupings:
+        every = pd.MultiIndex.from_product(
+            [[t.metric for t in TARGETS], *(GROUP_VALUES[group] for group in by), [months.last, months.this]],
+            names=["metric", *by, "month"])
+        summed = shares.groupby(every.names)[counts].sum().reindex(every).fillna(0).astype(int)
+        decided = summed.decided.where(summed.decided > 0)
+        frames.append(summed.assign(pct_met=100.0 * summed.met / decided).reset_index())
+    return frames
 
 
 def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
     """Per tier and month (this, last): the first responses due that were met, breached and decided, and % met
     (what ``/metrics`` reports)."""
-    shares = met_by_month(store, snap, months, by=("tier",))
+    (shares,) = met_by_month(store, snap, months, (("tier",),))
     return shares[shares.metric == FIRST_RESPONSE.metric].drop(columns="metric").reset_index(drop=True)
 
 
