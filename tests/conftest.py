@@ -22,6 +22,15 @@ def _navigation_only():
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _charts_checked():
+    """Every chart a page draws is checked against the Vega-Lite schema, as the service does not (``kb.ui``)."""
+    from kb import ui
+
+    ui.CHECK_CHARTS = True
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _the_clock():
     """A test that sets "now" (``--now``, ``set_now``) leaves the clock as it found it for the next."""
