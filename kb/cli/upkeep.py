@@ -84,22 +84,22 @@ def add_parsers(commands, common) -> None:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+    return _whole_number(text, 1, "must be at least 1")
 
 
 def _count(text: str) -> int:
+    return _whole_number(text, 0, "must be 0 or more")
+
+
+def _whole_number(text: str, least: int, rule: str) -> int:
+    """``text`` as a whole number (``_`` allowed between digits) of at least ``least``; else an argparse error
+    saying ``rule``."""
     try:
         value = int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} {rule}")
     return value
 
 
