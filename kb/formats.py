@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -30,6 +31,7 @@ import pandas as pd
 from kb.credits import CreditScheduleError, parse_credit_schedule
 
 EMPTY = "—"
+CACHED = 16384  # distinct values each of the pure formatters remembers (``lru_cache``)
 UNASSIGNED = "(unassigned)"
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -118,6 +120,7 @@ def money(amount, currency: str) -> str:
     return EMPTY if is_empty(amount) else f"{currency} {float(amount):,.2f}"
 
 
+@lru_cache(maxsize=CACHED)  # pages write a column's few distinct values over and over
 def month_label(month: str) -> str:
     """A month ``2026-11`` as ``Nov 2026``."""
     year, number = (int(part) for part in str(month).split("-")[:2])
@@ -131,11 +134,13 @@ def percent_value(value) -> Decimal:
     return exact.quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
 
 
+@lru_cache(maxsize=CACHED)  # pages write a column's few distinct values over and over
 def percent(value) -> str:
     """A measured percentage (uptime, % met): ``99.90 %``; ``—`` when there is none."""
     return EMPTY if is_empty(value) else f"{percent_value(value)} %"
 
 
+@lru_cache(maxsize=CACHED)  # pages write a column's few distinct values over and over
 def term(value) -> str:
     """A percentage a contract or the configuration sets (a target, a credit): as ``percent`` writes one,
     but a figure with three or four decimals (a 99.995 % target) in full, never rounded."""
@@ -145,6 +150,7 @@ def term(value) -> str:
     return f"{exact:.{max(2, -exact.normalize().as_tuple().exponent)}f} %"
 
 
+@lru_cache(maxsize=CACHED)  # pages write a column's few distinct values over and over
 def duration(hours: float, day_hours: float = 24.0) -> str:
     """A length of time: ``1 d 3 h`` from a day on, ``3 h 20 min`` from an hour, else ``45 min``; a
     negative one (an error budget overspent) with a minus sign. A day is ``day_hours`` long (a business
@@ -258,6 +264,7 @@ def field_label(column: str) -> str:
     return FIELD_LABELS.get(column, column.replace("_", " ").capitalize())
 
 
+@lru_cache(maxsize=CACHED)  # pages write a column's few distinct values over and over
 def schedule(text_, default: str = "") -> str:
     """A credit schedule in words, ``below 99.90 % uptime → 10.00 % of the fee; …``, or why it cannot be
     read; a contract without one has ``default`` (``[sla] default_credit_schedule``), said so."""

@@ -16,11 +16,10 @@ ui.page_header("Log case", "A client asked for help: log it, and see its first-r
 store, actor = ui.open_app().store, ui.actor()
 zone = store.config.calendar.zone
 ui.show_flash()
-clients = log_case.clients(store)
-if clients.empty:
+labels = log_case.client_labels(store)
+if not labels:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()
-labels = {r.client_id: f"{r.name} ({formats.word('tier', r.tier)}, {r.client_id})" for r in clients.itertuples()}
 team = log_case.team(store)
 now = now_utc().astimezone(zone)
 minute = now.time().replace(second=0, microsecond=0)
