@@ -56,7 +56,7 @@ grid = formats.in_words(grid).assign(
     on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
     target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
     budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
-base = alt.Chart(grid).encode(
+base = alt.Chart().encode(  # the data once, on the layers together (below)
     x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
     y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
     tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
@@ -76,7 +76,7 @@ cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
 MONTH_CELL_PX = 58
 labels = base.mark_text(fontSize=11, opacity=alt.ExprRef(
     f"width / {max(1, len(order))} >= {MONTH_CELL_PX} ? 1 : 0")).encode(text=alt.Text("uptime:N"))
-ui.chart((cells + labels).properties(height=max(140, 34 * grid.environment_id.nunique())))
+ui.chart(alt.layer(cells, labels, data=grid).properties(height=max(140, 34 * grid.environment_id.nunique())))
 if measured > len(shown):
     st.caption(f"The {formats.count(len(shown), 'environment')} with the most months below target, then the lowest "
                "uptime, of "
@@ -97,7 +97,7 @@ else:
     timeline["length"] = ((incidents.drawn_until - incidents.started_at).dt.total_seconds() / 3600).map(
         formats.duration)
     domain = ui.wall_clock_ms(pd.Series([window_start, snap.as_of])).tolist()
-    spans = alt.Chart(timeline).encode(
+    spans = alt.Chart().encode(
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
         color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS, formats.WORDS["impact"])),
         tooltip=[alt.Tooltip("incident_id:N", title="Incident"),
@@ -111,8 +111,8 @@ else:
               scale=alt.Scale(type="utc", domain=domain), axis=alt.Axis(format="%d %b", labelAngle=0))
     # Most incidents last minutes on a 90-day axis, narrower than a pixel: a dot marks each start, the bar its
     # length.
-    chart = (spans.mark_bar(size=14).encode(x=x, x2="end:T")
-             + spans.mark_point(filled=True, size=90, opacity=1).encode(x=x))
+    chart = alt.layer(spans.mark_bar(size=14).encode(x=x, x2="end:T"),
+                      spans.mark_point(filled=True, size=90, opacity=1).encode(x=x), data=timeline)
     ui.chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
     ui.table(
         timeline[["environment_name", "impact", "length", "started_at", "ongoing", "drawn_until", "incident_id",
