@@ -3,7 +3,7 @@ import streamlit as st
 
 from kb import formats, ui
 from kb.db.schema import METRICS
-from kb.engine.policies import TIER_POLICIES
+from kb.engine.policies import TIER_POLICIES, rule_of
 from kb.engine.targets import BY_METRIC
 from kb.intake import policies
 from kb.intake.importing import Rejected, add_rows, staged_from_records, update_row
@@ -134,7 +134,7 @@ def policy_row_form() -> None:
 
 
 def row_in_words(row: dict) -> str:
-    return formats.policy_row(row["priority"], BY_METRIC[row["metric"]].label, *policies.rule_of(row["within"]),
+    return formats.policy_row(row["priority"], BY_METRIC[row["metric"]].label, *rule_of(row["within"]),
                               row["calendar"], row["valid_from"])
 
 

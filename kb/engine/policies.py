@@ -25,6 +25,36 @@ from kb.db.schema import PRIORITIES
 from kb.engine.targets import Target
 
 TIER_POLICIES = ("enterprise", "custom", "free")
+# A policy row's ``within``: N of a unit (its rule's kind, the most N may be), or the end of the next business day.
+WITHIN_UNITS = {"h": ("hours", 10_000), "d": ("days", 60)}
+NEXT_DAY_CLOSE = "next_day_close"
+
+
+def rule_of(within: str) -> tuple[str, int | None] | None:
+    """A ``within`` as the engine's rule, (kind, amount): ``('hours', 4)``, ``('days', 2)``,
+    ``('next_day_close', None)``; None when it is not one."""
+    if within == NEXT_DAY_CLOSE:
+        return NEXT_DAY_CLOSE, None
+    unit, digits = within[-1:], within[:-1]
+    if unit not in WITHIN_UNITS or not digits.isascii() or not digits.isdigit() or len(digits) > 5:
+        return None
+    kind, most = WITHIN_UNITS[unit]
+    return (kind, int(digits)) if 1 <= int(digits) <= most else None
+
+
+def within_ok_sql(v: str) -> str:
+    """SQL: the text ``v`` is a ``within`` (as ``rule_of`` reads one)."""
+    units = " OR ".join(f"(regexp_full_match({v}, '[0-9]{{1,5}}{unit}') "
+                        f"AND try_cast(rtrim({v}, '{unit}') AS INTEGER) BETWEEN 1 AND {most})"
+                        for unit, (_, most) in WITHIN_UNITS.items())
+    return f"{v} = '{NEXT_DAY_CLOSE}' OR {units}"
+
+
+def within_rule_sql(within: str) -> tuple[str, str]:
+    """SQL of a valid ``within``'s rule as ``rule_of`` gives it: its kind and its amount."""
+    kinds = " ".join(f"WHEN {within} LIKE '%{unit}' THEN '{kind}'" for unit, (kind, _) in WITHIN_UNITS.items())
+    return (f"CASE WHEN {within} = '{NEXT_DAY_CLOSE}' THEN '{NEXT_DAY_CLOSE}' {kinds} END",
+            f"CASE WHEN {within} <> '{NEXT_DAY_CLOSE}' THEN CAST(left({within}, length({within}) - 1) AS BIGINT) END")
 
 
 def tier_rules(sla: SlaConfig) -> tuple[tuple[str, str, int | None], ...]:
@@ -43,12 +73,9 @@ def policy_rules_sql(config: Config) -> str:
     values = ", ".join(f"('{policy}', '{kind}', {'NULL' if amount is None else int(amount)}, "
                        f"DATE '{since.isoformat()}')"
                        for since, sla in config.sla_changes.versions for policy, kind, amount in tier_rules(sla))
+    kind, amount = within_rule_sql("p.within")
     return f"""
-        SELECT p.policy_id, p.metric, p.priority,
-               CASE WHEN p.within = 'next_day_close' THEN 'next_day_close'
-                    WHEN p.within LIKE '%h' THEN 'hours' ELSE 'days' END AS kind,
-               CASE WHEN p.within <> 'next_day_close'
-                    THEN CAST(left(p.within, length(p.within) - 1) AS BIGINT) END AS amount,
+        SELECT p.policy_id, p.metric, p.priority, {kind} AS kind, {amount} AS amount,
                p.calendar, p.valid_from, FALSE AS from_config
         FROM policies p
         UNION ALL

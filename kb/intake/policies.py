@@ -14,7 +14,6 @@ a policy that contracts name keeps at least one row, so that they never name a p
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from kb import formats
@@ -32,7 +31,6 @@ COLUMNS = ("policy_id", "metric", "priority", "within", "calendar", "valid_from"
 PRIORITY_CHOICES = (*PRIORITIES, "*")
 UNITS = ("h", "d", "next_day_close")  # how a form asks for ``within``: a number of hours or business days, or none
 START = date(1970, 1, 1)  # a row's valid_from when it holds from the start
-MOST = {"h": 10000, "d": 60}
 
 
 def within(amount: str, unit: str) -> str:
@@ -42,17 +40,6 @@ def within(amount: str, unit: str) -> str:
         return unit
     amount = (amount or "").strip()
     return f"{amount}{unit}" if amount else ""
-
-
-def rule_of(within_: str) -> tuple[str, int | None] | None:
-    """A valid ``within`` as the engine's rule, (kind, amount): ``('hours', 4)``, ``('days', 2)``,
-    ``('next_day_close', None)``; None when it is not one."""
-    if within_ == "next_day_close":
-        return "next_day_close", None
-    match = re.fullmatch(r"([0-9]{1,5})([hd])", within_)
-    if match is None or not 1 <= int(match[1]) <= MOST[match[2]]:
-        return None
-    return ("hours" if match[2] == "h" else "days"), int(match[1])
 
 
 def add_policy_row(con, config: Config, actor: Actor, fields: dict[str, str | None]) -> dict:

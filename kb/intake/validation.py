@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 from kb.credits import CreditScheduleError, parse_credit_schedule
 from kb.db.schema import CATEGORIES, DEPLOYMENTS, DIRECTIONS, IMPACTS, KINDS, METRICS, PRIORITIES, TIERS
 from kb.db.sqltext import instant, quote
+from kb.engine.policies import NEXT_DAY_CLOSE, WITHIN_UNITS, within_ok_sql
 from kb.timestamps import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -267,12 +268,10 @@ NUMBER_RULES = {
     "percent": "is not a percentage in (0, 100] with at most 4 decimals, in ASCII digits (e.g. 99.9)",
     "days": "is not a whole number of business days from 1 to 60, in ASCII digits",
 }
-# A policy's target (SPEC 12): N hours of business time, N business days, or the end of the next business day.
-WITHIN_OK = ("v = 'next_day_close' "
-             "OR (regexp_full_match(v, '[0-9]{1,5}h') AND try_cast(rtrim(v, 'h') AS INTEGER) BETWEEN 1 AND 10000) "
-             "OR (regexp_full_match(v, '[0-9]{1,2}d') AND try_cast(rtrim(v, 'd') AS INTEGER) BETWEEN 1 AND 60)")
-WITHIN_RULE = ("is not a target: Nh (N hours of business time, N from 1 to 10000), Nd (N business days, N from "
-               "1 to 60) or next_day_close")
+# A policy's target (``kb.engine.policies.WITHIN_UNITS``): N hours of business time, N business days, or the end
+# of the next business day.
+WITHIN_RULE = (f"is not a target: Nh (N hours of business time, N from 1 to {WITHIN_UNITS['h'][1]}), Nd (N business "
+               f"days, N from 1 to {WITHIN_UNITS['d'][1]}) or {NEXT_DAY_CLOSE}")
 # A Message-ID: printable ASCII without spaces or angle brackets, in <> or not (RFC 5322 keeps a line to 998).
 MESSAGE_ID_PATTERN = "<[!-;=?-~]{1,996}>|[!-;=?-~]{1,998}"
 MESSAGE_ID_RULE = ("is not a Message-ID: printable ASCII without spaces, at most 998 characters, in <> or not "
@@ -328,7 +327,7 @@ def _column_checks(column: Column, calendars: Sequence[str]) -> list[tuple[str, 
         checks.append(("v IN (SELECT schedule FROM bad_schedules)",
                        "(SELECT reason FROM bad_schedules WHERE schedule = v)"))
     elif column.kind == "within":
-        checks.append((f"NOT coalesce({WITHIN_OK}, FALSE)", f"{shown} || ' {WITHIN_RULE}'"))
+        checks.append((f"NOT coalesce({within_ok_sql('v')}, FALSE)", f"{shown} || ' {WITHIN_RULE}'"))
     elif column.kind == "calendar":
         checks.append((f"v NOT IN ({', '.join(quote(name) for name in calendars)})",
                        f"{shown} || ' is not one of the calendars {', '.join(calendars)}'"))
