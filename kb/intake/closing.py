@@ -111,9 +111,7 @@ def reopen_month(con, config: Config, actor: Actor, month: str, reason: str, now
     month, now = month_text(month), now or now_utc()
     reason = short_text(reason, "reason", REASON_MAX_CHARS)
     with transaction(con):
-        latest = _latest_closing(con, month)
-        if latest is None or latest["reopened_at"] is not None:
-            raise Rejected([Problem(None, "month", f"{month} is not closed")])
+        latest = _closing_in_force(con, month)
         con.execute("UPDATE month_closings SET reopened_at = ?, reopened_by = ?, reopen_reason = ? "
                     "WHERE month = ? AND version = ?", [now, actor.email, reason, month, latest["version"]])
         audit.record(con, actor, "reopen_month", "month_closings", month,
@@ -129,10 +127,7 @@ def apply_credit(con, config: Config, actor: Actor, contract_id: str, month: str
     month, now = month_text(month), now or now_utc()
     reference = short_text(reference, "reference", REFERENCE_MAX_CHARS)
     with transaction(con):
-        latest = _latest_closing(con, month)
-        if latest is None or latest["reopened_at"] is not None:
-            raise Rejected([Problem(None, "month", f"{month} is not closed: its credits are not final yet; close "
-                                                   "it first")])
+        latest = _closing_in_force(con, month, ": its credits are not final yet; close it first")
         credit = con.execute("SELECT refund_amount, currency FROM closed_refunds "
                              "WHERE month = ? AND version = ? AND contract_id = ?",
                              [month, latest["version"], contract_id]).fetchall()
@@ -157,6 +152,15 @@ def _latest_closing(con, month: str) -> dict | None:
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+def _closing_in_force(con, month: str, why: str = "") -> dict:
+    """The closing of ``month`` in force (its latest, not reopened); else Rejected: "``month`` is not closed",
+    followed by ``why``."""
+    latest = _latest_closing(con, month)
+    if latest is None or latest["reopened_at"] is not None:
+        raise Rejected([Problem(None, "month", f"{month} is not closed{why}")])
+    return latest
 
 
 def _frozen(con, insert: str, params: dict) -> int:
