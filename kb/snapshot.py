@@ -99,6 +99,19 @@ class Snapshot:
     version: int
     frozen: bool
     tables: dict[str, pa.Table] = field(repr=False, default_factory=dict)
+    # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
+    of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
+
+
+def unresolved(case_sla: pa.Table) -> pa.Table:
+    """The rows of ``case_sla`` not resolved yet: ``open_case_sla``."""
+    return case_sla.filter(pc.is_null(case_sla["resolved_at"]))
+
+
+def rows_of_cases(cur, config: Config, as_of: datetime, case_ids) -> dict[str, pa.Table]:
+    """Every case table (``CASE_TABLES``) of the cases ``case_ids`` alone (``kb.engine.asof.case_rows``)."""
+    rows = case_rows(cur, config, as_of, case_ids)
+    return {**rows, "open_case_sla": unresolved(rows["case_sla"])}
 
 
 def with_inputs(names: Iterable[str]) -> list[str]:
@@ -127,7 +140,7 @@ def computed(cur, config: Config, as_of: datetime, names: Iterable[str] = TABLES
     for name in wanted:
         if name == "open_case_sla":
             cases = have.get("case_sla", new.get("case_sla"))
-            new[name] = _sliced(cases.filter(pc.is_null(cases["resolved_at"])) if cases is not None
+            new[name] = _sliced(unresolved(cases) if cases is not None
                                 else case_rows(cur, config, as_of, UNRESOLVED)["case_sla"])
         else:
             new[name] = _sliced(cur.sql(f"SELECT * FROM {name}").to_arrow_table())
@@ -146,8 +159,7 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
     computed again whole, if it touched incidents); a table not computed yet stays so."""
     tables = dict(tables)
     if change.cases and any(name in tables for name in CASE_TABLES):
-        fresh = case_rows(cur, config, as_of, sorted(change.cases))
-        fresh["open_case_sla"] = fresh["case_sla"].filter(pc.is_null(fresh["case_sla"]["resolved_at"]))
+        fresh = rows_of_cases(cur, config, as_of, sorted(change.cases))
         for name in CASE_TABLES:
             if name in tables:
                 tables[name] = _replaced(tables[name], change.cases, fresh[name])

@@ -53,16 +53,25 @@ from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit, connection
 from kb.db.backup import backup_to
-from kb.engine.asof import case_rows
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
 from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
-from kb.snapshot import CASE_TABLES, EVERYTHING, TABLES, Change, Snapshot, change_of, combined, computed, patched
+from kb.snapshot import (
+    CASE_TABLES,
+    EVERYTHING,
+    TABLES,
+    Change,
+    Snapshot,
+    change_of,
+    combined,
+    computed,
+    patched,
+    rows_of_cases,
+)
 from kb.timestamps import now_utc
 
 T = TypeVar("T")
@@ -161,10 +170,14 @@ class Store:
         if snapshot is None or cases is None or all(name in snapshot.tables for name in case_tables):
             with self.reader(snapshot, needs) as cur:
                 return cur.execute(sql, params or []).fetchdf()
+        key = tuple(cases)
+        if key not in snapshot.of_cases:  # once per snapshot: a case's panel reads them in several queries
+            with self._cursor() as cur:
+                as_of = snapshot.as_of if snapshot.frozen else now_utc()
+                snapshot.of_cases[key] = rows_of_cases(cur, self.config, as_of, cases)
         with self.reader(snapshot, [name for name in needs if name not in CASE_TABLES]) as cur:
-            rows = case_rows(cur, self.config, snapshot.as_of if snapshot.frozen else now_utc(), cases)
-            cur.register("case_sla", rows["case_sla"])
-            cur.register("open_case_sla", rows["case_sla"].filter(pc.is_null(rows["case_sla"]["resolved_at"])))
+            for name, table in snapshot.of_cases[key].items():
+                cur.register(name, table)
             return cur.execute(sql, params or []).fetchdf()
 
     def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:
