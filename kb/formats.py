@@ -228,8 +228,17 @@ def _words_of(column: str) -> dict[str, str]:
 
 def in_words(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every column named in ``WORDS`` (tier, category, sla_state…) as words."""
-    return frame.assign(**{column: frame[column].map(lambda v, c=column: word(c, v))
+    return frame.assign(**{column: _column_in_words(frame[column], column)
                            for column in frame.columns if column in WORDS or column.endswith("_state")})
+
+
+def _column_in_words(values: pd.Series, column: str) -> pd.Series:
+    """``word`` of each value, worked out once per distinct value (a column holds a handful)."""
+    if values.empty:
+        return values.copy()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    words = [word(column, value) for value in uniques] + [EMPTY]  # a code of -1 (missing) takes the last
+    return pd.Series([words[code] for code in codes], index=values.index)
 
 
 def rule(kind, amount, calendar: str = "support") -> str:
