@@ -17,10 +17,12 @@ the million rows around it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,6 +36,7 @@ READS = {"case_sla": ("case_questions",), "contract_refunds": ("env_uptime",)}  
 CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by case_id
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 SLICE_ROWS = 8192
+MEMO_ENTRIES = 256
 MOST_CASES = 2000  # past this many touched cases, computing every case again is as quick
 UNRELATED = frozenset({  # written by the service's own bookkeeping: no snapshot table reads them
     "alert_deliveries", "api_tokens", "mail_quarantine", "monitoring_checks", "credit_applications",
@@ -101,6 +104,17 @@ class Snapshot:
     tables: dict[str, pa.Table] = field(repr=False, default_factory=dict)
     # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
     of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
+    # Aggregates of its tables already read (``remembered``): a page drawn again reads them from here.
+    memo: dict[tuple, Any] = field(repr=False, default_factory=dict)
+
+    def remembered(self, key: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """``compute()`` (a frame read from this snapshot's tables alone, which never change once computed)
+        the first time ``key`` is asked for, and a copy of it after that."""
+        if key not in self.memo:
+            if len(self.memo) >= MEMO_ENTRIES:  # asked for many ways (filters, dates): start again
+                self.memo.clear()
+            self.memo[key] = compute()
+        return self.memo[key].copy()
 
 
 def unresolved(case_sla: pa.Table) -> pa.Table:

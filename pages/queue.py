@@ -96,7 +96,7 @@ UNDO = {"resolve": undo_resolve, "pause": undo_pause}  # the actions the confirm
 ui.show_flash()
 ui.as_of_caption(snap)
 choices = queue.filter_choices(store, snap)
-client_labels = queue.client_labels(store, snap)
+client_labels = choices["client_labels"]
 
 with st.expander("Filters: tier, priority, state, client, category, assignee", icon=":material/filter_list:"):
     columns = st.columns(6)

@@ -10,10 +10,12 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
+import kb.reads.met
 import kb.store
 from kb.access import Actor
 from kb.config import load_config, parse_config
 from kb.intake import corrections, pauses, writes
+from kb.reads.met import met_shares, met_shares_on
 from kb.snapshot import EVERYTHING, Change, change_of, computed
 from kb.store import Store
 from kb.timestamps import parse_timestamp, set_now
@@ -115,6 +117,23 @@ def test_a_table_is_computed_when_first_read(store):
     assert "case_sla" not in snap.tables
     whole = store.query("SELECT * FROM case_sla WHERE resolved_at IS NULL ORDER BY case_id", snapshot=snap)
     assert queue.equals(whole)
+
+
+def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store, monkeypatch):
+    as_of = parse_timestamp(AS_OF, HKT)
+    start, end = as_of - timedelta(days=60), as_of + timedelta(days=1)
+    first = store.snapshot(as_of)
+    shares = met_shares(store, first, start, end, by=("tier",))
+    queries = []
+    monkeypatch.setattr(kb.reads.met, "met_shares_on", lambda *a, **k: queries.append(a) or met_shares_on(*a, **k))
+    again = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
+    assert queries == [] and again.equals(shares)  # drawn again: read from the snapshot's memo
+    again.loc[:, "met"] = -1  # a copy: what a caller does to it, the memo does not see
+    assert met_shares(store, first, start, end, by=("tier",)).equals(shares)
+    store.write(corrections.void_case, store.config, LEAD, "SLOW", "logged twice")
+    after = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
+    assert len(queries) == 1  # the write made a new snapshot, which reads its tables again
+    assert after.decided.sum() < shares.decided.sum()  # the voided case's decided targets no longer count
 
 
 def test_a_mail_batch_is_taken_in_by_the_cases_it_names(tmp_path, monkeypatch):

@@ -104,7 +104,7 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     taken = target.col("hours_taken") if target.per == "case" else "NULL"
     reason = "breach_reason" if target is REASON_OF else "NULL"
     tier_condition, tier_params = where_in({"tier": tiers})
-    return store.query(
+    return store.snapshot_query(
         f"""
         SELECT CAST(date_trunc('{grain}', timezone({tz}, {due})) AS DATE) AS period, case_id, client_name, tier,
                priority, category, subject, assignee, {target.starts}, {due}, {target.stops},
@@ -127,7 +127,7 @@ def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: 
     ``NO_REASON``."""
     due, state = REASON_OF.col("due"), REASON_OF.col("state")
     tier_condition, tier_params = where_in({"tier": tiers})
-    return store.query(
+    return store.snapshot_query(
         f"""
         SELECT coalesce(min(trim(breach_reason)), '{NO_REASON}') AS reason, count(*) AS cases
         FROM case_sla

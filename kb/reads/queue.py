@@ -161,14 +161,15 @@ def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
     )
 
 
-def filter_choices(store: Store, snap: Snapshot) -> dict[str, list[str]]:
+def filter_choices(store: Store, snap: Snapshot) -> dict:
     """The values each filter offers: those present among open cases. Clients are ids, in the order of
-    their names; ``client_labels`` says how to show each."""
+    their names; ``client_labels`` (the same, as a dict) says how to show each."""
     frame = store.query(
         """SELECT coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
            FROM open_case_sla WHERE resolved_at IS NULL""",
         snapshot=snap)
-    return {"clients": list(client_labels(store, snap)), "assignees": list(frame.iloc[0]["assignees"])}
+    labels = client_labels(store, snap)
+    return {"clients": list(labels), "client_labels": labels, "assignees": list(frame.iloc[0]["assignees"])}
 
 
 def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
@@ -180,7 +181,7 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
            FROM (SELECT DISTINCT client_id, client_name FROM open_case_sla WHERE resolved_at IS NULL)
            ORDER BY lower(label), client_id""",
         snapshot=snap)
-    return dict(zip(frame.client_id, frame.label, strict=True))
+    return dict(zip(frame.client_id.tolist(), frame.label.tolist(), strict=True))
 
 
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
