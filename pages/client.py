@@ -15,12 +15,10 @@ LABELS = {target.metric: target.label for target in TARGETS}
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 config, zone = store.config, store.config.calendar.zone
-everyone = reads.clients(store)
-if everyone.empty:
+labels = reads.client_labels(store)
+if not labels:
     ui.empty_state("No clients yet. Add them on Clients and contracts, or import them.")
     st.stop()
-labels = {row.client_id: f"{row.name} ({row.client_id}, {formats.word('tier', row.tier)})"
-          for row in everyone.itertuples()}
 client_id = st.selectbox("Client", list(labels), format_func=labels.get, key="client_page_client")
 months = reads.months_back(snap.as_of, zone, 12)
 
@@ -125,7 +123,7 @@ else:
 
 st.subheader("Policy")
 policy = reads.policy(store, client_id, snap.as_of.astimezone(zone).date())
-tier = everyone.set_index("client_id").tier[client_id]
+tier = policy.policy_id  # when no contract names a policy, the client's tier's
 if policy.named:
     st.caption(f"The policy {formats.plain(policy.policy_id)}, named by the contract in force today.")
 elif policy.stored:
