@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import kb.mail.archive
 from kb.cli import main
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
@@ -496,6 +497,23 @@ def test_import_paths_reports_batches_in_one_transaction_each(tmp_path):
                            "AND len(links) > 0").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_parser_processes_store_what_one_process_would(tmp_path, monkeypatch):
+    path = tmp_path / "gen.mbox"
+    write_mbox(path, CONFIG, messages=300, seed=6, until=datetime(2026, 11, 25, 4, tzinfo=UTC))
+    stored = []
+    for chunk in (10_000, 7):  # one chunk, read here; 43 chunks, read by the parser processes
+        monkeypatch.setattr(kb.mail.archive, "CHUNK", chunk)
+        con = connection.connect(tmp_path / f"s{chunk}.duckdb")
+        try:
+            outcome, failed = import_paths(con, CONFIG, [path, tmp_path / "missing.mbox"], ADMIN, batch=50, now=NOW)
+            assert outcome.read == 300 and [f.path for f in failed] == [str(tmp_path / "missing.mbox")]
+            stored.append([con.execute(f"SELECT * EXCLUDE ({stamp}) FROM {table} ORDER BY ALL").fetchall()
+                           for table, stamp in (("messages", "taken_at"), ("cases", "voided_at"))])
+        finally:
+            con.close()
+    assert stored[0] == stored[1] and len(stored[0][0]) == 300
 
 
 def test_the_reads_for_the_thread_and_the_clients_mail_made(tmp_path, config_file):

@@ -7,18 +7,26 @@ aside whole in the quarantine should the store refuse it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from functools import partial
+from itertools import chain
+from multiprocessing import get_context
 
 from kb.access import Actor
 from kb.config import Config
 from kb.mail.intake import Outcome, take
-from kb.mail.messages import MailRecord, Skipped, parse_message, support_matcher
-from kb.mail.sources import SourceError, read_paths
+from kb.mail.messages import MailRecord, Skipped, Team, parse_message, support_matcher
+from kb.mail.sources import RawMessage, SourceError, read_paths
 from kb.timestamps import now_utc
 
 BATCH = 10_000                # messages per transaction
 BATCH_BYTES = 64 * 1024 ** 2  # at most this much mail per transaction
+PARSERS = 2                   # processes reading messages
+CHUNK = 500                   # messages a parser reads at a time
+IN_FLIGHT = 2 * PARSERS       # chunks given out and not yet back
 
 
 def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH, now: datetime | None = None,
@@ -46,12 +54,7 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
         if progress:
             progress(total)
 
-    for item in read_paths(paths):
-        if isinstance(item, SourceError):
-            failed.append(item)
-            continue
-        parsed = parse_message(item.data, team, mailbox="import", folder=item.folder, where=item.where,
-                               from_line=item.from_line, now=now, vouched=trust_team)
+    for item, parsed in _parsed(read_paths(paths), failed, team, now, trust_team):
         (skipped if isinstance(parsed, Skipped) else pending).append(parsed)
         size += len(item.data)
         if len(pending) + len(skipped) >= batch or size >= BATCH_BYTES:
@@ -59,3 +62,44 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
     if pending or skipped:
         flush()
     return total, failed
+
+
+def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team, now: datetime,
+            vouched: bool) -> Iterator[tuple[RawMessage, MailRecord | Skipped]]:
+    """Each message of ``items`` with its record (``parse_message``), in order, read by ``PARSERS`` processes
+    a chunk at a time (here, when there is one chunk only); a path that could not be read goes to ``failed``."""
+    parse = partial(_parse_chunk, team=team, now=now, vouched=vouched)
+    chunks = _chunks(items, failed)
+    first, second = next(chunks, []), next(chunks, None)
+    if second is None:
+        yield from zip(first, parse(first), strict=True)
+        return
+    with ProcessPoolExecutor(max_workers=PARSERS, mp_context=get_context("spawn")) as pool:
+        out: deque = deque()  # (chunk, future of its records), in the files' order
+        for chunk in chain((first, second), chunks):
+            out.append((chunk, pool.submit(parse, chunk)))
+            if len(out) >= IN_FLIGHT:
+                done, records = out.popleft()
+                yield from zip(done, records.result(), strict=True)
+        while out:
+            done, records = out.popleft()
+            yield from zip(done, records.result(), strict=True)
+
+
+def _chunks(items: Iterable[RawMessage | SourceError], failed: list) -> Iterator[list[RawMessage]]:
+    chunk: list[RawMessage] = []
+    for item in items:
+        if isinstance(item, SourceError):
+            failed.append(item)
+            continue
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parse_chunk(chunk: list[RawMessage], *, team: Team, now: datetime, vouched: bool) -> list[MailRecord | Skipped]:
+    return [parse_message(item.data, team, mailbox="import", folder=item.folder, where=item.where,
+                          from_line=item.from_line, now=now, vouched=vouched) for item in chunk]

@@ -233,7 +233,8 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     if all("mail" in r for r in results.values()):
         add(f"mail import of {args.mail_messages:,} messages (`mail import --trust-team`, a process of its own)",
             lambda r: r["mail"]["seconds"], secs, "mail.seconds")
-        add("… its peak memory (RSS)", lambda r: r["mail"]["peak_rss_mb"], lambda v: f"{v:,.0f} MB", "mail.peak_rss")
+        add("… its peak memory (RSS), with its parser processes'", lambda r: r["mail"]["peak_rss_mb"],
+            lambda v: f"{v:,.0f} MB", "mail.peak_rss")
         add("… rows `messages` gained / of them in a case's thread",
             lambda r: f"{r['mail']['messages_added']:,} / {r['mail']['threaded_added']:,}", str)
         add("… cases opened / first responses recorded / new free clients",

@@ -6,8 +6,8 @@ replies from the configured ``[mail] support_addresses``, the clients' follow-up
 out-of-office replies, bounces, mailing lists and newsletters), written once per bench run and imported into a
 copy of each size's store as generated, as ``python -m kb mail import --trust-team`` does it
 (``kb.mail.archive.import_paths``): the file is the support mailbox's archive, so the team's replies count as
-first responses. The worker prints the seconds, its peak RSS, what the import did, and how many rows
-``messages`` gained, and how many of them joined a case's thread.
+first responses. The worker prints the seconds, its peak RSS with its parser processes' (``kb.mail.archive``), what
+the import did, and how many rows ``messages`` gained, and how many of them joined a case's thread.
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ def main(argv: list[str]) -> int:
     from kb.config import load_config
 
     result = import_mailbox(args.db, load_config(args.config), args.mbox)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from kb.mail.archive import PARSERS
+
+    # The import's own peak and, at most, that of its parser processes (each no more than the largest's).
+    parsers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + PARSERS * parsers
+    result["parser_rss_mb"] = parsers
     print(RESULT_MARK + json.dumps(result), flush=True)
     return 0
 
