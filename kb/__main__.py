@@ -1,5 +1,6 @@
 import sys
 
-from kb.cli import main
+if __name__ == "__main__":  # not when a parser process of `mail import` starts from here (kb.mail.archive)
+    from kb.cli import main
 
-sys.exit(main())
+    sys.exit(main())

@@ -18,7 +18,7 @@ from multiprocessing import get_context
 from kb.access import Actor
 from kb.config import Config
 from kb.mail.intake import Outcome, take
-from kb.mail.messages import MailRecord, Skipped, Team, parse_message, support_matcher
+from kb.mail.messages import MailRecord, Skipped, Team, parse_archived, support_matcher
 from kb.mail.sources import RawMessage, SourceError, read_paths
 from kb.timestamps import now_utc
 
@@ -68,7 +68,7 @@ def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team,
             vouched: bool) -> Iterator[tuple[RawMessage, MailRecord | Skipped]]:
     """Each message of ``items`` with its record (``parse_message``), in order, read by ``PARSERS`` processes
     a chunk at a time (here, when there is one chunk only); a path that could not be read goes to ``failed``."""
-    parse = partial(_parse_chunk, team=team, now=now, vouched=vouched)
+    parse = partial(parse_archived, team=team, now=now, vouched=vouched)
     chunks = _chunks(items, failed)
     first, second = next(chunks, []), next(chunks, None)
     if second is None:
@@ -99,7 +99,3 @@ def _chunks(items: Iterable[RawMessage | SourceError], failed: list) -> Iterator
     if chunk:
         yield chunk
 
-
-def _parse_chunk(chunk: list[RawMessage], *, team: Team, now: datetime, vouched: bool) -> list[MailRecord | Skipped]:
-    return [parse_message(item.data, team, mailbox="import", folder=item.folder, where=item.where,
-                          from_line=item.from_line, now=now, vouched=vouched) for item in chunk]

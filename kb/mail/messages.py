@@ -22,6 +22,7 @@ from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_tz
 
 from kb.mail.authresults import passes_for
+from kb.mail.sources import RawMessage
 from kb.timestamps import FIRST_YEAR, LAST_YEAR, now_utc
 
 FUTURE_GRACE = timedelta(minutes=5)  # as the clock rule of kb.intake.validation
@@ -122,6 +123,13 @@ def client_id_for(address: str) -> str:
     if len(made) > 64:
         made = made[:47] + ":" + hashlib.sha256(address.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return made
+
+
+def parse_archived(chunk: list[RawMessage], *, team: Team, now: datetime, vouched: bool) -> list[MailRecord | Skipped]:
+    """``parse_message`` of each message ``mail import`` read from a file (``kb.mail.archive``, which calls this in
+    its parser processes: this module imports little)."""
+    return [parse_message(item.data, team, mailbox="import", folder=item.folder, where=item.where,
+                          from_line=item.from_line, now=now, vouched=vouched) for item in chunk]
 
 
 def parse_message(raw: bytes, is_team: Team, *, mailbox: str, folder: str, where: str,
