@@ -20,7 +20,6 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -37,6 +36,7 @@ CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by c
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 SLICE_ROWS = 8192
 MEMO_ENTRIES = 256
+Frames = pd.DataFrame | list[pd.DataFrame]
 MOST_CASES = 2000  # past this many touched cases, computing every case again is as quick
 UNRELATED = frozenset({  # written by the service's own bookkeeping: no snapshot table reads them
     "alert_deliveries", "api_tokens", "mail_quarantine", "monitoring_checks", "credit_applications",
@@ -105,16 +105,17 @@ class Snapshot:
     # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
     of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
     # Aggregates of its tables already read (``remembered``): a page drawn again reads them from here.
-    memo: dict[tuple, Any] = field(repr=False, default_factory=dict)
+    memo: dict[tuple, Frames] = field(repr=False, default_factory=dict)
 
-    def remembered(self, key: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-        """``compute()`` (a frame read from this snapshot's tables alone, which never change once computed)
-        the first time ``key`` is asked for, and a copy of it after that."""
+    def remembered(self, key: tuple, compute: Callable[[], Frames]) -> Frames:
+        """``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which never
+        change once computed) the first time ``key`` is asked for, and a copy of it after that."""
         if key not in self.memo:
             if len(self.memo) >= MEMO_ENTRIES:  # asked for many ways (filters, dates): start again
                 self.memo.clear()
             self.memo[key] = compute()
-        return self.memo[key].copy()
+        kept = self.memo[key]
+        return [frame.copy() for frame in kept] if isinstance(kept, list) else kept.copy()
 
 
 def unresolved(case_sla: pa.Table) -> pa.Table:

@@ -26,7 +26,13 @@ def met_by_month(store: Store, snap: Snapshot, months: Months,
     """For each of ``groupings`` (each a tuple of ``tier`` and ``priority``, every value of them listed): per
     metric (in ``TARGETS`` order), per value of each of its groups and month (this and last, 'YYYY-MM'), the
     targets due in the month that were met, breached and decided, and % met (NaN where none was decided),
-    as ``kb.reads.met.met_shares`` counts them. One query by tier and priority, summed for each grouping."""
+    as ``kb.reads.met.met_shares`` counts them. One query by tier and priority, summed for each grouping;
+    remembered by the snapshot."""
+    return snap.remembered(("met_by_month", months, groupings), lambda: _met_by_month(store, snap, months, groupings))
+
+
+def _met_by_month(store: Store, snap: Snapshot, months: Months,
+                  groupings: tuple[tuple[str, ...], ...]) -> list[pd.DataFrame]:
     finest = tuple(group for group in GROUP_VALUES if any(group in by for by in groupings))
     shares = met_shares(store, snap, *month_bounds(store.config.calendar, months), by=finest, grain="month")
     shares = shares.assign(month=pd.to_datetime(shares.period).dt.strftime("%Y-%m")).drop(columns="period")
