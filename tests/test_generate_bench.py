@@ -297,3 +297,12 @@ def test_generate_refuses_an_until_outside_the_calendar_years(tmp_path, capsys, 
     assert capsys.readouterr().err == (f"error: --until: {until!r} is outside 1970–2200, the years the business "
                                        "calendar holds\n")
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_bench_worker_reports_its_own_peak_memory_not_its_parents():
+    held = bytearray(300 * 2**20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1  # resident, in this process: the parent
+    done = subprocess.run([sys.executable, "-c", "from kb.tools.memory import peak_mb; print(peak_mb())"],
+                          capture_output=True, text=True, cwd=ROOT, check=True)
+    assert 1 < float(done.stdout) < 100  # a bare interpreter's, not the 300 MB its parent held when it forked

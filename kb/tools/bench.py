@@ -39,7 +39,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -53,6 +52,7 @@ from pathlib import Path
 from kb.config import PROJECT_ROOT, Config, config_path, load_config
 from kb.navigation import navigation_only, page_names
 from kb.tools.bench_mail import RESULT_MARK
+from kb.tools.memory import peak_mb
 from kb.tools.page_rows import ROWS_SENT_LIMIT, rows_sent
 
 TARGETS = {  # measure key -> (limit, as the table says it) at 1 000 000 cases: the performance issue's numbers
@@ -462,7 +462,7 @@ def worker(argv: list[str]) -> int:
                       "changed": sum(len(c.versions.versions) > 1 for c in config.calendars[1:])},
         "with_jobs": {"p95_ms": _p95(with_jobs["write_ms"]), "median_ms": statistics.median(with_jobs["write_ms"]),
                       "count": len(with_jobs["write_ms"]), "job_runs": with_jobs["job_runs"]},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_mb(),
         "versions": {"duckdb": duckdb.__version__, "streamlit": streamlit.__version__},
     }
     print(RESULT_MARK + json.dumps(result), flush=True)

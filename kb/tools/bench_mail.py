@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
-import threading
 import time
 from pathlib import Path
+
+from kb.tools.memory import ChildrenMemory, peak_mb
 
 RESULT_MARK = "BENCH-RESULT "  # the line a bench worker prints its results on, as JSON
 COUNTS = ("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM messages WHERE case_id IS NOT NULL), "
@@ -51,50 +50,6 @@ def import_mailbox(db: Path, config, mbox: Path) -> dict:
             "cases_added": after[2] - before[2]}
 
 
-class _ChildrenMemory(threading.Thread):
-    """The most resident memory this process's children held together, sampled from /proc every
-    ``SAMPLE_SECONDS`` while the block runs. (A child's own ``ru_maxrss`` will not do: it keeps what the
-    parent held when it forked, before the child's ``exec``.)"""
-
-    SAMPLE_SECONDS = 0.05
-
-    def __init__(self):
-        super().__init__(name="children-memory", daemon=True)
-        self.peak_mb = 0.0
-        self._done = threading.Event()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self.join()
-
-    def run(self) -> None:
-        while not self._done.wait(self.SAMPLE_SECONDS):
-            self.peak_mb = max(self.peak_mb, sum(_rss_mb(pid) for pid in _children()))
-
-
-def _children() -> list[str]:
-    pids = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        try:
-            pids += (task / "children").read_text().split()
-        except OSError:  # the thread ended meanwhile
-            pass
-    return pids
-
-
-def _rss_mb(pid: str) -> float:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # it ended meanwhile
-        return 0.0
-    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "0")
-    return int(kb) / 1024
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m kb.tools.bench_mail")
     parser.add_argument("--db", type=Path, required=True)
@@ -103,11 +58,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from kb.config import load_config
 
-    with _ChildrenMemory() as parsers:
+    with ChildrenMemory() as parsers:
         result = import_mailbox(args.db, load_config(args.config), args.mbox)
     # The import's own peak, and the most its parser processes held together at one time: an upper bound.
     result["parser_rss_mb"] = parsers.peak_mb
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + parsers.peak_mb
+    result["peak_rss_mb"] = peak_mb() + parsers.peak_mb
     print(RESULT_MARK + json.dumps(result), flush=True)
     return 0
 
