@@ -60,13 +60,13 @@ def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
     response, a follow-up or the resolution; ``paused`` when it waits on the client with nothing else running),
     and all of them (``open``)."""
     counts = ", ".join(f"count(*) FILTER (WHERE state = '{state}') AS {state}" for state in DUE_STATES)
-    frame = store.query(
+    frame = store.snapshot_query(
         f"""
         SELECT {counts}, count(*) AS open
         FROM (SELECT coalesce(next_due_state, CASE WHEN waiting_on_client THEN 'paused' END) AS state
               FROM open_case_sla)
         """,
-        snapshot=snap,
+        [], snap,
     )
     return {k: int(v) for k, v in frame.iloc[0].items()}
 
@@ -74,7 +74,7 @@ def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
 def environments_below_target(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
     """Per month (this, last): environments that carry an uptime target (every dedicated one, and a shared
     one under a custom-programme contract), those missing it (with their names), and the lowest budget left."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT month, count(*) AS environments,
                count(*) FILTER (WHERE NOT target_met) AS below_target,
@@ -148,7 +148,7 @@ def credits_owed(store: Store, snap: Snapshot) -> pd.DataFrame:
 
 def refund_exposure(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
     """Refunds per month (this = projected, last = final) and currency."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT month, currency, status, sum(refund_amount) AS refund_amount,
                count(*) FILTER (WHERE refund_amount > 0) AS contracts_credited,
