@@ -147,10 +147,11 @@ def computed(cur, config: Config, as_of: datetime, names: Iterable[str] = TABLES
     wanted = [name for name in with_inputs(names) if name not in have]
     if not wanted:
         return {}
-    open_views(cur, config, as_of)
-    for name in SNAPSHOT_TABLES:  # each in place of its view, so each is computed once
-        if name in have:
-            _in_place(cur, name, have[name])
+    if any(name in SNAPSHOT_TABLES for name in wanted):  # the Queue's open cases alone need no view
+        open_views(cur, config, as_of)
+        for name in SNAPSHOT_TABLES:  # each in place of its view, so each is computed once
+            if name in have:
+                _in_place(cur, name, have[name])
     new = {}
     for name in wanted:
         if name == "open_case_sla":

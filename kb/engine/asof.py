@@ -21,7 +21,7 @@ import pyarrow as pa
 from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.calendar import attach_calendar
-from kb.engine.case_sla import Cases, case_sla_sql, first_response_sql
+from kb.engine.case_sla import Cases, CasesIn, CasesWhere, case_sla_sql, first_response_sql
 from kb.engine.closings import live_view, open_frozen_view
 from kb.engine.questions import case_questions_sql
 from kb.engine.refunds import contract_refunds_sql
@@ -45,6 +45,7 @@ def case_rows(con, config: Config, as_of: datetime, case_ids: Cases) -> dict[str
     at ``as_of``), as of ``as_of`` (no row for one that does not exist then, or was voided): what those views
     give for them, at the cost of their rows. Registers those ``case_questions`` on ``con``, in place of any."""
     attach_calendar(con, config, as_of)
+    case_ids = _listed(con, as_of, case_ids)
     questions = con.sql(case_questions_sql(config, as_of, case_ids)).to_arrow_table()
     con.execute("DROP VIEW IF EXISTS case_questions")
     con.register("case_questions", questions)
@@ -56,4 +57,18 @@ def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa
     """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
     (``kb.engine.case_sla.first_response_sql``)."""
     attach_calendar(con, config, as_of)
-    return con.sql(first_response_sql(config, as_of, case_ids)).to_arrow_table()
+    return con.sql(first_response_sql(config, as_of, _listed(con, as_of, case_ids))).to_arrow_table()
+
+
+CHOSEN = "chosen_cases"
+
+
+def _listed(con, as_of: datetime, cases: Cases) -> Cases:
+    """``cases``, a ``CasesWhere`` turned into the ids that meet it, registered on ``con`` as ``CHOSEN``: the
+    queries then filter by a relation whose size DuckDB knows. Given the condition, it guesses the size and
+    builds the semi join on the wrong side (0.3 s over three million messages for the Queue's open cases)."""
+    if not isinstance(cases, CasesWhere):
+        return cases
+    con.register(CHOSEN, con.sql(f"WITH as_of AS (SELECT {instant(as_of)} AS t) "
+                                 f"SELECT case_id FROM cases WHERE {cases.condition}").to_arrow_table())
+    return CasesIn(CHOSEN)

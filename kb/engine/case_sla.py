@@ -77,18 +77,28 @@ class CasesWhere:
     condition: str
 
 
-Cases = Sequence[str] | CasesWhere  # which cases a query computes: their ids, or a condition
+@dataclass(frozen=True)
+class CasesIn:
+    """In place of case ids: those listed in ``relation`` (a column ``case_id``) registered on the connection
+    (``kb.engine.asof`` lists a ``CasesWhere``'s so)."""
+
+    relation: str
+
+
+Cases = Sequence[str] | CasesWhere | CasesIn  # which cases a query computes: their ids, a condition, a list
 UNRESOLVED = CasesWhere("resolved_at IS NULL OR resolved_at > (SELECT t FROM as_of)")  # the queue's
 
 
 def only(cases: Cases | None, case_id_sql: str) -> str:
     """``AND`` the condition that ``case_id_sql`` is one of ``cases``, if given: the ids, as a list of literals,
-    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), or the
-    cases meeting a ``CasesWhere``."""
+    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), the
+    cases meeting a ``CasesWhere``, or those a ``CasesIn`` lists."""
     if cases is None:
         return ""
     if isinstance(cases, CasesWhere):
         return f"AND {case_id_sql} IN (SELECT case_id FROM cases WHERE {cases.condition})"
+    if isinstance(cases, CasesIn):
+        return f"AND {case_id_sql} IN (SELECT case_id FROM {cases.relation})"
     return f"AND {case_id_sql} IN ({', '.join(quote(case_id) for case_id in cases) or 'NULL'})"
 
 
