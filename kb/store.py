@@ -69,6 +69,7 @@ from kb.snapshot import (
     change_of,
     combined,
     computed,
+    moved_on,
     patched,
     rows_of_cases,
 )
@@ -470,12 +471,14 @@ class Store:
             return current
 
     def _refresh(self, old: Snapshot) -> None:
-        """Compute a snapshot of now with the tables ``old`` holds, and serve it in ``old``'s place (brought up
-        to date with the writes made meanwhile), unless another took its place already."""
+        """Move ``old``'s tables on to now (``moved_on``: only the cases whose rows change with time are
+        computed again) and serve the result in ``old``'s place, brought up to date with the writes made since
+        ``old``, unless another took its place already."""
         try:
-            new = self._build_snapshot(now_utc(), False)
+            as_of = now_utc()
             with self._cursor() as cur:
-                new.tables.update(computed(cur, self.config, new.as_of, list(old.tables)))
+                tables = moved_on(cur, self.config, dict(old.tables), old.as_of, as_of)
+            new = Snapshot(as_of=as_of, version=old.version, frozen=False, tables=tables)
             with self._snapshot_lock:
                 if self._snapshot is not None and self._snapshot.as_of == old.as_of and not self._snapshot.frozen:
                     self._snapshot = (new if new.version == self.version else self._caught_up(new)) or self._snapshot

@@ -11,12 +11,14 @@ import pyarrow as pa
 import pytest
 
 import kb.reads.met
+import kb.snapshot
 import kb.store
 from kb.access import Actor
 from kb.config import load_config, parse_config
+from kb.engine.asof import case_rows
 from kb.intake import corrections, pauses, writes
 from kb.reads.met import met_shares, met_shares_on
-from kb.snapshot import EVERYTHING, Change, change_of, computed
+from kb.snapshot import EVERYTHING, Change, change_of, computed, moved_on, moving_cases
 from kb.store import Store
 from kb.timestamps import parse_timestamp, set_now
 from tests.fixtures import AS_OF, HKT, SPEC_TOML, build_gold_fixture, local
@@ -117,6 +119,39 @@ def test_a_table_is_computed_when_first_read(store):
     assert "case_sla" not in snap.tables
     whole = store.query("SELECT * FROM case_sla WHERE resolved_at IS NULL ORDER BY case_id", snapshot=snap)
     assert queue.equals(whole)
+
+
+def test_tables_moved_on_to_a_later_instant_are_those_computed_then(store, monkeypatch):
+    t1 = parse_timestamp(AS_OF, HKT)
+    set_now(t1 + timedelta(days=6))  # what follows is stamped after t1, already stored when t1's tables are made
+    fields = {"client_id": "ENT", "category": "platform_issue", "subject": "Received after t1",
+              "requester": "ops@ent.example", "assignee": "", "first_response_at": "",
+              "received_at": (t1 + timedelta(hours=1)).isoformat()}
+    late = store.write(writes.log_case, store.config, LEAD, fields).row_id
+    store.write(writes.record_response, store.config, LEAD, "PENDING", t1 + timedelta(minutes=30))
+    store.write(pauses.resume_case, store.config, LEAD, "RISK", t1 + timedelta(hours=2))
+    with store.transaction() as cur:  # a client's question on a case settled at t1 (resolved, all answered)
+        cur.execute("""INSERT INTO messages (message_key, case_id, mailbox, folder, from_address, is_team,
+                                             is_automatic, received_at, links, taken_at, source)
+                       VALUES ('late-question', 'FIXED', 'test', 'INBOX', 'ops@ent.example', FALSE, FALSE, ?, [],
+                               ?, 'test')""", [t1 + timedelta(hours=3), t1 + timedelta(hours=3)])
+    monkeypatch.setattr(kb.snapshot, "MOST_MOVING", 1.0)  # most of this small store moves: still take it in
+    recomputed = []
+    monkeypatch.setattr(kb.snapshot, "case_rows", lambda *args: recomputed.append(args[3]) or case_rows(*args))
+    with store.reader() as cur:
+        at_t1 = computed(cur, store.config, t1)
+        settled = set(at_t1["case_sla"]["case_id"].to_pylist()) - moving_cases(cur, at_t1, t1, t1)
+        assert settled == {"FIXED", "SLOW", "CODING"}  # every clock stopped or without a target, nothing open
+        for later in (t1 + timedelta(hours=4), t1 + timedelta(days=5)):
+            assert moving_cases(cur, at_t1, t1, later) >= {late, "PENDING", "RISK", "FIXED"}
+            recomputed.clear()
+            moved = moved_on(cur, store.config, at_t1, t1, later)
+            assert recomputed and "SLOW" not in recomputed[0]  # settled and untouched: its rows were kept
+            fresh = computed(cur, store.config, later)
+            assert set(moved) == set(fresh)
+            for name, table in fresh.items():
+                assert table.schema == moved[name].schema, name
+                assert rows(moved[name], name) == rows(table, name), (name, later)
 
 
 def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store, monkeypatch):

@@ -61,14 +61,20 @@ def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa
 
 
 CHOSEN = "chosen_cases"
+MOST_LITERALS = 500  # more ids than this are read from a relation, not written into the query
 
 
 def _listed(con, as_of: datetime, cases: Cases) -> Cases:
-    """``cases``, a ``CasesWhere`` turned into the ids that meet it, registered on ``con`` as ``CHOSEN``: the
-    queries then filter by a relation whose size DuckDB knows. Given the condition, it guesses the size and
-    builds the semi join on the wrong side (0.3 s over three million messages for the Queue's open cases)."""
-    if not isinstance(cases, CasesWhere):
+    """``cases``, with a ``CasesWhere`` turned into the ids that meet it and a long list of ids into a
+    relation of them, registered on ``con`` as ``CHOSEN``: the queries then filter by a relation whose size
+    DuckDB knows. Given the condition, it guesses the size and builds the semi join on the wrong side (0.3 s
+    over three million messages for the Queue's open cases); given ten thousand ids, it parses them."""
+    if isinstance(cases, CasesWhere):
+        chosen = con.sql(f"WITH as_of AS (SELECT {instant(as_of)} AS t) "
+                         f"SELECT case_id FROM cases WHERE {cases.condition}").to_arrow_table()
+    elif not isinstance(cases, CasesIn) and len(cases) > MOST_LITERALS:
+        chosen = pa.table({"case_id": pa.array(list(cases), pa.string())})
+    else:
         return cases
-    con.register(CHOSEN, con.sql(f"WITH as_of AS (SELECT {instant(as_of)} AS t) "
-                                 f"SELECT case_id FROM cases WHERE {cases.condition}").to_arrow_table())
+    con.register(CHOSEN, chosen)
     return CasesIn(CHOSEN)
