@@ -207,7 +207,7 @@ def instants(frame: pd.DataFrame, zone: ZoneInfo, *columns: str) -> pd.DataFrame
         offset = local - values.dt.tz_convert("UTC").dt.tz_localize(None)
         zones = {gap: _OFFSET.sub(r"\1:\2)", moment.strftime(" %Z (UTC%z)"))
                  for gap, moment in values[present].groupby(offset[present]).first().items()}
-        weekday = pd.Series(_WEEKDAYS, dtype=object).reindex(local.dt.dayofweek.to_numpy()).set_axis(frame.index)
+        weekday = pd.Series(_WEEKDAYS, dtype=object).reindex(local.dt.day_of_week.to_numpy()).set_axis(frame.index)
         written = (weekday + " " + local.dt.strftime("%Y-%m-%d %H:%M").astype(object)
                    + offset.map(zones).astype(object))
         frame[column] = written.where(present, EMPTY).astype(object)

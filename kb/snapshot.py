@@ -17,6 +17,8 @@ the million rows around it.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +38,7 @@ READS = {"case_sla": ("case_questions",), "contract_refunds": ("env_uptime",)}  
 CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by case_id
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 SLICE_ROWS = 8192
-MEMO_ENTRIES = 256
+MEMO_ROWS = 200_000  # rows a snapshot's remembered aggregates hold at most together (a few tens of MB)
 Frames = pd.DataFrame | list[pd.DataFrame]
 MOST_CASES = 2000  # past this many touched cases, computing every case again is as quick
 MOST_MOVING = 0.25  # past this share of cases moving with time, computing every case again is as quick
@@ -106,18 +108,30 @@ class Snapshot:
     tables: dict[str, pa.Table] = field(repr=False, default_factory=dict)
     # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
     of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
-    # Aggregates of its tables already read (``remembered``): a page drawn again reads them from here.
-    memo: dict[tuple, Frames] = field(repr=False, default_factory=dict)
+    # Aggregates of its tables already read (``remembered``), the last read last: a page drawn again reads
+    # them from here.
+    memo: OrderedDict[tuple, Frames] = field(repr=False, compare=False, default_factory=OrderedDict)
+    _memo_lock: threading.Lock = field(repr=False, compare=False, default_factory=threading.Lock)
 
     def remembered(self, key: tuple, compute: Callable[[], Frames]) -> Frames:
-        """``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which never
-        change once computed) the first time ``key`` is asked for, and a copy of it after that."""
-        if key not in self.memo:
-            if len(self.memo) >= MEMO_ENTRIES:  # asked for many ways (filters, dates): start again
-                self.memo.clear()
-            self.memo[key] = compute()
-        kept = self.memo[key]
+        """A copy of ``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which
+        never change once computed), computed the first time ``key`` is asked for. The least recently read
+        go first once they hold more than ``MEMO_ROWS`` rows together."""
+        with self._memo_lock:
+            kept = self.memo.get(key)
+            if kept is not None:
+                self.memo.move_to_end(key)
+        if kept is None:
+            kept = compute()
+            with self._memo_lock:
+                self.memo[key] = kept
+                while len(self.memo) > 1 and sum(map(_rows, self.memo.values())) > MEMO_ROWS:
+                    self.memo.popitem(last=False)
         return [frame.copy() for frame in kept] if isinstance(kept, list) else kept.copy()
+
+
+def _rows(frames: Frames) -> int:
+    return sum(len(frame) for frame in frames) if isinstance(frames, list) else len(frames)
 
 
 def unresolved(case_sla: pa.Table) -> pa.Table:

@@ -184,7 +184,8 @@ class Store:
     def snapshot_query(self, sql: str, params, snapshot: Snapshot):
         """``query`` of a SELECT that reads the snapshot's tables alone (no stored table, which a write can
         change while the snapshot stays), remembered by the snapshot: a page drawn again reads it from there."""
-        return snapshot.remembered(("query", sql, tuple(params)), lambda: self.query(sql, params, snapshot))
+        values = tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params)
+        return snapshot.remembered(("query", sql, values), lambda: self.query(sql, params, snapshot))
 
     def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:
         """The snapshot's tables ``needs``, computed (as of its instant, or of now for "now") when missing."""

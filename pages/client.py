@@ -5,6 +5,7 @@ import streamlit as st
 from kb import formats, ui
 from kb.engine.targets import TARGETS
 from kb.reads import client as reads
+from kb.reads.clients import client_labels
 from kb.reads.met import share_in_words
 from kb.statement.content import statement_at
 from kb.statement.render import statement_pdf
@@ -15,7 +16,7 @@ LABELS = {target.metric: target.label for target in TARGETS}
 store, snap = ui.open_app().store, ui.snapshot()
 ui.as_of_caption(snap)
 config, zone = store.config, store.config.calendar.zone
-labels = reads.client_labels(store)
+labels = client_labels(store)
 if not labels:
     ui.empty_state("No clients yet. Add them on Clients and contracts, or import them.")
     st.stop()
@@ -123,7 +124,7 @@ else:
 
 st.subheader("Policy")
 policy = reads.policy(store, client_id, snap.as_of.astimezone(zone).date())
-tier = policy.policy_id  # when no contract names a policy, the client's tier's
+tier = policy.tier
 if policy.named:
     st.caption(f"The policy {formats.plain(policy.policy_id)}, named by the contract in force today.")
 elif policy.stored:

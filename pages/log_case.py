@@ -9,6 +9,7 @@ from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_case
+from kb.reads.clients import client_labels
 from kb.timestamps import format_for_people, now_utc
 
 ui.page_header("Log case", "A client asked for help: log it, and see its first-response deadline.")
@@ -16,7 +17,7 @@ ui.page_header("Log case", "A client asked for help: log it, and see its first-r
 store, actor = ui.open_app().store, ui.actor()
 zone = store.config.calendar.zone
 ui.show_flash()
-labels = log_case.client_labels(store)
+labels = client_labels(store)
 if not labels:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()

@@ -560,6 +560,22 @@ def test_the_client_page_puts_the_policy_its_contract_names_in_words(gold_client
     assert contracts[["policy_id", "response_business_days"]].values.tolist() == [["gold", "—"]]
 
 
+def test_the_free_tiers_rule_follows_the_clients_tier_not_the_policy_its_contract_names(tmp_path, monkeypatch):
+    import duckdb
+
+    db, config_file = build_gold_fixture(tmp_path)
+    with duckdb.connect(str(db)) as con:  # ENT (enterprise) on the free tier's policy
+        con.execute("UPDATE contracts SET policy_id = 'free' WHERE client_id = 'ENT'")
+    free_rule = "A free case in general coding has no target at all."
+    with app_on(db, config_file, monkeypatch) as at:
+        open_page(at, "client")
+        at.selectbox(key="client_page_client").select("ENT").run()
+        captions = [shown(c) for c in at.caption]
+        assert "The policy free, named by the contract in force today." in captions and free_rule not in captions
+        at.selectbox(key="client_page_client").select("FREE").run()
+        assert free_rule in [shown(c) for c in at.caption]
+
+
 def test_a_client_without_a_policy_has_its_tiers_defaults_and_no_other_target(gold_client):
     gold_client.selectbox(key="client_page_client").select("CUS").run()
     assert ("The Custom program tier's defaults (`[sla]` in support.toml): no contract in force names a policy."

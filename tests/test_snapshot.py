@@ -7,6 +7,7 @@ import time
 import tomllib
 from datetime import timedelta
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -169,6 +170,17 @@ def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store,
     after = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
     assert len(queries) == 1  # the write made a new snapshot, which reads its tables again
     assert after.decided.sum() < shares.decided.sum()  # the voided case's decided targets no longer count
+
+
+def test_a_snapshot_lets_go_of_the_aggregates_read_least_recently_past_its_rows(monkeypatch):
+    monkeypatch.setattr(kb.snapshot, "MEMO_ROWS", 10)
+    snap = kb.snapshot.Snapshot(as_of=parse_timestamp(AS_OF, HKT), version=0, frozen=True)
+    frame = pd.DataFrame({"n": range(4)})
+    computed_now = []
+    for key in ("a", "b", "a", "c"):  # "a" read again before "c" comes: "b" is the one let go
+        snap.remembered((key,), lambda key=key: computed_now.append(key) or frame)
+    assert computed_now == ["a", "b", "c"] and list(snap.memo) == [("a",), ("c",)]
+    assert snap.remembered(("a",), lambda: pd.DataFrame()).equals(frame) and computed_now == ["a", "b", "c"]
 
 
 def test_a_mail_batch_is_taken_in_by_the_cases_it_names(tmp_path, monkeypatch):

@@ -14,6 +14,8 @@ the first response alone, for the confirmation of a case just logged.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pyarrow as pa
@@ -21,7 +23,7 @@ import pyarrow as pa
 from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.calendar import attach_calendar
-from kb.engine.case_sla import Cases, CasesIn, CasesWhere, case_sla_sql, first_response_sql
+from kb.engine.case_sla import Cases, CasesIn, CasesWhere, Listed, case_sla_sql, first_response_sql
 from kb.engine.closings import live_view, open_frozen_view
 from kb.engine.questions import case_questions_sql
 from kb.engine.refunds import contract_refunds_sql
@@ -45,36 +47,43 @@ def case_rows(con, config: Config, as_of: datetime, case_ids: Cases) -> dict[str
     at ``as_of``), as of ``as_of`` (no row for one that does not exist then, or was voided): what those views
     give for them, at the cost of their rows. Registers those ``case_questions`` on ``con``, in place of any."""
     attach_calendar(con, config, as_of)
-    case_ids = _listed(con, as_of, case_ids)
-    questions = con.sql(case_questions_sql(config, as_of, case_ids)).to_arrow_table()
-    con.execute("DROP VIEW IF EXISTS case_questions")
-    con.register("case_questions", questions)
-    return {"case_questions": questions,
-            "case_sla": con.sql(case_sla_sql(config, as_of, case_ids)).to_arrow_table()}
+    with _listed(con, as_of, case_ids) as listed:
+        questions = con.sql(case_questions_sql(config, as_of, listed)).to_arrow_table()
+        con.execute("DROP VIEW IF EXISTS case_questions")
+        con.register("case_questions", questions)
+        return {"case_questions": questions,
+                "case_sla": con.sql(case_sla_sql(config, as_of, listed)).to_arrow_table()}
 
 
 def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa.Table:
     """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
     (``kb.engine.case_sla.first_response_sql``)."""
     attach_calendar(con, config, as_of)
-    return con.sql(first_response_sql(config, as_of, _listed(con, as_of, case_ids))).to_arrow_table()
+    with _listed(con, as_of, case_ids) as listed:
+        return con.sql(first_response_sql(config, as_of, listed)).to_arrow_table()
 
 
 CHOSEN = "chosen_cases"
 MOST_LITERALS = 500  # more ids than this are read from a relation, not written into the query
 
 
-def _listed(con, as_of: datetime, cases: Cases) -> Cases:
-    """``cases``, with a ``CasesWhere`` turned into the ids that meet it and a long list of ids into a
-    relation of them, registered on ``con`` as ``CHOSEN``: the queries then filter by a relation whose size
-    DuckDB knows. Given the condition, it guesses the size and builds the semi join on the wrong side (0.3 s
-    over three million messages for the Queue's open cases); given ten thousand ids, it parses them."""
+@contextmanager
+def _listed(con, as_of: datetime, cases: Cases) -> Iterator[Listed]:
+    """Inside: ``cases``, with a ``CasesWhere`` turned into the ids that meet it and a long list of ids into a
+    relation of them, registered on ``con`` as ``CHOSEN`` (until the block ends): the queries then filter by a
+    relation whose size DuckDB knows. Given the condition, it guesses the size and builds the semi join on the
+    wrong side (0.3 s over three million messages for the Queue's open cases); given ten thousand ids, it
+    parses them."""
     if isinstance(cases, CasesWhere):
         chosen = con.sql(f"WITH as_of AS (SELECT {instant(as_of)} AS t) "
                          f"SELECT case_id FROM cases WHERE {cases.condition}").to_arrow_table()
     elif not isinstance(cases, CasesIn) and len(cases) > MOST_LITERALS:
         chosen = pa.table({"case_id": pa.array(list(cases), pa.string())})
     else:
-        return cases
+        yield cases
+        return
     con.register(CHOSEN, chosen)
-    return CasesIn(CHOSEN)
+    try:
+        yield CasesIn(CHOSEN)
+    finally:
+        con.unregister(CHOSEN)

@@ -34,7 +34,7 @@ def at_risk_us(config: Config, as_of: datetime) -> int:
 
 
 def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
-               cases: Cases | None = None) -> str:
+               cases: Listed | None = None) -> str:
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
     ``targets`` (materialised, as every clock and pause reads it), and their ``case_pauses``. With ``cases``
@@ -85,24 +85,23 @@ class CasesIn:
     relation: str
 
 
-Cases = Sequence[str] | CasesWhere | CasesIn  # which cases a query computes: their ids, a condition, a list
+Listed = Sequence[str] | CasesIn  # which cases a query computes: their ids, or a relation of them
+Cases = Listed | CasesWhere  # … or a condition, which ``kb.engine.asof`` lists first
 UNRESOLVED = CasesWhere("resolved_at IS NULL OR resolved_at > (SELECT t FROM as_of)")  # the queue's
 
 
-def only(cases: Cases | None, case_id_sql: str) -> str:
+def only(cases: Listed | None, case_id_sql: str) -> str:
     """``AND`` the condition that ``case_id_sql`` is one of ``cases``, if given: the ids, as a list of literals,
-    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), the
-    cases meeting a ``CasesWhere``, or those a ``CasesIn`` lists."""
+    which DuckDB filters the table scan with (a join to a relation of ids would come after the scan), or those
+    a ``CasesIn`` lists."""
     if cases is None:
         return ""
-    if isinstance(cases, CasesWhere):
-        return f"AND {case_id_sql} IN (SELECT case_id FROM cases WHERE {cases.condition})"
     if isinstance(cases, CasesIn):
         return f"AND {case_id_sql} IN (SELECT case_id FROM {cases.relation})"
     return f"AND {case_id_sql} IN ({', '.join(quote(case_id) for case_id in cases) or 'NULL'})"
 
 
-def only_clients(cases: Cases | None) -> str:
+def only_clients(cases: Listed | None) -> str:
     """``AND`` the condition that ``client_id`` is the client of one of ``cases``, if given."""
     return f"AND client_id IN (SELECT client_id FROM cases WHERE TRUE {only(cases, 'case_id')})" if cases else ""
 
@@ -113,7 +112,7 @@ def calendar_name(config: Config, cal_sql: str) -> str:
     return f"CASE {cal_sql} {names} END"
 
 
-def first_response_sql(config: Config, as_of: datetime, cases: Cases) -> str:
+def first_response_sql(config: Config, as_of: datetime, cases: Listed) -> str:
     """SELECT of what ``case_sla`` says of the first response of the cases ``cases`` as of ``as_of``, without
     the other targets (a quicker query, for the confirmation of a case just logged, and a month's closing):
     ``case_id``, ``client_id``, ``tier``, ``client_name``, ``policy_id``, ``category``, ``received_at``,
@@ -140,7 +139,7 @@ def _running_due(target: Target, row: str) -> str:
             f"AND {row}.{target.stops} IS NULL THEN {row}.{target.col('due')} END")
 
 
-def case_sla_sql(config: Config, as_of: datetime, cases: Cases | None = None) -> str:
+def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -> str:
     """SELECT of one row per case that exists at ``as_of`` (of the ids ``cases`` only, if given), with every
     target's deadline and state (and a pausable one's business hours paused), the latest client question's,
     and the next thing due of any target. Reads ``case_questions``."""

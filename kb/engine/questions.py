@@ -16,12 +16,12 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import instant
-from kb.engine.case_sla import Cases, at_risk_us, base_ctes, calendar_name, only
+from kb.engine.case_sla import Listed, at_risk_us, base_ctes, calendar_name, only
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
 from kb.engine.targets import NEXT_RESPONSE
 
 
-def case_questions_sql(config: Config, as_of: datetime, cases: Cases | None = None) -> str:
+def case_questions_sql(config: Config, as_of: datetime, cases: Listed | None = None) -> str:
     """SELECT of one row per client question asked by ``as_of`` (of the case ids ``cases`` only, if
     given): the case, ``asked_at``, ``responded_at``
     and the target's ``next_response_due``, ``_state``, ``_hours_left`` and ``_calendar`` (the name of the

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from datetime import datetime
 from functools import partial
 from itertools import chain
@@ -54,11 +55,12 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
         if progress:
             progress(total)
 
-    for item, parsed in _parsed(read_paths(paths), failed, team, now, trust_team):
-        (skipped if isinstance(parsed, Skipped) else pending).append(parsed)
-        size += len(item.data)
-        if len(pending) + len(skipped) >= batch or size >= BATCH_BYTES:
-            flush()
+    with closing(_parsed(read_paths(paths), failed, team, now, trust_team)) as records:
+        for item, parsed in records:
+            (skipped if isinstance(parsed, Skipped) else pending).append(parsed)
+            size += len(item.data)
+            if len(pending) + len(skipped) >= batch or size >= BATCH_BYTES:
+                flush()
     if pending or skipped:
         flush()
     return total, failed
@@ -67,14 +69,16 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
 def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team, now: datetime,
             vouched: bool) -> Iterator[tuple[RawMessage, MailRecord | Skipped]]:
     """Each message of ``items`` with its record (``parse_message``), in order, read by ``PARSERS`` processes
-    a chunk at a time (here, when there is one chunk only); a path that could not be read goes to ``failed``."""
+    a chunk at a time (here, when there is one chunk only); a path that could not be read goes to ``failed``.
+    Closed early (the store refused a batch), it stops its parsers without waiting for the chunks given out."""
     parse = partial(parse_archived, team=team, now=now, vouched=vouched)
     chunks = _chunks(items, failed)
     first, second = next(chunks, []), next(chunks, None)
     if second is None:
         yield from zip(first, parse(first), strict=True)
         return
-    with ProcessPoolExecutor(max_workers=PARSERS, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=PARSERS, mp_context=get_context("spawn"))
+    try:
         out: deque = deque()  # (chunk, future of its records), in the files' order
         for chunk in chain((first, second), chunks):
             out.append((chunk, pool.submit(parse, chunk)))
@@ -84,6 +88,8 @@ def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team,
         while out:
             done, records = out.popleft()
             yield from zip(done, records.result(), strict=True)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _chunks(items: Iterable[RawMessage | SourceError], failed: list) -> Iterator[list[RawMessage]]:

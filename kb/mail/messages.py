@@ -127,7 +127,7 @@ def client_id_for(address: str) -> str:
 
 def parse_archived(chunk: list[RawMessage], *, team: Team, now: datetime, vouched: bool) -> list[MailRecord | Skipped]:
     """``parse_message`` of each message ``mail import`` read from a file (``kb.mail.archive``, which calls this in
-    its parser processes: this module imports little)."""
+    its parser processes: they import this module alone, which imports little, not DuckDB or pandas)."""
     return [parse_message(item.data, team, mailbox="import", folder=item.folder, where=item.where,
                           from_line=item.from_line, now=now, vouched=vouched) for item in chunk]
 

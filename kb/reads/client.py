@@ -9,7 +9,6 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from kb import formats
 from kb.db.schema import PRIORITIES
 from kb.db.sqltext import quote
 from kb.engine.periods import day_bounds, month_days
@@ -21,15 +20,6 @@ from kb.statement.mailing import SentStatement
 from kb.statement.mailing import sent_statement as stored_statement
 from kb.store import Snapshot, Store
 from kb.timestamps import now_utc
-
-
-def client_labels(store: Store) -> dict[str, str]:
-    """Every client's id and how the page names it, by name: 'Cobalt Apps (COBALT, Enterprise)'. Written a
-    column at a time: a million cases' store has some 25,000 clients."""
-    clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name, client_id")
-    tiers = clients.tier.map({tier: formats.word("tier", tier) for tier in clients.tier.unique()})
-    labels = clients.name + " (" + clients.client_id + ", " + tiers + ")"
-    return dict(zip(clients.client_id.tolist(), labels.tolist(), strict=True))
 
 
 def open_cases(store: Store, snap: Snapshot, client_id: str) -> pd.DataFrame:
@@ -101,6 +91,7 @@ class Policy:
     named: bool  # a contract in force names it; else it is the client's tier's
     stored: bool  # its rows were imported; a tier policy without any holds what [sla] says
     rows: pd.DataFrame  # metric, priority, kind, amount, calendar, valid_from (None: from the start), by_contract
+    tier: str  # the client's, which the engine reads whatever the policy (a free case in general coding)
 
 
 def policy(store: Store, client_id: str, day: date) -> Policy:
@@ -116,13 +107,13 @@ def policy(store: Store, client_id: str, day: date) -> Policy:
         f"""WITH calendars AS (SELECT * FROM (VALUES {calendars}) c(cal, name)),
             {policy_ctes(store.config)},
             chosen AS (
-                SELECT coalesce(k.policy_id, cl.tier) AS policy_id, k.policy_id IS NOT NULL AS named,
+                SELECT coalesce(k.policy_id, cl.tier) AS policy_id, k.policy_id IS NOT NULL AS named, cl.tier,
                        CASE WHEN k.policy_id IS NULL THEN k.days END AS contract_days
                 FROM clients cl LEFT JOIN contract_terms k
                   ON k.client_id = cl.client_id AND $day BETWEEN k.starts_on AND k.ends_on
                 WHERE cl.client_id = $client
             )
-            SELECT c.policy_id, c.named, c.policy_id IN (SELECT policy_id FROM policies) AS stored,
+            SELECT c.policy_id, c.named, c.tier, c.policy_id IN (SELECT policy_id FROM policies) AS stored,
                    t.metric, r.priority, r.kind,
                    CASE WHEN {by_contract} THEN c.contract_days ELSE r.amount END AS amount,
                    coalesce({by_contract}, FALSE) AS by_contract, cal.name AS calendar,
@@ -135,7 +126,7 @@ def policy(store: Store, client_id: str, day: date) -> Policy:
         {"client": client_id, "day": day})
     first = frame.iloc[0]
     return Policy(first.policy_id, bool(first.named), bool(first.stored),
-                  frame.drop(columns=["policy_id", "named", "stored"]))
+                  frame.drop(columns=["policy_id", "named", "stored", "tier"]), first.tier)
 
 
 def months_back(as_of: datetime, zone, count: int) -> list[str]:

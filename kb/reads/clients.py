@@ -21,6 +21,15 @@ ORDER = {  # each table shown, in the order its rows are listed
 }
 
 
+def client_labels(store: Store) -> dict[str, str]:
+    """Every client's id and how a client picker (Log case, Client) names it, by name: 'Cobalt Apps (Enterprise,
+    COBALT)'. Written a column at a time: a million cases' store has some 25,000 clients."""
+    clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name, client_id")
+    tiers = clients.tier.map({tier: formats.word("tier", tier) for tier in clients.tier.unique()})
+    labels = clients.name + " (" + tiers + ", " + clients.client_id + ")"
+    return dict(zip(clients.client_id.tolist(), labels.tolist(), strict=True))
+
+
 def row_count(store: Store, table: str) -> int:
     """How many rows ``table`` (one of ``ORDER``) holds."""
     return int(store.query(f"SELECT count(*) AS n FROM {_checked(table)}").n[0])

@@ -8,7 +8,6 @@ from datetime import datetime
 
 import pandas as pd
 
-from kb import formats
 from kb.engine.asof import first_responses
 from kb.engine.policies import target_in_words
 from kb.intake import writes
@@ -22,15 +21,6 @@ class CaseDeadline:
     first_response_due: datetime | None
     sla_state: str
     target: str  # which target applies and why, as the engine decided it: "Enterprise default: 1 business day"
-
-
-def client_labels(store: Store) -> dict[str, str]:
-    """Every client's id and how the form names it, by name: 'Cobalt Apps (Enterprise, COBALT)'. Written a
-    column at a time: a million cases' store has some 25,000 clients."""
-    clients = store.query("SELECT client_id, name, tier FROM clients ORDER BY name")
-    tiers = clients.tier.map({tier: formats.word("tier", tier) for tier in clients.tier.unique()})
-    labels = clients.name + " (" + tiers + ", " + clients.client_id + ")"
-    return dict(zip(clients.client_id.tolist(), labels.tolist(), strict=True))
 
 
 def team(store: Store) -> list[str]:

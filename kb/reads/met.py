@@ -26,11 +26,12 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
                grain: str | None = None, clients: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
     month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
-    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given."""
+    nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given.
+    Remembered by the snapshot (``Snapshot.remembered``)."""
     def compute() -> pd.DataFrame:
         with store.reader(snap, ("case_questions", "case_sla")) as cur:
             return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers)
-    return snap.remembered(("met_shares", start, end, by, grain, clients, tiers), compute)
+    return snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), compute)
 
 
 def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),

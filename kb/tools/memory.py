@@ -3,7 +3,8 @@
 ``peak_mb`` is a process's own peak (``VmHWM``). Not ``resource.getrusage``'s ``ru_maxrss``: a process
 started by another keeps, across its ``exec``, the resident size its parent had when it forked, so a bench
 worker started by the process that has just generated a million cases would report that process's memory.
-``ChildrenMemory`` samples what a process's children (``mail import``'s parser processes) hold together.
+``ChildrenMemory`` samples what a process's children (``mail import``'s parser processes and
+multiprocessing's resource tracker) hold together, every ``SAMPLE_SECONDS``: a shorter peak can pass unseen.
 """
 
 from __future__ import annotations
