@@ -60,8 +60,8 @@ def main(argv: list[str]) -> int:
 
     with ChildrenMemory() as parsers:
         result = import_mailbox(args.db, load_config(args.config), args.mbox)
-    # The import's own peak, and the most its children (the parser processes and multiprocessing's resource
-    # tracker) held together at one of the samples.
+    # The import's own peak, and its children's (the parser processes and multiprocessing's resource tracker)
+    # added up: at most what they held together.
     result["parser_rss_mb"] = parsers.peak_mb
     result["peak_rss_mb"] = peak_mb() + parsers.peak_mb
     print(RESULT_MARK + json.dumps(result), flush=True)

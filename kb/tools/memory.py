@@ -3,8 +3,8 @@
 ``peak_mb`` is a process's own peak (``VmHWM``). Not ``resource.getrusage``'s ``ru_maxrss``: a process
 started by another keeps, across its ``exec``, the resident size its parent had when it forked, so a bench
 worker started by the process that has just generated a million cases would report that process's memory.
-``ChildrenMemory`` samples what a process's children (``mail import``'s parser processes and
-multiprocessing's resource tracker) hold together, every ``SAMPLE_SECONDS``: a shorter peak can pass unseen.
+``ChildrenMemory`` adds up the peaks of a process's children (``mail import``'s parser processes and
+multiprocessing's resource tracker).
 """
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ from pathlib import Path
 
 
 class ChildrenMemory(threading.Thread):
-    """The most resident memory this process's children held together, sampled from /proc every
-    ``SAMPLE_SECONDS`` while the block runs."""
+    """The peaks of this process's children while the block runs, added up (at most what they held together),
+    read from /proc every ``SAMPLE_SECONDS``: each child's last ``VmHWM``, which its ``exec`` resets, so a child
+    read while it still shared its parent's pages, before its ``exec``, counts what it held after."""
 
     SAMPLE_SECONDS = 0.05
 
     def __init__(self):
         super().__init__(name="children-memory", daemon=True)
-        self.peak_mb = 0.0
+        self._peaks: dict[str, float] = {}
         self._done = threading.Event()
+
+    @property
+    def peak_mb(self) -> float:
+        return sum(self._peaks.values())
 
     def __enter__(self):
         self.start()
@@ -35,7 +40,10 @@ class ChildrenMemory(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(self.SAMPLE_SECONDS):
-            self.peak_mb = max(self.peak_mb, sum(resident_mb(pid) for pid in _children()))
+            for pid in _children():
+                peak = peak_mb(pid)
+                if peak:  # 0: it ended meanwhile, and its last reading stands
+                    self._peaks[pid] = peak
 
 
 def _children() -> list[str]:
@@ -46,11 +54,6 @@ def _children() -> list[str]:
         except OSError:  # the thread ended meanwhile
             pass
     return pids
-
-
-def resident_mb(pid: str = "self") -> float:
-    """The process's resident memory now, in MB (0 once it has ended)."""
-    return _status_mb(pid, "VmRSS")
 
 
 def peak_mb(pid: str = "self") -> float:
