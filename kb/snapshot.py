@@ -210,15 +210,13 @@ def moved_on(cur, config: Config, tables: dict[str, pa.Table], since: datetime,
     other tables computed again whole (uptime and credits: a few tenths of a second). A case whose every
     clock has stopped (or has no target), with no question open and no pause running, has the same row at
     any later instant: most of a million."""
-    if "case_sla" not in tables or "case_questions" not in tables:
+    if "case_sla" not in tables:  # (it is computed from case_questions: both are there, or it is not)
         return computed(cur, config, as_of, list(tables))
     cases = moving_cases(cur, tables, since, as_of)
     if len(cases) > MOST_MOVING * tables["case_sla"].num_rows:
         return computed(cur, config, as_of, list(tables))
-    kept = {name: tables[name] for name in ("case_questions", "case_sla")}
-    moved = patched(cur, config, kept, Change(cases=cases), as_of)
-    if "open_case_sla" in tables:
-        moved["open_case_sla"] = _sliced(unresolved(moved["case_sla"]))
+    moved = patched(cur, config, {name: tables[name] for name in CASE_TABLES if name in tables},
+                    Change(cases=cases), as_of)
     return {**moved, **computed(cur, config, as_of, [name for name in tables if name not in moved], moved)}
 
 

@@ -108,7 +108,7 @@ with st.expander("Filters: tier, priority, state, client, category, assignee", i
         states=tuple(columns[2].multiselect("State", STATES, format_func=ui.STATE_LABELS.get, key="f_state",
                                             help="The state of the next thing due; with nothing due, Waiting "
                                                  "on client, else the case's most urgent state")),
-        clients=tuple(columns[3].multiselect("Client", choices["clients"], key="f_client",
+        clients=tuple(columns[3].multiselect("Client", list(client_labels), key="f_client",
                                              format_func=lambda c: client_labels.get(c, c),
                                              placeholder="Type a client's name")),
         categories=tuple(columns[4].multiselect("Category", CATEGORIES, key="f_category",

@@ -104,4 +104,3 @@ def _chunks(items: Iterable[RawMessage | SourceError], failed: list) -> Iterator
             chunk = []
     if chunk:
         yield chunk
-

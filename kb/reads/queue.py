@@ -162,14 +162,13 @@ def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
 
 
 def filter_choices(store: Store, snap: Snapshot) -> dict:
-    """The values each filter offers: those present among open cases. Clients are ids, in the order of
-    their names; ``client_labels`` (the same, as a dict) says how to show each."""
+    """The values each filter offers: those present among open cases. Clients (``client_labels``) are ids, in
+    the order of their names, each with how to show it."""
     frame = store.query(
         """SELECT coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
            FROM open_case_sla WHERE resolved_at IS NULL""",
         snapshot=snap)
-    labels = client_labels(store, snap)
-    return {"clients": list(labels), "client_labels": labels, "assignees": list(frame.iloc[0]["assignees"])}
+    return {"client_labels": client_labels(store, snap), "assignees": list(frame.iloc[0]["assignees"])}
 
 
 def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
