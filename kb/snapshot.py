@@ -72,7 +72,7 @@ def change_of(audit_rows: Iterable[tuple[str, str | None, str | None]]) -> Chang
     for table, row_id, after in rows:
         if table in UNRELATED or (listed and row_id is None and table in ("cases", "clients", "messages")):
             continue
-        if table == "incidents":
+        if table in ("incidents", "month_closings"):  # a month closed or reopened: its uptime and credits
             uptime = True
         elif table in ("cases", "pauses") and row_id:
             cases.add(row_id)
@@ -212,12 +212,22 @@ def moved_on(cur, config: Config, tables: dict[str, pa.Table], since: datetime,
     any later instant: most of a million."""
     if "case_sla" not in tables:  # (it is computed from case_questions: both are there, or it is not)
         return computed(cur, config, as_of, list(tables))
-    cases = moving_cases(cur, tables, since, as_of)
-    if len(cases) > MOST_MOVING * tables["case_sla"].num_rows:
+    moved = moved_case_tables(cur, config, {name: tables[name] for name in CASE_TABLES if name in tables}, since,
+                              as_of)
+    if moved is None:
         return computed(cur, config, as_of, list(tables))
-    moved = patched(cur, config, {name: tables[name] for name in CASE_TABLES if name in tables},
-                    Change(cases=cases), as_of)
     return {**moved, **computed(cur, config, as_of, [name for name in tables if name not in moved], moved)}
+
+
+def moved_case_tables(cur, config: Config, tables: dict[str, pa.Table], since: datetime, as_of: datetime,
+                      written: frozenset[str] = frozenset()) -> dict[str, pa.Table] | None:
+    """The case tables ``tables`` (as of ``since``) as of ``as_of``: the rows of the cases that move with time
+    (``moving_cases``) and of the cases ``written`` since computed again; None when they are more than
+    ``MOST_MOVING`` of the cases (computing every case is then as quick)."""
+    cases = moving_cases(cur, tables, since, as_of) | written
+    if len(cases) > MOST_MOVING * tables["case_sla"].num_rows:
+        return None
+    return patched(cur, config, tables, Change(cases=cases), as_of)
 
 
 def moving_cases(cur, tables: dict[str, pa.Table], since: datetime, as_of: datetime) -> frozenset[str]:
@@ -226,10 +236,7 @@ def moving_cases(cur, tables: dict[str, pa.Table], since: datetime, as_of: datet
     ``since``, and those with anything stamped after ``since`` and by ``as_of`` (received, answered,
     resolved, a message, a pause begun or ended), which ``since`` could not see."""
     sla = tables["case_sla"]
-    running = pc.or_(pc.greater(sla["questions_open"], 0), sla["waiting_on_client"])
-    for target in CASE_TARGETS:
-        running = pc.or_(running, pc.and_(pc.is_null(sla[target.stops]), pc.is_valid(sla[target.col("due")])))
-    ids = set(sla.filter(running)["case_id"].to_pylist())
+    ids = set(sla.filter(running(sla))["case_id"].to_pylist())
     stamped = cur.execute(
         """SELECT case_id FROM cases
            WHERE received_at > $since AND received_at <= $as_of OR first_response_at > $since
@@ -241,6 +248,16 @@ def moving_cases(cur, tables: dict[str, pa.Table], since: datetime, as_of: datet
     return frozenset(ids | {case_id for (case_id,) in stamped if case_id is not None})
 
 
+def running(case_sla: pa.Table) -> pa.ChunkedArray:
+    """Which rows of ``case_sla`` may change with time alone: a clock still running (``{stops}`` not reached,
+    and a deadline), a question open or a pause running."""
+    sla = case_sla
+    moving = pc.or_(pc.greater(sla["questions_open"], 0), sla["waiting_on_client"])
+    for target in CASE_TARGETS:
+        moving = pc.or_(moving, pc.and_(pc.is_null(sla[target.stops]), pc.is_valid(sla[target.col("due")])))
+    return pc.fill_null(moving, False)
+
+
 def _sliced(table: pa.Table) -> pa.Table:
     """The same rows as slices of ``SLICE_ROWS`` (no copy)."""
     return pa.Table.from_batches(table.to_batches(max_chunksize=SLICE_ROWS), table.schema)
@@ -250,9 +267,11 @@ def _replaced(table: pa.Table, case_ids: frozenset[str], rows: pa.Table) -> pa.T
     """``table`` without the rows of ``case_ids``, and with ``rows``: only the slices holding one of those
     cases are copied."""
     ids = pa.array(sorted(case_ids), pa.string())
-    batches = []
+    hits = pc.is_in(table["case_id"], value_set=ids).combine_chunks()  # (the set of ids hashed once)
+    batches, start = [], 0
     for batch in table.to_batches():
-        hit = pc.is_in(batch.column("case_id"), value_set=ids)
+        hit = hits.slice(start, batch.num_rows)
+        start += batch.num_rows
         batches.append(batch.filter(pc.invert(hit)) if hit.true_count else batch)
     batches += rows.select(table.schema.names).cast(table.schema).to_batches()
     return pa.Table.from_batches([b for b in batches if b.num_rows], table.schema)

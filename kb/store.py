@@ -60,6 +60,7 @@ from kb.db import audit, connection
 from kb.db.backup import backup_to
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
 from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
+from kb.kept import KEPT_TABLES, audit_mark, keep, kept_folder, opened
 from kb.snapshot import (
     CASE_TABLES,
     EVERYTHING,
@@ -70,6 +71,7 @@ from kb.snapshot import (
     combined,
     computed,
     moved_on,
+    with_inputs,
     patched,
     rows_of_cases,
 )
@@ -139,6 +141,7 @@ class Store:
         self.config = config
         self.write_wait_seconds = write_wait_seconds
         self._con = connection.connect(self.path, wait_seconds=wait_seconds)
+        self._kept_folder = kept_folder(self.path)
         self._write_lock = threading.Lock()
         self._writing_now: str | None = None  # what holds the write lock, for Busy's message
         self._jobs: dict[str, ImportJob] = {}
@@ -188,12 +191,24 @@ class Store:
         return snapshot.remembered(("query", sql, values), lambda: self.query(sql, params, snapshot))
 
     def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:
-        """The snapshot's tables ``needs``, computed (as of its instant, or of now for "now") when missing."""
+        """The snapshot's tables ``needs``, computed (as of its instant, or of now for "now") when missing: every
+        case's rows from those kept beside the database when they can be (``kb.kept``), and kept there when
+        computed whole for now."""
         needs = list(needs)
+        kept = None
         if any(name not in snapshot.tables for name in needs):
             with self._snapshot_lock, self._cursor() as cur:
                 as_of = snapshot.as_of if snapshot.frozen else now_utc()
+                whole = "case_sla" in with_inputs(needs) and not any(name in snapshot.tables for name in KEPT_TABLES)
+                if whole and self._kept_folder is not None:
+                    snapshot.tables.update(opened(cur, self.config, self._kept_folder, as_of) or {})
+                    whole = "case_sla" not in snapshot.tables
+                mark = audit_mark(cur) if whole and not snapshot.frozen else None
                 snapshot.tables.update(computed(cur, self.config, as_of, needs, snapshot.tables))
+                if mark is not None and self._kept_folder is not None:
+                    kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
+        if kept is not None:  # outside the lock: a few tenths of a second of writing
+            keep(self._kept_folder, self.config, kept, as_of, mark)
         return {name: snapshot.tables[name] for name in needs}
 
     @contextmanager

@@ -95,6 +95,7 @@ def test_what_a_write_changed_comes_from_its_audit_rows():
     assert change_of([("cases", "C1", None), ("pauses", "C2", None)]) == Change(frozenset({"C1", "C2"}))
     assert change_of([("messages", "m1", '{"case_id": "C3", "replied_at": "x"}')]).cases == {"C3"}
     assert change_of([("incidents", "I1", None)]) == Change(uptime=True)
+    assert change_of([("month_closings", "2026-10", None)]) == Change(uptime=True)
     assert change_of([("alert_deliveries", "k", None)]) == Change()
     assert change_of([("clients", "ENT", None), ("cases", "C1", None)]) == EVERYTHING
     assert change_of([("messages", None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch of many cases

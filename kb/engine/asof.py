@@ -69,16 +69,20 @@ MOST_LITERALS = 500  # more ids than this are read from a relation, not written 
 
 @contextmanager
 def _listed(con, as_of: datetime, cases: Cases) -> Iterator[Listed]:
-    """Inside: ``cases``, with a ``CasesWhere`` turned into the ids that meet it and a long list of ids into a
-    relation of them, registered on ``con`` as ``CHOSEN`` (until the block ends): the queries then filter by a
-    relation whose size DuckDB knows. Given the condition, it guesses the size and builds the semi join on the
-    wrong side (0.3 s over three million messages for the Queue's open cases); given ten thousand ids, it
-    parses them."""
+    """Inside: ``cases``, with a ``CasesWhere`` or a long list of ids turned into the rows of those cases,
+    registered on ``con`` as ``CHOSEN`` (until the block ends): the queries then read a relation whose size
+    DuckDB knows, in place of the million rows of ``cases``. Given the condition, it guesses the size and
+    builds the semi join on the wrong side (0.3 s over three million messages for the Queue's open cases);
+    given ten thousand ids, it parses them."""
     if isinstance(cases, CasesWhere):
         chosen = con.sql(f"WITH as_of AS (SELECT {instant(as_of)} AS t) "
-                         f"SELECT case_id FROM cases WHERE {cases.condition}").to_arrow_table()
+                         f"SELECT * FROM cases WHERE {cases.condition}").to_arrow_table()
     elif not isinstance(cases, CasesIn) and len(cases) > MOST_LITERALS:
-        chosen = pa.table({"case_id": pa.array(list(cases), pa.string())})
+        con.register(CHOSEN, pa.table({"case_id": pa.array(list(cases), pa.string())}))
+        try:
+            chosen = con.sql(f"SELECT * FROM cases WHERE case_id IN (SELECT case_id FROM {CHOSEN})").to_arrow_table()
+        finally:
+            con.unregister(CHOSEN)
     else:
         yield cases
         return

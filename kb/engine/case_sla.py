@@ -58,7 +58,8 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
                c.message_id, c.received_at, {receipt_day.value} AS receipt_day,
                CASE WHEN c.first_response_at <= p.t THEN c.first_response_at END AS first_response_at,
                CASE WHEN c.resolved_at <= p.t THEN c.resolved_at END AS resolved_at
-        FROM cases c JOIN clients cl USING (client_id) CROSS JOIN as_of p {receipt_day.join}
+        FROM {cases.relation if isinstance(cases, CasesIn) else "cases"} c JOIN clients cl USING (client_id)
+             CROSS JOIN as_of p {receipt_day.join}
         WHERE c.received_at <= p.t AND c.voided_at IS NULL  -- a voided case was logged in error: never counts
           {only(cases, "c.case_id")}
     ),
@@ -79,8 +80,8 @@ class CasesWhere:
 
 @dataclass(frozen=True)
 class CasesIn:
-    """In place of case ids: those listed in ``relation`` (a column ``case_id``) registered on the connection
-    (``kb.engine.asof`` lists a ``CasesWhere``'s so)."""
+    """In place of case ids: the rows of ``cases`` registered on the connection as ``relation``, which the
+    queries read in place of the table (``kb.engine.asof`` lists a ``CasesWhere``'s so)."""
 
     relation: str
 
@@ -103,6 +104,8 @@ def only(cases: Listed | None, case_id_sql: str) -> str:
 
 def only_clients(cases: Listed | None) -> str:
     """``AND`` the condition that ``client_id`` is the client of one of ``cases``, if given."""
+    if isinstance(cases, CasesIn):
+        return f"AND client_id IN (SELECT client_id FROM {cases.relation})"
     return f"AND client_id IN (SELECT client_id FROM cases WHERE TRUE {only(cases, 'case_id')})" if cases else ""
 
 

@@ -1,0 +1,172 @@
+"""Every case's rows, kept in files beside the database, so that a process starting does not compute a million
+cases again.
+
+Computing ``case_sla`` for every case takes seconds; most of its rows never change again (a case whose every
+clock has stopped). So after the dashboard computes every case, it writes the case tables (``KEPT_TABLES``) to
+Arrow files in a folder beside the database (``kept_folder``). The next process maps them (no copy) and moves
+them on to its instant (``kb.snapshot.moved_on``: only the cases whose rows change with time are computed
+again), with the cases written since computed again too.
+
+The files are used only when they say exactly what computing every case would (``opened``):
+
+* the same code and the same rules: they name the sha256 of every source file of ``kb`` (``CODE``) and of the
+  configuration's effective rules (``kb.config.effective``);
+* the same database, and every write since known: they name the last audit row they saw (its id, its time and
+  how many rows the audit trail held up to it). When that row is gone or different, or a row with a lower id
+  was committed since (an import commits late), they are not used. The audit rows written since say which
+  cases those writes touched (``kb.snapshot.change_of``); a write that touched more than cases and incidents
+  (a client, a contract, a policy, an import) means computing everything again;
+* an instant no earlier than theirs.
+
+Only one process holds the database (DuckDB), so only one uses the files at a time; each file is replaced
+whole (a temporary file renamed), and both carry the same token, so a pair written half is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from kb.config import Config
+from kb.config.effective import effective_rules, fingerprint
+from kb.snapshot import SLICE_ROWS, Change, change_of, moved_case_tables, running
+
+KEPT_TABLES = ("case_questions", "case_sla")
+ABOUT = b"kb.kept"  # the schema metadata key of what the files were computed from
+
+log = logging.getLogger(__name__)
+
+
+def _code_fingerprint() -> str:
+    """The sha256 of every source file of the package (their paths and bytes): new code may compute a row
+    differently, so it never reads rows kept by other code."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+CODE = _code_fingerprint()
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The last audit row the kept rows saw: its id, its time and how many rows the trail held up to it."""
+
+    audit_id: int
+    logged_at: str
+    rows: int
+
+
+def audit_mark(cur) -> Mark:
+    """The audit trail's last row now (read before computing the rows to keep: a write committed meanwhile
+    is then computed again on opening, which changes nothing)."""
+    last = cur.execute("SELECT audit_id, CAST(logged_at AS VARCHAR), (SELECT count(*) FROM audit_log) "
+                       "FROM audit_log ORDER BY audit_id DESC LIMIT 1").fetchall()
+    return Mark(*last[0]) if last else Mark(0, "", 0)
+
+
+def kept_folder(db: Path) -> Path | None:
+    """Where the rows of the database ``db`` are kept: ``<db>.kept`` beside it (None for an in-memory one)."""
+    return None if str(db) == ":memory:" else db.with_name(db.name + ".kept")
+
+
+def keep(folder: Path, config: Config, tables: dict[str, pa.Table], as_of: datetime, mark: Mark) -> None:
+    """Write ``tables`` (every case's rows as of ``as_of``, computed from the database as it was at ``mark`` or
+    later) to ``folder``; on failure (a full disk) the folder is emptied, and the next process computes anew."""
+    about = json.dumps({"code": CODE, "rules": fingerprint(effective_rules(config)), "as_of": as_of.isoformat(),
+                        "mark": [mark.audit_id, mark.logged_at, mark.rows], "token": uuid.uuid4().hex})
+    try:
+        folder.mkdir(exist_ok=True)
+        for name, table in _running_last(tables).items():
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), ABOUT: about.encode()})
+            temporary = folder / f".{name}.{uuid.uuid4().hex}.arrow"
+            with pa.OSFile(str(temporary), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table, max_chunksize=SLICE_ROWS)
+            os.replace(temporary, folder / f"{name}.arrow")
+    except OSError:
+        log.warning("the case rows could not be kept in %s", folder, exc_info=True)
+        forget(folder)
+
+
+def _running_last(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """``KEPT_TABLES`` with the rows of the cases running (``kb.snapshot.running``) last: those a process
+    opening them computes again, whose slices it copies."""
+    sla = tables["case_sla"]
+    moving = running(sla)
+    ids = sla.filter(moving)["case_id"]
+    questions = tables["case_questions"]
+    asked = pc.fill_null(pc.is_in(questions["case_id"], value_set=ids.combine_chunks()), False)
+    return {"case_questions": pa.concat_tables([questions.filter(pc.invert(asked)), questions.filter(asked)]),
+            "case_sla": pa.concat_tables([sla.filter(pc.invert(moving)), sla.filter(moving)])}
+
+
+def forget(folder: Path) -> None:
+    """Remove the kept rows (and any file half-written)."""
+    for path in folder.glob("*.arrow") if folder.is_dir() else ():
+        path.unlink(missing_ok=True)
+
+
+def kept_as_of(folder: Path) -> datetime | None:
+    """The instant of the rows kept in ``folder``, if any."""
+    about = _read(folder)
+    return None if about is None else datetime.fromisoformat(about[0]["as_of"])
+
+
+def opened(cur, config: Config, folder: Path, as_of: datetime) -> dict[str, pa.Table] | None:
+    """The case tables as of ``as_of`` from the rows kept in ``folder``, moved on to ``as_of`` and with the cases
+    written since computed again; None when there are none, or they cannot say what computing every case
+    would (see the module's note), or when so many cases would be computed again that computing every case
+    is as quick."""
+    read = _read(folder)
+    if read is None:
+        return None
+    about, tables = read
+    since = datetime.fromisoformat(about["as_of"])
+    if (about["code"] != CODE or about["rules"] != fingerprint(effective_rules(config)) or since > as_of):
+        return None
+    written = _written_since(cur, Mark(*about["mark"]))
+    if written is None or written.everything:
+        return None
+    return moved_case_tables(cur, config, tables, since, as_of, written.cases)
+
+
+def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
+    """What the kept rows were computed from, and the tables (mapped, not copied); None when there are none, or
+    not a pair written together."""
+    tables, abouts = {}, set()
+    try:
+        for name in KEPT_TABLES:
+            with pa.memory_map(str(folder / f"{name}.arrow")) as source:
+                table = ipc.open_file(source).read_all()
+            abouts.add((table.schema.metadata or {}).get(ABOUT))
+            tables[name] = table.replace_schema_metadata(None)
+    except (OSError, pa.ArrowInvalid):
+        return None
+    if len(abouts) != 1 or None in abouts:
+        return None
+    return json.loads(abouts.pop()), tables
+
+
+def _written_since(cur, mark: Mark) -> Change | None:
+    """What the writes committed since ``mark`` changed (``change_of`` their audit rows); None when the trail
+    is not the one ``mark`` was read from, or rows were committed below it since."""
+    now = cur.execute("SELECT CAST(logged_at AS VARCHAR), (SELECT count(*) FROM audit_log WHERE audit_id <= $id) "
+                      "FROM audit_log WHERE audit_id = $id", {"id": mark.audit_id}).fetchall()
+    if not now or list(now[0]) != [mark.logged_at, mark.rows]:  # (an empty trail says nothing of the database)
+        return None
+    rows = cur.execute("SELECT table_name, row_id, after FROM audit_log WHERE audit_id > ? ORDER BY audit_id",
+                       [mark.audit_id]).fetchall()
+    return change_of(rows) if rows else Change()

@@ -1,0 +1,174 @@
+"""Every case's rows kept beside the database (``kb.kept``): a process opening them gets what computing every
+case would give, or computes every case when they cannot say so."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from datetime import timedelta
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+
+import kb.kept
+import kb.snapshot
+import kb.store
+from kb.access import Actor
+from kb.config import load_config, parse_config
+from kb.intake import corrections, pauses, writes
+from kb.kept import KEPT_TABLES, kept_as_of, kept_folder, opened
+from kb.snapshot import computed
+from kb.store import Store
+from kb.timestamps import parse_timestamp, set_now
+from tests.fixtures import AS_OF, HKT, build_gold_fixture
+
+LEAD = Actor("lead@example.com", "admin")
+KEYS = {"case_questions": ["case_id", "asked_at"], "case_sla": ["case_id"]}
+T1 = parse_timestamp(AS_OF, HKT)
+
+
+@pytest.fixture
+def gold(tmp_path, monkeypatch):
+    """The gold store, with one audited write, and its case rows kept at T1 by a process that has closed."""
+    monkeypatch.setattr(kb.snapshot, "MOST_MOVING", 1.0)  # most of this small store moves: still take it in
+    db, config_file = build_gold_fixture(tmp_path)
+    set_now(T1)
+    store = Store(db, load_config(config_file))
+    store.write(writes.assign_case, store.config, LEAD, "FIXED", None)  # the audit trail's first row
+    with store.reader(store.snapshot(), ["case_sla"]):
+        pass
+    store.close()
+    yield db, config_file
+    set_now(None)
+
+
+def log_case(store: Store, received) -> str:
+    fields = {"client_id": "ENT", "category": "platform_issue", "subject": "Logged by a later process",
+              "requester": "ops@ent.example", "assignee": "", "first_response_at": "", "received_at": received}
+    return store.write(writes.log_case, store.config, LEAD, fields).row_id
+
+
+def rows(table: pa.Table, name: str) -> list[dict]:
+    return table.sort_by([(key, "ascending") for key in KEYS[name]]).to_pylist()
+
+
+def assert_as_computed(tables: dict[str, pa.Table], store: Store, as_of) -> None:
+    with store.reader() as cur:
+        fresh = computed(cur, store.config, as_of, ["case_sla"])
+    for name in KEPT_TABLES:
+        assert tables[name].schema == fresh[name].schema, name
+        assert rows(tables[name], name) == rows(fresh[name], name), name
+
+
+def kept_opened(store: Store, as_of):
+    with store.reader() as cur:
+        return opened(cur, store.config, kept_folder(store.path), as_of)
+
+
+def test_a_process_computing_every_case_keeps_them_and_the_next_opens_them(gold, monkeypatch):
+    db, config_file = gold
+    assert kept_as_of(kept_folder(db)) == T1
+    later = T1 + timedelta(hours=3)
+    set_now(later)
+    store = Store(db, load_config(config_file))  # a later process writes, then a third opens
+    new = log_case(store, (T1 + timedelta(hours=1)).isoformat())
+    store.write(writes.record_response, store.config, LEAD, new, T1 + timedelta(hours=2))
+    store.write(pauses.pause_case, store.config, LEAD, "PENDING", T1 + timedelta(minutes=10))
+    store.write(writes.record_response, store.config, LEAD, "MET", T1 + timedelta(minutes=20))  # its question
+    store.write(corrections.void_case, store.config, LEAD, "SLOW", "logged twice")  # settled at T1, now gone
+    store.close()
+    store = Store(db, load_config(config_file))
+    served = []
+    monkeypatch.setattr(kb.store, "opened", lambda *args: served.append(opened(*args)) or served[-1])
+    snap = store.snapshot()
+    with store.reader(snap, ["case_sla"]):
+        pass
+    assert served[0] is not None and served[0]["case_sla"] is snap.tables["case_sla"], "not opened from the kept"
+    assert "SLOW" not in snap.tables["case_sla"]["case_id"].to_pylist()
+    assert_as_computed(snap.tables, store, later)
+    assert kept_as_of(kept_folder(db)) == T1  # opened, not written again
+    store.close()
+
+
+@pytest.mark.parametrize("change", ["rules", "code", "client", "earlier", "restored", "late commit", "half pair"])
+def test_kept_rows_that_cannot_say_what_computing_would_are_not_used(gold, tmp_path, change, monkeypatch):
+    db, config_file = gold
+    config = load_config(config_file)
+    as_of = T1 + timedelta(hours=1)
+    before = tmp_path / "before.duckdb"
+    shutil.copyfile(db, before)
+    if change == "rules":  # business hours from 08:00
+        raw = tomllib.loads(config_file.read_text())
+        raw["calendar"]["business_hours"] = ["08:00", "18:00"]
+        config = parse_config(raw)
+    elif change == "code":
+        monkeypatch.setattr(kb.kept, "CODE", "another version of kb")
+    elif change == "client":  # a write to more than cases: every case computed again
+        store = Store(db, config)
+        with store.transaction() as cur:
+            cur.execute("UPDATE clients SET tier = 'custom' WHERE client_id = 'ENT'")
+            cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
+                        "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
+        store.close()
+    elif change == "earlier":
+        as_of = T1 - timedelta(minutes=1)
+    elif change == "restored":  # the database as it was before the audited write the rows saw
+        con = kb.store.connection.connect(before)
+        con.execute("DELETE FROM audit_log")
+        con.close()
+        shutil.copyfile(before, db)
+    elif change == "late commit":  # a row committed below the mark since (an import's, committed late)
+        store = Store(db, config)
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO audit_log (audit_id, logged_at, actor, action, table_name, row_id) "
+                        "VALUES (0, now(), 'lead@example.com', 'import', 'cases', NULL)")
+        store.close()
+    elif change == "half pair":  # one file of another writing
+        path = kept_folder(db) / "case_sla.arrow"
+        with pa.memory_map(str(path)) as source:
+            table = ipc.open_file(source).read_all()
+        metadata = dict(table.schema.metadata)
+        metadata[kb.kept.ABOUT] = metadata[kb.kept.ABOUT].replace(b'"token": "', b'"token": "x')
+        table = table.replace_schema_metadata(metadata)
+        with pa.OSFile(str(tmp_path / "other.arrow"), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.replace(tmp_path / "other.arrow", path)  # as kb.kept writes (a mapped file is never rewritten)
+    set_now(as_of)
+    store = Store(db, config)
+    assert kept_opened(store, as_of) is None
+    snap = store.snapshot()
+    with store.reader(snap, ["case_sla"]):
+        pass
+    assert_as_computed(snap.tables, store, as_of)
+    store.close()
+
+
+def test_a_process_computing_every_case_again_keeps_them_anew(gold):
+    db, config_file = gold
+    later = T1 + timedelta(days=2)
+    set_now(later)
+    store = Store(db, load_config(config_file))
+    with store.transaction() as cur:  # a client edited: every case computed again, and kept as of then
+        cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
+                    "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
+    store.close()
+    store = Store(db, load_config(config_file))
+    with store.reader(store.snapshot(), ["case_sla"]):
+        pass
+    assert kept_as_of(kept_folder(db)) == later
+    assert_as_computed(kept_opened(store, later), store, later)
+    store.close()
+
+
+def test_a_snapshot_of_an_instant_before_the_kept_rows_computes_them(gold):
+    db, config_file = gold
+    store = Store(db, load_config(config_file))
+    earlier = T1 - timedelta(days=1)
+    snap = store.snapshot(earlier)
+    with store.reader(snap, ["case_sla"]):
+        pass
+    assert_as_computed(snap.tables, store, earlier)
+    assert kept_as_of(kept_folder(db)) == T1  # a frozen instant is never kept
+    store.close()
