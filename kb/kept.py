@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,32 +86,44 @@ def kept_folder(db: Path) -> Path | None:
 
 def keep(folder: Path, config: Config, tables: dict[str, pa.Table], as_of: datetime, mark: Mark) -> None:
     """Write ``tables`` (every case's rows as of ``as_of``, computed from the database as it was at ``mark`` or
-    later) to ``folder``; on failure (a full disk) the folder is emptied, and the next process computes anew."""
+    later) to ``folder``, the rows of the cases running (``kb.snapshot.running``) last: those the next process
+    computes again, so that it copies only the last slices to replace them. A slice at a time, so that keeping
+    them takes no more memory than a slice. On failure (a full disk) the folder is emptied, and the next process
+    computes every case."""
     about = json.dumps({"code": CODE, "rules": fingerprint(effective_rules(config)), "as_of": as_of.isoformat(),
-                        "mark": [mark.audit_id, mark.logged_at, mark.rows], "token": uuid.uuid4().hex})
-    try:
-        folder.mkdir(exist_ok=True)
-        for name, table in _running_last(tables).items():
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), ABOUT: about.encode()})
-            temporary = folder / f".{name}.{uuid.uuid4().hex}.arrow"
-            with pa.OSFile(str(temporary), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=SLICE_ROWS)
-            os.replace(temporary, folder / f"{name}.arrow")
-    except OSError:
-        log.warning("the case rows could not be kept in %s", folder, exc_info=True)
-        forget(folder)
-
-
-def _running_last(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """``KEPT_TABLES`` with the rows of the cases running (``kb.snapshot.running``) last: those a process
-    opening them computes again, whose slices it copies."""
+                        "mark": [mark.audit_id, mark.logged_at, mark.rows], "token": uuid.uuid4().hex}).encode()
     sla = tables["case_sla"]
     moving = running(sla)
-    ids = sla.filter(moving)["case_id"]
-    questions = tables["case_questions"]
-    asked = pc.fill_null(pc.is_in(questions["case_id"], value_set=ids.combine_chunks()), False)
-    return {"case_questions": pa.concat_tables([questions.filter(pc.invert(asked)), questions.filter(asked)]),
-            "case_sla": pa.concat_tables([sla.filter(pc.invert(moving)), sla.filter(moving)])}
+    asked = pc.is_in(tables["case_questions"]["case_id"], value_set=sla.filter(moving)["case_id"].combine_chunks())
+    with _keeping:
+        try:
+            forget(folder)  # (and what a process stopped while writing left)
+            folder.mkdir(exist_ok=True)
+            for name, last in (("case_questions", asked), ("case_sla", moving)):
+                _write_last(folder, name, tables[name], pc.fill_null(last, False).combine_chunks(), about)
+        except OSError:
+            log.warning("the case rows could not be kept in %s", folder, exc_info=True)
+            forget(folder)
+
+
+_keeping = threading.Lock()  # one writing at a time in a process
+
+
+def _write_last(folder: Path, name: str, table: pa.Table, last: pa.BooleanArray, about: bytes) -> None:
+    """``folder/<name>.arrow``: ``table``'s rows, those where ``last`` holds last, with ``about`` in its schema's
+    metadata; written beside it and renamed into place."""
+    schema = table.schema.with_metadata({**(table.schema.metadata or {}), ABOUT: about})
+    temporary = folder / f".{name}.{uuid.uuid4().hex}.arrow"
+    with pa.OSFile(str(temporary), "wb") as sink, ipc.new_file(sink, schema) as writer:
+        start = 0
+        for batch in table.to_batches(max_chunksize=SLICE_ROWS):
+            mask = last.slice(start, batch.num_rows)
+            start += batch.num_rows
+            kept = batch.filter(pc.invert(mask)) if mask.true_count else batch
+            if kept.num_rows:
+                writer.write_batch(kept)
+        writer.write_table(table.filter(last), max_chunksize=SLICE_ROWS)
+    os.replace(temporary, folder / f"{name}.arrow")
 
 
 def forget(folder: Path) -> None:

@@ -71,9 +71,9 @@ from kb.snapshot import (
     combined,
     computed,
     moved_on,
-    with_inputs,
     patched,
     rows_of_cases,
+    with_inputs,
 )
 from kb.timestamps import now_utc
 
@@ -142,6 +142,7 @@ class Store:
         self.write_wait_seconds = write_wait_seconds
         self._con = connection.connect(self.path, wait_seconds=wait_seconds)
         self._kept_folder = kept_folder(self.path)
+        self._keeping: threading.Thread | None = None  # writing every case's rows beside the database
         self._write_lock = threading.Lock()
         self._writing_now: str | None = None  # what holds the write lock, for Busy's message
         self._jobs: dict[str, ImportJob] = {}
@@ -207,8 +208,10 @@ class Store:
                 snapshot.tables.update(computed(cur, self.config, as_of, needs, snapshot.tables))
                 if mark is not None and self._kept_folder is not None:
                     kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
-        if kept is not None:  # outside the lock: a few tenths of a second of writing
-            keep(self._kept_folder, self.config, kept, as_of, mark)
+        if kept is not None:  # in the background: a second or two of writing, which no page waits for
+            self._keeping = threading.Thread(target=keep, args=(self._kept_folder, self.config, kept, as_of, mark),
+                                             name="keep-case-rows")
+            self._keeping.start()
         return {name: snapshot.tables[name] for name in needs}
 
     @contextmanager
@@ -520,6 +523,8 @@ class Store:
         return Snapshot(as_of=as_of, version=self.version, frozen=frozen)
 
     def close(self) -> None:
+        if self._keeping is not None:
+            self._keeping.join()
         self._con.close()
 
 

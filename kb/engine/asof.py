@@ -14,7 +14,7 @@ the first response alone, for the confirmation of a case just logged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -30,11 +30,14 @@ from kb.engine.refunds import contract_refunds_sql
 from kb.engine.uptime import env_uptime_sql
 
 
-def open_views(con, config: Config, as_of: datetime) -> None:
+def open_views(con, config: Config, as_of: datetime, without: Collection[str] = ()) -> None:
+    """Define the as-of views on ``con`` for the instant ``as_of``; not those named in ``without`` (which the
+    caller registers itself: defining a view is binding its whole query)."""
     attach_calendar(con, config, as_of)
     literal = instant(as_of)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW case_questions AS {case_questions_sql(config, as_of)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW case_sla AS {case_sla_sql(config, as_of)}")
+    for name, sql in (("case_questions", case_questions_sql), ("case_sla", case_sla_sql)):
+        if name not in without:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql(config, as_of)}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {live_view('env_uptime')} AS {env_uptime_sql(config, literal)}")
     open_frozen_view(con, "env_uptime", literal)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {live_view('contract_refunds')} AS "
