@@ -4,18 +4,19 @@ cases again.
 Computing ``case_sla`` for every case takes seconds; most of its rows never change again (a case whose every
 clock has stopped). So after the dashboard computes every case, it writes the case tables (``KEPT_TABLES``) to
 Arrow files in a folder beside the database (``kept_folder``). The next process maps them (no copy) and moves
-them on to its instant (``kb.snapshot.moved_on``: only the cases whose rows change with time are computed
-again), with the cases written since computed again too.
+them on to its instant (``kb.snapshot.moved_case_tables``: only the cases whose rows change with time are
+computed again), with the cases written since computed again too.
 
 The files are used only when they say exactly what computing every case would (``opened``):
 
-* the same code and the same rules: they name the sha256 of every source file of ``kb`` (``CODE``) and of the
+* the same code and the same rules: they name the sha256 of every source file of ``kb`` with the versions of
+  what computes a row with it (``CODE``: DuckDB, pyarrow, public holidays, the time zones) and of the
   configuration's effective rules (``kb.config.effective``);
 * the same database, and every write since known: they name the last audit row they saw (its id, its time and
   how many rows the audit trail held up to it). When that row is gone or different, or a row with a lower id
   was committed since (an import commits late), they are not used. The audit rows written since say which
-  cases those writes touched (``kb.snapshot.change_of``); a write that touched more than cases and incidents
-  (a client, a contract, a policy, an import) means computing everything again;
+  cases those writes touched (``kb.snapshot.change_of``); a write that touched more than cases, incidents and
+  month closings (a client, a contract, a policy, an import) means computing everything again;
 * an instant no earlier than theirs.
 
 Only one process holds the database (DuckDB), so only one uses the files at a time; each file is replaced
@@ -25,16 +26,19 @@ whole (a temporary file renamed), and both carry the same token, so a pair writt
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import threading
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import holidays
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -50,10 +54,20 @@ log = logging.getLogger(__name__)
 
 
 def _code_fingerprint() -> str:
-    """The sha256 of every source file of the package (their paths and bytes): new code may compute a row
-    differently, so it never reads rows kept by other code."""
+    """The sha256 of every source file of the package (their paths and bytes), of the versions of what computes
+    a row with it (DuckDB, pyarrow, the ``holidays`` package's public holidays) and of the time zone database's:
+    new code or data may compute a row differently, so it never reads rows kept by other code."""
     root = Path(__file__).resolve().parent
-    digest = hashlib.sha256(duckdb.__version__.encode())
+    digest = hashlib.sha256(f"{duckdb.__version__} {pa.__version__} {holidays.__version__}".encode())
+    for folder in zoneinfo.TZPATH:  # the system's zones, which zoneinfo reads first: their version
+        version = Path(folder) / "tzdata.zi"
+        if version.is_file():
+            with version.open("rb") as first:
+                digest.update(first.readline())
+    try:
+        digest.update(importlib.metadata.version("tzdata").encode())  # the zones zoneinfo falls back to
+    except importlib.metadata.PackageNotFoundError:
+        pass
     for path in sorted(root.rglob("*.py")):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -87,9 +101,9 @@ def kept_folder(db: Path) -> Path | None:
 def keep(folder: Path, config: Config, tables: dict[str, pa.Table], as_of: datetime, mark: Mark) -> None:
     """Write ``tables`` (every case's rows as of ``as_of``, computed from the database as it was at ``mark`` or
     later) to ``folder``, the rows of the cases running (``kb.snapshot.running``) last: those the next process
-    computes again, so that it copies only the last slices to replace them. A slice at a time, so that keeping
-    them takes no more memory than a slice. On failure (a full disk) the folder is emptied, and the next process
-    computes every case."""
+    computes again, so that it copies only the last slices to replace them. A slice at a time (and the running
+    rows, a few thousand), so that keeping them takes little memory beside the tables. On failure (a full disk)
+    the folder is emptied, and the next process computes every case."""
     about = json.dumps({"code": CODE, "rules": fingerprint(effective_rules(config)), "as_of": as_of.isoformat(),
                         "mark": [mark.audit_id, mark.logged_at, mark.rows], "token": uuid.uuid4().hex}).encode()
     sla = tables["case_sla"]
@@ -101,6 +115,11 @@ def keep(folder: Path, config: Config, tables: dict[str, pa.Table], as_of: datet
             folder.mkdir(exist_ok=True)
             for name, last in (("case_questions", asked), ("case_sla", moving)):
                 _write_last(folder, name, tables[name], pc.fill_null(last, False).combine_chunks(), about)
+            directory = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(directory)  # the new names too
+            finally:
+                os.close(directory)
         except OSError:
             log.warning("the case rows could not be kept in %s", folder, exc_info=True)
             forget(folder)
@@ -123,6 +142,8 @@ def _write_last(folder: Path, name: str, table: pa.Table, last: pa.BooleanArray,
             if kept.num_rows:
                 writer.write_batch(kept)
         writer.write_table(table.filter(last), max_chunksize=SLICE_ROWS)
+    with temporary.open("rb") as written:  # on the disk before it takes the name: a power cut leaves it whole
+        os.fsync(written.fileno())
     os.replace(temporary, folder / f"{name}.arrow")
 
 
@@ -147,10 +168,13 @@ def opened(cur, config: Config, folder: Path, as_of: datetime) -> dict[str, pa.T
     if read is None:
         return None
     about, tables = read
-    since = datetime.fromisoformat(about["as_of"])
-    if (about["code"] != CODE or about["rules"] != fingerprint(effective_rules(config)) or since > as_of):
+    try:
+        since, mark = datetime.fromisoformat(about["as_of"]), Mark(*about["mark"])
+    except (KeyError, TypeError, ValueError):
         return None
-    written = _written_since(cur, Mark(*about["mark"]))
+    if about.get("code") != CODE or about.get("rules") != fingerprint(effective_rules(config)) or since > as_of:
+        return None
+    written = _written_since(cur, mark)
     if written is None or written.everything:
         return None
     return moved_case_tables(cur, config, tables, since, as_of, written.cases)
@@ -170,7 +194,11 @@ def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
         return None
     if len(abouts) != 1 or None in abouts:
         return None
-    return json.loads(abouts.pop()), tables
+    try:
+        about = json.loads(abouts.pop())
+    except ValueError:
+        return None
+    return (about, tables) if isinstance(about, dict) else None
 
 
 def _written_since(cur, mark: Mark) -> Change | None:

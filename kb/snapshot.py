@@ -164,10 +164,10 @@ def computed(cur, config: Config, as_of: datetime, names: Iterable[str] = TABLES
     if not wanted:
         return {}
     if any(name in SNAPSHOT_TABLES for name in wanted):  # the Queue's open cases alone need no view
-        open_views(cur, config, as_of, without=have)
         for name in SNAPSHOT_TABLES:  # each in place of its view, so each is computed once
             if name in have:
                 _in_place(cur, name, have[name])
+        open_views(cur, config, as_of, without=have)
     new = {}
     for name in wanted:
         if name == "open_case_sla":

@@ -142,7 +142,7 @@ class Store:
         self.write_wait_seconds = write_wait_seconds
         self._con = connection.connect(self.path, wait_seconds=wait_seconds)
         self._kept_folder = kept_folder(self.path)
-        self._keeping: threading.Thread | None = None  # writing every case's rows beside the database
+        self._keeping: list[threading.Thread] = []  # writing every case's rows beside the database
         self._write_lock = threading.Lock()
         self._writing_now: str | None = None  # what holds the write lock, for Busy's message
         self._jobs: dict[str, ImportJob] = {}
@@ -196,22 +196,22 @@ class Store:
         case's rows from those kept beside the database when they can be (``kb.kept``), and kept there when
         computed whole for now."""
         needs = list(needs)
-        kept = None
         if any(name not in snapshot.tables for name in needs):
             with self._snapshot_lock, self._cursor() as cur:
+                config = self.config  # once: a reload may swap it meanwhile
                 as_of = snapshot.as_of if snapshot.frozen else now_utc()
-                whole = "case_sla" in with_inputs(needs) and not any(name in snapshot.tables for name in KEPT_TABLES)
+                whole = "case_sla" in with_inputs(needs) and "case_sla" not in snapshot.tables
                 if whole and self._kept_folder is not None:
-                    snapshot.tables.update(opened(cur, self.config, self._kept_folder, as_of) or {})
+                    snapshot.tables.update(opened(cur, config, self._kept_folder, as_of) or {})
                     whole = "case_sla" not in snapshot.tables
                 mark = audit_mark(cur) if whole and not snapshot.frozen else None
-                snapshot.tables.update(computed(cur, self.config, as_of, needs, snapshot.tables))
+                snapshot.tables.update(computed(cur, config, as_of, needs, snapshot.tables))
                 if mark is not None and self._kept_folder is not None:
                     kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
-        if kept is not None:  # in the background: a second or two of writing, which no page waits for
-            self._keeping = threading.Thread(target=keep, args=(self._kept_folder, self.config, kept, as_of, mark),
-                                             name="keep-case-rows")
-            self._keeping.start()
+                    # written in the background (a second or two), which no page waits for
+                    self._keeping.append(threading.Thread(target=keep, name="keep-case-rows",
+                                                          args=(self._kept_folder, config, kept, as_of, mark)))
+                    self._keeping[-1].start()
         return {name: snapshot.tables[name] for name in needs}
 
     @contextmanager
@@ -523,8 +523,8 @@ class Store:
         return Snapshot(as_of=as_of, version=self.version, frozen=frozen)
 
     def close(self) -> None:
-        if self._keeping is not None:
-            self._keeping.join()
+        for thread in self._keeping:
+            thread.join()
         self._con.close()
 
 

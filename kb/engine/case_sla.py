@@ -38,7 +38,7 @@ def base_ctes(config: Config, as_of: datetime, targets: tuple[Target, ...],
     """CTE definitions (no WITH): ``as_of``, ``clock_now`` (per calendar, the business time elapsed at T),
     the policies' ``rule_spans``, ``existing`` cases and ``ruled``: those cases with the rule of each of
     ``targets`` (materialised, as every clock and pause reads it), and their ``case_pauses``. With ``cases``
-    (case ids), only those."""
+    (case ids, or a ``CasesIn``), only those."""
     now = elapsed_us("a.t", "c.cal", "k")
     receipt_day = local_day("c.received_at", "0", "rd")  # in the support calendar's zone
     return f"""
@@ -81,7 +81,7 @@ class CasesWhere:
 @dataclass(frozen=True)
 class CasesIn:
     """In place of case ids: the rows of ``cases`` registered on the connection as ``relation``, which the
-    queries read in place of the table (``kb.engine.asof`` lists a ``CasesWhere``'s so)."""
+    queries read in place of the table (``kb.engine.asof`` lists a ``CasesWhere``, or a long list of ids, so)."""
 
     relation: str
 

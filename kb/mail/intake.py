@@ -338,7 +338,11 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
                  "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, from_name, "
                  "is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, unverified) "
                  "SELECT * FROM mail_messages")
+    moved_from = set()  # the cases the stored copies were in (a vouched copy may thread elsewhere)
     if verified:  # replaces the stored copy, or is stored where the copy was discarded from the quarantine
+        moved_from = {case_id for (case_id,) in con.execute(
+            "SELECT DISTINCT case_id FROM messages WHERE case_id IS NOT NULL AND list_contains(?, message_key)",
+            [sorted(verified)]).fetchall()}
         run_with(con, "mail_verified", _messages_table([n for n in batch_nodes if n.key in verified], now),
                  "INSERT INTO messages (message_key, message_id, case_id, mailbox, folder, from_address, from_name, "
                  "is_team, is_automatic, automatic_reason, received_at, subject, links, taken_at, unverified) "
@@ -354,7 +358,8 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
             "case_id": pa.array([n.case_id for n in threaded], pa.string()),
         }), "UPDATE messages SET case_id = t.case_id FROM mail_threaded t WHERE messages.message_key = t.message_key")
     done.taken = len(batch_nodes)
-    touched = {n.case_id for n in [*batch_nodes, *threaded] if n.case_id} | set(openers) | {u[0] for u in updates}
+    touched = ({n.case_id for n in [*batch_nodes, *threaded] if n.case_id} | set(openers) | {u[0] for u in updates}
+               | moved_from)
     audit.record(con, actor, "mail", "messages", None, None, {
         "source": source, "messages": done.taken, "cases_opened": done.cases_opened,
         "responses": done.responses, "resumed": done.resumed, "clients_made": done.clients_made,
