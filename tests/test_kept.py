@@ -37,8 +37,7 @@ def gold(tmp_path, monkeypatch):
     set_now(T1)
     store = Store(db, load_config(config_file))
     store.write(writes.assign_case, store.config, LEAD, "FIXED", None)  # the audit trail's first row
-    with store.reader(store.snapshot(), ["case_sla"]):
-        pass
+    every_case(store)
     store.close()
     yield db, config_file
     set_now(None)
@@ -62,6 +61,14 @@ def assert_as_computed(tables: dict[str, pa.Table], store: Store, as_of) -> None
         assert rows(tables[name], name) == rows(fresh[name], name), name
 
 
+def every_case(store: Store, snap=None):
+    """``snap`` (else the snapshot of now) with every case's rows, computed or opened."""
+    snap = snap or store.snapshot()
+    with store.reader(snap, ["case_sla"]):
+        pass
+    return snap
+
+
 def kept_opened(store: Store, as_of):
     with store.reader() as cur:
         return opened(cur, store.config, kept_folder(store.path), as_of)
@@ -82,9 +89,7 @@ def test_a_process_computing_every_case_keeps_them_and_the_next_opens_them(gold,
     store = Store(db, load_config(config_file))
     served = []
     monkeypatch.setattr(kb.store, "opened", lambda *args: served.append(opened(*args)) or served[-1])
-    snap = store.snapshot()
-    with store.reader(snap, ["case_sla"]):
-        pass
+    snap = every_case(store)
     assert served[0] is not None and served[0]["case_sla"] is snap.tables["case_sla"], "not opened from the kept"
     assert "SLOW" not in snap.tables["case_sla"]["case_id"].to_pylist()
     assert_as_computed(snap.tables, store, later)
@@ -138,10 +143,7 @@ def test_kept_rows_that_cannot_say_what_computing_would_are_not_used(gold, tmp_p
     set_now(as_of)
     store = Store(db, config)
     assert kept_opened(store, as_of) is None
-    snap = store.snapshot()
-    with store.reader(snap, ["case_sla"]):
-        pass
-    assert_as_computed(snap.tables, store, as_of)
+    assert_as_computed(every_case(store).tables, store, as_of)
     store.close()
 
 
@@ -155,8 +157,7 @@ def test_a_process_computing_every_case_again_keeps_them_anew(gold):
                     "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
     store.close()
     store = Store(db, load_config(config_file))
-    with store.reader(store.snapshot(), ["case_sla"]):
-        pass
+    every_case(store)
     store.close()  # once the rows are kept (in the background)
     assert kept_as_of(kept_folder(db)) == later
     store = Store(db, load_config(config_file))
@@ -168,10 +169,7 @@ def test_a_snapshot_of_an_instant_before_the_kept_rows_computes_them(gold):
     db, config_file = gold
     store = Store(db, load_config(config_file))
     earlier = T1 - timedelta(days=1)
-    snap = store.snapshot(earlier)
-    with store.reader(snap, ["case_sla"]):
-        pass
-    assert_as_computed(snap.tables, store, earlier)
+    assert_as_computed(every_case(store, store.snapshot(earlier)).tables, store, earlier)
     assert kept_as_of(kept_folder(db)) == T1  # a frozen instant is never kept
     store.close()
 
