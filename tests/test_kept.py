@@ -186,3 +186,33 @@ def test_the_questions_read_first_then_every_case_open_the_kept_rows(gold):
     assert_as_computed(snap.tables, store, later)
     store.close()
     assert kept_as_of(kept_folder(db)) == T1  # opened, not computed whole and kept again
+
+
+def test_a_write_committed_while_every_case_is_computed_is_computed_again_on_opening(gold, monkeypatch):
+    db, config_file = gold
+    later = T1 + timedelta(days=2)
+    set_now(later)
+    store = Store(db, load_config(config_file))
+    with store.transaction() as cur:  # a client edited: the next read computes every case
+        cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
+                    "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
+    written = []
+
+    def computed_then_a_write(*args):  # a form's write commits after the rows were read, before they are kept
+        tables = computed(*args)
+        if not written:
+            written.append(log_case(store, (later - timedelta(hours=1)).isoformat()))
+        return tables
+    monkeypatch.setattr(kb.store, "computed", computed_then_a_write)
+    rows = every_case(store).tables["case_sla"]["case_id"].to_pylist()
+    assert written and written[0] not in rows
+    store.close()
+    monkeypatch.setattr(kb.store, "computed", computed)
+    served = []
+    monkeypatch.setattr(kb.store, "opened", lambda *args: served.append(opened(*args)) or served[-1])
+    store = Store(db, load_config(config_file))
+    snap = every_case(store)
+    assert served[0] is not None, "the rows kept were not opened"
+    assert written[0] in snap.tables["case_sla"]["case_id"].to_pylist()
+    assert_as_computed(snap.tables, store, later)
+    store.close()
