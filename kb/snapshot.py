@@ -248,10 +248,9 @@ def moving_cases(cur, tables: dict[str, pa.Table], since: datetime, as_of: datet
     return frozenset(ids | {case_id for (case_id,) in stamped if case_id is not None})
 
 
-def running(case_sla: pa.Table) -> pa.ChunkedArray:
-    """Which rows of ``case_sla`` may change with time alone: a clock still running (``{stops}`` not reached,
-    and a deadline), a question open or a pause running."""
-    sla = case_sla
+def running(sla: pa.Table) -> pa.ChunkedArray:
+    """Which rows of ``sla`` (``case_sla``) may change with time alone: a clock still running (``{stops}`` not
+    reached, and a deadline), a question open or a pause running."""
     moving = pc.or_(pc.greater(sla["questions_open"], 0), sla["waiting_on_client"])
     for target in CASE_TARGETS:
         moving = pc.or_(moving, pc.and_(pc.is_null(sla[target.stops]), pc.is_valid(sla[target.col("due")])))
