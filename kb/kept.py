@@ -177,7 +177,7 @@ def opened(cur, config: Config, folder: Path, as_of: datetime) -> dict[str, pa.T
     written = _written_since(cur, mark)
     if written is None or written.everything:
         return None
-    return moved_case_tables(cur, config, tables, since, as_of, written.cases)
+    return moved_case_tables(cur, config, tables, since, as_of, written)
 
 
 def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
@@ -208,6 +208,6 @@ def _written_since(cur, mark: Mark) -> Change | None:
                       "FROM audit_log WHERE audit_id = $id", {"id": mark.audit_id}).fetchall()
     if not now or list(now[0]) != [mark.logged_at, mark.rows]:  # (an empty trail says nothing of the database)
         return None
-    rows = cur.execute("SELECT table_name, row_id, after FROM audit_log WHERE audit_id > ? ORDER BY audit_id",
-                       [mark.audit_id]).fetchall()
+    rows = cur.execute("SELECT table_name, row_id, before, after FROM audit_log WHERE audit_id > ? "
+                       "ORDER BY audit_id", [mark.audit_id]).fetchall()
     return change_of(rows) if rows else Change()

@@ -4,12 +4,16 @@ Computing ``case_sla`` for a million cases takes seconds, so a page never
 waits for it after a form's write: a write changes a handful of rows. Every
 committed write is described by a ``Change``, read from the audit rows it
 wrote (``change_of``): the cases it touched (a case, its pauses, a message
-of it), whether it touched incidents (uptime and credits are whole-table and
-cheap: computed again), or anything else (a client, a contract, a policy, the
-rules, an import, mail): the whole snapshot is computed again.
+of it), the clients whose cases it touched (a client or one of its contracts
+edited) and the policies (a policy row added or removed), whether it touched
+uptime (incidents, contracts, environments, clients, a month's closing:
+uptime and credits are whole-table and cheap, computed again), or anything
+else (the rules, an import, a row no audit row names): the whole snapshot is
+computed again.
 
 ``patched`` replaces the rows of the touched cases, computed for those cases
-only (``kb.engine.asof.case_rows``). The tables are kept as slices of
+only (``kb.engine.asof.case_rows``); past ``MOST_CASES`` of them (a tier's
+policy edited touches every case of the tier) it computes every case again. The tables are kept as slices of
 ``SLICE_ROWS`` rows, so taking a case's old row out copies one slice, never
 the million rows around it.
 """
@@ -50,50 +54,90 @@ UNRELATED = frozenset({  # written by the service's own bookkeeping: no snapshot
 
 @dataclass(frozen=True)
 class Change:
-    """What one committed write changed, as far as the snapshot is concerned."""
+    """What one committed write changed, as far as the snapshot is concerned: the rows of ``cases``, of every
+    case of ``clients`` and of every case whose target comes from one of ``policies``; uptime and credits."""
 
     cases: frozenset[str] = frozenset()
     uptime: bool = False
     everything: bool = False
+    clients: frozenset[str] = frozenset()
+    policies: frozenset[str] = frozenset()
 
 
 EVERYTHING = Change(everything=True)
+AuditRow = tuple[str, str | None, str | None, str | None]  # (table_name, row_id, before, after)
 
 
-def change_of(audit_rows: Iterable[tuple[str, str | None, str | None]]) -> Change:
-    """The change a write made, from the ``(table_name, row_id, after)`` of the audit rows it wrote. A write
-    that wrote none, or named no row, changes everything as far as anyone can tell; but a mail batch's row
+def change_of(audit_rows: Iterable[AuditRow]) -> Change:
+    """The change a write made, from the ``(table_name, row_id, before, after)`` of the audit rows it wrote. A
+    write that wrote none, or named no row, changes everything as far as anyone can tell; but a mail batch's row
     names every case the batch touched (``cases``, up to ``kb.mail.intake.CASES_LISTED``), its new clients
-    and cases among them."""
+    and cases among them. A contract's row names its client (before and after: an edit may move it); one
+    that does not changes everything."""
     rows = list(audit_rows)
-    listed = [json.loads(after)["cases"] for table, row_id, after in rows
+    listed = [json.loads(after)["cases"] for table, row_id, _, after in rows
               if table == "messages" and row_id is None and after and '"cases"' in after]
-    cases, uptime = set().union(*listed), False
-    for table, row_id, after in rows:
+    cases, clients, policies, uptime = set().union(*listed), set(), set(), False
+    for table, row_id, before, after in rows:
         if table in UNRELATED or (listed and row_id is None and table in ("cases", "clients", "messages")):
             continue
-        if table in ("incidents", "month_closings"):  # a month closed or reopened: its uptime and credits
+        if table in ("incidents", "month_closings", "environments") and row_id:  # uptime and credits alone
             uptime = True
         elif table in ("cases", "pauses") and row_id:
             cases.add(row_id)
         elif table == "messages" and row_id and after and json.loads(after).get("case_id"):
             cases.add(json.loads(after)["case_id"])
+        elif table == "clients" and row_id:  # a merge names the client it merged into
+            clients.update(filter(None, (row_id, _values(after).get("merged_into"))))
+            uptime = True
+        elif table == "contracts" and row_id and _values(after).get("client_id"):
+            clients.update(filter(None, (_values(before).get("client_id"), _values(after)["client_id"])))
+            uptime = True
+        elif table == "policies" and row_id:
+            policies.add(row_id)
         else:
             return EVERYTHING
-    return Change(frozenset(cases), uptime) if rows else EVERYTHING
+    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies)) \
+        if rows else EVERYTHING
+
+
+def _values(recorded: str | None) -> dict:
+    """An audit row's ``before`` or ``after``: the values it recorded ({} for none)."""
+    values = json.loads(recorded) if recorded else None
+    return values if isinstance(values, dict) else {}
 
 
 def combined(changes: Iterable[Change]) -> Change:
     """One change doing what all of ``changes`` did."""
-    cases, uptime = set(), False
+    cases, clients, policies, uptime = set(), set(), set(), False
     for change in changes:
         if change.everything:
             return EVERYTHING
         cases |= change.cases
+        clients |= change.clients
+        policies |= change.policies
         uptime = uptime or change.uptime
     if len(cases) > MOST_CASES:
         return EVERYTHING
-    return Change(frozenset(cases), uptime)
+    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies))
+
+
+def touched_cases(cur, change: Change) -> frozenset[str] | None:
+    """The cases whose rows ``change`` may have changed: its cases, every case of its clients and every case
+    whose policy is one of its policies (by its client's contract, or its client's tier); None when they are
+    more than ``MOST_CASES`` (computing every case is then as quick)."""
+    cases = set(change.cases)
+    if change.clients or change.policies:
+        found = cur.execute(
+            """SELECT case_id FROM cases
+               WHERE client_id IN (SELECT unnest($clients))
+                  OR client_id IN (SELECT client_id FROM contracts WHERE policy_id IN (SELECT unnest($policies)))
+                  OR client_id IN (SELECT client_id FROM clients WHERE tier IN (SELECT unnest($policies)))
+               LIMIT $most""",
+            {"clients": sorted(change.clients), "policies": sorted(change.policies), "most": MOST_CASES + 1},
+        ).fetchall()
+        cases.update(case_id for (case_id,) in found)
+    return frozenset(cases) if len(cases) <= MOST_CASES else None
 
 
 @dataclass(frozen=True)
@@ -186,15 +230,19 @@ def _in_place(cur, name: str, table: pa.Table) -> None:
 
 
 def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
-            as_of: datetime) -> dict[str, pa.Table]:
-    """``tables`` with the rows of ``change``'s cases computed again as of ``as_of`` (and uptime and credits
-    computed again whole, if it touched incidents); a table not computed yet stays so."""
+            as_of: datetime) -> dict[str, pa.Table] | None:
+    """``tables`` with the rows of the cases ``change`` touched (``touched_cases``) computed again as of
+    ``as_of`` (and uptime and credits computed again whole, if it touched them); a table not computed yet stays
+    so. None when it touched more than ``MOST_CASES`` cases."""
     tables = dict(tables)
-    if change.cases and any(name in tables for name in CASE_TABLES):
-        fresh = rows_of_cases(cur, config, as_of, sorted(change.cases))
+    cases = touched_cases(cur, change) if any(name in tables for name in CASE_TABLES) else frozenset()
+    if cases is None:
+        return None
+    if cases:
+        fresh = rows_of_cases(cur, config, as_of, sorted(cases))
         for name in CASE_TABLES:
             if name in tables:
-                tables[name] = _replaced(tables[name], change.cases, fresh[name])
+                tables[name] = _replaced(tables[name], cases, fresh[name])
     present = [name for name in UPTIME_TABLES if name in tables]
     if change.uptime and present:
         for name in UPTIME_TABLES:
@@ -220,14 +268,16 @@ def moved_on(cur, config: Config, tables: dict[str, pa.Table], since: datetime,
 
 
 def moved_case_tables(cur, config: Config, tables: dict[str, pa.Table], since: datetime, as_of: datetime,
-                      written: frozenset[str] = frozenset()) -> dict[str, pa.Table] | None:
+                      written: Change = Change()) -> dict[str, pa.Table] | None:
     """The case tables ``tables`` (as of ``since``) as of ``as_of``: the rows of the cases that move with time
-    (``moving_cases``) and of the cases ``written`` since computed again; None when they are more than
-    ``MOST_MOVING`` of the cases (computing every case is then as quick)."""
-    cases = moving_cases(cur, tables, since, as_of) | written
+    (``moving_cases``) and of the cases the writes since touched (``written``) computed again; None when they
+    are more than ``MOST_MOVING`` of the cases, or the writes touched more than ``MOST_CASES`` (computing every
+    case is then as quick)."""
+    cases = moving_cases(cur, tables, since, as_of) | written.cases
     if len(cases) > MOST_MOVING * tables["case_sla"].num_rows:
         return None
-    return patched(cur, config, tables, Change(cases=cases), as_of)
+    return patched(cur, config, tables, Change(cases=cases, clients=written.clients, policies=written.policies),
+                   as_of)
 
 
 def moving_cases(cur, tables: dict[str, pa.Table], since: datetime, as_of: datetime) -> frozenset[str]:

@@ -455,11 +455,11 @@ class Store:
         than those of writes committed meanwhile, so an import says it changed everything)."""
         if change is None:
             try:
-                rows = cur.execute("SELECT audit_id, table_name, row_id, after FROM audit_log WHERE audit_id > ? "
-                                   "ORDER BY audit_id", [self._audit_mark]).fetchall()
+                rows = cur.execute("SELECT audit_id, table_name, row_id, before, after FROM audit_log "
+                                   "WHERE audit_id > ? ORDER BY audit_id", [self._audit_mark]).fetchall()
             except duckdb.Error:  # committed all the same: the next snapshot computes everything again
                 rows = []
-            change = change_of((table, row_id, after) for _, table, row_id, after in rows)
+            change = change_of(row[1:] for row in rows)
             self._audit_mark = rows[-1][0] if rows else self._audit_mark
         self.version += 1
         self._changes.append((self.version, change))
@@ -516,6 +516,8 @@ class Store:
             return None
         with self.reader() as cur:
             tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc())
+        if tables is None:
+            return None
         return Snapshot(as_of=current.as_of, version=version, frozen=current.frozen, tables=tables)
 
     def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:

@@ -9,6 +9,7 @@ import tomllib
 from datetime import timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pytest
 
@@ -18,6 +19,8 @@ import kb.store
 from kb.access import Actor
 from kb.config import load_config, parse_config
 from kb.intake import corrections, pauses, writes
+from kb.intake.importing import staged_from_records, update_row
+from kb.intake.policies import set_contract_policy
 from kb.kept import KEPT_TABLES, kept_as_of, kept_folder, opened
 from kb.snapshot import computed
 from kb.store import Store
@@ -97,7 +100,7 @@ def test_a_process_computing_every_case_keeps_them_and_the_next_opens_them(gold,
     store.close()
 
 
-@pytest.mark.parametrize("change", ["rules", "code", "client", "earlier", "restored", "late commit", "half pair"])
+@pytest.mark.parametrize("change", ["rules", "code", "import", "earlier", "restored", "late commit", "half pair"])
 def test_kept_rows_that_cannot_say_what_computing_would_are_not_used(gold, tmp_path, change, monkeypatch):
     db, config_file = gold
     config = load_config(config_file)
@@ -110,12 +113,12 @@ def test_kept_rows_that_cannot_say_what_computing_would_are_not_used(gold, tmp_p
         config = parse_config(raw)
     elif change == "code":
         monkeypatch.setattr(kb.kept, "CODE", "another version of kb")
-    elif change == "client":  # a write to more than cases: every case computed again
+    elif change == "import":  # rows that name no row: every case computed again
         store = Store(db, config)
         with store.transaction() as cur:
             cur.execute("UPDATE clients SET tier = 'custom' WHERE client_id = 'ENT'")
             cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
-                        "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
+                        "VALUES (now(), 'lead@example.com', 'import', 'clients', NULL)")
         store.close()
     elif change == "earlier":
         as_of = T1 - timedelta(minutes=1)
@@ -147,14 +150,32 @@ def test_kept_rows_that_cannot_say_what_computing_would_are_not_used(gold, tmp_p
     store.close()
 
 
+def test_a_client_edited_and_its_contract_given_no_policy_since_open_the_kept_rows(gold):
+    db, config_file = gold
+    later = T1 + timedelta(hours=1)
+    set_now(later)
+    store = Store(db, load_config(config_file))
+    store.write(set_contract_policy, store.config, LEAD, "K1", None)  # ENT's cases back on the tier's targets
+    store.write(update_row, store.config, staged_from_records("clients", [{
+        "client_id": "ENT", "name": "Enterprise Co", "tier": "custom"}]), LEAD, permission="edit_clients")
+    store.close()
+    store = Store(db, load_config(config_file))
+    tables = kept_opened(store, later)
+    assert tables is not None, "an edit of one client's rules made every case computed again"
+    assert_as_computed(tables, store, later)
+    met = tables["case_sla"].filter(pc.equal(tables["case_sla"]["case_id"], "MET")).to_pylist()[0]
+    assert (met["tier"], met["policy_id"]) == ("custom", "custom")
+    store.close()
+
+
 def test_a_process_computing_every_case_again_keeps_them_anew(gold):
     db, config_file = gold
     later = T1 + timedelta(days=2)
     set_now(later)
     store = Store(db, load_config(config_file))
-    with store.transaction() as cur:  # a client edited: every case computed again, and kept as of then
+    with store.transaction() as cur:  # clients imported: every case computed again, and kept as of then
         cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
-                    "VALUES (now(), 'lead@example.com', 'update', 'clients', 'ENT')")
+                    "VALUES (now(), 'lead@example.com', 'import', 'clients', NULL)")
     store.close()
     store = Store(db, load_config(config_file))
     every_case(store)

@@ -18,6 +18,9 @@ from kb.access import Actor
 from kb.config import load_config, parse_config
 from kb.engine.asof import case_rows
 from kb.intake import corrections, pauses, writes
+from kb.intake.importing import add_rows, staged_from_records, update_row
+from kb.intake.policies import add_policy_row, set_contract_policy
+from kb.intake.validation import TABLES
 from kb.reads.met import met_shares, met_shares_on
 from kb.snapshot import EVERYTHING, Change, change_of, computed, moved_on, moving_cases
 from kb.store import Store
@@ -92,17 +95,83 @@ def test_a_write_to_anything_else_computes_everything_again(store, monkeypatch):
 
 
 def test_what_a_write_changed_comes_from_its_audit_rows():
-    assert change_of([("cases", "C1", None), ("pauses", "C2", None)]) == Change(frozenset({"C1", "C2"}))
-    assert change_of([("messages", "m1", '{"case_id": "C3", "replied_at": "x"}')]).cases == {"C3"}
-    assert change_of([("incidents", "I1", None)]) == Change(uptime=True)
-    assert change_of([("month_closings", "2026-10", None)]) == Change(uptime=True)
-    assert change_of([("alert_deliveries", "k", None)]) == Change()
-    assert change_of([("clients", "ENT", None), ("cases", "C1", None)]) == EVERYTHING
-    assert change_of([("messages", None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch of many cases
-    mail = [("clients", None, '{"source": "mbox"}'), ("cases", None, '{"source": "mbox"}'),
-            ("cases", "C4", None), ("pauses", "C5", None), ("messages", None, '{"cases": ["C4", "C6"]}')]
+    assert change_of([("cases", "C1", None, None), ("pauses", "C2", None, None)]) == Change(frozenset({"C1", "C2"}))
+    assert change_of([("messages", "m1", None, '{"case_id": "C3", "replied_at": "x"}')]).cases == {"C3"}
+    assert change_of([("incidents", "I1", None, None)]) == Change(uptime=True)
+    assert change_of([("month_closings", "2026-10", None, None)]) == Change(uptime=True)
+    assert change_of([("environments", "E1", None, '{"name": "prod"}')]) == Change(uptime=True)
+    assert change_of([("alert_deliveries", "k", None, None)]) == Change()
+    assert change_of([("clients", "ENT", None, None), ("cases", "C1", None, None)]) == \
+        Change(frozenset({"C1"}), uptime=True, clients=frozenset({"ENT"}))
+    assert change_of([("clients", "MAIL", None, '{"merged_into": "ENT"}')]).clients == {"MAIL", "ENT"}
+    moved = [("contracts", "K1", '{"client_id": "A"}', '{"client_id": "B", "policy_id": "gold"}')]
+    assert change_of(moved) == Change(uptime=True, clients=frozenset({"A", "B"}))  # its cases and its new client's
+    assert change_of([("contracts", "K1", None, '{"policy_id": "gold"}')]) == EVERYTHING  # whose: not said
+    assert change_of([("policies", "gold", None, None)]) == Change(policies=frozenset({"gold"}))
+    assert change_of([("clients", None, None, '{"source": "import.csv"}')]) == EVERYTHING  # an import
+    assert change_of([("rules", None, None, None)]) == EVERYTHING
+    assert change_of([("messages", None, None, '{"source": "mbox"}')]) == EVERYTHING  # a mail batch of many cases
+    mail = [("clients", None, None, '{"source": "mbox"}'), ("cases", None, None, '{"source": "mbox"}'),
+            ("cases", "C4", None, None), ("pauses", "C5", None, None),
+            ("messages", None, None, '{"cases": ["C4", "C6"]}')]
     assert change_of(mail) == Change(frozenset({"C4", "C5", "C6"}))  # one that names them
     assert change_of([]) == EVERYTHING  # a write nothing describes
+
+
+def edited(store: Store, table: str, key: str, row_id: str, **values) -> None:
+    """Edit one stored row as the Clients and contracts page does (``update_row``), with ``values`` changed."""
+    with store.reader() as cur:
+        found = cur.execute(f"SELECT * FROM {table} WHERE {key} = ?", [row_id])
+        row = dict(zip([d[0] for d in found.description], found.fetchall()[0], strict=True))
+    fields = {name: "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+              for name, value in {**row, **values}.items() if name in {c.name for c in TABLES[table]}}
+    store.write(update_row, store.config, staged_from_records(table, [fields]), LEAD, permission="edit_clients")
+
+
+EDITS = {
+    "client": lambda store: edited(store, "clients", "client_id", "ENT", tier="custom"),
+    "contract": lambda store: store.write(set_contract_policy, store.config, LEAD, "K1", None),
+    "policy": lambda store: store.write(add_policy_row, store.config, LEAD, {
+        "policy_id": "gold", "metric": "first_response", "priority": "normal", "within": "2h",
+        "calendar": "24x7", "valid_from": "2026-01-01"}),
+    "environment": lambda store: store.write(add_rows, store.config, staged_from_records("environments", [{
+        "environment_id": "E9", "name": "Enterprise staging", "kind": "dedicated", "deployment": "on_premise",
+        "client_id": "ENT", "active_from": "2026-11-01"}]), LEAD, permission="edit_clients", source="form"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_an_edit_of_a_client_a_contract_or_a_policy_computes_again_the_cases_it_can_change(store, monkeypatch,
+                                                                                            edit):
+    as_of = parse_timestamp(AS_OF, HKT)
+    with store.reader(store.snapshot(as_of)):
+        pass
+    built, taken_in = [], []
+    monkeypatch.setattr(kb.store, "computed", lambda *args: built.append(args) or computed(*args))
+    monkeypatch.setattr(kb.snapshot, "rows_of_cases",
+                        lambda cur, config, at, ids, rows=kb.snapshot.rows_of_cases: taken_in.append(set(ids))
+                        or rows(cur, config, at, ids))
+    before = store.snapshot(as_of).tables["case_sla"]
+    EDITS[edit](store)
+    assert_as_computed(store, as_of)
+    after = store.snapshot(as_of).tables["case_sla"]
+    assert built == [], "an edit of a few cases' rules computed every case again"
+    ent = set(store.query("SELECT case_id FROM cases WHERE client_id = 'ENT'").case_id)
+    assert taken_in == ([] if edit == "environment" else [ent])
+    if edit != "environment":  # the edit did change their targets
+        assert rows(after, "case_sla") != rows(before, "case_sla")
+
+
+def test_an_edit_of_a_tier_policy_past_most_cases_computes_every_case_again(store, monkeypatch):
+    as_of = parse_timestamp(AS_OF, HKT)
+    with store.reader(store.snapshot(as_of)):
+        pass
+    monkeypatch.setattr(kb.snapshot, "MOST_CASES", 1)
+    store.write(add_policy_row, store.config, LEAD, {"policy_id": "enterprise", "metric": "resolution",
+                                                     "priority": "*", "within": "5d", "calendar": "support",
+                                                     "valid_from": "2026-01-01"})
+    assert "case_sla" not in store.snapshot(as_of).tables  # to be computed anew when read
+    assert_as_computed(store, as_of)
 
 
 def test_a_frozen_snapshot_still_moves_on_with_time(store):

@@ -97,8 +97,9 @@ def set_contract_policy(con, config: Config, actor: Actor, contract_id: str, pol
                                                            "policy takes every target from it: empty its Response "
                                                            "(business days) first")])
         con.execute("UPDATE contracts SET policy_id = ? WHERE contract_id = ?", [policy_id, contract_id])
-        audit.record(con, actor, "edit", "contracts", contract_id, {"policy_id": contract["policy_id"]},
-                     {"policy_id": policy_id})
+        client = {"client_id": contract["client_id"]}  # (which cases the snapshot computes again: kb.snapshot)
+        audit.record(con, actor, "edit", "contracts", contract_id, {"policy_id": contract["policy_id"], **client},
+                     {"policy_id": policy_id, **client})
 
 
 def _stored(con, key: dict) -> dict | None:

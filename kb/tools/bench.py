@@ -195,7 +195,7 @@ def render(results: dict[int, dict], args: argparse.Namespace, elapsed: float) -
     add("every target of every case: first response, follow-ups, resolution (`case_sla` into Arrow), as the "
         "dashboard opens it: the rows kept at its last computation, moved on to now",
         lambda r: r["engine"]["case_sla"], secs, "engine.case_sla")
-    add("… computed anew from the stored rows (a first start, a rule or a client changed)",
+    add("… computed anew from the stored rows (a first start, a rule changed, an import)",
         lambda r: r["engine"]["case_sla_anew"], secs)
     add("… keeping every case's rows beside the database, after computing them anew",
         lambda r: r["engine"]["keep"], secs)
