@@ -348,11 +348,14 @@ def table(data, **kwargs):
 
 
 def chart(figure: alt.TopLevelMixin, **kwargs) -> None:
-    """``st.altair_chart`` at the page's width, its legends (each a column of entries) below the plot, so that a
-    phone's narrow window keeps its width for the data. The chart's height is its plot's: the legends and axes
-    add to it rather than squeeze it (Vega's ``fit-x``)."""
-    figure = figure.properties(autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
-    figure = figure.configure_legend(orient="bottom", direction="vertical")
+    """``st.altair_chart`` of ``figure`` (made for this call, and changed by it) at the page's width, its legends
+    (each a column of entries) below the plot, so that a phone's narrow window keeps its width for the data.
+    The chart's height is its plot's: the legends and axes add to it rather than squeeze it (Vega's
+    ``fit-x``)."""
+    # Set on the figure the page has just made for this call: ``properties`` and ``configure_legend`` would each
+    # copy it whole, data and layers (tens of milliseconds a chart).
+    figure.autosize = alt.AutoSizeParams(type="fit-x", contains="padding")
+    figure.config = alt.Config(legend=alt.LegendConfig(orient="bottom", direction="vertical"))
     if not CHECK_CHARTS:  # Streamlit asks for the spec with to_dict(): without the schema's check (see above)
         object.__setattr__(figure, "to_dict", partial(type(figure).to_dict, figure, validate=False))
     st.altair_chart(figure, **{"width": "stretch", **kwargs})

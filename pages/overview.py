@@ -184,7 +184,7 @@ for column, target in zip(columns, TARGETS, strict=True):
             x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
-            xOffset="tier:N",
+            xOffset=alt.XOffset("tier:N"),  # (a class: Altair reads a text through its schema, ~9 ms)
             tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
                      alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
         )

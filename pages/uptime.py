@@ -111,7 +111,7 @@ else:
               scale=alt.Scale(type="utc", domain=domain), axis=alt.Axis(format="%d %b", labelAngle=0))
     # Most incidents last minutes on a 90-day axis, narrower than a pixel: a dot marks each start, the bar its
     # length.
-    chart = alt.layer(spans.mark_bar(size=14).encode(x=x, x2="end:T"),
+    chart = alt.layer(spans.mark_bar(size=14).encode(x=x, x2=alt.X2("end:T")),
                       spans.mark_point(filled=True, size=90, opacity=1).encode(x=x), data=timeline)
     ui.chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
     ui.table(
