@@ -124,9 +124,9 @@ def combined(changes: Iterable[Change]) -> Change:
 
 def touched_cases(cur, change: Change) -> frozenset[str] | None:
     """The cases whose rows ``change`` may have changed: its cases, every case of its clients and every case
-    whose policy is one of its policies (by its client's contract, or its client's tier); None when they are
-    more than ``MOST_CASES`` (computing every case is then as quick)."""
-    cases = set(change.cases)
+    whose policy is one of its policies (by its client's contract, or its client's tier); None when those of
+    its clients and policies are more than ``MOST_CASES`` (computing every case is then as quick)."""
+    found = []
     if change.clients or change.policies:
         found = cur.execute(
             """SELECT case_id FROM cases
@@ -136,8 +136,7 @@ def touched_cases(cur, change: Change) -> frozenset[str] | None:
                LIMIT $most""",
             {"clients": sorted(change.clients), "policies": sorted(change.policies), "most": MOST_CASES + 1},
         ).fetchall()
-        cases.update(case_id for (case_id,) in found)
-    return frozenset(cases) if len(cases) <= MOST_CASES else None
+    return change.cases | {case_id for (case_id,) in found} if len(found) <= MOST_CASES else None
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
             as_of: datetime) -> dict[str, pa.Table] | None:
     """``tables`` with the rows of the cases ``change`` touched (``touched_cases``) computed again as of
     ``as_of`` (and uptime and credits computed again whole, if it touched them); a table not computed yet stays
-    so. None when it touched more than ``MOST_CASES`` cases."""
+    so. None when its clients and policies have more than ``MOST_CASES`` cases."""
     tables = dict(tables)
     cases = touched_cases(cur, change) if any(name in tables for name in CASE_TABLES) else frozenset()
     if cases is None:
@@ -271,8 +270,8 @@ def moved_case_tables(cur, config: Config, tables: dict[str, pa.Table], since: d
                       written: Change = Change()) -> dict[str, pa.Table] | None:
     """The case tables ``tables`` (as of ``since``) as of ``as_of``: the rows of the cases that move with time
     (``moving_cases``) and of the cases the writes since touched (``written``) computed again; None when they
-    are more than ``MOST_MOVING`` of the cases, or the writes touched more than ``MOST_CASES`` (computing every
-    case is then as quick)."""
+    are more than ``MOST_MOVING`` of the cases, or the clients and policies the writes edited have more than
+    ``MOST_CASES`` (computing every case is then as quick)."""
     cases = moving_cases(cur, tables, since, as_of) | written.cases
     if len(cases) > MOST_MOVING * tables["case_sla"].num_rows:
         return None

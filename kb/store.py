@@ -208,8 +208,9 @@ class Store:
                 snapshot.tables.update(computed(cur, config, as_of, needs, snapshot.tables))
                 if mark is not None and self._kept_folder is not None:
                     kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
-                    # written in the background (a second or two), which no page waits for
-                    self._keeping.append(threading.Thread(target=keep, name="keep-case-rows",
+                    # written in the background (a second or two), which no page waits for; not a daemon (a page's
+                    # thread is one, and its threads would be too), so that a process stopping finishes them first
+                    self._keeping.append(threading.Thread(target=keep, name="keep-case-rows", daemon=False,
                                                           args=(self._kept_folder, config, kept, as_of, mark)))
                     self._keeping[-1].start()
         return {name: snapshot.tables[name] for name in needs}
