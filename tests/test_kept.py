@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import tomllib
 from datetime import timedelta
 
@@ -238,3 +239,21 @@ def test_a_write_committed_while_every_case_is_computed_is_computed_again_on_ope
     assert written[0] in snap.tables["case_sla"]["case_id"].to_pylist()
     assert_as_computed(snap.tables, store, later)
     store.close()
+
+
+def test_rows_kept_for_a_page_are_written_whole_by_a_stopping_process(gold):
+    """A page's script runs in a daemon thread, whose threads are daemons unless told: the interpreter would stop
+    them half-way through the files when the process stops."""
+    db, config_file = gold
+    later = T1 + timedelta(days=2)
+    set_now(later)
+    store = Store(db, load_config(config_file))
+    with store.transaction() as cur:  # every case computed again, then kept
+        cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
+                    "VALUES (now(), 'lead@example.com', 'import', 'cases', NULL)")
+    page = threading.Thread(target=every_case, args=(store,), daemon=True)
+    page.start()
+    page.join()
+    assert [thread.daemon for thread in store._keeping] == [False]
+    store.close()
+    assert kept_as_of(kept_folder(db)) == later
