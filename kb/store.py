@@ -200,10 +200,12 @@ class Store:
             with self._snapshot_lock, self._cursor() as cur:
                 config = self.config  # once: a reload may swap it meanwhile
                 as_of = snapshot.as_of if snapshot.frozen else now_utc()
-                whole = "case_sla" in with_inputs(needs) and "case_sla" not in snapshot.tables
-                if whole and self._kept_folder is not None:
+                # The open cases alone (the Queue) are cut from the kept rows too when they serve: opening them
+                # is no slower than computing the open cases, and any page reading every case later finds them.
+                if (any(name in CASE_TABLES for name in needs) and "case_sla" not in snapshot.tables
+                        and self._kept_folder is not None):
                     snapshot.tables.update(opened(cur, config, self._kept_folder, as_of) or {})
-                    whole = "case_sla" not in snapshot.tables
+                whole = "case_sla" in with_inputs(needs) and "case_sla" not in snapshot.tables
                 mark = audit_mark(cur) if whole and not snapshot.frozen else None
                 snapshot.tables.update(computed(cur, config, as_of, needs, snapshot.tables))
                 if mark is not None and self._kept_folder is not None:
