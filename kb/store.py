@@ -45,6 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +66,7 @@ from kb.snapshot import (
     CASE_TABLES,
     EVERYTHING,
     TABLES,
+    UPTIME_TABLES,
     Change,
     Snapshot,
     change_of,
@@ -191,23 +193,36 @@ class Store:
         values = tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params)
         return snapshot.remembered(("query", sql, values), lambda: self.query(sql, params, snapshot))
 
+    def ready(self, snapshot: Snapshot, names: Iterable[str]) -> None:
+        """Compute the tables ``names`` of ``snapshot`` it does not hold yet, now: a page reading both every
+        case and uptime says so first, and the two are computed side by side (``_tables``)."""
+        self._tables(snapshot, names)
+
     def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:
         """The snapshot's tables ``needs``, computed (as of its instant, or of now for "now") when missing: every
         case's rows from those kept beside the database when they can be (``kb.kept``), and kept there when
-        computed whole for now."""
+        computed whole for now. Uptime and credits, when needed too, are computed meanwhile on a cursor of their
+        own: DuckDB spreads each query over both cores, but opening the kept rows and planning a query is one
+        thread's work."""
         needs = list(needs)
         if any(name not in snapshot.tables for name in needs):
-            with self._snapshot_lock, self._cursor() as cur:
+            with self._snapshot_lock, self._cursor() as cur, ThreadPoolExecutor(1, "uptime") as beside:
                 config = self.config  # once: a reload may swap it meanwhile
                 as_of = snapshot.as_of if snapshot.frozen else now_utc()
-                # The open cases alone (the Queue) are cut from the kept rows too when they serve: opening them
-                # is no slower than computing the open cases, and any page reading every case later finds them.
-                if (any(name in CASE_TABLES for name in needs) and "case_sla" not in snapshot.tables
+                missing = [name for name in with_inputs(needs) if name not in snapshot.tables]
+                uptime = None
+                if any(name in CASE_TABLES for name in missing) and any(name in UPTIME_TABLES for name in missing):
+                    uptime = beside.submit(self._computed_apart, config, as_of,
+                                           [name for name in missing if name in UPTIME_TABLES])
+                    missing = [name for name in missing if name not in UPTIME_TABLES]
+                # The open cases read first (the Queue) are cut from the kept rows too when they serve: opening
+                # them is no slower than computing the open cases, and any page reading every case later finds them.
+                if (any(name in CASE_TABLES for name in missing) and "case_sla" not in snapshot.tables
                         and self._kept_folder is not None):
                     snapshot.tables.update(opened(cur, config, self._kept_folder, as_of) or {})
-                whole = "case_sla" in with_inputs(needs) and "case_sla" not in snapshot.tables
+                whole = "case_sla" in missing and "case_sla" not in snapshot.tables
                 mark = audit_mark(cur) if whole and not snapshot.frozen else None
-                snapshot.tables.update(computed(cur, config, as_of, needs, snapshot.tables))
+                snapshot.tables.update(computed(cur, config, as_of, missing, snapshot.tables))
                 if mark is not None and self._kept_folder is not None:
                     kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
                     # written in the background (a second or two), which no page waits for; not a daemon (a page's
@@ -215,7 +230,15 @@ class Store:
                     self._keeping.append(threading.Thread(target=keep, name="keep-case-rows", daemon=False,
                                                           args=(self._kept_folder, config, kept, as_of, mark)))
                     self._keeping[-1].start()
+                if uptime is not None:
+                    snapshot.tables.update(uptime.result())
         return {name: snapshot.tables[name] for name in needs}
+
+    def _computed_apart(self, config: Config, as_of: datetime, names: list[str]) -> dict[str, pa.Table]:
+        """``kb.snapshot.computed`` of the tables ``names`` (none of them read from a case table), on a cursor of
+        its own."""
+        with self._cursor() as cur:
+            return computed(cur, config, as_of, names)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

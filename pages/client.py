@@ -14,6 +14,7 @@ ui.page_header("Client", "Is this client getting what we promised: responses, re
 LABELS = {target.metric: target.label for target in TARGETS}
 
 store, snap = ui.open_app().store, ui.snapshot()
+store.ready(snap, reads.READS)  # every case and uptime, side by side
 ui.as_of_caption(snap)
 config, zone = store.config, store.config.calendar.zone
 labels = client_labels(store)

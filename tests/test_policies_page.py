@@ -92,7 +92,8 @@ def test_a_contract_set_to_gold_stores_it_and_one_with_response_days_is_refused(
     assert "Contract K1 takes its targets from policy gold." in shown(at.success[0])
     assert query("SELECT policy_id FROM contracts WHERE contract_id = 'K1'").policy_id[0] == "gold"
     edit = query("SELECT before, after FROM audit_log WHERE table_name = 'contracts' AND action = 'edit'")
-    assert (json.loads(edit.before[0]), json.loads(edit.after[0])) == ({"policy_id": None}, {"policy_id": "gold"})
+    assert (json.loads(edit.before[0]), json.loads(edit.after[0])) == (
+        {"policy_id": None, "client_id": "ENT"}, {"policy_id": "gold", "client_id": "ENT"})  # whose cases it changed
     assert "gold · used by Enterprise Co (K1)" in policies_text(at)
     assert "every Enterprise client without a policy of its own (none today)" in policies_text(at)
 

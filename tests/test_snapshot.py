@@ -3,6 +3,7 @@ every case again would: row for row, column for column."""
 
 from __future__ import annotations
 
+import threading
 import time
 import tomllib
 from datetime import timedelta
@@ -296,3 +297,22 @@ def test_a_snapshot_of_now_past_its_minute_is_served_while_the_next_is_computed(
     assert second.as_of == start + timedelta(minutes=2) and "case_sla" in second.tables
     set_now(start + timedelta(minutes=30))  # far past: made at once
     assert store.snapshot().as_of == start + timedelta(minutes=30)
+
+
+def test_every_case_and_uptime_asked_for_together_are_computed_side_by_side(store, monkeypatch):
+    as_of = parse_timestamp(AS_OF, HKT)
+    apart, compute = [], Store._computed_apart
+
+    def computed_apart(self, config, at, names):
+        apart.append((threading.current_thread().name, tuple(names)))
+        return compute(self, config, at, names)
+
+    monkeypatch.setattr(Store, "_computed_apart", computed_apart)
+    snap = store.snapshot(as_of)
+    store.ready(snap, ("case_sla", "open_case_sla", "env_uptime", "contract_refunds"))
+    assert [(name.startswith("uptime"), names) for name, names in apart] == [
+        (True, ("env_uptime", "contract_refunds"))]
+    assert set(snap.tables) == set(kb.snapshot.TABLES)
+    assert_as_computed(store, as_of)
+    store.ready(store.snapshot(as_of), ("env_uptime",))  # each alone: on the page's own cursor
+    assert len(apart) == 1
