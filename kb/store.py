@@ -215,9 +215,8 @@ class Store:
                     uptime = beside.submit(self._computed_apart, config, as_of,
                                            [name for name in missing if name in UPTIME_TABLES])
                     missing = [name for name in missing if name not in UPTIME_TABLES]
-                # The open cases read first (the Queue) are cut from the kept rows too when they serve: opening
-                # them is no slower than computing the open cases, and any page reading every case later finds them.
-                if (any(name in CASE_TABLES for name in missing) and "case_sla" not in snapshot.tables
+                # (The open cases alone, the Queue's, are computed for those cases: quicker than opening them.)
+                if (any(name in KEPT_TABLES for name in missing) and "case_sla" not in snapshot.tables
                         and self._kept_folder is not None):
                     snapshot.tables.update(opened(cur, config, self._kept_folder, as_of) or {})
                 whole = "case_sla" in missing and "case_sla" not in snapshot.tables

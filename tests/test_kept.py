@@ -258,19 +258,3 @@ def test_rows_kept_for_a_page_are_written_whole_by_a_stopping_process(gold):
     store.close()
     assert kept_as_of(kept_folder(db)) == later
 
-
-def test_the_open_cases_read_first_are_cut_from_the_kept_rows(gold, monkeypatch):
-    db, config_file = gold
-    later = T1 + timedelta(hours=2)
-    set_now(later)
-    store = Store(db, load_config(config_file))
-    served = []
-    monkeypatch.setattr(kb.store, "opened", lambda *args: served.append(opened(*args)) or served[-1])
-    snap = store.snapshot()
-    with store.reader(snap, ["open_case_sla"]):  # as the Queue reads it
-        pass
-    assert served and served[0] is not None and "case_sla" in snap.tables
-    with store.reader() as cur:
-        fresh = computed(cur, store.config, later, ["open_case_sla"])["open_case_sla"]
-    assert rows(snap.tables["open_case_sla"], "case_sla") == rows(fresh, "case_sla")
-    store.close()
