@@ -43,7 +43,7 @@ CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by c
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 SLICE_ROWS = 8192
 MEMO_ROWS = 200_000  # rows a snapshot's remembered aggregates hold at most together (a few tens of MB)
-Frames = pd.DataFrame | list[pd.DataFrame]
+Frames = pd.DataFrame | list[pd.DataFrame] | dict  # (a dict: a chart's spec, ``kb.ui.remembered_chart``)
 MOST_CASES = 2000  # past this many touched cases, computing every case again is as quick
 MOST_MOVING = 0.25  # past this share of cases moving with time, computing every case again is as quick
 UNRELATED = frozenset({  # written by the service's own bookkeeping: no snapshot table reads them
@@ -158,8 +158,9 @@ class Snapshot:
 
     def remembered(self, key: tuple, compute: Callable[[], Frames]) -> Frames:
         """A copy of ``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which
-        never change once computed), computed the first time ``key`` is asked for. The least recently read
-        go first once they hold more than ``MEMO_ROWS`` rows together."""
+        never change once computed, or a chart's spec drawn from them), computed the first time ``key`` is asked
+        for. The least recently read go first once they hold more than ``MEMO_ROWS`` rows together (a spec
+        counting as one)."""
         with self._memo_lock:
             kept = self.memo.get(key)
             if kept is not None:
@@ -174,6 +175,8 @@ class Snapshot:
 
 
 def _rows(frames: Frames) -> int:
+    if isinstance(frames, dict):
+        return 1
     return sum(len(frame) for frame in frames) if isinstance(frames, list) else len(frames)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import altair as alt
 import pandas as pd
 import streamlit as st
+from streamlit.elements.vega_charts import _convert_altair_to_vega_lite_spec
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from kb import formats
@@ -348,17 +349,33 @@ def table(data, **kwargs):
 
 
 def chart(figure: alt.TopLevelMixin, **kwargs) -> None:
-    """``st.altair_chart`` of ``figure`` (made for this call, and changed by it) at the page's width, its legends
-    (each a column of entries) below the plot, so that a phone's narrow window keeps its width for the data.
-    The chart's height is its plot's: the legends and axes add to it rather than squeeze it (Vega's
+    """``figure`` (made for this call, and changed by it) drawn at the page's width, as ``st.altair_chart`` draws it
+    (``chart_spec``)."""
+    st.vega_lite_chart(spec=chart_spec(figure), **{"width": "stretch", **kwargs})
+
+
+def remembered_chart(snap: Snapshot, key: tuple, draw: Callable[[], alt.TopLevelMixin], **kwargs) -> None:
+    """``chart(draw())``, its spec made once per snapshot for ``key`` and read from the snapshot when the page is
+    drawn again: building an Altair chart and turning it into Vega-Lite is most of a warm page's time (30–40 ms
+    a chart). ``key`` names the chart and every choice it is drawn from beyond the snapshot (a period, a grain,
+    the tiers picked): what differs between two charts of one snapshot."""
+    spec = snap.remembered(("chart", *key), lambda: chart_spec(draw()))
+    st.vega_lite_chart(spec=spec, **{"width": "stretch", **kwargs})
+
+
+def chart_spec(figure: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite spec ``st.altair_chart`` would send for ``figure`` (its data as Arrow, in ``datasets``), with
+    its legends (each a column of entries) below the plot, so that a phone's narrow window keeps its width for
+    the data. The chart's height is its plot's: the legends and axes add to it rather than squeeze it (Vega's
     ``fit-x``)."""
-    # Set on the figure the page has just made for this call: ``properties`` and ``configure_legend`` would each
-    # copy it whole, data and layers (tens of milliseconds a chart).
+    # Set on the figure the page has just made: ``properties`` and ``configure_legend`` would each copy it whole,
+    # data and layers (tens of milliseconds a chart).
     figure.autosize = alt.AutoSizeParams(type="fit-x", contains="padding")
     figure.config = alt.Config(legend=alt.LegendConfig(orient="bottom", direction="vertical"))
-    if not CHECK_CHARTS:  # Streamlit asks for the spec with to_dict(): without the schema's check (see above)
+    if not CHECK_CHARTS:  # without the schema's check (see above)
         object.__setattr__(figure, "to_dict", partial(type(figure).to_dict, figure, validate=False))
-    st.altair_chart(figure, **{"width": "stretch", **kwargs})
+    # Streamlit's own conversion (not public): under its lock, as Altair's theme and data transformer are global.
+    return _convert_altair_to_vega_lite_spec(figure)
 
 
 def empty_state(text: str) -> None:

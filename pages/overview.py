@@ -1,3 +1,5 @@
+from functools import partial
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -47,6 +49,22 @@ def this_month_by(frame: pd.DataFrame, group: str) -> pd.DataFrame:
     table = said.pivot(index=group, columns="metric", values="said").reindex(
         index=list(overview.GROUP_VALUES[group]), columns=[t.metric for t in TARGETS])
     return formats.in_words(table.reset_index())
+
+
+def met_by_tier(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
+    """% met of ``target`` last month and this, a bar per tier, under the team's target line."""
+    chart_data, order = ui.with_month_labels(formats.in_words(rows).assign(
+        pct_text=rows.pct_met.map(formats.percent),
+        share_text=[met.share_in_words(m, d) for m, d in zip(rows.met, rows.decided, strict=True)]))
+    bars = alt.Chart(chart_data).mark_bar().encode(
+        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
+        xOffset=alt.XOffset("tier:N"),  # (a class: Altair reads a text through its schema, ~9 ms)
+        tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
+                 alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
+    )
+    return alt.layer(bars, *ui.target_rule(goal(target))).properties(height=260)
 
 
 def show_by(frame: pd.DataFrame, group: str, label: str) -> None:
@@ -178,15 +196,5 @@ for column, target in zip(columns, TARGETS, strict=True):
         if rows.empty:
             ui.empty_state(f"None due in {last_label} or {this_label} yet.")
             continue
-        chart_data, order = ui.with_month_labels(formats.in_words(rows).assign(
-            pct_text=rows.pct_met.map(formats.percent),
-            share_text=[met.share_in_words(m, d) for m, d in zip(rows.met, rows.decided, strict=True)]))
-        bars = alt.Chart(chart_data).mark_bar().encode(
-            x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
-            xOffset=alt.XOffset("tier:N"),  # (a class: Altair reads a text through its schema, ~9 ms)
-            tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
-                     alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
-        )
-        ui.chart(alt.layer(bars, *ui.target_rule(goal(target))).properties(height=260), width="stretch")
+        ui.remembered_chart(snap, ("overview", "met by tier", target.metric), partial(met_by_tier, rows, target),
+                            width="stretch")

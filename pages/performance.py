@@ -1,3 +1,5 @@
+from functools import partial
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -103,7 +105,8 @@ for column, target in zip(columns, TARGETS, strict=True):
         if rows.empty:
             ui.empty_state(f"No {target.label.lower()} came due in this period.")
         else:
-            ui.chart(met_chart(rows, target), width="stretch")
+            ui.remembered_chart(snap, ("performance", grain, by, start, end, chosen, target.metric),
+                                partial(met_chart, rows, target), width="stretch")
 
 st.subheader("Breaches, and who they fall to")
 metric = st.radio("Target", [t.metric for t in TARGETS], horizontal=True, key="metric",

@@ -80,6 +80,22 @@ def test_performance_target_rule_and_drill_down(app):
     assert set(table_with(at, "case_id")["case_id"]) == {"LATE", "OVERDUE"}
 
 
+def test_a_chart_drawn_again_is_read_from_the_snapshot_and_one_drawn_from_other_choices_is_drawn_anew(app,
+                                                                                                        monkeypatch):
+    at, _ = app
+    drawn = []
+    monkeypatch.setattr(ui, "chart_spec", lambda figure, spec=ui.chart_spec: drawn.append(1) or spec(figure))
+    open_page(at, "performance")
+    weekly, first = chart_specs(at), len(drawn)
+    at.run()
+    assert chart_specs(at) == weekly and len(drawn) == first  # the same spec, not drawn again
+    at.radio(key="grain").set_value("month").run()
+    monthly = chart_specs(at)
+    assert len(drawn) > first
+    assert weekly[0]["layer"][0]["encoding"]["x"]["axis"]["format"] == "%d %b"
+    assert monthly[0]["layer"][0]["encoding"]["x"]["axis"]["format"] == "%b %Y"
+
+
 def test_uptime_page(app):
     at, _ = app
     open_page(at, "uptime")
