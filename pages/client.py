@@ -50,24 +50,30 @@ for column, target, row in zip(st.columns(len(TARGETS)), TARGETS,
 st.caption("Of the targets due this month so far and decided (met or breached): first responses and resolutions "
            "count cases, follow-up responses count the client's questions.")
 
+
+
+def met_chart() -> alt.Chart:
+    """% met of every target by month, a bar per target."""
+    labelled, order = ui.with_month_labels(met.assign(
+        target=met.metric.map(LABELS), pct_text=met.pct_met.map(formats.percent),
+        share=[share_in_words(m, d) for m, d in zip(met.met, met.decided, strict=True)]))
+    targets = [target.label for target in TARGETS]
+    return alt.Chart(labelled, height=200).mark_bar().encode(
+        x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("target:N", sort=targets),
+        y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("target:N", sort=targets, title="Target"),
+        tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
+                 alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")])
+
+
 left, right = st.columns(2)
 with left:
     st.subheader("Targets met, by month")
     if met.empty:
         st.caption("No decided target in the last twelve months.")
     else:
-        labelled, order = ui.with_month_labels(met.assign(
-            target=met.metric.map(LABELS), pct_text=met.pct_met.map(formats.percent),
-            share=[share_in_words(m, d) for m, d in zip(met.met, met.decided, strict=True)]))
-        targets = [target.label for target in TARGETS]
-        ui.chart(alt.Chart(labelled, height=200).mark_bar().encode(
-            x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
-            xOffset=alt.XOffset("target:N", sort=targets),
-            y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("target:N", sort=targets, title="Target"),
-            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
-                     alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")]),
-            width="stretch")
+        ui.remembered_chart(snap, ("client", client_id, "met by month"), met_chart, width="stretch")
 with right:
     st.subheader("Service credits owed, by month")
     credits = reads.credits_by_month(store, snap, client_id, months[-1])

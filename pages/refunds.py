@@ -1,3 +1,5 @@
+from functools import partial
+
 import altair as alt
 import streamlit as st
 
@@ -19,25 +21,32 @@ ui.show_flash()
 months = periods.months_of(store.config.calendar, snap.as_of)
 since = months.year_ago
 
+
+
+def credits_chart(rows, currency: str) -> alt.Chart:
+    """Service credits in ``currency`` by month, a bar stacked by client."""
+    rows, order = ui.with_month_labels(formats.in_words(rows).assign(
+        credit=[formats.money(a, currency) for a in rows.refund_amount]))
+    return alt.Chart(rows).mark_bar().encode(
+        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("sum(refund_amount):Q", title=f"Service credits ({currency})"),
+        color=alt.Color("client_name:N", title="Client"),
+        opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
+            domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.45])),
+        tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("client_name:N", title="Client"),
+                 alt.Tooltip("credit:N", title="Service credits"),
+                 alt.Tooltip("status:N", title="Status")],
+    ).properties(height=240)
+
+
 by_month = refunds.refunds_by_month(store, snap, since)
 if by_month.empty:
     ui.empty_state("No service credits owed in the last twelve months.")
 else:
     for currency, rows in by_month.groupby("currency"):
         st.subheader(f"Service credits by month, {currency}")
-        rows, order = ui.with_month_labels(formats.in_words(rows).assign(
-            credit=[formats.money(a, currency) for a in rows.refund_amount]))
-        chart = alt.Chart(rows).mark_bar().encode(
-            x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("sum(refund_amount):Q", title=f"Service credits ({currency})"),
-            color=alt.Color("client_name:N", title="Client"),
-            opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
-                domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.45])),
-            tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("client_name:N", title="Client"),
-                     alt.Tooltip("credit:N", title="Service credits"),
-                     alt.Tooltip("status:N", title="Status")],
-        ).properties(height=240)
-        ui.chart(chart, width="stretch")
+        ui.remembered_chart(snap, ("refunds", "by month", currency), partial(credits_chart, rows, currency),
+                            width="stretch")
 
 st.subheader("Service credits and the terms behind them")
 lines = refunds.refund_lines(store, snap, since)

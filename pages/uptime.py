@@ -51,32 +51,39 @@ ui.table(
 st.subheader("Monthly uptime against target")
 HEATMAP_ENVIRONMENTS = 40  # rows of the grid: 40 environments × 13 months stay far below 5,000 cells
 shown, measured = uptime.worst_environments(store, snap, since, HEATMAP_ENVIRONMENTS)
-grid, order = ui.with_month_labels(monthly[monthly.environment_id.isin(shown)])
-grid = formats.in_words(grid).assign(
-    on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
-    target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
-    budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
-base = alt.Chart().encode(  # the data once, on the layers together (below)
-    x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
-    y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
-    tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
-             alt.Tooltip("month_label:O", title="Month"),
-             alt.Tooltip("uptime:N", title="Uptime"), alt.Tooltip("target:N", title="Target"),
-             alt.Tooltip("downtime:N", title="Downtime"), alt.Tooltip("budget_left:N", title="Budget left"),
-             alt.Tooltip("status:N", title="Status")],
-)
-cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-    color=alt.Color("on_target:N", title="Month", scale=alt.Scale(domain=["On target", "Below target"],
-                                                                  range=["#c8e6c9", "#ef9a9a"])),
-    opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
-        domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.55])),
-)
-# Each cell's uptime written in it where a cell is wide enough for "99.95 %" (Vega's own width signal: it follows
-# the window); on a phone the colours say it, and a tap on a cell its numbers.
+# Each cell's uptime written in it where a cell is wide enough for "99.95 %" (Vega's own width signal: it follows the
+# window); on a phone the colours say it, and a tap on a cell its numbers.
 MONTH_CELL_PX = 58
-labels = base.mark_text(fontSize=11, opacity=alt.ExprRef(
-    f"width / {max(1, len(order))} >= {MONTH_CELL_PX} ? 1 : 0")).encode(text=alt.Text("uptime:N"))
-ui.chart(alt.layer(cells, labels, data=grid).properties(height=max(140, 34 * grid.environment_id.nunique())))
+
+
+def uptime_grid() -> alt.LayerChart:
+    """Uptime per month of the environments ``shown``: a cell each, red where the month missed its target."""
+    grid, order = ui.with_month_labels(monthly[monthly.environment_id.isin(shown)])
+    grid = formats.in_words(grid).assign(
+        on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
+        target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
+        budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
+    base = alt.Chart().encode(  # the data once, on the layers together (below)
+        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
+        y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
+        tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
+                 alt.Tooltip("month_label:O", title="Month"),
+                 alt.Tooltip("uptime:N", title="Uptime"), alt.Tooltip("target:N", title="Target"),
+                 alt.Tooltip("downtime:N", title="Downtime"), alt.Tooltip("budget_left:N", title="Budget left"),
+                 alt.Tooltip("status:N", title="Status")],
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("on_target:N", title="Month", scale=alt.Scale(domain=["On target", "Below target"],
+                                                                      range=["#c8e6c9", "#ef9a9a"])),
+        opacity=alt.Opacity("status:N", title="Status", scale=alt.Scale(
+            domain=[formats.word("status", s) for s in ("final", "projected")], range=[1.0, 0.55])),
+    )
+    labels = base.mark_text(fontSize=11, opacity=alt.ExprRef(
+        f"width / {max(1, len(order))} >= {MONTH_CELL_PX} ? 1 : 0")).encode(text=alt.Text("uptime:N"))
+    return alt.layer(cells, labels, data=grid).properties(height=max(140, 34 * grid.environment_id.nunique()))
+
+
+ui.remembered_chart(snap, ("uptime", "by month"), uptime_grid)
 if measured > len(shown):
     st.caption(f"The {formats.count(len(shown), 'environment')} with the most months below target, then the lowest "
                "uptime, of "
@@ -84,18 +91,9 @@ if measured > len(shown):
 st.caption("Uptime per month; red where the month missed the environment's target. The current month is "
            "projected: its downtime so far against the whole month.")
 
-st.subheader("Incidents in the last 90 days")
-window_start = snap.as_of - timedelta(days=90)
-incidents = uptime.incidents_between(store, snap, window_start)
-if incidents.empty:
-    ui.empty_state("No incidents in the last 90 days.")
-else:
-    timeline = formats.in_words(ui.local_times(incidents, "started_at", "drawn_until"))
-    # Drawn at their wall-clock time in the support zone on a UTC scale, so the browser's own zone cannot move
-    # them (see ui.wall_clock_ms); the tooltips and the table say the same times in words.
-    timeline["start"], timeline["end"] = ui.wall_clock_ms(incidents.started_at), ui.wall_clock_ms(incidents.drawn_until)
-    timeline["length"] = ((incidents.drawn_until - incidents.started_at).dt.total_seconds() / 3600).map(
-        formats.duration)
+
+def incident_timeline() -> alt.LayerChart:
+    """The incidents of the last 90 days on a time axis: a bar each for its length, a dot at its start."""
     domain = ui.wall_clock_ms(pd.Series([window_start, snap.as_of])).tolist()
     spans = alt.Chart().encode(
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
@@ -113,7 +111,22 @@ else:
     # length.
     chart = alt.layer(spans.mark_bar(size=14).encode(x=x, x2=alt.X2("end:T")),
                       spans.mark_point(filled=True, size=90, opacity=1).encode(x=x), data=timeline)
-    ui.chart(chart.properties(height=max(160, 34 * incidents.environment_id.nunique())), width="stretch")
+    return chart.properties(height=max(160, 34 * incidents.environment_id.nunique()))
+
+
+st.subheader("Incidents in the last 90 days")
+window_start = snap.as_of - timedelta(days=90)
+incidents = uptime.incidents_between(store, snap, window_start)
+if incidents.empty:
+    ui.empty_state("No incidents in the last 90 days.")
+else:
+    timeline = formats.in_words(ui.local_times(incidents, "started_at", "drawn_until"))
+    # Drawn at their wall-clock time in the support zone on a UTC scale, so the browser's own zone cannot move
+    # them (see ui.wall_clock_ms); the tooltips and the table say the same times in words.
+    timeline["start"], timeline["end"] = ui.wall_clock_ms(incidents.started_at), ui.wall_clock_ms(incidents.drawn_until)
+    timeline["length"] = ((incidents.drawn_until - incidents.started_at).dt.total_seconds() / 3600).map(
+        formats.duration)
+    ui.remembered_chart(snap, ("uptime", "incidents"), incident_timeline, width="stretch")
     ui.table(
         timeline[["environment_name", "impact", "length", "started_at", "ongoing", "drawn_until", "incident_id",
                   "summary"]].iloc[::-1], hide_index=True, width="stretch",
