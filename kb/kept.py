@@ -15,8 +15,9 @@ The files are used only when they say exactly what computing every case would (`
 * the same database, and every write since known: they name the last audit row they saw (its id, its time and
   how many rows the audit trail held up to it). When that row is gone or different, or a row with a lower id
   was committed since (an import commits late), they are not used. The audit rows written since say which
-  cases those writes touched (``kb.snapshot.change_of``); a write that touched more than cases, incidents and
-  month closings (a client, a contract, a policy, an import) means computing everything again;
+  cases those writes touched (``kb.snapshot.change_of``: an edit of a client, a contract or a policy names the
+  clients whose cases it changed); a write that names no row (an import, the rules) means computing everything
+  again;
 * an instant no earlier than theirs.
 
 Only one process holds the database (DuckDB), so only one uses the files at a time; each file is replaced

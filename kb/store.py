@@ -212,8 +212,9 @@ class Store:
                 missing = [name for name in with_inputs(needs) if name not in snapshot.tables]
                 uptime = None
                 if any(name in CASE_TABLES for name in missing) and any(name in UPTIME_TABLES for name in missing):
+                    held = {name: snapshot.tables[name] for name in UPTIME_TABLES if name in snapshot.tables}
                     uptime = beside.submit(self._computed_apart, config, as_of,
-                                           [name for name in missing if name in UPTIME_TABLES])
+                                           [name for name in missing if name in UPTIME_TABLES], held)
                     missing = [name for name in missing if name not in UPTIME_TABLES]
                 # (The open cases alone, the Queue's, are computed for those cases: quicker than opening them.)
                 if (any(name in KEPT_TABLES for name in missing) and "case_sla" not in snapshot.tables
@@ -233,11 +234,12 @@ class Store:
                     snapshot.tables.update(uptime.result())
         return {name: snapshot.tables[name] for name in needs}
 
-    def _computed_apart(self, config: Config, as_of: datetime, names: list[str]) -> dict[str, pa.Table]:
-        """``kb.snapshot.computed`` of the tables ``names`` (none of them read from a case table), on a cursor of
-        its own."""
+    def _computed_apart(self, config: Config, as_of: datetime, names: list[str],
+                        held: dict[str, pa.Table]) -> dict[str, pa.Table]:
+        """``kb.snapshot.computed`` of the tables ``names`` (none of them read from a case table) from those the
+        snapshot ``held`` already, on a cursor of its own."""
         with self._cursor() as cur:
-            return computed(cur, config, as_of, names)
+            return computed(cur, config, as_of, names, held)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -532,8 +534,9 @@ class Store:
             self._refreshing = False
 
     def _caught_up(self, current: Snapshot) -> Snapshot | None:
-        """``current`` with the rows the writes since it touched; None when one of them changed more than
-        cases and incidents (computing everything again is then the only way)."""
+        """``current`` with the rows the writes since it touched; None when one of them named no row (an import,
+        the rules) or touched more than ``MOST_CASES`` cases (computing everything again is then the quickest
+        way)."""
         version = self.version
         changes = [change for v, change in list(self._changes) if current.version < v <= version]
         change = combined(changes) if len(changes) == version - current.version else EVERYTHING

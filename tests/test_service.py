@@ -478,7 +478,8 @@ def test_sixteen_clients_hammer_the_api_while_pages_load(service, page):
     print(f"\n{len(statuses)} API requests from {clients} clients and 4 pages in {elapsed:.1f} s")
     assert [s for s in statuses if s[0] != 200] == []
     assert len(statuses) == clients * rounds * 3
-    assert loaded == ["Overview", "Queue", "Uptime", "Clients and contracts"]  # (each client waits 120 s at most)
+    assert loaded == ["Overview", "Queue", "Uptime", "Clients and contracts"]
+    assert elapsed < 300  # nothing hung (how quick the service is, the bench says)
     status, headers, _ = call(base, "GET", "/api/v1/export/case-sla", tokens["viewer"])
     assert status == 200
 

@@ -135,6 +135,8 @@ EDITS = {
     "policy": lambda store: store.write(add_policy_row, store.config, LEAD, {
         "policy_id": "gold", "metric": "first_response", "priority": "normal", "within": "2h",
         "calendar": "24x7", "valid_from": "2026-01-01"}),
+    "contract moved": lambda store: edited(store, "contracts", "contract_id", "K1", client_id="CUS",
+                                                         environment_id="S1"),
     "environment": lambda store: store.write(add_rows, store.config, staged_from_records("environments", [{
         "environment_id": "E9", "name": "Enterprise staging", "kind": "dedicated", "deployment": "on_premise",
         "client_id": "ENT", "active_from": "2026-11-01"}]), LEAD, permission="edit_clients", source="form"),
@@ -157,8 +159,10 @@ def test_an_edit_of_a_client_a_contract_or_a_policy_computes_again_the_cases_it_
     assert_as_computed(store, as_of)
     after = store.snapshot(as_of).tables["case_sla"]
     assert built == [], "an edit of a few cases' rules computed every case again"
-    ent = set(store.query("SELECT case_id FROM cases WHERE client_id = 'ENT'").case_id)
-    assert taken_in == ([] if edit == "environment" else [ent])
+    clients = {"environment": [], "contract moved": ["ENT", "CUS"]}.get(edit, ["ENT"])  # (the cases of both)
+    cases = set(store.query("SELECT case_id FROM cases WHERE list_contains($clients, client_id)",
+                            {"clients": clients}).case_id)
+    assert taken_in == ([cases] if cases else [])
     if edit != "environment":  # the edit did change their targets
         assert rows(after, "case_sla") != rows(before, "case_sla")
 
@@ -303,9 +307,9 @@ def test_every_case_and_uptime_asked_for_together_are_computed_side_by_side(stor
     as_of = parse_timestamp(AS_OF, HKT)
     apart, compute = [], Store._computed_apart
 
-    def computed_apart(self, config, at, names):
+    def computed_apart(self, config, at, names, held):
         apart.append((threading.current_thread().name, tuple(names)))
-        return compute(self, config, at, names)
+        return compute(self, config, at, names, held)
 
     monkeypatch.setattr(Store, "_computed_apart", computed_apart)
     snap = store.snapshot(as_of)
@@ -314,5 +318,9 @@ def test_every_case_and_uptime_asked_for_together_are_computed_side_by_side(stor
         (True, ("env_uptime", "contract_refunds"))]
     assert set(snap.tables) == set(kb.snapshot.TABLES)
     assert_as_computed(store, as_of)
-    store.ready(store.snapshot(as_of), ("env_uptime",))  # each alone: on the page's own cursor
+    later = store.snapshot(as_of + timedelta(hours=1))
+    store.ready(later, ("env_uptime",))  # the uptime alone (the Uptime page): on the page's own cursor
     assert len(apart) == 1
+    uptime = later.tables["env_uptime"]
+    store.ready(later, ("case_sla", "open_case_sla", "env_uptime", "contract_refunds"))  # then the Overview
+    assert apart[1][1] == ("contract_refunds",) and later.tables["env_uptime"] is uptime  # not computed again
