@@ -193,9 +193,9 @@ class Store:
         values = tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params)
         return snapshot.remembered(("query", sql, values), lambda: self.query(sql, params, snapshot))
 
-    def ready(self, snapshot: Snapshot, names: Iterable[str]) -> None:
-        """Compute the tables ``names`` of ``snapshot`` it does not hold yet, now: a page reading both every
-        case and uptime says so first, and the two are computed side by side (``_tables``)."""
+    def ready(self, snapshot: Snapshot, names: Iterable[str] = TABLES) -> None:
+        """Compute the tables ``names`` (default: all) of ``snapshot`` it does not hold yet, now: a page reading
+        both every case and uptime says so first, and the two are computed side by side (``_tables``)."""
         self._tables(snapshot, names)
 
     def _tables(self, snapshot: Snapshot, needs: Iterable[str]) -> dict[str, pa.Table]:

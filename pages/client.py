@@ -14,7 +14,7 @@ ui.page_header("Client", "Is this client getting what we promised: responses, re
 LABELS = {target.metric: target.label for target in TARGETS}
 
 store, snap = ui.open_app().store, ui.snapshot()
-store.ready(snap, reads.READS)  # every case and uptime, side by side
+store.ready(snap)  # every case and uptime, side by side
 ui.as_of_caption(snap)
 config, zone = store.config, store.config.calendar.zone
 labels = client_labels(store)
@@ -49,7 +49,6 @@ for column, target, row in zip(st.columns(len(TARGETS)), TARGETS,
                   delta=share_in_words(row.met, row.decided), delta_color="off", delta_arrow="off")
 st.caption("Of the targets due this month so far and decided (met or breached): first responses and resolutions "
            "count cases, follow-up responses count the client's questions.")
-
 
 
 def met_chart() -> alt.Chart:

@@ -12,7 +12,7 @@ from kb.reads import met, overview, uptime
 ui.page_header("Overview", "Are we keeping the Support Service Terms this month, and who is owed what?")
 
 store, snap = ui.open_app().store, ui.snapshot()
-store.ready(snap, overview.READS)  # every case and uptime, side by side
+store.ready(snap)  # every case and uptime, side by side
 ui.as_of_caption(snap)
 months = periods.months_of(store.config.calendar, snap.as_of)
 this_label, last_label = formats.month_label(months.this), formats.month_label(months.last)

@@ -21,8 +21,6 @@ from kb.statement.mailing import sent_statement as stored_statement
 from kb.store import Snapshot, Store
 from kb.timestamps import now_utc
 
-READS = ("case_sla", "open_case_sla", "env_uptime", "contract_refunds")  # the snapshot's tables the page reads
-
 
 def open_cases(store: Store, snap: Snapshot, client_id: str) -> pd.DataFrame:
     """The client's unresolved cases with the next thing due on each (``next_due_metric``, ``next_due``,

@@ -17,7 +17,6 @@ from kb.reads.met import met_shares
 from kb.store import Snapshot, Store
 
 GROUP_VALUES = {"tier": TIERS, "priority": PRIORITIES}
-READS = ("case_sla", "open_case_sla", "env_uptime", "contract_refunds")  # the snapshot's tables the page reads
 # What the next thing due on an open case can be: every state but met and no deadline.
 DUE_STATES = tuple(state for state in STATES if state not in ("met", "no_sla"))
 
