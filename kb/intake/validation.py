@@ -379,40 +379,53 @@ def errors_sql(table: str, staging: str, *, calendars: Sequence[str], updating: 
     ``calendars``: the calendars a policy row may name (``Config.calendar_names``).
     ``updating``: the rows replace existing ones with the same key, rather than add new ones.
     ``now``: the instant the clock rule compares with (default: ``kb.timestamps.now_utc()``).
-    ``words``: with False, every reason is NULL: the same rules, quicker to ask of one row that most likely
-    breaks none (DuckDB prepares the reasons' quoting and local times for tens of milliseconds).
+    ``words``: with False, only whether a rule is broken: each column's rules are asked at once, and every
+    column and reason is NULL. The same rules, quicker to ask of one row that most likely breaks none: DuckDB
+    binds and plans a part per rule, and the reasons' quoting and local times, for tens of milliseconds.
     """
-    columns = TABLES[table]
     parts = []
-    for column in columns:
+    for column in TABLES[table]:
+        checks = []
         for condition, reason in _column_checks(column, calendars):
             if condition.startswith("contains(v, chr(0))"):
                 condition = f"v IS NOT NULL AND ({condition})"
             elif condition != "v IS NULL":
                 condition = f"v IS NOT NULL AND NOT contains(v, chr(0)) AND ({condition})"
-            problem = f', "{problem_column(column.name)}" AS p' if column.kind == "timestamp" else ""
-            parts.append(
-                f"SELECT line, {quote(column.name)} AS column_name, {reason if words else 'NULL'} AS reason "
-                f"FROM (SELECT line, {cell(column)} AS v{problem} FROM {staging}) WHERE {condition}"
-            )
+            checks.append((condition, quote(column.name), reason))
+        problem = f', "{problem_column(column.name)}" AS p' if column.kind == "timestamp" else ""
+        parts += _asked(checks, f"(SELECT line, {cell(column)} AS v{problem} FROM staged_cells)", words)
     # Rules over two cells, other rows and keys look only at the rows whose every typed cell is valid, typed
     # (``valid``) and as they would be stored (``stored``): a bad cell is reported once.
-    for condition, column_name, reason in ROW_RULES.get(table, ()):
-        parts.append(f"SELECT line, {quote(column_name)}, {quote(reason) if words else 'NULL'} FROM valid s "
-                     f"WHERE {condition}")
     now = now or now_utc()
+    row_checks = [(condition, quote(column_name), quote(reason))
+                  for condition, column_name, reason in ROW_RULES.get(table, ())]
     for column_name, allowed in CLOCK_RULES.get(table, ()):
         typed_value = f's."{column_name}"'
-        parts.append(
-            f"SELECT line, {quote(column_name)}, {_future_reason_sql(typed_value, now) if words else 'NULL'} "
-            f"FROM valid s "
-            f"WHERE {typed_value} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)"
-        )
+        row_checks.append((f"{typed_value} > {instant(now + FUTURE_GRACE)} AND NOT coalesce({allowed}, FALSE)",
+                           quote(column_name), _future_reason_sql(typed_value, now)))
+    # Asked one by one even without words: asked at once, DuckDB may evaluate the typed cells' casts on rows
+    # that ``valid`` sets aside, and they raise.
+    parts += [f"SELECT line, {column if words else 'NULL'}, {reason if words else 'NULL'} FROM valid s "
+              f"WHERE {condition}" for condition, column, reason in row_checks]
     parts += _key_problems(table, updating, words)
     union = "\nUNION ALL\n".join(parts)
-    return (f"WITH valid AS ({_typed_sql(table, staging, valid_only=True)}), "
+    # The columns' rules read ``staging`` as ``staged_cells``, named once: an Arrow table registered from Python
+    # is bound (a call into Python) wherever a query names it. ``valid`` reads it itself: reading the CTE, DuckDB
+    # may cast the cells before it sets aside the rows whose casts raise.
+    return (f"WITH staged_cells AS (SELECT * FROM {staging}), "
+            f"valid AS ({_typed_sql(table, staging, valid_only=True)}), "
             f"stored AS ({_stored_rows_sql(table, 'valid')}) "
             f"SELECT line, column_name, reason FROM ({union}) ORDER BY line, column_name, reason")
+
+
+def _asked(checks: list[tuple[str, str, str]], rows: str, words: bool) -> list[str]:
+    """Queries of (line, column, reason) over ``rows`` for one column's ``checks``, (condition, column SQL,
+    reason SQL): with ``words``, one query per check; else one for them all, naming neither column nor reason."""
+    if not words:
+        broken = " OR ".join(f"({condition})" for condition, _, _ in checks)
+        return [f"SELECT line, NULL AS column_name, NULL AS reason FROM {rows} WHERE {broken}"] if checks else []
+    return [f"SELECT line, {column} AS column_name, {reason} AS reason FROM {rows} WHERE {condition}"
+            for condition, column, reason in checks]
 
 
 def _key_problems(table: str, updating: bool, words: bool) -> list[str]:
