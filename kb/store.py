@@ -87,6 +87,13 @@ IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for it
 IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
 STALE_SECONDS = 600.0  # the oldest snapshot of "now" served while its successor is computed
 JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its session to show
+# The stored tables this process changes only by ``write``, ``transaction`` and ``import_rows``, each change a new
+# ``version``: what a query read of them holds until the next one (``snapshot_query``). The others (the alerts'
+# and statements' records, job runs, tokens, the mail's state, the audit trail) change on cursors of their own.
+VERSIONED_TABLES = frozenset({
+    "cases", "clients", "contracts", "environments", "incidents", "messages", "pauses", "policies",
+    "month_closings", "closed_cases", "closed_uptime", "closed_refunds", "credit_applications",
+})
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,8 @@ class Store:
         self._changes: list[tuple[int, Change]] = []  # (version, what the write that made it changed)
         with self._cursor() as cur:
             self._audit_mark = cur.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchall()[0][0]
+            self._stored_tables = frozenset(name for (name,) in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall())
 
     @contextmanager
     def reader(self, snapshot: Snapshot | None = None, needs: Iterable[str] = TABLES):
@@ -188,10 +197,16 @@ class Store:
             return cur.execute(sql, params or []).fetchdf()
 
     def snapshot_query(self, sql: str, params, snapshot: Snapshot):
-        """``query`` of a SELECT that reads the snapshot's tables alone (no stored table, which a write can
-        change while the snapshot stays), remembered by the snapshot: a page drawn again reads it from there."""
-        values = tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params)
-        return snapshot.remembered(("query", sql, values), lambda: self.query(sql, params, snapshot))
+        """``query`` over the snapshot's tables, remembered by the snapshot: a page drawn again reads it from
+        there. The stored tables it names are read as they were at this process's last write (``version`` is
+        part of the key), so it names only those that change by a write of this store (``VERSIONED_TABLES``):
+        ValueError names another."""
+        stored = set(re.findall(r"\w+", sql)) & self._stored_tables
+        if stored - VERSIONED_TABLES:
+            raise ValueError(f"{', '.join(sorted(stored - VERSIONED_TABLES))} change without a new version: "
+                             "read with query, not remembered")
+        key = ("query", sql, _hashable(params), self.version if stored else None)
+        return snapshot.remembered(key, lambda: self.query(sql, params, snapshot))
 
     def ready(self, snapshot: Snapshot, names: Iterable[str] = TABLES) -> None:
         """Compute the tables ``names`` (default: all) of ``snapshot`` it does not hold yet, now: a page reading
@@ -560,3 +575,12 @@ class Store:
 
 def _silent(fraction: float, text: str) -> None:
     pass
+
+
+def _hashable(params):
+    """A query's parameters as a key: lists as tuples, a dict as its sorted items."""
+    if isinstance(params, dict):
+        return tuple(sorted((name, _hashable(value)) for name, value in params.items()))
+    if isinstance(params, list | tuple):
+        return tuple(_hashable(value) for value in params)
+    return params

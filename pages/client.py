@@ -17,7 +17,7 @@ store, snap = ui.open_app().store, ui.snapshot()
 store.ready(snap)  # every case and uptime, side by side
 ui.as_of_caption(snap)
 config, zone = store.config, store.config.calendar.zone
-labels = client_labels(store)
+labels = client_labels(store, snap)
 if not labels:
     ui.empty_state("No clients yet. Add them on Clients and contracts, or import them.")
     st.stop()
@@ -107,7 +107,7 @@ else:
         "downtime": "Downtime", "budget_left": "Error budget left", "status": "Status", "environment_id": "Id"})
 
 st.subheader("Contracts")
-contracts = reads.contracts(store, client_id)
+contracts = reads.contracts(store, snap, client_id)
 if contracts.empty:
     st.caption("No contract: the tier's defaults apply.")
 else:
@@ -129,7 +129,7 @@ else:
         "starts_on": "Starts", "ends_on": "Ends"})
 
 st.subheader("Policy")
-policy = reads.policy(store, client_id, snap.as_of.astimezone(zone).date())
+policy = reads.policy(store, snap, client_id, snap.as_of.astimezone(zone).date())
 tier = policy.tier
 if policy.named:
     st.caption(f"The policy {formats.plain(policy.policy_id)}, named by the contract in force today.")

@@ -12,7 +12,7 @@ from kb.reads import clients
 
 ui.page_header("Clients and contracts", "Who are our clients, where do they run, and what did we promise them?")
 
-store, actor = ui.open_app().store, ui.actor()
+store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 config = store.config
 ui.show_flash()
 may_edit = actor.may("edit_clients")
@@ -81,9 +81,9 @@ def editor(table: str, frame) -> None:
 
 def page_of(table: str):
     """One page of ``table``: all of it when short, else with a page picker."""
-    total = clients.row_count(store, table)
+    total = clients.row_count(store, snap, table)
     page = ui.page_picker(total, clients.PAGE_SIZE, key=f"{table}_page")
-    frame = clients.rows_page(store, table, page)
+    frame = clients.rows_page(store, snap, table, page)
     if total > clients.PAGE_SIZE:
         first = page * clients.PAGE_SIZE
         st.caption(f"Rows {first + 1:,} to {first + len(frame):,} of {total:,}.")
@@ -183,7 +183,7 @@ def policy_picker(contracts) -> None:
                  for r in contracts.itertuples()}
         contract_id = st.selectbox("Contract", list(names), format_func=names.get, key="policy_contract")
         current = contracts.policy_id[contracts.contract_id == contract_id].iloc[0]
-        choices = ["", *sorted(set(clients.policy_ids(store)) | (set() if pd.isna(current) else {current}))]
+        choices = ["", *sorted(set(clients.policy_ids(store, snap)) | (set() if pd.isna(current) else {current}))]
         policy_id = st.selectbox("Policy", choices, index=0 if pd.isna(current) else choices.index(current),
                                  format_func=lambda p: p or TIER_DEFAULT, key=f"policy_of_{contract_id}")
         problems = st.empty()
@@ -271,8 +271,8 @@ with policies_tab:
     st.caption("A case takes its targets from the policy its client's contract names on the day it was received, "
                "else from its tier's; for each target, the row for its priority (else for any priority) valid "
                "from the latest date on or before that day. Without a row for a target, the case has none.")
-    rows = clients.policy_rows(store)
-    users = clients.policy_users(store)
+    rows = clients.policy_rows(store, snap)
+    users = clients.policy_users(store, snap)
     for policy_id, targets in rows.groupby("policy_id", sort=False):
         source = " (from support.toml)" if targets.from_config.all() else ""
         used_by = users.get(policy_id, "no contract")

@@ -50,7 +50,7 @@ if recorded and recorded["sha256"] == digest:
     st.caption(ui.plain("What changed then: " + "; ".join(recorded["changes"])))
 
 st.subheader("Calendars")
-for calendar in configuration.calendars_in_words(store, now_utc()):
+for calendar in configuration.calendars_in_words(store, ui.snapshot(), now_utc()):
     with st.container(border=True):
         closed = ("never closed" if calendar.closed is None
                   else "".join(f"\n  - {day}" for day in calendar.closed) or "none")

@@ -14,10 +14,10 @@ from kb.timestamps import format_for_people, now_utc
 
 ui.page_header("Log case", "A client asked for help: log it, and see its first-response deadline.")
 
-store, actor = ui.open_app().store, ui.actor()
+store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
 ui.show_flash()
-labels = client_labels(store)
+labels = client_labels(store, snap)
 if not labels:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
     st.stop()

@@ -247,6 +247,24 @@ def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store,
     assert after.decided.sum() < shares.decided.sum()  # the voided case's decided targets no longer count
 
 
+def test_a_query_of_stored_tables_is_remembered_until_the_next_write(store):
+    """A page drawn again reads its stored rows from the snapshot's memo; a write of this process, even one made
+    while the page holds the same snapshot, is read at once; a table that changes without a write is not
+    remembered at all."""
+    snap = store.snapshot(parse_timestamp(AS_OF, HKT))
+    sql = "SELECT client_id, name FROM clients ORDER BY client_id"
+    first = store.snapshot_query(sql, None, snap)
+    with store.reader() as cur:
+        cur.execute("UPDATE clients SET name = 'Renamed by hand' WHERE client_id = 'ENT'")  # not a write of it
+    assert store.snapshot_query(sql, None, snap).equals(first)  # drawn again: from the memo
+    store.write(writes.log_case, store.config, LEAD, {"client_id": "ENT", "category": "api_help",
+                                                      "subject": "Any", "received_at": "2026-11-25 10:00"})
+    after = store.snapshot_query(sql, None, snap)  # the same snapshot, a later version
+    assert "Renamed by hand" in after.name.tolist() and "Renamed by hand" not in first.name.tolist()
+    with pytest.raises(ValueError, match="audit_log change without a new version"):
+        store.snapshot_query("SELECT count(*) FROM audit_log", None, snap)
+
+
 def test_a_snapshot_lets_go_of_the_aggregates_read_least_recently_past_its_rows(monkeypatch):
     monkeypatch.setattr(kb.snapshot, "MEMO_ROWS", 10)
     snap = kb.snapshot.Snapshot(as_of=parse_timestamp(AS_OF, HKT), version=0, frozen=True)

@@ -26,7 +26,7 @@ def open_cases(store: Store, snap: Snapshot, client_id: str) -> pd.DataFrame:
     """The client's unresolved cases with the next thing due on each (``next_due_metric``, ``next_due``,
     ``next_due_state``: whichever target's clock runs out first), the soonest first; a case with no clock
     running (answered, no resolution target) last."""
-    return store.query(
+    return store.snapshot_query(
         """SELECT case_id, priority, subject, next_due_metric, next_due, next_due_state, received_at, assignee
            FROM open_case_sla WHERE client_id = $client
            ORDER BY next_due NULLS LAST, received_at, case_id""",
@@ -49,7 +49,7 @@ def met_in_month(by_month: pd.DataFrame, month: str) -> pd.DataFrame:
 
 def environments_this_month(store: Store, snap: Snapshot, client_id: str, month: str) -> pd.DataFrame:
     """Uptime and error budget this month of each environment the client runs on or has a contract for."""
-    return store.query(
+    return store.snapshot_query(
         """SELECT environment_id, environment_name, kind, uptime_pct, target_pct, downtime_minutes,
                   budget_minutes, budget_left_minutes, target_met, status
            FROM env_uptime
@@ -62,25 +62,25 @@ def environments_this_month(store: Store, snap: Snapshot, client_id: str, month:
 
 def credits_by_month(store: Store, snap: Snapshot, client_id: str, since_month: str) -> pd.DataFrame:
     """Credits owed per month and currency, final or projected."""
-    return store.query(
+    return store.snapshot_query(
         """SELECT month, currency, status, sum(refund_amount) AS refund_amount
            FROM contract_refunds WHERE client_id = $client AND month >= $since
            GROUP BY ALL ORDER BY month DESC, currency""",
         {"client": client_id, "since": since_month}, snap)
 
 
-def contracts(store: Store, client_id: str) -> pd.DataFrame:
+def contracts(store: Store, snap: Snapshot, client_id: str) -> pd.DataFrame:
     """The client's contracts, with the name of the environment each covers and its uptime target (the
     default in force today when it sets none)."""
     today = now_utc().astimezone(store.config.calendar.zone).date()
-    return store.query(
+    return store.snapshot_query(
         f"""SELECT k.contract_id, e.name AS environment_name,
                   {contract_target_sql(store.config, f"DATE '{today.isoformat()}'")} AS uptime_target_pct,
                   k.response_business_days, k.policy_id,
                   k.monthly_fee, k.currency, k.credit_schedule, k.starts_on, k.ends_on
            FROM contracts k JOIN environments e USING (environment_id)
            WHERE k.client_id = $client ORDER BY k.starts_on, k.contract_id""",
-        {"client": client_id})
+        {"client": client_id}, snap)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Policy:
     tier: str  # the client's, which the engine reads whatever the policy (a free case in general coding)
 
 
-def policy(store: Store, client_id: str, day: date) -> Policy:
+def policy(store: Store, snap: Snapshot, client_id: str, day: date) -> Policy:
     """The policy of the client's contract in force on local ``day``, else its tier's (``kb.engine.policies``),
     with its rows: per target in ``TARGETS`` order and priority (exact ones before ``*``), oldest first, and
     one row without a rule for a target it sets nothing for. A contract that names no policy but sets
@@ -103,7 +103,7 @@ def policy(store: Store, client_id: str, day: date) -> Policy:
     targets = ", ".join(f"('{t.metric}', {rank}, {t.contract_days is not None})" for rank, t in enumerate(TARGETS))
     priorities = ", ".join(f"('{p}', {rank})" for rank, p in enumerate((*PRIORITIES, "*")))
     by_contract = "t.by_contract AND r.kind = 'days' AND c.contract_days IS NOT NULL"
-    frame = store.query(
+    frame = store.snapshot_query(
         f"""WITH calendars AS (SELECT * FROM (VALUES {calendars}) c(cal, name)),
             {policy_ctes(store.config)},
             chosen AS (
@@ -123,7 +123,7 @@ def policy(store: Store, client_id: str, day: date) -> Policy:
             LEFT JOIN calendars cal ON cal.cal = r.cal
             LEFT JOIN (VALUES {priorities}) p(priority, rank) ON p.priority = r.priority
             ORDER BY t.rank, p.rank, r.valid_from""",
-        {"client": client_id, "day": day})
+        {"client": client_id, "day": day}, snap)
     first = frame.iloc[0]
     return Policy(first.policy_id, bool(first.named), bool(first.stored),
                   frame.drop(columns=["policy_id", "named", "stored", "tier"]), first.tier)

@@ -23,7 +23,7 @@ from kb.db.connection import schema_version as _schema_version
 from kb.engine.policies import tier_rules
 from kb.engine.targets import FIRST_RESPONSE
 from kb.reads.clients import policy_rows
-from kb.store import Store
+from kb.store import Snapshot, Store
 from kb.timestamps import format_for_people
 
 UPCOMING_DAYS = 60  # how far ahead the closed days of each calendar are listed
@@ -83,13 +83,13 @@ class CalendarInWords:
     used_by: list[str]  # "`gold`: urgent: first response within 4 hours", one line per policy
 
 
-def calendars_in_words(store: Store, now: datetime) -> list[CalendarInWords]:
+def calendars_in_words(store: Store, snap: Snapshot, now: datetime) -> list[CalendarInWords]:
     """Every calendar a policy row may name (``support``, ``24x7``, each ``[calendars.NAME]``): its versions in
     words, its closed days in the ``UPCOMING_DAYS`` days from ``now`` (each by the version in force that day;
     weekends not listed) and the policies whose rows run on it."""
     config = store.config
     described = effective_rules(config)["calendars"]
-    users = policies_by_calendar(store)
+    users = policies_by_calendar(store, snap)
     found = []
     for calendar in config.calendars:
         today = now.astimezone(calendar.versions.base.zone).date()
@@ -172,11 +172,11 @@ def closed_days(versions: Versions[CalendarConfig], today: date, days: int = UPC
     return found
 
 
-def policies_by_calendar(store: Store) -> dict[str, list[str]]:
+def policies_by_calendar(store: Store, snap: Snapshot) -> dict[str, list[str]]:
     """Per calendar, the policies with rows on it, one line each with those rows in words: "`gold`: urgent: first
     response within 4 hours, around the clock"; a tier policy ``[sla]`` makes says so, and names only the
     versions of ``[sla]`` that change its rule."""
-    rows = policy_rows(store)
+    rows = policy_rows(store, snap)
     rule = rows.kind + ":" + rows.amount.map(str)
     rows = rows[~(rows.from_config & (rule == rule.groupby([rows.policy_id, rows.metric, rows.priority]).shift()))]
     found: dict[str, list[str]] = {}

@@ -94,7 +94,7 @@ def environments_below_target(store: Store, snap: Snapshot, months: Months) -> p
 def uptime_this_month(store: Store, snap: Snapshot, month: str) -> pd.DataFrame:
     """Every environment that carries an uptime target, this month so far: its name, client, uptime against
     its target and budget left; those below target first, then the lowest uptime."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT u.environment_name, k.name AS client_name, u.kind, u.uptime_pct, u.target_pct, u.target_met,
                u.budget_left_minutes, u.environment_id
@@ -110,7 +110,7 @@ def uptime_this_month(store: Store, snap: Snapshot, month: str) -> pd.DataFrame:
 
 def ongoing_incidents(store: Store, snap: Snapshot) -> pd.DataFrame:
     """Incidents under way at T (started, not ended by then), the oldest first, with their environment's name."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT e.name AS environment_name, i.impact, i.started_at, coalesce(i.summary, '') AS summary,
                i.incident_id, i.environment_id
@@ -119,6 +119,7 @@ def ongoing_incidents(store: Store, snap: Snapshot) -> pd.DataFrame:
         ORDER BY i.started_at, i.incident_id
         """,
         {"as_of": snap.as_of},
+        snap,
     )
 
 
@@ -126,7 +127,7 @@ def credits_owed(store: Store, snap: Snapshot) -> pd.DataFrame:
     """The clients owed service credits, by name: the final credits (of months closed at T, rules §13) not
     marked applied yet, per client, month and currency, with the environments they are owed for; the latest
     month first, largest first within it."""
-    return store.query(
+    return store.snapshot_query(
         f"""
         SELECT r.month, r.status, c.name AS client_name, r.client_id, r.currency,
                sum(r.refund_amount) AS refund_amount,

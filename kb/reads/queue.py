@@ -91,7 +91,7 @@ def queue_page(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str, pag
         case_id, client_id, client_name, tier, priority, category, subject, requester, assignee, received_at,
         age_hours, state, next_due_metric, next_due, next_due_hours_left, waiting_on_client, first_response_at,
         sla_state, breach_reason""")
-    return store.query(f"{sql} {limit_offset(page, PAGE_SIZE)}", params, snap)
+    return store.snapshot_query(f"{sql} {limit_offset(page, PAGE_SIZE)}", params, snap)
 
 
 def queue_csv(store: Store, snap: Snapshot, flt: QueueFilter, *, lane: str) -> bytes:
@@ -126,7 +126,7 @@ def whereabouts(store: Store, snap: Snapshot, flt: QueueFilter, case_id: str) ->
     """Where the open case ``case_id`` is in the queue; None when it is not open (resolved, voided, not
     received yet as of the snapshot, or no such case)."""
     where, params = flt.where()
-    frame = store.query(
+    frame = store.snapshot_query(
         f"""
         SELECT lane, shown, (row_number() OVER (PARTITION BY lane, shown ORDER BY {LANE_ORDER}) - 1) // {PAGE_SIZE}
                    AS page, case_id
@@ -140,7 +140,7 @@ def whereabouts(store: Store, snap: Snapshot, flt: QueueFilter, case_id: str) ->
 def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, int]:
     """Open cases passing the filter, per lane."""
     where, params = flt.where()
-    frame = store.query(
+    frame = store.snapshot_query(
         f"""SELECT {', '.join(f"count(*) FILTER (WHERE lane = '{lane}') AS {lane}" for lane in LANES)}
             FROM {_open_cases(snap)} WHERE {where}""",
         params, snap)
@@ -150,7 +150,7 @@ def queue_counts(store: Store, snap: Snapshot, flt: QueueFilter) -> dict[str, in
 def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
     """Open cases per age bucket and tier, for the stacked chart."""
     where, params = flt.where()
-    return store.query(
+    return store.snapshot_query(
         f"""
         SELECT {AGE_BUCKET_SQL} AS age_bucket, tier, count(*) AS cases
         FROM {_open_cases(snap)} WHERE {where}
@@ -164,22 +164,22 @@ def age_buckets(store: Store, snap: Snapshot, flt: QueueFilter) -> pd.DataFrame:
 def filter_choices(store: Store, snap: Snapshot) -> dict:
     """The values each filter offers: those present among open cases. Clients (``client_labels``) are ids, in
     the order of their names, each with how to show it."""
-    frame = store.query(
+    frame = store.snapshot_query(
         """SELECT coalesce(list(DISTINCT coalesce(assignee, '') ORDER BY coalesce(assignee, '')), []) AS assignees
            FROM open_case_sla WHERE resolved_at IS NULL""",
-        snapshot=snap)
+        None, snap)
     return {"client_labels": client_labels(store, snap), "assignees": list(frame.iloc[0]["assignees"])}
 
 
 def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
     """Client id → how the client filter shows it: the name, with the id when another client with open
     cases has the same name; in the order of the labels."""
-    frame = store.query(
+    frame = store.snapshot_query(
         """SELECT client_id, CASE WHEN count(*) OVER (PARTITION BY lower(client_name)) > 1
                                   THEN client_name || ' (' || client_id || ')' ELSE client_name END AS label
            FROM (SELECT DISTINCT client_id, client_name FROM open_case_sla WHERE resolved_at IS NULL)
            ORDER BY lower(label), client_id""",
-        snapshot=snap)
+        None, snap)
     return dict(zip(frame.client_id.tolist(), frame.label.tolist(), strict=True))
 
 
