@@ -91,8 +91,8 @@ JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its
 # ``version``: what a query read of them holds until the next one (``snapshot_query``). The others (the alerts'
 # and statements' records, job runs, tokens, the mail's state, the audit trail) change on cursors of their own.
 VERSIONED_TABLES = frozenset({
-    "cases", "clients", "contracts", "environments", "incidents", "messages", "pauses", "policies",
-    "month_closings", "closed_cases", "closed_uptime", "closed_refunds", "credit_applications",
+    "cases", "clients", "contracts", "environments", "incidents", "messages", "monitoring_checks", "pauses",
+    "policies", "month_closings", "closed_cases", "closed_uptime", "closed_refunds", "credit_applications",
 })
 
 log = logging.getLogger(__name__)

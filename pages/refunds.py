@@ -152,7 +152,7 @@ st.caption("A lead closes a month from the first business day after it: its upti
            "statements are kept as they were computed then, and nothing that would change them is accepted (a "
            "case received in it, an incident overlapping it, a correction, an import, a webhook, mail dated in "
            "it) until an admin reopens it, with a reason. Closing it again keeps a new version beside the old.")
-history = refunds.closings(store)
+history = refunds.closings(store, snap)
 if history.empty:
     ui.empty_state("No month has been closed yet.")
 else:
@@ -165,7 +165,7 @@ else:
         column_order=["month", "version", "closed_at", "closed_by", "reopened_at", "reopened_by", "reopen_reason"],
         column_config={"month": "Month", "version": "Version", "closed_at": "Closed", "closed_by": "Closed by",
                        "reopened_at": "Reopened", "reopened_by": "Reopened by", "reopen_reason": "Why reopened"})
-closed = refunds.closed_now(store)
+closed = refunds.closed_now(store, snap)
 if actor.may("close_month"):
     left, right = st.columns([2, 1], vertical_alignment="bottom")
     open_months = [m for m in months_back(now_utc(), zone, 13)[1:] if m not in closed]

@@ -78,8 +78,8 @@ def met_by(store: Store, snap: Snapshot, metric: str, by: str, start: date, end:
                         tiers=tiers)
     shares = shares[shares.metric == metric].drop(columns="metric")
     if by == "client":
-        names = store.query("SELECT client_id, name || ' (' || client_id || ')' AS client FROM clients",
-                            snapshot=snap)
+        names = store.snapshot_query("SELECT client_id, name || ' (' || client_id || ')' AS client FROM clients",
+                                     None, snap)
         shares = shares.merge(names, on="client_id").drop(columns="client_id")
     shares = shares.sort_values(["pct_met", "breached", by], ascending=[True, False, True])
     return shares.head(limit).reset_index(drop=True)

@@ -12,7 +12,7 @@ from kb.store import Snapshot, Store
 
 def refunds_by_month(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:
     """Per month, client and currency: credits owed, final or projected."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT r.month, r.client_id, c.name AS client_name, r.currency, r.status,
                sum(r.refund_amount) AS refund_amount
@@ -28,7 +28,7 @@ def refunds_by_month(store: Store, snap: Snapshot, since_month: str) -> pd.DataF
 
 def refund_lines(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:
     """Every contract-month with a credit, and the contract terms that produced it."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT r.month, r.contract_id, c.name AS client_name, r.environment_id, e.name AS environment_name,
                r.uptime_pct, r.downtime_minutes, r.credit_pct, r.refund_amount, r.currency, r.status, r.monthly_fee,
@@ -45,7 +45,7 @@ def refund_lines(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame
 
 def closest_to_next_tier(store: Store, snap: Snapshot, month: str, limit: int = 10) -> pd.DataFrame:
     """This month's contracts ranked by the downtime still to go before the next credit tier."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT r.contract_id, c.name AS client_name, r.environment_id, e.name AS environment_name, r.uptime_pct,
                r.downtime_minutes, r.credit_pct, r.next_credit_pct, r.minutes_to_next_tier,
@@ -64,7 +64,7 @@ def credit_stages(store: Store, snap: Snapshot, since_month: str) -> pd.DataFram
     """Every contract-month with a credit since ``since_month``, latest first: its stage (``computed`` while the
     month is open at T, ``final`` once it is closed, ``applied`` once marked so) and the application's
     reference, date and author."""
-    return store.query(
+    return store.snapshot_query(
         f"""
         WITH closed AS ({closings_sql(instant(snap.as_of))})
         SELECT r.month, r.contract_id, c.name AS client_name, e.name AS environment_name, r.refund_amount,
@@ -85,12 +85,14 @@ def credit_stages(store: Store, snap: Snapshot, since_month: str) -> pd.DataFram
     )
 
 
-def closings(store: Store) -> pd.DataFrame:
+def closings(store: Store, snap: Snapshot) -> pd.DataFrame:
     """Every closing of a month, the latest month and version first, reopened or not."""
-    return store.query("""SELECT month, version, closed_at, closed_by, reopened_at, reopened_by, reopen_reason
-                          FROM month_closings ORDER BY month DESC, version DESC""")
+    return store.snapshot_query("""SELECT month, version, closed_at, closed_by, reopened_at, reopened_by,
+                                          reopen_reason
+                                   FROM month_closings ORDER BY month DESC, version DESC""", None, snap)
 
 
-def closed_now(store: Store) -> list[str]:
+def closed_now(store: Store, snap: Snapshot) -> list[str]:
     """The months closed now (their latest closing not reopened), latest first."""
-    return store.query("SELECT month FROM month_closings WHERE reopened_at IS NULL ORDER BY month DESC").month.tolist()
+    return store.snapshot_query("SELECT month FROM month_closings WHERE reopened_at IS NULL ORDER BY month DESC",
+                                None, snap).month.tolist()

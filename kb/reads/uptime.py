@@ -11,7 +11,7 @@ from kb.store import Snapshot, Store
 
 def monthly_uptime(store: Store, snap: Snapshot, since_month: str) -> pd.DataFrame:
     """Environments that carry a target (dedicated ones, shared ones under contract), per month."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT environment_id, environment_name, kind, month, downtime_minutes, uptime_pct, target_pct,
                budget_minutes, budget_left_minutes, target_met, status
@@ -26,7 +26,7 @@ def monthly_uptime(store: Store, snap: Snapshot, since_month: str) -> pd.DataFra
 def worst_environments(store: Store, snap: Snapshot, since_month: str, limit: int) -> tuple[list[str], int]:
     """At most ``limit`` environments with a target: most months below it since ``since_month`` first, then
     the lowest uptime; and how many environments carry a target in all."""
-    frame = store.query(
+    frame = store.snapshot_query(
         """
         SELECT environment_id, count(*) OVER () AS environments
         FROM env_uptime WHERE target_pct IS NOT NULL AND month >= ?
@@ -42,7 +42,7 @@ def worst_environments(store: Store, snap: Snapshot, since_month: str, limit: in
 
 def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataFrame:
     """Incidents overlapping [start, T], an ongoing one drawn until T."""
-    return store.query(
+    return store.snapshot_query(
         """
         SELECT i.incident_id, i.environment_id, e.name AS environment_name, i.impact, i.started_at,
                CASE WHEN i.ended_at IS NULL OR i.ended_at > $as_of THEN $as_of ELSE i.ended_at END AS drawn_until,
@@ -52,12 +52,13 @@ def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataF
         ORDER BY i.started_at
         """,
         {"as_of": snap.as_of, "start": start},
+        snap,
     )
 
 
 def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
     """Each dedicated environment's last monitoring check and last incident, and whether it is stale."""
-    return store.query(
+    return store.snapshot_query(
         """
         WITH checks AS (
             SELECT environment_id, max(checked_at) AS last_checked FROM monitoring_checks
@@ -79,4 +80,5 @@ def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
         ORDER BY stale DESC, last_seen NULLS FIRST
         """,
         {"as_of": snap.as_of, "stale_after_days": store.config.stale_after_days},
+        snap,
     )
