@@ -288,7 +288,11 @@ class Store:
             for attempt in range(attempts):
                 try:
                     with self._cursor() as cur:
-                        result = action(cur, *args, **kwargs)
+                        try:
+                            result = action(cur, *args, **kwargs)
+                        except BaseException:
+                            self._committed_before(cur)
+                            raise
                         self._committed(cur)
                 except (duckdb.Error, OSError) as e:
                     self._failed(e)
@@ -430,6 +434,16 @@ class Store:
         finally:
             self._writing_now = None
             self._write_lock.release()
+
+    def _committed_before(self, cur) -> None:
+        """After a write raised: a new ``version`` if it committed some of its rows first (a mail batch commits
+        in parts), so that no page reads what it wrote from a snapshot or a query remembered before."""
+        try:
+            written = cur.execute("SELECT count(*) FROM audit_log WHERE audit_id > ?", [self._audit_mark]).fetchall()
+        except duckdb.Error:  # the write left the cursor unusable: the next write's audit rows are read with its own
+            return
+        if written[0][0]:
+            self._committed(cur)
 
     def _failed(self, error: BaseException) -> None:
         """After a write failed with ``error``: open the file anew if DuckDB gave the database up, then

@@ -265,6 +265,23 @@ def test_a_query_of_stored_tables_is_remembered_until_the_next_write(store):
         store.snapshot_query("SELECT count(*) FROM audit_log", None, snap)
 
 
+def test_a_write_that_commits_and_then_fails_is_read_at_once(store):
+    """A write committing in parts (a mail batch) that fails after its first commit: what it committed is a
+    new version, so a query remembered before does not hide it."""
+    snap = store.snapshot(parse_timestamp(AS_OF, HKT))
+    sql = "SELECT count(*) AS n FROM cases WHERE subject = 'Committed first'"
+    assert store.snapshot_query(sql, None, snap).n[0] == 0
+
+    def logs_then_fails(cur):
+        writes.log_case(cur, store.config, LEAD, {"client_id": "ENT", "category": "api_help",
+                                                  "subject": "Committed first", "received_at": "2026-11-25 10:00"})
+        raise RuntimeError("after its first commit")
+
+    with pytest.raises(RuntimeError):
+        store.write(logs_then_fails)
+    assert store.snapshot_query(sql, None, snap).n[0] == 1
+
+
 def test_a_snapshot_lets_go_of_the_aggregates_read_least_recently_past_its_rows(monkeypatch):
     monkeypatch.setattr(kb.snapshot, "MEMO_ROWS", 10)
     snap = kb.snapshot.Snapshot(as_of=parse_timestamp(AS_OF, HKT), version=0, frozen=True)

@@ -32,7 +32,7 @@ from kb.intake.importing import (
     staged_from_records,
     write_checked,
 )
-from kb.intake.validation import KEYS, future_reason, same_values
+from kb.intake.validation import KEYS, future_reason, same_values, typed_rows_sql
 from kb.timestamps import TimestampError, format_for_people, now_utc, parse_timestamp
 
 ID_PREFIXES = {"cases": "CS-", "incidents": "INC-"}
@@ -67,36 +67,24 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
     values as they would be stored, in the transaction that would store them."""
     require(actor, permission)
     (key,) = KEYS[table]
-    try:
-        with local_zone(con, config.calendar.timezone), transaction(con):
+    with local_zone(con, config.calendar.timezone), transaction(con):
+        if form_key:
+            submitted = con.execute("SELECT row_id FROM form_submissions WHERE form_key = ? AND table_name = ?",
+                                    [form_key, table]).fetchall()
+            if submitted:
+                return Logged(submitted[0][0], earlier=True)
+        if table == "cases":
+            on_the_team(con, config, fields.get("assignee"))
+        new_id = next_id(con, table, key)
+        staged = staged_from_records(table, [{**fields, key: new_id}])
+        with checked(con, config, staged):
+            earlier = _recent_twin(con, actor, table)
+            if earlier is not None:
+                return Logged(earlier, earlier=True)
+            write_checked(con, staged, actor, permission=permission, source="form")
             if form_key:
-                submitted = con.execute("SELECT row_id FROM form_submissions WHERE form_key = ? AND table_name = ?",
-                                        [form_key, table]).fetchall()
-                if submitted:
-                    return Logged(submitted[0][0], earlier=True)
-            if table == "cases":
-                on_the_team(con, config, fields.get("assignee"))
-            new_id = next_id(con, table, key)
-            staged = staged_from_records(table, [{**fields, key: new_id}])
-            with checked(con, config, staged):
-                write_checked(con, staged, actor, permission=permission, source="form")
-                earlier = _recent_twin(con, actor, table, new_id)
-                if earlier is not None:
-                    raise _Twin(earlier)  # and the transaction takes the new row back
-                if form_key:
-                    con.execute("INSERT INTO form_submissions VALUES (?, ?, ?, ?)",
-                                [form_key, table, new_id, now_utc()])
-    except _Twin as twin:
-        return Logged(twin.row_id, earlier=True)
+                con.execute("INSERT INTO form_submissions VALUES (?, ?, ?, ?)", [form_key, table, new_id, now_utc()])
     return Logged(new_id)
-
-
-class _Twin(Exception):
-    """The row just added is the twin of ``row_id``: raised to roll the new one back."""
-
-    def __init__(self, row_id: str):
-        super().__init__(row_id)
-        self.row_id = row_id
 
 
 def picked(asked: dict[str, tuple[str, object]]) -> None:
@@ -122,28 +110,26 @@ def form_instant(day: date, clock: time, zone: ZoneInfo, column: str) -> datetim
         raise Rejected([Problem(None, column, str(e))]) from None
 
 
-def _recent_twin(con, actor: Actor, table: str, row_id: str) -> str | None:
-    """The id of another row ``actor`` added in the last RESUBMIT_SECONDS that holds the values of the row
-    ``row_id`` (just added), if any. The stored rows are compared, by their keys: a join over the table's
-    keys would read every row of it."""
+def _recent_twin(con, actor: Actor, table: str) -> str | None:
+    """The id of the row ``actor`` added in the last RESUBMIT_SECONDS that holds the values of the row in
+    ``staging`` (checked valid), if any. Those rows are read by their keys, listed first: a join over the
+    table's keys would read every row of it."""
     (key,) = KEYS[table]
     recent = [row[0] for row in con.execute(
         f"""SELECT row_id FROM audit_log
-             WHERE table_name = ? AND action = 'add' AND actor = ? AND row_id <> ?
+             WHERE table_name = ? AND action = 'add' AND actor = ?
                AND logged_at > now() - INTERVAL {RESUBMIT_SECONDS} SECOND
-             ORDER BY audit_id""",
-        [table, actor.email, row_id],
+             ORDER BY audit_id DESC""",
+        [table, actor.email],
     ).fetchall()]
     if not recent:
         return None
-    twins = con.execute(
-        f"""SELECT t.{key} FROM {table} t, {table} s
-             WHERE s.{key} = ? AND t.{key} IN ({", ".join("?" for _ in recent)}) AND {same_values(table, "t", "s")}""",
-        [row_id, *recent],
-    ).fetchall()
-    if not twins:
-        return None
-    return max(twins, key=lambda row: recent.index(row[0]))[0]  # the latest
+    twins = {row[0] for row in con.execute(
+        f"""SELECT t.{key} FROM {table} t, ({typed_rows_sql(table, "staging")}) s
+             WHERE t.{key} IN ({", ".join("?" for _ in recent)}) AND {same_values(table, "t", "s")}""",
+        recent,
+    ).fetchall()}
+    return next((row_id for row_id in recent if row_id in twins), None)  # the latest
 
 
 def next_id(con, table: str, key: str) -> str:
