@@ -224,7 +224,7 @@ def recorded(source: str):
             if store is not None and response.status_code not in UNCOUNTED:
                 error = None if response.status_code < 400 else f"{response.status_code}: {_said(response.body)}"
                 try:
-                    await run_in_threadpool(store.write, record_delivery, source, received, error)
+                    await run_in_threadpool(store.write, record_delivery, source, received, error, record_only=True)
                 except Exception:  # the answer stands; the log says why its record is missing
                     log.exception("%s webhook: the delivery's outcome could not be recorded", source)
             return response

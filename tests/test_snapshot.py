@@ -282,6 +282,25 @@ def test_a_write_that_commits_and_then_fails_is_read_at_once(store):
     assert store.snapshot_query(sql, None, snap).n[0] == 1
 
 
+def test_the_services_own_records_leave_the_snapshot_and_remembered_queries_as_they_are(store):
+    """A job's run and a webhook's delivery recorded (``write(..., record_only=True)``) change nothing a page
+    reads: the next page reads the same snapshot, every case still computed, and what it remembered."""
+    from datetime import UTC, datetime
+
+    from kb.health import record_delivery, record_end, record_start
+
+    snap = store.snapshot()
+    store.ready(snap)
+    store.snapshot_query("SELECT count(*) AS n FROM clients", None, snap)
+    started = datetime.now(UTC)
+    store.write(record_start, "alerts", started, record_only=True)
+    store.write(record_end, "alerts", started, datetime.now(UTC), None, "0 sent", record_only=True)
+    store.write(record_delivery, "alertmanager", started, None, record_only=True)
+    assert store.snapshot() is snap and "case_sla" in snap.tables
+    assert ("query", "SELECT count(*) AS n FROM clients", None, store.version) in snap.memo
+    assert store.query("SELECT count(*) AS n FROM job_runs").n[0] == 2  # written all the same
+
+
 def test_a_snapshot_lets_go_of_the_aggregates_read_least_recently_past_its_rows(monkeypatch):
     monkeypatch.setattr(kb.snapshot, "MEMO_ROWS", 10)
     snap = kb.snapshot.Snapshot(as_of=parse_timestamp(AS_OF, HKT), version=0, frozen=True)

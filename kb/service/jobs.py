@@ -242,7 +242,7 @@ class Jobs:
         if running() is self:
             register(None)
         try:
-            self.store.write(_checkpoint)
+            self.store.write(_checkpoint, record_only=True)
         except Exception:
             log.exception("the checkpoint at stop failed (the write-ahead log is replayed at the next start)")
 
@@ -265,7 +265,7 @@ class Jobs:
     def _run(self, job: Job) -> bool:
         started = self.clock()
         try:
-            self.store.write(record_start, job.kind, started)
+            self.store.write(record_start, job.kind, started, record_only=True)
         except Exception:
             log.exception("background job %s: cannot record its start; not run", job.kind)
             return False
@@ -276,7 +276,7 @@ class Jobs:
             log.exception("background job %s failed; it is tried again at its next run", job.kind)
             error = f"{type(e).__name__}: {first_line(e)}"
         try:
-            self.store.write(record_end, job.kind, started, self.clock(), error, detail)
+            self.store.write(record_end, job.kind, started, self.clock(), error, detail, record_only=True)
         except Exception:
             log.exception("background job %s: cannot record its end", job.kind)
         return error is None
