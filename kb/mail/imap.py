@@ -69,23 +69,25 @@ def poll(con, config: Config, actor: Actor, *, chunk: int = CHUNK, now: datetime
     """Read what is new in every configured mailbox and folder; never raises for a mailbox's failure.
 
     ``con`` reads the state; every write runs as ``write(action)`` (default: ``action(con)``), e.g.
-    ``Store.write`` in the service, so that the network waits happen outside its write lock.
+    ``Store.write`` in the service, so that the network waits happen outside its write lock; those of the
+    poller's own state (where each folder was read to, its errors, its runs) as ``write(action,
+    record_only=True)``: no page reads them.
     ``record_run``: add a ``job_runs`` row of kind ``mail`` (the service's job runner adds its own).
     """
     started = time.perf_counter()
     report = PollReport()
     begun = now_utc()
-    write = write or (lambda action: action(con))
+    write = write or (lambda action, record_only=False: action(con))
     is_team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
     for box in config.mail.mailboxes:
         try:
             _poll_mailbox(con, write, config, box, is_team, actor, report, chunk=chunk, now=now)
         except MailboxError as e:
             report.errors.append(f"{box.name}: {e}")
-            write(lambda c, box=box, e=e: _record_error(c, box, box.folders, str(e)))
+            write(lambda c, box=box, e=e: _record_error(c, box, box.folders, str(e)), record_only=True)
     report.seconds = time.perf_counter() - started
     if record_run:
-        write(lambda c: _record_run(c, begun, report.errors))
+        write(lambda c: _record_run(c, begun, report.errors), record_only=True)
     return report
 
 
@@ -149,7 +151,7 @@ def _poll_mailbox(con, write, config: Config, box: MailboxConfig, is_team, actor
             except MailboxError as e:  # this folder only
                 folder.error = str(e)
                 report.errors.append(f"{box.name}/{folder_name}: {e}")
-                write(lambda c, name=folder_name, e=e: _record_error(c, box, (name,), str(e)))
+                write(lambda c, name=folder_name, e=e: _record_error(c, box, (name,), str(e)), record_only=True)
     except CONNECTION_ERRORS as e:
         what = "the server refused a command" if type(e) is imaplib.IMAP4.error else "the connection was lost"
         message = f"{what} while reading {folder_name}: {_why(e)}; the next poll goes on from the last message taken"
@@ -171,7 +173,7 @@ def _poll_folder(con, write, config: Config, client: imaplib.IMAP4, box: Mailbox
     last_uid = state[0][1] if state and state[0][0] == uidvalidity else 0
     folder.last_uid = last_uid
     if uidnext is not None and uidnext <= last_uid + 1:
-        write(lambda c: _save_state(c, box.name, folder.folder, uidvalidity, last_uid))
+        write(lambda c: _save_state(c, box.name, folder.folder, uidvalidity, last_uid), record_only=True)
         return
     typ, data = client.uid("SEARCH", None, f"UID {last_uid + 1}:*")
     if typ != "OK":
