@@ -63,6 +63,11 @@ class Change:
     clients: frozenset[str] = frozenset()
     policies: frozenset[str] = frozenset()
 
+    @property
+    def empty(self) -> bool:
+        """It changed no row of any snapshot table (a monitoring check, a token: ``UNRELATED`` tables alone)."""
+        return not (self.everything or self.cases or self.uptime or self.clients or self.policies)
+
 
 EVERYTHING = Change(everything=True)
 AuditRow = tuple[str, str | None, str | None, str | None]  # (table_name, row_id, before, after)

@@ -38,6 +38,7 @@ every snapshot, and read best as one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -575,6 +576,8 @@ class Store:
         change = combined(changes) if len(changes) == version - current.version else EVERYTHING
         if change.everything:
             return None
+        if change.empty:  # its tables stand, and with them what pages read of them alone and remembered
+            return dataclasses.replace(current, version=version)
         with self.reader() as cur:
             tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc())
         if tables is None:

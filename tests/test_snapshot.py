@@ -301,6 +301,21 @@ def test_the_services_own_records_leave_the_snapshot_and_remembered_queries_as_t
     assert store.query("SELECT count(*) AS n FROM job_runs").n[0] == 2  # written all the same
 
 
+def test_a_monitoring_check_keeps_the_snapshots_tables_and_what_it_remembered(store):
+    """A write that changes no snapshot table (a monitoring check, a monitor's heartbeat) is a new version, so
+    stored rows are read again; the tables and the aggregates read from them alone stand."""
+    snap = store.snapshot(parse_timestamp(AS_OF, HKT))
+    store.ready(snap)
+    drawn = []
+    snap.remembered(("shares",), lambda: drawn.append(1) or pd.DataFrame({"n": [1]}))
+    environment = store.query("SELECT min(environment_id) AS e FROM environments").e[0]
+    store.write(writes.log_check, store.config, LEAD, environment, parse_timestamp(AS_OF, HKT), "looked")
+    after = store.snapshot(parse_timestamp(AS_OF, HKT))
+    assert after.version == store.version > snap.version and after.tables == snap.tables
+    after.remembered(("shares",), lambda: drawn.append(2) or pd.DataFrame())
+    assert drawn == [1]
+
+
 def test_a_snapshot_lets_go_of_the_aggregates_read_least_recently_past_its_rows(monkeypatch):
     monkeypatch.setattr(kb.snapshot, "MEMO_ROWS", 10)
     snap = kb.snapshot.Snapshot(as_of=parse_timestamp(AS_OF, HKT), version=0, frozen=True)
