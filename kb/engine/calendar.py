@@ -16,6 +16,8 @@ so 09:00 stays 09:00 across daylight-saving changes.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -27,6 +29,7 @@ import pyarrow as pa
 
 from kb.config import CalendarConfig, Versions
 from kb.config.changes import ALWAYS
+from kb.db.connection import MACROS
 from kb.timestamps import now_utc
 
 
@@ -289,9 +292,16 @@ def _calendar_index(engine_calendar: EngineCalendar, first_year: int, last_year:
 
 
 def attach_calendar(con, config, as_of: datetime) -> None:
-    """Register the support calendar's ``business_days`` (as dated) and ``calendar_months`` on ``con``, covering
+    """Give ``con`` the support calendar's ``business_days`` (as dated) and ``calendar_months``, covering
     every stored instant and ``as_of`` with a year to spare on each side, the lookup tables of
-    ``clock_index`` for every calendar, and ``calendars`` (``cal``, ``name``) to find a calendar's key."""
+    ``clock_index`` for every calendar, and ``calendars`` (``cal``, ``name``) to find a calendar's key.
+
+    They are tables of the database's in-memory catalog (``MACROS``), made once per process for these rules
+    and years, in a schema of their own that ``con`` then searches. DuckDB keeps statistics of its own
+    tables, not of Arrow it is handed: with them it knows that a few cases' lookups match one row each, and
+    builds its hash joins on those few rows rather than on the calendars' tens of thousands (a third of the
+    confirmation's query for a case just logged). A database opened read-only has no such catalog: the
+    tables are registered on ``con`` instead."""
     first, last = con.execute(
         """
         SELECT min(y), max(y) FROM (
@@ -306,9 +316,57 @@ def attach_calendar(con, config, as_of: datetime) -> None:
     ).fetchall()[0]
     first, last = first - 1, max(last, as_of.year) + 1
     calendars = engine_calendars(config)
-    con.register("business_days", calendars[0].days(first, last))
-    con.register("calendar_months", calendar_months(config.calendar, first, last))
-    for name, table in clock_index(calendars, first, last).items():
-        con.register(name, table)
-    con.register("calendars", pa.table({"cal": pa.array(range(len(calendars)), pa.int32()),
-                                        "name": [c.name for c in calendars]}))
+    schema = _schema_name(calendars, config.calendar, first, last)
+    if not _holds(con, schema):
+        tables = _calendar_tables(config, calendars, first, last)
+        _create(con, schema, tables)
+        if not _holds(con, schema):  # read-only, or a transaction of ``con`` that began before
+            for name, table in tables.items():
+                con.register(name, table)
+            return
+    con.execute(f"SET search_path = 'main,{MACROS}.main,{MACROS}.{schema}'")
+
+
+def _holds(con, schema: str) -> bool:
+    """Whether ``con`` sees the schema ``schema`` of ``MACROS`` (asked, not tried: a failed statement would
+    abort a transaction ``con`` is in)."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?",
+                            [MACROS, schema]).fetchall()[0][0])
+
+
+def _calendar_tables(config, calendars: tuple[EngineCalendar, ...], first: int, last: int) -> dict:
+    return {"business_days": calendars[0].days(first, last),
+            "calendar_months": calendar_months(config.calendar, first, last),
+            **clock_index(calendars, first, last),
+            "calendars": pa.table({"cal": pa.array(range(len(calendars)), pa.int32()),
+                                   "name": [c.name for c in calendars]})}
+
+
+@lru_cache(maxsize=64)
+def _schema_name(calendars: tuple[EngineCalendar, ...], zone_calendar: CalendarConfig, first: int, last: int) -> str:
+    """A name for the lookup tables of these rules and years (a reload or another year gets another)."""
+    return "calendars_" + hashlib.sha1(repr((calendars, zone_calendar, first, last)).encode()).hexdigest()[:16]
+
+
+_creating = threading.Lock()
+
+
+def _create(con, schema: str, tables: dict) -> None:
+    """The schema ``schema`` of ``MACROS`` holding ``tables``, made whole in one transaction of a cursor of its
+    own (``con`` may be writing the database, and a transaction writes one catalog), unless it exists or the
+    database has no such catalog (opened read-only)."""
+    with _creating, con.cursor() as own:
+        schemas = own.execute("SELECT schema_name FROM duckdb_schemas() WHERE database_name = ?", [MACROS]).fetchall()
+        if not schemas or (schema,) in schemas:
+            return
+        own.execute("BEGIN")
+        try:
+            own.execute(f"CREATE SCHEMA {MACROS}.{schema}")
+            for name, table in tables.items():
+                own.register("calendar_table", table)
+                own.execute(f"CREATE TABLE {MACROS}.{schema}.{name} AS SELECT * FROM calendar_table")
+                own.unregister("calendar_table")
+            own.execute("COMMIT")
+        except BaseException:
+            own.execute("ROLLBACK")
+            raise
