@@ -23,7 +23,8 @@ the bucket. The third is an equality join on the local date, which
 
 Every lookup takes the key of the calendar it reads (``cal``, its position in
 ``kb.engine.calendar.engine_calendars``): the tables hold every calendar, so
-one calendar or twenty is the same join.
+one calendar or twenty is the same join, on one column (``slot``: the
+calendar's key and the bucket or day together).
 
 Each builder returns a ``Lookup``: the JOIN clauses to append after the FROM
 item whose columns its SQL arguments name, and the expression that reads the
@@ -55,13 +56,19 @@ def _bucket(x: str, kind: str, index: str) -> str:
             f"ELSE ({x} - {index}.{kind}_origin) // {index}.{kind}_width END")
 
 
+def _slot(cal_sql: str, key_sql: str) -> str:
+    """A lookup row's one key (``slot`` in ``kb.engine.calendar.clock_index``): its calendar's and its bucket's
+    (or day's) in one number."""
+    return f"(({cal_sql})::BIGINT << 32) + ({key_sql})"
+
+
 def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
     """Business microseconds elapsed at the instant (TIMESTAMPTZ) ``instant_sql`` on the calendar
     ``cal_sql`` (its key in ``calendars``), as a running total."""
     x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
     return Lookup(
         join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
-              f"LEFT JOIN business_instants {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(x, 'instant', ix)}"),
+              f"LEFT JOIN business_instants {k} ON {k}.slot = {_slot(cal_sql, _bucket(x, 'instant', ix))}"),
         value=(f"CASE WHEN {x} >= {k}.b_opens_us THEN {k}.b_cum_us + least({x} - {k}.b_opens_us, {k}.b_length_us) "
                f"ELSE {k}.a_cum_us + least(greatest({x} - {k}.a_opens_us, 0), {k}.a_length_us) END"),
         # the business day the clock starts on: the one open at the instant, else the next one
@@ -77,8 +84,7 @@ def reached_at(cum_us_sql: str, cal_sql: str, alias: str) -> Lookup:
     c, k, ix = f"({cum_us_sql})", alias, f"{alias}_ix"
     return Lookup(
         join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
-              f"LEFT JOIN business_clock {k} ON {k}.cal = {cal_sql} "
-              f"AND {k}.bucket = {_bucket(f'{c} - 1', 'clock', ix)}"),
+              f"LEFT JOIN business_clock {k} ON {k}.slot = {_slot(cal_sql, _bucket(f'{c} - 1', 'clock', ix))}"),
         value=(f"CASE WHEN {c} - 1 >= {k}.b_cum_us THEN {k}.b_opens_at + to_microseconds({c} - {k}.b_cum_us) "
                f"ELSE {k}.a_opens_at + to_microseconds({c} - {k}.a_cum_us) END"),
         value_cum_us=c,
@@ -88,8 +94,9 @@ def reached_at(cum_us_sql: str, cal_sql: str, alias: str) -> Lookup:
 def next_business_day_close(day_sql: str, cal_sql: str, alias: str) -> Lookup:
     """The close of the first business day of the calendar ``cal_sql`` whose local date is after the
     local date ``day_sql``: rules §3's "end of the next business day"."""
+    days = f"({day_sql} - DATE '1970-01-01')"
     return Lookup(
-        join=f"LEFT JOIN business_dates {alias} ON {alias}.cal = {cal_sql} AND {alias}.day = {day_sql}",
+        join=f"LEFT JOIN business_dates {alias} ON {alias}.slot = {_slot(cal_sql, days)}",
         value=f"{alias}.next_close",
         value_cum_us=f"{alias}.next_close_cum_us",
     )
@@ -100,6 +107,6 @@ def local_day(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
     x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
     return Lookup(
         join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
-              f"LEFT JOIN local_dates {k} ON {k}.cal = {cal_sql} AND {k}.bucket = {_bucket(x, 'midnight', ix)}"),
+              f"LEFT JOIN local_dates {k} ON {k}.slot = {_slot(cal_sql, _bucket(x, 'midnight', ix))}"),
         value=f"CASE WHEN {x} >= {k}.b_starts_us THEN {k}.b_day ELSE {k}.a_day END",
     )

@@ -205,7 +205,14 @@ def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.D
 
 
 def _keyed(cal: int, table: pa.Table) -> pa.Table:
-    return table.add_column(0, "cal", pa.array(np.full(table.num_rows, cal, dtype=np.int32)))
+    keyed = table.add_column(0, "cal", pa.array(np.full(table.num_rows, cal, dtype=np.int32)))
+    if "bucket" in table.column_names:
+        key = table["bucket"].to_numpy()
+    elif "day" in table.column_names:
+        key = table["day"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    else:
+        return keyed
+    return keyed.add_column(0, "slot", pa.array((np.int64(cal) << 32) + key))
 
 
 @lru_cache(maxsize=16)
@@ -227,6 +234,11 @@ def clock_index(calendars: tuple[EngineCalendar, ...], first_year: int, last_yea
       bucket's start (``a_day``) and the next one with the instant it begins (``b_day``, ``b_starts_us``),
       so the local date of an instant in the calendar's own zone is a lookup like the others;
     * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the bucketed ones.
+
+    A row of the first four is found by its ``slot``: the calendar's key and the bucket (or the day, as days
+    since 1970) in one number (``cal << 32`` plus it). One equality is one DuckDB can estimate; given the
+    calendar and the bucket apart, it estimates by the calendar alone, as if each looked-up row matched that
+    calendar's thousands, and after a few lookups builds its hash joins on the wrong side.
 
     One calendar or twenty, a lookup is the same join: the key grows, not the work per row.
     See ``_step_index`` and ``kb/engine/business_time.py`` for how a lookup reads them.
