@@ -16,6 +16,7 @@ checks that the page shown is the one asked for.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ from streamlit.testing.v1 import AppTest
 from kb import navigation, ui
 from kb.config import load_config
 from kb.db import connection
+from kb.engine.asof import case_rows
+from kb.engine.case_sla import case_sla_sql, first_response_sql
+from kb.engine.questions import case_questions_sql
 from kb.timestamps import set_now
 from kb.tools.generate import generate
 from kb.tools.page_rows import ROWS_SENT_LIMIT, rows_sent
@@ -174,3 +178,38 @@ def differing(small: Counter, large: Counter, most: int = 12) -> str:
     changes = Counter({text: large[text] - small[text] for text in small | large if large[text] != small[text]})
     by_size = sorted(changes.items(), key=lambda item: -abs(item[1]))[:most]
     return "\n".join(f"{n:+} × {' '.join(text.split())[:160]}" for text, n in by_size)
+
+
+def estimates(con, sql: str) -> list[tuple[int, str]]:
+    """DuckDB's estimated rows of every operator of ``sql``'s plan, with the operator's name."""
+    (_, plan), = con.execute("EXPLAIN (FORMAT json) " + sql).fetchall()
+
+    def operators(node: dict) -> Iterator[dict]:
+        yield node
+        for child in node.get("children", []):
+            yield from operators(child)
+    return [(int(node["extra_info"]["Estimated Cardinality"]), node["name"])
+            for root in json.loads(plan) for node in operators(root)
+            if "Estimated Cardinality" in node.get("extra_info", {})]
+
+
+def test_the_engine_plans_one_case_as_one_case(two_sizes):
+    """After a write and for the confirmation, the engine's whole query runs for one case. DuckDB must see it as
+    the few rows it is: when its estimate of a calendar lookup multiplies the case by a calendar's thousands of
+    rows, it builds its hash joins on the lookup tables, not on the case (a third of the confirmation's time
+    at a million cases). No operator's estimate may then exceed the largest table it reads."""
+    db, _ = two_sizes[-1]
+    config = load_config(CONFIG_FILE)
+    con = connection.connect(db)
+    try:
+        cur = connection.cursor(con)
+        (case_id,), = cur.execute("SELECT max(case_id) FROM cases").fetchall()
+        case_rows(cur, config, NOW, [case_id])  # registers its case_questions, which case_sla reads
+        for name, sql in (("case_questions", case_questions_sql), ("case_sla", case_sla_sql),
+                          ("first response", first_response_sql)):
+            planned = estimates(cur, sql(config, NOW, [case_id]))
+            scanned = max(rows for rows, operator in planned if operator.endswith("SCAN"))
+            worst = max(planned)
+            assert worst[0] <= scanned, f"{name} of one case: {worst[1]} estimated at {worst[0]:,} rows"
+    finally:
+        con.close()
