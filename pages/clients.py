@@ -179,8 +179,8 @@ def policy_picker(contracts) -> None:
     if not may_edit or contracts.empty:
         return
     with st.expander("Set a contract's policy", icon=":material/rule:"):
-        names = {r.contract_id: f"{r.contract_id} · {r.client_name} · {formats.text(r.environment_name)}"
-                 for r in contracts.itertuples()}
+        names = dict(zip(contracts.contract_id, contracts.contract_id + " · " + contracts.client_name + " · "
+                         + contracts.environment_name.map(formats.text), strict=True))
         contract_id = st.selectbox("Contract", list(names), format_func=names.get, key="policy_contract")
         current = contracts.policy_id[contracts.contract_id == contract_id].iloc[0]
         choices = ["", *sorted(set(clients.policy_ids(store, snap)) | (set() if pd.isna(current) else {current}))]
