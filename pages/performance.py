@@ -147,9 +147,11 @@ if breached.empty:
     ui.empty_state("No breaches in this period.")
 else:
     due = target.col("due")
-    shown = formats.in_words(ui.local_times(breached, target.starts, due, target.stops)).assign(
-        assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
-        business_hours_taken=breached.business_hours_taken.map(business_time))
+    shown = snap.remembered(  # written out once per snapshot: its times take most of a redraw
+        ("performance", "breached in words", metric, grain, start, end, chosen),
+        lambda: formats.in_words(ui.local_times(breached, target.starts, due, target.stops)).assign(
+            assignee=breached.assignee.map(formats.assignee), breach_reason=breached.breach_reason.map(formats.text),
+            business_hours_taken=breached.business_hours_taken.map(business_time)))
     reason = ["breach_reason"] if target is performance.REASON_OF else []
     taken = ["business_hours_taken"] if target.per == "case" else []
     ui.table(
