@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kb.config import ConfigError, parse_config
+from kb.db import connection
+from kb.engine.calendar import attach_calendar
 from tests.fixtures import HKT, add, local, views
 from tests.test_calendar_properties import SETTINGS, calendars, fresh_store, from_us, iso, receipts
 
@@ -177,3 +179,22 @@ def test_business_days_are_laid_out_by_the_rules_of_each_date():
     days = dated_business_days(AFTER.calendars[0].versions, 2026, 2026).set_index("day")
     assert days.loc[date(2026, 11, 30), "length_us"] == 9 * 3_600_000_000
     assert days.loc[date(2026, 12, 1), "length_us"] == 10 * 3_600_000_000
+
+
+def test_a_cursor_given_the_lookup_tables_inside_an_older_transaction_reads_the_shared_ones_after(con):
+    """The calendars' lookup tables are made once in the in-memory catalog. A transaction that began before
+    they were made cannot see them, so its cursor is given them registered; that cursor, later asked for
+    other rules, must read those rules' shared tables, not the ones still registered on it."""
+    cases(con, AFTER, "ENT@2026-11-30 17:00")
+    cur = connection.cursor(con)
+    with connection.transaction(cur):
+        cur.execute("SELECT count(*) FROM duckdb_schemas()").fetchall()  # its view of every catalog has begun
+        attach_calendar(cur, BEFORE, local("2026-12-06 12:00"))
+        registered = cur.execute("SELECT database_name FROM duckdb_views() WHERE view_name = 'business_days' "
+                                 "AND NOT internal").fetchall()
+        assert registered == [("temp",)]
+    attach_calendar(cur, AFTER, local("2026-12-06 12:00"))
+    assert cur.execute("SELECT database_name FROM duckdb_views() WHERE view_name = 'business_days'").fetchall() == []
+    (opening,), = cur.execute("SELECT strftime(timezone('Asia/Hong_Kong', opens_at), '%H:%M') FROM business_days "
+                              "WHERE day = DATE '2026-12-02'").fetchall()
+    assert opening == "08:00"  # AFTER's hours from December, not BEFORE's 09:00

@@ -17,11 +17,14 @@ so 09:00 stays 09:00 across daylight-saving changes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
+import duckdb
 import holidays
 import numpy as np
 import pandas as pd
@@ -29,8 +32,10 @@ import pyarrow as pa
 
 from kb.config import CalendarConfig, Versions
 from kb.config.changes import ALWAYS
-from kb.db.connection import MACROS
+from kb.db.connection import MACROS, transaction
 from kb.timestamps import now_utc
+
+log = logging.getLogger(__name__)
 
 
 def holiday_dates(calendar: CalendarConfig, years: range) -> frozenset[date]:
@@ -312,8 +317,9 @@ def attach_calendar(con, config, as_of: datetime) -> None:
     and years, in a schema of their own that ``con`` then searches. DuckDB keeps statistics of its own
     tables, not of Arrow it is handed: with them it knows that a few cases' lookups match one row each, and
     builds its hash joins on those few rows rather than on the calendars' tens of thousands (a third of the
-    confirmation's query for a case just logged). A database opened read-only has no such catalog: the
-    tables are registered on ``con`` instead."""
+    confirmation's query for a case just logged). A database opened read-only has no such catalog, and a
+    transaction of ``con`` that began before they were made cannot see them: the tables are then registered
+    on ``con``, which lets go of them once it can search the catalog's."""
     first, last = con.execute(
         """
         SELECT min(y), max(y) FROM (
@@ -331,11 +337,18 @@ def attach_calendar(con, config, as_of: datetime) -> None:
     schema = _schema_name(calendars, config.calendar, first, last)
     if not _holds(con, schema):
         tables = _calendar_tables(config, calendars, first, last)
-        _create(con, schema, tables)
+        try:
+            _create(con, schema, tables)
+        except duckdb.Error as e:  # registered instead: the same rows, estimated less well for a few cases
+            log.warning("the calendars' lookup tables could not be made in %s (%s): registered on the cursor",
+                        MACROS, e)
         if not _holds(con, schema):  # read-only, or a transaction of ``con`` that began before
             for name, table in tables.items():
                 con.register(name, table)
+            _registered_on[con] = tuple(tables)
             return
+    for name in _registered_on.pop(con, ()):
+        con.unregister(name)
     con.execute(f"SET search_path = 'main,{MACROS}.main,{MACROS}.{schema}'")
 
 
@@ -344,6 +357,11 @@ def _holds(con, schema: str) -> bool:
     abort a transaction ``con`` is in)."""
     return bool(con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?",
                             [MACROS, schema]).fetchall()[0][0])
+
+
+# The cursors the lookup tables were registered on (``attach_calendar``'s fallback), with their names: a cursor
+# lets go of them before it searches the catalog's, as a view registered on it would come first.
+_registered_on: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _calendar_tables(config, calendars: tuple[EngineCalendar, ...], first: int, last: int) -> dict:
@@ -366,19 +384,15 @@ _creating = threading.Lock()
 def _create(con, schema: str, tables: dict) -> None:
     """The schema ``schema`` of ``MACROS`` holding ``tables``, made whole in one transaction of a cursor of its
     own (``con`` may be writing the database, and a transaction writes one catalog), unless it exists or the
-    database has no such catalog (opened read-only)."""
+    database has no such catalog (opened read-only). A schema stays for the life of the process: a reload of
+    other rules, or another span of years, makes another (a few MB each)."""
     with _creating, con.cursor() as own:
         schemas = own.execute("SELECT schema_name FROM duckdb_schemas() WHERE database_name = ?", [MACROS]).fetchall()
         if not schemas or (schema,) in schemas:
             return
-        own.execute("BEGIN")
-        try:
+        with transaction(own):
             own.execute(f"CREATE SCHEMA {MACROS}.{schema}")
             for name, table in tables.items():
                 own.register("calendar_table", table)
                 own.execute(f"CREATE TABLE {MACROS}.{schema}.{name} AS SELECT * FROM calendar_table")
                 own.unregister("calendar_table")
-            own.execute("COMMIT")
-        except BaseException:
-            own.execute("ROLLBACK")
-            raise
