@@ -6,9 +6,9 @@ time elapsed at any instant is then that of the last opening at or before it,
 plus the part of that day already gone; a deadline "N business days after
 receipt" is the inverse lookup (the last day whose ``cum_before`` is below the
 target total). Both are "last key at or below x" lookups, and ``clock_index``
-lays them out as bucketed tables read by equality (hash) joins on a bucket
-number, not ASOF joins, which would sort every looked-up row: see
-``kb/engine/business_time.py`` for the SQL that reads them.
+lays them out as bucketed tables read by equality (hash) joins on one key
+(the calendar and the bucket number), not ASOF joins, which would sort every
+looked-up row: see ``kb/engine/business_time.py`` for the SQL that reads them.
 
 Openings and closings are built from local wall-clock times with ``zoneinfo``,
 so 09:00 stays 09:00 across daylight-saving changes.
