@@ -56,10 +56,13 @@ def _bucket(x: str, kind: str, index: str) -> str:
             f"ELSE ({x} - {index}.{kind}_origin) // {index}.{kind}_width END")
 
 
+SLOT_BITS = 32  # a lookup row's ``slot``: its calendar's key shifted by this, plus its bucket (or day)
+
+
 def _slot(cal_sql: str, key_sql: str) -> str:
     """A lookup row's one key (``slot`` in ``kb.engine.calendar.clock_index``): its calendar's and its bucket's
     (or day's) in one number."""
-    return f"(({cal_sql})::BIGINT << 32) + ({key_sql})"
+    return f"(({cal_sql})::BIGINT << {SLOT_BITS}) + ({key_sql})"
 
 
 def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:

@@ -33,6 +33,7 @@ import pyarrow as pa
 from kb.config import CalendarConfig, Versions
 from kb.config.changes import ALWAYS
 from kb.db.connection import MACROS, transaction
+from kb.engine.business_time import SLOT_BITS
 from kb.timestamps import now_utc
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def _keyed(cal: int, table: pa.Table) -> pa.Table:
         key = table["day"].to_numpy().astype("datetime64[D]").astype(np.int64)
     else:
         return keyed
-    return keyed.add_column(0, "slot", pa.array((np.int64(cal) << 32) + key))
+    return keyed.add_column(0, "slot", pa.array((np.int64(cal) << SLOT_BITS) + key))
 
 
 @lru_cache(maxsize=16)
@@ -241,7 +242,7 @@ def clock_index(calendars: tuple[EngineCalendar, ...], first_year: int, last_yea
     * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the bucketed ones.
 
     A row of the first four is found by its ``slot``: the calendar's key and the bucket (or the day, as days
-    since 1970) in one number (``cal << 32`` plus it). One equality is one DuckDB can estimate; given the
+    since 1970) in one number (``cal << SLOT_BITS`` plus it). One equality is one DuckDB can estimate; given the
     calendar and the bucket apart, it estimates by the calendar alone, as if each looked-up row matched that
     calendar's thousands, and after a few lookups builds its hash joins on the wrong side.
 
