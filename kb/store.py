@@ -57,6 +57,7 @@ import duckdb
 import pyarrow as pa
 
 from kb.access import Actor, require
+from kb.background import yield_cores
 from kb.config import Config
 from kb.db import audit, connection
 from kb.db.backup import backup_to
@@ -243,7 +244,7 @@ class Store:
                     kept = {name: snapshot.tables[name] for name in KEPT_TABLES}
                     # written in the background (a second or two), which no page waits for; not a daemon (a page's
                     # thread is one, and its threads would be too), so that a process stopping finishes them first
-                    self._keeping.append(threading.Thread(target=keep, name="keep-case-rows", daemon=False,
+                    self._keeping.append(threading.Thread(target=_kept_aside, name="keep-case-rows", daemon=False,
                                                           args=(self._kept_folder, config, kept, as_of, mark)))
                     self._keeping[-1].start()
                 if uptime is not None:
@@ -596,6 +597,12 @@ class Store:
 
 def _silent(fraction: float, text: str) -> None:
     pass
+
+
+def _kept_aside(*args) -> None:
+    """``kb.kept.keep`` on a thread of its own, yielding the cores to the pages meanwhile."""
+    yield_cores()
+    keep(*args)
 
 
 def _hashable(params):

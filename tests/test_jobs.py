@@ -4,6 +4,8 @@ a clean stop; the ``[backup]`` configuration; the Configuration page's "Backgrou
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 import tomllib
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kb.background import NICENESS
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
 from kb.mail.imap import MailboxError
@@ -130,6 +133,24 @@ def test_runs_on_schedule_never_overlapping_itself(store):
     rows = runs(store, "tick")
     assert len(rows) == len(calls) and all(r[2] is not None and r[3] is None for r in rows)
     assert [r[4] for r in rows][:2] == ["run 1", "run 2"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a priority per thread is Linux's")
+def test_a_job_runs_at_a_lower_cpu_priority_than_the_pages(store):
+    """A job's thread yields the cores to the threads serving pages and writes (``kb.background``): its nice
+    value is NICENESS above theirs, and theirs is as it was."""
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+    jobs = Jobs(store, [Job("tick", "Tick", timedelta(hours=1),
+                            lambda s: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))],
+                start_delay=0)
+    jobs.start()
+    try:
+        wait_for(lambda: seen, what="a run")
+    finally:
+        jobs.stop()
+    assert seen == [min(19, ours + NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
 
 
 def test_a_failure_is_logged_recorded_and_retried_at_the_next_run(store, caplog):

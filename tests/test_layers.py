@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("kb/engine/",)),
     ("intake", ("kb/intake/", "kb/mail/")),
     ("tools", ("kb/tools/",)),
-    ("store", ("kb/store.py", "kb/snapshot.py", "kb/kept.py", "kb/opening.py", "kb/health.py")),
+    ("store", ("kb/store.py", "kb/snapshot.py", "kb/kept.py", "kb/opening.py", "kb/health.py", "kb/background.py")),
     ("reads", ("kb/reads/", "kb/alerts/", "kb/statement/")),
     ("service", ("kb/service/",)),
     ("faces", ("kb/ui.py", "kb/navigation.py", "kb/cli/", "kb/tools/bench.py", "kb/tools/bench_service.py",
