@@ -34,13 +34,17 @@ import pyarrow.compute as pc
 from kb.config import Config
 from kb.engine.asof import case_rows, open_views
 from kb.engine.case_sla import UNRESOLVED
-from kb.engine.targets import CASE_TARGETS
+from kb.engine.targets import CASE_TARGETS, QUESTION_TARGETS
 
 SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
 TABLES = (*SNAPSHOT_TABLES, "open_case_sla")  # in the order they are computed
 READS = {"case_sla": ("case_questions",), "contract_refunds": ("env_uptime",)}  # what each is computed from
 CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by case_id
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
+# The decided targets of every case (what "% met" counts), a part of the case tables: a write that touched only
+# cases with no target decided before or after (a case logged, a question asked) leaves them as they were.
+DECIDED = "decided targets"
+DECIDED_STATES = pa.array(["met", "breached"])
 SLICE_ROWS = 8192
 MEMO_ROWS = 200_000  # rows a snapshot's remembered aggregates hold at most together (a few tens of MB)
 Frames = pd.DataFrame | list[pd.DataFrame] | dict  # (a dict: a chart's spec, ``kb.ui.remembered_chart``)
@@ -157,14 +161,18 @@ class Snapshot:
     # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
     of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
     # Aggregates of its tables already read (``remembered``), the last read last: a page drawn again reads
-    # them from here.
+    # them from here. ``reads``: of those whose page said so, which of its parts each was read from.
     memo: OrderedDict[tuple, Frames] = field(repr=False, compare=False, default_factory=OrderedDict)
+    reads: dict[tuple, frozenset[str]] = field(repr=False, compare=False, default_factory=dict)
     _memo_lock: threading.Lock = field(repr=False, compare=False, default_factory=threading.Lock)
 
-    def remembered(self, key: tuple, compute: Callable[[], Frames]) -> Frames:
+    def remembered(self, key: tuple, compute: Callable[[], Frames], reads: Iterable[str] | None = None) -> Frames:
         """A copy of ``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which
         never change once computed, or a chart's spec drawn from them), computed the first time ``key`` is asked
-        for. The least recently read go first once they hold more than ``MEMO_ROWS`` rows together."""
+        for. The least recently read go first once they hold more than ``MEMO_ROWS`` rows together.
+        ``reads``: the parts of the snapshot ``compute`` reads (``TABLES``, or ``DECIDED``), when the caller
+        knows them: the next snapshot, brought up to date after a write, keeps it when the write changed none
+        of them (``carried``)."""
         with self._memo_lock:
             kept = self.memo.get(key)
             if kept is not None:
@@ -173,9 +181,19 @@ class Snapshot:
             kept = compute()
             with self._memo_lock:
                 self.memo[key] = kept
+                if reads is not None:
+                    self.reads[key] = frozenset(reads)
                 while len(self.memo) > 1 and sum(map(_rows, self.memo.values())) > MEMO_ROWS:
-                    self.memo.popitem(last=False)
+                    self.reads.pop(self.memo.popitem(last=False)[0], None)
         return [frame.copy() for frame in kept] if isinstance(kept, list) else kept.copy()
+
+    def carried(self, changed: frozenset[str]) -> dict:
+        """What the next snapshot, made by a write that changed the parts ``changed`` of this one, remembers
+        from it: what was read from other parts alone (``memo`` and ``reads``, for ``Snapshot(...)``)."""
+        with self._memo_lock:
+            keys = [key for key in self.memo if key in self.reads and not self.reads[key] & changed]
+            return {"memo": OrderedDict((key, self.memo[key]) for key in keys),
+                    "reads": {key: self.reads[key] for key in keys}}
 
 
 def _rows(frames: Frames) -> int:
@@ -235,12 +253,14 @@ def _in_place(cur, name: str, table: pa.Table) -> None:
     cur.register(name, table)
 
 
-def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
-            as_of: datetime) -> dict[str, pa.Table] | None:
+def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change, as_of: datetime,
+            changed: set[str] | None = None) -> dict[str, pa.Table] | None:
     """``tables`` with the rows of the cases ``change`` touched (``touched_cases``) computed again as of
     ``as_of`` (and uptime and credits computed again whole, if it touched them); a table not computed yet stays
-    so. None when its clients and policies have more than ``MOST_CASES`` cases."""
+    so. None when its clients and policies have more than ``MOST_CASES`` cases. The parts it changed are added
+    to ``changed``: the tables, and ``DECIDED`` when a touched case had or has a decided target."""
     tables = dict(tables)
+    changed = set() if changed is None else changed
     cases = touched_cases(cur, change) if any(name in tables for name in CASE_TABLES) else frozenset()
     if cases is None:
         return None
@@ -248,13 +268,28 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change,
         fresh = rows_of_cases(cur, config, as_of, sorted(cases))
         for name in CASE_TABLES:
             if name in tables:
-                tables[name] = _replaced(tables[name], cases, fresh[name])
+                tables[name], old = _replaced(tables[name], cases, fresh[name])
+                if _decides(name, old) or _decides(name, fresh[name]):
+                    changed.add(DECIDED)
+    if cases or change.cases or change.clients or change.policies:
+        changed.update(CASE_TABLES)
+        if not any(name in tables for name in CASE_TABLES):
+            changed.add(DECIDED)
     present = [name for name in UPTIME_TABLES if name in tables]
+    if change.uptime:
+        changed.update(UPTIME_TABLES)
     if change.uptime and present:
         for name in UPTIME_TABLES:
             tables.pop(name, None)
         tables.update(computed(cur, config, as_of, present, tables))
     return tables
+
+
+def _decides(name: str, rows: pa.Table) -> bool:
+    """Whether ``rows`` of the case table ``name`` hold a decided target (met or breached): what "% met"
+    counts (``kb.engine.targets.decided_sql``)."""
+    targets = {"case_sla": CASE_TARGETS, "case_questions": QUESTION_TARGETS}.get(name, ())
+    return any(pc.any(pc.is_in(rows[target.col("state")], value_set=DECIDED_STATES)).as_py() for target in targets)
 
 
 def moved_on(cur, config: Config, tables: dict[str, pa.Table], since: datetime,
@@ -318,15 +353,17 @@ def _sliced(table: pa.Table) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=SLICE_ROWS), table.schema)
 
 
-def _replaced(table: pa.Table, case_ids: frozenset[str], rows: pa.Table) -> pa.Table:
+def _replaced(table: pa.Table, case_ids: frozenset[str], rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     """``table`` without the rows of ``case_ids``, and with ``rows``: only the slices holding one of those
-    cases are copied."""
+    cases are copied; and the rows it took out."""
     ids = pa.array(sorted(case_ids), pa.string())
     hits = pc.is_in(table["case_id"], value_set=ids).combine_chunks()  # (the set of ids hashed once)
-    batches, start = [], 0
+    batches, out, start = [], [], 0
     for batch in table.to_batches():
         hit = hits.slice(start, batch.num_rows)
         start += batch.num_rows
         batches.append(batch.filter(pc.invert(hit)) if hit.true_count else batch)
+        out += [batch.filter(hit)] if hit.true_count else []
     batches += rows.select(table.schema.names).cast(table.schema).to_batches()
-    return pa.Table.from_batches([b for b in batches if b.num_rows], table.schema)
+    return pa.Table.from_batches([b for b in batches if b.num_rows], table.schema), \
+        pa.Table.from_batches(out, table.schema)

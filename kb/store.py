@@ -97,6 +97,10 @@ VERSIONED_TABLES = frozenset({
     "policies", "month_closings", "closed_cases", "closed_uptime", "closed_refunds", "credit_applications",
 })
 
+# The stored tables a write that changed cases alone (no uptime) may have written without an audit row naming
+# each: a mail batch's rows name its messages, yet it opens cases, adds clients and ends pauses.
+CASES_WRITE = frozenset({"cases", "messages", "pauses", "clients", "policies"})
+
 log = logging.getLogger(__name__)
 
 
@@ -164,6 +168,8 @@ class Store:
         self._refreshing = False  # a thread computes the next snapshot of now
         self.version = 0
         self._changes: list[tuple[int, Change]] = []  # (version, what the write that made it changed)
+        self._tables_written_at: dict[str, int] = {}  # stored table → the last version that wrote it
+        self._everything_written_at = 0  # the last version that may have written any stored table
         with self._cursor() as cur:
             self._audit_mark = cur.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchall()[0][0]
             self._stored_tables = frozenset(name for (name,) in cur.execute(
@@ -200,15 +206,21 @@ class Store:
 
     def snapshot_query(self, sql: str, params, snapshot: Snapshot):
         """``query`` over the snapshot's tables, remembered by the snapshot: a page drawn again reads it from
-        there. The stored tables it names are read as they were at this process's last write (``version`` is
-        part of the key), so it names only those that change by a write of this store (``VERSIONED_TABLES``):
-        ValueError names another."""
-        stored = set(re.findall(r"\w+", sql)) & self._stored_tables
+        there, and so does the next snapshot after a write that changed none of the snapshot's tables it names.
+        The stored tables it names are read as they were at the last write that may have changed one of them
+        (its ``version`` is part of the key: ``_written_at``), so it names only those that change by a write of
+        this store (``VERSIONED_TABLES``): ValueError names another."""
+        named = set(re.findall(r"\w+", sql))
+        stored = named & self._stored_tables
         if stored - VERSIONED_TABLES:
             raise ValueError(f"{', '.join(sorted(stored - VERSIONED_TABLES))} change without a new version: "
                              "read with query, not remembered")
-        key = ("query", sql, _hashable(params), self.version if stored else None)
-        return snapshot.remembered(key, lambda: self.query(sql, params, snapshot))
+        key = ("query", sql, _hashable(params), self._written_at(stored) if stored else None)
+        return snapshot.remembered(key, lambda: self.query(sql, params, snapshot), reads=named & set(TABLES))
+
+    def _written_at(self, tables: Iterable[str]) -> int:
+        """The last ``version`` that may have changed one of the stored ``tables``."""
+        return max(self._everything_written_at, *(self._tables_written_at.get(table, 0) for table in tables))
 
     def ready(self, snapshot: Snapshot, names: Iterable[str] = TABLES) -> None:
         """Compute the tables ``names`` (default: all) of ``snapshot`` it does not hold yet, now: a page reading
@@ -515,6 +527,7 @@ class Store:
         """After a commit, holding the write lock: a new ``version``, recorded with what the write changed
         (``change``, else read on ``cur`` from the audit rows it wrote; an import's rows can have lower numbers
         than those of writes committed meanwhile, so an import says it changed everything)."""
+        named = set()
         if change is None:
             try:
                 rows = cur.execute("SELECT audit_id, table_name, row_id, before, after FROM audit_log "
@@ -522,9 +535,15 @@ class Store:
             except duckdb.Error:  # committed all the same: the next snapshot computes everything again
                 rows = []
             change = change_of(row[1:] for row in rows)
+            named = {row[1] for row in rows}
             self._audit_mark = rows[-1][0] if rows else self._audit_mark
         self.version += 1
         self._changes.append((self.version, change))
+        if change.everything or change.uptime or not named:
+            self._everything_written_at = self.version
+        else:
+            for table in named | (CASES_WRITE if not change.empty else set()):
+                self._tables_written_at[table] = self.version
 
     def snapshot(self, as_of: datetime | None = None, *, max_age_seconds: float = 60.0) -> Snapshot:
         """The as-of tables at ``as_of`` (default: now), brought up to date after writes by the rows they
@@ -579,11 +598,14 @@ class Store:
             return None
         if change.empty:  # its tables stand, and with them what pages read of them alone and remembered
             return dataclasses.replace(current, version=version)
+        changed: set[str] = set()
         with self.reader() as cur:
-            tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc())
+            tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc(),
+                             changed)
         if tables is None:
             return None
-        return Snapshot(as_of=current.as_of, version=version, frozen=current.frozen, tables=tables)
+        return Snapshot(as_of=current.as_of, version=version, frozen=current.frozen, tables=tables,
+                        **current.carried(frozenset(changed)))
 
     def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:
         """A new snapshot, its tables computed as pages read them."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -354,12 +354,14 @@ def chart(figure: alt.TopLevelMixin, **kwargs) -> None:
     st.vega_lite_chart(spec=chart_spec(figure), **{"width": "stretch", **kwargs})
 
 
-def remembered_chart(snap: Snapshot, key: tuple, draw: Callable[[], alt.TopLevelMixin], **kwargs) -> None:
+def remembered_chart(snap: Snapshot, key: tuple, draw: Callable[[], alt.TopLevelMixin],
+                     reads: Iterable[str] | None = None, **kwargs) -> None:
     """``chart(draw())``, its spec made once per snapshot for ``key`` and read from the snapshot when the page is
     drawn again: building an Altair chart and turning it into Vega-Lite is most of a warm page's time (30–40 ms
     a chart). ``key`` names the chart and every choice it is drawn from beyond the snapshot (a period, a grain,
-    the tiers picked): what differs between two charts of one snapshot."""
-    spec = snap.remembered(("chart", *key), lambda: chart_spec(draw()))
+    the tiers picked): what differs between two charts of one snapshot. ``reads``: the parts of the snapshot
+    its data comes from (``Snapshot.remembered``)."""
+    spec = snap.remembered(("chart", *key), lambda: chart_spec(draw()), reads)
     st.vega_lite_chart(spec=spec, **{"width": "stretch", **kwargs})
 
 

@@ -197,4 +197,4 @@ for column, target in zip(columns, TARGETS, strict=True):
             ui.empty_state(f"None due in {last_label} or {this_label} yet.")
             continue
         ui.remembered_chart(snap, ("overview", "met by tier", target.metric), partial(met_by_tier, rows, target),
-                            width="stretch")
+                            reads=met.READS, width="stretch")

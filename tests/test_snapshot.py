@@ -247,6 +247,38 @@ def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store,
     assert after.decided.sum() < shares.decided.sum()  # the voided case's decided targets no longer count
 
 
+def test_a_case_logged_keeps_what_was_read_of_decided_targets_uptime_and_tables_it_did_not_write(store,
+                                                                                                 monkeypatch):
+    """A write that touched only cases with no target decided before or after it (a case logged) leaves in the
+    next snapshot what was read of the decided targets (the shares of targets met, their charts), of uptime, and
+    of stored tables it did not write; what was read of the cases is read again, and holds the new case. A
+    response that decides a target makes the shares be read again, and they count it."""
+    as_of = parse_timestamp(AS_OF, HKT)
+    start, end = as_of - timedelta(days=60), as_of + timedelta(days=30)
+    first = store.snapshot(as_of)
+    shares = met_shares(store, first, start, end, by=("tier",))
+    sqls = {name: f"SELECT count(*) AS n FROM {name}" for name in ("env_uptime", "incidents", "case_sla", "cases")}
+    before = {name: store.snapshot_query(sql, None, first).n[0] for name, sql in sqls.items()}
+    shares_read, stored_read = [], []
+    monkeypatch.setattr(kb.reads.met, "met_shares_on",
+                        lambda *a, **k: shares_read.append(a) or met_shares_on(*a, **k))
+    query = store.query
+    monkeypatch.setattr(store, "query", lambda sql, *a, **k: stored_read.append(sql) or query(sql, *a, **k))
+    new = store.write(writes.log_case, store.config, LEAD, {
+        "client_id": "ENT", "category": "platform_issue", "subject": "Printer on fire", "requester": "ops@ent.example",
+        "assignee": "", "received_at": "2026-11-25T14:00:00+08:00", "first_response_at": ""}).row_id
+    after = store.snapshot(as_of)
+    assert after.version > first.version
+    assert met_shares(store, after, start, end, by=("tier",)).equals(shares) and shares_read == []
+    now = {name: store.snapshot_query(sql, None, after).n[0] for name, sql in sqls.items()}
+    assert now == {**before, "case_sla": before["case_sla"] + 1, "cases": before["cases"] + 1}
+    assert stored_read == [sqls["case_sla"], sqls["cases"]]  # uptime and incidents: from the memo
+    store.write(writes.record_response, store.config, LEAD, new, local("2026-11-25 15:00"))
+    decided = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
+    assert len(shares_read) == 1 and decided.decided.sum() == shares.decided.sum() + 1
+    assert_as_computed(store, as_of)
+
+
 def test_a_query_of_stored_tables_is_remembered_until_the_next_write(store):
     """A page drawn again reads its stored rows from the snapshot's memo; a write of this process, even one made
     while the page holds the same snapshot, is read at once; a table that changes without a write is not
@@ -297,7 +329,7 @@ def test_the_services_own_records_leave_the_snapshot_and_remembered_queries_as_t
     store.write(record_end, "alerts", started, datetime.now(UTC), None, "0 sent", record_only=True)
     store.write(record_delivery, "alertmanager", started, None, record_only=True)
     assert store.snapshot() is snap and "case_sla" in snap.tables
-    assert ("query", "SELECT count(*) AS n FROM clients", None, store.version) in snap.memo
+    assert [key[1] for key in snap.memo if key[0] == "query"] == ["SELECT count(*) AS n FROM clients"]
     assert store.query("SELECT count(*) AS n FROM job_runs").n[0] == 2  # written all the same
 
 

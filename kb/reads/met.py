@@ -16,10 +16,12 @@ import pandas as pd
 from kb.config import Config
 from kb.db.sqltext import quote, where_in
 from kb.engine.targets import TARGETS, decided_sql
+from kb.snapshot import DECIDED
 from kb.store import Snapshot, Store
 
 GROUPS = ("tier", "priority", "client_id", "category", "assignee")
 GRAINS = ("week", "month")
+READS = (DECIDED,)  # what every share is read from, for ``Snapshot.remembered``: the decided targets alone
 
 
 def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
@@ -31,7 +33,8 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
     def compute() -> pd.DataFrame:
         with store.reader(snap, ("case_questions", "case_sla")) as cur:
             return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers)
-    return snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), compute)
+    return snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), compute,
+                           reads=READS)
 
 
 def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),

@@ -13,6 +13,7 @@ from kb.db.sqltext import instant
 from kb.engine.closings import closings_sql
 from kb.engine.periods import Months, month_bounds
 from kb.engine.targets import FIRST_RESPONSE, STATES, TARGETS
+from kb.reads import met
 from kb.reads.met import met_shares
 from kb.store import Snapshot, Store
 
@@ -28,7 +29,8 @@ def met_by_month(store: Store, snap: Snapshot, months: Months,
     targets due in the month that were met, breached and decided, and % met (NaN where none was decided),
     as ``kb.reads.met.met_shares`` counts them. One query by tier and priority, summed for each grouping;
     remembered by the snapshot."""
-    return snap.remembered(("met_by_month", months, groupings), lambda: _met_by_month(store, snap, months, groupings))
+    return snap.remembered(("met_by_month", months, groupings), lambda: _met_by_month(store, snap, months, groupings),
+                           reads=met.READS)
 
 
 def _met_by_month(store: Store, snap: Snapshot, months: Months,
