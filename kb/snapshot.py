@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from kb.config import Config
 from kb.engine.asof import case_rows, open_views
 from kb.engine.case_sla import UNRESOLVED
-from kb.engine.targets import CASE_TARGETS, QUESTION_TARGETS
+from kb.engine.targets import CASE_TARGETS, DECIDED, QUESTION_TARGETS
 
 SNAPSHOT_TABLES = ("case_questions", "case_sla", "env_uptime", "contract_refunds")
 TABLES = (*SNAPSHOT_TABLES, "open_case_sla")  # in the order they are computed
@@ -43,8 +43,7 @@ CASE_TABLES = ("case_questions", "case_sla", "open_case_sla")  # rows keyed by c
 UPTIME_TABLES = ("env_uptime", "contract_refunds")
 # The decided targets of every case (what "% met" counts), a part of the case tables: a write that touched only
 # cases with no target decided before or after (a case logged, a question asked) leaves them as they were.
-DECIDED = "decided targets"
-DECIDED_STATES = pa.array(["met", "breached"])
+DECIDED_TARGETS = "decided targets"
 SLICE_ROWS = 8192
 MEMO_ROWS = 200_000  # rows a snapshot's remembered aggregates hold at most together (a few tens of MB)
 Frames = pd.DataFrame | list[pd.DataFrame] | dict  # (a dict: a chart's spec, ``kb.ui.remembered_chart``)
@@ -170,7 +169,7 @@ class Snapshot:
         """A copy of ``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which
         never change once computed, or a chart's spec drawn from them), computed the first time ``key`` is asked
         for. The least recently read go first once they hold more than ``MEMO_ROWS`` rows together.
-        ``reads``: the parts of the snapshot ``compute`` reads (``TABLES``, or ``DECIDED``), when the caller
+        ``reads``: the parts of the snapshot ``compute`` reads (``TABLES``, or ``DECIDED_TARGETS``), when the caller
         knows them: the next snapshot, brought up to date after a write, keeps it when the write changed none
         of them (``carried``)."""
         with self._memo_lock:
@@ -258,7 +257,7 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change, as
     """``tables`` with the rows of the cases ``change`` touched (``touched_cases``) computed again as of
     ``as_of`` (and uptime and credits computed again whole, if it touched them); a table not computed yet stays
     so. None when its clients and policies have more than ``MOST_CASES`` cases. The parts it changed are added
-    to ``changed``: the tables, and ``DECIDED`` when a touched case had or has a decided target."""
+    to ``changed``: the tables, and ``DECIDED_TARGETS`` when a touched case had or has a decided target."""
     tables = dict(tables)
     changed = set() if changed is None else changed
     cases = touched_cases(cur, change) if any(name in tables for name in CASE_TABLES) else frozenset()
@@ -270,11 +269,11 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change, as
             if name in tables:
                 tables[name], old = _replaced(tables[name], cases, fresh[name])
                 if _decides(name, old) or _decides(name, fresh[name]):
-                    changed.add(DECIDED)
+                    changed.add(DECIDED_TARGETS)
     if cases or change.cases or change.clients or change.policies:
         changed.update(CASE_TABLES)
         if not any(name in tables for name in CASE_TABLES):
-            changed.add(DECIDED)
+            changed.add(DECIDED_TARGETS)
     present = [name for name in UPTIME_TABLES if name in tables]
     if change.uptime:
         changed.update(UPTIME_TABLES)
@@ -289,7 +288,7 @@ def _decides(name: str, rows: pa.Table) -> bool:
     """Whether ``rows`` of the case table ``name`` hold a decided target (met or breached): what "% met"
     counts (``kb.engine.targets.decided_sql``)."""
     targets = {"case_sla": CASE_TARGETS, "case_questions": QUESTION_TARGETS}.get(name, ())
-    return any(pc.any(pc.is_in(rows[target.col("state")], value_set=DECIDED_STATES)).as_py() for target in targets)
+    return any(pc.any(pc.is_in(rows[target.col("state")], value_set=pa.array(DECIDED))).as_py() for target in targets)
 
 
 def moved_on(cur, config: Config, tables: dict[str, pa.Table], since: datetime,

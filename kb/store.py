@@ -392,7 +392,13 @@ class Store:
     def backup(self, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
         """``kb.db.backup.backup_to`` on a cursor of its own, without the write lock: the copy is one read
         transaction, so forms and imports commit meanwhile and the backup holds the database as it was when
-        it began. Its row counts; BackupError when it failed (nothing written)."""
+        it began. Its row counts; BackupError when it failed (nothing written). The copy runs on a thread of
+        its own at a lower CPU priority, which this one waits for (``kb.background``)."""
+        with ThreadPoolExecutor(1, "backup") as copier:
+            return copier.submit(self._backup_copy, dest, replace).result()
+
+    def _backup_copy(self, dest: str | os.PathLike, replace: bool) -> dict[str, int]:
+        yield_cores()
         with self._cursor() as cur:
             return backup_to(cur, dest, replace=replace)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import kb.store
 from kb.background import NICENESS
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
@@ -136,21 +137,23 @@ def test_runs_on_schedule_never_overlapping_itself(store):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a priority per thread is Linux's")
-def test_a_job_runs_at_a_lower_cpu_priority_than_the_pages(store):
-    """A job's thread yields the cores to the threads serving pages and writes (``kb.background``): its nice
-    value is NICENESS above theirs, and theirs is as it was."""
+def test_a_backup_copies_at_a_lower_cpu_priority_and_its_caller_keeps_its_own(store, tmp_path, monkeypatch):
+    """The backup's copy yields the cores to the threads serving pages and writes (``kb.background``): it runs
+    on a thread NICENESS above the caller's, and the caller (a job's thread, which takes the store's locks) and
+    the threads it starts afterwards keep the caller's priority."""
     ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = []
-    jobs = Jobs(store, [Job("tick", "Tick", timedelta(hours=1),
-                            lambda s: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))],
-                start_delay=0)
-    jobs.start()
-    try:
-        wait_for(lambda: seen, what="a run")
-    finally:
-        jobs.stop()
-    assert seen == [min(19, ours + NICENESS)]
+    copying = []
+    real = kb.store.backup_to
+    monkeypatch.setattr(kb.store, "backup_to", lambda *a, **k: copying.append(
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) or real(*a, **k))
+    counts = store.backup(tmp_path / "copy.duckdb")
+    assert copying == [min(19, ours + NICENESS)] and (tmp_path / "copy.duckdb").exists() and "cases" in counts
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
+    started = []
+    after = threading.Thread(target=lambda: started.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    after.start()
+    after.join()
+    assert started == [ours]
 
 
 def test_a_failure_is_logged_recorded_and_retried_at_the_next_run(store, caplog):

@@ -273,9 +273,13 @@ def test_a_case_logged_keeps_what_was_read_of_decided_targets_uptime_and_tables_
     now = {name: store.snapshot_query(sql, None, after).n[0] for name, sql in sqls.items()}
     assert now == {**before, "case_sla": before["case_sla"] + 1, "cases": before["cases"] + 1}
     assert stored_read == [sqls["case_sla"], sqls["cases"]]  # uptime and incidents: from the memo
+    messages = store.snapshot_query("SELECT count(*) AS n FROM messages", None, after).n[0]
     store.write(writes.record_response, store.config, LEAD, new, local("2026-11-25 15:00"))
-    decided = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
+    later = store.snapshot(as_of)
+    decided = met_shares(store, later, start, end, by=("tier",))
     assert len(shares_read) == 1 and decided.decided.sum() == shares.decided.sum() + 1
+    # its audit row names the case alone; the team's message it stored is read all the same
+    assert store.snapshot_query("SELECT count(*) AS n FROM messages", None, later).n[0] == messages + 1
     assert_as_computed(store, as_of)
 
 

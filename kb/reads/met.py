@@ -16,12 +16,12 @@ import pandas as pd
 from kb.config import Config
 from kb.db.sqltext import quote, where_in
 from kb.engine.targets import TARGETS, decided_sql
-from kb.snapshot import DECIDED
+from kb.snapshot import DECIDED_TARGETS
 from kb.store import Snapshot, Store
 
 GROUPS = ("tier", "priority", "client_id", "category", "assignee")
 GRAINS = ("week", "month")
-READS = (DECIDED,)  # what every share is read from, for ``Snapshot.remembered``: the decided targets alone
+READS = (DECIDED_TARGETS,)  # what every share is read from, for ``Snapshot.remembered``: the decided targets alone
 
 
 def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),

@@ -7,17 +7,18 @@ the store; ``scheduled_jobs(config)`` lists them, so mail polling or alerts are 
 - **Schedule.** A kind is due ``every`` after its last run *started* (``job_runs``), so a restart
   neither repeats a recent run nor forgets an overdue one; one never run is due at the start (after
   ``start_delay``, so the service answers first). Its thread sleeps until then, waking early to stop.
-- **One at a time.** A kind runs only in its own thread (at a lower CPU priority, so that pages and writes
-  are served first: ``kb.background``) and under its own lock, so a run never overlaps another run of the
-  same kind (``run_now`` answers None while one is under way). Kinds run independently; the writes they
-  make go through the store's one write lock like any other.
-- **Failures.** Each run is a row of ``job_runs`` (``kb.health``, which judges from them whether each job
-  is well). An exception is logged with its traceback, recorded, and the kind tried again at its next run;
-  it never stops the thread or the service.
-- **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one statement,
-  and cannot be cut), then takes the write lock, so the write in progress (a form, an import, a webhook)
-  finishes, and checkpoints the database (``CHECKPOINT``): no write-ahead log to replay at the next start.
-  Backups: ``kb.service.backups``.
+- **One at a time.** A kind runs only in its own thread and under its own lock, so a run never
+  overlaps another run of the same kind (``run_now`` answers None while one is under way). Kinds
+  run independently; the writes they make go through the store's one write lock like any other.
+- **Failures.** Each run is a row of ``job_runs`` (``kb.health``, which judges from them whether
+  each job is well). An exception is logged with its traceback, recorded, and the kind tried again at
+  its next run; it never stops the thread or the service.
+- **Stopping.** ``stop()`` tells the threads, waits for a run under way to end (a backup is one
+  statement, and cannot be cut), then takes the write lock, so the write in progress (a form, an
+  import, a webhook) finishes, and checkpoints the database (``CHECKPOINT``), leaving no write-ahead
+  log to replay at the next start.
+
+Backups: ``kb.service.backups``.
 
 The configuration file: a thread of its own reads it every ``config_every`` (10 s) and reloads it when it
 changed (``kb.opening.reload_config``), unless it was written in the last ``SETTLED`` seconds (an editor may be
@@ -29,7 +30,8 @@ Mail (``[mail]`` with ``[[mail.mailboxes]]``; off without mailboxes): a job per 
 every ``poll_seconds`` one poll of its folders (``kb.mail.imap.run_for_service``: reads on a cursor of its
 own, writes each chunk through ``Store.write``, so the network waits stay outside the write lock). A mailbox
 that fails (a wrong password, a lost connection) fails its own job with its reason; the other mailboxes and
-the service go on. Alerts and statements the mail server did not take fail their run too (sent at the next).
+the rest of the service go on. Alerts and statements the mail server did not take fail their run too (they
+are sent again at the next).
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ from pathlib import Path
 import pandas as pd
 
 from kb.alerts.deliver import send_due
-from kb.background import yield_cores
 from kb.config import Config
 from kb.db.connection import first_line
 from kb.health import Pipeline, assess, record_end, record_start
@@ -281,7 +282,6 @@ class Jobs:
         return error is None
 
     def _loop(self, job: Job) -> None:
-        yield_cores()
         while not self._stopping.is_set():
             try:
                 due = self._due(job)

@@ -4,9 +4,8 @@
   test client reading the stream as it comes): the first byte, the first row and the whole report, with the
   snapshot current, as the pages and ``/metrics`` keep it in a running service;
 * logging a case through the store, as the Log case form does, while a thread does what the service's jobs
-  do, back to back (``kb.service.jobs``), at the priority of the service's job threads (``kb.background``):
-  the alerts job's due alerts (from the snapshot), a ``/metrics`` scrape (the snapshot built again after every
-  write; on a thread of normal priority, as the service serves a request), a mail poll's batch of new messages
+  do, back to back (``kb.service.jobs``): the alerts job's due alerts (from the snapshot), a
+  ``/metrics`` scrape (the snapshot built again after every write), a mail poll's batch of new messages
   written through the store, and a scheduled backup; the writes go on until every job has run at least once.
 
 See ``kb/tools/bench.py`` for the rest, and ``docs/performance.md``.
@@ -18,13 +17,11 @@ import statistics
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 from kb.access import Actor
-from kb.background import yield_cores
 from kb.config import Config
 
 BENCH_ACTOR = Actor("bench@example.com", "staff")
@@ -90,7 +87,6 @@ class _Jobs(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        yield_cores()  # as the service's job threads do
         try:
             while not self.stop.is_set():
                 for kind in self.KINDS:
@@ -111,8 +107,7 @@ class _Jobs(threading.Thread):
     def _metrics(self) -> None:  # a scrape of /metrics: the snapshot as of now, built again after a write
         from kb.service.metrics import metrics_text
 
-        with ThreadPoolExecutor(1, "bench-scrape") as scrape:  # on a thread of its own, as a request is served
-            scrape.submit(metrics_text, self.store).result()
+        metrics_text(self.store)
 
     def _mail(self) -> None:  # a poll that brought MAIL_BATCH new messages, written as the mail job writes them
         from kb.mail.intake import take
