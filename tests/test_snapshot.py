@@ -392,6 +392,68 @@ def test_a_mail_batch_is_taken_in_by_the_cases_it_names(tmp_path, monkeypatch):
         store.close()
 
 
+def test_every_write_moves_the_version_of_every_stored_table_it_changed(tmp_path):
+    """A remembered query of stored tables is read again only once a write may have changed one of them
+    (``Store._written_at``, from the tables the write's audit rows name): every kind of case write, a mail
+    batch, a voided case and a monitoring check moves the version of each stored table it changed, whatever
+    its audit rows name."""
+    from kb.mail.intake import take
+    from kb.mail.messages import MailRecord, parse_message, support_matcher
+    from kb.mail.sources import read_paths
+    from kb.tools.mbox import write_mbox
+
+    db, _ = build_gold_fixture(tmp_path)
+    config = parse_config(tomllib.loads(SPEC_TOML + '[mail]\nsupport_addresses = ["support@knowru.example"]\n'))
+    store = Store(db, config)
+    as_of = parse_timestamp(AS_OF, HKT)
+    mbox = tmp_path / "poll.mbox"
+    write_mbox(mbox, config, messages=40, seed=7, until=as_of, days=2)
+    team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
+    mail = [r for r in (parse_message(raw.data, team, mailbox="test", folder="INBOX", where=raw.where,
+                                      from_line=raw.from_line, now=as_of) for raw in read_paths([mbox]))
+            if isinstance(r, MailRecord)]
+
+    def contents() -> dict[str, tuple]:
+        with store.reader() as cur:
+            return {table: cur.execute(f"SELECT count(*), md5(string_agg(CAST(x AS VARCHAR), '|' ORDER BY "
+                                       f"CAST(x AS VARCHAR))) FROM {table} AS x").fetchall()[0]
+                    for table in sorted(kb.store.VERSIONED_TABLES & store._stored_tables)}
+
+    try:
+        new = store.write(writes.log_case, config, LEAD, {
+            "client_id": "ENT", "category": "platform_issue", "subject": "Printer on fire",
+            "requester": "ops@ent.example", "assignee": "", "received_at": "2026-11-25T14:00:00+08:00",
+            "first_response_at": ""}).row_id
+        environment = store.query("SELECT min(environment_id) AS e FROM environments").e[0]
+        steps = [
+            (writes.record_response, new, local("2026-11-25 15:00")),
+            (pauses.pause_case, new, local("2026-11-25 15:10")),
+            (pauses.resume_case, new, local("2026-11-25 15:40")),
+            (corrections.correct_case, new, {"category": "api_help", "priority": "urgent"}),
+            (writes.resolve_case, new, local("2026-11-25 16:10")),
+            (corrections.void_case, "SLOW", "logged twice"),
+            (writes.log_check, environment, as_of, "looked"),
+        ]
+        changed_by = {}
+        for action, *args in steps:
+            before = contents()
+            store.write(action, config, LEAD, *args)
+            after = contents()
+            changed_by[action.__name__] = {table for table in before if before[table] != after[table]}
+            for table in changed_by[action.__name__]:
+                assert store._written_at([table]) == store.version, (action.__name__, table)
+        before = contents()
+        assert store.write(take, config, mail, LEAD, source="a poll", now=as_of).taken > 0
+        after = contents()
+        changed_by["take"] = {table for table in before if before[table] != after[table]}
+        for table in changed_by["take"]:
+            assert store._written_at([table]) == store.version, ("take", table)
+        assert {"messages", "cases"} <= changed_by["take"] and "pauses" in changed_by["pause_case"]
+        assert changed_by["log_check"] == {"monitoring_checks"}
+    finally:
+        store.close()
+
+
 def test_a_snapshot_of_now_past_its_minute_is_served_while_the_next_is_computed(store):
     start = parse_timestamp(AS_OF, HKT)
     set_now(start)
