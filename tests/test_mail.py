@@ -501,22 +501,32 @@ def test_import_paths_reports_batches_in_one_transaction_each(tmp_path):
 
 def test_an_import_checkpoints_past_a_larger_log_and_leaves_the_threshold_as_it_was(tmp_path, monkeypatch):
     """While an import takes its batches, DuckDB checkpoints only past ``DEFERRED_CHECKPOINT`` of write-ahead
-    log (a checkpoint in the middle of an import held more memory than any batch); after, at its own threshold
-    again, and every batch is in the database."""
+    log (a checkpoint in the middle of an import held more memory than any batch): with a threshold of a
+    kilobyte before, the log still holds the import's batches at its end. After, and after an import that
+    failed, the threshold is the one it was."""
     path = tmp_path / "gen.mbox"
     write_mbox(path, CONFIG, messages=120, seed=8, until=datetime(2026, 11, 25, 4, tzinfo=UTC))
-    con = connection.connect(tmp_path / "s.duckdb")
+    db = tmp_path / "s.duckdb"
+    con = connection.connect(db)
     try:
-        threshold = con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
+        con.execute("CHECKPOINT")
+        con.execute("SET checkpoint_threshold = '1KiB'")
         seen = []
         real = kb.mail.archive.take
         monkeypatch.setattr(kb.mail.archive, "take", lambda con, *a, **k: seen.append(
             con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]) or real(con, *a, **k))
         outcome, failed = import_paths(con, CONFIG, [path], ADMIN, batch=50, now=NOW)
-        assert not failed and outcome.read == 120 and len(seen) == 3
-        assert set(seen) == {"256.0 MiB"} != {threshold}
-        assert con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0] == threshold
+        assert not failed and outcome.read == 120 and seen == ["256.0 MiB"] * 3
+        assert db.with_name("s.duckdb.wal").stat().st_size > 10_000  # the batches, not yet checkpointed
+        assert con.execute("SELECT current_setting('checkpoint_threshold')").fetchall() == [("1.0 KiB",)]
         assert con.execute("SELECT count(*) FROM messages").fetchall()[0][0] == 120 - len(outcome.skipped)
+
+        def refused(*args, **kwargs):
+            raise RuntimeError("the store refused the batch")
+        monkeypatch.setattr(kb.mail.archive, "take", refused)
+        with pytest.raises(RuntimeError, match="refused the batch"):
+            import_paths(con, CONFIG, [path], ADMIN, batch=50, now=NOW)
+        assert con.execute("SELECT current_setting('checkpoint_threshold')").fetchall() == [("1.0 KiB",)]
     finally:
         con.close()
 

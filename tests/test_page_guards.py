@@ -166,9 +166,11 @@ def cold_statements(db: Path, at: AppTest, page: str, monkeypatch) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_cold_render_issues_as_many_statements_on_ten_times_the_data(two_sizes, monkeypatch, page):
-    """Left out of the count: whether the calendars' lookup tables are in the catalog yet (``duckdb_schemas()``,
-    ``kb.engine.calendar.attach_calendar``), asked once or twice a process by whichever of the page's threads
-    (its own, the one computing uptime beside it) comes first: how often depends on the threads' timing."""
+    """Left out of the count: ``attach_calendar``'s questions whether the calendars' lookup tables are in the
+    catalog yet (``duckdb_schemas()``, ``kb/engine/calendar.py``). Each cold render opens the database anew, so
+    the tables are made again, by whichever of the page's threads (its own, or the one computing uptime
+    beside it) gets there first: a thread that finds them missing asks three times, one that finds them there
+    once, so the count depends on the threads' timing, not on the data."""
     small, large = ([text for text in cold_statements(db, at, page, monkeypatch) if "duckdb_schemas()" not in text]
                     for db, at in two_sizes)
     assert small, f"page {page}: no statement was logged"

@@ -7,14 +7,16 @@ aside whole in the quarantine should the store refuse it.
 An import checkpoints less often (``checkpoints_deferred``): DuckDB checkpoints when its write-ahead log
 passes 16 MB, in the commit of whichever batch gets there, and that checkpoint rewrote the row groups the
 import had appended to. At a million cases, importing 100 000 messages (a log of 30 MB) held 30–40 MB more in
-that checkpoint than in any batch (the import's peak: 333–341 MB with it, 301–305 MB without) and took longer
-(8.0–8.4 s against 7.2–7.6 s). So an import lets the log grow to 256 MiB first; each batch is still committed,
-through the log, as it is taken, and the log is written into the database when the connection closes (the
-command's end).
+that checkpoint than in any batch (the import's peak: 333–341 MB with it, 301–305 MB without), and the import
+with its closing checkpoint took 8.2–8.6 s against 7.6–8.0 s. So an import lets the log grow to 256 MiB first;
+each batch is still committed, through the log, as it is taken, and the log is written into the database
+when the connection closes (the command's end), or replayed by the next process to open it should this one
+be killed first.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,19 +26,23 @@ from functools import partial
 from itertools import chain
 from multiprocessing import get_context
 
+import duckdb
+
 from kb.access import Actor
 from kb.config import Config
+from kb.db.sqltext import quote
 from kb.mail.intake import Outcome, take
 from kb.mail.messages import MailRecord, Skipped, Team, parse_archived, support_matcher
 from kb.mail.sources import RawMessage, SourceError, read_paths
 from kb.timestamps import now_utc
 
+log = logging.getLogger(__name__)
 BATCH = 10_000                # messages per transaction
 BATCH_BYTES = 64 * 1024 ** 2  # at most this much mail per transaction
 PARSERS = 2                   # processes reading messages
 CHUNK = 500                   # messages a parser reads at a time
 IN_FLIGHT = 2 * PARSERS       # chunks given out and not yet back
-DEFERRED_CHECKPOINT = "256MiB" # the write-ahead log an import lets grow before DuckDB checkpoints
+DEFERRED_CHECKPOINT = "256MiB"  # the write-ahead log an import lets grow before DuckDB checkpoints
 
 
 def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH, now: datetime | None = None,
@@ -78,12 +84,16 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
 @contextmanager
 def checkpoints_deferred(con) -> Iterator[None]:
     """Inside: DuckDB checkpoints ``con``'s database past ``DEFERRED_CHECKPOINT`` of log (see above); after, at
-    its own threshold again."""
+    the threshold it had before (a setting of the whole database)."""
+    before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0]
     con.execute(f"SET checkpoint_threshold = '{DEFERRED_CHECKPOINT}'")
     try:
         yield
     finally:
-        con.execute("RESET checkpoint_threshold")
+        try:
+            con.execute(f"SET checkpoint_threshold = {quote(before)}")
+        except duckdb.Error:  # the import failed with the database (a full disk): its own error is the one said
+            log.warning("the checkpoint threshold could not be set back to %s", before, exc_info=True)
 
 
 def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team, now: datetime,
