@@ -274,13 +274,13 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change, as
         changed.update(CASE_TABLES)
         if not any(name in tables for name in CASE_TABLES):
             changed.add(DECIDED_TARGETS)
-    present = [name for name in UPTIME_TABLES if name in tables]
     if change.uptime:
         changed.update(UPTIME_TABLES)
-    if change.uptime and present:
-        for name in UPTIME_TABLES:
-            tables.pop(name, None)
-        tables.update(computed(cur, config, as_of, present, tables))
+        present = [name for name in UPTIME_TABLES if name in tables]
+        if present:
+            for name in UPTIME_TABLES:
+                tables.pop(name, None)
+            tables.update(computed(cur, config, as_of, present, tables))
     return tables
 
 
@@ -361,8 +361,11 @@ def _replaced(table: pa.Table, case_ids: frozenset[str], rows: pa.Table) -> tupl
     for batch in table.to_batches():
         hit = hits.slice(start, batch.num_rows)
         start += batch.num_rows
-        batches.append(batch.filter(pc.invert(hit)) if hit.true_count else batch)
-        out += [batch.filter(hit)] if hit.true_count else []
+        if hit.true_count:
+            batches.append(batch.filter(pc.invert(hit)))
+            out.append(batch.filter(hit))
+        else:
+            batches.append(batch)
     batches += rows.select(table.schema.names).cast(table.schema).to_batches()
     return pa.Table.from_batches([b for b in batches if b.num_rows], table.schema), \
         pa.Table.from_batches(out, table.schema)
