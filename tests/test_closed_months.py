@@ -242,6 +242,29 @@ def test_forms_corrections_and_imports_into_november_are_refused_naming_it(close
     assert writes.log_case(con, CONFIG, LEAD, {**case, "received_at": "2026-12-02 11:00"}).row_id == "CS-00001"
 
 
+def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_line(closed):
+    con = closed
+    before = rows(con, "SELECT (SELECT count(*) FROM pauses), (SELECT count(*) FROM messages)")
+    pauses = (b"case_id,paused_at,resumed_at\n"
+              b"CS-DEC,2026-12-02 09:00,2026-12-02 10:00\n"
+              b"CS-NOV,2026-11-24 09:00,2026-11-24 12:00\n"
+              b"CS-LATE,2026-11-30 18:00,2026-12-02 09:00\n")  # a wait across the month's end moves November too
+    assert refused(add_rows, con, CONFIG, staged_from_csv("pauses", pauses), LEAD, permission="import",
+                   source="pauses.csv") == [Problem(3, "paused_at", CLOSED), Problem(4, "paused_at", CLOSED)]
+    messages = (b"case_id,at,direction\n"
+                b"CS-DEC,2026-12-02 09:00,client\n"
+                b"CS-NOV,2026-11-24 09:00,client\n")
+    assert refused(add_rows, con, CONFIG, staged_from_csv("messages", messages), LEAD, permission="import",
+                   source="messages.csv") == [Problem(3, "at", CLOSED)]
+    assert rows(con, "SELECT (SELECT count(*) FROM pauses), (SELECT count(*) FROM messages)") == before
+
+    add_rows(con, CONFIG, staged_from_csv("pauses", pauses.splitlines()[0] + b"\n" + pauses.splitlines()[1]), LEAD,
+             permission="import", source="pauses.csv")
+    add_rows(con, CONFIG, staged_from_csv("messages", messages.splitlines()[0] + b"\n" + messages.splitlines()[1]),
+             LEAD, permission="import", source="messages.csv")
+    assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
+
+
 def test_after_reopening_the_writes_go_and_closing_again_is_version_2(closed, tmp_path):
     con = closed
     with pytest.raises(PermissionDenied):

@@ -4,8 +4,10 @@ A month closed by a lead keeps its uptime, credits and statements as they were c
 change what it holds until an admin reopens it. A write names the **spans** of time it changes, and
 ``ClosedMonths.hit`` says which closed month (if any) one of them falls in:
 
-* an instant (a case received, a response, a resolution, a message, a pause) is a span of no length;
-* an incident is the span from its start to its end, and one still going reaches every later month;
+* an instant (a case received, a response, a resolution, a message, a wait begun or ended on the Queue) is a
+  span of no length;
+* an incident, or an imported wait on the client, is the span from its start to its end, and one still going
+  reaches every later month;
 * ending an ongoing incident changes the time from its new end on: the span from that end, with no end.
 
 Adding a row names its spans; correcting or voiding one names its spans as stored (and as corrected), so a
@@ -34,6 +36,8 @@ ROW_SPANS: dict[str, tuple[tuple[str, str, str], ...]] = {
               ("first_response_at", "first_response_at", "first_response_at"),
               ("resolved_at", "resolved_at", "resolved_at")),
     "incidents": (("started_at", "started_at", "ended_at"),),
+    "pauses": (("paused_at", "paused_at", "resumed_at"),),  # a wait moves the resolution clock of every month it spans
+    "messages": (("at", "at", "at"),),
 }
 
 
@@ -94,12 +98,12 @@ def staged_problems(con, config: Config, table: str, staging: str, *, updating: 
     closed = closed_months(con, config)
     if not closed:
         return []
-    key = next(c for c in TABLES[table] if c.name == KEYS[table][0])  # cases and incidents: one id each
     parts = []
     for column, start, end in ROW_SPANS[table]:
         parts.append(f"""SELECT line, {quote(column)} AS column_name, CAST("{utc_column(start)}" AS TIMESTAMPTZ) AS s,
                                 CAST("{utc_column(end)}" AS TIMESTAMPTZ) AS e FROM {staging}""")
-        if updating:
+        if updating:  # (cases and incidents: one id each)
+            key = next(c for c in TABLES[table] if c.name == KEYS[table][0])
             parts.append(f"""SELECT staged.line, {quote(column)}, stored.{start}, stored.{end}
                              FROM (SELECT line, {cell(key)} AS row_key FROM {staging}) staged
                              JOIN {table} stored ON stored.{key.name} = staged.row_key""")
