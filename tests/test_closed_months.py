@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import os
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
-from kb.intake import corrections, writes
+from kb.intake import corrections, policies, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
@@ -263,6 +264,32 @@ def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_li
     add_rows(con, CONFIG, staged_from_csv("messages", messages.splitlines()[0] + b"\n" + messages.splitlines()[1]),
              LEAD, permission="import", source="messages.csv")
     assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
+
+
+def test_policy_rows_and_a_contracts_policy_that_would_change_november_are_refused(con):
+    november(con)
+    october = {"policy_id": "gold", "metric": "resolution", "priority": "*", "within": "2d", "valid_from": "2026-10-01"}
+    policies.add_policy_row(con, CONFIG, LEAD, october)
+    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    set_now(LATER)
+    gold = {"policy_id": "gold", "metric": "first_response", "priority": "*", "within": "4h"}
+    assert refused(policies.add_policy_row, con, CONFIG, LEAD, {**gold, "valid_from": "2026-11-15"}) == [
+        Problem(2, "valid_from", CLOSED)]
+    assert refused(policies.add_policy_row, con, CONFIG, LEAD, gold) == [Problem(2, "valid_from", CLOSED)]
+    rows_csv = (b"policy_id,metric,priority,within,valid_from\n"
+                b"gold,first_response,*,4h,2026-12-01\n"
+                b"gold,next_response,*,1d,2026-09-01\n")
+    assert refused(add_rows, con, CONFIG, staged_from_csv("policies", rows_csv), LEAD, permission="import",
+                   source="policies.csv") == [Problem(3, "valid_from", CLOSED)]
+    assert refused(policies.remove_policy_row, con, CONFIG, LEAD, "gold", "resolution", "*", date(2026, 10, 1)) == [
+        Problem(None, "valid_from", CLOSED)]
+    assert refused(policies.set_contract_policy, con, CONFIG, LEAD, "K", "gold") == [
+        Problem(None, "policy_id", CLOSED)]
+    assert rows(con, "SELECT metric, valid_from FROM policies") == [("resolution", date(2026, 10, 1))]
+    assert rows(con, "SELECT policy_id FROM contracts") == [(None,)]
+
+    # from December on, nothing closed is touched
+    assert policies.add_policy_row(con, CONFIG, LEAD, {**gold, "valid_from": "2026-12-01"})["within"] == "4h"
 
 
 def test_after_reopening_the_writes_go_and_closing_again_is_version_2(closed, tmp_path):
