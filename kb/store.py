@@ -62,6 +62,7 @@ from kb.config import Config
 from kb.db import audit, connection
 from kb.db.backup import backup_to
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
+from kb.intake.resuming import resume_on_imported_messages
 from kb.intake.validation import KEYS, key_text, stored_columns, typed_rows_sql
 from kb.kept import KEPT_TABLES, audit_mark, keep, kept_folder, opened
 from kb.snapshot import (
@@ -350,6 +351,8 @@ class Store:
                     cur.register(alias, rows)
                     with connection.transaction(cur, commit_in=lambda: self._committing(report, len(staged))):
                         cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}")
+                        if table == "messages":
+                            resume_on_imported_messages(cur, actor, rows)
                         audit.record(cur, actor, "import", table, None, None,
                                      {"source": source, "rows": len(staged),
                                       "first_id": key_text([rows[k][0].as_py() for k in key]),

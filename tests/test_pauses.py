@@ -10,9 +10,10 @@ import pytest
 
 from kb.access import Actor, PermissionDenied
 from kb.intake import corrections
-from kb.intake.importing import Rejected
+from kb.intake.importing import Rejected, add_rows, staged_from_csv
 from kb.intake.pauses import pause_case, resume_case, undo_pause
 from kb.intake.writes import record_response, resolve_case
+from kb.store import Store
 from kb.timestamps import set_now
 from tests.fixtures import ADMIN, SPEC_CONFIG, add, local
 
@@ -200,3 +201,40 @@ def test_a_response_follows_the_clock_and_is_recorded_once(con):
     with pytest.raises(PermissionDenied):
         record_response(con, SPEC_CONFIG, VIEWER, "OPEN", NOW)
     assert len(messages(con)) == 1
+
+
+def test_an_imported_client_message_resumes_the_case_and_a_team_one_does_not(con):
+    pause_case(con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 12:00"))
+    add(con, SPEC_CONFIG, "cases", dict(case_id="WAITING", client_id="CUS", received_at="2026-11-23 10:00",
+                                        category="platform_issue", subject="Still waiting"))
+    pause_case(con, SPEC_CONFIG, STAFF, "WAITING", local("2026-11-24 09:00"))
+    messages = (b"case_id,at,direction,message_id\n"
+                b"OPEN,2026-11-23 11:00,client,<before@ent.example>\n"  # before the pause: resumes nothing
+                b"OPEN,2026-11-24 10:00,client,<tue@ent.example>\n"
+                b"OPEN,2026-11-24 15:00,client,<later@ent.example>\n"
+                b"WAITING,2026-11-24 10:00,team,<ours@support.example>\n")
+    add_rows(con, SPEC_CONFIG, staged_from_csv("messages", messages), ADMIN, permission="import",
+             source="messages.csv")
+    assert pauses(con) == [("Mon 12:00", "Tue 10:00", None, STAFF.email, "import"),
+                           ("Tue 09:00", None, None, STAFF.email, None)]
+    resumed = [row for row in audit_rows(con, "pauses") if row[1] == "resume"]
+    assert resumed == [(ADMIN.email, "resume", "OPEN", {"paused_at": local("2026-11-23 12:00"), "resumed_at": None,
+                                                        "resumed_by": None},
+                        {"paused_at": local("2026-11-23 12:00"), "resumed_at": local("2026-11-24 10:00"),
+                         "resumed_by": "import", "message": "tue@ent.example"})]
+
+
+def test_the_services_import_of_messages_resumes_the_case_too(tmp_path):
+    store = Store(tmp_path / "kb.duckdb", SPEC_CONFIG)
+    try:
+        with store.transaction() as cur:
+            add(cur, SPEC_CONFIG, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"))
+            add(cur, SPEC_CONFIG, "cases", dict(case_id="OPEN", client_id="ENT", received_at="2026-11-23 10:00",
+                                                category="platform_issue", subject="Export fails"))
+        store.write(pause_case, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 12:00"))
+        store.import_rows(staged_from_csv("messages", b"case_id,at,direction\nOPEN,2026-11-24 10:00,client\n"),
+                          ADMIN, source="messages.csv")
+        assert store.query("SELECT resumed_by, resumed_at FROM pauses").values.tolist() == [
+            ["import", local("2026-11-24 10:00")]]
+    finally:
+        store.close()

@@ -31,6 +31,7 @@ from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
 from kb.intake.closed_months import Span, closed_month_hit, refusal, staged_problems
+from kb.intake.resuming import resume_on_imported_messages
 from kb.intake.validation import (
     KEYS,
     TABLES,
@@ -43,6 +44,7 @@ from kb.intake.validation import (
     problem_column,
     read_instants,
     singular,
+    typed_rows_sql,
     update_sql,
     utc_column,
 )
@@ -208,7 +210,11 @@ def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source:
         con.execute(update_sql(table, "staging"))
         audit.record(con, actor, "edit", table, row_id, before, row_of(con, table, key, row_id))
         return
-    con.execute(insert_sql(table, "staging", actor=actor.email, now=now_utc()))
+    now = now_utc()
+    con.execute(insert_sql(table, "staging", actor=actor.email, now=now))
+    if table == "messages":
+        resume_on_imported_messages(con, actor, con.sql(typed_rows_sql(table, "staging", actor=actor.email,
+                                                                       now=now)).to_arrow_table())
     if permission == "import":
         edges = con.execute(keys_sql(table, "staging", (staged.lines[0], staged.lines[-1]))).fetchall()
         audit.record(con, actor, "import", table, None, None, {"source": source, "rows": len(staged),

@@ -11,7 +11,8 @@ client once at a time, and a new pause starts after the last one ended. Nothing 
 * ``pause_case``: an open case (not voided, not resolved, not waiting already) waits on the client from ``at``.
 * ``resume_case``: the case's open pause ends at ``at``, resumed by the actor.
 * ``undo_pause``: the Queue's "Undo" right after pausing removes the open pause, when the same person started it.
-* ``resume_on_client_mail``: the client's messages that join paused cases end their pauses, resumed by ``mail``.
+
+A client's message ends its case's pause by itself: ``kb.intake.resuming``.
 
 Problems are raised as ``Rejected`` naming the field (``paused_at``, ``resumed_at``, ``reason``; a case in
 the wrong state names none), and nothing is written.
@@ -22,8 +23,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NoReturn
 
-import pyarrow as pa
-
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
@@ -33,7 +32,6 @@ from kb.intake.validation import future_reason
 from kb.timestamps import format_for_people
 
 REASON_MAX_CHARS = 200
-BY_MAIL = "mail"  # resumed_by when the client's message resumed the case
 
 
 def pause_case(con, config: Config, actor: Actor, case_id: str, at: datetime, reason: str | None = None) -> None:
@@ -94,38 +92,6 @@ def undo_pause(con, config: Config, actor: Actor, case_id: str) -> None:
         con.execute("DELETE FROM pauses WHERE case_id = ? AND paused_at = ?", [case_id, pause["paused_at"]])
         audit.record(con, actor, "undo_pause", "pauses", case_id,
                      {"paused_at": pause["paused_at"], "reason": pause["reason"]}, None)
-
-
-def resume_on_client_mail(con, actor: Actor, messages: pa.Table) -> int:
-    """End the open pause of each case a client's message of ``messages`` (``case_id``, ``received_at``,
-    ``message_key``) joins at or after the pause began: resumed at the earliest such message, by ``mail``,
-    with one audit row per case (by ``actor``, the mail run's). Voided cases are left as they are. How many
-    cases were resumed."""
-    con.register("client_messages", messages)
-    try:
-        resumed = con.sql("""
-            SELECT p.case_id, p.paused_at, min(m.received_at) AS resumed_at,
-                   arg_min(m.message_key, m.received_at) AS message_key
-            FROM pauses p JOIN cases c ON c.case_id = p.case_id AND c.voided_at IS NULL
-                 JOIN client_messages m ON m.case_id = p.case_id AND m.received_at >= p.paused_at
-            WHERE p.resumed_at IS NULL
-            GROUP BY ALL ORDER BY p.case_id""").to_arrow_table()
-    finally:
-        con.unregister("client_messages")
-    if not resumed.num_rows:
-        return 0
-    con.register("resumed_pauses", resumed)
-    try:
-        con.execute(f"""UPDATE pauses SET resumed_at = r.resumed_at, resumed_by = '{BY_MAIL}' FROM resumed_pauses r
-                        WHERE pauses.case_id = r.case_id AND pauses.paused_at = r.paused_at""")
-    finally:
-        con.unregister("resumed_pauses")
-    audit.record_rows(con, actor, "resume", "pauses", [
-        (row["case_id"], {"paused_at": row["paused_at"], "resumed_at": None, "resumed_by": None},
-         {"paused_at": row["paused_at"], "resumed_at": row["resumed_at"], "resumed_by": BY_MAIL,
-          "message": row["message_key"]})
-        for row in resumed.to_pylist()])
-    return resumed.num_rows
 
 
 def _last_pause(con, case_id: str) -> dict | None:

@@ -21,7 +21,7 @@ earlier messages and the first responses of stored cases are each one statement 
 * **First response**: the earliest non-automatic team message of the thread at or after the case's receipt.
   A stored case takes a mail response only when it is earlier than the one it has (or it has none).
 * **Pauses**: a client's message joining a stored case that waits on the client resumes it at the message's
-  instant (``kb.intake.pauses.resume_on_client_mail``, by ``mail``); one that opens a case resumes nothing.
+  instant (``kb.intake.resuming``, by ``mail``); one that opens a case resumes nothing.
 * **Trust**: a team message nothing vouches for (``MailRecord.unverified``) joins its thread and opens
   nothing, and is never a first response.
 * **Closed months**: a message dated in a closed month (rules §13) is held in the quarantine with that reason: a
@@ -50,7 +50,7 @@ from kb.db.connection import first_line, full_disk, local_zone, transaction
 from kb.formats import count
 from kb.intake.closed_months import closed_month_hit, refusal
 from kb.intake.importing import Rejected, checked, staged_from_records, write_checked
-from kb.intake.pauses import resume_on_client_mail
+from kb.intake.resuming import resume_on_client_messages
 from kb.intake.writes import ID_PREFIXES, next_number
 from kb.mail.messages import MailRecord, Skipped
 from kb.mail.stored import (
@@ -324,7 +324,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     # Paused cases a client's message joins resume (a message that opens a case resumes nothing).
     replies = [n for n in nodes if n.record is not None and n.case_id and n.case_id not in openers
                and not n.is_team and not n.is_automatic]
-    done.resumed = resume_on_client_mail(con, actor, pa.table({
+    done.resumed = resume_on_client_messages(con, actor, pa.table({
         "case_id": pa.array([n.case_id for n in replies], pa.string()),
         "received_at": pa.array([n.instant for n in replies], pa.timestamp("us", tz="UTC")),
         "message_key": pa.array([n.key for n in replies], pa.string()),

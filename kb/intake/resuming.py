@@ -1,0 +1,53 @@
+"""A client's message resumes a paused case (rules §12), however it arrives: by mail, or in an import of
+``messages``. The open pause of the case ends at the earliest client message at or after its start, resumed by
+``mail`` or ``import``, in the transaction that stores the messages, with one audit row per case."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kb.access import Actor
+from kb.db import audit
+
+BY_MAIL = "mail"  # resumed_by when a client's mail resumed the case
+BY_IMPORT = "import"  # … a client's message imported
+
+
+def resume_on_client_messages(con, actor: Actor, messages: pa.Table, by: str = BY_MAIL) -> int:
+    """End the open pause of each case a client's message of ``messages`` (``case_id``, ``received_at``,
+    ``message_key``) joins at or after the pause began: resumed at the earliest such message, by ``by``,
+    with one audit row per case (by ``actor``). Voided cases are left as they are. How many cases were
+    resumed."""
+    con.register("client_messages", messages)
+    try:
+        resumed = con.sql("""
+            SELECT p.case_id, p.paused_at, min(m.received_at) AS resumed_at,
+                   arg_min(m.message_key, m.received_at) AS message_key
+            FROM pauses p JOIN cases c ON c.case_id = p.case_id AND c.voided_at IS NULL
+                 JOIN client_messages m ON m.case_id = p.case_id AND m.received_at >= p.paused_at
+            WHERE p.resumed_at IS NULL
+            GROUP BY ALL ORDER BY p.case_id""").to_arrow_table()
+    finally:
+        con.unregister("client_messages")
+    if not resumed.num_rows:
+        return 0
+    con.register("resumed_pauses", resumed)
+    try:
+        con.execute("""UPDATE pauses SET resumed_at = r.resumed_at, resumed_by = ? FROM resumed_pauses r
+                        WHERE pauses.case_id = r.case_id AND pauses.paused_at = r.paused_at""", [by])
+    finally:
+        con.unregister("resumed_pauses")
+    audit.record_rows(con, actor, "resume", "pauses", [
+        (row["case_id"], {"paused_at": row["paused_at"], "resumed_at": None, "resumed_by": None},
+         {"paused_at": row["paused_at"], "resumed_at": row["resumed_at"], "resumed_by": by,
+          "message": row["message_key"]})
+        for row in resumed.to_pylist()])
+    return resumed.num_rows
+
+
+def resume_on_imported_messages(con, actor: Actor, rows: pa.Table) -> int:
+    """``resume_on_client_messages`` for the rows of ``messages`` an import stores (typed as stored), by
+    ``import``."""
+    clients = rows.filter(pc.invert(rows["is_team"])).select(["case_id", "received_at", "message_key"])
+    return resume_on_client_messages(con, actor, clients, by=BY_IMPORT) if clients.num_rows else 0
