@@ -15,16 +15,18 @@ from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from kb import snapshot
 from kb.access import Actor, PermissionDenied
 from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
-from kb.intake import corrections, policies, writes
+from kb.intake import closing, corrections, policies, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
@@ -45,9 +47,9 @@ CLOSING = local("2026-12-02 10:00")  # Wednesday; Tue 2026-12-01 is the first bu
 LATER = local("2026-12-03 10:00")
 CLOSED = "2026-11 is closed: its uptime, credits and statements are final; an admin may reopen it with a reason"
 LEAD = Actor("lee@support.example", "lead")
-CONFIG = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK",
-                                    "extra_holidays": ["2026-11-27"]},
-                       "mail": {"support_addresses": ["support@knowru.example"]}})
+RULES = {"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK", "extra_holidays": ["2026-11-27"]},
+         "mail": {"support_addresses": ["support@knowru.example"]}}
+CONFIG = parse_config(RULES)
 
 
 def november(con, config=CONFIG) -> None:
@@ -112,9 +114,13 @@ def test_closing_november_freezes_its_rows_and_is_audited(closed):
         ("K", 10, 100.0, "USD")]
     assert rows(con, "SELECT case_id, sla_state FROM closed_cases ORDER BY case_id") == [
         ("CS-LATE", "breached"), ("CS-NOV", "met")]
-    assert rows(con, "SELECT actor, action, table_name, row_id, after->>'version', after->>'cases' FROM audit_log "
-                     "WHERE action = 'close_month'") == [
-        ("lee@support.example", "close_month", "month_closings", "2026-11", "1", "2")]
+    # the targets due in November: CS-LATE's first response was due on Tue 1 December
+    assert rows(con, "SELECT metric, case_id, started_at, due, stopped_at, state FROM closed_targets") == [
+        ("first_response", "CS-NOV", local("2026-11-20 15:00"), local("2026-11-23 15:00"), local("2026-11-23 10:00"),
+         "met")]
+    assert rows(con, "SELECT actor, action, table_name, row_id, after->>'version', after->>'cases', "
+                     "after->>'targets' FROM audit_log WHERE action = 'close_month'") == [
+        ("lee@support.example", "close_month", "month_closings", "2026-11", "1", "2", "1")]
 
 
 def test_later_changes_leave_novembers_export_lines_byte_identical(closed, tmp_path):
@@ -148,6 +154,23 @@ def test_reading_as_of_before_the_closing_computes_the_month(closed):
         == [(120.0,)]
 
 
+def test_closing_reads_every_case_from_the_rows_the_dashboard_kept(tmp_path, monkeypatch):
+    store = Store(tmp_path / "kept.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    set_now(local("2026-12-02 09:00"))
+    store.ready(store.snapshot())  # the dashboard computes every case, and keeps the rows beside the database
+    for thread in store._keeping:
+        thread.join()
+    store.write(corrections.correct_case, CONFIG, LEAD, "CS-NOV", {"first_response_at": local("2026-11-20 16:00")})
+    monkeypatch.setattr(snapshot, "MOST_MOVING", 1.0)  # (of three cases two move with time: kept all the same)
+    monkeypatch.setattr(closing, "computed", None)  # computing every case is not needed: it would fail
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    assert store.query("SELECT case_id, stopped_at, state FROM closed_targets").values.tolist() == [
+        ["CS-NOV", local("2026-11-20 16:00"), "met"]]
+    store.close()
+
+
 def test_a_month_is_closed_from_the_first_business_day_after_it(con):
     november(con)
     assert refused(close_month, con, CONFIG, LEAD, "2026-11", local("2026-11-30 18:00")) == [
@@ -178,7 +201,8 @@ def test_the_command_line_closes_refuses_and_reopens(tmp_path, capsys):
     assert "2026-12 cannot be closed before Mon 2027-01-04, the first business day after it" in capsys.readouterr().err
     assert kb("close-month", "2026-11", "--now", "2026-12-02T10:00:00+08:00") == 0
     assert capsys.readouterr().out.startswith("closed 2026-11 (version 1): the uptime of 2 environments, the "
-                                              "credits of 1 contract and the first responses of 2 cases are final")
+                                              "credits of 1 contract, 2 cases received and 1 target due in it are "
+                                              "final")
     assert kb("reopen-month", "2026-11", "--reason", " ", "--now", "2026-12-03T10:00:00+08:00") == 1
     assert "is empty: say why" in capsys.readouterr().err
     assert kb("reopen-month", "2026-11", "--reason", "late outage report", "--now", "2026-12-03T10:00:00+08:00") == 0
@@ -402,6 +426,21 @@ def test_a_closed_months_statement_is_as_of_its_closing(closed):
     responses = frozen.targets["first_response"]  # due in November; CS-LATE's was due in December
     assert dict(zip(responses.case_id, responses.state, strict=True)) == {"CS-NOV": "met"}
     assert frozen.as_of == CLOSING and frozen.totals["credits"] == {"USD": "100.00"}
+
+
+def test_a_closed_months_statement_keeps_its_targets_when_a_rule_is_edited_in_place(closed):
+    con = closed
+    kept = statement(con, CONFIG, "ENT", "2026-11", LATER)
+    edited = parse_config({**RULES, "sla": {"enterprise_response_business_days": 2}})  # no dated change: in place
+    open_views(con, edited, CLOSING)
+    assert rows(con, "SELECT first_response_due FROM case_sla WHERE case_id = 'CS-NOV'") == [
+        (local("2026-11-24 15:00"),)]  # what computing it again says now
+    again = statement(con, edited, "ENT", "2026-11", LATER)
+    assert again.targets["first_response"].to_dict("records") == kept.targets["first_response"].to_dict("records")
+    assert kept.targets["first_response"].due.tolist() == [local("2026-11-23 15:00")]
+    pd.testing.assert_frame_equal(again.met, kept.met)
+    assert kept.met.set_index("metric").loc["first_response", ["met", "decided"]].tolist() == [1, 1]
+    assert again.totals == kept.totals and again.totals["cases"] == 2
 
 
 def test_a_sent_statement_is_served_byte_for_byte(tmp_path, capsys):

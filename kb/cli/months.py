@@ -38,8 +38,8 @@ def run_close_month(args, config) -> int:
     finally:
         con.close()
     print(f"closed {closed.month} (version {closed.version}): the uptime of "
-          f"{count(closed.environments, 'environment')}, the credits of {count(closed.contracts, 'contract')} and "
-          f"the first responses of {count(closed.cases, 'case')} are final")
+          f"{count(closed.environments, 'environment')}, the credits of {count(closed.contracts, 'contract')}, "
+          f"{count(closed.cases, 'case')} received and {count(closed.targets, 'target')} due in it are final")
     return 0
 
 

@@ -108,10 +108,9 @@ def backup_to(con: duckdb.DuckDBPyConnection, dest: str | os.PathLike, *, replac
     an error unless ``replace``.
     """
     dest = Path(dest)
-    source_file = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-                              ).fetchall()[0][0]
+    source_file = connection.database_file(con)
     if source_file:
-        _refuse_the_database(dest, Path(source_file))
+        _refuse_the_database(dest, source_file)
     if dest.exists() and not replace:
         raise BackupError(f"{dest} exists; choose another name (or pass --replace)")
     try:

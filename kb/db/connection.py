@@ -51,6 +51,12 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
     return PROJECT_ROOT / "data" / "support.duckdb"
 
 
+def database_file(con) -> Path | None:
+    """The file of the database ``con`` works on (None for an in-memory one)."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
+    return Path(path) if path else None
+
+
 def connect(
     path: str | os.PathLike, *, read_only: bool = False, wait_seconds: float = 0.0
 ) -> duckdb.DuckDBPyConnection:

@@ -346,6 +346,27 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (contract_id, month)
     );
     """,
+    # a closed month's statements read every target due in it as computed at the closing (rules §13), not only
+    # its cases' first responses: a rule edited in place later, a tier changed, leave them as they were.
+    """
+    CREATE TABLE closed_targets (            -- every target due in the month, of every kind, at closing
+        month       VARCHAR NOT NULL,
+        version     INTEGER NOT NULL,
+        metric      VARCHAR NOT NULL,
+        case_id     VARCHAR NOT NULL,
+        client_id   VARCHAR NOT NULL,
+        tier        VARCHAR NOT NULL,
+        priority    VARCHAR,
+        category    VARCHAR,
+        assignee    VARCHAR,
+        subject     VARCHAR,
+        started_at  TIMESTAMPTZ NOT NULL,    -- received, or the question asked
+        due         TIMESTAMPTZ NOT NULL,
+        stopped_at  TIMESTAMPTZ,             -- null: not yet at closing
+        state       VARCHAR NOT NULL,
+        PRIMARY KEY (month, version, metric, case_id, started_at)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

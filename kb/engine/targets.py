@@ -60,15 +60,31 @@ QUESTION_TARGETS = tuple(t for t in TARGETS if t.per == "question")
 BY_METRIC = {t.metric: t for t in TARGETS}
 
 
+TARGET_ROW = "case_id, client_id, tier, priority, category, assignee"  # what every target's row says of its case
+
+
 def decided_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
     """One row per decided target (met or breached) of every kind: ``metric``, ``case_id``, ``client_id``,
     ``tier``, ``priority``, ``category``, ``assignee``, ``due``, ``state``. What "% met" of every page, the
     statement and ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
-    parts = []
-    for target in TARGETS:
-        source = cases if target.per == "case" else questions
-        due, state = target.col("due"), target.col("state")
-        parts.append(f"""SELECT '{target.metric}' AS metric, case_id, client_id, tier, priority, category,
-                                assignee, {due} AS due, {state} AS state
-                         FROM {source} WHERE {state} IN ('met', 'breached')""")
-    return "\nUNION ALL\n".join(parts)
+    return _each_target(cases, questions, lambda t: f"{t.col('due')} AS due, {t.col('state')} AS state",
+                        lambda t: f"{t.col('state')} IN ('met', 'breached')")
+
+
+def dated_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
+    """One row per target with a deadline (in any state but ``no_sla``) of every kind: the columns of
+    ``decided_sql`` but the last two, then ``subject``, ``started_at``, ``due``, ``stopped_at`` (null: not yet)
+    and ``state``. What a statement lists for the month they are due in, and what a month's closing keeps
+    (``closed_targets``)."""
+    return _each_target(cases, questions,
+                        lambda t: (f"subject, {t.starts} AS started_at, {t.col('due')} AS due, "
+                                   f"{t.stops} AS stopped_at, {t.col('state')} AS state"),
+                        lambda t: f"{t.col('due')} IS NOT NULL")
+
+
+def _each_target(cases: str, questions: str, columns, where) -> str:
+    """``metric``, ``TARGET_ROW`` and ``columns(target)`` of the rows meeting ``where(target)``, for every target,
+    from ``cases`` or ``questions`` by what it counts."""
+    return "\nUNION ALL\n".join(
+        f"""SELECT '{t.metric}' AS metric, {TARGET_ROW}, {columns(t)}
+            FROM {cases if t.per == "case" else questions} WHERE {where(t)}""" for t in TARGETS)

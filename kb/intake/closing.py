@@ -3,9 +3,10 @@ audit row.
 
 * ``close_month`` (leads): from the first business day after the month (the support calendar), freeze what the
   month's uptime, credits and statements hold as computed now: its ``env_uptime`` rows (``closed_uptime``), its
-  ``contract_refunds`` rows (``closed_refunds``) and the first responses of the cases received in it
-  (``closed_cases``), under the next version of its closing (``month_closings``). Three INSERT … SELECT from
-  the as-of views, whatever the month holds. From then on the as-of views read the month from these rows
+  ``contract_refunds`` rows (``closed_refunds``), the first responses of the cases received in it
+  (``closed_cases``) and every target due in it (``closed_targets``), under the next version of its closing
+  (``month_closings``). Four INSERT … SELECT from the as-of views and every case's rows, whatever the month
+  holds. From then on the as-of views read the month from these rows
   (``kb.engine.closings``) and every write that would change it is refused (``kb.intake.closed_months``).
 * ``reopen_month`` (admins, with a reason): the closing in force is marked reopened; its rows stay, and
   closing the month again freezes a new version beside them.
@@ -22,18 +23,23 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import pyarrow as pa
+
 from kb import formats
 from kb.access import Actor, require
 from kb.config import Config
-from kb.db import audit
+from kb.db import audit, connection
 from kb.db.connection import transaction
 from kb.db.sqltext import instant
 from kb.engine.asof import first_responses, open_views
 from kb.engine.case_sla import CasesWhere
 from kb.engine.closings import live_view
 from kb.engine.periods import day_bounds, first_business_day
+from kb.engine.targets import dated_sql
 from kb.intake.corrections import short_text
 from kb.intake.importing import Problem, Rejected
+from kb.kept import KEPT_TABLES, kept_folder, opened
+from kb.snapshot import computed
 from kb.timestamps import now_utc
 
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
@@ -50,6 +56,7 @@ class Closed:
     environments: int
     contracts: int
     cases: int
+    targets: int  # due in the month, of every kind (a case's first response and resolution, a client's question)
 
 
 def month_text(month: str) -> str:
@@ -96,12 +103,18 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
                                 SELECT $month, $version, case_id, client_id, received_at, first_response_due,
                                        first_response_at, first_response_state
                                 FROM month_cases""", frozen)
+        every_case = case_tables(con, config, now)
+        con.register("month_case_sla", every_case["case_sla"])
+        con.register("month_case_questions", every_case["case_questions"])
+        dated = dated_sql("month_case_sla", "month_case_questions")
+        targets = _frozen(con, f"INSERT INTO closed_targets SELECT $month, $version, * FROM ({dated}) "
+                               "WHERE due >= $start AND due < $end", {**frozen, "start": start, "end": end})
         con.execute("INSERT INTO month_closings (month, version, closed_at, closed_by) VALUES (?, ?, ?, ?)",
                     [month, version, now, actor.email])
-        closed = Closed(month, version, environments, contracts, cases)
+        closed = Closed(month, version, environments, contracts, cases, targets)
         audit.record(con, actor, "close_month", "month_closings", month, None,
                      {"version": version, "closed_at": now, "environments": environments, "contracts": contracts,
-                      "cases": cases})
+                      "cases": cases, "targets": targets})
     return closed
 
 
@@ -161,6 +174,15 @@ def _closing_in_force(con, month: str, why: str = "") -> dict:
     if latest is None or latest["reopened_at"] is not None:
         raise Rejected([Problem(None, "month", f"{month} is not closed{why}")])
     return latest
+
+
+def case_tables(con, config: Config, now: datetime) -> dict[str, pa.Table]:
+    """``case_sla`` and ``case_questions`` of every case as of ``now``: from the rows kept beside the database
+    (``kb.kept``: what the dashboard computed, with what changed since computed again) when they can say it,
+    else computed (seconds, at a million cases)."""
+    folder = kept_folder(database) if (database := connection.database_file(con)) else None
+    kept = opened(con, config, folder, now) if folder else None
+    return kept or computed(con, config, now, KEPT_TABLES)
 
 
 def _frozen(con, insert: str, params: dict) -> int:

@@ -38,11 +38,12 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
 
 
 def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
-                  grain: str | None = None, clients: tuple[str, ...] = (),
-                  tiers: tuple[str, ...] = ()) -> pd.DataFrame:
+                  grain: str | None = None, clients: tuple[str, ...] = (), tiers: tuple[str, ...] = (),
+                  decided: str | None = None) -> pd.DataFrame:
     """``met_shares`` on a connection where ``case_sla`` and ``case_questions`` are open (the as-of views, or
     a snapshot's tables): the monthly statement is also made where no store is (the mailing job, the
-    command line)."""
+    command line). ``decided``: the rows of ``decided_sql`` to count in place of theirs (a closed month's
+    statement counts those its closing kept)."""
     unknown = [g for g in by if g not in GROUPS]
     if unknown or (grain is not None and grain not in GRAINS):
         raise ValueError(f"by must be among {GROUPS} and grain one of {GRAINS}")
@@ -58,7 +59,7 @@ def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tu
                count(*) FILTER (WHERE state = 'breached') AS breached,
                count(*) AS decided,
                100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
-        FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided_sql()}) d
+        FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided or decided_sql()}) d
               WHERE due >= ? AND due < ? AND {only})
         GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
         """,

@@ -9,8 +9,9 @@ and ``refunds`` reports for that client and month, read through the same SQL
 contracts' credits. The daily downtime chart reuses the uptime query with days in place of months, so a
 day's downtime is the union of its outages exactly as a month's is.
 
-A month closed as of T (rules §13) reads as it was closed: the statement is as of the closing, its uptime and
-credits the frozen rows, and writes into the month are refused, so it stays as it was.
+A month closed as of T (rules §13) reads as it was closed: the statement is as of the closing, and its cases
+received, targets, uptime and credits are the rows the closing kept (``kb.intake.closing``), so neither a
+rule edited later nor a client's tier changed moves it; writes into the month are refused.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import pandas as pd
 
 from kb.config import Config
 from kb.db import connection
-from kb.db.sqltext import instant
+from kb.db.sqltext import instant, quote
 from kb.engine.asof import open_views
 from kb.engine.calendar import local_instant
 from kb.engine.closings import closings_sql
-from kb.engine.targets import STATES, TARGETS, Target
+from kb.engine.targets import DECIDED, STATES, TARGETS, Target, dated_sql
 from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
 from kb.reads.met import every_target, met_shares_on
@@ -67,7 +68,7 @@ def month_days(month: str) -> tuple[date, date]:
 def statement(con, config: Config, client_id: str, month: str, as_of: datetime) -> Statement:
     """The statement of ``client_id`` for ``month`` as of ``as_of``; ``con`` has the as-of views open at it. A
     month closed at ``as_of`` is stated as of its closing, on views opened at that instant."""
-    closing = con.execute(f"SELECT closed_at FROM ({closings_sql(instant(as_of))}) WHERE month = ?",
+    closing = con.execute(f"SELECT closed_at, version FROM ({closings_sql(instant(as_of))}) WHERE month = ?",
                           [month]).fetchall()
     if closing and closing[0][0] != as_of:
         cur = connection.cursor(con)
@@ -84,10 +85,18 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     environments = """(SELECT environment_id FROM environments WHERE client_id = $client
                        UNION SELECT environment_id FROM contracts WHERE client_id = $client)"""
     start, end = (local_instant(config.calendar, day, time(0)) for day in (first, last + timedelta(days=1)))
-    received = con.execute("SELECT count(*) FROM case_sla WHERE client_id = ? AND received_at >= ? AND received_at < ?",
-                           [client_id, start, end]).fetchall()[0][0]
-    targets = {target.metric: due_targets(con, target, client_id, start, end) for target in TARGETS}
-    met = every_target(met_shares_on(con, config, start, end, clients=(client_id,)))
+    if closing:  # its cases and targets as the closing kept them
+        kept = f"month = {quote(month)} AND version = {int(closing[0][1])}"
+        received = con.execute(f"SELECT count(*) FROM closed_cases WHERE {kept} AND client_id = ?",
+                               [client_id]).fetchall()[0][0]
+        dated = f"SELECT * EXCLUDE (month, version) FROM closed_targets WHERE {kept}"
+    else:
+        received = con.execute("SELECT count(*) FROM case_sla WHERE client_id = ? AND received_at >= ? "
+                               "AND received_at < ?", [client_id, start, end]).fetchall()[0][0]
+        dated = dated_sql()
+    targets = {target.metric: due_targets(con, dated, target, client_id, start, end) for target in TARGETS}
+    met = every_target(met_shares_on(con, config, start, end, clients=(client_id,),
+                                     decided=f"SELECT * FROM ({dated}) WHERE state IN {DECIDED}"))
     uptime = con.execute(
         f"""SELECT r.*, e.name AS environment_name FROM ({report_sql('uptime', config)}) r
             JOIN environments e USING (environment_id)
@@ -123,18 +132,16 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
                      credits, totals)
 
 
-def due_targets(con, target: Target, client_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+def due_targets(con, dated: str, target: Target, client_id: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The client's ``target`` clocks (cases, or questions for a per-question target) due in [``start``,
-    ``end``): ``case_id``, ``subject``, ``started_at``, ``due``, ``stopped_at`` (null: not yet) and ``state``,
-    by deadline."""
-    rows = "case_sla" if target.per == "case" else "case_questions"
-    due = target.col("due")
+    ``end``) among the rows of ``dated`` (``kb.engine.targets.dated_sql``, or those a closing kept):
+    ``case_id``, ``subject``, ``started_at``, ``due``, ``stopped_at`` (null: not yet) and ``state``, by
+    deadline."""
     return con.execute(
-        f"""SELECT case_id, subject, {target.starts} AS started_at, {due} AS due, {target.stops} AS stopped_at,
-                   {target.col('state')} AS state
-            FROM {rows} WHERE client_id = ? AND {due} >= ? AND {due} < ?
+        f"""SELECT case_id, subject, started_at, due, stopped_at, state
+            FROM ({dated}) WHERE metric = ? AND client_id = ? AND due >= ? AND due < ?
             ORDER BY due, started_at, case_id""",
-        [client_id, start, end]).fetchdf()
+        [target.metric, client_id, start, end]).fetchdf()
 
 
 def statement_at(store: Store, snap: Snapshot, client_id: str, month: str) -> Statement:
