@@ -7,7 +7,8 @@ wrote (``change_of``): the cases it touched (a case, its pauses, a message
 of it), the clients whose cases it touched (a client or one of its contracts
 edited) and the policies (a policy row added or removed), whether it touched
 uptime (incidents, contracts, environments, clients, a month's closing:
-uptime and credits are whole-table and cheap, computed again), or anything
+uptime and credits are whole-table and cheap, computed again; a closing also
+changes the decided targets "% met" counts), or anything
 else (the rules, an import, a row no audit row names): the whole snapshot is
 computed again.
 
@@ -65,11 +66,12 @@ class Change:
     everything: bool = False
     clients: frozenset[str] = frozenset()
     policies: frozenset[str] = frozenset()
+    closings: bool = False  # a month closed or reopened: the decided targets due in it are read from its closing
 
     @property
     def empty(self) -> bool:
         """It changed no row of any snapshot table (a monitoring check, a token: ``UNRELATED`` tables alone)."""
-        return not (self.everything or self.cases or self.uptime or self.clients or self.policies)
+        return not (self.everything or self.cases or self.uptime or self.clients or self.policies or self.closings)
 
 
 EVERYTHING = Change(everything=True)
@@ -85,12 +87,13 @@ def change_of(audit_rows: Iterable[AuditRow]) -> Change:
     rows = list(audit_rows)
     listed = [json.loads(after)["cases"] for table, row_id, _, after in rows
               if table == "messages" and row_id is None and after and '"cases"' in after]
-    cases, clients, policies, uptime = set().union(*listed), set(), set(), False
+    cases, clients, policies, uptime, closings = set().union(*listed), set(), set(), False, False
     for table, row_id, before, after in rows:
         if table in UNRELATED or (listed and row_id is None and table in ("cases", "clients", "messages")):
             continue
         if table in ("incidents", "month_closings", "environments") and row_id:  # uptime and credits alone
             uptime = True
+            closings = closings or table == "month_closings"
         elif table in ("cases", "pauses") and row_id:
             cases.add(row_id)
         elif table == "messages" and row_id and after and json.loads(after).get("case_id"):
@@ -105,8 +108,8 @@ def change_of(audit_rows: Iterable[AuditRow]) -> Change:
             policies.add(row_id)
         else:
             return EVERYTHING
-    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies)) \
-        if rows else EVERYTHING
+    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies),
+                  closings=closings) if rows else EVERYTHING
 
 
 def _values(recorded: str | None) -> dict:
@@ -117,7 +120,7 @@ def _values(recorded: str | None) -> dict:
 
 def combined(changes: Iterable[Change]) -> Change:
     """One change doing what all of ``changes`` did."""
-    cases, clients, policies, uptime = set(), set(), set(), False
+    cases, clients, policies, uptime, closings = set(), set(), set(), False, False
     for change in changes:
         if change.everything:
             return EVERYTHING
@@ -125,9 +128,11 @@ def combined(changes: Iterable[Change]) -> Change:
         clients |= change.clients
         policies |= change.policies
         uptime = uptime or change.uptime
+        closings = closings or change.closings
     if len(cases) > MOST_CASES:
         return EVERYTHING
-    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies))
+    return Change(frozenset(cases), uptime, clients=frozenset(clients), policies=frozenset(policies),
+                  closings=closings)
 
 
 def touched_cases(cur, change: Change) -> frozenset[str] | None:
@@ -274,6 +279,8 @@ def patched(cur, config: Config, tables: dict[str, pa.Table], change: Change, as
         changed.update(CASE_TABLES)
         if not any(name in tables for name in CASE_TABLES):
             changed.add(DECIDED_TARGETS)
+    if change.closings:
+        changed.add(DECIDED_TARGETS)
     if change.uptime:
         changed.update(UPTIME_TABLES)
         present = [name for name in UPTIME_TABLES if name in tables]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import os
 from contextlib import asynccontextmanager
 from datetime import date
@@ -33,9 +34,11 @@ from kb.mail.archive import import_paths
 from kb.mail.quarantine import retry
 from kb.reads import overview
 from kb.reads.exports import write_report
+from kb.reads.met import every_target, met_shares
 from kb.reads.refunds import credit_stages
 from kb.service import tokens
 from kb.service.webhooks import ROUTES
+from kb.snapshot import DECIDED_TARGETS, change_of, patched
 from kb.statement.content import statement
 from kb.statement.mailing import send_statements, sent_statement
 from kb.store import Store
@@ -441,6 +444,39 @@ def test_a_closed_months_statement_keeps_its_targets_when_a_rule_is_edited_in_pl
     pd.testing.assert_frame_equal(again.met, kept.met)
     assert kept.met.set_index("metric").loc["first_response", ["met", "decided"]].tolist() == [1, 1]
     assert again.totals == kept.totals and again.totals["cases"] == 2
+
+
+def test_every_page_counts_a_closed_months_targets_as_its_closing_kept_them(tmp_path):
+    store = Store(tmp_path / "kept.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    set_now(LATER)
+    november_shares = (local("2026-11-01 00:00"), local("2026-12-01 00:00"))
+    assert every_target(met_shares(store, store.snapshot(), *november_shares)).loc[0, ["met", "decided"]].tolist() \
+        == [1, 1]
+    store.close()
+    # the business day edited in place to half an hour: computed again, CS-NOV's first response was late
+    edited = parse_config({**RULES, "calendar": {**RULES["calendar"], "business_hours": ["09:00", "09:30"]}})
+    store = Store(tmp_path / "kept.duckdb", edited)
+    snap = store.snapshot()
+    with store.reader(snap, ("case_sla",)) as cur:
+        assert cur.execute("SELECT sla_state FROM case_sla WHERE case_id = 'CS-NOV'").fetchall() == [("breached",)]
+    shares = every_target(met_shares(store, snap, *november_shares))
+    assert shares.loc[0, ["metric", "met", "breached", "decided"]].tolist() == ["first_response", 1, 0, 1]
+    store.close()
+
+
+def test_closing_or_reopening_a_month_changes_what_percent_met_counts():
+    for action in ("close_month", "reopen_month"):
+        change = change_of([("month_closings", "2026-11", None, json.dumps({"version": 1, "action": action}))])
+        assert change.closings and change.uptime and not change.everything
+        changed = set()
+        assert patched(None, CONFIG, {}, change, LATER, changed) == {}
+        assert DECIDED_TARGETS in changed
+    changed = set()
+    patched(None, CONFIG, {}, change_of([("incidents", "I1", None, "{}")]), LATER, changed)
+    assert DECIDED_TARGETS not in changed  # an incident changes uptime alone
 
 
 def test_a_sent_statement_is_served_byte_for_byte(tmp_path, capsys):

@@ -99,7 +99,7 @@ def test_what_a_write_changed_comes_from_its_audit_rows():
     assert change_of([("cases", "C1", None, None), ("pauses", "C2", None, None)]) == Change(frozenset({"C1", "C2"}))
     assert change_of([("messages", "m1", None, '{"case_id": "C3", "replied_at": "x"}')]).cases == {"C3"}
     assert change_of([("incidents", "I1", None, None)]) == Change(uptime=True)
-    assert change_of([("month_closings", "2026-10", None, None)]) == Change(uptime=True)
+    assert change_of([("month_closings", "2026-10", None, None)]) == Change(uptime=True, closings=True)
     assert change_of([("environments", "E1", None, '{"name": "prod"}')]) == Change(uptime=True)
     assert change_of([("alert_deliveries", "k", None, None)]) == Change()
     assert change_of([("clients", "ENT", None, None), ("cases", "C1", None, None)]) == \

@@ -8,10 +8,18 @@ later instant gets the rows of the version closed then, older versions included.
 ``env_uptime`` and ``contract_refunds`` are each the computed rows (``env_uptime_live``,
 ``contract_refunds_live``) of the months not closed at T, and the frozen rows (``closed_uptime``,
 ``closed_refunds``) of the version in force of those that are: the same columns, so every reader (pages,
-exports, ``/metrics``, statements) follows without knowing.
+exports, ``/metrics``, statements) follows without knowing. The decided targets that "% met" counts are read
+the same way (``decided_as_of_sql``): those due in a month closed at T are the ones its closing kept
+(``closed_targets``).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+
+from kb.config import Config
+from kb.db.sqltext import instant, quote
+from kb.engine.targets import DECIDED, TARGET_ROW, decided_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
 
@@ -43,3 +51,28 @@ def frozen_or_live_sql(view: str, as_of_literal: str) -> str:
 def open_frozen_view(con, view: str, as_of_literal: str) -> None:
     """Define ``view`` (``env_uptime`` or ``contract_refunds``) on ``con`` over its live view, opened already."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {frozen_or_live_sql(view, as_of_literal)}")
+
+
+def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
+    """``kb.engine.targets.decided_sql`` as of T with the targets due in each month closed at T read from what
+    its closing kept; None when no month is closed at T (``decided_sql`` itself, then)."""
+    closed = con.execute(f"SELECT month, version FROM ({closings_sql(instant(as_of))}) ORDER BY month").fetchall()
+    if not closed:
+        return None
+    zone = config.calendar.zone
+    spans, months = [], []
+    for month, version in closed:  # consecutive closed months as one span of instants
+        year, number = int(month[:4]), int(month[5:])
+        start = datetime(year, number, 1, tzinfo=zone)
+        end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=zone)
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+        months.append(f"({quote(month)}, {int(version)})")
+    open_months = " AND ".join(f"NOT (due >= {instant(start)} AND due < {instant(end)})" for start, end in spans)
+    return f"""SELECT * FROM ({decided_sql()}) WHERE {open_months}
+               UNION ALL
+               SELECT metric, {TARGET_ROW}, due, state
+               FROM closed_targets JOIN (VALUES {", ".join(months)}) kept(month, version) USING (month, version)
+               WHERE state IN {DECIDED}"""

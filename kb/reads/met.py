@@ -15,6 +15,7 @@ import pandas as pd
 
 from kb.config import Config
 from kb.db.sqltext import quote, where_in
+from kb.engine.closings import decided_as_of_sql
 from kb.engine.targets import TARGETS, decided_sql
 from kb.snapshot import DECIDED_TARGETS
 from kb.store import Snapshot, Store
@@ -29,10 +30,12 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
     month of the deadline (``period``, a date): ``met``, ``breached``, ``decided`` and ``pct_met`` (None when
     nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given.
-    Remembered by the snapshot (``Snapshot.remembered``)."""
+    A month closed as of the snapshot's instant counts the targets its closing kept
+    (``kb.engine.closings.decided_as_of_sql``). Remembered by the snapshot (``Snapshot.remembered``)."""
     def compute() -> pd.DataFrame:
         with store.reader(snap, ("case_questions", "case_sla")) as cur:
-            return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers)
+            return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers,
+                                 decided=decided_as_of_sql(cur, store.config, snap.as_of))
     return snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), compute,
                            reads=READS)
 
