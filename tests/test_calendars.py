@@ -88,6 +88,30 @@ business_hours = ["09:00", "17:30"]
     assert resolution.astimezone(london).strftime("%a %Y-%m-%d %H:%M") == "Tue 2026-11-24 17:30"
 
 
+def test_a_named_calendar_changes_its_hours_on_a_date(con):
+    config = parse_config(tomllib.loads(SPEC_13 + """
+[calendars.london]
+timezone = "Europe/London"
+holidays_country = "GB"
+holidays_subdivision = "ENG"
+business_hours = ["09:00", "17:30"]
+
+[[calendars.london.changes]]
+from = "2026-12-01"
+business_hours = ["08:00", "16:30"]
+"""))
+    cases(con, config, "ENT@2026-11-30 18:00", "ENT@2026-12-01 18:00")  # Mon and Tue, 10:00 in London
+    con.execute("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES "
+                "('enterprise', 'first_response', '*', '1d', 'london')")
+    london = __import__("zoneinfo").ZoneInfo("Europe/London")
+    dues = [due.astimezone(london).strftime("%a %Y-%m-%d %H:%M") for (due,) in views(
+        con, config, local("2026-12-03 12:00")).execute("SELECT first_response_due FROM case_sla ORDER BY case_id")
+        .fetchall()]
+    # Monday's day is 8.5 h of the old hours: 7.5 h on Monday, then 1 h from Tuesday's new 08:00;
+    # Tuesday's is 8.5 h of the new hours: 6.5 h on Tuesday, then 2 h from Wednesday's 08:00
+    assert dues == ["Tue 2026-12-01 09:00", "Wed 2026-12-02 10:00"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('[[calendar.changes]]\nfrom = "2027-01-01"\ntimezone = "UTC"', "calendar.changes[1]: timezone cannot change"),
     ('[[calendar.changes]]\nfrom = "2027-01-01"\nbusines_hours = ["08:00", "18:00"]',
@@ -103,6 +127,8 @@ business_hours = ["09:00", "17:30"]
     ('[calendars.24x7]\ntimezone = "UTC"', "[calendars.24x7]: '24x7' is built in"),
     ('[calendars.london]\ntimezone = "Europe/Lodnon"', "calendars.london.timezone = 'Europe/Lodnon'"),
     ('[calendars.london]\nbusiness_hour = ["09:00", "17:00"]', "calendars.london: unknown key 'business_hour'"),
+    ('[calendars.london]\ntimezone = "Europe/London"\n[[calendars.london.changes]]\nfrom = "2027-01-01"\n'
+     'business_hour = ["08:00", "16:30"]', "calendars.london.changes[1]: unknown key 'business_hour'"),
 ])
 def test_a_bad_change_or_calendar_is_refused_naming_it(text, message):
     with pytest.raises(ConfigError, match=None) as refused:

@@ -206,6 +206,7 @@ def test_a_thread_opens_one_case_and_the_first_human_reply_is_the_response(tmp_p
     assert (one["requester"], one["subject"], one["message_id"]) == ("ann@acme.example", "API down", "c1@acme")
     two = cases["CS-00002"]
     assert two["client_id"] == "bob@newco.example" and two["tier"] == "free" and two["first_response_at"] == ""
+    assert one["priority"] == two["priority"] == "normal"  # mail opens every case at normal
     assert rows(db, "SELECT name, tier, source FROM clients WHERE client_id = 'bob@newco.example'") == \
         [("bob@newco.example", "free", "mail")]  # no display name: the address
     threads = dict(rows(db, "SELECT message_key, case_id FROM messages"))

@@ -618,3 +618,19 @@ def test_an_export_of_the_snapshot_streams_what_the_command_line_writes(tmp_path
             assert len(pieces) == 1 + -(-rows // 2), report
     store.close()
     assert b'\'=A ""quoted"", subject' in (tmp_path / "case-sla.csv").read_bytes()
+
+
+def test_the_exports_carry_every_target_and_the_responses_report_streams_too(service):
+    base, _, tokens, _ = service
+    as_of = PAST.replace("+", "%2B")
+    status, _, body = call(base, "GET", f"/api/v1/export/case-sla?as_of={as_of}", tokens["viewer"])
+    header = body.decode().splitlines()[0].split(",")
+    assert status == 200 and {"priority", "policy_id", "sla_state", "next_response_due", "next_response_state",
+                              "resolution_due", "resolution_state"} <= set(header)
+    message = b"case_id,at,direction\nMET,2026-11-26 09:00,client\n"  # a question after the first response
+    assert call(base, "POST", "/api/v1/import/messages", tokens["lead"], message)[0] == 200
+    status, headers, body = call(base, "GET", "/api/v1/export/responses", tokens["viewer"])
+    lines = body.decode().splitlines()
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert lines[0].split(",")[:5] == ["case_id", "asked_at", "due", "responded_at", "state"]
+    assert int(headers["x-rows"]) == len(lines) - 1 == 1 and lines[1].startswith("MET,2026-11-26T09:00:00+08:00,")

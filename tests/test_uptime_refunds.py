@@ -198,3 +198,20 @@ def test_a_contract_without_a_target_counts_at_the_default_when_it_overlaps_one_
     # Each contract's own target as the terms behind its credits say it: B's is the default.
     assert dict(con.execute("SELECT contract_id, uptime_target_pct FROM contract_refunds "
                             "WHERE month = '2026-11'").fetchall()) == {"A": Decimal("99.0"), "B": Decimal("99.9")}
+
+
+def test_a_dated_change_of_the_uptime_target_and_credits_leaves_the_months_before_it_as_they_were(con):
+    setup_environment(con, contract={})  # the contract takes the defaults of [sla]
+    incidents(con, ("outage", "2026-11-03 10:00", "2026-11-03 11:00"),
+              ("outage", "2026-12-03 10:00", "2026-12-03 11:00"))
+    changed = parse_config({"calendar": {"timezone": "Asia/Hong_Kong", "holidays_country": "HK",
+                                         "extra_holidays": ["2026-11-27"]},
+                            "sla": {"changes": [{"from": "2026-12-01", "default_uptime_target_pct": 99.8,
+                                                 "default_credit_schedule": "99.8:5"}]}})
+    before = uptime(con, "2027-01-05 00:00"), refunds(con)
+    after = uptime(con, "2027-01-05 00:00", config=changed), refunds(con)
+    assert after[0]["2026-11"] == before[0]["2026-11"] and after[1]["2026-11"] == before[1]["2026-11"]
+    assert before[0]["2026-11"][3] is False and before[1]["2026-11"][1] == Decimal("10")
+    # December, 60 minutes down of 31 days (99.866 %): missed at 99.9 %, met at 99.8 %
+    assert before[0]["2026-12"][3] is False and before[1]["2026-12"][1] == Decimal("10")
+    assert after[0]["2026-12"][3] is True and after[1]["2026-12"][1] == Decimal("0")
