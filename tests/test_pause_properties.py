@@ -14,16 +14,18 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kb.engine.asof import open_views
+from kb.engine.asof import first_responses, open_views
 from tests.fixtures import add
 from tests.test_calendar_properties import (
     DAY_US,
     SETTINGS,
     Reference,
     calendars,
+    deadline_scenarios,
     fresh_store,
     from_us,
     iso,
+    load_cases,
     local_us,
     receipts,
 )
@@ -107,3 +109,35 @@ def test_a_pause_never_makes_a_deadline_earlier(drawn):
     for with_pauses, without, state in deadlines(config, within, cases, open_pause=True).values():
         assert with_pauses >= without
         assert state in ("paused", "breached", "pending", "at_risk")
+
+
+@SETTINGS
+@given(deadline_scenarios(), st.data())
+def test_with_no_policies_priorities_pauses_or_messages_every_number_is_the_first_responses_alone(scenario, data):
+    """What every case said before policies, pauses and follow-ups existed: the first response's numbers (the
+    query that computes them alone), and no other target."""
+    config, base, contract_days, received = scenario
+    categories = data.draw(st.lists(st.sampled_from(["platform_issue", "api_help", "general_coding"]),
+                                    min_size=len(received), max_size=len(received)))
+    as_of = from_us(data.draw(st.integers(min(received), max(received) + 3 * DAY_US)))
+    with fresh_store() as con:
+        load_cases(con, config, base, contract_days, received, categories)
+        open_views(con, config, as_of)
+        every = con.execute(
+            """SELECT case_id, first_response_due, sla_state, first_response_kind, first_response_amount,
+                      resolution_due, resolution_state, next_response_due, next_response_state, questions_open,
+                      waiting_on_client, next_due, next_due_metric, next_due_state FROM case_sla ORDER BY case_id"""
+        ).fetchall()
+        ids = [row[0] for row in every]
+        alone = {row["case_id"]: row for row in first_responses(con, config, as_of, ids).to_pylist()}
+    assert set(alone) == set(ids)
+    for (case_id, due, state, kind, amount, resolution_due, resolution_state, next_response_due,
+         next_response_state, questions_open, waiting, next_due, next_due_metric, next_due_state) in every:
+        first = alone[case_id]
+        assert (due, state, kind, amount) == (first["first_response_due"], first["first_response_state"],
+                                              first["first_response_kind"], first["first_response_amount"]), case_id
+        assert (resolution_due, resolution_state, next_response_due, next_response_state, questions_open,
+                waiting) == (None, "no_sla", None, None, 0, False), case_id
+        running = state in ("pending", "at_risk", "breached")  # (none of them answered)
+        assert (next_due, next_due_metric, next_due_state) == \
+            ((due, "first_response", state) if running else (None, None, None)), case_id
