@@ -23,17 +23,20 @@ from kb.config import parse_config
 from kb.config.effective import FIRST_RECORDED, differences, effective_rules, fingerprint
 from kb.db import connection
 from kb.engine.periods import months_of
+from kb.reads import client as client_reads
 from kb.reads import overview
 from kb.service import jobs as service_jobs
 from kb.service.app import MIDDLEWARE, ROUTES, lifespan
 from kb.service.jobs import Jobs
 from kb.service.tokens import create_token
+from kb.statement.mailing import send_statements
 from kb.store import Store
 from tests.fixtures import ADMIN, ROOT, add, button, shown
+from tests.servers import Inbox
 
 NOW = "2026-11-30T17:30:00+08:00"  # Monday, the last business day of November: this month
 END_OF_LAST_MONTH = "2026-10-31T23:59:59+08:00"
-REPORTS = ("case-sla", "uptime", "refunds")
+REPORTS = ("case-sla", "responses", "uptime", "refunds")
 
 TOML = """
 [calendar]
@@ -74,13 +77,19 @@ def build(folder):
     config = parse_config(tomllib.loads(TOML))
     db = folder / "support.duckdb"
     con = connection.connect(db)
-    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise"),
-        dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"))
+    add(con, config, "clients", dict(client_id="ENT", name="Enterprise Co", tier="enterprise",
+                                     statement_recipients="cfo@ent.example"),
+        dict(client_id="CUS", name="Custom Co", tier="custom"), dict(client_id="FREE", name="Free User", tier="free"),
+        dict(client_id="SLOW", name="Slow Co", tier="enterprise"))
     add(con, config, "environments",
         dict(environment_id="E1", name="Enterprise prod", kind="dedicated", deployment="on_premise", client_id="ENT",
+             active_from="2026-01-01"),
+        dict(environment_id="E3", name="Slow prod", kind="dedicated", deployment="on_premise", client_id="SLOW",
              active_from="2026-01-01"))
     add(con, config, "contracts", dict(contract_id="K1", client_id="ENT", environment_id="E1", uptime_target_pct="99.9",
-                                       monthly_fee="1000", currency="USD", starts_on="2026-01-01"))
+                                       monthly_fee="1000", currency="USD", starts_on="2026-01-01"),
+        dict(contract_id="K3", client_id="SLOW", environment_id="E3", response_business_days="3", monthly_fee="500",
+             currency="USD", starts_on="2026-01-01"))
     add(con, config, "cases", *[
         dict(case_id=case_id, client_id=client, received_at=received, category="platform_issue",
              subject=f"Subject of {case_id}", first_response_at=response)
@@ -92,12 +101,23 @@ def build(folder):
             ("NOV-MET", "ENT", "2026-11-10 10:00", "2026-11-10 15:00"),
             ("NOV-HOLIDAY", "CUS", "2026-11-26 16:00", ""),  # due Mon 2026-11-30 16:00, over the closed Friday
             ("LAST-DAY", "ENT", "2026-11-30 17:00", ""),  # the last business day before next month
+            ("THREE-DAYS", "SLOW", "2026-11-30 17:00", ""),  # due on Thursday, which next week is closed
         ]])
+    add(con, config, "messages", dict(case_id="NOV-MET", at="2026-11-11 10:00", direction="client"),
+        dict(case_id="NOV-MET", at="2026-11-11 11:00", direction="team"))
     add(con, config, "incidents",
         dict(incident_id="I1", environment_id="E1", impact="outage", started_at="2026-10-10 10:00",
              ended_at="2026-10-10 11:00", summary="October outage"),
         dict(incident_id="I2", environment_id="E1", impact="outage", started_at="2026-11-20 10:00",
              ended_at="2026-11-20 10:10", summary="November blip"))
+    inbox = Inbox().start()
+    try:  # October's statement, e-mailed on the first business day of November
+        mailing = parse_config({**tomllib.loads(TOML), "alerts": {"smtp_url": f"smtp://127.0.0.1:{inbox.port}",
+                                                                  "sender": "sla@support.example"}})
+        assert send_statements(con, mailing, datetime.fromisoformat("2026-11-02T10:00:00+08:00")).sent == \
+            ["ENT 2026-10"]
+    finally:
+        inbox.stop()
     con.close()
     return db, config_file
 
@@ -177,6 +197,8 @@ def test_a_reload_moves_next_months_deadlines_and_nothing_before_it(service, mon
     assert json.loads(first["after"])["changes"] == [FIRST_RECORDED]
     before, overview_before = exports(client, auth), last_month_overview(store)
     snapshot_before = store.snapshot(datetime.fromisoformat(NOW))
+    october = client_reads.sent_statement(store, "ENT", "2026-10")
+    assert october is not None and october.pdf.startswith(b"%PDF")
 
     write(config_file, EDITED)
     at = configuration_page()
@@ -193,10 +215,16 @@ def test_a_reload_moves_next_months_deadlines_and_nothing_before_it(service, mon
     assert after["case-sla", END_OF_LAST_MONTH] == before["case-sla", END_OF_LAST_MONTH]
     old, new = rows_of(before["case-sla", NOW]), rows_of(after["case-sla", NOW])
     moved = {case_id for case_id in old if old[case_id] != new[case_id]}
-    assert moved == {"LAST-DAY"}  # every row of last month, and the rest of this one, the same byte for byte
+    assert moved == {"LAST-DAY", "THREE-DAYS"}  # every row of last month, and the rest of this one, the same
     assert old["LAST-DAY"]["first_response_due"] == "2026-12-01T17:00:00+08:00"  # 1 h Monday, 8 h from 09:00
     assert new["LAST-DAY"]["first_response_due"] == "2026-12-01T16:00:00+08:00"  # 1 h Monday, 8 h from 08:00
+    # three days of Monday's nine hours: 1 h Monday, then 9 h a day, or 10 h from 08:00, and Thursday closed
+    assert old["THREE-DAYS"]["first_response_due"] == "2026-12-03T17:00:00+08:00"
+    assert new["THREE-DAYS"]["first_response_due"] == "2026-12-04T14:00:00+08:00"
+    assert after["responses", NOW] == before["responses", NOW] and len(rows_of(after["responses", NOW])) == 1
     assert last_month_overview(store) == overview_before
+    again = client_reads.sent_statement(store, "ENT", "2026-10")
+    assert (again.pdf, again.sha256, again.sent_at) == (october.pdf, october.sha256, october.sent_at)
 
     fresh = store.snapshot(datetime.fromisoformat(NOW))  # the pages' snapshot is computed again, with the new rules
     assert fresh is not snapshot_before and fresh.version > snapshot_before.version
