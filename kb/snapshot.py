@@ -154,13 +154,16 @@ def touched_cases(cur, change: Change) -> frozenset[str] | None:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The as-of views materialized at one instant, for one store version (rows a later write touched are
-    as of that write). Each table is computed when a page first reads it (``Store.reader``), so a page of
-    uptime never waits for a million cases' deadlines; ``frozen``: made for an instant asked for, not "now"."""
+    """The as-of views materialized at one instant, for one store version. Each table is computed when a page
+    first reads it (``Store.reader``), so a page of uptime never waits for a million cases' deadlines;
+    ``frozen``: made for an instant asked for, not "now". A snapshot of "now" brought up to date after a write
+    is as of when that was done (``as_of``: what the write stamped, a case resolved or a month closed, is in
+    it), its other rows as they were at ``rows_as_of``, moved on to now in the background like any."""
 
     as_of: datetime
     version: int
     frozen: bool
+    moved_as_of: datetime | None = None  # (``rows_as_of``, when not ``as_of``)
     tables: dict[str, pa.Table] = field(repr=False, default_factory=dict)
     # The case tables of a few cases (a case's panel), computed for them while ``tables`` holds no case yet.
     of_cases: dict[tuple[str, ...], dict[str, pa.Table]] = field(repr=False, default_factory=dict)
@@ -169,6 +172,11 @@ class Snapshot:
     memo: OrderedDict[tuple, Frames] = field(repr=False, compare=False, default_factory=OrderedDict)
     reads: dict[tuple, frozenset[str]] = field(repr=False, compare=False, default_factory=dict)
     _memo_lock: threading.Lock = field(repr=False, compare=False, default_factory=threading.Lock)
+
+    @property
+    def rows_as_of(self) -> datetime:
+        """The instant the rows no write touched since are as of: when they were last moved on."""
+        return self.moved_as_of or self.as_of
 
     def remembered(self, key: tuple, compute: Callable[[], Frames], reads: Iterable[str] | None = None) -> Frames:
         """A copy of ``compute()`` (a frame, or a list of frames, read from this snapshot's tables alone, which

@@ -565,7 +565,7 @@ class Store:
             if as_of is not None:
                 usable = current is not None and current.as_of == as_of
             else:
-                age = (now_utc() - current.as_of).total_seconds() if current is not None else None
+                age = (now_utc() - current.rows_as_of).total_seconds() if current is not None else None
                 usable = current is not None and not current.frozen and 0 <= age <= STALE_SECONDS
                 if usable and age > max_age_seconds and not self._refreshing:
                     self._refreshing = True
@@ -587,10 +587,11 @@ class Store:
         try:
             as_of = now_utc()
             with self._cursor() as cur:
-                tables = moved_on(cur, self.config, dict(old.tables), old.as_of, as_of)
+                tables = moved_on(cur, self.config, dict(old.tables), old.rows_as_of, as_of)
             new = Snapshot(as_of=as_of, version=old.version, frozen=False, tables=tables)
             with self._snapshot_lock:
-                if self._snapshot is not None and self._snapshot.as_of == old.as_of and not self._snapshot.frozen:
+                if (self._snapshot is not None and self._snapshot.rows_as_of == old.rows_as_of
+                        and not self._snapshot.frozen):
                     self._snapshot = (new if new.version == self.version else self._caught_up(new)) or self._snapshot
         except Exception:  # the store was closed meanwhile, or the query failed: the next read makes one
             log.warning("the snapshot could not be computed again in the background", exc_info=True)
@@ -609,13 +610,13 @@ class Store:
         if change.empty:  # its tables stand, and with them what pages read of them alone and remembered
             return dataclasses.replace(current, version=version)
         changed: set[str] = set()
+        at = current.as_of if current.frozen else now_utc()  # (for "now": after the writes, and what they stamped)
         with self.reader() as cur:
-            tables = patched(cur, self.config, current.tables, change, current.as_of if current.frozen else now_utc(),
-                             changed)
+            tables = patched(cur, self.config, current.tables, change, at, changed)
         if tables is None:
             return None
-        return Snapshot(as_of=current.as_of, version=version, frozen=current.frozen, tables=tables,
-                        **current.carried(frozenset(changed)))
+        return Snapshot(as_of=at, version=version, frozen=current.frozen, moved_as_of=current.rows_as_of,
+                        tables=tables, **current.carried(frozenset(changed)))
 
     def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:
         """A new snapshot, its tables computed as pages read them."""

@@ -12,8 +12,9 @@ import getpass
 import hashlib
 import json
 import os
+import time
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -504,6 +505,28 @@ def test_a_sent_statement_is_served_byte_for_byte(tmp_path, capsys):
                  "2026-11", "--out", str(out)]) == 0
     assert out.read_bytes() == kept.pdf
     assert "as it was e-mailed on Tue 2026-12-01 10:00 HKT" in capsys.readouterr().out
+
+
+def test_a_month_closed_on_the_page_is_final_at_once(tmp_path):
+    store = Store(tmp_path / "credits.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    set_now(CLOSING)
+    shown = store.snapshot()
+    assert credit_stages(store, shown, "2026-11").stage.tolist() == ["computed"]
+    set_now(CLOSING + timedelta(seconds=30))  # the lead reads the page, then closes the month
+    store.write(close_month, CONFIG, LEAD, "2026-11")
+    after = store.snapshot()  # the same snapshot, brought up to date with the write: no minute's wait
+    assert (after.as_of, after.rows_as_of) == (CLOSING + timedelta(seconds=30), CLOSING)
+    assert credit_stages(store, after, "2026-11").stage.tolist() == ["final"]
+    set_now(CLOSING + timedelta(seconds=70))  # its rows a minute old, though the write was 40 seconds ago
+    store.snapshot()  # served as it is while they are moved on to now in the background
+    for _ in range(100):
+        if store.snapshot().rows_as_of == CLOSING + timedelta(seconds=70):
+            break
+        time.sleep(0.05)
+    assert store.snapshot().as_of == store.snapshot().rows_as_of == CLOSING + timedelta(seconds=70)
+    store.close()
 
 
 def test_a_final_credit_marked_applied_is_no_longer_owed(tmp_path):
