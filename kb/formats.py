@@ -47,7 +47,7 @@ WORDS: dict[str, dict[str, str]] = {
     "kind": {"dedicated": "Dedicated", "shared": "Shared"},
     "deployment": {"on_premise": "On premise", "dedicated_cloud": "Dedicated cloud",
                    "shared_cloud": "Shared cloud"},
-    "status": {"final": "Final", "projected": "Projected"},
+    "status": {"final": "Month over", "projected": "Projected"},  # ("final" in the data: the month has ended)
     # A policy row's calendar, and the unit a form asks its ``within`` in.
     "calendar": {"support": "Business hours (support)", "24x7": "Around the clock (24x7)"},
     "within_unit": {"h": "hours", "d": "business days", "next_day_close": "end of next business day"},

@@ -111,7 +111,7 @@ if months.this in environments.index:
         delta=None if last is None else f"{int(last.below_target)} in {last_label}", delta_color="off",
         delta_arrow="off",
         help="Environments that carry an uptime target (every dedicated one, and shared ones under a custom "
-             "programme contract) missing it this month so far (projected); last month is final.", border=True)
+             "programme contract) missing it this month so far (projected); last month is over.", border=True)
     budget = float(this.lowest_budget_left_minutes)
     columns[1].metric(
         "Lowest error budget left", formats.duration(budget / 60),
@@ -165,7 +165,7 @@ columns = st.columns(4)
 cards = []
 for month, when in ((months.last, "last month"), (months.this, "this month")):
     rows = refunds[(refunds.month == month) & (refunds.refund_amount > 0)]
-    status = "final" if month == months.last else "projected"
+    status = formats.word("status", "final" if month == months.last else "projected").lower()
     if rows.empty:
         cards.append((f"Service credits {when}", "none", f"{formats.month_label(month)}, {status}"))
     for row in rows.itertuples():  # one card per currency: amounts in different currencies are never added up

@@ -136,7 +136,7 @@ COLUMNS = {
         help="Business time to the next deadline (negative: overdue by that much), on the calendar of its target: "
              "clock hours for a target that runs around the clock (24x7); empty when nothing is due"),
     "next_due": st.column_config.DatetimeColumn(
-        "Due", format="ddd YYYY-MM-DD HH:mm", timezone=store.config.calendar.timezone, width=145),
+        "Due", format="ddd YYYY-MM-DD HH:mm z ([UTC]Z)", timezone=store.config.calendar.timezone, width=215),
     "priority": st.column_config.TextColumn("Priority", width=75),
     "tier": st.column_config.TextColumn("Tier", width=85),
     "assignee": st.column_config.TextColumn("Assignee", width=100),
@@ -419,8 +419,11 @@ def breach_reason_form(case: dict) -> None:
                                key=f"breach_reason_{cid}")
         if st.form_submit_button("Save breach reason", icon=":material/edit_note:"):
             store.write(corrections.record_breach_reason, store.config, actor, cid, reason, snap.as_of)
-            done(f"Breach reason of {cid} saved: counted on Response performance among the breaches with deadlines "
-                 f"in {month} (due {shown_time(case['first_response_due'])}).")
+            if reason.strip():
+                done(f"Breach reason of {cid} saved: counted on Response performance among the breaches with "
+                     f"deadlines in {month} (due {shown_time(case['first_response_due'])}).")
+            else:
+                done(f"Breach reason of {cid} cleared: it no longer has one.")
     st.page_link("pages/performance.py", label=f"Response performance, deadlines in {month}", icon=":material/speed:",
                  query_params={"due_from": first.isoformat(), "due_to": last.isoformat()})
 

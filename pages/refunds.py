@@ -175,8 +175,8 @@ if actor.may("close_month"):
             done = store.write(closing.close_month, store.config, actor, month)
             ui.flash(f"{formats.month_label(done.month)} is closed (version {done.version}): the uptime of "
                      f"{formats.count(done.environments, 'environment')}, the credits of "
-                     f"{formats.count(done.contracts, 'contract')} and the first responses of "
-                     f"{formats.count(done.cases, 'case')} are final.")
+                     f"{formats.count(done.contracts, 'contract')}, {formats.count(done.cases, 'case')} "
+                     f"received and {formats.count(done.targets, 'target')} due in it are final.")
             st.rerun()
         except Rejected as e:
             refused(e)

@@ -568,8 +568,8 @@ def test_leads_close_and_admins_reopen_on_the_service_credits_page(signed_in, mo
     next(b for b in at.button if b.label == "Close month").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert [shown(s) for s in at.success] == [
-        "Nov 2026 is closed (version 1): the uptime of 2 environments, the credits of 1 contract and the first "
-        "responses of 6 cases are final."]
+        "Nov 2026 is closed (version 1): the uptime of 2 environments, the credits of 1 contract, 6 cases received "
+        "and 5 targets due in it are final."]
     stages = next(d.value for d in at.dataframe if "stage" in d.value.columns)
     assert stages[["month", "stage"]].values.tolist() == [["Oct 2026", "Computed"]]  # November owes no credit
     assert "Reopen month" not in [b.label for b in at.button]  # leads do not reopen

@@ -72,7 +72,8 @@ def _values(s: Statement, timezone: str) -> dict:
         "client": {"id": s.client_id, "name": isolated(s.client_name), "tier": formats.word("tier", s.tier)},
         "month_name": month,
         "as_of": when(s.as_of),
-        "status": "final" if (s.uptime.status == "final").all() and len(s.uptime) else "projected",
+        "status": formats.word("status", "final" if (s.uptime.status == "final").all() and len(s.uptime)
+                               else "projected").lower(),
         "timezone": timezone,
         "totals": {k: v for k, v in s.totals.items() if k != "credits"},
         "credit_totals": [{"currency": c, "amount": formats.money(float(a), c)}
