@@ -157,8 +157,9 @@ class Snapshot:
     """The as-of views materialized at one instant, for one store version. Each table is computed when a page
     first reads it (``Store.reader``), so a page of uptime never waits for a million cases' deadlines;
     ``frozen``: made for an instant asked for, not "now". A snapshot of "now" brought up to date after a write
-    is as of when that was done (``as_of``: what the write stamped, a case resolved or a month closed, is in
-    it), its other rows as they were at ``rows_as_of``, moved on to now in the background like any."""
+    holds the rows it touched as of when that was done; after a month's closing (or reopening) it is as of
+    then (``as_of``), so that the closing is in it, and its other rows stay as they were at ``rows_as_of``,
+    moved on to now in the background like any."""
 
     as_of: datetime
     version: int

@@ -615,7 +615,10 @@ class Store:
             tables = patched(cur, self.config, current.tables, change, at, changed)
         if tables is None:
             return None
-        return Snapshot(as_of=at, version=version, frozen=current.frozen, moved_as_of=current.rows_as_of,
+        # A month closed or reopened is read as of the snapshot's instant: that moves on to now, so that it shows
+        # at once (other writes leave it, and with it every query remembered with it).
+        as_of = at if change.closings else current.as_of
+        return Snapshot(as_of=as_of, version=version, frozen=current.frozen, moved_as_of=current.rows_as_of,
                         tables=tables, **current.carried(frozenset(changed)))
 
     def _build_snapshot(self, as_of: datetime, frozen: bool) -> Snapshot:

@@ -515,7 +515,7 @@ def where_it_went(case: dict, flt: queue.QueueFilter) -> str | None:
     if pd.notna(case["voided_at"]):
         return (f"{cid} was voided ({case['void_reason']}): it has left the queue, every count and every export; "
                 "the audit trail keeps it.")
-    if pd.notna(case["resolved_at"]) and case["resolved_at"] <= snap.as_of:
+    if pd.notna(case["resolved_at"]) and (not snap.frozen or case["resolved_at"] <= snap.as_of):  # (now: resolved)
         again = "by its id in the box above, or " if actor.may("correct") else ""
         return (f"{cid} was resolved ({shown_time(case['resolved_at'])}): it has left the open queue. Find it "
                 f"again {again}in the case-sla export on Import and export.")

@@ -171,6 +171,19 @@ def test_a_resolved_case_keeps_its_panel_and_says_where_it_went(app):
             "by its id in the box above, or in the case-sla export on Import and export.") in map(shown, at.info)
 
 
+def test_a_case_resolved_on_the_queue_of_now_says_it_was_resolved(app, monkeypatch):
+    at, _ = app
+    monkeypatch.delenv("SUPPORT_AS_OF")  # the queue of now, as of the minute it was drawn
+    set_now(parse_timestamp(AS_OF, HKT))
+    open_page(at, "queue")
+    tick(at, "PENDING")
+    set_now(parse_timestamp(AS_OF, HKT) + timedelta(seconds=20))  # resolved twenty seconds later
+    button(at, "Resolve now").click().run()
+    assert "PENDING" not in set(at.dataframe[0].value.case_id)
+    assert ("PENDING was resolved (Wed 2026-11-25 16:30 HKT (UTC+08:00)): it has left the open queue. Find it again "
+            "by its id in the box above, or in the case-sla export on Import and export.") in map(shown, at.info)
+
+
 def test_a_voided_case_says_where_it_went_and_the_lookup_box_is_ready_for_the_next(app):
     at, _ = app
     open_page(at, "queue")
