@@ -46,6 +46,8 @@ import pyarrow.ipc as ipc
 
 from kb.config import Config
 from kb.config.effective import effective_rules, fingerprint
+from kb.db import connection
+from kb.engine.asof import every_case_rows
 from kb.snapshot import SLICE_ROWS, Change, change_of, moved_case_tables, running
 
 KEPT_TABLES = ("case_questions", "case_sla")
@@ -212,3 +214,11 @@ def _written_since(cur, mark: Mark) -> Change | None:
     rows = cur.execute("SELECT table_name, row_id, before, after FROM audit_log WHERE audit_id > ? "
                        "ORDER BY audit_id", [mark.audit_id]).fetchall()
     return change_of(rows) if rows else Change()
+
+
+def every_case(cur, config: Config, as_of: datetime) -> dict[str, pa.Table]:
+    """Every case's ``case_questions`` and ``case_sla`` as of ``as_of``, as the dashboard opens them: from the
+    rows kept beside ``cur``'s database when they can say it (``opened``), else computed by the engine."""
+    database = connection.database_file(cur)
+    kept = opened(cur, config, kept_folder(database), as_of) if database else None
+    return kept or every_case_rows(cur, config, as_of)

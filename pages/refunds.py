@@ -7,6 +7,7 @@ from kb import formats, ui
 from kb.engine import periods
 from kb.intake import closing
 from kb.intake.importing import Rejected
+from kb.kept import every_case
 from kb.reads import refunds
 from kb.reads.client import months_back
 from kb.timestamps import now_utc
@@ -172,7 +173,7 @@ if actor.may("close_month"):
     month = left.selectbox("Month to close", open_months, format_func=formats.month_label, key="close_month_which")
     if right.button("Close month", icon=":material/lock:", type="primary", disabled=month is None):
         try:
-            done = store.write(closing.close_month, store.config, actor, month)
+            done = store.write(closing.close_month, store.config, actor, month, case_tables=every_case)
             ui.flash(f"{formats.month_label(done.month)} is closed (version {done.version}): the uptime of "
                      f"{formats.count(done.environments, 'environment')}, the credits of "
                      f"{formats.count(done.contracts, 'contract')}, {formats.count(done.cases, 'case')} "

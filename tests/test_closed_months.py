@@ -22,13 +22,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from kb import snapshot
+from kb import kept, snapshot
 from kb.access import Actor, PermissionDenied
 from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
-from kb.intake import closing, corrections, policies, writes
+from kb.intake import corrections, policies, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
@@ -168,8 +168,8 @@ def test_closing_reads_every_case_from_the_rows_the_dashboard_kept(tmp_path, mon
         thread.join()
     store.write(corrections.correct_case, CONFIG, LEAD, "CS-NOV", {"first_response_at": local("2026-11-20 16:00")})
     monkeypatch.setattr(snapshot, "MOST_MOVING", 1.0)  # (of three cases two move with time: kept all the same)
-    monkeypatch.setattr(closing, "computed", None)  # computing every case is not needed: it would fail
-    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    monkeypatch.setattr(kept, "every_case_rows", None)  # computing every case is not needed: it would fail
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING, case_tables=kept.every_case)
     assert store.query("SELECT case_id, stopped_at, state FROM closed_targets").values.tolist() == [
         ["CS-NOV", local("2026-11-20 16:00"), "met"]]
     store.close()

@@ -10,6 +10,7 @@ from kb.db import connection
 from kb.formats import count
 from kb.intake.closing import close_month, reopen_month
 from kb.intake.importing import Rejected
+from kb.kept import every_case
 
 
 def add_parsers(commands, common) -> None:
@@ -32,7 +33,7 @@ def add_parsers(commands, common) -> None:
 def run_close_month(args, config) -> int:
     con = connection.connect(connection.db_path(args.db), wait_seconds=5)
     try:
-        closed = close_month(con, config, command_line_actor(), args.month)
+        closed = close_month(con, config, command_line_actor(), args.month, case_tables=every_case)
     except Rejected as e:
         return _refused(e)
     finally:

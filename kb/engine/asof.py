@@ -58,6 +58,17 @@ def case_rows(con, config: Config, as_of: datetime, case_ids: Cases) -> dict[str
         return {"case_questions": questions, "case_sla": _rows_of(con, case_sla_sql(config, as_of, listed))}
 
 
+def every_case_rows(con, config: Config, as_of: datetime) -> dict[str, pa.Table]:
+    """``case_questions`` and ``case_sla`` of every case as of ``as_of``, into Arrow, each computed once: the
+    questions are registered on ``con`` in place of their view, which ``case_sla`` reads (seconds, at a
+    million cases)."""
+    open_views(con, config, as_of)
+    questions = con.sql("SELECT * FROM case_questions").to_arrow_table()
+    con.execute("DROP VIEW IF EXISTS case_questions")
+    con.register("case_questions", questions)
+    return {"case_questions": questions, "case_sla": con.sql("SELECT * FROM case_sla").to_arrow_table()}
+
+
 def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa.Table:
     """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
     (``kb.engine.case_sla.first_response_sql``)."""

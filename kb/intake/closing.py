@@ -20,6 +20,7 @@ written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -28,20 +29,19 @@ import pyarrow as pa
 from kb import formats
 from kb.access import Actor, require
 from kb.config import Config
-from kb.db import audit, connection
+from kb.db import audit
 from kb.db.connection import transaction
 from kb.db.sqltext import instant
-from kb.engine.asof import first_responses, open_views
+from kb.engine.asof import every_case_rows, first_responses, open_views
 from kb.engine.case_sla import CasesWhere
 from kb.engine.closings import live_view
 from kb.engine.periods import day_bounds, first_business_day
 from kb.engine.targets import dated_sql
 from kb.intake.corrections import short_text
 from kb.intake.importing import Problem, Rejected
-from kb.kept import KEPT_TABLES, kept_folder, opened
-from kb.snapshot import computed
 from kb.timestamps import now_utc
 
+CaseTables = Callable[..., dict[str, pa.Table]]  # (con, config, as_of): every case's case tables
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])", re.ASCII)
 REASON_MAX_CHARS = 500
 REFERENCE_MAX_CHARS = 100
@@ -73,8 +73,12 @@ def first_day_to_close(config: Config, month: str) -> date:
     return first_business_day(config.calendar, year + (number == 12), number % 12 + 1)
 
 
-def close_month(con, config: Config, actor: Actor, month: str, now: datetime | None = None) -> Closed:
-    """Freeze ``month``'s uptime, credits and statements' cases as computed at ``now`` (default: now)."""
+def close_month(con, config: Config, actor: Actor, month: str, now: datetime | None = None,
+                case_tables: CaseTables | None = None) -> Closed:
+    """Freeze ``month``'s uptime, credits and statements' cases and targets as computed at ``now`` (default:
+    now). ``case_tables(con, config, now)``: every case's ``case_sla`` and ``case_questions`` (default: computed
+    by the engine; the dashboard and the command line open the rows kept beside the database,
+    ``kb.kept.every_case``)."""
     require(actor, "close_month")
     month, now = month_text(month), now or now_utc()
     opens = first_day_to_close(config, month)
@@ -103,7 +107,7 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
                                 SELECT $month, $version, case_id, client_id, received_at, first_response_due,
                                        first_response_at, first_response_state
                                 FROM month_cases""", frozen)
-        every_case = case_tables(con, config, now)
+        every_case = (case_tables or every_case_rows)(con, config, now)
         con.register("month_case_sla", every_case["case_sla"])
         con.register("month_case_questions", every_case["case_questions"])
         dated = dated_sql("month_case_sla", "month_case_questions")
@@ -174,15 +178,6 @@ def _closing_in_force(con, month: str, why: str = "") -> dict:
     if latest is None or latest["reopened_at"] is not None:
         raise Rejected([Problem(None, "month", f"{month} is not closed{why}")])
     return latest
-
-
-def case_tables(con, config: Config, now: datetime) -> dict[str, pa.Table]:
-    """``case_sla`` and ``case_questions`` of every case as of ``now``: from the rows kept beside the database
-    (``kb.kept``: what the dashboard computed, with what changed since computed again) when they can say it,
-    else computed (seconds, at a million cases)."""
-    folder = kept_folder(database) if (database := connection.database_file(con)) else None
-    kept = opened(con, config, folder, now) if folder else None
-    return kept or computed(con, config, now, KEPT_TABLES)
 
 
 def _frozen(con, insert: str, params: dict) -> int:
