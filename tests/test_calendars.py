@@ -30,6 +30,13 @@ business_hours = ["08:00", "18:00"]
 from = "2026-12-01"
 enterprise_response_business_days = 2
 """
+LONDON = """
+[calendars.london]
+timezone = "Europe/London"
+holidays_country = "GB"
+holidays_subdivision = "ENG"
+business_hours = ["09:00", "17:30"]
+"""  # a named calendar in its own zone: a London business day is 8.5 h
 BEFORE = parse_config(tomllib.loads(SPEC_13.split("[[calendar.changes]]")[0]))
 AFTER = parse_config(tomllib.loads(SPEC_13))
 
@@ -69,13 +76,7 @@ def test_spec_example_november_is_the_same_before_and_after_the_change(con):
 
 
 def test_a_policy_runs_on_a_named_calendar_in_its_own_zone(con):
-    config = parse_config(tomllib.loads(SPEC_13 + """
-[calendars.london]
-timezone = "Europe/London"
-holidays_country = "GB"
-holidays_subdivision = "ENG"
-business_hours = ["09:00", "17:30"]
-"""))
+    config = parse_config(tomllib.loads(SPEC_13 + LONDON))
     cases(con, config, "ENT@2026-11-23 18:00")  # Mon 10:00 in London
     con.execute("INSERT INTO policies (policy_id, metric, priority, within, calendar) VALUES "
                 "('enterprise', 'first_response', '*', '1d', 'london'), "
@@ -89,13 +90,7 @@ business_hours = ["09:00", "17:30"]
 
 
 def test_a_named_calendar_changes_its_hours_on_a_date(con):
-    config = parse_config(tomllib.loads(SPEC_13 + """
-[calendars.london]
-timezone = "Europe/London"
-holidays_country = "GB"
-holidays_subdivision = "ENG"
-business_hours = ["09:00", "17:30"]
-
+    config = parse_config(tomllib.loads(SPEC_13 + LONDON + """
 [[calendars.london.changes]]
 from = "2026-12-01"
 business_hours = ["08:00", "16:30"]
