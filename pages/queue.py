@@ -136,7 +136,7 @@ COLUMNS = {
         help="Business time to the next deadline (negative: overdue by that much), on the calendar of its target: "
              "clock hours for a target that runs around the clock (24x7); empty when nothing is due"),
     "next_due": st.column_config.DatetimeColumn(
-        "Due", format="ddd YYYY-MM-DD HH:mm z ([UTC]Z)", timezone=store.config.calendar.timezone, width=215),
+        "Due", format="ddd YYYY-MM-DD HH:mm z ([UTC]Z)", timezone=store.config.calendar.timezone, width=250),
     "priority": st.column_config.TextColumn("Priority", width=75),
     "tier": st.column_config.TextColumn("Tier", width=85),
     "assignee": st.column_config.TextColumn("Assignee", width=100),
