@@ -14,7 +14,7 @@ import json
 import os
 import time
 from contextlib import asynccontextmanager
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -28,14 +28,15 @@ from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
-from kb.intake import corrections, policies, writes
+from kb.engine.closings import decided_as_of_sql
+from kb.intake import corrections, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
 from kb.mail.quarantine import retry
 from kb.reads import overview
 from kb.reads.exports import write_report
-from kb.reads.met import every_target, met_shares
+from kb.reads.met import every_target, met_shares, met_shares_on
 from kb.reads.refunds import credit_stages
 from kb.service import tokens
 from kb.service.webhooks import ROUTES
@@ -44,7 +45,7 @@ from kb.statement.content import statement
 from kb.statement.mailing import send_statements, sent_statement
 from kb.store import Store
 from kb.timestamps import set_now
-from tests.fixtures import ADMIN, SPEC_TOML, add, local, open_page, shown
+from tests.fixtures import ADMIN, SPEC_TOML, add, local, open_page, shown, views
 from tests.servers import Inbox
 
 CLOSING = local("2026-12-02 10:00")  # Wednesday; Tue 2026-12-01 is the first business day after November
@@ -294,32 +295,6 @@ def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_li
     assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
 
 
-def test_policy_rows_and_a_contracts_policy_that_would_change_november_are_refused(con):
-    november(con)
-    october = {"policy_id": "gold", "metric": "resolution", "priority": "*", "within": "2d", "valid_from": "2026-10-01"}
-    policies.add_policy_row(con, CONFIG, LEAD, october)
-    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
-    set_now(LATER)
-    gold = {"policy_id": "gold", "metric": "first_response", "priority": "*", "within": "4h"}
-    assert refused(policies.add_policy_row, con, CONFIG, LEAD, {**gold, "valid_from": "2026-11-15"}) == [
-        Problem(2, "valid_from", CLOSED)]
-    assert refused(policies.add_policy_row, con, CONFIG, LEAD, gold) == [Problem(2, "valid_from", CLOSED)]
-    rows_csv = (b"policy_id,metric,priority,within,valid_from\n"
-                b"gold,first_response,*,4h,2026-12-01\n"
-                b"gold,next_response,*,1d,2026-09-01\n")
-    assert refused(add_rows, con, CONFIG, staged_from_csv("policies", rows_csv), LEAD, permission="import",
-                   source="policies.csv") == [Problem(3, "valid_from", CLOSED)]
-    assert refused(policies.remove_policy_row, con, CONFIG, LEAD, "gold", "resolution", "*", date(2026, 10, 1)) == [
-        Problem(None, "valid_from", CLOSED)]
-    assert refused(policies.set_contract_policy, con, CONFIG, LEAD, "K", "gold") == [
-        Problem(None, "policy_id", CLOSED)]
-    assert rows(con, "SELECT metric, valid_from FROM policies") == [("resolution", date(2026, 10, 1))]
-    assert rows(con, "SELECT policy_id FROM contracts") == [(None,)]
-
-    # from December on, nothing closed is touched
-    assert policies.add_policy_row(con, CONFIG, LEAD, {**gold, "valid_from": "2026-12-01"})["within"] == "4h"
-
-
 def test_after_reopening_the_writes_go_and_closing_again_is_version_2(closed, tmp_path):
     con = closed
     with pytest.raises(PermissionDenied):
@@ -466,6 +441,48 @@ def test_every_page_counts_a_closed_months_targets_as_its_closing_kept_them(tmp_
     shares = every_target(met_shares(store, snap, *november_shares))
     assert shares.loc[0, ["metric", "met", "breached", "decided"]].tolist() == ["first_response", 1, 0, 1]
     store.close()
+
+
+def shares(con, config, as_of, start: str, end: str) -> list[tuple]:
+    """(metric, met, breached) of the targets due in [start, end) as every page counts them as of ``as_of``."""
+    views(con, config, as_of)
+    counted = met_shares_on(con, config, local(start), local(end), decided=decided_as_of_sql(con, config, as_of))
+    return [tuple(row) for row in counted[["metric", "met", "breached"]].itertuples(index=False)]
+
+
+def test_a_target_kept_by_its_closing_is_not_counted_again_where_a_rule_edited_in_place_moves_it(con):
+    november(con)
+    add(con, CONFIG, "cases", dict(case_id="CS-EDGE", client_id="ENT", received_at="2026-11-30 09:00",
+                                   category="platform_issue", subject="Edge", first_response_at="2026-11-30 10:00"))
+    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    edited = parse_config({**RULES, "sla": {"enterprise_response_business_days": 2}})  # CS-EDGE now due in December
+    views(con, edited, LATER)
+    assert rows(con, "SELECT first_response_due FROM case_sla WHERE case_id = 'CS-EDGE'") == [
+        (local("2026-12-01 18:00"),)]
+    # November keeps CS-NOV and CS-EDGE, met; December counts CS-LATE alone (breached), not CS-EDGE again
+    assert shares(con, edited, LATER, "2026-11-01 00:00", "2026-12-01 00:00") == [("first_response", 2, 0)]
+    assert shares(con, edited, LATER, "2026-12-01 00:00", "2027-01-01 00:00") == [("first_response", 0, 1)]
+
+
+def test_a_month_whose_client_asked_twice_in_one_second_closes(con):
+    november(con)
+    con.execute("INSERT INTO policies (policy_id, metric, priority, within) VALUES "
+                "('enterprise', 'first_response', '*', '1d'), ('enterprise', 'next_response', '*', '1d')")
+    add(con, CONFIG, "messages", dict(case_id="CS-NOV", at="2026-11-24 10:00", direction="client", message_id="<a@x>"),
+        dict(case_id="CS-NOV", at="2026-11-24 10:00", direction="client", message_id="<b@x>"))
+    assert close_month(con, CONFIG, LEAD, "2026-11", CLOSING).targets == 3  # a first response, two questions
+    assert rows(con, "SELECT metric, count(*) FROM closed_targets GROUP BY ALL ORDER BY 1") == [
+        ("first_response", 1), ("next_response", 2)]
+
+
+def test_a_month_closed_before_closings_kept_targets_is_counted_as_computed(con):
+    november(con)
+    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    con.execute("DELETE FROM closed_targets")  # as a closing made before kept none
+    con.execute("UPDATE month_closings SET targets_kept = FALSE")
+    assert shares(con, CONFIG, LATER, "2026-11-01 00:00", "2026-12-01 00:00") == [("first_response", 1, 0)]
+    kept = statement(con, CONFIG, "ENT", "2026-11", LATER)
+    assert kept.targets["first_response"].case_id.tolist() == ["CS-NOV"] and kept.totals["cases"] == 2
 
 
 def test_closing_or_reopening_a_month_changes_what_percent_met_counts():

@@ -363,9 +363,10 @@ MIGRATIONS: list[str] = [
         started_at  TIMESTAMPTZ NOT NULL,    -- received, or the question asked
         due         TIMESTAMPTZ NOT NULL,
         stopped_at  TIMESTAMPTZ,             -- null: not yet at closing
-        state       VARCHAR NOT NULL,
-        PRIMARY KEY (month, version, metric, case_id, started_at)
+        state       VARCHAR NOT NULL         -- (no key: a case's client may ask twice in the same second)
     );
+    -- which closings kept them: one made before kept none, and its month's targets are read as computed
+    ALTER TABLE month_closings ADD COLUMN targets_kept BOOLEAN NOT NULL DEFAULT FALSE;
     """,
 ]
 

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import instant, quote
-from kb.engine.targets import DECIDED, TARGET_ROW, decided_sql
+from kb.engine.targets import DECIDED, TARGET_ROW, dated_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
 
@@ -55,8 +55,12 @@ def open_frozen_view(con, view: str, as_of_literal: str) -> None:
 
 def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
     """``kb.engine.targets.decided_sql`` as of T with the targets due in each month closed at T read from what
-    its closing kept; None when no month is closed at T (``decided_sql`` itself, then)."""
-    closed = con.execute(f"SELECT month, version FROM ({closings_sql(instant(as_of))}) ORDER BY month").fetchall()
+    its closing kept; None when no closing in force at T kept them (``decided_sql`` itself, then: a closing
+    made before closings kept targets keeps none). A target its closing kept is never counted again where its
+    deadline falls now (a rule edited in place since may have moved it into another month)."""
+    closed = con.execute(f"""SELECT k.month, k.version FROM ({closings_sql(instant(as_of))}) k
+                             JOIN month_closings m USING (month, version) WHERE m.targets_kept
+                             ORDER BY k.month""").fetchall()
     if not closed:
         return None
     zone = config.calendar.zone
@@ -70,9 +74,11 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
         else:
             spans.append((start, end))
         months.append(f"({quote(month)}, {int(version)})")
+    kept = f"closed_targets JOIN (VALUES {', '.join(months)}) closing(month, version) USING (month, version)"
     open_months = " AND ".join(f"NOT (due >= {instant(start)} AND due < {instant(end)})" for start, end in spans)
-    return f"""SELECT * FROM ({decided_sql()}) WHERE {open_months}
+    return f"""SELECT metric, {TARGET_ROW}, due, state FROM ({dated_sql()}) d
+               WHERE state IN {DECIDED} AND {open_months}
+                 AND NOT EXISTS (SELECT 1 FROM {kept} WHERE metric = d.metric AND case_id = d.case_id
+                                                          AND started_at = d.started_at)
                UNION ALL
-               SELECT metric, {TARGET_ROW}, due, state
-               FROM closed_targets JOIN (VALUES {", ".join(months)}) kept(month, version) USING (month, version)
-               WHERE state IN {DECIDED}"""
+               SELECT metric, {TARGET_ROW}, due, state FROM {kept} WHERE state IN {DECIDED}"""

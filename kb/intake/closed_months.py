@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import quote
@@ -39,11 +39,6 @@ ROW_SPANS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "pauses": (("paused_at", "paused_at", "resumed_at"),),  # a wait moves the resolution clock of every month it spans
     "messages": (("at", "at", "at"),),
 }
-
-
-# The rows that hold from a local date on (a policy row, from its valid_from): each reaches every month from
-# that date's midnight in the support zone, so it changes every case received since.
-DATED_FROM: dict[str, str] = {"policies": "valid_from"}
 
 
 def refusal(month: str) -> str:
@@ -89,11 +84,6 @@ def closed_month_hit(con, config: Config, *spans: Span) -> str | None:
     return closed_months(con, config).hit(*spans)
 
 
-def from_day(config: Config, day: date) -> Span:
-    """The span of a row that holds from the local date ``day`` on (``DATED_FROM``)."""
-    return datetime(day.year, day.month, day.day, tzinfo=config.calendar.zone), None
-
-
 def row_spans(table: str, row: dict) -> list[Span]:
     """The spans of a stored row (a dict of its columns) of ``cases`` or ``incidents``."""
     return [(row[start], row[end]) for _, start, end in ROW_SPANS[table] if row[start] is not None]
@@ -103,13 +93,11 @@ def staged_problems(con, config: Config, table: str, staging: str, *, updating: 
     """(line, column, reason) for each staged row of ``staging`` that would change a closed month: by its own
     instants, and (``updating``) by those of the row it replaces. Only instants that were read are looked at:
     a cell that breaks a rule is reported by that rule."""
-    if table not in ROW_SPANS and table not in DATED_FROM:
+    if table not in ROW_SPANS:
         return []
     closed = closed_months(con, config)
     if not closed:
         return []
-    if table in DATED_FROM:
-        return _dated_problems(con, config, closed, table, staging)
     parts = []
     for column, start, end in ROW_SPANS[table]:
         parts.append(f"""SELECT line, {quote(column)} AS column_name, CAST("{utc_column(start)}" AS TIMESTAMPTZ) AS s,
@@ -130,14 +118,3 @@ def staged_problems(con, config: Config, table: str, staging: str, *, updating: 
             problems[line, column] = refusal(month)
     return [(line, column, reason) for (line, column), reason in problems.items()]
 
-
-def _dated_problems(con, config: Config, closed: ClosedMonths, table: str,
-                    staging: str) -> list[tuple[int, str, str]]:
-    """``staged_problems`` of a table whose rows hold from a local date on (``DATED_FROM``): a date that was
-    read (an empty cell: the column's default) in or before a closed month."""
-    column = next(c for c in TABLES[table] if c.name == DATED_FROM[table])
-    days = con.execute(f"""SELECT line, coalesce(try_cast({cell(column)} AS DATE), {quote(column.default)}::DATE)
-                           FROM {staging} WHERE {cell(column)} IS NULL OR try_cast({cell(column)} AS DATE) IS NOT NULL
-                           ORDER BY line""").fetchall()
-    return [(line, column.name, refusal(month)) for line, day in days
-            if (month := closed.hit(from_day(config, day)))]

@@ -113,8 +113,8 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
         dated = dated_sql("month_case_sla", "month_case_questions")
         targets = _frozen(con, f"INSERT INTO closed_targets SELECT $month, $version, * FROM ({dated}) "
                                "WHERE due >= $start AND due < $end", {**frozen, "start": start, "end": end})
-        con.execute("INSERT INTO month_closings (month, version, closed_at, closed_by) VALUES (?, ?, ?, ?)",
-                    [month, version, now, actor.email])
+        con.execute("INSERT INTO month_closings (month, version, closed_at, closed_by, targets_kept) "
+                    "VALUES (?, ?, ?, ?, TRUE)", [month, version, now, actor.email])
         closed = Closed(month, version, environments, contracts, cases, targets)
         audit.record(con, actor, "close_month", "month_closings", month, None,
                      {"version": version, "closed_at": now, "environments": environments, "contracts": contracts,

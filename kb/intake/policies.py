@@ -10,13 +10,11 @@ exist: while no row names one it holds what ``[sla]`` says, and its first row re
 
 A contract that names a policy takes every target from it, so it may not also set ``response_business_days``;
 a policy that contracts name keeps at least one row, so that they never name a policy that is not there.
-A row valid from a date in or before a closed month, and a contract's policy when the contract runs in one,
-would change that month's targets: they are refused until the month is reopened (``kb.intake.closed_months``).
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from kb import formats
 from kb.access import Actor, require
@@ -26,16 +24,7 @@ from kb.db.connection import transaction
 from kb.db.schema import PRIORITIES
 from kb.engine.policies import TIER_POLICIES
 from kb.engine.targets import BY_METRIC
-from kb.intake.closed_months import from_day
-from kb.intake.importing import (
-    Problem,
-    Rejected,
-    checked,
-    refuse_closed,
-    row_of,
-    staged_from_records,
-    write_checked,
-)
+from kb.intake.importing import Problem, Rejected, checked, row_of, staged_from_records, write_checked
 from kb.intake.validation import quoted
 
 COLUMNS = ("policy_id", "metric", "priority", "within", "calendar", "valid_from")
@@ -79,7 +68,6 @@ def remove_policy_row(con, config: Config, actor: Actor, policy_id: str, metric:
         others = con.execute("SELECT count(*) FROM policies WHERE policy_id = ?", [policy_id]).fetchone()[0] - 1
         naming = [contract for (contract,) in con.execute(
             "SELECT contract_id FROM contracts WHERE policy_id = ? ORDER BY contract_id", [policy_id]).fetchall()]
-        refuse_closed(con, config, "valid_from", from_day(config, valid_from))
         if not others and naming and policy_id not in TIER_POLICIES:
             raise Rejected([Problem(None, "policy_id", f"this is the last row of policy {policy_id}, and "
                                                        f"{_contracts(naming)}: give "
@@ -97,9 +85,6 @@ def set_contract_policy(con, config: Config, actor: Actor, contract_id: str, pol
     require(actor, "edit_clients")
     with transaction(con):
         contract = row_of(con, "contracts", "contract_id", contract_id)
-        term_ends = None if contract["ends_on"] is None else \
-            from_day(config, contract["ends_on"] + timedelta(days=1))[0]
-        refuse_closed(con, config, "policy_id", (from_day(config, contract["starts_on"])[0], term_ends))
         if policy_id is not None:
             known = con.execute("SELECT 1 FROM policies WHERE policy_id = ?", [policy_id]).fetchall()
             if not known and policy_id not in TIER_POLICIES:

@@ -68,8 +68,8 @@ def month_days(month: str) -> tuple[date, date]:
 def statement(con, config: Config, client_id: str, month: str, as_of: datetime) -> Statement:
     """The statement of ``client_id`` for ``month`` as of ``as_of``; ``con`` has the as-of views open at it. A
     month closed at ``as_of`` is stated as of its closing, on views opened at that instant."""
-    closing = con.execute(f"SELECT closed_at, version FROM ({closings_sql(instant(as_of))}) WHERE month = ?",
-                          [month]).fetchall()
+    closing = con.execute(f"""SELECT k.closed_at, k.version, m.targets_kept FROM ({closings_sql(instant(as_of))}) k
+                              JOIN month_closings m USING (month, version) WHERE k.month = ?""", [month]).fetchall()
     if closing and closing[0][0] != as_of:
         cur = connection.cursor(con)
         try:
@@ -85,7 +85,7 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     environments = """(SELECT environment_id FROM environments WHERE client_id = $client
                        UNION SELECT environment_id FROM contracts WHERE client_id = $client)"""
     start, end = (local_instant(config.calendar, day, time(0)) for day in (first, last + timedelta(days=1)))
-    if closing:  # its cases and targets as the closing kept them
+    if closing and closing[0][2]:  # its cases and targets as the closing kept them
         kept = f"month = {quote(month)} AND version = {int(closing[0][1])}"
         received = con.execute(f"SELECT count(*) FROM closed_cases WHERE {kept} AND client_id = ?",
                                [client_id]).fetchall()[0][0]
