@@ -19,7 +19,7 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import instant, quote
-from kb.engine.targets import DECIDED, TARGET_ROW, dated_sql
+from kb.engine.targets import DECIDED, TARGET_ROW, decided_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
 
@@ -76,9 +76,9 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
         months.append(f"({quote(month)}, {int(version)})")
     kept = f"closed_targets JOIN (VALUES {', '.join(months)}) closing(month, version) USING (month, version)"
     open_months = " AND ".join(f"NOT (due >= {instant(start)} AND due < {instant(end)})" for start, end in spans)
-    return f"""SELECT metric, {TARGET_ROW}, due, state FROM ({dated_sql()}) d
-               WHERE state IN {DECIDED} AND {open_months}
-                 AND NOT EXISTS (SELECT 1 FROM {kept} WHERE metric = d.metric AND case_id = d.case_id
-                                                          AND started_at = d.started_at)
+    return f"""SELECT d.* FROM ({decided_sql()}) d
+               LEFT JOIN (SELECT metric, case_id, started_at FROM {kept}) k
+                 ON k.metric = d.metric AND k.case_id = d.case_id AND k.started_at = d.started_at
+               WHERE {open_months} AND k.case_id IS NULL
                UNION ALL
-               SELECT metric, {TARGET_ROW}, due, state FROM {kept} WHERE state IN {DECIDED}"""
+               SELECT metric, {TARGET_ROW}, started_at, due, state FROM {kept} WHERE state IN {DECIDED}"""

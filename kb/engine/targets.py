@@ -65,9 +65,10 @@ TARGET_ROW = "case_id, client_id, tier, priority, category, assignee"  # what ev
 
 def decided_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
     """One row per decided target (met or breached) of every kind: ``metric``, ``case_id``, ``client_id``,
-    ``tier``, ``priority``, ``category``, ``assignee``, ``due``, ``state``. What "% met" of every page, the
-    statement and ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
-    return _each_target(cases, questions, lambda t: f"{t.col('due')} AS due, {t.col('state')} AS state",
+    ``tier``, ``priority``, ``category``, ``assignee``, ``started_at``, ``due``, ``state``. What "% met" of every
+    page, the statement and ``/metrics`` counts: cases for a per-case target, questions for a per-question one."""
+    return _each_target(cases, questions,
+                        lambda t: f"{t.starts} AS started_at, {t.col('due')} AS due, {t.col('state')} AS state",
                         lambda t: f"{t.col('state')} IN ('met', 'breached')")
 
 
