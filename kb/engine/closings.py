@@ -19,6 +19,7 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import instant, quote
+from kb.engine.periods import month_span
 from kb.engine.targets import DECIDED, TARGET_ROW, decided_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
@@ -63,12 +64,9 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
                              ORDER BY k.month""").fetchall()
     if not closed:
         return None
-    zone = config.calendar.zone
     spans, months = [], []
     for month, version in closed:  # consecutive closed months as one span of instants
-        year, number = int(month[:4]), int(month[5:])
-        start = datetime(year, number, 1, tzinfo=zone)
-        end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=zone)
+        start, end = month_span(config.calendar, month)
         if spans and spans[-1][1] == start:
             spans[-1] = (spans[-1][0], end)
         else:

@@ -33,14 +33,17 @@ def local_month(calendar: CalendarConfig, column: str) -> str:
     return f"strftime(timezone({quote(calendar.timezone)}, {column}), '%Y-%m')"
 
 
+def month_span(calendar: CalendarConfig, month: str) -> tuple[datetime, datetime]:
+    """The first instant of ``month`` ('YYYY-MM') in the support zone and the first instant after it."""
+    year, number = int(month[:4]), int(month[5:])
+    start = datetime(year, number, 1, tzinfo=calendar.zone)
+    end = datetime(year + (number == 12), number % 12 + 1, 1, tzinfo=calendar.zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
 def month_bounds(calendar: CalendarConfig, months: Months) -> tuple[datetime, datetime]:
     """The first instant of last month and the first instant after this month, in the support zone."""
-    zone = calendar.zone
-    year, month = (int(part) for part in months.last.split("-"))
-    start = datetime(year, month, 1, tzinfo=zone)
-    year, month = (int(part) for part in months.this.split("-"))
-    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return month_span(calendar, months.last)[0], month_span(calendar, months.this)[1]
 
 
 def day_bounds(calendar: CalendarConfig, start: date, end: date) -> tuple[datetime, datetime]:

@@ -25,6 +25,7 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.sqltext import quote
+from kb.engine.periods import month_span
 from kb.intake.validation import KEYS, TABLES, cell, utc_column
 
 Span = tuple[datetime, datetime | None]  # (from, to): an instant is (t, t); to None: still going
@@ -73,10 +74,8 @@ def closed_months(con, config: Config) -> ClosedMonths:
     """The months whose latest closing has not been reopened."""
     months = [row[0] for row in con.execute(
         "SELECT month FROM month_closings WHERE reopened_at IS NULL ORDER BY month").fetchall()]
-    zone = config.calendar.zone
-    starts = [datetime(int(m[:4]), int(m[5:]), 1, tzinfo=zone) for m in months]
-    ends = [datetime(s.year + (s.month == 12), s.month % 12 + 1, 1, tzinfo=zone) for s in starts]
-    return ClosedMonths(tuple(months), tuple(starts), tuple(ends))
+    spans = [month_span(config.calendar, month) for month in months]
+    return ClosedMonths(tuple(months), tuple(start for start, _ in spans), tuple(end for _, end in spans))
 
 
 def closed_month_hit(con, config: Config, *spans: Span) -> str | None:

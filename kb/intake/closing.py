@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pyarrow as pa
 
@@ -35,7 +35,7 @@ from kb.db.sqltext import instant
 from kb.engine.asof import every_case_rows, first_responses, open_views
 from kb.engine.case_sla import CasesWhere
 from kb.engine.closings import live_view
-from kb.engine.periods import day_bounds, first_business_day
+from kb.engine.periods import first_business_day, month_span
 from kb.engine.targets import dated_sql
 from kb.intake.corrections import short_text
 from kb.intake.importing import Problem, Rejected
@@ -98,9 +98,7 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
                                     f"{live_view('env_uptime')} WHERE month = $month", frozen)
         contracts = _frozen(con, "INSERT INTO closed_refunds SELECT $version, * FROM "
                                  f"{live_view('contract_refunds')} WHERE month = $month", frozen)
-        year, number = int(month[:4]), int(month[5:])
-        start, end = day_bounds(config.calendar, date(year, number, 1),
-                                date(year + (number == 12), number % 12 + 1, 1) - timedelta(days=1))
+        start, end = month_span(config.calendar, month)
         con.register("month_cases", first_responses(con, config, now, CasesWhere(
             f"received_at >= {instant(start)} AND received_at < {instant(end)}")))  # this month's alone
         cases = _frozen(con, """INSERT INTO closed_cases
