@@ -100,6 +100,11 @@ def november_lines(con, config, report: str, folder: Path, as_of=LATER) -> list[
     return [line for line in out.read_text().splitlines() if ",2026-11," in line]
 
 
+def imported(con, table: str, data: bytes) -> int:
+    """``data`` imported into ``table`` by the lead, as ``python -m kb import`` does."""
+    return add_rows(con, CONFIG, staged_from_csv(table, data), LEAD, permission="import", source=f"{table}.csv")
+
+
 def refused(action, *args, **kwargs) -> list[Problem]:
     with pytest.raises(Rejected) as caught:
         action(*args, **kwargs)
@@ -261,8 +266,7 @@ def test_forms_corrections_and_imports_into_november_are_refused_naming_it(close
     csv_file = (b"case_id,client_id,received_at,category,subject\n"
                 b"CS-A,ENT,2026-12-02 09:00,platform_issue,Fine\n"
                 b"CS-B,ENT,2026-11-29 09:00,platform_issue,Too late\n")
-    assert refused(add_rows, con, CONFIG, staged_from_csv("cases", csv_file), LEAD, permission="import",
-                   source="cases.csv") == [Problem(3, "received_at", CLOSED)]
+    assert refused(imported, con, "cases", csv_file) == [Problem(3, "received_at", CLOSED)]
     assert rows(con, "SELECT count(*) FROM cases") == before
 
     # what lies after November goes on: a response today to the case of November's last evening, ending the
@@ -279,19 +283,16 @@ def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_li
               b"CS-DEC,2026-12-02 09:00,2026-12-02 10:00\n"
               b"CS-NOV,2026-11-24 09:00,2026-11-24 12:00\n"
               b"CS-LATE,2026-11-30 18:00,2026-12-02 09:00\n")  # a wait across the month's end moves November too
-    assert refused(add_rows, con, CONFIG, staged_from_csv("pauses", pauses), LEAD, permission="import",
-                   source="pauses.csv") == [Problem(3, "paused_at", CLOSED), Problem(4, "paused_at", CLOSED)]
+    assert refused(imported, con, "pauses", pauses) == [Problem(3, "paused_at", CLOSED),
+                                                        Problem(4, "paused_at", CLOSED)]
     messages = (b"case_id,at,direction\n"
                 b"CS-DEC,2026-12-02 09:00,client\n"
                 b"CS-NOV,2026-11-24 09:00,client\n")
-    assert refused(add_rows, con, CONFIG, staged_from_csv("messages", messages), LEAD, permission="import",
-                   source="messages.csv") == [Problem(3, "at", CLOSED)]
+    assert refused(imported, con, "messages", messages) == [Problem(3, "at", CLOSED)]
     assert rows(con, "SELECT (SELECT count(*) FROM pauses), (SELECT count(*) FROM messages)") == before
 
-    add_rows(con, CONFIG, staged_from_csv("pauses", pauses.splitlines()[0] + b"\n" + pauses.splitlines()[1]), LEAD,
-             permission="import", source="pauses.csv")
-    add_rows(con, CONFIG, staged_from_csv("messages", messages.splitlines()[0] + b"\n" + messages.splitlines()[1]),
-             LEAD, permission="import", source="messages.csv")
+    imported(con, "pauses", b"\n".join(pauses.splitlines()[:2]))
+    imported(con, "messages", b"\n".join(messages.splitlines()[:2]))
     assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
 
 
