@@ -265,16 +265,13 @@ def color_scale(colors: dict[str, str], labels: dict[str, str] | None = None) ->
 
 
 def show_problems(problems: list[Problem], slots: dict, labels: Mapping[str, str] | None = None) -> None:
-    """Each problem of a form in the slot of its field (``slots``: column -> st.empty()), as its reason; the
-    rest in ``slots[None]``, named by the field's label on the form (``labels``: column -> label; else the
-    field's name in words, ``kb.formats.field_label``)."""
+    """Each problem of a form in the slot of its field (``slots``: column -> st.empty()), else in ``slots[None]``,
+    named by the field's label on the form (``labels``: column -> label; else the field's name in words,
+    ``kb.formats.field_label``), so that a message read on its own still says which field it is about."""
     for problem in problems:
-        if problem.column in slots:
-            slots[problem.column].error(plain(problem.reason), icon=":material/error:")
-        else:
-            label = (labels or {}).get(problem.column) or formats.field_label(problem.column or "")
-            slots[None].error(plain(f"{label}: {problem.reason}" if problem.column else problem.reason),
-                              icon=":material/error:")
+        label = (labels or {}).get(problem.column) or formats.field_label(problem.column or "")
+        text = plain(f"{label}: {problem.reason}" if problem.column else problem.reason)
+        slots.get(problem.column, slots[None]).error(text, icon=":material/error:")
 
 
 def leave_legacy_multipage() -> None:
@@ -342,10 +339,11 @@ TOOLBAR_ROOM_PX = 30
 def table(data, **kwargs):
     """``st.dataframe(data, **kwargs)`` (stretched to the page's width unless told otherwise), with room above it
     for its toolbar (``TOOLBAR_ROOM_PX``). Put the columns people look for first (``column_order``: names and
-    the numbers, ids last): a phone shows the first two or three, the rest scroll inside the grid."""
+    the numbers, ids last): a phone shows the first two or three, the rest scroll inside the grid. A missing value
+    shows as "—", as everywhere else on the pages."""
     with st.container(gap=None):
         st.space(TOOLBAR_ROOM_PX)
-        return st.dataframe(data, **{"width": "stretch", **kwargs})
+        return st.dataframe(data, **{"width": "stretch", "placeholder": formats.EMPTY, **kwargs})
 
 
 def chart(figure: alt.TopLevelMixin, **kwargs) -> None:

@@ -173,6 +173,8 @@ def test_the_clients_form_labels_fields_in_words(watched):
     assert tier.options == ["Enterprise", "Custom program", "Free"]
     clients = frame(at, "tier")
     assert set(clients.tier) == {"Enterprise", "Custom program", "Free"}
+    grid = next(d for d in at.dataframe if "tier" in d.value.columns)
+    assert clients.email_domain.isna().any() and grid.proto.placeholder == "—"  # a missing value reads "—"
 
 
 def test_categories_and_tiers_read_as_words_on_performance(watched):
