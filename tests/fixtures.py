@@ -235,6 +235,12 @@ def chart_specs(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
 
 
+def text_labels(spec: dict) -> list[str]:
+    """The texts a layered chart writes on itself (a target line's label), without their white outlines."""
+    return [layer["encoding"]["text"]["value"] for layer in spec["layer"]
+            if "text" in layer.get("encoding", {}) and layer["mark"].get("stroke") != "white"]
+
+
 def chart_rows(at: AppTest, index: int = 0) -> list[dict]:
     """The rows a chart was sent (Streamlit ships them beside the spec, as Arrow)."""
     chart = at.get("vega_lite_chart")[index]

@@ -36,6 +36,7 @@ from tests.fixtures import (
     metric,
     open_page,
     table_with,
+    text_labels,
 )
 
 THIS, LAST = "2026-11", "2026-10"
@@ -131,8 +132,7 @@ def test_each_target_met_this_month_against_its_own_goal(gold):
     assert by_priority.loc["High"].tolist() == [
         "100.00 % · 1 of 1 met · meets target", "0.00 % · 0 of 1 met · below target",
         "0.00 % · 0 of 1 met · below target"]
-    targets = [[layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer["encoding"]]
-               for spec in chart_specs(at)]
+    targets = [text_labels(spec) for spec in chart_specs(at)]
     assert targets == [["target 95.00 %"], ["target 95.00 %"], ["target 50.00 %"]]
     resolution = [row for row in chart_rows(at, 2) if "pct_met" in row]
     assert [(r["tier"], r["month_label"], r["pct_met"], r["share_text"]) for r in resolution] == [
@@ -173,8 +173,9 @@ def test_target_line_is_labelled_and_months_are_readable(rich):
     at, _ = rich
     open_page(at, "overview")
     spec = chart_specs(at)[0]
-    texts = [layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer.get("encoding", {})]
-    assert texts == ["target 95.00 %"]
+    texts = [(layer["encoding"]["text"]["value"], layer["mark"].get("stroke")) for layer in spec["layer"]
+             if "text" in layer.get("encoding", {})]
+    assert texts == [("target 95.00 %", "white"), ("target 95.00 %", None)]  # its outline first: it reads over a bar
     x = spec["layer"][0]["encoding"]["x"]
     assert x["field"] == "month_label" and x["sort"] == ["Nov 2026"] and x["axis"]["labelAngle"] == 0
 

@@ -29,6 +29,7 @@ from tests.fixtures import (
     query,
     shown,
     table_with,
+    text_labels,
 )
 
 
@@ -656,8 +657,7 @@ def test_performance_shows_every_target_against_its_own_goal(gold):
     assert cards == {"First response": ("66.66 %", "4 of 6 met · below target"),
                      "Follow-up response": ("66.66 %", "2 of 3 met · below target"),
                      "Resolution": ("50.00 %", "1 of 2 met · meets target")}  # its own goal: 50 %
-    targets = [[layer["encoding"]["text"]["value"] for layer in spec["layer"] if "text" in layer["encoding"]]
-               for spec in chart_specs(at)]
+    targets = [text_labels(spec) for spec in chart_specs(at)]
     assert targets == [["target 95.00 %"], ["target 95.00 %"], ["target 50.00 %"]]
     shares = [{(r["tier"], f"{r['period']:%Y-%m-%d}", r["pct_met"], r["share_text"]) for r in shares_drawn(at, i)}
               for i in range(3)]
