@@ -174,10 +174,7 @@ if actor.may("close_month"):
     if right.button("Close month", icon=":material/lock:", type="primary", disabled=month is None):
         try:
             done = store.write(closing.close_month, store.config, actor, month, case_tables=every_case)
-            ui.flash(f"{formats.month_label(done.month)} is closed (version {done.version}): the uptime of "
-                     f"{formats.count(done.environments, 'environment')}, the credits of "
-                     f"{formats.count(done.contracts, 'contract')}, {formats.count(done.cases, 'case')} "
-                     f"received and {formats.count(done.targets, 'target')} due in it are final.")
+            ui.flash(f"{formats.month_label(done.month)} is closed {done.in_words()}.")
             st.rerun()
         except Rejected as e:
             refused(e)

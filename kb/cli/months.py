@@ -7,7 +7,6 @@ import sys
 
 from kb.access import command_line_actor
 from kb.db import connection
-from kb.formats import count
 from kb.intake.closing import close_month, reopen_month
 from kb.intake.importing import Rejected
 from kb.kept import every_case
@@ -38,9 +37,7 @@ def run_close_month(args, config) -> int:
         return _refused(e)
     finally:
         con.close()
-    print(f"closed {closed.month} (version {closed.version}): the uptime of "
-          f"{count(closed.environments, 'environment')}, the credits of {count(closed.contracts, 'contract')}, "
-          f"{count(closed.cases, 'case')} received and {count(closed.targets, 'target')} due in it are final")
+    print(f"closed {closed.month} {closed.in_words()}")
     return 0
 
 

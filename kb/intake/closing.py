@@ -58,6 +58,14 @@ class Closed:
     cases: int
     targets: int  # due in the month, of every kind (a case's first response and resolution, a client's question)
 
+    def in_words(self) -> str:
+        """'(version 2): the uptime of 3 environments, …, 120 cases received and 130 targets due in it are
+        final', what the command line and the Service credits page say after the month's name."""
+        return (f"(version {self.version}): the uptime of {formats.count(self.environments, 'environment')}, "
+                f"the credits of {formats.count(self.contracts, 'contract')}, "
+                f"{formats.count(self.cases, 'case')} received and {formats.count(self.targets, 'target')} "
+                "due in it are final")
+
 
 def month_text(month: str) -> str:
     """``month`` as 'YYYY-MM' (trimmed); Rejected naming it when it is not one."""
