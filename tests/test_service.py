@@ -36,7 +36,7 @@ from kb.reads import exports
 from kb.service import api, metrics, tokens
 from kb.service.handoff import handoff_path, read_handoff, write_handoff
 from kb.store import Store
-from tests.fixtures import ADMIN, ROOT, build_fixture, build_gold_fixture, local, open_page
+from tests.fixtures import ADMIN, ROOT, build_fixture, build_gold_fixture, local, open_page, query, shown
 from tests.servers import dashboard_server, free_port, serving, wait_idle
 
 PAST = "2026-11-25T16:30:00+08:00"
@@ -551,6 +551,14 @@ def test_the_tokens_page_makes_lists_and_revokes(app):
     assert not at.exception
     assert at.dataframe[0].value["revoked_at"].iloc[0]
     assert not at.code  # shown once
+    at.text_input[0].input("Grafana")  # the revoked token's name is free again, once
+    at.button[0].click().run()
+    at.text_input[0].input("grafana ")
+    at.button[0].click().run()
+    live = query("SELECT token_id FROM api_tokens WHERE revoked_at IS NULL").token_id.tolist()
+    assert [shown(e) for e in at.error] == [
+        f"Name: is the name of token {live[0]} already: pick another, or revoke that one first"]
+    assert query("SELECT count(*) AS n FROM api_tokens").n[0] == 2 and len(live) == 1
 
 
 def test_imports_sent_at_once_take_no_more_memory_than_one(tmp_path):

@@ -71,6 +71,11 @@ def create_token(con, actor: Actor, *, name: str, role: str) -> Created:
     token = new_token()
     token_id = "tok-" + secrets.token_hex(4)
     with transaction(con):
+        same = con.execute("SELECT token_id FROM api_tokens WHERE lower(name) = lower(?) AND revoked_at IS NULL",
+                           [name]).fetchall()
+        if same:  # a name tells apart who uses which token: on the page, in the audit trail, when revoking
+            raise Rejected([Problem(None, "name", f"is the name of token {same[0][0]} already: "
+                                                  "pick another, or revoke that one first")])
         con.execute("INSERT INTO api_tokens (token_id, name, role, token_hash, created_at, created_by) "
                     "VALUES (?, ?, ?, ?, ?, ?)", [token_id, name, role, token_hash(token), now_utc(), actor.email])
         audit.record(con, actor, "create", "api_tokens", token_id, None,
