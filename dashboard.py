@@ -8,7 +8,7 @@ import os
 import streamlit as st
 
 from kb import ui
-from kb.navigation import DEFAULT_PAGE, NAVIGATION_EXPANDED, pages_for
+from kb.navigation import DEFAULT_PAGE, NAVIGATION_EXPANDED, PAGES, pages_for
 
 
 def sign_in() -> None:
@@ -31,6 +31,13 @@ def no_access() -> None:
     st.button("Sign out", on_click=st.logout)
 
 
+def at_every_address(show_it, title: str, icon: str) -> list:
+    """``show_it`` as the page at every page's address: a link opened while signed out keeps its address (and
+    its query) in the browser, which ``kb.service.after_sign_in`` returns to once the visitor has signed in."""
+    return [st.Page(show_it, title=title, icon=icon, url_path=page.name, default=page.path == DEFAULT_PAGE)
+            for pages in PAGES.values() for page in pages]
+
+
 def show() -> None:
     """One visit: sign-in, the banners, the page list for the visitor's role, the page."""
     ui.leave_legacy_multipage()
@@ -42,7 +49,7 @@ def show() -> None:
                           position="hidden").run()
             st.stop()
         if not st.user.get("is_logged_in") or ui.session_expired():
-            st.navigation([st.Page(sign_in, title="Sign in", icon=":material/login:")], position="hidden").run()
+            st.navigation(at_every_address(sign_in, "Sign in", ":material/login:"), position="hidden").run()
             st.stop()
         if ui.actor() is None:
             st.navigation([st.Page(no_access, title="No access", icon=":material/block:")], position="hidden").run()

@@ -147,3 +147,22 @@ def test_secrets_broken_after_a_visit_let_nobody_in(server, page, browser, tmp_p
         expect_sign_in_not_working(other, server)
     finally:
         other.close()
+
+
+def test_a_deep_link_opened_signed_out_opens_after_sign_in(server, page):
+    """An alert's link to a case, opened while signed out, shows that case once signed in."""
+    page.goto(f"{server}/queue?case=OVERDUE")
+    wait_idle(page)
+    assert page.url == f"{server}/queue?case=OVERDUE"  # the sign-in keeps the address asked for
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("input[name=sub]", timeout=30_000)
+    page.fill("input[name=sub]", "sam@support.example")
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{server}/queue?case=OVERDUE", timeout=30_000)
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Queue")
+    expect(page.get_by_text("OVERDUE").first).to_be_visible()
+    assert "kb_after_sign_in" not in {c["name"] for c in page.context.cookies()}  # used once
+    page.goto(server)  # and home is home again
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Overview")

@@ -27,6 +27,7 @@ from kb import opening
 from kb.config import ConfigError
 from kb.db import connection
 from kb.service import api, handoff, webhooks
+from kb.service.after_sign_in import ReturnAfterSignIn
 from kb.service.jobs import Jobs
 from kb.timestamps import TimestampError, parse_as_of, set_now
 
@@ -115,4 +116,4 @@ class ServiceState:
 
 
 ROUTES = [*api.ROUTES, *webhooks.ROUTES]
-MIDDLEWARE = [Middleware(ServiceState)]
+MIDDLEWARE = [Middleware(ServiceState), Middleware(ReturnAfterSignIn)]
