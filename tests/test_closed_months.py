@@ -14,7 +14,7 @@ import json
 import os
 import time
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +34,7 @@ from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
 from kb.mail.quarantine import retry
-from kb.reads import overview
+from kb.reads import overview, performance
 from kb.reads.exports import write_report
 from kb.reads.met import every_target, met_shares, met_shares_on
 from kb.reads.refunds import credit_stages
@@ -441,6 +441,10 @@ def test_every_page_counts_a_closed_months_targets_as_its_closing_kept_them(tmp_
         assert cur.execute("SELECT sla_state FROM case_sla WHERE case_id = 'CS-NOV'").fetchall() == [("breached",)]
     shares = every_target(met_shares(store, snap, *november_shares))
     assert shares.loc[0, ["metric", "met", "breached", "decided"]].tolist() == ["first_response", 1, 0, 1]
+    # Response performance lists no breach the closing did not keep, and counts no reason for one
+    november_days = (date(2026, 11, 1), date(2026, 11, 30))
+    assert performance.breached(store, snap, "first_response", "month", *november_days, ()).empty
+    assert performance.breach_reasons(store, snap, *november_days, ()).empty
     store.close()
 
 
@@ -463,6 +467,9 @@ def test_a_target_kept_by_its_closing_is_not_counted_again_where_a_rule_edited_i
     # November keeps CS-NOV and CS-EDGE, met; December counts CS-LATE alone (breached), not CS-EDGE again
     assert shares(con, edited, LATER, "2026-11-01 00:00", "2026-12-01 00:00") == [("first_response", 2, 0)]
     assert shares(con, edited, LATER, "2026-12-01 00:00", "2027-01-01 00:00") == [("first_response", 0, 1)]
+    # and December's statement does not list CS-EDGE: it is November's, as its closing kept it
+    assert statement(con, edited, "ENT", "2026-12", LATER).targets["first_response"].case_id.tolist() == [
+        "CS-LATE", "CS-DEC"]
 
 
 def test_a_month_whose_client_asked_twice_in_one_second_closes(con):

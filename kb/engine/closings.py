@@ -9,8 +9,8 @@ later instant gets the rows of the version closed then, older versions included.
 ``contract_refunds_live``) of the months not closed at T, and the frozen rows (``closed_uptime``,
 ``closed_refunds``) of the version in force of those that are: the same columns, so every reader (pages,
 exports, ``/metrics``, statements) follows without knowing. The decided targets that "% met" counts are read
-the same way (``decided_as_of_sql``): those due in a month closed at T are the ones its closing kept
-(``closed_targets``).
+the same way (``decided_as_of_sql``), and every target with a deadline (``dated_as_of_sql``): those due in a
+month closed at T are the ones its closing kept (``closed_targets``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime
 from kb.config import Config
 from kb.db.sqltext import instant, quote
 from kb.engine.periods import month_span
-from kb.engine.targets import DECIDED, TARGET_ROW, decided_sql
+from kb.engine.targets import DECIDED, TARGET_ROW, dated_sql, decided_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
 
@@ -59,11 +59,28 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
     its closing kept; None when no closing in force at T kept them (``decided_sql`` itself, then: a closing
     made before closings kept targets keeps none). A target its closing kept is never counted again where its
     deadline falls now (a rule edited in place since may have moved it into another month)."""
+    return _kept_or_live(con, config, as_of, decided_sql(), f"{TARGET_ROW}, started_at, due, state",
+                         f"state IN {DECIDED}")
+
+
+def dated_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
+    """``kb.engine.targets.dated_sql`` as of T, the months closed at T read from what their closings kept, as
+    ``decided_as_of_sql`` reads them; None when no closing in force at T kept them. What a statement of an open
+    month lists, and Response performance's breached targets."""
+    return _kept_or_live(con, config, as_of, dated_sql(), f"{TARGET_ROW}, subject, started_at, due, stopped_at, state",
+                         "TRUE")
+
+
+def kept_spans(con, config: Config, as_of: datetime) -> list[tuple[datetime, datetime]]:
+    """The spans of instants of the months closed at T whose closings kept their targets, consecutive months as
+    one span, in order."""
+    return _kept_closings(con, config, as_of)[0]
+
+
+def _kept_closings(con, config: Config, as_of: datetime) -> tuple[list[tuple[datetime, datetime]], list[str]]:
     closed = con.execute(f"""SELECT k.month, k.version FROM ({closings_sql(instant(as_of))}) k
                              JOIN month_closings m USING (month, version) WHERE m.targets_kept
                              ORDER BY k.month""").fetchall()
-    if not closed:
-        return None
     spans, months = [], []
     for month, version in closed:  # consecutive closed months as one span of instants
         start, end = month_span(config.calendar, month)
@@ -72,11 +89,20 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
         else:
             spans.append((start, end))
         months.append(f"({quote(month)}, {int(version)})")
+    return spans, months
+
+
+def _kept_or_live(con, config: Config, as_of: datetime, live: str, columns: str, kept_where: str) -> str | None:
+    """The rows of ``live`` (``metric`` first, then ``columns``) due outside the months closed at T and not kept
+    by their closings, and the rows those closings kept (meeting ``kept_where``); None when none kept any."""
+    spans, months = _kept_closings(con, config, as_of)
+    if not spans:
+        return None
     kept = f"closed_targets JOIN (VALUES {', '.join(months)}) closing(month, version) USING (month, version)"
     open_months = " AND ".join(f"NOT (due >= {instant(start)} AND due < {instant(end)})" for start, end in spans)
-    return f"""SELECT d.* FROM ({decided_sql()}) d
+    return f"""SELECT d.* FROM ({live}) d
                LEFT JOIN (SELECT metric, case_id, started_at FROM {kept}) k
                  ON k.metric = d.metric AND k.case_id = d.case_id AND k.started_at = d.started_at
                WHERE {open_months} AND k.case_id IS NULL
                UNION ALL
-               SELECT metric, {TARGET_ROW}, started_at, due, state FROM {kept} WHERE state IN {DECIDED}"""
+               SELECT metric, {columns} FROM {kept} WHERE {kept_where}"""

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from kb.db.sqltext import quote, where_in
+from kb.engine.closings import dated_as_of_sql, kept_spans
 from kb.engine.periods import day_bounds
 from kb.engine.targets import BY_METRIC, FIRST_RESPONSE
 from kb.reads.met import GRAINS, met_shares
@@ -95,27 +96,51 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     questions for a per-question target. Each with its ``period``, case, client, tier, priority, category,
     subject and assignee; where its clock started (``target.starts``), its deadline and where it stopped
     (``target.stops``, null while it runs); the business hours it took (per-case targets) and the breach reason
-    recorded (``REASON_OF``)."""
+    recorded (``REASON_OF``). A month closed as of the snapshot lists the targets its closing kept
+    (``kb.engine.closings.dated_as_of_sql``), with the hours taken as computed now where the deadline is the
+    one kept, and the reason as recorded now."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}")
     target = BY_METRIC[metric]
     tz = quote(store.config.calendar.timezone)
-    due = target.col("due")
-    taken = target.col("hours_taken") if target.per == "case" else "NULL"
+    due, starts, stops = target.col("due"), target.starts, target.stops
+    bounds = day_bounds(store.config.calendar, start, end)
+    per_case = target.per == "case"
+    taken = target.col("hours_taken") if per_case else "NULL"
     reason = "breach_reason" if target is REASON_OF else "NULL"
+    closed = _with_closed_months(store, snap, bounds)
+    if closed is None:
+        rows = f"""SELECT case_id, client_name, tier, priority, category, subject, assignee, {starts}, {due}, {stops},
+                          {taken} AS business_hours_taken, {reason} AS breach_reason
+                   FROM {"case_sla" if per_case else "case_questions"} WHERE {target.col("state")} = 'breached'"""
+    else:
+        rows = f"""SELECT d.case_id, cl.name AS client_name, d.tier, d.priority, d.category, d.subject, d.assignee,
+                          d.started_at AS {starts}, d.due AS {due}, d.stopped_at AS {stops},
+                          {f"CASE WHEN s.{due} = d.due THEN s.{taken} END" if per_case else "NULL"}
+                              AS business_hours_taken,
+                          {"s." + reason if target is REASON_OF else "NULL"} AS breach_reason
+                   FROM ({closed}) d JOIN clients cl USING (client_id) LEFT JOIN case_sla s USING (case_id)
+                   WHERE d.metric = '{metric}' AND d.state = 'breached'"""
     tier_condition, tier_params = where_in({"tier": tiers})
     return store.snapshot_query(
         f"""
-        SELECT CAST(date_trunc('{grain}', timezone({tz}, {due})) AS DATE) AS period, case_id, client_name, tier,
-               priority, category, subject, assignee, {target.starts}, {due}, {target.stops},
-               {taken} AS business_hours_taken, {reason} AS breach_reason
-        FROM {"case_sla" if target.per == "case" else "case_questions"}
-        WHERE {target.col("state")} = 'breached' AND {due} >= ? AND {due} < ? AND {tier_condition}
+        SELECT CAST(date_trunc('{grain}', timezone({tz}, {due})) AS DATE) AS period, *
+        FROM ({rows}) WHERE {due} >= ? AND {due} < ? AND {tier_condition}
         ORDER BY {due} DESC, case_id LIMIT {int(limit)}
         """,
-        [*day_bounds(store.config.calendar, start, end), *tier_params],
+        [*bounds, *tier_params],
         snap,
     )
+
+
+def _with_closed_months(store: Store, snap: Snapshot, bounds: tuple) -> str | None:
+    """Every target with a deadline as of the snapshot (``dated_as_of_sql``) when a month closed then, whose
+    closing kept its targets, overlaps the instants ``bounds``; else None (the snapshot's own rows hold them)."""
+    with store.reader() as cur:
+        if not any(first < bounds[1] and bounds[0] < last
+                   for first, last in kept_spans(cur, store.config, snap.as_of)):
+            return None
+        return dated_as_of_sql(cur, store.config, snap.as_of)
 
 
 NO_REASON = "(no reason recorded)"
@@ -124,16 +149,21 @@ NO_REASON = "(no reason recorded)"
 def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...]) -> pd.DataFrame:
     """The cases of the period whose first response was breached (``REASON_OF``) counted by their recorded
     reason (trimmed, case kept as first written), the most frequent first; cases without one under
-    ``NO_REASON``."""
+    ``NO_REASON``. A month closed as of the snapshot counts the breaches its closing kept."""
     due, state = REASON_OF.col("due"), REASON_OF.col("state")
+    bounds = day_bounds(store.config.calendar, start, end)
+    closed = _with_closed_months(store, snap, bounds)
+    rows = (f"SELECT tier, breach_reason, {due} FROM case_sla WHERE {state} = 'breached'" if closed is None else
+            f"""SELECT d.tier, s.breach_reason, d.due AS {due} FROM ({closed}) d LEFT JOIN case_sla s USING (case_id)
+                WHERE d.metric = '{REASON_OF.metric}' AND d.state = 'breached'""")
     tier_condition, tier_params = where_in({"tier": tiers})
     return store.snapshot_query(
         f"""
         SELECT coalesce(min(trim(breach_reason)), '{NO_REASON}') AS reason, count(*) AS cases
-        FROM case_sla
-        WHERE {state} = 'breached' AND {due} >= ? AND {due} < ? AND {tier_condition}
+        FROM ({rows})
+        WHERE {due} >= ? AND {due} < ? AND {tier_condition}
         GROUP BY lower(trim(breach_reason)) ORDER BY lower(trim(breach_reason)) IS NULL, cases DESC, reason
         """,
-        [*day_bounds(store.config.calendar, start, end), *tier_params],
+        [*bounds, *tier_params],
         snap,
     )

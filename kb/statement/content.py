@@ -26,7 +26,7 @@ from kb.db import connection
 from kb.db.sqltext import instant, quote
 from kb.engine.asof import open_views
 from kb.engine.calendar import local_instant
-from kb.engine.closings import closings_sql
+from kb.engine.closings import closings_sql, dated_as_of_sql
 from kb.engine.targets import DECIDED, STATES, TARGETS, Target, dated_sql
 from kb.engine.uptime import env_uptime_sql
 from kb.reads.exports import report_sql
@@ -93,7 +93,7 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
     else:
         received = con.execute("SELECT count(*) FROM case_sla WHERE client_id = ? AND received_at >= ? "
                                "AND received_at < ?", [client_id, start, end]).fetchall()[0][0]
-        dated = dated_sql()
+        dated = dated_as_of_sql(con, config, as_of) or dated_sql()  # (a target a closing kept is listed there)
     targets = {target.metric: due_targets(con, dated, target, client_id, start, end) for target in TARGETS}
     met = every_target(met_shares_on(con, config, start, end, clients=(client_id,),
                                      decided=f"SELECT * FROM ({dated}) WHERE state IN {DECIDED}"))
