@@ -50,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -88,6 +89,17 @@ QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a seco
 FORM_WRITE = "another write"
 IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
 IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
+
+
+class _ClosingsMoved(Exception):
+    """A month was closed or reopened between an import's check and its commit."""
+
+
+def _written_meanwhile(error: duckdb.Error) -> bool:
+    """Whether an import's insert failed on a row another write committed since its check: a key or reference
+    it clashes with, or a row it updates (a wait on the client its messages end) changed meanwhile."""
+    text = str(error).lower()
+    return "constraint" in text or "conflict" in text
 STALE_SECONDS = 600.0  # the oldest snapshot of "now" served while its successor is computed
 JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its session to show
 # The stored tables this process changes only by ``write``, ``transaction`` and ``import_rows``, each change a new
@@ -341,6 +353,7 @@ class Store:
         names = ", ".join(f'"{name}"' for name in stored_columns(table))
         for attempt in range(IMPORT_ATTEMPTS):
             try:
+                closings = self._closings_mark()
                 rows = self._checked_rows(staged, actor, report, now)
             except (duckdb.Error, OSError) as e:
                 self._failed(e)  # a spill to the temporary folder, on the database's disk
@@ -350,7 +363,8 @@ class Store:
             try:
                 with self._cursor() as cur:
                     cur.register(alias, rows)
-                    with connection.transaction(cur, commit_in=lambda: self._committing(report, len(staged))):
+                    with connection.transaction(cur, commit_in=partial(self._committing, report, len(staged),
+                                                                       closings)):
                         cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}")
                         if table == "messages":
                             resume_on_imported_messages(cur, actor, rows)
@@ -358,8 +372,10 @@ class Store:
                                      {"source": source, "rows": len(staged),
                                       "first_id": key_text([rows[k][0].as_py() for k in key]),
                                       "last_id": key_text([rows[k][-1].as_py() for k in key])})
+            except _ClosingsMoved:
+                continue  # a month was closed or reopened since the check: check again, to name its lines
             except (duckdb.ConstraintException, duckdb.TransactionException) as e:
-                if "constraint" not in str(e).lower() or attempt == IMPORT_ATTEMPTS - 1:
+                if not _written_meanwhile(e) or attempt == IMPORT_ATTEMPTS - 1:
                     self._failed(e)
                     raise
                 continue  # a row committed since the check clashes with one of these: check again, to name its line
@@ -376,13 +392,22 @@ class Store:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def _committing(self, report: Progress, rows: int) -> Iterator[None]:
-        """An import's COMMIT: as the only writer, waiting for its turn as long as it takes."""
+    def _committing(self, report: Progress, rows: int, closings: tuple) -> Iterator[None]:
+        """An import's COMMIT: as the only writer, waiting for its turn as long as it takes; _ClosingsMoved (and
+        no commit) when a month was closed or reopened since its rows were checked (``closings``: the
+        ``_closings_mark`` then). Closings are written under the write lock, so none can come in between."""
         report(0.9, f"waiting for other writes to finish, to commit {rows:,} rows")
         with self._writing("an import", IMPORT_WAIT_SECONDS):
+            if self._closings_mark() != closings:
+                raise _ClosingsMoved()
             report(0.95, f"committing {rows:,} rows")
             yield
             self._committed(change=EVERYTHING)
+
+    def _closings_mark(self) -> tuple:
+        """What changes whenever a month is closed or reopened."""
+        with self._cursor() as cur:
+            return tuple(cur.execute("SELECT count(*), count(reopened_at) FROM month_closings").fetchall()[0])
 
     def _checked_rows(self, staged: Staged, actor: Actor, report: Progress, now: datetime | None) -> pa.Table:
         """The staged rows checked by every rule (else Rejected) and typed as they will be stored (written by

@@ -218,6 +218,9 @@ def wall_clock_ms(values: pd.Series) -> pd.Series:
     return (local - pd.Timestamp(0)) / pd.Timedelta(milliseconds=1)
 
 
+HALO = {"stroke": "white", "strokeWidth": 4, "strokeJoin": "round"}  # a label's outline, under the label
+
+
 def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
     """A dashed horizontal line at ``target`` and its label 'target 95.00 %' at the left end: layers to add to a
     chart, ``alt.layer(chart, *target_rule(95))``. One row of data of their own, so each is drawn once. The label
@@ -230,9 +233,6 @@ def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
     halo = alt.Chart(one).mark_text(**text, color="white", **HALO).encode(**encoding)
     label = alt.Chart(one).mark_text(**text, color="#424242").encode(**encoding)
     return [line, halo, label]
-
-
-HALO = {"stroke": "white", "strokeWidth": 4, "strokeJoin": "round"}  # a label's outline, under the label
 
 
 NONE_DUE = "none due yet"

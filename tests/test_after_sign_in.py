@@ -42,6 +42,8 @@ def client():
     ("http://sla.example/auth/login?provider=x", None),
     ("not a url", None),
     ("http://sla.example/" + "x" * 3000, None),
+    ("http://sla.example/queue?case=caf\u00e9", "/queue?case=caf%C3%A9"),  # sent in ASCII
+    ("http://sla.example/" + "\u00e9" * 400, None),  # short, but too long once encoded
 ])
 def test_only_a_page_of_this_server_is_kept(referer, kept):
     assert destination(referer, "sla.example") == kept
@@ -61,6 +63,21 @@ def test_a_sign_in_begun_at_home_or_elsewhere_ends_at_home(client):
     client.get("/auth/login?provider=t", headers={"Referer": "http://evil.example/queue"})
     assert COOKIE not in client.cookies
     assert client.get("/oauth2callback").headers["location"] == "/"
+
+
+def test_a_sign_in_begun_at_home_drops_what_an_abandoned_one_kept(client):
+    client.get("/auth/login?provider=t", headers={"Referer": "http://sla.example/audit"})
+    assert client.cookies.get(COOKIE)
+    client.get("/auth/login?provider=t", headers={"Referer": "http://sla.example/"})  # begun again, at home
+    assert COOKIE not in client.cookies
+    assert client.get("/oauth2callback").headers["location"] == "/"
+
+
+def test_another_cookie_the_browser_holds_does_not_hide_the_kept_page(client):
+    client.get("/auth/login?provider=t", headers={"Referer": "http://sla.example/queue?case=CS-00042"})
+    ended = client.get("/oauth2callback", headers={
+        "Cookie": f'{COOKIE}={client.cookies.get(COOKIE)}; pref=a b; x="{{'})  # not what SimpleCookie reads
+    assert ended.headers["location"] == "/queue?case=CS-00042"
 
 
 @pytest.mark.parametrize("cookie", ["%2F%2Fevil.example", "https%3A%2F%2Fevil.example%2F", "%2Fa%5Cb", "queue"])

@@ -23,13 +23,14 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from kb import kept, snapshot
+from kb import store as store_module
 from kb.access import Actor, PermissionDenied
 from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
 from kb.engine.closings import decided_as_of_sql
-from kb.intake import corrections, writes
+from kb.intake import corrections, pauses, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
 from kb.mail.archive import import_paths
@@ -296,6 +297,54 @@ def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_li
     assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
 
 
+def test_a_month_closed_while_an_import_is_checked_refuses_its_lines(tmp_path, monkeypatch):
+    """The service checks an import without the write lock and commits it under the lock: a month closed in
+    between is seen at the commit, and the rows are checked again (and refused, naming the line)."""
+    store = Store(tmp_path / "race.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    set_now(LATER)
+    check = store._checked_rows
+
+    def closing_meanwhile(*args, **kwargs):
+        rows = check(*args, **kwargs)
+        if not store.query("SELECT * FROM month_closings").shape[0]:
+            store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+        return rows
+    monkeypatch.setattr(store, "_checked_rows", closing_meanwhile)
+    messages = b"case_id,at,direction\nCS-DEC,2026-12-02 09:00,client\nCS-NOV,2026-11-24 09:00,client\n"
+    assert refused(store.import_rows, staged_from_csv("messages", messages), LEAD, source="messages.csv") == [
+        Problem(3, "at", CLOSED)]
+    assert store.query("SELECT count(*) AS n FROM messages").n[0] == 0
+    store.close()
+
+
+def test_an_import_whose_resume_meets_a_queue_write_is_checked_again_and_written(tmp_path, monkeypatch):
+    """A client message imported while staff resume the same wait on the Queue: the import's update of the wait
+    conflicts with the Queue's, and the import is checked again and written (the wait stays as staff ended it)."""
+    store = Store(tmp_path / "resume.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+    set_now(LATER)
+    store.write(pauses.pause_case, CONFIG, LEAD, "CS-DEC", local("2026-12-02 09:00"), "Waiting on logs")
+    resume = store_module.resume_on_imported_messages
+    calls = []
+
+    def staff_first(cur, actor, rows):
+        if not calls:  # the Queue's resume commits while the import's transaction is open
+            store.write(pauses.resume_case, CONFIG, LEAD, "CS-DEC", local("2026-12-02 09:30"))
+        calls.append(rows.num_rows)
+        return resume(cur, actor, rows)
+    monkeypatch.setattr(store_module, "resume_on_imported_messages", staff_first)
+    messages = b"case_id,at,direction\nCS-DEC,2026-12-02 10:00,client\n"
+    assert store.import_rows(staged_from_csv("messages", messages), LEAD, source="messages.csv") == 1
+    assert len(calls) == 2  # checked and written again
+    assert store.query("SELECT count(*) AS n FROM messages").n[0] == 1
+    assert store.query("SELECT resumed_at, resumed_by FROM pauses").values.tolist() == [
+        [local("2026-12-02 09:30"), LEAD.email]]
+    store.close()
+
+
 def test_after_reopening_the_writes_go_and_closing_again_is_version_2(closed, tmp_path):
     con = closed
     with pytest.raises(PermissionDenied):
@@ -470,6 +519,32 @@ def test_a_target_kept_by_its_closing_is_not_counted_again_where_a_rule_edited_i
     # and December's statement does not list CS-EDGE: it is November's, as its closing kept it
     assert statement(con, edited, "ENT", "2026-12", LATER).targets["first_response"].case_id.tolist() == [
         "CS-LATE", "CS-DEC"]
+
+
+def test_response_performance_lists_a_kept_breach_in_its_closed_month_alone(tmp_path):
+    """CS-EDGE, never answered, was breached in November when it closed; a rule edited in place since moves its
+    deadline into December. November's list keeps it, December's does not list it again."""
+    store = Store(tmp_path / "edge.duckdb", CONFIG)
+    with store.transaction() as con:
+        november(con)
+        add(con, CONFIG, "cases", dict(case_id="CS-EDGE", client_id="ENT", received_at="2026-11-30 09:00",
+                                       category="platform_issue", subject="Edge"))
+    store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
+    store.close()
+    set_now(LATER)
+    edited = parse_config({**RULES, "sla": {"enterprise_response_business_days": 2}})
+    store = Store(tmp_path / "edge.duckdb", edited)
+    snap = store.snapshot()
+    with store.reader(snap, ("case_sla",)) as cur:
+        assert cur.execute("SELECT first_response_due FROM case_sla WHERE case_id = 'CS-EDGE'").fetchall() == [
+            (local("2026-12-01 18:00"),)]
+    listed = {month: performance.breached(store, snap, "first_response", "month", *days, ()).case_id.tolist()
+              for month, days in (("nov", (date(2026, 11, 1), date(2026, 11, 30))),
+                                  ("dec", (date(2026, 12, 1), date(2026, 12, 31))))}
+    assert listed == {"nov": ["CS-EDGE"], "dec": ["CS-LATE"]}
+    december = performance.breach_reasons(store, snap, date(2026, 12, 1), date(2026, 12, 31), ())
+    assert december.cases.tolist() == [1]
+    store.close()
 
 
 def test_a_month_whose_client_asked_twice_in_one_second_closes(con):

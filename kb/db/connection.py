@@ -199,6 +199,25 @@ _in_transaction: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextmanager
+def registered(con, **tables) -> Iterator[None]:
+    """Arrow tables (or frames) visible to the queries on ``con`` under the given names while the block runs; let
+    go of after it, also when it fails inside a transaction."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    except BaseException:
+        for name in tables:
+            try:
+                con.unregister(name)
+            except duckdb.Error:
+                pass  # inside a failed transaction, whose rollback drops them anyway
+        raise
+    for name in tables:
+        con.unregister(name)
+
+
+@contextmanager
 def transaction(con: duckdb.DuckDBPyConnection, *,
                 commit_in: Callable[[], AbstractContextManager] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in one transaction on ``con``: COMMIT when it ends, ROLLBACK on any exception.

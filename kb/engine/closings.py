@@ -71,12 +71,6 @@ def dated_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
                          "TRUE")
 
 
-def kept_spans(con, config: Config, as_of: datetime) -> list[tuple[datetime, datetime]]:
-    """The spans of instants of the months closed at T whose closings kept their targets, consecutive months as
-    one span, in order."""
-    return _kept_closings(con, config, as_of)[0]
-
-
 def _kept_closings(con, config: Config, as_of: datetime) -> tuple[list[tuple[datetime, datetime]], list[str]]:
     closed = con.execute(f"""SELECT k.month, k.version FROM ({closings_sql(instant(as_of))}) k
                              JOIN month_closings m USING (month, version) WHERE m.targets_kept

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
-from kb.db.connection import local_zone, transaction
+from kb.db.connection import local_zone, registered, transaction
 from kb.intake.closed_months import Span, closed_month_hit, refusal, staged_problems
 from kb.intake.resuming import resume_on_imported_messages
 from kb.intake.validation import (
@@ -182,7 +181,7 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         raise Rejected([Problem(None, None, "there are no rows to add")])
     report(0.1, f"checking {len(staged):,} rows")
     schedule_problems = _schedule_problems(staged)
-    with _registered(con, staging=_arrow(staged, config.calendar.zone), bad_schedules=pa.table({
+    with registered(con, staging=_arrow(staged, config.calendar.zone), bad_schedules=pa.table({
         "schedule": pa.array([s for s, _ in schedule_problems], pa.string()),
         "reason": pa.array([r for _, r in schedule_problems], pa.string()),
     })), local_zone(con, config.calendar.timezone), transaction(con):
@@ -247,24 +246,6 @@ def row_of(con, table: str, key: str, value: str) -> dict:
 
 def _silent(fraction: float, text: str) -> None:
     pass
-
-
-@contextmanager
-def _registered(con, **tables: pa.Table) -> Iterator[None]:
-    """Arrow tables visible to the queries on ``con`` under the given names while the block runs."""
-    for name, table in tables.items():
-        con.register(name, table)
-    try:
-        yield
-    except BaseException:
-        for name in tables:
-            try:
-                con.unregister(name)
-            except duckdb.Error:
-                pass  # inside a failed transaction, whose rollback drops them anyway
-        raise
-    for name in tables:
-        con.unregister(name)
 
 
 def _columns(table: str):

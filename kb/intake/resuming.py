@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 
 from kb.access import Actor
 from kb.db import audit
+from kb.db.connection import registered
 
 BY_MAIL = "mail"  # resumed_by when a client's mail resumed the case
 BY_IMPORT = "import"  # … a client's message imported
@@ -19,8 +20,7 @@ def resume_on_client_messages(con, actor: Actor, messages: pa.Table, by: str = B
     ``message_key``) joins at or after the pause began: resumed at the earliest such message, by ``by``,
     with one audit row per case (by ``actor``). Voided cases are left as they are. How many cases were
     resumed."""
-    con.register("client_messages", messages)
-    try:
+    with registered(con, client_messages=messages):
         resumed = con.sql("""
             SELECT p.case_id, p.paused_at, min(m.received_at) AS resumed_at,
                    arg_min(m.message_key, m.received_at) AS message_key
@@ -28,16 +28,11 @@ def resume_on_client_messages(con, actor: Actor, messages: pa.Table, by: str = B
                  JOIN client_messages m ON m.case_id = p.case_id AND m.received_at >= p.paused_at
             WHERE p.resumed_at IS NULL
             GROUP BY ALL ORDER BY p.case_id""").to_arrow_table()
-    finally:
-        con.unregister("client_messages")
     if not resumed.num_rows:
         return 0
-    con.register("resumed_pauses", resumed)
-    try:
+    with registered(con, resumed_pauses=resumed):
         con.execute("""UPDATE pauses SET resumed_at = r.resumed_at, resumed_by = ? FROM resumed_pauses r
                         WHERE pauses.case_id = r.case_id AND pauses.paused_at = r.paused_at""", [by])
-    finally:
-        con.unregister("resumed_pauses")
     audit.record_rows(con, actor, "resume", "pauses", [
         (row["case_id"], {"paused_at": row["paused_at"], "resumed_at": None, "resumed_by": None},
          {"paused_at": row["paused_at"], "resumed_at": row["resumed_at"], "resumed_by": by,

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from kb.db.sqltext import quote, where_in
-from kb.engine.closings import dated_as_of_sql, kept_spans
+from kb.engine.closings import dated_as_of_sql
 from kb.engine.periods import day_bounds
 from kb.engine.targets import BY_METRIC, FIRST_RESPONSE
 from kb.reads.met import GRAINS, met_shares
@@ -108,7 +108,7 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     per_case = target.per == "case"
     taken = target.col("hours_taken") if per_case else "NULL"
     reason = "breach_reason" if target is REASON_OF else "NULL"
-    closed = _with_closed_months(store, snap, bounds)
+    closed = _with_closed_months(store, snap)
     if closed is None:
         rows = f"""SELECT case_id, client_name, tier, priority, category, subject, assignee, {starts}, {due}, {stops},
                           {taken} AS business_hours_taken, {reason} AS breach_reason
@@ -133,13 +133,11 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     )
 
 
-def _with_closed_months(store: Store, snap: Snapshot, bounds: tuple) -> str | None:
-    """Every target with a deadline as of the snapshot (``dated_as_of_sql``) when a month closed then, whose
-    closing kept its targets, overlaps the instants ``bounds``; else None (the snapshot's own rows hold them)."""
+def _with_closed_months(store: Store, snap: Snapshot) -> str | None:
+    """Every target with a deadline as of the snapshot (``dated_as_of_sql``) when a month closed then kept its
+    targets, whatever the period asked for (a target kept there is listed nowhere else); else None (the
+    snapshot's own rows hold them all)."""
     with store.reader() as cur:
-        if not any(first < bounds[1] and bounds[0] < last
-                   for first, last in kept_spans(cur, store.config, snap.as_of)):
-            return None
         return dated_as_of_sql(cur, store.config, snap.as_of)
 
 
@@ -152,7 +150,7 @@ def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: 
     ``NO_REASON``. A month closed as of the snapshot counts the breaches its closing kept."""
     due, state = REASON_OF.col("due"), REASON_OF.col("state")
     bounds = day_bounds(store.config.calendar, start, end)
-    closed = _with_closed_months(store, snap, bounds)
+    closed = _with_closed_months(store, snap)
     rows = (f"SELECT tier, breach_reason, {due} FROM case_sla WHERE {state} = 'breached'" if closed is None else
             f"""SELECT d.tier, s.breach_reason, d.due AS {due} FROM ({closed}) d LEFT JOIN case_sla s USING (case_id)
                 WHERE d.metric = '{REASON_OF.metric}' AND d.state = 'breached'""")
