@@ -20,7 +20,7 @@ from datetime import datetime
 from kb.config import Config
 from kb.db.sqltext import instant, quote
 from kb.engine.periods import month_span
-from kb.engine.targets import DECIDED, TARGET_ROW, dated_sql, decided_sql
+from kb.engine.targets import DECIDED, TARGET_ROW, TARGETS, Target, dated_sql, decided_sql
 
 FROZEN = {"env_uptime": "closed_uptime", "contract_refunds": "closed_refunds"}
 
@@ -63,12 +63,13 @@ def decided_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
                          f"state IN {DECIDED}")
 
 
-def dated_as_of_sql(con, config: Config, as_of: datetime) -> str | None:
-    """``kb.engine.targets.dated_sql`` as of T, the months closed at T read from what their closings kept, as
-    ``decided_as_of_sql`` reads them; None when no closing in force at T kept them. What a statement of an open
-    month lists, and Response performance's breached targets."""
-    return _kept_or_live(con, config, as_of, dated_sql(), f"{TARGET_ROW}, subject, started_at, due, stopped_at, state",
-                         "TRUE")
+def dated_as_of_sql(con, config: Config, as_of: datetime, targets: tuple[Target, ...] = TARGETS) -> str | None:
+    """``kb.engine.targets.dated_sql`` (of ``targets``) as of T, the months closed at T read from what their
+    closings kept, as ``decided_as_of_sql`` reads them; None when no closing in force at T kept them. What a
+    statement of an open month lists, and Response performance's breached targets."""
+    metrics = ", ".join(quote(t.metric) for t in targets)
+    return _kept_or_live(con, config, as_of, dated_sql(targets=targets),
+                         f"{TARGET_ROW}, subject, started_at, due, stopped_at, state", f"metric IN ({metrics})")
 
 
 def _kept_closings(con, config: Config, as_of: datetime) -> tuple[list[tuple[datetime, datetime]], list[str]]:

@@ -72,20 +72,21 @@ def decided_sql(cases: str = "case_sla", questions: str = "case_questions") -> s
                         lambda t: f"{t.col('state')} IN ('met', 'breached')")
 
 
-def dated_sql(cases: str = "case_sla", questions: str = "case_questions") -> str:
-    """One row per target with a deadline (in any state but ``no_sla``) of every kind: the columns of
-    ``decided_sql`` but the last two, then ``subject``, ``started_at``, ``due``, ``stopped_at`` (null: not yet)
-    and ``state``. What a statement lists for the month they are due in, and what a month's closing keeps
-    (``closed_targets``)."""
+def dated_sql(cases: str = "case_sla", questions: str = "case_questions", targets: tuple[Target, ...] = TARGETS) -> str:
+    """One row per target with a deadline (in any state but ``no_sla``) of every kind (of ``targets``): the
+    columns of ``decided_sql`` but the last two, then ``subject``, ``started_at``, ``due``, ``stopped_at`` (null:
+    not yet) and ``state``. What a statement lists for the month they are due in, and what a month's closing
+    keeps (``closed_targets``)."""
     return _each_target(cases, questions,
                         lambda t: (f"subject, {t.starts} AS started_at, {t.col('due')} AS due, "
                                    f"{t.stops} AS stopped_at, {t.col('state')} AS state"),
-                        lambda t: f"{t.col('due')} IS NOT NULL")
+                        lambda t: f"{t.col('due')} IS NOT NULL", targets)
 
 
-def _each_target(cases: str, questions: str, columns, where) -> str:
-    """``metric``, ``TARGET_ROW`` and ``columns(target)`` of the rows meeting ``where(target)``, for every target,
-    from ``cases`` or ``questions`` by what it counts."""
+def _each_target(cases: str, questions: str, columns, where, targets: tuple[Target, ...] = TARGETS) -> str:
+    """``metric``, ``TARGET_ROW`` and ``columns(target)`` of the rows meeting ``where(target)``, for each of
+    ``targets``, from ``cases`` or ``questions`` by what it counts (a query names only the one it reads: a
+    snapshot computes what a query names)."""
     return "\nUNION ALL\n".join(
         f"""SELECT '{t.metric}' AS metric, {TARGET_ROW}, {columns(t)}
-            FROM {cases if t.per == "case" else questions} WHERE {where(t)}""" for t in TARGETS)
+            FROM {cases if t.per == "case" else questions} WHERE {where(t)}""" for t in targets)

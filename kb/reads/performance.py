@@ -16,7 +16,7 @@ import pandas as pd
 from kb.db.sqltext import quote, where_in
 from kb.engine.closings import dated_as_of_sql
 from kb.engine.periods import day_bounds
-from kb.engine.targets import BY_METRIC, FIRST_RESPONSE
+from kb.engine.targets import BY_METRIC, FIRST_RESPONSE, Target
 from kb.reads.met import GRAINS, met_shares
 from kb.store import Snapshot, Store
 from kb.timestamps import FIRST_YEAR, LAST_YEAR, OUTSIDE_YEARS, OutsideYears, TimestampError, parse_date
@@ -108,7 +108,7 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     per_case = target.per == "case"
     taken = target.col("hours_taken") if per_case else "NULL"
     reason = "breach_reason" if target is REASON_OF else "NULL"
-    closed = _with_closed_months(store, snap)
+    closed = _with_closed_months(store, snap, target)
     if closed is None:
         rows = f"""SELECT case_id, client_name, tier, priority, category, subject, assignee, {starts}, {due}, {stops},
                           {taken} AS business_hours_taken, {reason} AS breach_reason
@@ -133,12 +133,12 @@ def breached(store: Store, snap: Snapshot, metric: str, grain: str, start: date,
     )
 
 
-def _with_closed_months(store: Store, snap: Snapshot) -> str | None:
-    """Every target with a deadline as of the snapshot (``dated_as_of_sql``) when a month closed then kept its
-    targets, whatever the period asked for (a target kept there is listed nowhere else); else None (the
+def _with_closed_months(store: Store, snap: Snapshot, target: Target) -> str | None:
+    """The targets ``target`` with a deadline as of the snapshot (``dated_as_of_sql``) when a month closed then
+    kept its targets, whatever the period asked for (a target kept there is listed nowhere else); else None (the
     snapshot's own rows hold them all)."""
     with store.reader() as cur:
-        return dated_as_of_sql(cur, store.config, snap.as_of)
+        return dated_as_of_sql(cur, store.config, snap.as_of, (target,))
 
 
 NO_REASON = "(no reason recorded)"
@@ -150,7 +150,7 @@ def breach_reasons(store: Store, snap: Snapshot, start: date, end: date, tiers: 
     ``NO_REASON``. A month closed as of the snapshot counts the breaches its closing kept."""
     due, state = REASON_OF.col("due"), REASON_OF.col("state")
     bounds = day_bounds(store.config.calendar, start, end)
-    closed = _with_closed_months(store, snap)
+    closed = _with_closed_months(store, snap, REASON_OF)
     rows = (f"SELECT tier, breach_reason, {due} FROM case_sla WHERE {state} = 'breached'" if closed is None else
             f"""SELECT d.tier, s.breach_reason, d.due AS {due} FROM ({closed}) d LEFT JOIN case_sla s USING (case_id)
                 WHERE d.metric = '{REASON_OF.metric}' AND d.state = 'breached'""")
