@@ -85,10 +85,10 @@ with st.form(f"log_case_{form_key}", clear_on_submit=False):
     submitted = st.form_submit_button("Log case", type="primary", icon=":material/add:")
 
 if submitted:
-    asked = {"client_id": ("Client: choose a client", client_id),
-             "received_at": ("Received on: pick a date", received_day)}
+    asked = {"client_id": ("choose a client", client_id),
+             "received_at": ("pick a date", received_day)}
     if responded:
-        asked["first_response_at"] = ("First response on: pick a date", response_day)
+        asked["first_response_at"] = ("pick a date", response_day)
     try:
         writes.picked(asked)
         fields = {
@@ -130,8 +130,8 @@ else:
         slot = st.empty()
         if st.form_submit_button("Record response", icon=":material/reply:"):
             try:
-                writes.picked({"case_id": ("Case: choose a case", case_id),
-                               "first_response_at": ("Answered on: pick a date", day)})
+                writes.picked({"case_id": ("choose a case", case_id),
+                               "first_response_at": ("pick a date", day)})
                 store.write(writes.record_response, store.config, actor, case_id,
                             writes.form_instant(day, time_, zone, "first_response_at"))
             except Rejected as e:

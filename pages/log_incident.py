@@ -69,10 +69,10 @@ with st.container(border=True):
     submitted = st.button("Log incident", type="primary", icon=":material/add_alert:", key="inc_submit")
 
 if submitted:
-    asked = {"environment_id": ("Environment: choose an environment", environment_id),
-             "started_at": ("Started on: pick a date", start_day)}
+    asked = {"environment_id": ("choose an environment", environment_id),
+             "started_at": ("pick a date", start_day)}
     if not ongoing:
-        asked["ended_at"] = ("Ended on: pick a date", end_day)
+        asked["ended_at"] = ("pick a date", end_day)
     try:
         writes.picked(asked)
         fields = {
@@ -119,8 +119,8 @@ else:
         slot = st.empty()
         if st.form_submit_button("Close incident", icon=":material/task_alt:"):
             try:
-                writes.picked({"incident_id": ("Incident: choose an incident", incident_id),
-                               "ended_at": ("Ended on: pick a date", day)})
+                writes.picked({"incident_id": ("choose an incident", incident_id),
+                               "ended_at": ("pick a date", day)})
                 ended = writes.form_instant(day, time_, zone, "ended_at")
                 store.write(writes.close_incident, store.config, actor, incident_id, ended)
             except Rejected as e:
@@ -143,7 +143,7 @@ else:
         slot = st.empty()
         if st.form_submit_button("Record check", icon=":material/fact_check:"):
             try:
-                writes.picked({"environment_id": ("Environment: choose an environment", environment_id)})
+                writes.picked({"environment_id": ("choose an environment", environment_id)})
                 store.write(writes.log_check, store.config, actor, environment_id, now_utc(), note)
             except Rejected as e:
                 ui.show_problems(e.problems, {None: slot, "environment_id": slot},
@@ -167,7 +167,7 @@ if actor.may("correct"):
             slot = st.empty()
             if st.form_submit_button("Void incident", icon=":material/delete:"):
                 try:
-                    writes.picked({"incident_id": ("Incident: choose an incident", incident_id)})
+                    writes.picked({"incident_id": ("choose an incident", incident_id)})
                     store.write(corrections.void_incident, store.config, actor, incident_id, reason)
                 except Rejected as e:
                     ui.show_problems(e.problems, {None: slot, "incident_id": slot},

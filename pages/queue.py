@@ -354,7 +354,7 @@ def respond_form(case: dict) -> None:
             help=f"Local time in {zone.key}: now, or when the reply went out (not in the future, not before "
                  + ("the case was received)" if first else "the first response)"))
         if st.form_submit_button("Record first response" if first else "Record reply", icon=":material/reply:"):
-            writes.picked({column: (f"{label}: pick a date and time", answered)})
+            writes.picked({column: ("pick a date and time", answered)})
             at = writes.form_instant(answered.date(), answered.time(), zone, column)
             store.write(writes.record_response, store.config, actor, cid, at)
             done(f"{'First response' if first else 'Reply'} recorded on {cid}, sent {shown_time(at)}.")

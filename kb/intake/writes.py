@@ -89,7 +89,7 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
 
 def picked(asked: dict[str, tuple[str, object]]) -> None:
     """Rejected naming every form field left empty. ``asked`` maps a column to (what to ask for, the
-    widget's value): ``{"client_id": ("Client: choose a client", client_id)}``."""
+    widget's value): ``{"client_id": ("choose a client", client_id)}``; the form names the field."""
     problems = [Problem(None, column, ask) for column, (ask, value) in asked.items() if value is None]
     if problems:
         raise Rejected(problems)
