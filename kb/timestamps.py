@@ -162,7 +162,8 @@ def now_utc() -> datetime:
 
 
 # SQL macros defined on every connection: ``iso_local`` writes a TIMESTAMPTZ as the
-# data contract asks (local wall-clock time in the zone, then its offset);
+# data contract asks (local wall-clock time in the zone, then its offset), ``people_local`` as a message to a
+# person says it (``people_local`` below);
 # ``spreadsheet_safe`` puts a ``'`` before text a spreadsheet would run as a formula (rules §8);
 # ``quote_text`` shows a user's value, shortened, inside an error message, with control and
 # text-direction characters as U+FFFD (so they can neither reorder the message nor drive a terminal).
@@ -186,4 +187,15 @@ CREATE OR REPLACE TEMP MACRO offset_text(ts, tz) AS (
 CREATE OR REPLACE TEMP MACRO iso_local(ts, tz) AS (
     strftime(timezone(tz, ts), '%Y-%m-%dT%H:%M:%S') || offset_text(ts, tz)
 );
+CREATE OR REPLACE TEMP MACRO people_local(ts, tz) AS (
+    strftime(timezone(tz, ts), '%a %Y-%m-%d %H:%M:%S') || ' (UTC' || offset_text(ts, tz) || ')'
+);
 """
+
+
+def people_local(moment: datetime, zone: ZoneInfo) -> str:
+    """``Wed 2026-12-09 10:00:00 (UTC+08:00)``: an instant in a message a person reads (a refused form or CSV
+    line), to the second, as the SQL macro ``people_local`` writes it (SQL has no zone abbreviation)."""
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%a %Y-%m-%d %H:%M:%S} (UTC{offset[:3]}:{offset[3:]})"

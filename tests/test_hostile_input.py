@@ -226,7 +226,8 @@ CSV_CASES = {
                         Refused("line 2, ends_on: '9999-12-01' is outside 1970–2200")),
     # the clock: nothing that happened can be dated after now; only maintenance is scheduled ahead
     "received in the future": ("cases", new("cases", received_at="2199-01-01 10:00"),
-                               Refused("line 2, received_at: is in the future (2199-01-01T10:00:00+08:00; now is")),
+                               Refused("line 2, received_at: is in the future (Tue 2199-01-01 10:00:00 (UTC+08:00)"
+                                   "; now is")),
     "answered in the future": ("cases", new("cases", first_response_at="2199-01-01 10:00"),
                                Refused("line 2, first_response_at: is in the future")),
     "resolved in the future": ("cases", new("cases", resolved_at="2199-01-01 10:00"),
@@ -462,7 +463,8 @@ def test_the_clock_is_one_rule_for_forms_imports_and_updates(con):
     add(con, SPEC_CONFIG, "environments", dict(environment_id="E1", name="Prod", kind="dedicated",
                                                deployment="on_premise", client_id="ENT", active_from="2026-01-01"))
     case = {"client_id": "ENT", "category": "api_help", "subject": "s"}
-    with pytest.raises(Rejected, match=r"received_at: is in the future \(2026-11-25T16:36:00\+08:00; now is "):
+    with pytest.raises(Rejected, match=r"received_at: is in the future \(Wed 2026-11-25 16:36:00 \(UTC\+08:00\)"
+        r"; now is "):
         log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:36"})
     case_id = log_case(con, SPEC_CONFIG, ADMIN, {**case, "received_at": "2026-11-25 16:34"}).row_id  # within the grace
     with pytest.raises(Rejected, match="first_response_at: is in the future"):

@@ -96,7 +96,7 @@ def test_pausing_follows_the_rules_of_the_other_writes_and_names_the_case(con):
         dict(case_id="GONE", client_id="ENT", received_at="2026-11-23 10:00", category="api_help", subject="s"))
     corrections.void_case(con, SPEC_CONFIG, ADMIN, "GONE", "Logged twice")
     assert refusal(pause_case, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-25 16:36")) == (
-        "paused_at: is in the future (2026-11-25T16:36:00+08:00; now is 2026-11-25T16:30:00+08:00)")
+        "paused_at: is in the future (Wed 2026-11-25 16:36:00 (UTC+08:00); now is Wed 2026-11-25 16:30:00 (UTC+08:00))")
     assert refusal(pause_case, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-23 09:59")) == (
         "paused_at: is before case OPEN was received (Mon 2026-11-23 10:00 HKT (UTC+08:00))")
     assert refusal(pause_case, con, SPEC_CONFIG, STAFF, "GONE", NOW) == (
@@ -128,7 +128,8 @@ def test_resuming_needs_an_open_pause_and_comes_after_it(con):
     assert refusal(resume_case, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-24 13:59")) == (
         "resumed_at: is before case OPEN was paused (Tue 2026-11-24 14:00 HKT (UTC+08:00))")
     assert refusal(resume_case, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-25 16:36")) == (
-        "resumed_at: is in the future (2026-11-25T16:36:00+08:00; now is 2026-11-25T16:30:00+08:00)")
+        "resumed_at: is in the future (Wed 2026-11-25 16:36:00 (UTC+08:00)"
+            "; now is Wed 2026-11-25 16:30:00 (UTC+08:00))")
     with pytest.raises(PermissionDenied):
         resume_case(con, SPEC_CONFIG, VIEWER, "OPEN", NOW)
     resume_case(con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-24 14:00"))  # at its pause: not before it
@@ -197,7 +198,8 @@ def test_a_response_follows_the_clock_and_is_recorded_once(con):
         "replied_at: is before the first response of case OPEN (Mon 2026-11-23 15:00 HKT (UTC+08:00)); correct the "
         "first response instead")
     assert refusal(record_response, con, SPEC_CONFIG, STAFF, "OPEN", local("2026-11-25 16:36")) == (
-        "replied_at: is in the future (2026-11-25T16:36:00+08:00; now is 2026-11-25T16:30:00+08:00)")
+        "replied_at: is in the future (Wed 2026-11-25 16:36:00 (UTC+08:00)"
+            "; now is Wed 2026-11-25 16:30:00 (UTC+08:00))")
     with pytest.raises(PermissionDenied):
         record_response(con, SPEC_CONFIG, VIEWER, "OPEN", NOW)
     assert len(messages(con)) == 1

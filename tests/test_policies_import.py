@@ -261,8 +261,10 @@ def test_a_pause_lies_between_the_case_s_receipt_and_now(kb_import):
                                     "C0,2026-11-26 12:06,,", "C0,2026-11-25 10:00,2026-11-26 12:06,", "C0,,,")),
             "line 2, paused_at: is before the case was received",
             "line 3, resumed_at: is before the pause began",
-            "line 4, paused_at: is in the future (2026-11-26T12:06:00+08:00; now is 2026-11-26T12:00:00+08:00)",
-            "line 5, resumed_at: is in the future (2026-11-26T12:06:00+08:00; now is 2026-11-26T12:00:00+08:00)",
+            "line 4, paused_at: is in the future (Thu 2026-11-26 12:06:00 (UTC+08:00)"
+                "; now is Thu 2026-11-26 12:00:00 (UTC+08:00))",
+            "line 5, resumed_at: is in the future (Thu 2026-11-26 12:06:00 (UTC+08:00)"
+                "; now is Thu 2026-11-26 12:00:00 (UTC+08:00))",
             "line 6, paused_at: is empty")
     written(kb_import("pauses", csv(PAUSE, "C0,2026-11-20 15:00,2026-11-20 16:00,", "C0,2026-11-26 12:05,,")), 2)
 
@@ -345,7 +347,8 @@ def test_a_message_is_of_a_case_that_exists_not_voided_and_between_its_receipt_a
             "line 2, case_id: no case 'NOPE'",
             "line 3, case_id: is a voided case",
             "line 4, at: is before the case was received",
-            "line 5, at: is in the future (2026-11-26T12:06:00+08:00; now is 2026-11-26T12:00:00+08:00)",
+            "line 5, at: is in the future (Thu 2026-11-26 12:06:00 (UTC+08:00)"
+                "; now is Thu 2026-11-26 12:00:00 (UTC+08:00))",
             "line 6, direction: 'both' is not one of client, team",
             "line 7, message_id: 'a b@x' is not a Message-ID: printable ASCII without spaces, at most 998 characters, "
             "in <> or not (e.g. <abc.123@mail.example>)",

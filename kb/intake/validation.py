@@ -58,6 +58,7 @@ from kb.timestamps import (
     in_calendar_years,
     now_utc,
     parse_timestamp,
+    people_local,
 )
 
 
@@ -489,15 +490,14 @@ def future_reason(moment: datetime, zone: ZoneInfo, now: datetime | None = None)
     now = now or now_utc()
     if moment <= now + FUTURE_GRACE:
         return None
-    shown = [m.astimezone(zone).isoformat(timespec="seconds") for m in (moment, now)]  # as iso_local writes it
-    return f"is in the future ({shown[0]}; now is {shown[1]})"
+    return f"is in the future ({people_local(moment, zone)}; now is {people_local(now, zone)})"
 
 
 def _future_reason_sql(typed: str, now: datetime) -> str:
     """``future_reason`` in SQL, in the session's zone."""
     zone = "current_setting('TimeZone')"
-    return (f"'is in the future (' || iso_local({typed}, {zone}) || '; now is ' "
-            f"|| iso_local({instant(now)}, {zone}) || ')'")
+    return (f"'is in the future (' || people_local({typed}, {zone}) || '; now is ' "
+            f"|| people_local({instant(now)}, {zone}) || ')'")
 
 
 def utc_column(name: str) -> str:
