@@ -52,7 +52,7 @@ WORDS: dict[str, dict[str, str]] = {
     "calendar": {"support": "Business hours (support)", "24x7": "Around the clock (24x7)"},
     "within_unit": {"h": "hours", "d": "business days", "next_day_close": "end of next business day"},
     # Where a month's credit stands (rules §13): computed while the month is open, final once it is closed.
-    "stage": {"computed": "Computed", "final": "Final", "applied": "Applied"},
+    "stage": {"projected": "Projected", "computed": "Computed", "final": "Final", "applied": "Applied"},
     # The audit trail's actions and tables.
     "action": {"add": "Add", "edit": "Edit", "import": "Import", "void": "Void", "assign": "Assign",
                "correct": "Correct", "merge": "Merge", "record_response": "Record response", "resolve": "Resolve",

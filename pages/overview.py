@@ -22,7 +22,7 @@ shares, by_tier, by_priority = overview.met_by_month(store, snap, months, ((), (
 open_now = overview.open_case_counts(store, snap)
 environments = overview.environments_below_target(store, snap, months).set_index("month")
 refunds = overview.refund_exposure(store, snap, months)
-owed = overview.credits_owed(store, snap)
+owed = overview.credits_owed(store, snap, months)
 
 
 def goal(target: Target) -> float:
@@ -176,15 +176,19 @@ for n, (label, value, note) in enumerate(cards):
                           help="Service credits owed by the contracts' credit schedules; the current month is "
                                "projected from its downtime so far.")
 if owed.empty:
-    ui.empty_state("No client is owed final service credits: none of a closed month is waiting to be applied.")
+    ui.empty_state("No client is owed service credits: none last month or this month, and none of a closed month "
+                   "waiting to be applied.")
 else:
     shown = formats.in_words(owed).assign(
         month=owed.month.map(formats.month_label),
         credit=[formats.money(a, c) for a, c in zip(owed.refund_amount, owed.currency, strict=True)])
     ui.table(
-        shown[["client_name", "credit", "month", "status", "environments"]], hide_index=True, width="stretch",
-        column_config={"month": "Month", "status": "Status", "client_name": "Client",
-                       "credit": st.column_config.TextColumn("Service credits owed"),
+        shown[["client_name", "credit", "month", "stage", "environments"]], hide_index=True, width="stretch",
+        column_config={"month": "Month", "stage": st.column_config.TextColumn(
+                           "Stage", help="Projected: this month, from its downtime so far. Computed: a month "
+                                         "over, not closed yet. Final: its month is closed; owed until a lead "
+                                         "marks it applied on Service credits."),
+                       "client_name": "Client", "credit": st.column_config.TextColumn("Service credits owed"),
                        "environments": "For the uptime of"})
 
 st.subheader("Met this month and last, by tier")

@@ -30,6 +30,7 @@ from kb.config import parse_config
 from kb.db import connection
 from kb.engine.asof import open_views
 from kb.engine.closings import decided_as_of_sql
+from kb.engine.periods import months_of
 from kb.intake import corrections, pauses, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
 from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
@@ -635,14 +636,15 @@ def test_a_final_credit_marked_applied_is_no_longer_owed(tmp_path):
         november(con)
     before = store.snapshot(LATER)
     assert credit_stages(store, before, "2026-01").stage.tolist() == ["computed"]
-    assert overview.credits_owed(store, before).empty  # computed, not final: nothing is owed yet
+    owed = overview.credits_owed(store, before, months_of(CONFIG.calendar, LATER))
+    assert owed[["month", "stage", "refund_amount"]].values.tolist() == [["2026-11", "computed", 100.0]]  # not final
     assert refused(store.write, apply_credit, CONFIG, LEAD, "K", "2026-11", "INV-118")[0].reason.startswith(
         "2026-11 is not closed")
 
     store.write(close_month, CONFIG, LEAD, "2026-11", CLOSING)
-    owed = overview.credits_owed(store, store.snapshot(LATER))
-    assert owed[["month", "client_name", "refund_amount", "currency"]].values.tolist() == [
-        ["2026-11", "Enterprise Co", 100.0, "USD"]]
+    owed = overview.credits_owed(store, store.snapshot(LATER), months_of(CONFIG.calendar, LATER))
+    assert owed[["month", "stage", "client_name", "refund_amount", "currency"]].values.tolist() == [
+        ["2026-11", "final", "Enterprise Co", 100.0, "USD"]]
     with pytest.raises(PermissionDenied):
         store.write(apply_credit, CONFIG, Actor("sam@support.example", "staff"), "K", "2026-11", "INV-118")
     store.write(apply_credit, CONFIG, LEAD, "K", "2026-11", " INV-2026-118 ", LATER)
@@ -650,7 +652,7 @@ def test_a_final_credit_marked_applied_is_no_longer_owed(tmp_path):
                        "FROM credit_applications").values.tolist() == [
         ["K", "2026-11", 100.0, "USD", "lee@support.example", "INV-2026-118"]]
     after = store.snapshot(local("2026-12-03 11:00"))
-    assert overview.credits_owed(store, after).empty
+    assert overview.credits_owed(store, after, months_of(CONFIG.calendar, LATER)).empty
     stages = credit_stages(store, after, "2026-01")
     assert stages[["stage", "reference"]].values.tolist() == [["applied", "INV-2026-118"]]
     assert refused(store.write, apply_credit, CONFIG, LEAD, "K", "2026-11", "INV-2")[0].reason.startswith(

@@ -87,16 +87,16 @@ def tier_verdicts(case_sla: list[dict], month: str, target: float) -> dict[str, 
             for tier, (late, met) in counts.items()}
 
 
-def owed_from_export(refunds: list[dict], names: dict[str, str]) -> set[tuple[str, str, str]]:
-    """(month label, client name, amount with currency) per client, month and currency with a credit in the
-    closed month (LAST): final, and owed until marked applied."""
+def owed_from_export(refunds: list[dict], names: dict[str, str]) -> set[tuple[str, str, str, str]]:
+    """(month label, client name, amount with currency, stage) per client, month and currency with a credit in
+    the closed month (LAST: final, and owed until marked applied) or this one (projected)."""
     totals: dict[tuple[str, str, str], float] = {}
     for row in refunds:
-        if row["month"] == LAST and float(row["refund_amount"]) > 0:
+        if row["month"] in (LAST, THIS) and float(row["refund_amount"]) > 0:
             key = (row["month"], row["client_id"], row["currency"])
             totals[key] = totals.get(key, 0) + float(row["refund_amount"])
-    return {(formats.month_label(month), names[client], formats.money(amount, currency))
-            for (month, client, currency), amount in totals.items()}
+    return {(formats.month_label(month), names[client], formats.money(amount, currency),
+             "Final" if month == LAST else "Projected") for (month, client, currency), amount in totals.items()}
 
 
 def test_tier_verdicts_match_the_case_sla_export(rich):
@@ -144,9 +144,11 @@ def test_credit_list_matches_the_refunds_export_in_every_currency(rich):
     open_page(at, "overview")
     names = {"ENT": "Enterprise Co", "CUS": "Custom Co", "FREE": "Free User", "EURO": "Euro Custom GmbH"}
     expected = owed_from_export(exports["refunds"], names)
-    assert expected == {("Oct 2026", "Enterprise Co", "USD 100.00"), ("Oct 2026", "Euro Custom GmbH", "EUR 200.00")}
+    assert expected == {("Oct 2026", "Enterprise Co", "USD 100.00", "Final"),
+                        ("Oct 2026", "Euro Custom GmbH", "EUR 200.00", "Final"),
+                        ("Nov 2026", "Euro Custom GmbH", "EUR 200.00", "Projected")}
     owed = next(d.value for d in at.dataframe if "credit" in d.value.columns)
-    assert set(zip(owed.month, owed.client_name, owed.credit, strict=True)) == expected
+    assert set(zip(owed.month, owed.client_name, owed.credit, owed.stage, strict=True)) == expected
     last_month = sorted(m.value for m in at.metric if m.label == "Service credits last month")
     assert last_month == ["EUR 200.00", "USD 100.00"]  # each currency whole, never one hiding the other
     assert [m.value for m in at.metric if m.label == "Service credits this month"] == ["EUR 200.00"]

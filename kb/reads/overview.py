@@ -125,26 +125,30 @@ def ongoing_incidents(store: Store, snap: Snapshot) -> pd.DataFrame:
     )
 
 
-def credits_owed(store: Store, snap: Snapshot) -> pd.DataFrame:
-    """The clients owed service credits, by name: the final credits (of months closed at T, rules §13) not
-    marked applied yet, per client, month and currency, with the environments they are owed for; the latest
-    month first, largest first within it."""
+def credits_owed(store: Store, snap: Snapshot, months: Months) -> pd.DataFrame:
+    """The clients owed service credits, by name, per month and currency with the environments they are owed
+    for and the credit's ``stage``: ``final`` for a month closed at T (rules §13) not marked applied yet,
+    ``computed`` for last month while it is not closed, ``projected`` for this month; the latest month first,
+    largest first within it."""
     return store.snapshot_query(
         f"""
-        SELECT r.month, r.status, c.name AS client_name, r.client_id, r.currency,
-               sum(r.refund_amount) AS refund_amount,
+        SELECT r.month, CASE WHEN k.month IS NOT NULL THEN 'final' WHEN r.status = 'projected' THEN 'projected'
+                             ELSE 'computed' END AS stage,
+               c.name AS client_name, r.client_id, r.currency, sum(r.refund_amount) AS refund_amount,
                string_agg(DISTINCT e.name, ', ' ORDER BY e.name) AS environments
         FROM contract_refunds r
-        JOIN ({closings_sql(instant(snap.as_of))}) closed USING (month)
+        LEFT JOIN ({closings_sql(instant(snap.as_of))}) k USING (month)
         JOIN clients c ON c.client_id = r.client_id
         JOIN environments e ON e.environment_id = r.environment_id
-        WHERE r.refund_amount > 0 AND NOT EXISTS (
-            SELECT 1 FROM credit_applications a
-            WHERE a.contract_id = r.contract_id AND a.month = r.month AND a.applied_at <= $as_of)
-        GROUP BY r.month, r.status, c.name, r.client_id, r.currency
+        WHERE r.refund_amount > 0 AND CASE
+            WHEN k.month IS NOT NULL THEN NOT EXISTS (
+                SELECT 1 FROM credit_applications a
+                WHERE a.contract_id = r.contract_id AND a.month = r.month AND a.applied_at <= $as_of)
+            ELSE r.month IN ($last, $this) END
+        GROUP BY ALL
         ORDER BY r.month DESC, refund_amount DESC, client_name, r.currency
         """,
-        {"as_of": snap.as_of},
+        {"as_of": snap.as_of, "last": months.last, "this": months.this},
         snap,
     )
 
