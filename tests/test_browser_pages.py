@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from playwright.sync_api import expect
 
 from kb.navigation import page_names
 from tests.servers import ROOT, SCREENSHOTS, dashboard_server, wait_idle
@@ -123,6 +124,18 @@ def test_every_page_fits_the_window(demo_server, browser, size):
         shoot(page, name, size)
     context.close()
     assert not problems, "\n".join(f"{name}: {found}" for name, found in problems.items())
+
+
+@pytest.mark.parametrize("first", ["overview", "queue"])
+def test_the_home_page_answers_at_its_own_name_too(demo_server, page, first):
+    """Opened by its name, first or after another page, the Overview shows, at "/" (no "Page not found")."""
+    open_page(page, demo_server, first)
+    page.goto(f"{demo_server}/overview")
+    wait_idle(page)
+    expect(page.locator("h1").first).to_have_text("Overview")
+    page.wait_for_timeout(2000)
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.url.split("?")[0] == f"{demo_server}/"
 
 
 def timeline_image(browser, base: str, zone: str) -> bytes:

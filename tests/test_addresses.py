@@ -1,4 +1,5 @@
-"""Back to the page asked for after signing in (``kb.service.after_sign_in``): what is kept, and what is not.
+"""Back to the page asked for after signing in (``kb.service.after_sign_in``), and the home page by its name
+(``kb.service.home_address``): what is kept and where a visit is sent.
 
 The whole way through a real provider and browser is in ``tests/test_browser_sign_in.py``."""
 
@@ -11,6 +12,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from kb.service.after_sign_in import COOKIE, ReturnAfterSignIn, destination
+from kb.service.home_address import HomeByItsName
 
 
 async def login(request):
@@ -84,3 +86,16 @@ def test_another_cookie_the_browser_holds_does_not_hide_the_kept_page(client):
 def test_a_cookie_changed_in_the_browser_sends_nobody_elsewhere(client, cookie):
     client.cookies.set(COOKIE, cookie)
     assert client.get("/oauth2callback").headers["location"] == "/"
+
+
+@pytest.mark.parametrize(("asked", "sent_to"), [
+    ("/overview", "/"), ("/overview/", "/"), ("/overview?month=2026-11", "/?month=2026-11"),
+    ("/sla/overview", "/sla/"),  # under a base path
+])
+def test_the_home_page_by_its_name_is_sent_home(asked, sent_to):
+    app = Starlette(routes=[Route("/", home), Route("/api/v1/export/overview", home)])
+    with TestClient(HomeByItsName(app), follow_redirects=False) as client:
+        answer = client.get(asked)
+        assert answer.status_code == 302 and answer.headers["location"] == sent_to
+        assert client.get("/api/v1/export/overview").status_code == 200  # not the API's
+        assert client.get("/").text == "home"
