@@ -96,6 +96,11 @@ def show() -> None:
 if __name__ == "__main__":  # Streamlit runs this file as the page script (and AppTest does)
     show()
 else:  # imported by `streamlit run dashboard.py`: the service, which serves this file's pages
-    from kb.service.app import MIDDLEWARE, ROUTES, lifespan
+    from starlette.middleware import Middleware
 
-    app = st.App(__file__, lifespan=lifespan, routes=ROUTES, middleware=MIDDLEWARE)
+    from kb.navigation import HOME_NAME
+    from kb.service.app import MIDDLEWARE, ROUTES, lifespan
+    from kb.service.home_address import HomeByItsName
+
+    app = st.App(__file__, lifespan=lifespan, routes=ROUTES,
+                 middleware=[*MIDDLEWARE, Middleware(HomeByItsName, name=HOME_NAME)])

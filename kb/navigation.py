@@ -52,6 +52,7 @@ PAGES: dict[str, tuple[Page, ...]] = {
     ),
 }
 DEFAULT_PAGE = "pages/overview.py"
+HOME_NAME = PurePosixPath(DEFAULT_PAGE).stem  # the home page's name, which ``/`` serves
 # Every page a role may see is listed in the sidebar: by default Streamlit shows ten of more than twelve pages
 # and hides the rest (an admin's five Data pages) behind "View 5 more".
 NAVIGATION_EXPANDED = True

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from kb.navigation import HOME_NAME
 from kb.service.after_sign_in import COOKIE, ReturnAfterSignIn, destination
 from kb.service.home_address import HomeByItsName
 
@@ -94,7 +95,7 @@ def test_a_cookie_changed_in_the_browser_sends_nobody_elsewhere(client, cookie):
 ])
 def test_the_home_page_by_its_name_is_sent_home(asked, sent_to):
     app = Starlette(routes=[Route("/", home), Route("/api/v1/export/overview", home)])
-    with TestClient(HomeByItsName(app), follow_redirects=False) as client:
+    with TestClient(HomeByItsName(app, name=HOME_NAME), follow_redirects=False) as client:
         answer = client.get(asked)
         assert answer.status_code == 302 and answer.headers["location"] == sent_to
         assert client.get("/api/v1/export/overview").status_code == 200  # not the API's

@@ -28,7 +28,6 @@ from kb.config import ConfigError
 from kb.db import connection
 from kb.service import api, handoff, webhooks
 from kb.service.after_sign_in import ReturnAfterSignIn
-from kb.service.home_address import HomeByItsName
 from kb.service.jobs import Jobs
 from kb.timestamps import TimestampError, parse_as_of, set_now
 
@@ -117,4 +116,4 @@ class ServiceState:
 
 
 ROUTES = [*api.ROUTES, *webhooks.ROUTES]
-MIDDLEWARE = [Middleware(ServiceState), Middleware(ReturnAfterSignIn), Middleware(HomeByItsName)]
+MIDDLEWARE = [Middleware(ServiceState), Middleware(ReturnAfterSignIn)]

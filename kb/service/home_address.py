@@ -6,26 +6,20 @@ its query, before Streamlit sees the visit."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from starlette.responses import RedirectResponse
-
-from kb.navigation import DEFAULT_PAGE
-
-HOME_NAME = PurePosixPath(DEFAULT_PAGE).stem
 
 
 class HomeByItsName:
-    """ASGI middleware: a GET of ``…/overview`` (under any base path, not the API's) answered with a redirect
-    to ``…/``."""
+    """ASGI middleware: a GET of ``…/{name}`` (under any base path, not the API's), ``name`` the home page's
+    (``kb.navigation.HOME_NAME``), answered with a redirect to ``…/``."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, name: str):
+        self.app, self.name = app, name
 
     async def __call__(self, scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if scope.get("method") == "GET" and path.rstrip("/").endswith(f"/{HOME_NAME}") and "/api/" not in path:
-            root = path.rstrip("/")[: -len(HOME_NAME)]
+        if scope.get("method") == "GET" and path.rstrip("/").endswith(f"/{self.name}") and "/api/" not in path:
+            root = path.rstrip("/")[: -len(self.name)]
             query = scope.get("query_string", b"").decode("latin-1")
             return await RedirectResponse(root + (f"?{query}" if query else ""), status_code=302)(scope, receive, send)
         return await self.app(scope, receive, send)
