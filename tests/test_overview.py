@@ -228,6 +228,13 @@ def test_change_in_words():
         == "Category: API help → General coding"
     assert change_in_words("import", None, '{"first_id": "A", "last_id": "C", "rows": 3, "source": "x.csv"}',
                            zone) == "3 rows, A … C, from x.csv"
+    messages = '{"first_id": "CS-1 2026-08-27T14:54:53+00:00", "last_id": "CS-9 2026-10-02T01:00:00+00:00", "rows": 2}'
+    assert change_in_words("import", None, messages, zone) == (
+        "2 rows, CS-1 Thu 2026-08-27 22:54 HKT (UTC+08:00) … CS-9 Fri 2026-10-02 09:00 HKT (UTC+08:00)")
+    policies = '{"first_id": "gold first_response urgent 1970-01-01", "last_id": "gold resolution * 2027-01-01", ' \
+               '"rows": 4}'
+    assert change_in_words("import", None, policies, zone) == (
+        "4 rows, gold First response Urgent … gold Resolution Any priority 2027-01-01")
 
 
 def test_configuration_names_the_holidays(app):

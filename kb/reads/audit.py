@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from kb.db.sqltext import where_in
+from kb.engine.targets import TARGETS
 from kb.formats import EMPTY, WORDS, count, field_label, instant, word
+from kb.intake.policies import START
 from kb.store import Store
 
 
@@ -47,8 +49,8 @@ def change_in_words(action: str, before: str | None, after: str | None, zone: Zo
     if action == "rules" and "changes" in new:
         return "; ".join(new["changes"])
     if action == "import" and not old and "rows" in new:
-        ids = f", {new['first_id']} … {new['last_id']}" if new.get("first_id") != new.get("last_id") \
-            else f", {new.get('first_id')}"
+        first, last = (_key_in_words(new.get(end), zone) for end in ("first_id", "last_id"))
+        ids = f", {first} … {last}" if first != last else f", {first}"
         return f"{count(new['rows'], 'row')}{ids}" + (f", from {_value('source', new['source'], zone)}"
                                                if new.get("source") else "")
     if not old:
@@ -58,6 +60,21 @@ def change_in_words(action: str, before: str | None, after: str | None, zone: Zo
     changed = [key for key in keys if old.get(key) != new.get(key)]
     return "; ".join(f"{field_label(key)}: {_value(key, old.get(key), zone)} → {_value(key, new.get(key), zone)}"
                      for key in changed) or "no field changed"
+
+
+# The words of the values a row's key may hold besides ids and instants: a policy row's metric and priority.
+_KEY_WORDS = {**{t.metric: t.label for t in TARGETS}, **WORDS["priority"]}
+
+
+def _key_in_words(key: str | None, zone: ZoneInfo) -> str:
+    """An imported row's key as the trail stores it (its values joined by spaces, instants in UTC:
+    ``kb.intake.validation.key_text``) as people read it: instants in ``zone``, a metric or priority in words, a
+    policy row's "from the start" (no ``valid_from``) left out."""
+    if key is None:
+        return EMPTY
+    text = _INSTANT.sub(lambda m: instant(datetime.fromisoformat(m.group(0).replace("Z", "+00:00")), zone), key)
+    words = [_KEY_WORDS.get(token, token) for token in text.split(" ") if token != START.isoformat()]
+    return " ".join(words)
 
 
 def _fields(text: str | None) -> dict:
