@@ -418,8 +418,11 @@ def breach_reason_form(case: dict) -> None:
                                value=case["breach_reason"] or "", max_chars=corrections.BREACH_REASON_MAX_CHARS,
                                key=f"breach_reason_{cid}")
         if st.form_submit_button("Save breach reason", icon=":material/edit_note:"):
-            store.write(corrections.record_breach_reason, store.config, actor, cid, reason, snap.as_of)
-            if reason.strip():
+            changed = store.write(corrections.record_breach_reason, store.config, actor, cid, reason, snap.as_of)
+            if not changed:
+                done(f"Breach reason of {cid} unchanged: "
+                     + ("it is the one already saved." if reason.strip() else "it has none."))
+            elif reason.strip():
                 done(f"Breach reason of {cid} saved: counted on Response performance among the breaches with "
                      f"deadlines in {month} (due {shown_time(case['first_response_due'])}).")
             else:

@@ -244,6 +244,12 @@ def test_a_breach_reason_says_which_period_of_response_performance_counts_it(app
     button(at, "Save breach reason").click().run()
     assert shown(at.success[0]) == "Breach reason of JUNE cleared: it no longer has one."
     assert store.query("SELECT breach_reason FROM cases WHERE case_id = 'JUNE'").breach_reason.tolist() == [None]
+    audited = store.query("SELECT count(*) AS n FROM audit_log WHERE action = 'breach_reason'").n[0]
+    open_page(at, "queue")  # none saved for none: nothing written, and said so
+    at.text_input(key="case_lookup").input("JUNE").run()
+    button(at, "Save breach reason").click().run()
+    assert shown(at.success[0]) == "Breach reason of JUNE unchanged: it has none."
+    assert store.query("SELECT count(*) AS n FROM audit_log WHERE action = 'breach_reason'").n[0] == audited
 
 
 # --- One format: words for the rules' values, business time as the Client page writes it, fields by label ------

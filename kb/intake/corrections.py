@@ -117,9 +117,10 @@ def undo_resolve(con, config: Config, actor: Actor, case_id: str, resolved_at: d
 
 
 def record_breach_reason(con, config: Config, actor: Actor, case_id: str, reason: str,
-                         as_of: datetime | None = None) -> None:
+                         as_of: datetime | None = None) -> bool:
     """Say why a breached case was breached (``reason`` empty: clear it). The case must be breached as of
-    ``as_of`` (default: now)."""
+    ``as_of`` (default: now). Whether the reason changed (saving the one it has, or none for none, writes
+    nothing)."""
     require(actor, "record_response")
     text = reason.strip()
     text = short_text(reason, "breach_reason", BREACH_REASON_MAX_CHARS) if text else None
@@ -133,10 +134,11 @@ def record_breach_reason(con, config: Config, actor: Actor, case_id: str, reason
                 raise Rejected([Problem(None, "breach_reason", f"case {case_id} is not breached "
                                                                 f"({state[0] if state else 'not received yet'})")])
         if before["breach_reason"] == text:
-            return
+            return False
         con.execute("UPDATE cases SET breach_reason = ? WHERE case_id = ?", [text, case_id])
         audit.record(con, actor, "breach_reason", "cases", case_id, {"breach_reason": before["breach_reason"]},
                      {"breach_reason": text})
+    return True
 
 
 def merge_client(con, config: Config, actor: Actor, source_id: str, target_id: str) -> dict[str, list[str]]:
