@@ -65,7 +65,7 @@ def look_up() -> None:
     """The lookup box opens the case typed, then empties itself for the next one."""
     typed = st.session_state["case_lookup"].strip()
     if typed:
-        select(typed)
+        select(queue.case_id_typed(store, typed))
     st.session_state["case_lookup"] = ""
 
 

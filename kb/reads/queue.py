@@ -183,6 +183,14 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
     return dict(zip(frame.client_id.tolist(), frame.label.tolist(), strict=True))
 
 
+def case_id_typed(store: Store, typed: str) -> str:
+    """The id of the case someone typed: as typed when a case has it, else the one case whose id it is in
+    another case of letters (``cs-00042`` for ``CS-00042``), else as typed."""
+    found = store.query("SELECT case_id FROM cases WHERE case_id = $typed OR lower(case_id) = lower($typed) "
+                        "ORDER BY case_id = $typed DESC LIMIT 2", {"typed": typed}).case_id.tolist()
+    return found[0] if len(found) == 1 or (found and found[0] == typed) else typed
+
+
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
     """Every column of one stored case (resolved or not, voided or not), with its client's name; when it
     counts as of the snapshot, its first-response state and ``target`` (which one applies and why, in words)
