@@ -36,11 +36,12 @@ FIELDS = {"client_id": "Client", "category": "Category", "priority": "Priority",
 # The form as it starts, for each of its widgets: a saved form is cleared to this for the next case.
 BLANK = {"case_client": None, "case_category": CATEGORIES[0], "case_priority": "normal", "case_subject": "",
          "case_requester": "",
-         "case_assignee": None, "case_received_day": now.date(), "case_received_time": minute,
+         "case_assignee": "", "case_received_day": now.date(), "case_received_time": minute,
          "case_responded": False, "case_response_day": None, "case_response_time": minute}
 if st.session_state.pop("case_form_saved", False):
     st.session_state.update(BLANK)
-for key in ("case_received_day", "case_received_time", "case_response_time"):  # now in the support zone
+for key in ("case_priority", "case_assignee", "case_received_day", "case_received_time",
+            "case_response_time"):  # (the clocks: now in the support zone)
     st.session_state.setdefault(key, BLANK[key])
 logged = st.session_state.pop("case_logged", None)
 if logged:
@@ -59,7 +60,7 @@ with st.form(f"log_case_{form_key}", clear_on_submit=False):
                             format_func=lambda c: formats.word("category", c),
                             help="Free-tier general coding questions have no deadline.")
     slots["category"] = st.empty()
-    priority = st.selectbox("Priority", PRIORITIES, key="case_priority", index=PRIORITIES.index("normal"),
+    priority = st.selectbox("Priority", PRIORITIES, key="case_priority",
                             format_func=lambda p: formats.word("priority", p),
                             help="Picks the case's targets from its client's policy.")
     slots["priority"] = st.empty()
@@ -67,7 +68,7 @@ with st.form(f"log_case_{form_key}", clear_on_submit=False):
     slots["subject"] = st.empty()
     columns = st.columns(2)
     requester = columns[0].text_input("Requester (optional)", key="case_requester")
-    assignee = columns[1].selectbox("Assignee (optional)", [None, *team], key="case_assignee",
+    assignee = columns[1].selectbox("Assignee (optional)", ["", *team], key="case_assignee",
                                     format_func=formats.assignee,
                                     help="The team, as on the Queue: staff and above under [roles] in support.toml, "
                                          "and anyone assigned a case already")
