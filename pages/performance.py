@@ -39,7 +39,7 @@ def shares_in_words(frame: pd.DataFrame) -> pd.DataFrame:
 asked, problem = performance.linked_period(st.query_params, today)
 if problem:
     st.warning(problem, icon=":material/link_off:")
-columns = st.columns([2, 1, 1, 2])
+columns = st.columns([2, 1, 1, 3])  # room for the three tiers side by side
 period = columns[0].date_input("Deadlines between", asked, key="period", format="YYYY-MM-DD")
 grain = columns[1].radio("Per", met.GRAINS, horizontal=True, key="grain")
 by = columns[2].radio("Lines by", tuple(GROUP_COLORS), horizontal=True, key="by", format_func=str.capitalize)

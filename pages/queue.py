@@ -132,9 +132,10 @@ COLUMNS = {
         help="The target due next: first response, follow-up response (the client's earliest unanswered "
              f"question) or resolution; {WAITING} while the case waits on the client and nothing else runs"),
     "next_due_hours_left": st.column_config.NumberColumn(
-        f"Business hours left (1 d = {day_hours:g} h)", format="%.1f h", width=110,
-        help="Business time to the next deadline (negative: overdue by that much), on the calendar of its target: "
-             "clock hours for a target that runs around the clock (24x7); empty when nothing is due"),
+        f"Hours left (1 d = {day_hours:g} h)", format="%.1f h", width=150,
+        help=f"Business hours to the next deadline, a business day being {day_hours:g} h (negative: overdue by "
+             "that much), on the calendar of its target: clock hours for a target that runs around the clock "
+             "(24x7); empty when nothing is due"),
     "next_due": st.column_config.DatetimeColumn(
         "Due", format="ddd YYYY-MM-DD HH:mm z ([UTC]Z)", timezone=store.config.calendar.timezone, width=250),
     "priority": st.column_config.TextColumn("Priority", width=75),

@@ -56,7 +56,7 @@ def test_time_left_and_age_are_both_hours_labelled_by_kind_beside_the_tier(app):
         "MET": "Enterprise"}
     headers = {name: (c.get("label"), c.get("type_config", {}).get("format"))
                for name, c in json.loads(at.dataframe[0].proto.columns).items()}
-    assert headers["next_due_hours_left"] == ("Business hours left (1 d = 9 h)", "%.1f h")  # as the panel counts
+    assert headers["next_due_hours_left"] == ("Hours left (1 d = 9 h)", "%.1f h")  # as the panel counts
     assert headers["age_hours"] == ("Hours since received", "%.1f h")
     assert headers["tier"][0] == "Tier" and headers["priority"][0] == "Priority"
     assert list(lane.columns).index("priority") + 1 == list(lane.columns).index("tier")  # side by side
