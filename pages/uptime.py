@@ -106,7 +106,8 @@ def incident_timeline() -> alt.LayerChart:
                  alt.Tooltip("ongoing:N", title="Ongoing"), alt.Tooltip("summary:N", title="Summary")],
     )
     x = alt.X("start:T", title=["Time in the support zone", f"({ui.zone_name()})"],
-              scale=alt.Scale(type="utc", domain=domain), axis=alt.Axis(format="%d %b", labelAngle=0))
+              scale=alt.Scale(type="utc", domain=domain, padding=8),  # (room for the dot of an incident of now)
+              axis=alt.Axis(format="%d %b", labelAngle=0))
     # Most incidents last minutes on a 90-day axis, narrower than a pixel: a dot marks each start, the bar its
     # length.
     chart = alt.layer(spans.mark_bar(size=14).encode(x=x, x2=alt.X2("end:T")),
