@@ -20,6 +20,7 @@ imports no Streamlit.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
@@ -168,6 +169,14 @@ def duration(hours: float, day_hours: float = 24.0) -> str:
     if whole_hours:
         return f"{whole_hours} h {rest_minutes} min" if rest_minutes else f"{whole_hours} h"
     return f"{rest_minutes} min"
+
+
+def budget_left(minutes) -> str:
+    """An error budget's minutes left as a ``duration``, rounded down to the minute (an overspent one up, in
+    size), so that it never reads as more than there is: 44.64 minutes are ``44 min``, -0.4 are ``-1 min``."""
+    if is_empty(minutes):
+        return EMPTY
+    return duration(math.floor(round(float(minutes), 6)) / 60)
 
 
 def time_left(hours, day_hours: float = 24.0) -> str:

@@ -97,7 +97,7 @@ else:
         "uptime": environments.uptime_pct.map(formats.percent), "target": environments.target_pct.map(formats.term),
         "verdict": environments.target_met.map(formats.verdict),
         "downtime": (environments.downtime_minutes / 60).map(formats.duration),
-        "budget_left": (environments.budget_left_minutes / 60).map(formats.duration),
+        "budget_left": environments.budget_left_minutes.map(formats.budget_left),
         "status": environments.status.map(lambda s: formats.word("status", s)),
         "environment_id": environments.environment_id,
     }), hide_index=True, width="stretch", column_order=[

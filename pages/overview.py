@@ -114,7 +114,7 @@ if months.this in environments.index:
              "programme contract) missing it this month so far (projected); last month is over.", border=True)
     budget = float(this.lowest_budget_left_minutes)
     columns[1].metric(
-        "Lowest error budget left", formats.duration(budget / 60),
+        "Lowest error budget left", formats.budget_left(budget),
         delta=this.lowest_budget_environment_name, delta_color="red" if budget < 0 else "off", delta_arrow="off",
         help=f"{this.lowest_budget_environment_name} ({this.lowest_budget_environment}), {this_label}; "
              "below zero the month has missed its target.", border=True)
@@ -128,7 +128,7 @@ if months.this in environments.index:
             "environment": each.environment_name, "client": each.client_name.map(formats.text),
             "uptime": each.uptime_pct.map(formats.percent), "target": each.target_pct.map(formats.term),
             "verdict": each.target_met.map(formats.verdict),
-            "budget_left": (each.budget_left_minutes / 60).map(formats.duration),
+            "budget_left": each.budget_left_minutes.map(formats.budget_left),
         }), hide_index=True, width="stretch", key="uptime_each",
         column_order=["environment", "uptime", "verdict", "budget_left", "target", "client"],
         column_config={"environment": "Environment", "client": "Client",

@@ -30,7 +30,7 @@ ui.table(
         target_met=current.target_met.map(formats.verdict),
         downtime_minutes=(current.downtime_minutes / 60).map(formats.duration),
         budget_minutes=(current.budget_minutes / 60).map(formats.duration),
-        budget_left_minutes=(current.budget_left_minutes / 60).map(formats.duration),
+        budget_left_minutes=current.budget_left_minutes.map(formats.budget_left),
         budget_used_pct=burnt.map(lambda pct: float(formats.percent_value(pct)))),
     hide_index=True, width="stretch",
     column_order=["environment_name", "uptime_pct", "target_met", "target_pct", "budget_left_minutes",
@@ -62,7 +62,7 @@ def uptime_grid() -> alt.LayerChart:
     grid = formats.in_words(grid).assign(
         on_target=grid.target_met.map(formats.verdict), uptime=grid.uptime_pct.map(formats.percent),
         target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
-        budget_left=(grid.budget_left_minutes / 60).map(formats.duration))
+        budget_left=grid.budget_left_minutes.map(formats.budget_left))
     base = alt.Chart().encode(  # the data once, on the layers together (below)
         x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),

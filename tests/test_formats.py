@@ -116,3 +116,11 @@ def test_the_audit_trails_codes_in_words():
     assert [formats.word("table_name", t) for t in ("api_tokens", "cases", "mail_quarantine")] == [
         "API tokens", "Cases", "Mail quarantine"]
     assert formats.word("action", "some_new_code") == "Some new code"
+
+
+@pytest.mark.parametrize(("minutes", "shown"), [
+    (44.64, "44 min"), (45.0, "45 min"), (44.999999999, "45 min"), (13.64, "13 min"), (120.0, "2 h"),
+    (-0.4, "-1 min"), (-13.2, "-14 min"), (0.0, "0 min"), (None, "—"),
+])
+def test_an_error_budget_left_is_never_read_as_more_than_there_is(minutes, shown):
+    assert formats.budget_left(minutes) == shown

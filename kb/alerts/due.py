@@ -147,7 +147,7 @@ def _budget_alerts(con, config: Config) -> list[Alert]:
             roles=("lead", "admin"),
             subject=f"[SLA] {name} ({environment_id}) {what} for {shown_month}",
             body=(f"{name} ({environment_id}) {what} for {shown_month}: {formats.duration(downtime / 60)} of downtime "
-                  f"against a budget of {formats.duration(budget / 60)} ({formats.duration(left / 60)} left)."
+                  f"against a budget of {formats.duration(budget / 60)} ({formats.budget_left(left)} left)."
                   f"\n\n{_dashboard(config)}/uptime\n"),
         ))
     return alerts

@@ -83,7 +83,7 @@ def _values(s: Statement, timezone: str) -> dict:
                     for target, shares in zip(TARGETS, s.met.itertuples(), strict=True)],
         "uptime": [{"environment_name": outside(r.environment_name), "target_pct": formats.term(r.target_pct),
                     "downtime": minutes(r.downtime_minutes), "uptime_pct": formats.percent(r.uptime_pct),
-                    "budget_left": minutes(r.budget_left_minutes), "target_met": met(r.target_met)}
+                    "budget_left": formats.budget_left(r.budget_left_minutes), "target_met": met(r.target_met)}
                    for r in s.uptime.itertuples()],
         "incidents": [{"incident_id": r.incident_id, "environment_name": outside(r.environment_name),
                        "impact": formats.word("impact", r.impact), "started_at": when(r.started_at),
