@@ -237,6 +237,11 @@ def test_demo_then_export_through_the_real_command(tmp_path):
     refunds = subprocess.run([*run, "export", "refunds", "--db", str(db)], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert any(float(r["refund_amount"]) > 0 for r in csv.DictReader(io.StringIO(refunds.stdout)))
+    # read in part (``| head -1``): the reader's end of the pipe closes, and the export ends without a word
+    cut = subprocess.Popen([*run, "export", "case-sla", "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    cut.stdout.close()  # before the export writes: its first write finds the pipe closed
+    assert cut.wait(timeout=60) == 0 and cut.stderr.read() == b""
 
 
 def test_global_flags_work_before_and_after_the_command(files, capsys):
