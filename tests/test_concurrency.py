@@ -57,6 +57,24 @@ def test_sixteen_sessions_write_at_once_and_every_row_is_stored_once(tmp_path):
     shared.close()
 
 
+def test_mail_import_while_the_dashboard_holds_the_file_says_where_mail_goes_then(tmp_path):
+    db, config_file = build_fixture(tmp_path)
+    config_file.write_text(config_file.read_text() + '\n[mail]\nsupport_addresses = ["@support.example"]\n')
+    message = tmp_path / "reply.eml"
+    message.write_text("From: ada@ent.example\nTo: help@support.example\nSubject: [CS-1] logs attached\n"
+                       "Date: Wed, 25 Nov 2026 10:00:00 +0800\nMessage-ID: <r1@ent.example>\n\nHere they are.\n")
+    held = connection.connect(db)  # as the running dashboard does
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "kb", "mail", "import", str(message), "--db", str(db), "--config", str(config_file)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        held.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "held by another process (most likely the running dashboard), which takes mail only from the " \
+           "mailboxes under [[mail.mailboxes]]" in result.stderr, result.stderr
+
+
 def test_the_cli_says_the_dashboard_holds_the_file_and_writes_nothing(tmp_path):
     db, config_file = build_fixture(tmp_path)
     csv_file = tmp_path / "clients.csv"

@@ -44,11 +44,24 @@ def run_mail(args, config) -> int:
     return _poll(args, config)
 
 
+def _connect(args):
+    """The database, or StoreBusy saying what a lead can do while the dashboard holds it: mail is not handed to
+    the running service as ``import`` is."""
+    path = connection.db_path(args.db)
+    try:
+        return connection.connect(path, wait_seconds=5)
+    except connection.StoreBusy:
+        raise connection.StoreBusy(
+            f"database {path} is held by another process (most likely the running dashboard), which takes mail "
+            "only from the mailboxes under [[mail.mailboxes]] in support.toml, by its own job. Send the message "
+            "to one of them, or stop the dashboard, run this again, and start it.") from None
+
+
 def _import(args, config) -> int:
     from kb.mail.archive import import_paths
 
     started = time.perf_counter()
-    con = connection.connect(connection.db_path(args.db), wait_seconds=5)
+    con = _connect(args)
     try:
         outcome, failed = import_paths(con, config, args.paths, command_line_actor(), trust_team=args.trust_team)
     finally:
@@ -84,7 +97,7 @@ def _poll(args, config) -> int:
               f"server; {report.outcome.summary()}", flush=True)
 
     if args.once:
-        con = connection.connect(connection.db_path(args.db), wait_seconds=5)
+        con = _connect(args)
         try:
             report = poll(con, config, actor)
         finally:
