@@ -85,7 +85,12 @@ for column, target in zip(columns, TARGETS, strict=False):
                 f"{target.counted.capitalize()} due in {this_label} that met their {target.label.lower()} "
                 f"deadline, against the team's goal of {formats.term(goal(target))} (pending and at-risk ones are "
                 f"not decided yet). {last_label}: {share_against_target(share(shares, target, months.last), target)}.")
-columns[-1].metric("Open cases", open_now["open"], border=True, help="Not resolved yet, answered or not.")
+columns[-1].metric("Open cases", open_now["open"], border=True,
+                   delta=f"{open_now['nothing_due']:,} with nothing due" if open_now["nothing_due"] else None,
+                   delta_color="off", delta_arrow="off",
+                   help="Not resolved yet, answered or not. The cards below count them by what is due next; those "
+                        "with nothing due have no deadline running (answered, with no resolution target; or a "
+                        "question without a deadline, such as a free user's general coding one).")
 
 columns = st.columns(len(overview.DUE_STATES))
 for column, state in zip(columns, overview.DUE_STATES, strict=True):

@@ -52,6 +52,7 @@ def test_overview_numbers(app):
     assert metric(at, "Service credits this month") == "none"
     assert metric(at, "Environments below target") == "0 of 1"
     assert metric(at, "Open cases") == "6"
+    assert next(m.delta for m in at.metric if m.label == "Open cases") == "3 with nothing due"  # 6 = 1 + 1 + 1 + 3
     assert any(layer.get("encoding", {}).get("y", {}).get("datum") == 95 for layer in chart_specs(at)[0]["layer"])
 
 

@@ -60,11 +60,12 @@ def response_performance(store: Store, snap: Snapshot, months: Months) -> pd.Dat
 def open_case_counts(store: Store, snap: Snapshot) -> dict[str, int]:
     """Open (unresolved) cases now by the state of the next thing due on them (``DUE_STATES``: a first
     response, a follow-up or the resolution; ``paused`` when it waits on the client with nothing else running),
-    and all of them (``open``)."""
+    those with nothing due (``nothing_due``: answered with no resolution target, or without any deadline), and
+    all of them (``open``)."""
     counts = ", ".join(f"count(*) FILTER (WHERE state = '{state}') AS {state}" for state in DUE_STATES)
     frame = store.snapshot_query(
         f"""
-        SELECT {counts}, count(*) AS open
+        SELECT {counts}, count(*) FILTER (WHERE state IS NULL) AS nothing_due, count(*) AS open
         FROM (SELECT coalesce(next_due_state, CASE WHEN waiting_on_client THEN 'paused' END) AS state
               FROM open_case_sla)
         """,
