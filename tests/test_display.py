@@ -3,7 +3,8 @@ the unwatched ones and the ongoing incidents; the Client page shows times with t
 next in words and the last finished month's statement; API tokens are revoked only after a confirmation that names
 them; forms name fields by their labels.
 
-The store is the page tests' fixture plus a dedicated environment nobody has looked at ("Cobalt prod") and a
+The store is the page tests' fixture plus a dedicated environment nobody has looked at ("Cobalt prod"), one
+active for three days and not checked yet ("Fresh prod"), and a
 degraded incident on "Enterprise prod" still going on at AS_OF (Wed 2026-11-25 16:30 HKT)."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def watched(tmp_path, monkeypatch):
     con = connection.connect(db)
     add(con, config, "environments",
         dict(environment_id="E2", name="Cobalt prod", kind="dedicated", deployment="dedicated_cloud",
-             client_id="ENT", active_from="2026-01-01"))
+             client_id="ENT", active_from="2026-01-01"),
+        dict(environment_id="E3", name="Fresh prod", kind="dedicated", deployment="dedicated_cloud",
+             client_id="ENT", active_from="2026-11-22"))  # 3 days old, never checked: not overdue yet
     add(con, config, "incidents",
         dict(incident_id="I3", environment_id="E1", impact="degraded", started_at="2026-11-24 09:00",
              summary="Slow searches"))

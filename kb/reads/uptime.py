@@ -57,7 +57,9 @@ def incidents_between(store: Store, snap: Snapshot, start: datetime) -> pd.DataF
 
 
 def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
-    """Each dedicated environment's last monitoring check and last incident, and whether it is stale."""
+    """Each dedicated environment's last monitoring check and last incident, and whether it is stale: neither
+    within ``stale_after_days`` of T, counted from the start of its ``active_from`` day when it has had none
+    since (an environment a few days old is not overdue for its first check)."""
     return store.snapshot_query(
         """
         WITH checks AS (
@@ -72,13 +74,14 @@ def last_seen(store: Store, snap: Snapshot) -> pd.DataFrame:
                c.last_checked, l.last_incident,
                greatest(c.last_checked, l.last_incident) AS last_seen,
                (epoch($as_of::TIMESTAMPTZ) - epoch(greatest(c.last_checked, l.last_incident))) / 86400 AS days_since,
-               coalesce(greatest(c.last_checked, l.last_incident) < $as_of::TIMESTAMPTZ - to_days($stale_after_days),
-                        TRUE) AS stale
+               greatest(c.last_checked, l.last_incident, timezone($zone, e.active_from::TIMESTAMP))
+                   < $as_of::TIMESTAMPTZ - to_days($stale_after_days) AS stale
         FROM environments e LEFT JOIN checks c USING (environment_id) LEFT JOIN logged l USING (environment_id)
         LEFT JOIN clients k ON k.client_id = e.client_id
         WHERE e.kind = 'dedicated'
         ORDER BY stale DESC, last_seen NULLS FIRST
         """,
-        {"as_of": snap.as_of, "stale_after_days": store.config.stale_after_days},
+        {"as_of": snap.as_of, "stale_after_days": store.config.stale_after_days,
+         "zone": store.config.calendar.timezone},
         snap,
     )
