@@ -4,7 +4,7 @@ next in words and the last finished month's statement; API tokens are revoked on
 them; forms name fields by their labels.
 
 The store is the page tests' fixture plus a dedicated environment nobody has looked at ("Cobalt prod"), one
-active for three days and not checked yet ("Fresh prod"), and a
+active for three days and not checked yet ("Fresh prod"), a wait on the client for the answered case MET, and a
 degraded incident on "Enterprise prod" still going on at AS_OF (Wed 2026-11-25 16:30 HKT)."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def watched(tmp_path, monkeypatch):
     add(con, config, "incidents",
         dict(incident_id="I3", environment_id="E1", impact="degraded", started_at="2026-11-24 09:00",
              summary="Slow searches"))
+    add(con, config, "pauses", dict(case_id="MET", paused_at="2026-11-25 12:00", reason="Waiting on logs"))
     create_token(con, ADMIN, name="ci-import", role="lead")
     con.close()
     with app_on(db, config_file, monkeypatch) as at:
@@ -94,7 +95,9 @@ def test_client_page_times_next_due_and_names(watched):
         "First response", "Wed 2026-11-25 10:00 HKT (UTC+08:00)", "Breached", "Normal"]
     assert cases.loc["RISK", ["next_due", "next_due_state"]].tolist() == [
         "Wed 2026-11-25 18:00 HKT (UTC+08:00)", "At risk"]  # its clock started Wed 09:00
-    assert cases.loc["MET", ["next_due_metric", "next_due", "next_due_state"]].tolist() == ["—", "—", "—"]  # answered
+    assert cases.loc["MET", ["next_due_metric", "next_due", "next_due_state"]].tolist() == [
+        "—", "—", "Waiting on client"]  # answered, and waiting on the client: said as the Queue says it
+    assert cases.loc["LATE", ["next_due_metric", "next_due", "next_due_state"]].tolist() == ["—", "—", "—"]
     assert cases.loc["OVERDUE", "received_at"] == "Tue 2026-11-24 10:00 HKT (UTC+08:00)"
     assert list(cases.index) == ["OVERDUE", "RISK", "LATE", "MET"]  # the soonest due first, nothing due last
     environments = frame(at, "verdict").set_index("environment")

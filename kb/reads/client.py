@@ -24,10 +24,13 @@ from kb.timestamps import now_utc
 
 def open_cases(store: Store, snap: Snapshot, client_id: str) -> pd.DataFrame:
     """The client's unresolved cases with the next thing due on each (``next_due_metric``, ``next_due``,
-    ``next_due_state``: whichever target's clock runs out first), the soonest first; a case with no clock
+    ``next_due_state``: whichever target's clock runs out first; ``paused`` while it waits on the client with
+    no other clock running, as the Queue and the Overview say it), the soonest first; a case with no clock
     running (answered, no resolution target) last."""
     return store.snapshot_query(
-        """SELECT case_id, priority, subject, next_due_metric, next_due, next_due_state, received_at, assignee
+        """SELECT case_id, priority, subject, next_due_metric, next_due,
+                  coalesce(next_due_state, CASE WHEN waiting_on_client THEN 'paused' END) AS next_due_state,
+                  received_at, assignee
            FROM open_case_sla WHERE client_id = $client
            ORDER BY next_due NULLS LAST, received_at, case_id""",
         {"client": client_id}, snap)
