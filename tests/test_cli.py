@@ -72,7 +72,10 @@ def row_count(files, table):
 
 def test_import_then_export_reproduces_the_spec_deadlines(files, capsys):
     assert kb(files, "import", "clients", write(files, "clients.csv", CLIENTS_CSV)) == 0
+    assert capsys.readouterr().err.startswith(f"note: there is no database at {files / 's.duckdb'}: a new one is "
+                                              "made there")  # said once, when it is made
     assert kb(files, "import", "cases", write(files, "cases.csv", CASES_CSV)) == 0
+    assert capsys.readouterr().err == ""
     rows = {r["case_id"]: r for r in export(files, capsys, "case-sla")}
     assert {cid: r["first_response_due"] for cid, r in rows.items()} == SPEC_DEADLINES
     assert rows["C1"]["received_at"] == "2026-11-20T15:00:00+08:00"

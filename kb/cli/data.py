@@ -43,7 +43,10 @@ def run_import(args, config) -> int:
                                       now_utc() if clock_setting(args) else None)
         else:
             staged = staged_from_csv(args.table, data)
-            con = connection.connect(connection.db_path(args.db), wait_seconds=5)
+            path = connection.db_path(args.db)
+            if note := connection.new_database_note(path):
+                print(note, file=sys.stderr)
+            con = connection.connect(path, wait_seconds=5)
             written = add_rows(con, config, staged, command_line_actor(), permission="import",
                                source=str(args.file))
     except Rejected as e:

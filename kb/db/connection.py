@@ -51,6 +51,17 @@ def db_path(explicit: str | os.PathLike | None = None) -> Path:
     return PROJECT_ROOT / "data" / "support.duckdb"
 
 
+def new_database_note(path: Path) -> str | None:
+    """What a command that writes says before it makes a database where there is none: a path mistyped, or
+    the default one when the dashboard runs on its demo data (``data/demo.duckdb``), would otherwise get a
+    new, empty database without a word. None when ``path`` exists."""
+    if path.exists():
+        return None
+    return (f"note: there is no database at {path}: a new one is made there (the dashboard without $SUPPORT_DB "
+            f"shows its demo data, {PROJECT_ROOT / 'data' / 'demo.duckdb'}; name the database with --db or "
+            "$SUPPORT_DB)")
+
+
 def database_file(con) -> Path | None:
     """The file of the database ``con`` works on (None for an in-memory one)."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]

@@ -45,9 +45,11 @@ def run_mail(args, config) -> int:
 
 
 def _connect(args):
-    """The database, or StoreBusy saying what a lead can do while the dashboard holds it: mail is not handed to
-    the running service as ``import`` is."""
+    """The database (made, with a note, when there is none), or StoreBusy saying what a lead can do while the
+    dashboard holds it: mail is not handed to the running service as ``import`` is."""
     path = connection.db_path(args.db)
+    if note := connection.new_database_note(path):
+        print(note, file=sys.stderr)
     try:
         return connection.connect(path, wait_seconds=5)
     except connection.StoreBusy:
