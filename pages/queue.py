@@ -274,6 +274,7 @@ def case_panel(case: dict) -> None:
     st.markdown("  \n".join(f"**{k}:** {ui.plain(v)}" for k, v in facts.items()))
     if state is not None:
         targets_table(cid, targets)
+    waits_table(cid)
     thread_panel(cid)
     if voided:
         return
@@ -330,6 +331,24 @@ def targets_table(cid: str, targets: pd.DataFrame) -> None:
         "left": st.column_config.TextColumn("Time left", help="Business time on the target's calendar (a day of "
                                             f"{day_hours:g} h; around the clock for a 24x7 target)"),
         "details": "Details"})
+
+
+def waits_table(cid: str) -> None:
+    """Every wait on the client the case has had, resumed ones too (the Targets say only what they moved)."""
+    waits = queue.case_waits(store, snap, cid)
+    if waits.empty:
+        return
+    st.markdown(f"**Waits on the client** ({len(waits):,})")
+    ui.table(pd.DataFrame({
+        "since": [shown_time(t) for t in waits.paused_at],
+        "until": [shown_time(t) if pd.notna(t) else "still waiting" for t in waits.resumed_at],
+        "reason": waits.reason.map(formats.text),
+        "by": [f"{formats.text(p)} → {formats.text(r)}" if pd.notna(e) else formats.text(p)
+               for p, r, e in zip(waits.paused_by, waits.resumed_by, waits.resumed_at, strict=True)],
+    }), hide_index=True, key=f"waits_{cid}", column_config={
+        "since": "Since", "until": "Until", "reason": "Reason",
+        "by": st.column_config.TextColumn("By", help="Who set the case waiting → who (or what: mail, an import) "
+                                                     "ended the wait")})
 
 
 def target_details(target, row) -> str:

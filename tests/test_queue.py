@@ -399,6 +399,9 @@ def test_a_case_waits_on_the_client_with_an_undo_then_resumes(app):
                                                      "longer waiting on the client."]
     resumed = _store().query(pauses)
     assert resumed.values.tolist() == [[None, "local admin", True, "local admin"]]
+    waits = next(d.value for d in panel(at).dataframe if "until" in d.value.columns)  # the wait stays in sight
+    assert waits.values.tolist() == [["Wed 2026-11-25 16:30 HKT (UTC+08:00)", "Wed 2026-11-25 16:30 HKT (UTC+08:00)",
+                                      "—", "local admin → local admin"]]
     assert action_columns(at) == [["Record first response"], ["Assign"], ["Waiting on client"], ["Resolve now"]]
     button(at, "Waiting on client").click().run()  # at the instant the last pause ended: they would overlap
     assert [shown(e) for e in at.error] == [

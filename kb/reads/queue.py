@@ -183,6 +183,13 @@ def client_labels(store: Store, snap: Snapshot) -> dict[str, str]:
     return dict(zip(frame.client_id.tolist(), frame.label.tolist(), strict=True))
 
 
+def case_waits(store: Store, snap: Snapshot, case_id: str) -> pd.DataFrame:
+    """Every wait on the client of the case, resumed or not, the first first: ``paused_at``, ``resumed_at``
+    (null: still waiting), ``reason``, ``paused_by`` and ``resumed_by``."""
+    return store.snapshot_query("""SELECT paused_at, resumed_at, reason, paused_by, resumed_by FROM pauses
+                                   WHERE case_id = $case ORDER BY paused_at""", {"case": case_id}, snap)
+
+
 def case_id_typed(store: Store, typed: str) -> str:
     """The id of the case someone typed: as typed when a case has it, else the one case whose id it is in
     another case of letters (``cs-00042`` for ``CS-00042``), else as typed."""
