@@ -64,7 +64,8 @@ def uptime_grid() -> alt.LayerChart:
         target=grid.target_pct.map(formats.term), downtime=(grid.downtime_minutes / 60).map(formats.duration),
         budget_left=grid.budget_left_minutes.map(formats.budget_left))
     base = alt.Chart().encode(  # the data once, on the layers together (below)
-        x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
+        x=alt.X("month_label:O", title=None, sort=order,
+                axis=alt.Axis(labelAngle=0, orient="top", labelOverlap=True)),  # (a phone shows every other month)
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
         tooltip=[alt.Tooltip("environment_name:N", title="Environment"), alt.Tooltip("environment_id:N", title="ID"),
                  alt.Tooltip("month_label:O", title="Month"),
