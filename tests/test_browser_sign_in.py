@@ -161,7 +161,8 @@ def test_a_deep_link_opened_signed_out_opens_after_sign_in(server, page):
     page.wait_for_url(f"{server}/queue?case=OVERDUE", timeout=30_000)
     wait_idle(page)
     expect(page.locator("h1").first).to_have_text("Queue")
-    expect(page.get_by_text("OVERDUE").first).to_be_visible()
+    heading = page.locator("[data-testid=stMarkdownContainer]", has_text="OVERDUE · Enterprise Co")
+    expect(heading.first).to_be_visible()  # the case's panel is open (not only its row in a grid)
     assert "kb_after_sign_in" not in {c["name"] for c in page.context.cookies()}  # used once
     page.goto(server)  # and home is home again
     wait_idle(page)
