@@ -89,17 +89,6 @@ QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a seco
 FORM_WRITE = "another write"
 IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
 IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
-
-
-class _ClosingsMoved(Exception):
-    """A month was closed or reopened between an import's check and its commit."""
-
-
-def _written_meanwhile(error: duckdb.Error) -> bool:
-    """Whether an import's insert failed on a row another write committed since its check: a key or reference
-    it clashes with, or a row it updates (a wait on the client its messages end) changed meanwhile."""
-    text = str(error).lower()
-    return "constraint" in text or "conflict" in text
 STALE_SECONDS = 600.0  # the oldest snapshot of "now" served while its successor is computed
 JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its session to show
 # The stored tables this process changes only by ``write``, ``transaction`` and ``import_rows``, each change a new
@@ -116,6 +105,17 @@ VERSIONED_TABLES = frozenset({
 CASES_WRITE = frozenset({"cases", "messages", "pauses", "clients", "policies"})
 
 log = logging.getLogger(__name__)
+
+
+class _ClosingsMoved(Exception):
+    """A month was closed or reopened between an import's check and its commit."""
+
+
+def _written_meanwhile(error: duckdb.Error) -> bool:
+    """Whether an import's insert failed on a row another write committed since its check: a key or reference
+    it clashes with, or a row it updates (a wait on the client its messages end) changed meanwhile."""
+    text = str(error).lower()
+    return "constraint" in text or "conflict" in text
 
 
 class WriteFailed(Rejected, connection.StoreError):
