@@ -37,15 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from kb.access import Actor, command_line_actor
-from kb.config import PROJECT_ROOT, Config, ConfigError, config_bytes, config_from_bytes, config_path
+from kb.config import Config, ConfigError, config_bytes, config_from_bytes, config_path
 from kb.config.effective import differences, effective_rules, fingerprint
 from kb.db import audit
-from kb.db.connection import transaction
+from kb.db.connection import DEMO_DB, transaction
 from kb.store import Store
 from kb.timestamps import now_utc
 from kb.tools.demo import write_demo
 
-DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"
 _HOLDER = "_kb_running_service"
 RULES_TABLE = "support.toml"  # the audit trail's table_name (and actor) of the file's rules
 FILE = Actor(RULES_TABLE, "admin")  # who changed the rules cannot be known from a file: the file is the actor

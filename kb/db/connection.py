@@ -42,6 +42,9 @@ class StoreBusy(StoreError):
     """Another process (most likely the running dashboard) holds the database file."""
 
 
+DEMO_DB = PROJECT_ROOT / "data" / "demo.duckdb"  # what the dashboard opens without $SUPPORT_DB (``kb.opening``)
+
+
 def db_path(explicit: str | os.PathLike | None = None) -> Path:
     """``--db``, else ``$SUPPORT_DB``, else ``data/support.duckdb`` at the project root."""
     if explicit:
@@ -58,8 +61,7 @@ def new_database_note(path: Path) -> str | None:
     if path.exists():
         return None
     return (f"note: there is no database at {path}: a new one is made there (the dashboard without $SUPPORT_DB "
-            f"shows its demo data, {PROJECT_ROOT / 'data' / 'demo.duckdb'}; name the database with --db or "
-            "$SUPPORT_DB)")
+            f"shows its demo data, {DEMO_DB}; name the database with --db or $SUPPORT_DB)")
 
 
 def database_file(con) -> Path | None:
