@@ -193,9 +193,9 @@ def case_waits(store: Store, snap: Snapshot, case_id: str) -> pd.DataFrame:
 def case_id_typed(store: Store, typed: str) -> str:
     """The id of the case someone typed: as typed when a case has it, else the one case whose id it is in
     another case of letters (``cs-00042`` for ``CS-00042``), else as typed."""
-    found = store.query("SELECT case_id FROM cases WHERE case_id = $typed OR lower(case_id) = lower($typed) "
-                        "ORDER BY case_id = $typed DESC LIMIT 2", {"typed": typed}).case_id.tolist()
-    return found[0] if len(found) == 1 or (found and found[0] == typed) else typed
+    found = store.query("SELECT case_id FROM cases WHERE lower(case_id) = lower($typed) LIMIT 2",
+                        {"typed": typed}).case_id.tolist()
+    return found[0] if len(found) == 1 else typed  # (two: the one typed exactly is one of them, or none is)
 
 
 def case_detail(store: Store, snap: Snapshot, case_id: str) -> dict | None:
