@@ -39,7 +39,7 @@ def clock_ctes(target: Target, source: str, rules: str) -> tuple[str, str]:
     """CTE definitions (``name AS (…), …``, no WITH, no trailing comma) adding the target's columns to
     every row of the relation ``source``, which has the target's rule, ``starts`` and ``stops``; and the
     name of the last CTE, which has them all. ``rules`` is a relation with the same ``case_id`` rows'
-    rule and stop (materialised), which a pausable target reads its pauses against."""
+    rule and stop, which a pausable target reads its pauses against."""
     c = target.col
     kind, cal = f"e.{c('kind')}", f"e.{c('cal')}"
     start = elapsed_us(f"e.{target.starts}", cal, c("s"))

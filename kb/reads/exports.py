@@ -15,7 +15,9 @@ from kb.engine.asof import open_views
 
 
 def report_sql(report: str, config: Config) -> str:
-    """The SELECT behind a report, against the as-of views, timestamps in the support zone."""
+    """The SELECT behind a report, against the as-of views, timestamps in the support zone. The rows are put in
+    order before their timestamps are written as text, which the outer SELECT keeps (DuckDB keeps the order of
+    a single subquery's rows): sorted after, a million cases' rows held their text while sorted, 250 MB more."""
     tz = quote(config.calendar.timezone)
     queries = {
         "case-sla": f"""
@@ -29,12 +31,12 @@ def report_sql(report: str, config: Config) -> str:
                    requester, subject, message_id, priority, policy_id,
                    iso_local(next_response_due, {tz}) AS next_response_due, next_response_state,
                    iso_local(resolution_due, {tz}) AS resolution_due, resolution_state
-            FROM case_sla ORDER BY case_sla.received_at, case_id""",
+            FROM (SELECT * FROM case_sla ORDER BY received_at, case_id)""",
         "responses": f"""
             SELECT case_id, iso_local(asked_at, {tz}) AS asked_at, iso_local(next_response_due, {tz}) AS due,
                    iso_local(responded_at, {tz}) AS responded_at, next_response_state AS state,
                    client_id, tier, priority
-            FROM case_questions ORDER BY case_questions.asked_at, case_id""",
+            FROM (SELECT * FROM case_questions ORDER BY asked_at, case_id)""",
         "uptime": """
             SELECT environment_id, month,
                    CAST(downtime_minutes AS DECIMAL(18, 2)) AS downtime_minutes,
