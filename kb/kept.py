@@ -185,7 +185,16 @@ def opened(cur, config: Config, folder: Path, as_of: datetime) -> dict[str, pa.T
 
 def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
     """What the kept rows were computed from, and the tables (mapped, not copied); None when there are none, or
-    not a pair written together."""
+    not a pair written together. The files last read are read once a process while they stay the same: a second
+    mapping of them would hold their pages twice, as long as a snapshot read from the first one lives."""
+    try:
+        files = tuple(os.stat(folder / f"{name}.arrow") for name in KEPT_TABLES)
+    except OSError:
+        return None
+    identity = (folder, tuple((f.st_dev, f.st_ino, f.st_size, f.st_mtime_ns) for f in files))
+    last = _last_read
+    if last is not None and last[0] == identity:
+        return last[1], dict(last[2])
     tables, abouts = {}, set()
     try:
         for name in KEPT_TABLES:
@@ -201,7 +210,18 @@ def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
         about = json.loads(abouts.pop())
     except ValueError:
         return None
-    return (about, tables) if isinstance(about, dict) else None
+    if not isinstance(about, dict):
+        return None
+    _remember_read(identity, about, tables)
+    return about, dict(tables)
+
+
+_last_read: tuple | None = None  # (the files' identity, what they were computed from, their tables)
+
+
+def _remember_read(identity: tuple, about: dict, tables: dict[str, pa.Table]) -> None:
+    global _last_read
+    _last_read = (identity, about, tables)
 
 
 def _written_since(cur, mark: Mark) -> Change | None:

@@ -4,7 +4,8 @@ Each handler checks the bearer token (``kb.service.auth``) and the role as the p
 input with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a
 worker thread (``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile.
 Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited. An export of
-the pages' snapshot is streamed (its header line at once, then its rows in pieces as the query yields them); one
+the pages' snapshot is streamed (its header line at once, then its rows in pieces as the query yields them,
+sorted a piece at a time); one
 ``as_of`` another instant is written to a file first, its views being computed whole before their first row.
 """
 
@@ -34,7 +35,7 @@ from kb.db.sqltext import quote
 from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
-from kb.reads.exports import REPORTS, csv_pieces, export_sql, report_rows
+from kb.reads.exports import ORDERED_BY, REPORTS, SOURCES, csv_pieces, export_sql, in_order, report_rows
 from kb.reads.tokens import token_rows
 from kb.service import handoff, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
@@ -266,10 +267,12 @@ def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
     with store.reader(snapshot) as cur, store.reader() as scratch:
         cur.execute("BEGIN TRANSACTION")  # the count and the rows of one state (the audit trail grows meanwhile)
         try:
-            sql = export_sql(cur, report, store.config)
+            ordered = report in ORDERED_BY  # sorted here, a part at a time
+            sql = export_sql(cur, report, store.config, ordered=not ordered)
             yield report_rows(cur, report)
+            parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if ordered else (None,)
             try:
-                yield from csv_pieces(cur, scratch, sql)
+                yield from csv_pieces(cur, scratch, sql, parts=parts)
             except Exception:  # the status and headers are sent: the client sees the body cut short
                 log.exception("the export of %s stopped part-way", report)
                 raise
