@@ -5,8 +5,8 @@ input with a JSON message and writes nothing then, and runs the blocking work (D
 worker thread (``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile.
 Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited. An export of
 the pages' snapshot is streamed (its header line at once, then its rows in pieces as the query yields them,
-sorted a piece at a time); one
-``as_of`` another instant is written to a file first, its views being computed whole before their first row.
+sorted a piece at a time); one ``as_of`` another instant is written to a file first, its views being
+computed whole before their first row.
 """
 
 from __future__ import annotations
