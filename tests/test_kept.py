@@ -188,6 +188,36 @@ def test_a_process_computing_every_case_again_keeps_them_anew(gold):
     store.close()
 
 
+def mapped_kept_files(db) -> list[str]:
+    """The mappings of this process of the kept files of ``db`` (``/proc/self/maps``)."""
+    folder = str(kept_folder(db))
+    return [line for line in open("/proc/self/maps", encoding="utf-8").read().splitlines() if folder in line]
+
+
+def test_rows_kept_once_are_mapped_once_by_a_process_however_often_it_opens_them(gold):
+    db, config_file = gold
+    store = Store(db, load_config(config_file))
+    first = kept_opened(store, T1)
+    store.close()
+    store = Store(db, load_config(config_file))  # a store opened again in the same process (the bench's pages)
+    again = kept_opened(store, T1)
+    assert again["case_sla"].column("case_id").chunk(0).buffers()[2].address == \
+        first["case_sla"].column("case_id").chunk(0).buffers()[2].address
+    assert len({line.split()[0] for line in mapped_kept_files(db) if line.endswith("case_sla.arrow")}) == 1
+    store.close()
+    later = T1 + timedelta(days=2)  # the rows kept anew: read from their new files
+    set_now(later)
+    store = Store(db, load_config(config_file))
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO audit_log (logged_at, actor, action, table_name, row_id) "
+                    "VALUES (now(), 'lead@example.com', 'import', 'clients', NULL)")
+    every_case(store)
+    store.close()
+    store = Store(db, load_config(config_file))
+    assert_as_computed(kept_opened(store, later), store, later)
+    store.close()
+
+
 def test_a_snapshot_of_an_instant_before_the_kept_rows_computes_them(gold):
     db, config_file = gold
     store = Store(db, load_config(config_file))
