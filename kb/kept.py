@@ -151,7 +151,8 @@ def _write_last(folder: Path, name: str, table: pa.Table, last: pa.BooleanArray,
 
 
 def forget(folder: Path) -> None:
-    """Remove the kept rows (and any file half-written)."""
+    """Remove the kept rows (and any file half-written), and forget having read them."""
+    _remember_read(None)
     for path in folder.glob("*.arrow") if folder.is_dir() else ():
         path.unlink(missing_ok=True)
 
@@ -187,11 +188,9 @@ def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
     """What the kept rows were computed from, and the tables (mapped, not copied); None when there are none, or
     not a pair written together. The files last read are read once a process while they stay the same: a second
     mapping of them would hold their pages twice, as long as a snapshot read from the first one lives."""
-    try:
-        files = tuple(os.stat(folder / f"{name}.arrow") for name in KEPT_TABLES)
-    except OSError:
+    identity = _identity(folder)
+    if identity is None:
         return None
-    identity = (folder, tuple((f.st_dev, f.st_ino, f.st_size, f.st_mtime_ns) for f in files))
     last = _last_read
     if last is not None and last[0] == identity:
         return last[1], dict(last[2])
@@ -212,16 +211,28 @@ def _read(folder: Path) -> tuple[dict, dict[str, pa.Table]] | None:
         return None
     if not isinstance(about, dict):
         return None
-    _remember_read(identity, about, tables)
+    if _identity(folder) == identity:  # (not replaced while they were mapped)
+        _remember_read((identity, about, tables))
     return about, dict(tables)
 
 
 _last_read: tuple | None = None  # (the files' identity, what they were computed from, their tables)
 
 
-def _remember_read(identity: tuple, about: dict, tables: dict[str, pa.Table]) -> None:
+def _identity(folder: Path) -> tuple | None:
+    """Which files of the kept rows ``folder`` holds: their device, inode, size and time of change; None when
+    one is missing."""
+    try:
+        files = tuple(os.stat(folder / f"{name}.arrow") for name in KEPT_TABLES)
+    except OSError:
+        return None
+    return folder, tuple((f.st_dev, f.st_ino, f.st_size, f.st_mtime_ns) for f in files)
+
+
+def _remember_read(read: tuple | None) -> None:
+    """Remember the files last read (or none: they are being replaced, and their mapping may go)."""
     global _last_read
-    _last_read = (identity, about, tables)
+    _last_read = read
 
 
 def _written_since(cur, mark: Mark) -> Change | None:

@@ -628,6 +628,48 @@ def test_an_export_of_the_snapshot_streams_what_the_command_line_writes(tmp_path
     assert b'\'=A ""quoted"", subject' in (tmp_path / "case-sla.csv").read_bytes()
 
 
+def test_a_report_sorted_a_part_at_a_time_is_the_report_sorted_whole(tmp_path):
+    """``in_order`` over thousands of rows (parts of several of DuckDB's vectors, read on both cores, from a
+    table of many chunks, rows in random order): the same bytes as DuckDB sorting the whole report."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from kb.db import connection
+
+    db, config_file = build_gold_fixture(tmp_path)
+    config = load_config(config_file)
+    store = Store(db, config)
+    with store.reader(store.snapshot()) as cur:
+        tables = {name: cur.sql(f"SELECT * FROM {name}").to_arrow_table() for name in ("case_sla", "case_questions")}
+    store.close()
+    rng = random.Random(7)
+    con = duckdb.connect()
+    connection.prepare(con)
+    for report, (instant, _) in exports.ORDERED_BY.items():
+        source = tables[exports.SOURCES[report]]
+        copies = []
+        for n in range(12_000 // source.num_rows + 1):  # each copy shifted by whole seconds, some onto one instant
+            shift = pa.scalar(rng.randrange(0, 90 * 86_400) * 10**6, pa.duration("us"))
+            copy = source.set_column(source.schema.get_field_index(instant), instant,
+                                     pc.add(source[instant], shift).cast(source.schema.field(instant).type))
+            copies.append(copy.set_column(copy.schema.get_field_index("case_id"), "case_id",
+                                          pc.binary_join_element_wise(copy["case_id"], pa.scalar(f"-{n}"), "")))
+        rows = pa.concat_tables(copies)
+        rows = rows.take(pa.array(rng.sample(range(rows.num_rows), rows.num_rows)))
+        rows = pa.Table.from_batches(rows.to_batches(max_chunksize=1_000), rows.schema)
+        cur = connection.cursor(con)
+        cur.register(exports.SOURCES[report], rows)
+        whole = tmp_path / f"{report}.csv"
+        cur.execute(f"COPY ({exports.export_sql(cur, report, config)}) TO '{whole}' (FORMAT csv, HEADER)")
+        sql = exports.export_sql(cur, report, config, ordered=False)
+        pieces = list(exports.csv_pieces(cur, connection.cursor(con), sql, rows=5_000,
+                                         parts=exports.in_order(cur, report, rows, sql, rows=5_000)))
+        assert rows.num_rows > 12_000 and len(pieces) > 3, report
+        assert b"".join(pieces) == whole.read_bytes(), report
+
+
 def test_the_exports_carry_every_target_and_the_responses_report_streams_too(service):
     base, _, tokens, _ = service
     as_of = PAST.replace("+", "%2B")

@@ -167,7 +167,9 @@ def in_order(con, report: str, table: pa.Table, sql: str, rows: int | None = Non
     size, which it reads on both cores and keeps in order."""
     keys, rows = ORDERED_BY[report], rows or PIECE_ROWS
     order = pc.sort_indices(table.select(list(keys)), sort_keys=[(key, "ascending") for key in keys])
-    named = table.select([name for name in table.column_names if re.search(rf"\b{name}\b", sql)])
+    # (not joined into one chunk first: a take from many chunks joins each column, 0.25 s more over a million
+    # rows, but one at a time, where joined once they held 160 MB more)
+    named = table.select([name for name in table.column_names if re.search(rf"\b{re.escape(name)}\b", sql)])
     for start in range(0, max(len(order), 1), rows):
         part = named.take(order.slice(start, rows))
         con.register(SOURCES[report], pa.Table.from_batches(part.to_batches(max_chunksize=VECTOR_ROWS), part.schema))

@@ -267,10 +267,10 @@ def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
     with store.reader(snapshot) as cur, store.reader() as scratch:
         cur.execute("BEGIN TRANSACTION")  # the count and the rows of one state (the audit trail grows meanwhile)
         try:
-            ordered = report in ORDERED_BY  # sorted here, a part at a time
-            sql = export_sql(cur, report, store.config, ordered=not ordered)
+            sorted_here = report in ORDERED_BY  # a part at a time (``in_order``)
+            sql = export_sql(cur, report, store.config, ordered=not sorted_here)
             yield report_rows(cur, report)
-            parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if ordered else (None,)
+            parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if sorted_here else (None,)
             try:
                 yield from csv_pieces(cur, scratch, sql, parts=parts)
             except Exception:  # the status and headers are sent: the client sees the body cut short
