@@ -264,10 +264,11 @@ def _snapshot_export(store, report: str) -> tuple[int, datetime, Iterator[bytes]
 def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
     """The row count of ``report`` on ``snapshot``, then its CSV in pieces. Started, it holds two cursors of the
     store until the last piece is read or it is dropped (the client left), whichever comes first."""
+    sorted_here = report in ORDERED_BY  # the snapshot's rows, a part at a time (``in_order``)
     with store.reader(snapshot) as cur, store.reader() as scratch:
-        cur.execute("BEGIN TRANSACTION")  # the count and the rows of one state (the audit trail grows meanwhile)
+        if not sorted_here:  # the count and the rows of one state (the audit trail grows meanwhile); not the
+            cur.execute("BEGIN TRANSACTION")  # parts: a transaction keeps every Arrow table it read till it ends
         try:
-            sorted_here = report in ORDERED_BY  # a part at a time (``in_order``)
             sql = export_sql(cur, report, store.config, ordered=not sorted_here)
             yield report_rows(cur, report)
             parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if sorted_here else (None,)
@@ -277,7 +278,8 @@ def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
                 log.exception("the export of %s stopped part-way", report)
                 raise
         finally:
-            cur.execute("ROLLBACK")
+            if not sorted_here:
+                cur.execute("ROLLBACK")
 
 
 def _export_name(report: str, as_of: datetime, zone) -> str:
