@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -86,6 +86,7 @@ from kb.timestamps import now_utc
 T = TypeVar("T")
 WRITE_WAIT_SECONDS = 5.0  # the longest a write waits behind an import's commit before it says so
 QUEUE_WAIT_SECONDS = 60.0  # behind other form writes (each a fraction of a second) a write waits longer
+QUIET_WAIT_SECONDS = 1.0  # a backup waits this long behind an import before it copies the rows instead
 FORM_WRITE = "another write"
 IMPORT_WAIT_SECONDS = 600.0  # an import, in its own thread, waits longer for its turn to commit
 IMPORT_ATTEMPTS = 3  # checks of an import whose insert met a row written meanwhile
@@ -419,17 +420,28 @@ class Store:
                                           now=now or now_utc())).to_arrow_table()
 
     def backup(self, dest: str | os.PathLike, *, replace: bool = False) -> dict[str, int]:
-        """``kb.db.backup.backup_to`` on a cursor of its own, without the write lock: the copy is one read
-        transaction, so forms and imports commit meanwhile and the backup holds the database as it was when
-        it began. Its row counts; BackupError when it failed (nothing written). The copy runs on a thread of
-        its own at a lower CPU priority, which this one waits for (``kb.background``)."""
+        """``kb.db.backup.backup_to`` on a cursor and a thread of its own, which this one waits for: the
+        database's file checkpointed and copied while this store holds the write lock, or, when an import holds
+        it, the rows copied in one read transaction, the thread then at a lower CPU priority
+        (``kb.background``). Its row counts; BackupError when it failed (nothing written)."""
         with ThreadPoolExecutor(1, "backup") as copier:
             return copier.submit(self._backup_copy, dest, replace).result()
 
     def _backup_copy(self, dest: str | os.PathLike, replace: bool) -> dict[str, int]:
-        yield_cores()
         with self._cursor() as cur:
-            return backup_to(cur, dest, replace=replace)
+            return backup_to(cur, dest, replace=replace, quiet=self._quiet, before_rows=yield_cores)
+
+    @contextmanager
+    def _quiet(self) -> Iterator[bool]:
+        """The write lock held inside, when taken within ``QUIET_WAIT_SECONDS`` (True); else nothing held
+        (False): an import may hold it for minutes."""
+        with ExitStack() as held:
+            try:
+                held.enter_context(self._writing("a backup", QUIET_WAIT_SECONDS))
+            except Busy:
+                yield False
+                return
+            yield True
 
     def start_import(self, table: str, data: bytes, source: str, actor: Actor) -> ImportJob:
         """Import the CSV bytes ``data`` into ``table`` in a thread of this process; the job, at once.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import kb.db.backup
 import kb.store
 from kb.background import NICENESS
 from kb.config import ConfigError, load_config, parse_config
@@ -137,16 +139,20 @@ def test_runs_on_schedule_never_overlapping_itself(store):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a priority per thread is Linux's")
-def test_a_backup_copies_at_a_lower_cpu_priority_and_its_caller_keeps_its_own(store, tmp_path, monkeypatch):
-    """The backup's copy yields the cores to the threads serving pages and writes (``kb.background``): it runs
-    on a thread NICENESS above the caller's, and the caller (a job's thread, which takes the store's locks) and
-    the threads it starts afterwards keep the caller's priority."""
+def test_a_backup_behind_an_import_copies_the_rows_at_a_lower_cpu_priority_and_its_caller_keeps_its_own(
+        store, tmp_path, monkeypatch):
+    """While an import holds the write lock, a backup does not wait for it: after ``QUIET_WAIT_SECONDS`` it
+    copies the rows, yielding the cores to the threads serving pages and writes (``kb.background``): on a
+    thread NICENESS above the caller's; the caller (a job's thread, which takes the store's locks) and the
+    threads it starts afterwards keep the caller's priority."""
     ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     copying = []
-    real = kb.store.backup_to
-    monkeypatch.setattr(kb.store, "backup_to", lambda *a, **k: copying.append(
-        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) or real(*a, **k))
-    counts = store.backup(tmp_path / "copy.duckdb")
+    real = kb.db.backup._rows_copied
+    monkeypatch.setattr(kb.db.backup, "_rows_copied", lambda *a: copying.append(
+        os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) or real(*a))
+    monkeypatch.setattr(kb.store, "QUIET_WAIT_SECONDS", 0.2)
+    with store._writing("an import"):
+        counts = store.backup(tmp_path / "copy.duckdb")
     assert copying == [min(19, ours + NICENESS)] and (tmp_path / "copy.duckdb").exists() and "cases" in counts
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
     started = []
@@ -154,6 +160,23 @@ def test_a_backup_copies_at_a_lower_cpu_priority_and_its_caller_keeps_its_own(st
     after.start()
     after.join()
     assert started == [ours]
+
+
+def test_a_backup_copies_the_checkpointed_file_byte_for_byte_and_the_store_keeps_it(store, tmp_path, monkeypatch):
+    """With nothing else writing, a backup is the database's file, checkpointed, copied while the store holds
+    the write lock: the same bytes, and no row copied one by one. The store still holds the file afterwards:
+    another process cannot open it (the copy is made apart, as closing a descriptor of the file in this process
+    would drop DuckDB's lock on it). Files compared and opened by other processes, for the same reason."""
+    copying = []
+    monkeypatch.setattr(kb.db.backup, "_rows_copied", lambda *a: copying.append(a))
+    with store.transaction() as con:
+        add(con, store.config, "clients", dict(client_id="C2", name="Cobalt", tier="enterprise"))
+    counts = store.backup(tmp_path / "copy.duckdb")
+    assert copying == [] and counts["clients"] == 2
+    assert subprocess.run(["cmp", "--", str(tmp_path / "copy.duckdb"), str(store.path)]).returncode == 0
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)",
+                             str(store.path)], capture_output=True, text=True)
+    assert opened.returncode != 0 and "lock" in opened.stderr.lower(), opened.stderr
 
 
 def test_a_failure_is_logged_recorded_and_retried_at_the_next_run(store, caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -75,6 +76,8 @@ def _in_its_order(report: str) -> str:
     return f"(SELECT * FROM {SOURCES[report]} ORDER BY {', '.join(ORDERED_BY[report])})"
 
 
+log = logging.getLogger(__name__)
+
 REPORTS = ("case-sla", "responses", "uptime", "refunds", "audit")
 SOURCES = {"case-sla": "case_sla", "responses": "case_questions", "uptime": "env_uptime",
            "refunds": "contract_refunds", "audit": "audit_log"}  # a report is one row per row of its source
@@ -126,6 +129,30 @@ def report_rows(con, report: str) -> int:
     """The rows ``report`` has on ``con`` (where its view or table is): those of its source, counted without
     computing the report."""
     return con.execute(f"SELECT count(*) FROM {SOURCES[report]}").fetchall()[0][0]
+
+
+def snapshot_pieces(store, snapshot, report: str) -> Iterator:
+    """The row count of ``report`` on ``snapshot`` (a ``kb.snapshot.Snapshot`` of ``store``), then its CSV in
+    pieces (``csv_pieces``). Started, it holds two cursors of the store until the last piece is read or it is
+    dropped (the client left), whichever comes first. A report of the snapshot's case rows is sorted a part at
+    a time (``in_order``), in no transaction: one keeps every Arrow table it read until it ends. The others
+    are read in one, so that their count and rows are of one state (the audit trail grows meanwhile)."""
+    sorted_here = report in ORDERED_BY
+    with store.reader(snapshot) as cur, store.reader() as scratch:
+        if not sorted_here:
+            cur.execute("BEGIN TRANSACTION")
+        try:
+            sql = export_sql(cur, report, store.config, ordered=not sorted_here)
+            yield report_rows(cur, report)
+            parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if sorted_here else (None,)
+            try:
+                yield from csv_pieces(cur, scratch, sql, parts=parts)
+            except Exception:  # the status and headers are sent: the client sees the body cut short
+                log.exception("the export of %s stopped part-way", report)
+                raise
+        finally:
+            if not sorted_here:
+                cur.execute("ROLLBACK")
 
 
 def csv_pieces(con, scratch, sql: str, *, rows: int | None = None, parts: Iterable = (None,)) -> Iterator[bytes]:

@@ -1,12 +1,11 @@
 """The service's HTTP routes beside the dashboard: ``/healthz``, ``/metrics`` and ``/api/v1/`` (rules §10).
 
-Each handler checks the bearer token (``kb.service.auth``) and the role as the pages do, refuses bad
-input with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a
-worker thread (``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile.
-Writes go through the service's one ``Store``, as the pages' do: one writer at a time, audited. An export of
-the pages' snapshot is streamed (its header line at once, then its rows in pieces as the query yields them,
-sorted a piece at a time); one ``as_of`` another instant is written to a file first, its views being
-computed whole before their first row.
+Each handler checks the bearer token (``kb.service.auth``) and the role as the pages do, refuses bad input
+with a JSON message and writes nothing then, and runs the blocking work (DuckDB, files) in a worker thread
+(``run_in_threadpool``) so that the event loop keeps serving the pages meanwhile. Writes go through the
+service's one ``Store``, as the pages' do: one writer at a time, audited. An export of the pages' snapshot is
+streamed (its header line at once, then its rows in pieces, sorted a piece at a time); one ``as_of`` another
+instant is written to a file first, its views being computed whole before their first row.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from kb.db.sqltext import quote
 from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
-from kb.reads.exports import ORDERED_BY, REPORTS, SOURCES, csv_pieces, export_sql, in_order, report_rows
+from kb.reads.exports import REPORTS, export_sql, snapshot_pieces
 from kb.reads.tokens import token_rows
 from kb.service import handoff, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
@@ -255,31 +254,10 @@ async def export_report(request: Request) -> Response:
 
 def _snapshot_export(store, report: str) -> tuple[int, datetime, Iterator[bytes]]:
     """``report`` of the snapshot the pages share (now, at most a minute old, renewed by any write; or
-    ``$SUPPORT_AS_OF``'s instant): its row count, its instant, and its CSV in pieces (``csv_pieces``)."""
+    ``$SUPPORT_AS_OF``'s instant): its row count, its instant, and its CSV in pieces (``snapshot_pieces``)."""
     snapshot = store.snapshot(metrics.frozen_as_of(store))
-    pieces = _snapshot_pieces(store, snapshot, report)
+    pieces = snapshot_pieces(store, snapshot, report)
     return next(pieces), snapshot.as_of, pieces
-
-
-def _snapshot_pieces(store, snapshot, report: str) -> Iterator:
-    """The row count of ``report`` on ``snapshot``, then its CSV in pieces. Started, it holds two cursors of the
-    store until the last piece is read or it is dropped (the client left), whichever comes first."""
-    sorted_here = report in ORDERED_BY  # the snapshot's rows, a part at a time (``in_order``)
-    with store.reader(snapshot) as cur, store.reader() as scratch:
-        if not sorted_here:  # the count and the rows of one state (the audit trail grows meanwhile); not the
-            cur.execute("BEGIN TRANSACTION")  # parts: a transaction keeps every Arrow table it read till it ends
-        try:
-            sql = export_sql(cur, report, store.config, ordered=not sorted_here)
-            yield report_rows(cur, report)
-            parts = in_order(cur, report, snapshot.tables[SOURCES[report]], sql) if sorted_here else (None,)
-            try:
-                yield from csv_pieces(cur, scratch, sql, parts=parts)
-            except Exception:  # the status and headers are sent: the client sees the body cut short
-                log.exception("the export of %s stopped part-way", report)
-                raise
-        finally:
-            if not sorted_here:
-                cur.execute("ROLLBACK")
 
 
 def _export_name(report: str, as_of: datetime, zone) -> str:
