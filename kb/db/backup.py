@@ -169,7 +169,7 @@ def _copied_apart(source: Path, target: Path) -> None:
     """Copy the file ``source`` to ``target`` in a process of its own: this one must not open and close the
     database's file, since closing any descriptor of a file drops every POSIX lock the process holds on it,
     DuckDB's among them, and another process could then open the database."""
-    done = subprocess.run(["cp", "--", str(source), str(target)], capture_output=True, text=True)
+    done = subprocess.run(["cp", "--reflink=auto", "--", str(source), str(target)], capture_output=True, text=True)
     if done.returncode:
         reason = done.stderr.strip() or f"cp ended with {done.returncode}"
         raise OSError(errno.ENOSPC if "No space left" in reason else errno.EIO, reason, str(target))

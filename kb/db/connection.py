@@ -155,9 +155,12 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     (``MACROS``), so that a cursor finds them by one setting rather than by defining them all again (a page
     opens tens of cursors). A read-only database cannot hold that catalog: each cursor of it defines them."""
     con.execute("SET GLOBAL TimeZone = 'UTC'")
-    # DuckDB's allocator gives back what its queries freed from threads of its own, not at their next query:
-    # a process that has computed every case (0.6 GB of working memory) otherwise keeps most of it resident
+    # DuckDB's allocator gives back what its queries freed, from threads of its own and after any task that
+    # freed more than a little, not at some later query: a process that has computed every case (0.6 GB of
+    # working memory) otherwise keeps much of it resident, and the next large query adds to it
     con.execute("SET GLOBAL allocator_background_threads = true")
+    con.execute("SET GLOBAL allocator_flush_threshold = '16MB'")
+    con.execute("SET GLOBAL allocator_bulk_deallocation_flush_threshold = '64MB'")
     try:
         con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {MACROS}")
     except duckdb.CatalogException:  # read-only
