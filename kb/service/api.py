@@ -272,7 +272,8 @@ def _export_headers(rows: int, as_of: datetime) -> dict[str, str]:
 async def backup(request: Request) -> Response:
     """Back up the database: to ``backups/<db>-<UTC time>.duckdb`` beside it; the service's local token
     (the command line, as the service's own user) may name a file inside that folder
-    (``{"path": "<name in backups/>", "replace": …}``), and nowhere else (422). Writes go on meanwhile."""
+    (``{"path": "<name in backups/>", "replace": …}``), and nowhere else (422). Writes wait a moment
+    (``Store.backup``)."""
     store = request.state.store
     actor = await caller(request)
     require(actor, "configure")

@@ -3,8 +3,8 @@
 
 Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, default 7) go to
 ``backups/<db name>-auto-<UTC time>.duckdb`` beside the database (``kb.db.backup``: one consistent
-snapshot, read while writes go on, written whole or not at all); after each one the oldest of these
-beyond ``keep`` are deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
+copy, the writes held back a fraction of a second, written whole or not at all); after each one the
+oldest of these beyond ``keep`` are deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def prune_backups(db: str | Path, keep: int) -> list[Path]:
 
 
 def run_backup(store, *, keep: int, now: datetime | None = None) -> str:
-    """Back the store up beside it (while writes go on), then keep the newest ``keep``."""
+    """Back the store up beside it (``Store.backup``), then keep the newest ``keep``."""
     target = auto_backup_path(store.path, now)
     counts = store.backup(target)
     removed = prune_backups(store.path, keep)
