@@ -5,12 +5,12 @@ runs that process is the dashboard. So a backup is taken by whoever holds the
 file. The dashboard (``Store.backup``) takes the write lock for a moment,
 checkpoints the database and copies its file byte for byte (a fraction of a
 second at a million cases; forms wait that long). Where nothing can hold the
-writes back (``python -m kb backup`` on a database opened read-only), or a
-write not yet committed has left a write-ahead log, it copies the rows: it
-``ATTACH``es a new file and ``COPY FROM DATABASE`` into it, in one statement,
-hence one transaction and one consistent snapshot, taking seconds and the
-rows' memory, while forms, imports and webhooks commit on cursors of their
-own. The dashboard offers backups on its Import and export page (admins);
+writes back (``python -m kb backup`` on a database opened read-only), behind an
+import holding them, or when the checkpoint left a write-ahead log, it copies
+the rows: it ``ATTACH``es a new file and ``COPY FROM DATABASE`` into it, in one
+statement, hence one transaction and one consistent snapshot, taking seconds
+and the rows' memory, while forms, imports and webhooks commit on cursors of
+their own. The dashboard offers backups on its Import and export page (admins);
 ``python -m kb backup PATH`` makes one when the dashboard is stopped, and hands
 it to the service when it runs.
 
@@ -158,8 +158,8 @@ def _file_copied(con, source_file: Path, temporary: Path, quiet: Callable[[], Ab
         if not held:
             return False
         con.execute("CHECKPOINT").fetchall()
-        log = Path(f"{source_file}.wal")
-        if log.exists() and log.stat().st_size:
+        wal = Path(f"{source_file}.wal")
+        if wal.exists() and wal.stat().st_size:
             return False
         _copied_apart(source_file, temporary)
     return True

@@ -19,6 +19,8 @@ from kb.config import Config
 from kb.db.sqltext import quote
 from kb.engine.asof import open_views
 
+log = logging.getLogger(__name__)
+
 
 def report_sql(report: str, config: Config, *, ordered: bool = True) -> str:
     """The SELECT behind a report, against the as-of views, timestamps in the support zone. The rows of a report
@@ -73,10 +75,9 @@ def report_sql(report: str, config: Config, *, ordered: bool = True) -> str:
 
 
 def _in_its_order(report: str) -> str:
+    """The source of ``report`` (one of ``ORDERED_BY``), its rows in the report's order."""
     return f"(SELECT * FROM {SOURCES[report]} ORDER BY {', '.join(ORDERED_BY[report])})"
 
-
-log = logging.getLogger(__name__)
 
 REPORTS = ("case-sla", "responses", "uptime", "refunds", "audit")
 SOURCES = {"case-sla": "case_sla", "responses": "case_questions", "uptime": "env_uptime",
