@@ -20,6 +20,7 @@ import kb.store
 from kb.background import NICENESS
 from kb.config import ConfigError, load_config, parse_config
 from kb.db import connection
+from kb.db.backup import BackupError
 from kb.mail.imap import MailboxError
 from kb.service import jobs as service_jobs
 from kb.service.backups import auto_backup_path, auto_backups, prune_backups, run_backup
@@ -177,6 +178,29 @@ def test_a_backup_copies_the_checkpointed_file_byte_for_byte_and_the_store_keeps
     opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)",
                              str(store.path)], capture_output=True, text=True)
     assert opened.returncode != 0 and "lock" in opened.stderr.lower(), opened.stderr
+
+
+def test_a_backup_whose_file_copy_fails_copies_the_rows(store, tmp_path, monkeypatch, caplog):
+    """``cp`` refusing (another system's ``cp``, or none): the backup is made all the same, from the rows, and
+    the log says why."""
+    copying = []
+    real = kb.db.backup._rows_copied
+    monkeypatch.setattr(kb.db.backup, "_rows_copied", lambda *a: copying.append(a) or real(*a))
+    monkeypatch.setattr(kb.db.backup.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a[0], 1, "", "cp: unrecognized option '--reflink=auto'"))
+    with caplog.at_level(logging.WARNING, logger="kb.db.backup"):
+        counts = store.backup(tmp_path / "copy.duckdb")
+    assert len(copying) == 1 and counts["clients"] == 1 and (tmp_path / "copy.duckdb").exists()
+    assert "unrecognized option" in caplog.text and "copying its rows" in caplog.text
+
+
+def test_a_backup_onto_a_full_disk_says_so_and_leaves_nothing(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(kb.db.backup.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a[0], 1, "", f"cp: error writing '{a[0][-1]}': No space left on device"))
+    with pytest.raises(BackupError, match="is full") as refused:
+        store.backup(tmp_path / "copy.duckdb")
+    assert "No backup" in str(refused.value) and not (tmp_path / "copy.duckdb").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy.duckdb")] == []  # nor its temporary
 
 
 def test_a_failure_is_logged_recorded_and_retried_at_the_next_run(store, caplog):

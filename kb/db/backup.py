@@ -37,6 +37,7 @@ full: nothing was written").
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -52,6 +53,8 @@ import duckdb
 from kb.db import connection
 from kb.db.schema import SCHEMA_VERSION
 from kb.db.sqltext import quote
+
+log = logging.getLogger(__name__)
 
 DATA_TABLES = ("clients", "environments", "contracts", "cases", "incidents", "monitoring_checks", "audit_log")
 
@@ -161,7 +164,13 @@ def _file_copied(con, source_file: Path, temporary: Path, quiet: Callable[[], Ab
         wal = Path(f"{source_file}.wal")
         if wal.exists() and wal.stat().st_size:
             return False
-        _copied_apart(source_file, temporary)
+        try:
+            _copied_apart(source_file, temporary)
+        except OSError as e:  # a full disk is said as such; any other failure of ``cp``: the rows are copied
+            if connection.full_disk(e) is not None:
+                raise
+            log.warning("the database's file could not be copied (%s): copying its rows", e)
+            return False
     return True
 
 
@@ -169,7 +178,10 @@ def _copied_apart(source: Path, target: Path) -> None:
     """Copy the file ``source`` to ``target`` in a process of its own: this one must not open and close the
     database's file, since closing any descriptor of a file drops every POSIX lock the process holds on it,
     DuckDB's among them, and another process could then open the database."""
-    done = subprocess.run(["cp", "--reflink=auto", "--", str(source), str(target)], capture_output=True, text=True)
+    try:
+        done = subprocess.run(["cp", "--reflink=auto", "--", str(source), str(target)], capture_output=True, text=True)
+    except OSError as e:  # no ``cp`` here
+        raise OSError(errno.ENOENT, f"cp cannot be run: {e}", str(target)) from None
     if done.returncode:
         reason = done.stderr.strip() or f"cp ended with {done.returncode}"
         raise OSError(errno.ENOSPC if "No space left" in reason else errno.EIO, reason, str(target))
