@@ -436,7 +436,9 @@ def test_the_command_line_says_a_full_disk_in_words(small_disk, tmp_path, capsys
 
 def test_a_backup_holds_form_writes_up_a_moment_only(tmp_path):
     """A backup of a million cases copies the database's file while it holds the write lock: a form submitted
-    meanwhile waits for it less than a second, and the backup holds the writes committed before it.
+    meanwhile waits for it a moment (0.2 s on a quiet machine, 1.3 s once with the browser tests loading both
+    cores; a copy of the rows under the lock would take 6 s and more), and the backup holds the writes committed
+    before it.
 
     A form write on this store takes a moment by itself (more on a busy machine), so what is measured is how
     much longer the slowest write takes while backups run than the slowest one with nothing else running."""
@@ -488,7 +490,7 @@ def test_a_backup_holds_form_writes_up_a_moment_only(tmp_path):
     store.close()
     print(f"\n{len(waits)} form writes beside three backups, the slowest {max(waits):.2f} s "
           f"(alone: {max(alone):.2f} s)")
-    assert len(waits) >= 5 and max(waits) - max(alone) < 1.0, (alone, waits)
+    assert len(waits) >= 5 and max(waits) - max(alone) < 3.0, (alone, waits)
     assert all(before <= backed_up <= after for before, backed_up, after in copied), copied
 
 
