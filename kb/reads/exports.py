@@ -174,7 +174,7 @@ def csv_pieces(con, scratch, sql: str, *, rows: int | None = None, parts: Iterab
         os.unlink(target)
 
 
-def _joined(batches: Iterable[pa.RecordBatch], rows: int = PIECE_ROWS) -> Iterator[pa.Table]:
+def _joined(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
     """``batches`` joined into tables of at least ``rows`` rows (the last one fewer): a piece costs a few
     milliseconds however few its rows, and a query reading small slices yields small batches."""
     held, count = [], 0
@@ -208,12 +208,15 @@ def in_order(con, report: str, table: pa.Table, sql: str, rows: int | None = Non
 
 def _taken(batches: list[pa.RecordBatch], starts, indices, schema: pa.Schema) -> pa.Table:
     """The rows ``indices`` (positions in the table of ``batches``, which start at ``starts``) in that order,
-    taken batch by batch: a take from a table of many chunks joins each whole column first (260 MB, for the
-    columns of a million cases a report reads)."""
+    taken batch by batch (a take from the whole table of many chunks joins each column first: 0.25 s more over
+    a million cases' report)."""
     which = np.searchsorted(starts, indices, side="right") - 1
     by_batch = np.argsort(which, kind="stable")
-    taken = [batches[b].take(pa.array(indices[by_batch][which[by_batch] == b] - starts[b]))
-             for b in np.unique(which)]
+    grouped, their_batch = indices[by_batch], which[by_batch]
+    cuts = np.flatnonzero(np.diff(their_batch)) + 1
+    taken = [batches[batch[0]].take(pa.array(positions - starts[batch[0]]))
+             for positions, batch in zip(np.split(grouped, cuts), np.split(their_batch, cuts), strict=True)
+             if len(positions)]
     rows = pa.Table.from_batches(taken, schema).combine_chunks()
     return rows.take(pa.array(np.argsort(by_batch, kind="stable")))
 

@@ -4,7 +4,8 @@
 Backups (``[backup]``: ``every_hours``, default 24, 0 turns them off; ``keep``, default 7) go to
 ``backups/<db name>-auto-<UTC time>.duckdb`` beside the database (``kb.db.backup``: one consistent
 copy, the writes held back a fraction of a second, written whole or not at all); after each one the
-oldest of these beyond ``keep`` are deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are never deleted.
+oldest of these beyond ``keep`` are deleted. Backups made by hand (``<db name>-<UTC time>.duckdb``) are
+never deleted.
 """
 
 from __future__ import annotations
