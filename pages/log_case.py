@@ -105,12 +105,14 @@ if submitted:
         case = log_case.case_deadline(store, saved.row_id)
         due = (f"first response due {format_for_people(case.first_response_due, zone)}"
                if case.first_response_due else "no deadline (deprioritized)")
+        resolution = (f"Resolution due {format_for_people(case.resolution_due, zone)} ({case.resolution_target})."
+                      if case.resolution_due else "No resolution target.")
         if saved.earlier:
             ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored. {case.target}; "
-                     f"{due}; state {ui.STATE_LABELS[case.sla_state]}.")
+                     f"{due}; state {ui.STATE_LABELS[case.sla_state]}. {resolution}")
         else:
             ui.flash(f"Case {saved.row_id} logged for {labels[client_id]}: {due} ({case.target}); "
-                     f"state {ui.STATE_LABELS[case.sla_state]}.")
+                     f"state {ui.STATE_LABELS[case.sla_state]}. {resolution}")
         st.session_state.update(case_logged=saved.row_id, case_form_saved=True, case_form_key=uuid.uuid4().hex)
         st.rerun()
 

@@ -32,7 +32,7 @@ from kb.config import load_config
 from kb.db import connection
 from kb.engine.asof import case_rows
 from kb.engine.calendar import clock_index, engine_calendars
-from kb.engine.case_sla import case_sla_sql, first_response_sql
+from kb.engine.case_sla import case_sla_sql, deadlines_sql
 from kb.engine.questions import case_questions_sql
 from kb.timestamps import set_now
 from kb.tools.generate import generate
@@ -216,7 +216,7 @@ def test_the_engine_plans_one_case_as_one_case(two_sizes):
         (case_id,), = cur.execute("SELECT max(case_id) FROM cases").fetchall()
         case_rows(cur, config, NOW, [case_id])  # registers its case_questions, which case_sla reads
         for name, sql in (("case_questions", case_questions_sql), ("case_sla", case_sla_sql),
-                          ("first response", first_response_sql)):
+                          ("first response", deadlines_sql)):
             planned = estimates(cur, sql(config, NOW, [case_id]))
             stored = max(rows for rows, operator, table in planned
                          if operator.endswith("SCAN") and table and table.rpartition(".")[2] not in lookups)

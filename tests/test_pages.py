@@ -135,10 +135,25 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     assert not at.exception
     assert "Case CS-00001 logged for Enterprise Co (Enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
         in shown(at.success[0])
+    assert shown(at.success[0]).endswith("state Breached. No resolution target.")  # the tier's defaults have none
     stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
     assert stored.subject[0] == "Gateway returns 502"
     assert str(stored.received_at[0]) == "2026-11-25 03:00:00+00:00"
     assert query("SELECT count(*) AS n FROM audit_log WHERE row_id = 'CS-00001' AND action = 'add'").n[0] == 1
+
+
+def test_log_case_names_the_resolution_deadline_of_the_policy_the_contract_names(tmp_path, monkeypatch):
+    with app_on(*build_gold_fixture(tmp_path), monkeypatch) as at:  # gold: urgent 4 h around the clock; 2 days
+        open_page(at, "log_case")
+        fill_case(at, "Checkout is down")  # Wed 2026-11-25 11:00, before AS_OF (16:30)
+        at.selectbox(key="case_priority").select("urgent")
+        button(at, "Log case").click().run()
+        assert not at.exception
+        message = shown(at.success[0])
+    assert "first response due Wed 2026-11-25 15:00 HKT" in message  # 11:00 + 4 h
+    assert "(Enterprise Co's policy gold: within 4 hours, around the clock); state Breached." in message
+    # Thu 11:00 is one business day; Fri 2026-11-27 is the fixture's holiday, so Mon 11:00 is the second
+    assert message.endswith("Resolution due Mon 2026-11-30 11:00 HKT (UTC+08:00) (within 2 business days).")
 
 
 def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):

@@ -14,7 +14,8 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kb.engine.asof import first_responses, open_views
+from kb.engine.asof import deadlines as targets_alone
+from kb.engine.asof import open_views
 from tests.fixtures import add
 from tests.test_calendar_properties import (
     DAY_US,
@@ -129,7 +130,7 @@ def test_with_no_policies_priorities_pauses_or_messages_every_number_is_the_firs
                       waiting_on_client, next_due, next_due_metric, next_due_state FROM case_sla ORDER BY case_id"""
         ).fetchall()
         ids = [row[0] for row in every]
-        alone = {row["case_id"]: row for row in first_responses(con, config, as_of, ids).to_pylist()}
+        alone = {row["case_id"]: row for row in targets_alone(con, config, as_of, ids).to_pylist()}
     assert set(alone) == set(ids)
     for (case_id, due, state, kind, amount, resolution_due, resolution_state, next_response_due,
          next_response_state, questions_open, waiting, next_due, next_due_metric, next_due_state) in every:

@@ -110,6 +110,25 @@ def test_a_pause_open_at_t_makes_resolution_paused(con):
     assert left == 16.0  # 2 of the 18 business hours ran before the pause
 
 
+def test_the_deadlines_of_some_cases_alone_say_what_case_sla_says_of_their_targets(con):
+    """What the Log case confirmation reads (first response and resolution, for the case just logged)."""
+    from kb.engine.asof import deadlines
+    from kb.engine.targets import FIRST_RESPONSE, RESOLUTION
+
+    store_gold(con)
+    case(con, "C1", "2026-11-23 10:00")
+    pause(con, "C1", "2026-11-23 14:00", "2026-11-24 11:00")
+    case(con, "C2", "2026-11-24 15:00", priority="urgent")
+    pause(con, "C2", "2026-11-24 16:00")
+    columns = [f"{t.col(c)}" for t in (FIRST_RESPONSE, RESOLUTION)
+               for c in ("due", "state", "kind", "amount", "calendar", "by_contract")]
+    whole = {c: row(con, "2026-11-24 17:00", c, *columns) for c in ("C1", "C2")}
+    alone = deadlines(con, SPEC_CONFIG, utc("2026-11-24 17:00"), ["C1", "C2"], (FIRST_RESPONSE, RESOLUTION))
+    assert {r["case_id"]: tuple(r[c] for c in columns) for r in alone.to_pylist()} == whole
+    assert shown(whole["C1"][6]) == "Wed 2026-11-25 16:00"  # resolution: 18 h + 6 h paused
+    assert (shown(whole["C2"][0]), whole["C2"][7]) == ("Tue 2026-11-24 19:00", "paused")  # 4 h around the clock
+
+
 # --- which target ---------------------------------------------------------------------------------------------
 
 def test_without_policies_every_case_keeps_todays_first_response_only(con):

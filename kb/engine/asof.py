@@ -8,8 +8,8 @@ closed (``kb.engine.closings``); ``env_uptime_live`` and ``contract_refunds_live
 compute every month.
 
 ``case_rows`` computes the same rows for a few cases only: what a snapshot
-takes in after a write that touched them (``kb.snapshot``); ``first_responses``
-the first response alone, for the confirmation of a case just logged.
+takes in after a write that touched them (``kb.snapshot``); ``deadlines``
+some targets alone (the first response, the resolution), for the confirmation of a case just logged.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import pyarrow as pa
 from kb.config import Config
 from kb.db.sqltext import instant
 from kb.engine.calendar import attach_calendar
-from kb.engine.case_sla import Cases, CasesIn, CasesWhere, Listed, case_sla_sql, first_response_sql
+from kb.engine.case_sla import Cases, CasesIn, CasesWhere, Listed, case_sla_sql, deadlines_sql
 from kb.engine.closings import live_view, open_frozen_view
 from kb.engine.questions import case_questions_sql
 from kb.engine.refunds import contract_refunds_sql
+from kb.engine.targets import FIRST_RESPONSE, Target
 from kb.engine.uptime import env_uptime_sql
 
 
@@ -69,12 +70,13 @@ def every_case_rows(con, config: Config, as_of: datetime) -> dict[str, pa.Table]
     return {"case_questions": questions, "case_sla": con.sql("SELECT * FROM case_sla").to_arrow_table()}
 
 
-def first_responses(con, config: Config, as_of: datetime, case_ids: Cases) -> pa.Table:
-    """The first response's deadline, state and rule of the cases ``case_ids`` as of ``as_of``
-    (``kb.engine.case_sla.first_response_sql``)."""
+def deadlines(con, config: Config, as_of: datetime, case_ids: Cases,
+              targets: tuple[Target, ...] = (FIRST_RESPONSE,)) -> pa.Table:
+    """The deadline, state and rule of ``targets`` (default the first response) of the cases ``case_ids`` as
+    of ``as_of`` (``kb.engine.case_sla.deadlines_sql``)."""
     attach_calendar(con, config, as_of)
     with _listed(con, as_of, case_ids) as listed:
-        return _rows_of(con, first_response_sql(config, as_of, listed))
+        return _rows_of(con, deadlines_sql(config, as_of, listed, targets))
 
 
 def _rows_of(con, sql: str) -> pa.Table:

@@ -119,24 +119,31 @@ def calendar_name(config: Config, cal_sql: str) -> str:
     return f"CASE {cal_sql} {names} END"
 
 
-def first_response_sql(config: Config, as_of: datetime, cases: Listed) -> str:
-    """SELECT of what ``case_sla`` says of the first response of the cases ``cases`` as of ``as_of``, without
-    the other targets (a quicker query, for the confirmation of a case just logged, and a month's closing):
-    ``case_id``, ``client_id``, ``tier``, ``client_name``, ``policy_id``, ``category``, ``received_at``,
-    ``first_response_at`` and the first response's ``due``, ``state``, ``kind``, ``amount``, ``calendar`` and
-    ``by_contract``."""
-    target = FIRST_RESPONSE
-    clock, last = clock_ctes(target, "ruled", "ruled")
-    state = target_state(target, "r", "a.t", "n.cum_us", at_risk_us(config, as_of))
+def deadlines_sql(config: Config, as_of: datetime, cases: Listed,
+                  targets: tuple[Target, ...] = (FIRST_RESPONSE,)) -> str:
+    """SELECT of what ``case_sla`` says of ``targets`` (targets of the case, default the first response) for the
+    cases ``cases`` as of ``as_of``, without the other targets (a quicker query, for the confirmation of a case
+    just logged, and a month's closing): ``case_id``, ``client_id``, ``tier``, ``client_name``, ``policy_id``,
+    ``category``, ``received_at``, and for each target the column that stops it (``first_response_at``,
+    ``resolved_at``) and its ``due``, ``state``, ``kind``, ``amount``, ``calendar`` and ``by_contract``."""
+    ctes, last = [], "ruled"
+    for target in targets:
+        target_ctes, last = clock_ctes(target, last, "ruled")
+        ctes.append(target_ctes)
+    risk = at_risk_us(config, as_of)
+    columns = ", ".join(
+        f"""r.{t.stops}, r.{t.col('due')},
+           {target_state(t, "r", "a.t", f"n_{t.metric}.cum_us", risk)} AS {t.col('state')},
+           r.{t.col('kind')}, r.{t.col('amount')},
+           {calendar_name(config, 'r.' + t.col('cal'))} AS {t.col('calendar')}, r.{t.col('by_contract')}"""
+        for t in targets)
+    now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
+                         for t in targets)
     return f"""
-    WITH {base_ctes(config, as_of, (target,), cases)},
-    {clock}
-    SELECT r.case_id, r.client_id, r.tier, r.client_name, r.policy_id, r.category, r.received_at,
-           r.first_response_at, r.{target.col('due')},
-           {state} AS {target.col('state')}, r.{target.col('kind')}, r.{target.col('amount')},
-           {calendar_name(config, 'r.' + target.col('cal'))} AS {target.col('calendar')},
-           r.{target.col('by_contract')}
-    FROM {last} r CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = r.{target.col('cal')}
+    WITH {base_ctes(config, as_of, targets, cases)},
+    {",".join(ctes)}
+    SELECT r.case_id, r.client_id, r.tier, r.client_name, r.policy_id, r.category, r.received_at, {columns}
+    FROM {last} r CROSS JOIN as_of a {now_joins}
     """
 
 

@@ -32,7 +32,7 @@ from kb.config import Config
 from kb.db import audit
 from kb.db.connection import transaction
 from kb.db.sqltext import instant
-from kb.engine.asof import every_case_rows, first_responses, open_views
+from kb.engine.asof import deadlines, every_case_rows, open_views
 from kb.engine.case_sla import CasesWhere
 from kb.engine.closings import live_view
 from kb.engine.periods import first_business_day, month_span
@@ -107,7 +107,7 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
         contracts = _frozen(con, "INSERT INTO closed_refunds SELECT $version, * FROM "
                                  f"{live_view('contract_refunds')} WHERE month = $month", frozen)
         start, end = month_span(config.calendar, month)
-        con.register("month_cases", first_responses(con, config, now, CasesWhere(
+        con.register("month_cases", deadlines(con, config, now, CasesWhere(
             f"received_at >= {instant(start)} AND received_at < {instant(end)}")))  # this month's alone
         cases = _frozen(con, """INSERT INTO closed_cases
                                 SELECT $month, $version, case_id, client_id, received_at, first_response_due,

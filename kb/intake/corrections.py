@@ -35,7 +35,7 @@ from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
 from kb.db.connection import local_zone, transaction
-from kb.engine.asof import first_responses
+from kb.engine.asof import deadlines
 from kb.intake.closed_months import row_spans
 from kb.intake.importing import Problem, Rejected, checked, refuse_closed, row_of, staged_from_records
 from kb.intake.validation import TABLES, update_sql
@@ -129,7 +129,7 @@ def record_breach_reason(con, config: Config, actor: Actor, case_id: str, reason
         if before["voided_at"] is not None:
             raise Rejected([Problem(None, "case_id", f"case {case_id} is voided")])
         if text is not None:  # (the first response of this case alone: not every case's targets)
-            state = first_responses(con, config, as_of or now_utc(), [case_id])["first_response_state"].to_pylist()
+            state = deadlines(con, config, as_of or now_utc(), [case_id])["first_response_state"].to_pylist()
             if not state or state[0] != "breached":
                 raise Rejected([Problem(None, "breach_reason", f"case {case_id} is not breached "
                                                                 f"({state[0] if state else 'not received yet'})")])

@@ -8,8 +8,10 @@ from datetime import datetime
 
 import pandas as pd
 
-from kb.engine.asof import first_responses
+from kb import formats
+from kb.engine.asof import deadlines
 from kb.engine.policies import target_in_words
+from kb.engine.targets import FIRST_RESPONSE, RESOLUTION
 from kb.intake import writes
 from kb.store import Store
 from kb.timestamps import now_utc
@@ -21,6 +23,9 @@ class CaseDeadline:
     first_response_due: datetime | None
     sla_state: str
     target: str  # which target applies and why, as the engine decided it: "Enterprise default: 1 business day"
+    resolution_due: datetime | None
+    resolution_state: str
+    resolution_target: str  # "within 2 business days", "no target"
 
 
 def team(store: Store) -> list[str]:
@@ -36,17 +41,21 @@ def unanswered_cases(store: Store, limit: int = 500) -> pd.DataFrame:
 
 
 def case_deadline(store: Store, case_id: str) -> CaseDeadline:
-    """As of now, or as of its receipt if it was logged ahead of time: computed for this case alone, so the
-    confirmation does not wait for the snapshot of every case."""
+    """The first response's and the resolution's deadlines of the case, as of now, or as of its receipt if it
+    was logged ahead of time: computed for this case alone, so the confirmation does not wait for the snapshot
+    of every case."""
     with store.reader() as cur:
         received = cur.execute("SELECT received_at FROM cases WHERE case_id = ?", [case_id]).fetchall()
         if not received:
             raise LookupError(f"no case {case_id!r}")
-        rows = first_responses(cur, store.config, max(now_utc(), received[0][0]), [case_id]).to_pylist()
+        rows = deadlines(cur, store.config, max(now_utc(), received[0][0]), [case_id],
+                         (FIRST_RESPONSE, RESOLUTION)).to_pylist()
     if not rows:  # voided
         raise LookupError(f"no case {case_id!r} as of now")
     row = rows[0]
     return CaseDeadline(case_id, row["first_response_due"], row["first_response_state"],
                         target_in_words(row["first_response_kind"], row["first_response_amount"],
                                         row["first_response_calendar"], row["first_response_by_contract"],
-                                        row["tier"], row["client_name"], row["policy_id"], row["category"]))
+                                        row["tier"], row["client_name"], row["policy_id"], row["category"]),
+                        row["resolution_due"], row["resolution_state"],
+                        formats.rule(row["resolution_kind"], row["resolution_amount"], row["resolution_calendar"]))
