@@ -235,6 +235,13 @@ def target_rule(target: float, what: str = "target") -> list[alt.Chart]:
     return [line, halo, label]
 
 
+def zero_marks(bars: alt.Chart, field: str = "pct_met") -> alt.Chart:
+    """A layer to draw over ``bars``: where a bar's ``field`` is 0 (a month whose every decided target was
+    breached), a tick on the axis in the bar's place, colour and tooltip. A bar at 0 has no height, so it would
+    read as a month with nothing decided."""
+    return bars.mark_tick(thickness=4, yOffset=-2, opacity=1).transform_filter(f"datum.{field} === 0")
+
+
 NONE_DUE = "none due yet"
 
 

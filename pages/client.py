@@ -51,19 +51,20 @@ st.caption("Of the targets due this month so far and decided (met or breached): 
            "count cases, follow-up responses count the client's questions.")
 
 
-def met_chart() -> alt.Chart:
+def met_chart() -> alt.LayerChart:
     """% met of every target by month, a bar per target."""
     labelled, order = ui.with_month_labels(met.assign(
         target=met.metric.map(LABELS), pct_text=met.pct_met.map(formats.percent),
         share=[share_in_words(m, d) for m, d in zip(met.met, met.decided, strict=True)]))
     targets = [target.label for target in TARGETS]
-    return alt.Chart(labelled, height=200).mark_bar().encode(
+    bars = alt.Chart(labelled, height=200).mark_bar().encode(
         x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("target:N", sort=targets),
         y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color("target:N", sort=targets, title="Target"),
         tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")])
+    return alt.layer(bars, ui.zero_marks(bars))
 
 
 left, right = st.columns(2)

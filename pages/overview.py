@@ -64,7 +64,7 @@ def met_by_tier(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
         tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
     )
-    return alt.layer(bars, *ui.target_rule(goal(target))).properties(height=260)
+    return alt.layer(bars, ui.zero_marks(bars), *ui.target_rule(goal(target))).properties(height=260)
 
 
 def show_by(frame: pd.DataFrame, group: str, label: str) -> None:

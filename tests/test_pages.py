@@ -571,6 +571,24 @@ def test_the_client_page_shows_every_target_met_this_month(gold_client):
                     ("Resolution", "Nov 2026"): (50.0, "1 of 2 met")}
 
 
+def test_a_month_at_0_pct_met_is_drawn_on_the_client_chart(tmp_path, monkeypatch):
+    import duckdb
+
+    db, config_file = build_gold_fixture(tmp_path)
+    with duckdb.connect(str(db)) as con:  # FIXED resolved after its deadline too: no resolution met in November
+        con.execute("UPDATE cases SET resolved_at = TIMESTAMPTZ '2026-11-05 10:00:00+08' WHERE case_id = 'FIXED'")
+    with app_on(db, config_file, monkeypatch) as at:
+        open_page(at, "client")
+        at.selectbox(key="client_page_client").select("ENT").run()
+        rows = chart_rows(at)
+        layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+    zero = [(r["target"], r["month_label"], r["share"]) for r in rows if r["pct_met"] == 0]
+    assert zero == [("Resolution", "Nov 2026", "0 of 2 met")]
+    ticks = [layer for layer in layers if layer["mark"]["type"] == "tick"]
+    assert [t["transform"] for t in ticks] == [[{"filter": "datum.pct_met === 0"}]]
+    assert ticks[0]["encoding"]["color"]["field"] == "target" and ticks[0]["encoding"]["y"]["field"] == "pct_met"
+
+
 def test_the_client_page_says_what_is_due_next_on_each_open_case(gold_client):
     cases = table_with(gold_client, "next_due_metric")
     assert cases[["case_id", "next_due_metric", "next_due", "next_due_state", "priority"]].values.tolist() == [
