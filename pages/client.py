@@ -155,8 +155,11 @@ if tier == "free":
 
 st.subheader("Monthly statement")
 columns = st.columns([1, 3])
-# The last finished month first: the one a statement is sent for.
-month = columns[0].selectbox("Month", months, index=1, format_func=formats.month_label, key="client_page_month")
+# The last finished month first (the one a statement is sent for), unless the client started this month; a
+# month picked is kept for its client.
+served = reads.months_of_client(store, snap, client_id, months)
+month = columns[0].selectbox("Month", served, index=min(1, len(served) - 1), format_func=formats.month_label,
+                             key=f"client_page_month:{client_id}")
 sent = reads.sent_statement(store, client_id, month)
 if sent is not None:  # kept as it was e-mailed, byte for byte
     columns[1].download_button("Download statement as sent", sent.pdf, file_name=f"statement-{client_id}-{month}.pdf",

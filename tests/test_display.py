@@ -111,9 +111,12 @@ def test_client_page_times_next_due_and_names(watched):
 
 def test_the_statement_month_is_the_last_finished_one(watched):
     at = open_page(watched, "client")
-    month = at.selectbox(key="client_page_month")
+    at.selectbox(key="client_page_client").select("ENT").run()
+    month = at.selectbox(key="client_page_month:ENT")
     assert month.value == "2026-10"
     assert month.options[:2] == ["Nov 2026", "Oct 2026"]
+    assert at.selectbox(key="client_page_client").select("CUS").run().selectbox(  # its first case came in November
+        key="client_page_month:CUS").options == ["Nov 2026"]
 
 
 # --- Audit trail -------------------------------------------------------------------------------------------

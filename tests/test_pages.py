@@ -589,6 +589,26 @@ def test_a_month_at_0_pct_met_is_drawn_on_the_client_chart(tmp_path, monkeypatch
     assert ticks[0]["encoding"]["color"]["field"] == "target" and ticks[0]["encoding"]["y"]["field"] == "pct_met"
 
 
+def test_the_statement_opens_on_the_last_finished_month_unless_the_client_started_this_month(app):
+    from kb import ui
+
+    at, _ = app
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store  # the one the app holds
+    with store.transaction() as con:  # a client whose first case came this month
+        con.execute("INSERT INTO clients (client_id, name, tier) VALUES ('NEW', 'New Co', 'free')")
+        con.execute("INSERT INTO cases (case_id, client_id, received_at, category, subject) VALUES "
+                    "('N1', 'NEW', TIMESTAMPTZ '2026-11-24 10:00:00+08', 'platform_issue', 'Hello')")
+    open_page(at, "client")
+    at.selectbox(key="client_page_client").select("ENT").run()
+    months = at.selectbox(key="client_page_month:ENT")
+    assert (months.value, months.options[-1]) == ("2026-10", "Jan 2026")  # ENT's contract starts in January
+    at.selectbox(key="client_page_client").select("NEW").run()
+    months = at.selectbox(key="client_page_month:NEW")
+    assert (months.value, months.options) == ("2026-11", ["Nov 2026"])
+    at.selectbox(key="client_page_client").select("ENT").run()
+    assert at.selectbox(key="client_page_month:ENT").value == "2026-10"
+
+
 def test_the_client_page_says_what_is_due_next_on_each_open_case(gold_client):
     cases = table_with(gold_client, "next_due_metric")
     assert cases[["case_id", "next_due_metric", "next_due", "next_due_state", "priority"]].values.tolist() == [

@@ -142,6 +142,20 @@ def months_back(as_of: datetime, zone, count: int) -> list[str]:
     return months
 
 
+def months_of_client(store: Store, snap: Snapshot, client_id: str, months: list[str]) -> list[str]:
+    """Of ``months`` ('YYYY-MM', latest first), those from the client's first on: the local month of its first
+    case received, contract started or environment in service, whichever is earliest; only the latest (the
+    month holding T) for a client with none of them yet."""
+    first = store.snapshot_query(
+        f"""SELECT least(
+                (SELECT strftime(timezone({quote(store.config.calendar.timezone)}, min(received_at)), '%Y-%m')
+                 FROM case_sla WHERE client_id = $client),
+                (SELECT strftime(min(starts_on), '%Y-%m') FROM contracts WHERE client_id = $client),
+                (SELECT strftime(min(active_from), '%Y-%m') FROM environments WHERE client_id = $client)) AS first""",
+        {"client": client_id}, snap).iloc[0, 0]
+    return [month for month in months if month >= first] if isinstance(first, str) else months[:1]
+
+
 def sent_statement(store: Store, client_id: str, month: str) -> SentStatement | None:
     """The client's statement for ``month`` as it was e-mailed; None when it was not sent."""
     with store.reader() as cur:
