@@ -368,7 +368,7 @@ class Store:
                                                                        closings)):
                         cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {alias}")
                         if table == "messages":
-                            resume_on_imported_messages(cur, actor, rows)
+                            resume_on_imported_messages(cur, self.config, actor, rows)
                         audit.record(cur, actor, "import", table, None, None,
                                      {"source": source, "rows": len(staged),
                                       "first_id": key_text([rows[k][0].as_py() for k in key]),

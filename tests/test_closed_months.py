@@ -298,6 +298,28 @@ def test_imported_waits_and_messages_dated_in_november_are_refused_naming_the_li
     assert rows(con, "SELECT case_id FROM pauses UNION ALL SELECT case_id FROM messages") == [("CS-DEC",), ("CS-DEC",)]
 
 
+def test_a_message_dated_before_a_closed_month_ends_the_wait_when_that_month_ends(con):
+    """A wait of October still open through closed November: a client's message of October imported now ends
+    it when November ends, so November's numbers stay as frozen; the message is stored as dated."""
+    november(con)
+    add(con, CONFIG, "cases", dict(case_id="CS-OCT", client_id="ENT", received_at="2026-10-28 10:00",
+                                   category="platform_issue", subject="Logs please",
+                                   first_response_at="2026-10-28 11:00"))
+    add(con, CONFIG, "pauses", dict(case_id="CS-OCT", paused_at="2026-10-30 10:00", reason="Waiting on logs"))
+    close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
+    set_now(LATER)
+    frozen = rows(con, "SELECT * FROM closed_targets ORDER BY ALL")
+    imported(con, "messages", b"case_id,at,direction\nCS-OCT,2026-10-31 09:00,client\n")
+    assert rows(con, "SELECT resumed_at, resumed_by FROM pauses WHERE case_id = 'CS-OCT'") == [
+        (local("2026-12-01 00:00"), "import")]
+    (after,), = rows(con, "SELECT after FROM audit_log WHERE action = 'resume' AND row_id = 'CS-OCT'")
+    assert json.loads(after)["after_closed_month"] == "2026-11"
+    assert rows(con, "SELECT received_at FROM messages WHERE case_id = 'CS-OCT'") == [(local("2026-10-31 09:00"),)]
+    assert rows(con, "SELECT * FROM closed_targets ORDER BY ALL") == frozen
+    assert views(con, CONFIG, LATER).execute(
+        "SELECT waiting_on_client FROM case_sla WHERE case_id = 'CS-OCT'").fetchall() == [(False,)]
+
+
 def test_a_month_closed_while_an_import_is_checked_refuses_its_lines(tmp_path, monkeypatch):
     """The service checks an import without the write lock and commits it under the lock: a month closed in
     between is seen at the commit, and the rows are checked again (and refused, naming the line)."""
@@ -331,11 +353,11 @@ def test_an_import_whose_resume_meets_a_queue_write_is_checked_again_and_written
     resume = store_module.resume_on_imported_messages
     calls = []
 
-    def staff_first(cur, actor, rows):
+    def staff_first(cur, config, actor, rows):
         if not calls:  # the Queue's resume commits while the import's transaction is open
             store.write(pauses.resume_case, CONFIG, LEAD, "CS-DEC", local("2026-12-02 09:30"))
         calls.append(rows.num_rows)
-        return resume(cur, actor, rows)
+        return resume(cur, config, actor, rows)
     monkeypatch.setattr(store_module, "resume_on_imported_messages", staff_first)
     messages = b"case_id,at,direction\nCS-DEC,2026-12-02 10:00,client\n"
     assert store.import_rows(staged_from_csv("messages", messages), LEAD, source="messages.csv") == 1

@@ -152,7 +152,7 @@ def add_rows(con, config: Config, staged: Staged, actor: Actor, *, permission: s
     require(actor, permission)
     report = progress or _silent
     with checked(con, config, staged, progress=report, now=now):
-        write_checked(con, staged, actor, permission=permission, source=source)
+        write_checked(con, config, staged, actor, permission=permission, source=source)
     report(1.0, f"{len(staged):,} rows written")
     return len(staged)
 
@@ -163,7 +163,7 @@ def update_row(con, config: Config, staged: Staged, actor: Actor, *, permission:
         raise ValueError("update_row takes exactly one row")
     require(actor, permission)
     with checked(con, config, staged, updating=True):
-        write_checked(con, staged, actor, permission=permission, source="form", updating=True)
+        write_checked(con, config, staged, actor, permission=permission, source="form", updating=True)
 
 
 @contextmanager
@@ -197,7 +197,7 @@ def checked(con, config: Config, staged: Staged, *, updating: bool = False,
         yield
 
 
-def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source: str,
+def write_checked(con, config: Config, staged: Staged, actor: Actor, *, permission: str, source: str,
                   updating: bool = False) -> None:
     """Insert (or, ``updating``, update) the rows ``checked`` let through, with their audit row. A form writes
     (and edits) one row of a table keyed by one column; an import, any number."""
@@ -212,7 +212,7 @@ def write_checked(con, staged: Staged, actor: Actor, *, permission: str, source:
     now = now_utc()
     con.execute(insert_sql(table, "staging", actor=actor.email, now=now))
     if table == "messages":
-        resume_on_imported_messages(con, actor, con.sql(typed_rows_sql(table, "staging", actor=actor.email,
+        resume_on_imported_messages(con, config, actor, con.sql(typed_rows_sql(table, "staging", actor=actor.email,
                                                                        now=now)).to_arrow_table())
     if permission == "import":
         edges = con.execute(keys_sql(table, "staging", (staged.lines[0], staged.lines[-1]))).fetchall()

@@ -49,7 +49,7 @@ def add_policy_row(con, config: Config, actor: Actor, fields: dict[str, str | No
     cells = {name: (fields.get(name) or "").strip(" \t\r\n") or None for name in COLUMNS}
     staged = staged_from_records("policies", [cells])
     with checked(con, config, staged):
-        write_checked(con, staged, actor, permission="edit_clients", source="form")
+        write_checked(con, config, staged, actor, permission="edit_clients", source="form")
     key = {"policy_id": cells["policy_id"], "metric": cells["metric"], "priority": cells["priority"],
            "valid_from": date.fromisoformat(cells["valid_from"]) if cells["valid_from"] else START}
     return _stored(con, key)

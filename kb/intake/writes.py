@@ -81,7 +81,7 @@ def _log(con, config: Config, actor: Actor, table: str, permission: str, fields:
             earlier = _recent_twin(con, actor, table)
             if earlier is not None:
                 return Logged(earlier, earlier=True)
-            write_checked(con, staged, actor, permission=permission, source="form")
+            write_checked(con, config, staged, actor, permission=permission, source="form")
             if form_key:
                 con.execute("INSERT INTO form_submissions VALUES (?, ?, ?, ?)", [form_key, table, new_id, now_utc()])
     return Logged(new_id)

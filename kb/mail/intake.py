@@ -324,7 +324,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     # Paused cases a client's message joins resume (a message that opens a case resumes nothing).
     replies = [n for n in nodes if n.record is not None and n.case_id and n.case_id not in openers
                and not n.is_team and not n.is_automatic]
-    done.resumed = resume_on_client_messages(con, actor, pa.table({
+    done.resumed = resume_on_client_messages(con, config, actor, pa.table({
         "case_id": pa.array([n.case_id for n in replies], pa.string()),
         "received_at": pa.array([n.instant for n in replies], pa.timestamp("us", tz="UTC")),
         "message_key": pa.array([n.key for n in replies], pa.string()),
@@ -388,7 +388,7 @@ def _checked_insert(con, config: Config, table: str, rows: list[dict], actor: Ac
     staged = staged_from_records(table, [{k: v for k, v in r.items()} for r in rows])
     try:
         with checked(con, config, staged, now=now):
-            write_checked(con, staged, actor, permission="import", source=source)
+            write_checked(con, config, staged, actor, permission="import", source=source)
     except Rejected as e:
         raise Refused("refused by the intake rules: " + "; ".join(
             f"{p.column}: {p.reason}" for p in e.problems)) from None
