@@ -12,7 +12,7 @@ from kb.reads import log_case
 from kb.reads.clients import client_labels
 from kb.timestamps import format_for_people, now_utc
 
-ui.page_header("Log case", "A client asked for help: log it, and see its first-response deadline.")
+ui.page_header("Log case", "A client asked for help: log it, and see its first-response and resolution deadlines.")
 
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
@@ -105,7 +105,9 @@ if submitted:
         case = log_case.case_deadline(store, saved.row_id)
         due = (f"first response due {format_for_people(case.first_response_due, zone)}"
                if case.first_response_due else "no deadline (deprioritized)")
-        resolution = (f"Resolution due {format_for_people(case.resolution_due, zone)} ({case.resolution_target})."
+        resolution = (f"Resolution due {format_for_people(case.resolution_due, zone)} ({case.resolution_target})"
+                      + ("." if case.resolution_state == "pending" else
+                         f"; state {ui.STATE_LABELS[case.resolution_state]}.")
                       if case.resolution_due else "No resolution target.")
         if saved.earlier:
             ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored. {case.target}; "

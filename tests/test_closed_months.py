@@ -308,16 +308,16 @@ def test_a_message_dated_before_a_closed_month_ends_the_wait_when_that_month_end
     add(con, CONFIG, "pauses", dict(case_id="CS-OCT", paused_at="2026-10-30 10:00", reason="Waiting on logs"))
     close_month(con, CONFIG, LEAD, "2026-11", CLOSING)
     set_now(LATER)
-    frozen = rows(con, "SELECT * FROM closed_targets ORDER BY ALL")
+    november_end = local("2026-11-30 23:00")
+    clocks = "SELECT waiting_on_client, sla_state FROM case_sla WHERE case_id = 'CS-OCT'"
+    before = views(con, CONFIG, november_end).execute(clocks).fetchall()
     imported(con, "messages", b"case_id,at,direction\nCS-OCT,2026-10-31 09:00,client\n")
     assert rows(con, "SELECT resumed_at, resumed_by FROM pauses WHERE case_id = 'CS-OCT'") == [
         (local("2026-12-01 00:00"), "import")]
     (after,), = rows(con, "SELECT after FROM audit_log WHERE action = 'resume' AND row_id = 'CS-OCT'")
     assert json.loads(after)["after_closed_month"] == "2026-11"
     assert rows(con, "SELECT received_at FROM messages WHERE case_id = 'CS-OCT'") == [(local("2026-10-31 09:00"),)]
-    assert rows(con, "SELECT * FROM closed_targets ORDER BY ALL") == frozen
-    assert views(con, CONFIG, LATER).execute(
-        "SELECT waiting_on_client FROM case_sla WHERE case_id = 'CS-OCT'").fetchall() == [(False,)]
+    assert views(con, CONFIG, november_end).execute(clocks).fetchall() == before == [(True, "met")]  # unmoved
 
 
 def test_a_month_closed_while_an_import_is_checked_refuses_its_lines(tmp_path, monkeypatch):

@@ -153,7 +153,8 @@ def test_log_case_names_the_resolution_deadline_of_the_policy_the_contract_names
     assert "first response due Wed 2026-11-25 15:00 HKT" in message  # 11:00 + 4 h
     assert "(Enterprise Co's policy gold: within 4 hours, around the clock); state Breached." in message
     # Thu 11:00 is one business day; Fri 2026-11-27 is the fixture's holiday, so Mon 11:00 is the second
-    assert message.endswith("Resolution due Mon 2026-11-30 11:00 HKT (UTC+08:00) (within 2 business days).")
+    assert message.endswith("Resolution due Mon 2026-11-30 11:00 HKT (UTC+08:00) (within 2 business days); "
+                            "state Breached.")  # (as of now, after it)
 
 
 def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
@@ -598,6 +599,11 @@ def test_the_statement_opens_on_the_last_finished_month_unless_the_client_starte
         con.execute("INSERT INTO clients (client_id, name, tier) VALUES ('NEW', 'New Co', 'free')")
         con.execute("INSERT INTO cases (case_id, client_id, received_at, category, subject) VALUES "
                     "('N1', 'NEW', TIMESTAMPTZ '2026-11-24 10:00:00+08', 'platform_issue', 'Hello')")
+        con.execute("INSERT INTO clients (client_id, name, tier) VALUES ('SOON', 'Soon Co', 'enterprise')")
+        con.execute("INSERT INTO environments (environment_id, name, kind, deployment, client_id, active_from) "
+                    "VALUES ('SE', 'Soon prod', 'dedicated', 'on_premise', 'SOON', DATE '2027-01-01')")
+        con.execute("INSERT INTO contracts (contract_id, client_id, environment_id, monthly_fee, currency, starts_on) "
+                    "VALUES ('SK', 'SOON', 'SE', 100, 'USD', DATE '2027-01-01')")
     open_page(at, "client")
     at.selectbox(key="client_page_client").select("ENT").run()
     months = at.selectbox(key="client_page_month:ENT")
@@ -605,6 +611,8 @@ def test_the_statement_opens_on_the_last_finished_month_unless_the_client_starte
     at.selectbox(key="client_page_client").select("NEW").run()
     months = at.selectbox(key="client_page_month:NEW")
     assert (months.value, months.options) == ("2026-11", ["Nov 2026"])
+    at.selectbox(key="client_page_client").select("SOON").run()  # its contract starts in January
+    assert at.selectbox(key="client_page_month:SOON").options == ["Nov 2026"]
     at.selectbox(key="client_page_client").select("ENT").run()
     assert at.selectbox(key="client_page_month:ENT").value == "2026-10"
 

@@ -126,6 +126,8 @@ def deadlines_sql(config: Config, as_of: datetime, cases: Listed,
     just logged, and a month's closing): ``case_id``, ``client_id``, ``tier``, ``client_name``, ``policy_id``,
     ``category``, ``received_at``, and for each target the column that stops it (``first_response_at``,
     ``resolved_at``) and its ``due``, ``state``, ``kind``, ``amount``, ``calendar`` and ``by_contract``."""
+    if any(t.per != "case" for t in targets):
+        raise ValueError("deadlines_sql computes targets of the case, not of its questions")
     ctes, last = [], "ruled"
     for target in targets:
         target_ctes, last = clock_ctes(target, last, "ruled")

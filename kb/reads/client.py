@@ -144,15 +144,17 @@ def months_back(as_of: datetime, zone, count: int) -> list[str]:
 
 def months_of_client(store: Store, snap: Snapshot, client_id: str, months: list[str]) -> list[str]:
     """Of ``months`` ('YYYY-MM', latest first), those from the client's first on: the local month of its first
-    case received, contract started or environment in service, whichever is earliest; only the latest (the
+    case received, contract started or environment in service by T, whichever is earliest; only the latest (the
     month holding T) for a client with none of them yet."""
     first = store.snapshot_query(
         f"""SELECT least(
                 (SELECT strftime(timezone({quote(store.config.calendar.timezone)}, min(received_at)), '%Y-%m')
                  FROM case_sla WHERE client_id = $client),
-                (SELECT strftime(min(starts_on), '%Y-%m') FROM contracts WHERE client_id = $client),
-                (SELECT strftime(min(active_from), '%Y-%m') FROM environments WHERE client_id = $client)) AS first""",
-        {"client": client_id}, snap).iloc[0, 0]
+                (SELECT strftime(min(starts_on), '%Y-%m') FROM contracts
+                 WHERE client_id = $client AND strftime(starts_on, '%Y-%m') <= $now),
+                (SELECT strftime(min(active_from), '%Y-%m') FROM environments
+                 WHERE client_id = $client AND strftime(active_from, '%Y-%m') <= $now)) AS first""",
+        {"client": client_id, "now": months[0]}, snap).iloc[0, 0]
     return [month for month in months if month >= first] if isinstance(first, str) else months[:1]
 
 
