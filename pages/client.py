@@ -2,7 +2,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
+from kb import formats, marks, ui
 from kb.engine.targets import TARGETS
 from kb.reads import client as reads
 from kb.reads.clients import client_labels
@@ -64,7 +64,7 @@ def met_chart() -> alt.LayerChart:
         color=alt.Color("target:N", sort=targets, title="Target"),
         tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")])
-    return alt.layer(bars, ui.zero_marks(bars))
+    return alt.layer(bars, marks.zero_marks(bars))
 
 
 left, right = st.columns(2)

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
+from kb import formats, marks, ui
 from kb.engine import periods
 from kb.engine.targets import BY_METRIC, TARGETS, Target
 from kb.reads import met, overview, uptime
@@ -59,12 +59,12 @@ def met_by_tier(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
     bars = alt.Chart(chart_data).mark_bar().encode(
         x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
+        color=alt.Color("tier:N", title="Tier", scale=marks.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
         xOffset=alt.XOffset("tier:N"),  # (a class: Altair reads a text through its schema, ~9 ms)
         tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],
     )
-    return alt.layer(bars, ui.zero_marks(bars), *ui.target_rule(goal(target))).properties(height=260)
+    return alt.layer(bars, marks.zero_marks(bars), *marks.target_rule(goal(target))).properties(height=260)
 
 
 def show_by(frame: pd.DataFrame, group: str, label: str) -> None:

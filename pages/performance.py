@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
+from kb import formats, marks, ui
 from kb.db.schema import TIERS
 from kb.engine.targets import BY_METRIC, TARGETS, Target
 from kb.reads import met, performance
@@ -84,11 +84,11 @@ def met_chart(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
     lines = alt.Chart(data).mark_line(point=True).encode(
         x=x, y=alt.Y("pct_met:Q", title=f"% of {target.counted} met", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color(f"{by}:N", title=by.capitalize(),
-                        scale=ui.color_scale(GROUP_COLORS[by], formats.WORDS[by])),
+                        scale=marks.color_scale(GROUP_COLORS[by], formats.WORDS[by])),
         tooltip=[alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"),
                  alt.Tooltip(f"{by}:N", title=by.capitalize()), alt.Tooltip("pct_text:N", title="% met"),
                  alt.Tooltip("share_text:N", title=target.label), alt.Tooltip("breached:Q", title="Breached")])
-    return alt.layer(lines, *ui.target_rule(goal(target))).properties(height=260)
+    return alt.layer(lines, *marks.target_rule(goal(target))).properties(height=260)
 
 
 st.subheader("% met per target")

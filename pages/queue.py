@@ -10,7 +10,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
+from kb import formats, marks, ui
 from kb.access import PermissionDenied
 from kb.db.schema import CATEGORIES, PRIORITIES, TIERS
 from kb.engine.calendar import business_day_hours
@@ -585,7 +585,7 @@ else:
     chart = alt.Chart(formats.in_words(buckets)).mark_bar().encode(
         x=alt.X("age_bucket:N", title="Age of open case", sort=list(queue.AGE_BUCKETS), axis=alt.Axis(labelAngle=0)),
         y=alt.Y("cases:Q", title="Open cases"),
-        color=alt.Color("tier:N", title="Tier", scale=ui.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
+        color=alt.Color("tier:N", title="Tier", scale=marks.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
         tooltip=[alt.Tooltip("age_bucket:N", title="Age"), alt.Tooltip("tier:N", title="Tier"),
                  alt.Tooltip("cases:Q", title="Cases")],
     ).properties(height=220)

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kb import formats, ui
+from kb import formats, marks, ui
 from kb.engine import periods
 from kb.reads import uptime
 
@@ -98,7 +98,7 @@ def incident_timeline() -> alt.LayerChart:
     domain = ui.wall_clock_ms(pd.Series([window_start, snap.as_of])).tolist()
     spans = alt.Chart().encode(
         y=alt.Y("environment_name:N", title=None, axis=alt.Axis(labelLimit=220)),
-        color=alt.Color("impact:N", title="Impact", scale=ui.color_scale(ui.IMPACT_COLORS, formats.WORDS["impact"])),
+        color=alt.Color("impact:N", title="Impact", scale=marks.color_scale(ui.IMPACT_COLORS, formats.WORDS["impact"])),
         tooltip=[alt.Tooltip("incident_id:N", title="Incident"),
                  alt.Tooltip("environment_name:N", title="Environment"),
                  alt.Tooltip("impact:N", title="Impact"), alt.Tooltip("started_at:N", title="Started"),

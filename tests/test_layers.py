@@ -21,8 +21,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("kb/store.py", "kb/snapshot.py", "kb/kept.py", "kb/opening.py", "kb/health.py", "kb/background.py")),
     ("reads", ("kb/reads/", "kb/alerts/", "kb/statement/")),
     ("service", ("kb/service/",)),
-    ("faces", ("kb/ui.py", "kb/navigation.py", "kb/cli/", "kb/tools/bench.py", "kb/tools/bench_service.py",
-               "kb/__main__.py", "kb/__init__.py")),
+    ("faces", ("kb/ui.py", "kb/marks.py", "kb/navigation.py", "kb/cli/", "kb/tools/bench.py",
+               "kb/tools/bench_service.py", "kb/__main__.py", "kb/__init__.py")),
 ]
 MAX_LINES = 400
 LONG_REASON = "Over 400 lines:"
