@@ -69,9 +69,10 @@ as_of = datetime.combine(day, time_, tzinfo=zone)
 reports = ["case-sla", "responses", "uptime", "refunds"] + (["audit"] if actor.may("audit") else [])
 report = st.radio("Report", reports, horizontal=True, key="export_report")
 if st.button("Prepare CSV", icon=":material/table_view:"):
-    frame = transfer.report(store, report, as_of)
+    with st.spinner(f"Writing {report}…"):
+        rows, data = transfer.report_csv(store, report, as_of)
     stamp = as_of.strftime("%Y%m%dT%H%M%z")
-    st.download_button(f"Download {report} ({formats.count(len(frame), 'row')})", frame.to_csv(index=False).encode(),
+    st.download_button(f"Download {report} ({formats.count(rows, 'row')})", data,
                        file_name=f"{report}-{stamp}.csv", mime="text/csv", icon=":material/download:",
                        on_click="ignore")
 

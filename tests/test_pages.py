@@ -24,6 +24,7 @@ from tests.fixtures import (
     chart_rows,
     chart_specs,
     fill_case,
+    local,
     metric,
     open_page,
     query,
@@ -218,6 +219,30 @@ def test_log_case_stores_the_priority_picked_and_starts_again_at_normal(app):
         ["CS-00001", "urgent"], ["CS-00002", "normal"]]
     trail = query("SELECT after FROM audit_log WHERE action = 'add' AND row_id = 'CS-00001'")
     assert json.loads(trail.after[0])["priority"] == "urgent"
+
+
+def test_the_export_page_gives_the_bytes_of_the_command_line_export(app, tmp_path, monkeypatch):
+    from kb.reads import transfer
+    from kb.reads.exports import write_report
+
+    prepared = []
+    report_csv = transfer.report_csv
+    monkeypatch.setattr(transfer, "report_csv", lambda *args: prepared.append(report_csv(*args)) or prepared[-1])
+    at, _ = app
+    open_page(at, "transfer")
+    at.date_input(key="export_day").set_value(date(2026, 11, 25))
+    at.time_input(key="export_time").set_value(time(16, 30))
+    at.radio(key="export_report").set_value("case-sla")
+    button(at, "Prepare CSV").click().run()
+    assert not at.exception
+    (download,) = at.get("download_button")
+    assert download.proto.label == "Download case-sla (6 rows)"
+    store = ui._open_app(os.environ["SUPPORT_DB"], os.environ["SUPPORT_CONFIG"]).store  # the one the app holds
+    with store.reader() as cur:  # what `python -m kb export case-sla --as-of …` writes
+        write_report(cur, store.config, "case-sla", local("2026-11-25 16:30"), tmp_path / "cli.csv")
+    ((rows, served),) = prepared
+    assert (rows, served) == (6, (tmp_path / "cli.csv").read_bytes())
+    assert served.startswith(b"case_id,") and served.count(b"\n") == 7
 
 
 def test_the_import_page_takes_the_sla_tables(app):

@@ -1,21 +1,31 @@
-"""A report of the data contract (SPEC 7) as a DataFrame for any instant, for the Import and export page."""
+"""A report of the data contract (SPEC 7) as CSV for any instant, and what an import says, for the Import and
+export page."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
-
-import pandas as pd
+from pathlib import Path
 
 from kb.intake.validation import singular
-from kb.reads.exports import export_sql
+from kb.reads.exports import write_report
 from kb.store import ImportJob, Store
 
 
-def report(store: Store, name: str, as_of: datetime) -> pd.DataFrame:
-    """The rows of report ``name`` (see ``kb.reads.exports.REPORTS``) as of ``as_of``, spreadsheet-safe, from the
-    store's snapshot at that instant; the audit trail is a plain table and needs none."""
-    with store.reader(None if name == "audit" else store.snapshot(as_of)) as cur:
-        return cur.execute(export_sql(cur, name, store.config)).fetchdf()
+def report_csv(store: Store, name: str, as_of: datetime) -> tuple[int, bytes]:
+    """The row count of report ``name`` (see ``kb.reads.exports.REPORTS``) as of ``as_of``, and its CSV: the bytes
+    ``python -m kb export`` writes (DuckDB's CSV writer, spreadsheet-safe), computed on a cursor of its own, so
+    that the pages' snapshot of now stays as it is. Written to a temporary file and read back whole: a million
+    cases' report is some 400 MB of CSV, where it was several times that as a DataFrame and its text."""
+    handle, target = tempfile.mkstemp(prefix="kb-export-", suffix=".csv")
+    os.close(handle)
+    try:
+        with store.reader() as cur:
+            rows = write_report(cur, store.config, name, as_of, target)
+        return rows, Path(target).read_bytes()
+    finally:
+        os.unlink(target)
 
 
 def imported_text(job: ImportJob) -> str:
