@@ -48,6 +48,8 @@ STATE_COLORS = dict(zip(STATES, ("#c62828", "#ef6c00", "#1565c0", "#6a1b9a", "#2
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 PRIORITY_COLORS = dict(zip(PRIORITIES, ("#b71c1c", "#f57c00", "#1976d2", "#90a4ae"), strict=True))
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
+# The targets in colours no state has: a bar of resolutions met must not read as breached.
+TARGET_COLORS = {"first_response": "#3949ab", "next_response": "#00acc1", "resolution": "#795548"}
 STATE_LABELS = formats.WORDS["state"]
 
 
@@ -369,7 +371,11 @@ def flash(text: str, key: str = "flash") -> None:
     st.session_state[key] = text
 
 
-def show_flash(key: str = "flash") -> None:
+def show_flash(key: str = "flash", *, toast: bool = False) -> None:
+    """The confirmation ``flash`` kept, where this is called; with ``toast``, also in a corner of the window for
+    ten seconds, for a page scrolled away from here (a form's button far below)."""
     text = st.session_state.pop(key, None)
     if text:
         st.success(plain(text), icon=":material/check_circle:")
+        if toast:
+            st.toast(plain(text), icon=":material/check_circle:", duration="long")

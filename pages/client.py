@@ -61,7 +61,7 @@ def met_chart() -> alt.LayerChart:
         x=alt.X("month_label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("target:N", sort=targets),
         y=alt.Y("pct_met:Q", title="% met", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("target:N", sort=targets, title="Target"),
+        color=alt.Color("target:N", sort=targets, title="Target", scale=marks.color_scale(ui.TARGET_COLORS, LABELS)),
         tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("target:N", title="Target"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share:N", title="Decided")])
     return alt.layer(bars, marks.zero_marks(bars))
@@ -155,11 +155,15 @@ if tier == "free":
 
 st.subheader("Monthly statement")
 columns = st.columns([1, 3])
-# The last finished month first (the one a statement is sent for), unless the client started this month; a
-# month picked is kept for its client.
+# The last finished month first (the one a statement is sent for), unless the client started this month. A month
+# picked is kept for its client, beside the widget's own state, which Streamlit drops while another client's
+# picker is drawn.
 served = reads.months_of_client(store, snap, client_id, months)
-month = columns[0].selectbox("Month", served, index=min(1, len(served) - 1), format_func=formats.month_label,
-                             key=f"client_page_month:{client_id}")
+picked = st.session_state.setdefault("client_page_months", {})
+month = columns[0].selectbox(
+    "Month", served, format_func=formats.month_label, key=f"client_page_month:{client_id}",
+    index=served.index(picked[client_id]) if picked.get(client_id) in served else min(1, len(served) - 1))
+picked[client_id] = month
 sent = reads.sent_statement(store, client_id, month)
 if sent is not None:  # kept as it was e-mailed, byte for byte
     columns[1].download_button("Download statement as sent", sent.pdf, file_name=f"statement-{client_id}-{month}.pdf",

@@ -10,13 +10,13 @@ from kb.intake.importing import Rejected
 from kb.intake.validation import FIRST_YEAR, LAST_YEAR
 from kb.reads import log_case
 from kb.reads.clients import client_labels
-from kb.timestamps import format_for_people, now_utc
+from kb.timestamps import now_utc
 
 ui.page_header("Log case", "A client asked for help: log it, and see its first-response and resolution deadlines.")
 
 store, snap, actor = ui.open_app().store, ui.snapshot(), ui.actor()
 zone = store.config.calendar.zone
-ui.show_flash()
+ui.show_flash(toast=True)  # (the forms' buttons are far below: a phone is scrolled there when it shows)
 labels = client_labels(store, snap)
 if not labels:
     ui.empty_state("No clients yet. Add one on Clients and contracts, or import a CSV.")
@@ -102,19 +102,11 @@ if submitted:
     except Rejected as e:
         ui.show_problems(e.problems, slots, FIELDS)
     else:
-        case = log_case.case_deadline(store, saved.row_id)
-        due = (f"first response due {format_for_people(case.first_response_due, zone)}"
-               if case.first_response_due else "no deadline (deprioritized)")
-        resolution = (f"Resolution due {format_for_people(case.resolution_due, zone)} ({case.resolution_target})"
-                      + ("." if case.resolution_state == "pending" else
-                         f"; state {ui.STATE_LABELS[case.resolution_state]}.")
-                      if case.resolution_due else "No resolution target.")
+        said = log_case.case_deadline(store, saved.row_id).in_words(zone)
         if saved.earlier:
-            ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored. {case.target}; "
-                     f"{due}; state {ui.STATE_LABELS[case.sla_state]}. {resolution}")
+            ui.flash(f"This form was already logged as {saved.row_id}: nothing new was stored. {said}")
         else:
-            ui.flash(f"Case {saved.row_id} logged for {labels[client_id]}: {due} ({case.target}); "
-                     f"state {ui.STATE_LABELS[case.sla_state]}. {resolution}")
+            ui.flash(f"Case {saved.row_id} logged for {labels[client_id]}. {said}")
         st.session_state.update(case_logged=saved.row_id, case_form_saved=True, case_form_key=uuid.uuid4().hex)
         st.rerun()
 

@@ -61,7 +61,8 @@ def test_log_a_case_and_an_incident_then_find_them(server, page):
     wait_idle(page)
     confirmation = page.locator("[data-testid=stAlertContentSuccess]").first.inner_text()
     assert "Case CS-00001 logged for Enterprise Co" in confirmation
-    assert "first response due" in confirmation
+    assert "First response due" in confirmation
+    expect(page.locator("[data-testid=stToast]").first).to_contain_text("logged for Enterprise Co")  # wherever scrolled
     screenshot(page, "log_case_done")
     open_page(page, server, "queue")
     screenshot(page, "queue_after_case")

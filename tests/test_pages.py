@@ -134,9 +134,10 @@ def test_log_case_writes_the_row_and_names_its_deadline(app):
     fill_case(at, "Gateway returns 502")
     button(at, "Log case").click().run()
     assert not at.exception
-    assert "Case CS-00001 logged for Enterprise Co (Enterprise, ENT): first response due Thu 2026-11-26 11:00 HKT" \
-        in shown(at.success[0])
-    assert shown(at.success[0]).endswith("state Breached. No resolution target.")  # the tier's defaults have none
+    assert shown(at.success[0]) == (  # (as of now, after its deadline; the tier's defaults set no resolution)
+        "Case CS-00001 logged for Enterprise Co (Enterprise, ENT). First response due Thu 2026-11-26 11:00 HKT "
+        "(UTC+08:00), breached — Enterprise default: within 1 business day. Resolution — Enterprise default: "
+        "no target.")
     stored = query("SELECT client_id, subject, received_at FROM cases WHERE case_id = 'CS-00001'")
     assert stored.subject[0] == "Gateway returns 502"
     assert str(stored.received_at[0]) == "2026-11-25 03:00:00+00:00"
@@ -151,11 +152,12 @@ def test_log_case_names_the_resolution_deadline_of_the_policy_the_contract_names
         button(at, "Log case").click().run()
         assert not at.exception
         message = shown(at.success[0])
-    assert "first response due Wed 2026-11-25 15:00 HKT" in message  # 11:00 + 4 h
-    assert "(Enterprise Co's policy gold: within 4 hours, around the clock); state Breached." in message
-    # Thu 11:00 is one business day; Fri 2026-11-27 is the fixture's holiday, so Mon 11:00 is the second
-    assert message.endswith("Resolution due Mon 2026-11-30 11:00 HKT (UTC+08:00) (within 2 business days); "
-                            "state Breached.")  # (as of now, after it)
+    # First response: 11:00 + 4 h. Resolution: Thu 11:00 is one business day; Fri 2026-11-27 is the fixture's
+    # holiday, so Mon 11:00 is the second. (Both breached as of now, after them.)
+    assert message.endswith(
+        "First response due Wed 2026-11-25 15:00 HKT (UTC+08:00), breached — Enterprise Co's policy gold: within "
+        "4 hours, around the clock. Resolution due Mon 2026-11-30 11:00 HKT (UTC+08:00), breached — Enterprise "
+        "Co's policy gold: within 2 business days.")
 
 
 def test_log_case_clears_the_form_and_links_to_the_case_in_the_queue(app):
@@ -200,7 +202,8 @@ def test_log_case_says_which_target_applies_and_why(app, case, client, category,
     fill_case(at, f"{case} case", client=client)
     at.selectbox(key="case_category").select(category)
     button(at, "Log case").click().run()
-    assert f"({target})" in shown(at.success[0]), shown(at.success[0])
+    said = shown(at.success[0])
+    assert said.split(". ", 1)[1].startswith("First response") and f" — {target}. Resolution" in said, said
 
 
 def test_log_case_stores_the_priority_picked_and_starts_again_at_normal(app):
@@ -638,8 +641,13 @@ def test_the_statement_opens_on_the_last_finished_month_unless_the_client_starte
     assert (months.value, months.options) == ("2026-11", ["Nov 2026"])
     at.selectbox(key="client_page_client").select("SOON").run()  # its contract starts in January
     assert at.selectbox(key="client_page_month:SOON").options == ["Nov 2026"]
+    at.selectbox(key="client_page_month:SOON").select("2026-11").run()
     at.selectbox(key="client_page_client").select("ENT").run()
     assert at.selectbox(key="client_page_month:ENT").value == "2026-10"
+    at.selectbox(key="client_page_month:ENT").select("2026-09").run()  # picked, then another client and back
+    at.selectbox(key="client_page_client").select("NEW").run()
+    at.selectbox(key="client_page_client").select("ENT").run()
+    assert at.selectbox(key="client_page_month:ENT").value == "2026-09"
 
 
 def test_the_client_page_says_what_is_due_next_on_each_open_case(gold_client):

@@ -14,18 +14,37 @@ from kb.engine.policies import target_in_words
 from kb.engine.targets import FIRST_RESPONSE, RESOLUTION
 from kb.intake import writes
 from kb.store import Store
-from kb.timestamps import now_utc
+from kb.timestamps import format_for_people, now_utc
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One target of a case: its deadline (None: it has none), its state, and which rule applies and why, as the
+    engine decided it ("Cobalt's policy gold: within 4 hours, around the clock", "Enterprise default: no
+    target")."""
+
+    label: str
+    due: datetime | None
+    state: str
+    rule: str
+
+    def in_words(self, zone) -> str:
+        """"First response due Tue 2026-12-08 07:41 HKT (UTC+08:00), pending — Cobalt's policy gold: within 4
+        hours, around the clock."; "Resolution — Enterprise default: no target." """
+        if self.due is None:
+            return f"{self.label} — {self.rule}."
+        state = formats.word("state", self.state).lower()
+        return f"{self.label} due {format_for_people(self.due, zone)}, {state} — {self.rule}."
 
 
 @dataclass(frozen=True)
 class CaseDeadline:
     case_id: str
-    first_response_due: datetime | None
-    sla_state: str
-    target: str  # which target applies and why, as the engine decided it: "Enterprise default: 1 business day"
-    resolution_due: datetime | None
-    resolution_state: str
-    resolution_target: str  # "within 2 business days", "no target"
+    first_response: Deadline
+    resolution: Deadline
+
+    def in_words(self, zone) -> str:
+        return f"{self.first_response.in_words(zone)} {self.resolution.in_words(zone)}"
 
 
 def team(store: Store) -> list[str]:
@@ -53,9 +72,10 @@ def case_deadline(store: Store, case_id: str) -> CaseDeadline:
     if not rows:  # voided
         raise LookupError(f"no case {case_id!r} as of now")
     row = rows[0]
-    return CaseDeadline(case_id, row["first_response_due"], row["first_response_state"],
-                        target_in_words(row["first_response_kind"], row["first_response_amount"],
-                                        row["first_response_calendar"], row["first_response_by_contract"],
-                                        row["tier"], row["client_name"], row["policy_id"], row["category"]),
-                        row["resolution_due"], row["resolution_state"],
-                        formats.rule(row["resolution_kind"], row["resolution_amount"], row["resolution_calendar"]))
+
+    def deadline(target) -> Deadline:
+        col = target.col
+        return Deadline(target.label, row[col("due")], row[col("state")], target_in_words(
+            row[col("kind")], row[col("amount")], row[col("calendar")], row[col("by_contract")], row["tier"],
+            row["client_name"], row["policy_id"], row["category"]))
+    return CaseDeadline(case_id, deadline(FIRST_RESPONSE), deadline(RESOLUTION))
