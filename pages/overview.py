@@ -56,10 +56,12 @@ def met_by_tier(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
     chart_data, order = ui.with_month_labels(formats.in_words(rows).assign(
         pct_text=rows.pct_met.map(formats.percent),
         share_text=[met.share_in_words(m, d) for m, d in zip(rows.met, rows.decided, strict=True)]))
+    drawn = set(rows.tier[rows.decided > 0])  # the legend names the tiers with a bar (or a tick at 0) only
+    colors = {tier: color for tier, color in ui.TIER_COLORS.items() if tier in drawn} or ui.TIER_COLORS
     bars = alt.Chart(chart_data).mark_bar().encode(
         x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("tier:N", title="Tier", scale=marks.color_scale(ui.TIER_COLORS, formats.WORDS["tier"])),
+        color=alt.Color("tier:N", title="Tier", scale=marks.color_scale(colors, formats.WORDS["tier"])),
         xOffset=alt.XOffset("tier:N"),  # (a class: Altair reads a text through its schema, ~9 ms)
         tooltip=[alt.Tooltip("tier:N", title="Tier"), alt.Tooltip("month_label:O", title="Month"),
                  alt.Tooltip("pct_text:N", title="% met"), alt.Tooltip("share_text:N", title=target.label)],

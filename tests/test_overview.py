@@ -137,6 +137,8 @@ def test_each_target_met_this_month_against_its_own_goal(gold):
     resolution = [row for row in chart_rows(at, 2) if "pct_met" in row]
     assert [(r["tier"], r["month_label"], r["pct_met"], r["share_text"]) for r in resolution] == [
         ("Custom program", "Nov 2026", 50.0, "1 of 2 met")]
+    legends = [spec["layer"][0]["encoding"]["color"]["scale"]["domain"] for spec in chart_specs(at)]
+    assert legends == [["Enterprise", "Custom program"], ["Custom program"], ["Custom program"]]  # tiers drawn
 
 
 def test_credit_list_matches_the_refunds_export_in_every_currency(rich):
