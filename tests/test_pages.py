@@ -616,6 +616,9 @@ def test_a_month_at_0_pct_met_is_drawn_on_the_client_chart(tmp_path, monkeypatch
     ticks = [layer for layer in layers if layer["mark"]["type"] == "tick"]
     assert [t["transform"] for t in ticks] == [[{"filter": "datum.pct_met === 0"}]]
     assert ticks[0]["encoding"]["color"]["field"] == "target" and ticks[0]["encoding"]["y"]["field"] == "pct_met"
+    colors = layers[0]["encoding"]["color"]["scale"]
+    assert colors["domain"] == ["First response", "Follow-up response", "Resolution"]
+    assert not set(colors["range"]) & set(ui.STATE_COLORS.values())  # a target's colour never reads as a state
 
 
 def test_the_statement_opens_on_the_last_finished_month_unless_the_client_started_this_month(app):
