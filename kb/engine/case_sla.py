@@ -119,6 +119,18 @@ def calendar_name(config: Config, cal_sql: str) -> str:
     return f"CASE {cal_sql} {names} END"
 
 
+def _clocks(targets: tuple[Target, ...]) -> tuple[str, str, str]:
+    """The clock CTEs of ``targets``, each on the last one's rows from ``ruled`` (``kb.engine.sla_clock``); the
+    name of the last; and the joins giving each target's business time elapsed at T on its calendar, as
+    ``n_<metric>.cum_us``, to a row ``r`` of it."""
+    ctes, last = [], "ruled"
+    for target in targets:
+        target_ctes, last = clock_ctes(target, last, "ruled")
+        ctes.append(target_ctes)
+    now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}" for t in targets)
+    return ",".join(ctes), last, now_joins
+
+
 def deadlines_sql(config: Config, as_of: datetime, cases: Listed,
                   targets: tuple[Target, ...] = (FIRST_RESPONSE,)) -> str:
     """SELECT of what ``case_sla`` says of ``targets`` (targets of the case, default the first response) for the
@@ -128,10 +140,7 @@ def deadlines_sql(config: Config, as_of: datetime, cases: Listed,
     ``resolved_at``) and its ``due``, ``state``, ``kind``, ``amount``, ``calendar`` and ``by_contract``."""
     if any(t.per != "case" for t in targets):
         raise ValueError("deadlines_sql computes targets of the case, not of its questions")
-    ctes, last = [], "ruled"
-    for target in targets:
-        target_ctes, last = clock_ctes(target, last, "ruled")
-        ctes.append(target_ctes)
+    clocks, last, now_joins = _clocks(targets)
     risk = at_risk_us(config, as_of)
     columns = ", ".join(
         f"""r.{t.stops}, r.{t.col('due')},
@@ -139,11 +148,9 @@ def deadlines_sql(config: Config, as_of: datetime, cases: Listed,
            r.{t.col('kind')}, r.{t.col('amount')},
            {calendar_name(config, 'r.' + t.col('cal'))} AS {t.col('calendar')}, r.{t.col('by_contract')}"""
         for t in targets)
-    now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
-                         for t in targets)
     return f"""
     WITH {base_ctes(config, as_of, targets, cases)},
-    {",".join(ctes)}
+    {clocks}
     SELECT r.case_id, r.client_id, r.tier, r.client_name, r.policy_id, r.category, r.received_at, {columns}
     FROM {last} r CROSS JOIN as_of a {now_joins}
     """
@@ -159,10 +166,7 @@ def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -
     """SELECT of one row per case that exists at ``as_of`` (of the ids ``cases`` only, if given), with every
     target's deadline and state (and a pausable one's business hours paused), the latest client question's,
     and the next thing due of any target. Reads ``case_questions``."""
-    ctes, last = [], "ruled"
-    for target in CASE_TARGETS:
-        target_ctes, last = clock_ctes(target, last, "ruled")
-        ctes.append(target_ctes)
+    clocks, last, now_joins = _clocks(CASE_TARGETS)
     risk = at_risk_us(config, as_of)
     states = []
     for target in CASE_TARGETS:
@@ -172,8 +176,6 @@ def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -
                {hours_taken(target, "r")} AS {target.col('hours_taken')}""")
         if target.pausable:
             states.append(f"{hours_paused(target, 'r', now)} AS {target.col('hours_paused')}")
-    now_joins = " ".join(f"LEFT JOIN clock_now n_{t.metric} ON n_{t.metric}.cal = r.{t.col('cal')}"
-                         for t in CASE_TARGETS)
     columns = ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
     targets_out = ", ".join(
         [f"s.{t.col(c)}" for t in CASE_TARGETS for c in columns]
@@ -192,7 +194,7 @@ def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -
                                   for choice in running) + " END"
     return f"""
     WITH {base_ctes(config, as_of, CASE_TARGETS, cases)},
-    {",".join(ctes)},
+    {clocks},
     states AS (
         SELECT r.*, {", ".join(states)}
         FROM {last} r CROSS JOIN as_of a {now_joins}
