@@ -38,11 +38,14 @@ def resume_on_client_messages(con, config: Config, actor: Actor, messages: pa.Ta
     if not resumed.num_rows:
         return 0
     closed = closed_months(con, config)
-    held = pc.less(resumed["resumed_at"], pa.scalar(closed.ends[-1], resumed["resumed_at"].type)) if closed \
-        else pa.array([False] * resumed.num_rows)
+    held = [False] * resumed.num_rows  # for each row: resumed when the last closed month ends
     if closed:
-        resumed = resumed.set_column(resumed.schema.get_field_index("resumed_at"), "resumed_at", pc.if_else(
-            held, pa.scalar(closed.ends[-1], resumed["resumed_at"].type), resumed["resumed_at"]))
+        at = resumed["resumed_at"]
+        end = pa.scalar(closed.ends[-1], at.type)
+        before = pc.less(at, end)
+        resumed = resumed.set_column(resumed.schema.get_field_index("resumed_at"), "resumed_at",
+                                     pc.if_else(before, end, at))
+        held = before.to_pylist()
     with registered(con, resumed_pauses=resumed):
         con.execute("""UPDATE pauses SET resumed_at = r.resumed_at, resumed_by = ? FROM resumed_pauses r
                         WHERE pauses.case_id = r.case_id AND pauses.paused_at = r.paused_at""", [by])
@@ -50,7 +53,7 @@ def resume_on_client_messages(con, config: Config, actor: Actor, messages: pa.Ta
         (row["case_id"], {"paused_at": row["paused_at"], "resumed_at": None, "resumed_by": None},
          {"paused_at": row["paused_at"], "resumed_at": row["resumed_at"], "resumed_by": by,
           "message": row["message_key"], **({"after_closed_month": closed.months[-1]} if was_held else {})})
-        for row, was_held in zip(resumed.to_pylist(), held.to_pylist(), strict=True)])
+        for row, was_held in zip(resumed.to_pylist(), held, strict=True)])
     return resumed.num_rows
 
 
