@@ -30,11 +30,9 @@ from kb import health
 from kb.access import require
 from kb.db import connection
 from kb.db.backup import BackupError, backup_target, default_backup_path
-from kb.db.sqltext import quote
-from kb.engine.asof import open_views
 from kb.intake.importing import Rejected, staged_from_csv
 from kb.intake.validation import TABLES
-from kb.reads.exports import REPORTS, export_sql, snapshot_pieces
+from kb.reads.exports import REPORTS, snapshot_pieces, write_report
 from kb.reads.tokens import token_rows
 from kb.service import handoff, metrics, tokens
 from kb.service.auth import ApiError, actor_for, caller, guarded, is_local
@@ -236,9 +234,7 @@ async def export_report(request: Request) -> Response:
         os.close(handle)
         try:
             with store.reader() as cur:
-                open_views(cur, store.config, as_of)
-                sql = export_sql(cur, report, store.config)
-                rows = cur.execute(f"COPY ({sql}) TO {quote(target)} (FORMAT csv, HEADER)").fetchall()[0][0]
+                rows = write_report(cur, store.config, report, as_of, target)
         except BaseException:
             os.unlink(target)
             raise
