@@ -25,7 +25,7 @@ from kb.access import SECRETS_FILE, Actor, address_verified, auth_problem, role_
 from kb.config import Config, ConfigError
 from kb.db import connection
 from kb.db.schema import PRIORITIES
-from kb.engine.targets import STATES
+from kb.engine.targets import STATES, TARGETS
 from kb.formats import month_label, plain
 from kb.health import quarantined
 from kb.intake.importing import Problem
@@ -48,8 +48,9 @@ STATE_COLORS = dict(zip(STATES, ("#c62828", "#ef6c00", "#1565c0", "#6a1b9a", "#2
 TIER_COLORS = {"enterprise": "#5e35b1", "custom": "#00897b", "free": "#8d6e63"}
 PRIORITY_COLORS = dict(zip(PRIORITIES, ("#b71c1c", "#f57c00", "#1976d2", "#90a4ae"), strict=True))
 IMPACT_COLORS = {"outage": "#c62828", "degraded": "#f9a825", "maintenance": "#78909c"}
-# The targets in colours no state has: a bar of resolutions met must not read as breached.
-TARGET_COLORS = {"first_response": "#3949ab", "next_response": "#00acc1", "resolution": "#795548"}
+# The targets, in the order of ``TARGETS``, in colours no state has: a bar of resolutions met must not read as
+# breached.
+TARGET_COLORS = dict(zip((t.metric for t in TARGETS), ("#3949ab", "#00acc1", "#795548"), strict=True))
 STATE_LABELS = formats.WORDS["state"]
 
 
