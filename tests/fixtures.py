@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from kb.access import Actor
 from kb.config import load_config, parse_config
 from kb.db import connection
+from kb.db.answers import answer
 from kb.engine.asof import open_views
 from kb.intake.importing import add_rows, staged_from_records
 from kb.intake.validation import LAST_YEAR, TABLES
@@ -154,6 +155,7 @@ def build_gold_fixture(folder: Path) -> tuple[Path, Path]:
     con.executemany("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
                     "VALUES (?, ?, ?, false, ?, now(), 'import')",
                     [(f"{case_id}:{at}", case_id, team, local(at)) for case_id, at, team in thread])
+    answer(con)
     con.close()
     return db, config_file
 
@@ -193,6 +195,7 @@ def add_policy_targets(db: Path, config_file: Path) -> None:
     con.executemany("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
                     "source) VALUES (?, ?, ?, false, ?, now(), 'import')",
                     [(f"{cid}:{at}", cid, team, local(at)) for cid, at, team in messages])
+    answer(con)
     con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('G3', ?)", [local("2026-11-24 12:00")])
     con.close()
 

@@ -15,6 +15,7 @@ from kb.alerts.deliver import send_due
 from kb.cli import main
 from kb.config import parse_config
 from kb.db import connection
+from kb.db.answers import answer
 from kb.intake.importing import add_rows, staged_from_records
 from tests.servers import Inbox, free_port
 
@@ -372,6 +373,7 @@ def message(con, moment: str, direction: str) -> None:
     con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
                 "VALUES (?, 'CS-1', ?, false, ?, now(), 'import')",
                 [f"CS-1:{moment}:{direction}", direction == "team", at(moment)])
+    answer(con, ["CS-1"])
 
 
 def recorded(con) -> list[tuple]:

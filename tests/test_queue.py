@@ -11,6 +11,7 @@ import pytest
 
 from kb.config import load_config
 from kb.db import connection
+from kb.db.answers import answer
 from kb.intake import writes
 from kb.intake.importing import Rejected
 from kb.timestamps import parse_timestamp, set_now
@@ -433,6 +434,7 @@ def gold(tmp_path, monkeypatch):
     con.execute("INSERT INTO pauses (case_id, paused_at) VALUES ('WAITS', ?)", [local("2026-11-25 11:00")])
     con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
                 "VALUES ('again', 'MET', false, false, ?, now(), 'import')", [local("2026-11-25 12:00")])
+    answer(con, ["MET"])
     con.close()
     with app_on(db, config_file, monkeypatch) as at:
         yield at

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 
+from kb.db.answers import answer
 from tests.fixtures import HKT, SPEC_CONFIG, add, local, views
 
 GOLD = [("gold", "first_response", "urgent", "4h", "24x7"), ("gold", "first_response", "*", "1d", "support"),
@@ -49,6 +50,7 @@ def message(con, case_id: str, at: str, direction: str) -> None:
     con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, source) "
                 "VALUES (?, ?, ?, false, ?, now(), 'import')",
                 [f"{case_id}:{at}:{direction}", case_id, direction == "team", utc(at)])
+    answer(con, [case_id])
 
 
 def row(con, as_of: str, case_id: str, *columns: str) -> tuple:
@@ -216,6 +218,7 @@ def test_an_unverified_or_automatic_team_message_answers_nothing(con):
     con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
                 "unverified) VALUES ('forged', 'C1', true, false, ?, now(), true), "
                 "('auto', 'C1', true, true, ?, now(), false)", [utc("2026-11-23 11:30"), utc("2026-11-23 11:40")])
+    answer(con, ["C1"])
     assert row(con, "2026-11-24 12:00", "C1", "next_response_state")[0] == "breached"
 
 

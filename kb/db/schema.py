@@ -6,6 +6,7 @@ versions. Append a migration to change the schema; never edit a shipped one.
 """
 
 from kb.config import ROLES
+from kb.db.answers import answered_sql
 
 TIERS = ("enterprise", "custom", "free")
 CATEGORIES = ("platform_issue", "api_help", "general_coding")
@@ -367,6 +368,12 @@ MIGRATIONS: list[str] = [
     );
     -- which closings kept them: one made before kept none, and its month's targets are read as computed
     ALTER TABLE month_closings ADD COLUMN targets_kept BOOLEAN NOT NULL DEFAULT FALSE;
+    """,
+    # follow-up questions (kb/db/answers.py): each client message keeps the instant of the team message that
+    # answers it, found by every write of messages rather than by every computation
+    f"""
+    ALTER TABLE messages ADD COLUMN answered_at TIMESTAMPTZ;
+    {answered_sql("")};
     """,
 ]
 

@@ -6,8 +6,10 @@ the first team message at or after it (met when that is at or before the due
 instant). Messages come from mail (non-automatic ones; a team message nothing
 vouches for counts for nothing), imports and the Queue's "record a reply".
 
-One window over all messages of all cases finds each message's next team
-message, so there is no loop per case or per message.
+Which team message answers each client message is stored with the messages
+(``answered_at``, kept by every write of them: ``kb/db/answers.py``), so one
+join of the client messages to their cases makes every question, with no loop
+per case or per message and no sort of the messages.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kb.config import Config
+from kb.db.answers import COUNTS
 from kb.db.sqltext import instant
 from kb.engine.case_sla import Listed, at_risk_us, base_ctes, calendar_name, only
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
@@ -31,19 +34,12 @@ def case_questions_sql(config: Config, as_of: datetime, cases: Listed | None = N
     now = "n.cum_us"
     return f"""
     WITH {base_ctes(config, as_of, (target,), cases)},
-    threads AS (  -- a voided case's or a later case's messages find no case in ``ruled`` below
-        SELECT case_id, received_at AS sent_at, is_team,
-               min(CASE WHEN is_team THEN received_at END) OVER (
-                   PARTITION BY case_id ORDER BY received_at, is_team
-                   ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_team_at
-        FROM messages
-        WHERE case_id IS NOT NULL AND received_at <= {instant(as_of)} AND NOT is_automatic
-          AND NOT coalesce(unverified, FALSE) {only(cases, "case_id")}
-    ),
-    asked AS (
-        SELECT r.*, t.sent_at AS asked_at, t.next_team_at AS responded_at
-        FROM threads t JOIN ruled r ON r.case_id = t.case_id
-        WHERE NOT t.is_team AND t.sent_at > r.first_response_at
+    asked AS (  -- a voided case's or a later case's messages find no case in ``ruled``
+        SELECT r.*, m.received_at AS asked_at,
+               CASE WHEN m.answered_at <= {instant(as_of)} THEN m.answered_at END AS responded_at
+        FROM messages m JOIN ruled r ON r.case_id = m.case_id
+        WHERE NOT m.is_team AND {COUNTS} AND m.received_at <= {instant(as_of)}
+          AND m.received_at > r.first_response_at {only(cases, "m.case_id")}
     ),
     {clock}
     SELECT q.case_id, q.client_id, q.client_name, q.tier, q.category, q.priority, q.policy_id, q.subject,

@@ -28,6 +28,7 @@ import pyarrow as pa
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
+from kb.db.answers import answer
 from kb.db.connection import local_zone, registered, transaction
 from kb.intake.closed_months import Span, closed_month_hit, refusal, staged_problems
 from kb.intake.resuming import resume_on_imported_messages
@@ -212,8 +213,9 @@ def write_checked(con, config: Config, staged: Staged, actor: Actor, *, permissi
     now = now_utc()
     con.execute(insert_sql(table, "staging", actor=actor.email, now=now))
     if table == "messages":
-        resume_on_imported_messages(con, config, actor, con.sql(typed_rows_sql(table, "staging", actor=actor.email,
-                                                                       now=now)).to_arrow_table())
+        messages = con.sql(typed_rows_sql(table, "staging", actor=actor.email, now=now)).to_arrow_table()
+        answer(con, messages.column("case_id").to_pylist())
+        resume_on_imported_messages(con, config, actor, messages)
     if permission == "import":
         edges = con.execute(keys_sql(table, "staging", (staged.lines[0], staged.lines[-1]))).fetchall()
         audit.record(con, actor, "import", table, None, None, {"source": source, "rows": len(staged),

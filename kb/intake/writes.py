@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from kb.access import Actor, require, team_addresses
 from kb.config import Config
 from kb.db import audit
+from kb.db.answers import answer
 from kb.db.connection import local_zone, transaction
 from kb.intake.importing import (
     Problem,
@@ -167,6 +168,7 @@ def record_response(con, config: Config, actor: Actor, case_id: str, at: datetim
         con.execute("INSERT INTO messages (message_key, case_id, is_team, is_automatic, received_at, taken_at, "
                     "unverified, source) VALUES (?, ?, true, false, ?, ?, false, 'queue')",
                     [key, case_id, at, now_utc()])
+        answer(con, [case_id])
         if first is None:
             con.execute("UPDATE cases SET first_response_at = ? WHERE case_id = ?", [at, case_id])
             audit.record(con, actor, "record_response", "cases", case_id, {"first_response_at": None},

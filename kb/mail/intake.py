@@ -46,6 +46,7 @@ import pyarrow as pa
 from kb.access import Actor, require
 from kb.config import Config
 from kb.db import audit
+from kb.db.answers import answer
 from kb.db.connection import first_line, full_disk, local_zone, transaction
 from kb.formats import count
 from kb.intake.closed_months import closed_month_hit, refusal
@@ -360,6 +361,7 @@ def _write(con, config: Config, batch: list[MailRecord], actor: Actor, *, source
     done.taken = len(batch_nodes)
     touched = ({n.case_id for n in [*batch_nodes, *threaded] if n.case_id} | set(openers) | {u[0] for u in updates}
                | moved_from)
+    answer(con, touched)
     audit.record(con, actor, "mail", "messages", None, None, {
         "source": source, "messages": done.taken, "cases_opened": done.cases_opened,
         "responses": done.responses, "resumed": done.resumed, "clients_made": done.clients_made,

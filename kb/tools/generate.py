@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 from kb.access import Actor
 from kb.config import Config
 from kb.db import audit
+from kb.db.answers import answer
 from kb.db.connection import transaction
 from kb.db.schema import CATEGORIES
 from kb.engine.calendar import business_days
@@ -154,6 +155,8 @@ def write_tables(con, tables: dict[str, pa.Table], actor: Actor, *, source: str,
                     con.unregister("staged")
                 done += chunk.num_rows
                 report(f"writing {name}", done, total)
+            if name == "messages":
+                answer(con)
             counts[name] = table.num_rows
             if name != "monitoring_checks" and table.num_rows:
                 key = KEYS[name]
