@@ -14,7 +14,7 @@ from kb.db.schema import MIGRATIONS, SCHEMA_VERSION
 from kb.intake import writes
 from kb.timestamps import set_now
 from tests.fixtures import ADMIN, SPEC_CONFIG, add, local
-from tests.test_mail import config_file, mbox, message, run  # noqa: F401 (config_file is a fixture)
+from tests.test_mail import config_file, mbox, message, run  # noqa: F401 (a fixture)
 
 
 def answers(con) -> dict[str, datetime | None]:
@@ -29,8 +29,8 @@ def stale(con) -> int:
 def two_cases(con) -> None:
     add(con, SPEC_CONFIG, "clients", {"client_id": "acme", "name": "Acme", "tier": "enterprise"})
     add(con, SPEC_CONFIG, "cases", *({"case_id": case_id, "client_id": "acme", "received_at": "2026-11-23 09:00",
-                                      "category": "platform_issue", "subject": "Down", "first_response_at": "2026-11-23 10:00"}
-                                     for case_id in ("A", "B")))
+                                      "category": "platform_issue", "subject": "Down",
+                                      "first_response_at": "2026-11-23 10:00"} for case_id in ("A", "B")))
 
 
 def test_an_import_answers_each_question_with_the_first_team_message_at_or_after_it(tmp_path):
@@ -71,8 +71,8 @@ def test_a_reply_recorded_on_the_queue_answers_the_open_question(tmp_path):
     con.close()
 
 
-def test_mail_answers_a_question_whose_reply_was_read_first_and_never_by_a_forged_reply(tmp_path, config_file,
-                                                                                      capsys):
+def test_mail_answers_a_question_whose_reply_was_read_first_and_never_by_a_forged_reply(
+        tmp_path, config_file, capsys):  # noqa: F811 (the fixture imported above)
     db = tmp_path / "s.duckdb"
     sent = mbox(tmp_path / "sent.mbox",
                 ("Mon Nov 23 03:00:00 2026", message("support@knowru.example", "Re: hi", mid="r1@k", reply_to="c1@x",

@@ -10,21 +10,23 @@ has its opening and the business time before it, ``cum_us``. Then
   from the last business day whose ``cum_us`` is *below* ``c``: its opening plus
   the rest. Strictly below, so a total that lands exactly on a close gives that
   close and not the next opening (``reached_at``);
-* the close of the first business day dated after a local date is read by that
-  date (``next_business_day_close``).
+* the local date of an instant is that of the last local midnight at or before
+  it, and "the end of the next business day" after it the close of the first
+  business day dated after that date (``elapsed_us`` gives both, and
+  ``local_day`` the date alone).
 
-The first two are "last key at or below x" lookups. They read the calendar's
-bucketed lookup tables (``clock_index`` in ``kb/engine/calendar.py``) with
-equality joins, because an ASOF join sorts every row it looks up with its whole
-row and takes seconds on a million cases: the bucket of x holds at most one key,
-and the answer is that key when it is at or below x, else the last key before
-the bucket. The third is an equality join on the local date, which
-``local_day`` finds the same way (the last local midnight at or before x).
+All are "last key at or below x" lookups. They read the calendar's bucketed
+lookup tables (``clock_index`` in ``kb/engine/calendar.py``) with equality
+joins, because an ASOF join sorts every row it looks up with its whole row and
+takes seconds on a million cases: the bucket of x holds at most one key, and
+the answer is that key when it is at or below x, else the last key before the
+bucket. An instant's bucket holds at most one opening and one local midnight,
+so one row answers everything a clock's start needs.
 
 Every lookup takes the key of the calendar it reads (``cal``, its position in
 ``kb.engine.calendar.engine_calendars``): the tables hold every calendar, so
 one calendar or twenty is the same join, on one column (``slot``: the
-calendar's key and the bucket or day together).
+calendar's key and the bucket together).
 
 Each builder returns a ``Lookup``: the JOIN clauses to append after the FROM
 item whose columns its SQL arguments name, and the expression that reads the
@@ -40,12 +42,17 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Lookup:
     """``join`` goes after a FROM item, ``value`` into the select list. For a lookup of an instant,
-    ``value_cum_us`` is the business time elapsed at that instant (the running total)."""
+    ``value_cum_us`` is the business time elapsed at that instant (the running total), and ``elapsed_us`` also
+    gives the length of a business day of an ``Nd`` target started then (``day_us``), the instant's local date
+    (``local_day``) and the business time at the close of the first business day dated after it
+    (``next_close_cum_us``)."""
 
     join: str
     value: str
     value_cum_us: str | None = None
     day_us: str | None = None
+    local_day: str | None = None
+    next_close_cum_us: str | None = None
 
 
 def _bucket(x: str, kind: str, index: str) -> str:
@@ -67,8 +74,10 @@ def _slot(cal_sql: str, key_sql: str) -> str:
 
 def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
     """Business microseconds elapsed at the instant (TIMESTAMPTZ) ``instant_sql`` on the calendar
-    ``cal_sql`` (its key in ``calendars``), as a running total."""
+    ``cal_sql`` (its key in ``calendars``), as a running total; and what else the same row of the lookup
+    table knows of that instant (``Lookup``)."""
     x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
+    after_midnight = f"{x} >= {k}.b_starts_us"
     return Lookup(
         join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
               f"LEFT JOIN business_instants {k} ON {k}.slot = {_slot(cal_sql, _bucket(x, 'instant', ix))}"),
@@ -77,6 +86,8 @@ def elapsed_us(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
         # the business day the clock starts on: the one open at the instant, else the next one
         day_us=(f"CASE WHEN {x} >= {k}.b_opens_us OR {x} >= {k}.a_opens_us + {k}.a_length_us "
                 f"OR {k}.a_opens_us IS NULL THEN {k}.b_day_us ELSE {k}.a_day_us END"),
+        local_day=f"CASE WHEN {after_midnight} THEN {k}.b_date ELSE {k}.a_date END",
+        next_close_cum_us=f"CASE WHEN {after_midnight} THEN {k}.b_close_cum_us ELSE {k}.a_close_cum_us END",
     )
 
 
@@ -94,22 +105,7 @@ def reached_at(cum_us_sql: str, cal_sql: str, alias: str) -> Lookup:
     )
 
 
-def next_business_day_close(day_sql: str, cal_sql: str, alias: str) -> Lookup:
-    """The close of the first business day of the calendar ``cal_sql`` whose local date is after the
-    local date ``day_sql``: rules §3's "end of the next business day"."""
-    days = f"({day_sql} - DATE '1970-01-01')"
-    return Lookup(
-        join=f"LEFT JOIN business_dates {alias} ON {alias}.slot = {_slot(cal_sql, days)}",
-        value=f"{alias}.next_close",
-        value_cum_us=f"{alias}.next_close_cum_us",
-    )
-
-
 def local_day(instant_sql: str, cal_sql: str, alias: str) -> Lookup:
     """The local date (DATE) of the instant ``instant_sql`` in the time zone of the calendar ``cal_sql``."""
-    x, k, ix = f"epoch_us({instant_sql})", alias, f"{alias}_ix"
-    return Lookup(
-        join=(f"LEFT JOIN business_index {ix} ON {ix}.cal = {cal_sql} "
-              f"LEFT JOIN local_dates {k} ON {k}.slot = {_slot(cal_sql, _bucket(x, 'midnight', ix))}"),
-        value=f"CASE WHEN {x} >= {k}.b_starts_us THEN {k}.b_day ELSE {k}.a_day END",
-    )
+    lookup = elapsed_us(instant_sql, cal_sql, alias)
+    return Lookup(join=lookup.join, value=lookup.local_day)

@@ -124,22 +124,21 @@ def calendar_months(calendar: CalendarConfig, first_year: int, last_year: int) -
     return frame
 
 
-def _step_index(keys: np.ndarray) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """Buckets for "the last key at or below x" as a hash join rather than a sort.
+def _step_index(*key_sets: np.ndarray) -> tuple[int, int, list[np.ndarray]]:
+    """Buckets for "the last key at or below x" as a hash join rather than a sort, for one or more sets of
+    keys that one lookup reads together.
 
-    ``keys`` are strictly increasing integers. The bucket width is their
-    smallest gap, so a bucket ``[origin + k·width, origin + (k+1)·width)`` holds
-    at most one key. For each bucket, ``a`` is the index of the last key at or
-    below its start (−1: none) and ``b`` the index of the next key (``len``: none).
-    For x in bucket k the answer is ``b`` when ``keys[b] <= x``, else ``a``.
-    Returns (origin, width, a, b).
+    Each set is strictly increasing integers. The bucket width is the smallest gap within any set, so a
+    bucket ``[origin + k·width, origin + (k+1)·width)`` holds at most one key of each. For each set and
+    bucket, ``a`` is the index of the last key at or below its start (−1: none); the next key is ``a + 1``
+    (``len``: none), and for x in bucket k the answer is ``a + 1`` when that key is at or below x, else ``a``.
+    Returns (origin, width, [a of each set]).
     """
-    width = int(np.diff(keys).min()) if len(keys) > 1 else 1
-    origin = int(keys[0]) - width
-    buckets = (int(keys[-1]) - origin) // width + 2
+    width = min((int(np.diff(keys).min()) for keys in key_sets if len(keys) > 1), default=1)
+    origin = min(int(keys[0]) for keys in key_sets) - width
+    buckets = (max(int(keys[-1]) for keys in key_sets) - origin) // width + 2
     starts = origin + np.arange(buckets, dtype=np.int64) * width
-    a = np.searchsorted(keys, starts, side="right") - 1
-    return origin, width, a, a + 1
+    return origin, width, [np.searchsorted(keys, starts, side="right") - 1 for keys in key_sets]
 
 
 def _pick(values: np.ndarray, index: np.ndarray) -> pa.Array:
@@ -212,13 +211,9 @@ def every_day(calendar: CalendarConfig, first_year: int, last_year: int) -> pd.D
 
 def _keyed(cal: int, table: pa.Table) -> pa.Table:
     keyed = table.add_column(0, "cal", pa.array(np.full(table.num_rows, cal, dtype=np.int32)))
-    if "bucket" in table.column_names:
-        key = table["bucket"].to_numpy()
-    elif "day" in table.column_names:
-        key = table["day"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    else:
+    if "bucket" not in table.column_names:
         return keyed
-    return keyed.add_column(0, "slot", pa.array((np.int64(cal) << SLOT_BITS) + key))
+    return keyed.add_column(0, "slot", pa.array((np.int64(cal) << SLOT_BITS) + table["bucket"].to_numpy()))
 
 
 @lru_cache(maxsize=16)
@@ -230,19 +225,18 @@ def clock_index(calendars: tuple[EngineCalendar, ...], first_year: int, last_yea
     * ``business_instants``: per calendar and bucket of instants (epoch microseconds), the business day
       with the last opening at or before the bucket's start (``a_*``) and the next one (``b_*``), each
       with ``opens_us``, ``cum_us`` (business time before the opening), ``length_us`` and ``day_us`` (one
-      business day of an ``Nd`` target started that day);
+      business day of an ``Nd`` target started that day); and the local date in the calendar's zone that
+      began last at or before the bucket's start (``a_date``) and the next one with the instant it begins
+      (``b_date``, ``b_starts_us``), each with the business time at the close of the first business day
+      dated after it (``close_cum_us``: "the end of the next business day"). So one lookup of a clock's
+      start gives all a rule needs;
     * ``business_clock``: per calendar and bucket of business time, the last business day whose
       ``cum_before_us`` is at or below the bucket's start and the next one, each with ``opens_at`` and
       ``cum_us``;
-    * ``business_dates``: per calendar and local date, the closing of the first business day dated after
-      it (``next_close``) and the business time at that closing (``next_close_cum_us``);
-    * ``local_dates``: per calendar and bucket of instants, the local date that began last at or before the
-      bucket's start (``a_day``) and the next one with the instant it begins (``b_day``, ``b_starts_us``),
-      so the local date of an instant in the calendar's own zone is a lookup like the others;
     * ``business_index``: per calendar, the ``origin``, ``width`` and ``last`` bucket of the bucketed ones.
 
-    A row of the first four is found by its ``slot``: the calendar's key and the bucket (or the day, as days
-    since 1970) in one number (``cal << SLOT_BITS`` plus it). One equality is one DuckDB can estimate; given the
+    A row of the first two is found by its ``slot``: the calendar's key and the bucket in one number
+    (``cal << SLOT_BITS`` plus it). One equality is one DuckDB can estimate; given the
     calendar and the bucket apart, it estimates by the calendar alone, as if each looked-up row matched that
     calendar's thousands, and after a few lookups builds its hash joins on the wrong side.
 
@@ -262,51 +256,53 @@ def _calendar_index(engine_calendar: EngineCalendar, first_year: int, last_year:
     length_us = days.length_us.to_numpy(dtype=np.int64)
     day_us = days.day_us.to_numpy(dtype=np.int64)
 
-    t_origin, t_width, a, b = _step_index(opens_us)
+    # The local dates in the calendar's zone, and for each the business time at the close of the first
+    # business day dated after it ("the end of the next business day").
+    every_date = np.arange(np.datetime64(date(first_year, 1, 1)), np.datetime64(date(last_year + 1, 1, 1)))
+    zone = engine_calendar.zone_calendar
+    midnights_us = np.array([local_instant(zone, d.item(), time(0)).timestamp() * 1_000_000 for d in every_date],
+                            dtype=np.int64)
+    business = np.array(pd.to_datetime(days.day).dt.date.tolist(), dtype="datetime64[D]")
+    following = np.searchsorted(business, every_date, side="right")
+    next_close_cum = np.where(following < len(cum_us), (cum_us + length_us)[np.clip(following, 0, len(cum_us) - 1)],
+                              -1)
+
+    t_origin, t_width, (a, m) = _step_index(opens_us, midnights_us)
+    b, n = a + 1, m + 1
     instants = pa.table({
         "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
         "a_opens_us": _pick(opens_us, a), "a_cum_us": _pick(cum_us, a), "a_length_us": _pick(length_us, a),
         "a_day_us": _pick(day_us, a),
         "b_opens_us": _pick(opens_us, b), "b_cum_us": _pick(cum_us, b), "b_length_us": _pick(length_us, b),
         "b_day_us": _pick(day_us, b),
+        "a_date": _pick(every_date, m).cast(pa.date32()), "b_date": _pick(every_date, n).cast(pa.date32()),
+        "b_starts_us": _pick(midnights_us, n),
+        "a_close_cum_us": _closing(next_close_cum, m), "b_close_cum_us": _closing(next_close_cum, n),
     })
 
     # A day of no business time (a daylight-saving oddity) can never hold a deadline: a later day
     # has the same cum_before_us, and the lookup wants the last one below the target.
     kept = length_us > 0
-    c_origin, c_width, a, b = _step_index(cum_us[kept])
+    c_origin, c_width, (a,) = _step_index(cum_us[kept])
+    b = a + 1
     kept_opens = pa.array(opens_at[kept], pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False)
     clock = pa.table({
         "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
         "a_cum_us": _pick(cum_us[kept], a), "a_opens_at": _pick(kept_opens, a).cast(pa.timestamp("us", tz="UTC")),
         "b_cum_us": _pick(cum_us[kept], b), "b_opens_at": _pick(kept_opens, b).cast(pa.timestamp("us", tz="UTC")),
     })
-
-    every_date = np.arange(np.datetime64(date(first_year, 1, 1)), np.datetime64(date(last_year + 1, 1, 1)))
-    business = np.array(pd.to_datetime(days.day).dt.date.tolist(), dtype="datetime64[D]")
-    following = np.searchsorted(business, every_date, side="right")
-    closes_us = pd.DatetimeIndex(days.closes_at).as_unit("us").asi8
-    dates = pa.table({
-        "day": pa.array(every_date, pa.date32()),
-        "next_close": _pick(closes_us, following).cast(pa.timestamp("us", tz="UTC")),
-        "next_close_cum_us": _pick(cum_us + length_us, following),
-    })
-    zone = engine_calendar.zone_calendar
-    midnights_us = np.array([local_instant(zone, d.item(), time(0)).timestamp() * 1_000_000 for d in every_date],
-                            dtype=np.int64)
-    m_origin, m_width, a, b = _step_index(midnights_us)
-    midnights = pa.table({
-        "bucket": pa.array(np.arange(len(a), dtype=np.int64)),
-        "a_day": _pick(every_date, a).cast(pa.date32()), "b_day": _pick(every_date, b).cast(pa.date32()),
-        "b_starts_us": _pick(midnights_us, b),
-    })
     index = pa.table({
         "instant_origin": [t_origin], "instant_width": [t_width], "instant_last": [instants.num_rows - 1],
         "clock_origin": [c_origin], "clock_width": [c_width], "clock_last": [clock.num_rows - 1],
-        "midnight_origin": [m_origin], "midnight_width": [m_width], "midnight_last": [midnights.num_rows - 1],
     })
-    return {"business_instants": instants, "business_clock": clock, "business_dates": dates,
-            "local_dates": midnights, "business_index": index}
+    return {"business_instants": instants, "business_clock": clock, "business_index": index}
+
+
+def _closing(next_close_cum: np.ndarray, index: np.ndarray) -> pa.Array:
+    """The business time at the next day's close of the local dates at ``index`` (null before the first or
+    after the last date, or where no business day follows: −1 in ``next_close_cum``)."""
+    values = next_close_cum[np.clip(index, 0, len(next_close_cum) - 1)]
+    return pa.array(values, mask=(index < 0) | (index >= len(next_close_cum)) | (values < 0))
 
 
 def attach_calendar(con, config, as_of: datetime) -> None:

@@ -29,7 +29,7 @@ The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
 
 from __future__ import annotations
 
-from kb.engine.business_time import elapsed_us, local_day, next_business_day_close, reached_at
+from kb.engine.business_time import elapsed_us, reached_at
 from kb.engine.targets import Target
 
 HOUR_US = 3_600 * 1_000_000
@@ -43,13 +43,10 @@ def clock_ctes(target: Target, source: str, rules: str) -> tuple[str, str]:
     c = target.col
     kind, cal = f"e.{c('kind')}", f"e.{c('cal')}"
     start = elapsed_us(f"e.{target.starts}", cal, c("s"))
-    day = local_day(f"CASE WHEN {kind} = 'next_day_close' THEN e.{target.starts} END", cal, c("l"))
-    close = next_business_day_close(f"e.{c('start_day')}", cal, c("n"))
     ctes = [(c("started"), f"""
-        SELECT e.*, {close.value_cum_us} AS {c('close_cum_us')}
-        FROM (SELECT e.*, {start.value} AS {c('start_cum_us')}, {start.day_us} AS {c('day_us')},
-                     {day.value} AS {c('start_day')}
-              FROM {source} e {start.join} {day.join}) e {close.join}"""),
+        SELECT e.*, {start.value} AS {c('start_cum_us')}, {start.day_us} AS {c('day_us')},
+               {start.next_close_cum_us} AS {c('close_cum_us')}
+        FROM {source} e {start.join}"""),
         (c("targeted"), f"""
         SELECT e.*,
                CASE {kind} WHEN 'hours' THEN e.{c('start_cum_us')} + e.{c('amount')} * {HOUR_US}
