@@ -18,12 +18,16 @@ import kb.store
 from kb.access import Actor
 from kb.config import load_config, parse_config
 from kb.db.answers import answer
+from kb.db.schema import TIERS
 from kb.engine.asof import case_rows
+from kb.engine.periods import day_bounds
+from kb.engine.targets import decided_sql
 from kb.intake import corrections, pauses, writes
 from kb.intake.importing import add_rows, staged_from_records, update_row
 from kb.intake.policies import add_policy_row, set_contract_policy
 from kb.intake.validation import TABLES
-from kb.reads.met import met_shares, met_shares_on
+from kb.reads import performance
+from kb.reads.met import met_share_sets_on, met_shares
 from kb.snapshot import EVERYTHING, Change, change_of, computed, moved_on, moving_cases
 from kb.store import Store
 from kb.timestamps import parse_timestamp, set_now
@@ -238,7 +242,8 @@ def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store,
     first = store.snapshot(as_of)
     shares = met_shares(store, first, start, end, by=("tier",))
     queries = []
-    monkeypatch.setattr(kb.reads.met, "met_shares_on", lambda *a, **k: queries.append(a) or met_shares_on(*a, **k))
+    monkeypatch.setattr(kb.reads.met, "met_share_sets_on",
+                        lambda *a, **k: queries.append(a) or met_share_sets_on(*a, **k))
     again = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
     assert queries == [] and again.equals(shares)  # drawn again: read from the snapshot's memo
     again.loc[:, "met"] = -1  # a copy: what a caller does to it, the memo does not see
@@ -247,6 +252,33 @@ def test_a_snapshot_remembers_its_aggregates_until_a_write_makes_the_next(store,
     after = met_shares(store, store.snapshot(as_of), start, end, by=("tier",))
     assert len(queries) == 1  # the write made a new snapshot, which reads its tables again
     assert after.decided.sum() < shares.decided.sum()  # the voided case's decided targets no longer count
+
+
+def test_response_performance_reads_the_shares_of_its_period_in_one_pass_each_as_counted_alone(store, monkeypatch):
+    """What Response performance shows of a period (% met per week and tier, over the period, per assignee and
+    per client) is read in one query, and each part counts the decided targets as a query of it alone would."""
+    as_of = parse_timestamp(AS_OF, HKT)
+    first, last = (as_of - timedelta(days=60)).date(), as_of.date()
+    snap = store.snapshot(as_of)
+    passes = []
+    monkeypatch.setattr(kb.reads.met, "met_share_sets_on",
+                        lambda *a, **k: passes.append(a[4]) or met_share_sets_on(*a, **k))
+    over_time = performance.met_per_period(store, snap, "week", "tier", first, last, TIERS)
+    totals = performance.met_in_period(store, snap, first, last, TIERS)
+    by_assignee = performance.met_by(store, snap, "first_response", "assignee", first, last, TIERS)
+    by_client = performance.met_by(store, snap, "resolution", "client", first, last, TIERS)
+    assert len(passes) == 1 and len(passes[0]) == 4
+    start, end = day_bounds(store.config.calendar, first, last)
+    with store.reader(snap, ("case_questions", "case_sla")) as cur:
+        decided = cur.execute(f"SELECT * FROM ({decided_sql()}) WHERE due >= ? AND due < ?", [start, end]).fetchdf()
+    assert not decided.empty and decided.state.isin(["met", "breached"]).all()
+    counted = decided.groupby("metric").state.agg(met=lambda s: (s == "met").sum(), decided="size")
+    assert totals.set_index("metric")[["met", "decided"]].to_dict() == counted.to_dict()
+    assert over_time.groupby("metric").decided.sum().to_dict() == counted.decided.to_dict()
+    assert set(over_time.tier) <= set(TIERS) and over_time.period.notna().all()
+    first_responses = decided[decided.metric == "first_response"]
+    assert by_assignee.decided.sum() == len(first_responses)
+    assert by_client.decided.sum() == (decided.metric == "resolution").sum()
 
 
 def test_a_case_logged_keeps_what_was_read_of_decided_targets_uptime_and_tables_it_did_not_write(store,
@@ -262,8 +294,8 @@ def test_a_case_logged_keeps_what_was_read_of_decided_targets_uptime_and_tables_
     sqls = {name: f"SELECT count(*) AS n FROM {name}" for name in ("env_uptime", "incidents", "case_sla", "cases")}
     before = {name: store.snapshot_query(sql, None, first).n[0] for name, sql in sqls.items()}
     shares_read, stored_read = [], []
-    monkeypatch.setattr(kb.reads.met, "met_shares_on",
-                        lambda *a, **k: shares_read.append(a) or met_shares_on(*a, **k))
+    monkeypatch.setattr(kb.reads.met, "met_share_sets_on",
+                        lambda *a, **k: shares_read.append(a) or met_share_sets_on(*a, **k))
     query = store.query
     monkeypatch.setattr(store, "query", lambda sql, *a, **k: stored_read.append(sql) or query(sql, *a, **k))
     new = store.write(writes.log_case, store.config, LEAD, {

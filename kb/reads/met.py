@@ -9,6 +9,7 @@ their shares here, so they cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -25,6 +26,9 @@ GRAINS = ("week", "month")
 READS = (DECIDED_TARGETS,)  # what every share is read from, for ``Snapshot.remembered``: the decided targets alone
 
 
+Shape = tuple[tuple[str, ...], str | None]  # what a share is counted by: ``by`` (of ``GROUPS``) and ``grain``
+
+
 def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
                grain: str | None = None, clients: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per metric (in ``TARGETS`` order), per ``by`` (any of ``GROUPS``) and, with ``grain``, per local week or
@@ -32,12 +36,27 @@ def met_shares(store: Store, snap: Snapshot, start: datetime, end: datetime, *, 
     nothing was decided), over deadlines in [``start``, ``end``); only ``clients`` and ``tiers`` when given.
     A month closed as of the snapshot's instant counts the targets its closing kept
     (``kb.engine.closings.decided_as_of_sql``). Remembered by the snapshot (``Snapshot.remembered``)."""
-    def compute() -> pd.DataFrame:
-        with store.reader(snap, ("case_questions", "case_sla")) as cur:
-            return met_shares_on(cur, store.config, start, end, by=by, grain=grain, clients=clients, tiers=tiers,
-                                 decided=decided_as_of_sql(cur, store.config, snap.as_of))
-    return snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), compute,
-                           reads=READS)
+    return met_shares_of(store, snap, start, end, ((tuple(by), grain),), clients=clients, tiers=tiers)[0]
+
+
+def met_shares_of(store: Store, snap: Snapshot, start: datetime, end: datetime, shapes: Sequence[Shape], *,
+                  clients: tuple[str, ...] = (), tiers: tuple[str, ...] = ()) -> list[pd.DataFrame]:
+    """``met_shares`` of one period counted in each of ``shapes``, each remembered as ``met_shares`` remembers
+    it: a page that shows several asks for them all at once, and the decided targets are read in one pass
+    (``met_share_sets_on``) rather than once for each."""
+    frames: list[pd.DataFrame] = []
+
+    def frame(index: int):
+        def read() -> pd.DataFrame:
+            if not frames:
+                with store.reader(snap, ("case_questions", "case_sla")) as cur:
+                    frames.extend(met_share_sets_on(cur, store.config, start, end, shapes, clients=clients,
+                                                    tiers=tiers,
+                                                    decided=decided_as_of_sql(cur, store.config, snap.as_of)))
+            return frames[index]
+        return read
+    return [snap.remembered(("met_shares", start, end, tuple(by), grain, tuple(clients), tuple(tiers)), frame(i),
+                            reads=READS) for i, (by, grain) in enumerate(shapes)]
 
 
 def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tuple[str, ...] = (),
@@ -47,26 +66,46 @@ def met_shares_on(con, config: Config, start: datetime, end: datetime, *, by: tu
     a snapshot's tables): the monthly statement is also made where no store is (the mailing job, the
     command line). ``decided``: the rows of ``decided_sql`` to count in place of theirs (a closed month's
     statement counts those its closing kept)."""
-    unknown = [g for g in by if g not in GROUPS]
-    if unknown or (grain is not None and grain not in GRAINS):
+    return met_share_sets_on(con, config, start, end, ((tuple(by), grain),), clients=clients, tiers=tiers,
+                             decided=decided)[0]
+
+
+def met_share_sets_on(con, config: Config, start: datetime, end: datetime, shapes: Sequence[Shape], *,
+                      clients: tuple[str, ...] = (), tiers: tuple[str, ...] = (),
+                      decided: str | None = None) -> list[pd.DataFrame]:
+    """``met_shares_on`` counted in each of ``shapes``, in one query (one ``GROUPING SETS``)."""
+    if any(g not in GROUPS for by, _ in shapes for g in by) or any(
+            grain is not None and grain not in GRAINS for _, grain in shapes):
         raise ValueError(f"by must be among {GROUPS} and grain one of {GRAINS}")
     tz = quote(config.calendar.timezone)
-    period = [f"CAST(date_trunc('{grain}', timezone({tz}, due)) AS DATE) AS period"] if grain else []
-    keys = ["metric", *by, *(["period"] if grain else [])]
+    grains = sorted({grain for _, grain in shapes if grain})
+    periods = [f"CAST(date_trunc('{g}', timezone({tz}, due)) AS DATE) AS period_{g}" for g in grains]
+
+    def keys_of(by: tuple[str, ...], grain: str | None) -> list[str]:
+        return ["metric", *by, *([f"period_{grain}"] if grain else [])]
+    columns = list(dict.fromkeys(key for shape in shapes for key in keys_of(*shape)))
+    sets = ", ".join(f"({', '.join(keys_of(*shape))})" for shape in shapes)
     only, only_params = where_in({"client_id": clients, "tier": tiers})
     order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
-    return con.execute(
+    rows = con.execute(
         f"""
-        SELECT {', '.join(keys)},
+        SELECT {', '.join(columns)}, grouping({', '.join(columns)}) AS grouped,
                count(*) FILTER (WHERE state = 'met') AS met,
                count(*) FILTER (WHERE state = 'breached') AS breached,
                count(*) AS decided,
                100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
-        FROM (SELECT *, {', '.join(period) or 'NULL AS period'} FROM ({decided or decided_sql()}) d
+        FROM (SELECT *, {', '.join(periods) or 'NULL AS no_period'} FROM ({decided or decided_sql()}) d
               WHERE due >= ? AND due < ? AND {only})
-        GROUP BY {', '.join(keys)} ORDER BY {order}, {', '.join(keys[1:]) or '1'}
+        GROUP BY GROUPING SETS ({sets}) ORDER BY grouped, {order}, {', '.join(columns[1:]) or '1'}
         """,
         [start, end, *only_params]).fetchdf()
+    frames = []
+    for by, grain in shapes:  # a set's rows: grouping() has a 1 for each key it is not counted by
+        keys = keys_of(by, grain)
+        mask = sum(1 << (len(columns) - 1 - i) for i, column in enumerate(columns) if column not in keys)
+        frame = rows[rows.grouped == mask][[*keys, "met", "breached", "decided", "pct_met"]].reset_index(drop=True)
+        frames.append(frame.rename(columns={f"period_{grain}": "period"}))
+    return frames
 
 
 def share_in_words(met: int, decided: int) -> str:

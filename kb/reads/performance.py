@@ -17,7 +17,7 @@ from kb.db.sqltext import quote, where_in
 from kb.engine.closings import dated_as_of_sql
 from kb.engine.periods import day_bounds
 from kb.engine.targets import BY_METRIC, FIRST_RESPONSE, Target
-from kb.reads.met import GRAINS, met_shares
+from kb.reads.met import GRAINS, met_shares, met_shares_of
 from kb.store import Snapshot, Store
 from kb.timestamps import FIRST_YEAR, LAST_YEAR, OUTSIDE_YEARS, OutsideYears, TimestampError, parse_date
 
@@ -52,20 +52,23 @@ def _linked_day(params: Mapping[str, str], name: str) -> date:
     return day
 
 
+BREAKDOWNS = {"assignee": "assignee", "client": "client_id"}
+
+
 def met_per_period(store: Store, snap: Snapshot, grain: str, by: str, start: date, end: date,
                    tiers: tuple[str, ...]) -> pd.DataFrame:
     """Per metric, per ``by`` (``tier`` or ``priority``) and per week or month of the deadline (``period``): the
-    targets met, breached and decided, and % met, over deadlines on the local days ``start`` to ``end``."""
-    return met_shares(store, snap, *day_bounds(store.config.calendar, start, end), by=(by,), grain=grain,
-                      tiers=tiers)
+    targets met, breached and decided, and % met, over deadlines on the local days ``start`` to ``end``.
+
+    The page's other shares of the period (``met_in_period``, ``met_by``) are read in the same pass over the
+    decided targets, and remembered for when the page asks for them."""
+    shapes = (((by,), grain), ((), None), *(((column,), None) for column in BREAKDOWNS.values()))
+    return met_shares_of(store, snap, *day_bounds(store.config.calendar, start, end), shapes, tiers=tiers)[0]
 
 
 def met_in_period(store: Store, snap: Snapshot, start: date, end: date, tiers: tuple[str, ...]) -> pd.DataFrame:
     """Per metric, over the whole period: the targets met, breached and decided, and % met."""
     return met_shares(store, snap, *day_bounds(store.config.calendar, start, end), tiers=tiers)
-
-
-BREAKDOWNS = {"assignee": "assignee", "client": "client_id"}
 
 
 def met_by(store: Store, snap: Snapshot, metric: str, by: str, start: date, end: date, tiers: tuple[str, ...],
