@@ -10,11 +10,11 @@ import sys
 import duckdb
 
 from kb.cli import data, months, outgoing, tokens, upkeep
-from kb.cli.handoff import HANDED_OFF, clock_setting
+from kb.cli.handoff import HANDED_OFF, clock_setting, service_for
 from kb.config import ConfigError, load_config
 from kb.db import connection
 from kb.service.handoff import ServiceError
-from kb.timestamps import TimestampError, parse_as_of, set_now
+from kb.timestamps import TimestampError, now_utc, parse_as_of, set_now
 
 
 def _global_flags(default) -> argparse.ArgumentParser:
@@ -28,8 +28,8 @@ def _global_flags(default) -> argparse.ArgumentParser:
                        help="the instant taken as now, ISO 8601 (default: $SUPPORT_NOW, else the clock); for "
                             "tests and replays")
     flags.add_argument("--server", default=default, metavar="URL",
-                       help="import, export and backup through the service at URL (default: the service holding "
-                            "--db, found through the file it keeps beside it, when there is one)")
+                       help="import, export, backup and mail import through the service at URL (default: the "
+                            "service holding --db, found through the file it keeps beside it, when there is one)")
     flags.add_argument("--token", default=default, metavar="T",
                        help="the API token for --server (default: $SUPPORT_TOKEN)")
     return flags
@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         clock = clock_setting(args)
         if clock:
             set_now(parse_as_of(clock, config.calendar.zone, name="--now" if args.now else "SUPPORT_NOW"))
-        if args.server and args.command not in HANDED_OFF:
-            print(f"error: --server works with {', '.join(HANDED_OFF)}, not {args.command}", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "mail_command", None))))
+        if args.server and command not in HANDED_OFF:
+            print(f"error: --server works with {', '.join(HANDED_OFF)}, not {command}", file=sys.stderr)
             return 1
         return COMMANDS[args.command](args, config)
     except (ConfigError, connection.StoreError, TimestampError, ServiceError) as e:
@@ -79,6 +80,11 @@ COMMANDS = {**data.COMMANDS, **upkeep.COMMANDS, **tokens.COMMANDS, **outgoing.CO
 
 
 def run_mail(args, config) -> int:
+    if args.mail_command == "import" and (service := service_for(args)) is not None:
+        from kb.cli.mail_import import import_through
+
+        return import_through(service, args.paths, trust_team=args.trust_team,
+                              now=now_utc() if clock_setting(args) else None)
     from kb.mail.commands import run_mail as run
 
     return run(args, config)

@@ -14,7 +14,7 @@ def clock_setting(args) -> str | None:
     return args.now or os.environ.get("SUPPORT_NOW") or None
 
 
-HANDED_OFF = ("import", "export", "backup", "token")
+HANDED_OFF = ("import", "export", "backup", "token", "mail import")
 
 
 def service_for(args) -> Client | None:

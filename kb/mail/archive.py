@@ -50,9 +50,21 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
     """Every message under ``paths`` (mbox, Maildir, ``.eml``), stored ``batch`` messages per transaction.
     ``trust_team``: the files are the team's own archive, so its messages count as the team's (rules §9).
     Returns what was done and the paths that could not be read."""
+    source = ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))[:200]
+    return import_messages(con, config, read_paths(paths), actor, source=source, batch=batch, now=now,
+                           progress=progress, trust_team=trust_team)
+
+
+def import_messages(con, config: Config, items: Iterable[RawMessage | SourceError], actor: Actor, *, source: str,
+                    batch: int = BATCH, now: datetime | None = None, progress: Callable[[Outcome], None] | None = None,
+                    trust_team: bool = False, write: Callable | None = None,
+                    parsers: bool = True) -> tuple[Outcome, list]:
+    """``import_paths`` of the messages ``items`` (what ``kb.mail.sources`` reads), audited as ``source``.
+    ``write``: how each batch is stored, ``write(action)`` running ``action(cursor)`` (``Store.write`` in the
+    service; default: on ``con``). ``parsers``: read the messages in processes of their own (else here)."""
     now = now or now_utc()
     team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
-    source = ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))[:200]
+    store = write or (lambda action: action(con))
     total, failed = Outcome(), []
     pending: list[MailRecord] = []
     skipped: list[Skipped] = []
@@ -60,7 +72,8 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
 
     def flush() -> None:
         nonlocal size
-        done = take(con, config, pending, actor, source=source, now=now)
+        records = list(pending)
+        done = store(lambda cur: take(cur, config, records, actor, source=source, now=now))
         done.read += len(skipped)
         done.skipped.extend(skipped)
         total.add(done)
@@ -70,9 +83,10 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
         if progress:
             progress(total)
 
-    with checkpoints_deferred(con), closing(_parsed(read_paths(paths), failed, team, now, trust_team)) as records:
-        for item, parsed in records:
-            (skipped if isinstance(parsed, Skipped) else pending).append(parsed)
+    parsed = _parsed(items, failed, team, now, trust_team, processes=parsers)
+    with checkpoints_deferred(con), closing(parsed) as records:
+        for item, record in records:
+            (skipped if isinstance(record, Skipped) else pending).append(record)
             size += len(item.data)
             if len(pending) + len(skipped) >= batch or size >= BATCH_BYTES:
                 flush()
@@ -97,12 +111,17 @@ def checkpoints_deferred(con) -> Iterator[None]:
 
 
 def _parsed(items: Iterable[RawMessage | SourceError], failed: list, team: Team, now: datetime,
-            vouched: bool) -> Iterator[tuple[RawMessage, MailRecord | Skipped]]:
+            vouched: bool, *, processes: bool = True) -> Iterator[tuple[RawMessage, MailRecord | Skipped]]:
     """Each message of ``items`` with its record (``parse_message``), in order, read by ``PARSERS`` processes
-    a chunk at a time (here, when there is one chunk only); a path that could not be read goes to ``failed``.
-    Closed early (the store refused a batch), it stops its parsers without waiting for the chunks given out."""
+    a chunk at a time (here, when there is one chunk only, or without ``processes``); a path that could not be
+    read goes to ``failed``. Closed early (the store refused a batch), it stops its parsers without waiting for
+    the chunks given out."""
     parse = partial(parse_archived, team=team, now=now, vouched=vouched)
     chunks = _chunks(items, failed)
+    if not processes:
+        for chunk in chunks:
+            yield from zip(chunk, parse(chunk), strict=True)
+        return
     first, second = next(chunks, []), next(chunks, None)
     if second is None:
         yield from zip(first, parse(first), strict=True)

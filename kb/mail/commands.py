@@ -45,8 +45,9 @@ def run_mail(args, config) -> int:
 
 
 def _connect(args):
-    """The database (made, with a note, when there is none), or StoreBusy saying what a lead can do while the
-    dashboard holds it: mail is not handed to the running service as ``import`` is."""
+    """The database (made, with a note, when there is none), or StoreBusy saying what a lead can do while
+    another process holds it (a running service that proves it holds it is handed the import instead:
+    ``kb/cli/mail_import.py``)."""
     path = connection.db_path(args.db)
     if note := connection.new_database_note(path):
         print(note, file=sys.stderr)
@@ -54,9 +55,9 @@ def _connect(args):
         return connection.connect(path, wait_seconds=5)
     except connection.StoreBusy:
         raise connection.StoreBusy(
-            f"database {path} is held by another process (most likely the running dashboard), which takes mail "
-            "only from the mailboxes under [[mail.mailboxes]] in support.toml, by its own job. Send the message "
-            "to one of them, or stop the dashboard, run this again, and start it.") from None
+            f"database {path} is held by another process, and no running dashboard answered for it (one that "
+            "does is handed the import; --server URL --token T names one). Run this again when that process is "
+            "done, or send the messages to a mailbox under [[mail.mailboxes]] in support.toml.") from None
 
 
 def _import(args, config) -> int:

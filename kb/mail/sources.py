@@ -1,16 +1,26 @@
 """Raw messages from files: mbox files (streamed: one message in memory at a time), Maildir folders
 (``cur`` and ``new``) and ``.eml`` files. Each comes as a ``RawMessage``; a file that cannot be read is
 reported as a ``SourceError`` and the other paths go on.
+
+When the service holds the database, ``python -m kb mail import`` reads the files where they are and hands the
+service their messages as an archive of its own (``archive_lines``, one JSON object per line: each message's
+bytes and where it came from, so the stored messages name the files they were read from). The service reads it
+back (``read_archive``) as hostile input: a line it cannot read is a ``SourceError`` of its own.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 READ_CHUNK = 1 << 20
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -105,3 +115,46 @@ def read_maildir(path: Path) -> Iterator[RawMessage]:
                     yield RawMessage(b"", str(path), f"{file} (cannot be read: {e.strerror})")
                     continue
                 yield RawMessage(data, str(path), str(file))
+
+
+ARCHIVE_TYPE = "application/x-ndjson"  # how the command line hands its messages over (``archive_lines``)
+
+
+def archive_lines(items: Iterator[RawMessage | SourceError], failed: list[SourceError]) -> Iterator[bytes]:
+    """Each message of ``items`` as one line of JSON: ``data`` and ``from_line`` in base64, ``folder`` and
+    ``where``; the paths that could not be read go to ``failed``."""
+    for item in items:
+        if isinstance(item, SourceError):
+            failed.append(item)
+            continue
+        line = {"data": base64.b64encode(item.data).decode(), "folder": item.folder, "where": item.where,
+                "from_line": None if item.from_line is None else base64.b64encode(item.from_line).decode()}
+        yield json.dumps(line).encode() + b"\n"
+
+
+def read_archive(path: Path, name: str) -> Iterator[RawMessage | SourceError]:
+    """The messages of an archive ``archive_lines`` wrote (``name``: what reports call it), streamed a line at
+    a time; a line that is not one of its messages is a ``SourceError`` naming the line and why."""
+    with open(path, "rb", buffering=READ_CHUNK) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield _archived(json.loads(line))
+            except (ValueError, TypeError, KeyError, RecursionError, binascii.Error) as e:
+                yield SourceError(f"{name} line {number}", f"not a message of an archive: {type(e).__name__}")
+
+
+def _archived(line: object) -> RawMessage:
+    if not isinstance(line, dict):
+        raise TypeError("not an object")
+    data, folder, where, from_line = line["data"], line["folder"], line["where"], line.get("from_line")
+    if not all(isinstance(v, str) for v in (data, folder, where)) or not isinstance(from_line, str | None):
+        raise TypeError("a field is not text")
+    return RawMessage(base64.b64decode(data, validate=True), _visible(folder), _visible(where),
+                      None if from_line is None else base64.b64decode(from_line, validate=True))
+
+
+def _visible(text: str) -> str:
+    """A name an archive gives (a file, a message's place in it) as one line of at most 500 characters."""
+    return CONTROL.sub("", text)[:500]

@@ -167,7 +167,7 @@ async def import_table(request: Request) -> Response:
     require(actor, "import")
     if table not in TABLES:
         raise ApiError(404, f"no table {table!r}: one of {', '.join(TABLES)}")
-    now = _command_line_now(request, store)
+    now = command_line_now(request, store)
     body = await body_file(request)
     source = request.query_params.get("source") or f"api import/{table}"
 
@@ -186,7 +186,7 @@ async def import_table(request: Request) -> Response:
     return JSONResponse({"rows": rows})
 
 
-def _command_line_now(request: Request, store) -> datetime | None:
+def command_line_now(request: Request, store) -> datetime | None:
     """``?now=TS``: the instant the command line takes as now (``--now``, ``$SUPPORT_NOW``), for the clock rule
     of the import it hands over. Only the service's local token may set it: anyone else could date rows in the
     future by it."""

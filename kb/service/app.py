@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from kb import opening
 from kb.config import ConfigError
 from kb.db import connection
-from kb.service import api, handoff, webhooks
+from kb.service import api, handoff, mail_api, webhooks
 from kb.service.after_sign_in import ReturnAfterSignIn
 from kb.service.jobs import Jobs
 from kb.timestamps import TimestampError, parse_as_of, set_now
@@ -115,5 +115,5 @@ class ServiceState:
         await self.app(scope, receive, send)
 
 
-ROUTES = [*api.ROUTES, *webhooks.ROUTES]
+ROUTES = [*api.ROUTES, *mail_api.ROUTES, *webhooks.ROUTES]
 MIDDLEWARE = [Middleware(ServiceState), Middleware(ReturnAfterSignIn)]
