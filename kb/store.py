@@ -61,6 +61,7 @@ from kb.access import Actor, require
 from kb.background import yield_cores
 from kb.config import Config
 from kb.db import audit, connection
+from kb.db.answers import answer
 from kb.db.backup import backup_to
 from kb.intake.importing import Problem, Progress, Rejected, Staged, checked, staged_from_csv
 from kb.intake.resuming import resume_on_imported_messages
@@ -388,6 +389,8 @@ class Store:
                     raise
                 log.warning("the import of %s was committed before its checkpoint failed: %s", source, e)
                 self._committed(change=EVERYTHING)
+            if table == "messages":  # as a write of its own: a write committed meanwhile may have added to a thread
+                self.write(answer, rows["case_id"].to_pylist(), lock_wait_seconds=IMPORT_WAIT_SECONDS)
             report(1.0, f"{len(staged):,} rows written")
             return len(staged)
         raise AssertionError("unreachable")

@@ -12,6 +12,8 @@ from kb.db import connection
 from kb.db.answers import answered_sql
 from kb.db.schema import MIGRATIONS, SCHEMA_VERSION
 from kb.intake import writes
+from kb.intake.importing import staged_from_records
+from kb.store import Store
 from kb.timestamps import set_now
 from tests.fixtures import ADMIN, SPEC_CONFIG, add, local
 from tests.test_mail import config_file, mbox, message, run  # noqa: F401 (a fixture)
@@ -95,6 +97,28 @@ def test_mail_answers_a_question_whose_reply_was_read_first_and_never_by_a_forge
     assert got["c1@x"] == datetime(2026, 11, 23, 3, tzinfo=UTC) and got["forged@evil"] is None
     assert stale(con) == 0
     con.close()
+
+
+def test_an_import_the_dashboard_commits_answers_its_questions_after_the_commit(tmp_path):
+    """The dashboard's imports (its page, the API, a handed-off ``import``) commit outside the write lock; the
+    answers are found after, as a write of their own, so a message another write added meanwhile is seen."""
+    db = tmp_path / "s.duckdb"
+    con = connection.connect(db)
+    two_cases(con)
+    con.close()
+    store = Store(db, SPEC_CONFIG)
+    try:
+        store.write(lambda cur: add(cur, SPEC_CONFIG, "messages", {"case_id": "A", "at": "2026-11-23 11:00",
+                                                                   "direction": "client", "message_id": "q1"}))
+        store.import_rows(staged_from_records("messages", [
+            {"case_id": "A", "at": "2026-11-23 12:30", "direction": "team", "message_id": "r1"},
+            {"case_id": "B", "at": "2026-11-23 13:00", "direction": "client", "message_id": "b1"}]),
+            ADMIN, source="tests")
+        with store.reader() as cur:
+            assert answers(cur) == {"q1": local("2026-11-23 12:30"), "r1": None, "b1": None}
+            assert stale(cur) == 0
+    finally:
+        store.close()
 
 
 def test_a_store_from_before_finds_every_answer_when_it_is_opened(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.mail.sources import RawMessage, SourceError, archive_lines, read_archive
+from kb.mail.sources import RawMessage, SourceError, archive_lines, archive_parts, read_archive
 from tests.fixtures import build_fixture
 from tests.servers import dashboard_server
 from tests.test_mail import mbox, message
@@ -61,9 +61,11 @@ def test_the_service_reads_an_archive_as_hostile_and_takes_what_it_can(service):
     base, _, tokens = service
     good = RawMessage(message("Bo <bo@oddco.example>", "Printer jam", mid="p1@oddco"), "inbox.mbox",
                       "inbox.mbox message 1", b"From bo@oddco.example Mon Nov 23 02:00:00 2026")
+    odd = RawMessage(message("Cy <cy@oddco.example>", "Fan noise", mid="f1@oddco"), "in\udcffbox",  # a lone surrogate
+                     "in\udcffbox message 1")
     body = b"".join([b"not json at all\n", json.dumps({"data": 7, "folder": "x", "where": "y"}).encode() + b"\n",
                      json.dumps({"data": "!!not base64!!", "folder": "x", "where": "y"}).encode() + b"\n",
-                     b"[" * 100_000 + b"\n", *archive_lines(iter([good]), [])])
+                     b"[" * 100_000 + b"\n", *archive_lines(iter([good, odd]), [])])
     status, _, answer = call(base, "POST", "/api/v1/mail/import", tokens["viewer"], body)
     assert status == 403
     status, _, answer = call(base, "POST", "/api/v1/mail/import?trust_team=yes", tokens["lead"], body)
@@ -72,8 +74,10 @@ def test_the_service_reads_an_archive_as_hostile_and_takes_what_it_can(service):
     done = json.loads(answer)
     assert status == 200, done
     assert [line.split(":")[0] for line in done["failed"]] == [f"the archive line {n}" for n in (1, 2, 3, 4)]
-    assert done["summary"].startswith("1 message read: 1 case opened")
-    assert case_rows(base, tokens["lead"])["Printer jam"]["client_id"] == "bo@oddco.example"
+    assert done["summary"].startswith("2 messages read: 2 cases opened")
+    assert done["outcome"]["cases_opened"] == 2 and done["skipped"] == done["held"] == []
+    cases = case_rows(base, tokens["lead"])
+    assert cases["Printer jam"]["client_id"] == "bo@oddco.example" and "Fan noise" in cases
 
 
 def test_an_archive_gives_back_each_message_and_where_it_came_from(tmp_path):
@@ -89,3 +93,19 @@ def test_an_archive_gives_back_each_message_and_where_it_came_from(tmp_path):
     [read] = read_archive(path, "it")
     assert (read.folder, len(read.where)) == ("in[31mbox", 500)  # one line of visible text, at most 500 characters
     assert Path(read.folder).name == "in[31mbox"
+
+
+def test_a_large_archive_goes_in_parts_each_under_the_limit():
+    messages = [RawMessage(bytes([65 + n]) * (100 * n), f"f{n}", f"f{n} message 1") for n in range(1, 20)]
+    whole = b"".join(archive_lines(iter(messages), []))
+    parts = list(archive_parts(iter(messages), [], 2_000))
+    assert b"".join(parts) == whole and len(parts) > 3
+    assert all(len(part) <= 2_000 or part.count(b"\n") == 1 for part in parts)  # only a message alone is larger
+    assert max(len(part) for part in parts) > 2_000
+
+
+def test_an_archive_never_carries_a_name_that_cannot_be_stored(tmp_path):
+    path = tmp_path / "archive"
+    path.write_bytes(b"".join(archive_lines(iter([RawMessage(b"x", "bad\udcffname", "w\udcff")]), [])))
+    [read] = read_archive(path, "it")
+    assert (read.folder, read.where) == ("bad?name", "w?") and read.folder.encode() == b"bad?name"

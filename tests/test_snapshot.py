@@ -281,6 +281,19 @@ def test_response_performance_reads_the_shares_of_its_period_in_one_pass_each_as
     assert by_client.decided.sum() == (decided.metric == "resolution").sum()
 
 
+def test_shares_read_together_are_each_what_a_query_of_it_alone_gives(store):
+    """Two shapes of the same keys are one set, each counted once; each part is ordered by its own keys."""
+    as_of = parse_timestamp(AS_OF, HKT)
+    start, end = as_of - timedelta(days=60), as_of + timedelta(days=1)
+    shapes = ((("tier",), None), (("tier",), None), (("tier", "priority"), "week"), (("priority", "tier"), "week"))
+    with store.reader(store.snapshot(as_of), ("case_questions", "case_sla")) as cur:
+        together = met_share_sets_on(cur, store.config, start, end, shapes)
+        alone = [met_share_sets_on(cur, store.config, start, end, [shape])[0] for shape in shapes]
+    assert len(together[0]) > 0 and together[3].period.notna().all()
+    for both, one in zip(together, alone, strict=True):
+        pd.testing.assert_frame_equal(both, one)
+
+
 def test_a_case_logged_keeps_what_was_read_of_decided_targets_uptime_and_tables_it_did_not_write(store,
                                                                                                  monkeypatch):
     """A write that touched only cases with no target decided before or after it (a case logged) leaves in the

@@ -1,17 +1,20 @@
 """``python -m kb mail import`` handed to the running service (``--server``, else the service holding ``--db``):
-the files are read here and their messages sent as one archive (``kb.mail.sources.archive_lines``) to
-``POST /api/v1/mail/import`` (``kb/service/mail_api.py``), which stores them as the command would here."""
+the files are read here and their messages sent as an archive (``kb.mail.sources.archive_parts``) to
+``POST /api/v1/mail/import`` (``kb/service/mail_api.py``), a part of at most ``PART_BYTES`` a request, which
+stores them as the command would here."""
 
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from kb.mail.sources import ARCHIVE_TYPE, SourceError, archive_lines, read_paths
+from kb.mail.intake import Outcome
+from kb.mail.sources import ARCHIVE_TYPE, SourceError, archive_parts, read_paths
 from kb.service.handoff import Client
+
+PART_BYTES = 32 * 1024 ** 2  # of archive a request: well under the 256 MB body the service takes by default
 
 
 def import_through(service: Client, paths: list[Path], *, trust_team: bool, now: datetime | None) -> int:
@@ -20,18 +23,19 @@ def import_through(service: Client, paths: list[Path], *, trust_team: bool, now:
     started = time.perf_counter()
     failed: list[SourceError] = []
     source = ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))
-    with tempfile.TemporaryFile() as archive:  # the files' messages, sent whole once read
-        archive.writelines(archive_lines(read_paths(paths), failed))
-        archive.seek(0)
-        query = {"trust_team": "true" if trust_team else "false", "source": source[:200],
-                 **({"now": now.isoformat()} if now else {})}
-        done = service.json("POST", "/api/v1/mail/import", query=query, body=archive.read(),
-                            content_type=ARCHIVE_TYPE)
-    for problem in [*map(str, failed), *done["failed"]]:
+    query = {"trust_team": "true" if trust_team else "false", "source": source[:200],
+             **({"now": now.isoformat()} if now else {})}
+    total = Outcome()
+    for part in archive_parts(read_paths(paths), failed, PART_BYTES):
+        done = service.json("POST", "/api/v1/mail/import", query=query, body=part, content_type=ARCHIVE_TYPE)
+        # the service's lines of what it skipped and held, counted and printed as the command's own would be
+        total.add(Outcome(**done["outcome"], skipped=done["skipped"], held=done["held"]))
+        failed.extend(done["failed"])
+    for problem in failed:
         print(f"cannot read {problem}", file=sys.stderr)
-    for skipped in done["skipped"]:
+    for skipped in total.skipped:
         print(f"skipped {skipped}")
-    for held in done["held"]:
+    for held in total.held:
         print(f"held {held}")
-    print(f"{done['summary']} by the service at {service.url} in {time.perf_counter() - started:.1f} s")
-    return 0 if done["read"] - len(done["skipped"]) > 0 else 1
+    print(f"{total.summary()} by the service at {service.url} in {time.perf_counter() - started:.1f} s")
+    return 0 if total.read - len(total.skipped) > 0 else 1

@@ -91,6 +91,9 @@ class Held:
         return str(Skipped(self.record.where, self.record.message_id, f"held in quarantine: {self.reason}"))
 
 
+COUNTS = ("read", "taken", "already", "cases_opened", "responses", "resumed", "clients_made")  # of an Outcome
+
+
 @dataclass
 class Outcome:
     """What a batch (or a whole run: ``add``) did."""
@@ -106,7 +109,7 @@ class Outcome:
     held: list[Held] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
-        for name in ("read", "taken", "already", "cases_opened", "responses", "resumed", "clients_made"):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.extend(other.skipped)
         self.held.extend(other.held)

@@ -132,6 +132,22 @@ def archive_lines(items: Iterator[RawMessage | SourceError], failed: list[Source
         yield json.dumps(line).encode() + b"\n"
 
 
+def archive_parts(items: Iterator[RawMessage | SourceError], failed: list[SourceError],
+                  part_bytes: int) -> Iterator[bytes]:
+    """``archive_lines`` in parts of at most ``part_bytes`` (a message larger than that is a part of its own),
+    so that no request the command sends holds more, nor the command's memory."""
+    part: list[bytes] = []
+    size = 0
+    for line in archive_lines(items, failed):
+        if part and size + len(line) > part_bytes:
+            yield b"".join(part)
+            part, size = [], 0
+        part.append(line)
+        size += len(line)
+    if part:
+        yield b"".join(part)
+
+
 def read_archive(path: Path, name: str) -> Iterator[RawMessage | SourceError]:
     """The messages of an archive ``archive_lines`` wrote (``name``: what reports call it), streamed a line at
     a time; a line that is not one of its messages is a ``SourceError`` naming the line and why."""
@@ -156,5 +172,6 @@ def _archived(line: object) -> RawMessage:
 
 
 def _visible(text: str) -> str:
-    """A name an archive gives (a file, a message's place in it) as one line of at most 500 characters."""
-    return CONTROL.sub("", text)[:500]
+    """A name an archive gives (a file, a message's place in it) as one line of at most 500 characters of
+    text that can be stored (a lone surrogate, which JSON may carry and UTF-8 cannot, becomes "?")."""
+    return CONTROL.sub("", text.encode("utf-8", "replace").decode("utf-8"))[:500]

@@ -84,9 +84,11 @@ def met_share_sets_on(con, config: Config, start: datetime, end: datetime, shape
     def keys_of(by: tuple[str, ...], grain: str | None) -> list[str]:
         return ["metric", *by, *([f"period_{grain}"] if grain else [])]
     columns = list(dict.fromkeys(key for shape in shapes for key in keys_of(*shape)))
-    sets = ", ".join(f"({', '.join(keys_of(*shape))})" for shape in shapes)
+    # a set's rows: grouping() has a 1 for each key it is not counted by (two shapes of the same keys, one set)
+    masks = [sum(1 << (len(columns) - 1 - i) for i, column in enumerate(columns) if column not in keys_of(*shape))
+             for shape in shapes]
+    sets = ", ".join(f"({', '.join(keys_of(*shapes[masks.index(mask)]))})" for mask in dict.fromkeys(masks))
     only, only_params = where_in({"client_id": clients, "tier": tiers})
-    order = "CASE metric " + " ".join(f"WHEN '{t.metric}' THEN {i}" for i, t in enumerate(TARGETS)) + " END"
     rows = con.execute(
         f"""
         SELECT {', '.join(columns)}, grouping({', '.join(columns)}) AS grouped,
@@ -96,14 +98,17 @@ def met_share_sets_on(con, config: Config, start: datetime, end: datetime, shape
                100.0 * count(*) FILTER (WHERE state = 'met') / count(*) AS pct_met
         FROM (SELECT *, {', '.join(periods) or 'NULL AS no_period'} FROM ({decided or decided_sql()}) d
               WHERE due >= ? AND due < ? AND {only})
-        GROUP BY GROUPING SETS ({sets}) ORDER BY grouped, {order}, {', '.join(columns[1:]) or '1'}
+        GROUP BY GROUPING SETS ({sets})
         """,
         [start, end, *only_params]).fetchdf()
+    order = {t.metric: i for i, t in enumerate(TARGETS)}
     frames = []
-    for by, grain in shapes:  # a set's rows: grouping() has a 1 for each key it is not counted by
+    for (by, grain), mask in zip(shapes, masks, strict=True):  # in TARGETS order, then by the shape's own keys
         keys = keys_of(by, grain)
-        mask = sum(1 << (len(columns) - 1 - i) for i, column in enumerate(columns) if column not in keys)
-        frame = rows[rows.grouped == mask][[*keys, "met", "breached", "decided", "pct_met"]].reset_index(drop=True)
+        frame = rows[rows.grouped == mask][[*keys, "met", "breached", "decided", "pct_met"]]
+        frame = (frame.assign(target_order=frame.metric.map(order))
+                 .sort_values(["target_order", *keys[1:]], kind="stable", na_position="last")
+                 .drop(columns="target_order").reset_index(drop=True))
         frames.append(frame.rename(columns={f"period_{grain}": "period"}))
     return frames
 

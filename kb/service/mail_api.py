@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from kb.access import require
 from kb.mail.archive import import_messages
+from kb.mail.intake import COUNTS
 from kb.mail.sources import read_archive
 from kb.service.api import IMPORT_TURN, body_file, command_line_now
 from kb.service.auth import ApiError, caller, guarded
@@ -24,9 +25,10 @@ from kb.service.auth import ApiError, caller, guarded
 
 @guarded
 async def import_mail(request: Request) -> Response:
-    """The messages of the archive in the body; ``?trust_team=true``: the team's own archive (``--trust-team``);
-    ``?source=``: what the audit trail names (the command's paths). Answers what was done: the summary line,
-    each message skipped or held with its reason, and each line or path that could not be read."""
+    """The messages of the archive in the body (the command sends a large one in parts, a request each);
+    ``?trust_team=true``: the team's own archive (``--trust-team``); ``?source=``: what the audit trail names
+    (the command's paths). Answers what was done: the summary line and its counts (``outcome``), each message
+    skipped or held with its reason, and each line that could not be read."""
     store = request.state.store
     actor = await caller(request)
     require(actor, "import")
@@ -49,7 +51,8 @@ async def import_mail(request: Request) -> Response:
         outcome, failed = await run_in_threadpool(run)
     finally:
         body.unlink()
-    return JSONResponse({"summary": outcome.summary(), "read": outcome.read,
+    counts = {name: getattr(outcome, name) for name in COUNTS}
+    return JSONResponse({"summary": outcome.summary(), "outcome": counts,
                          "skipped": [str(s) for s in outcome.skipped], "held": [str(h) for h in outcome.held],
                          "failed": [str(f) for f in failed]})
 
