@@ -5,11 +5,11 @@ stores them as the command would here."""
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+from kb.mail.commands import reported
 from kb.mail.intake import Outcome
 from kb.mail.sources import ARCHIVE_TYPE, SourceError, archive_parts, read_paths
 from kb.service.handoff import Client
@@ -31,11 +31,4 @@ def import_through(service: Client, paths: list[Path], *, trust_team: bool, now:
         # the service's lines of what it skipped and held, counted and printed as the command's own would be
         total.add(Outcome(**done["outcome"], skipped=done["skipped"], held=done["held"]))
         failed.extend(done["failed"])
-    for problem in failed:
-        print(f"cannot read {problem}", file=sys.stderr)
-    for skipped in total.skipped:
-        print(f"skipped {skipped}")
-    for held in total.held:
-        print(f"held {held}")
-    print(f"{total.summary()} by the service at {service.url} in {time.perf_counter() - started:.1f} s")
-    return 0 if total.read - len(total.skipped) > 0 else 1
+    return reported(total, failed, started, by=f" by the service at {service.url}")

@@ -69,15 +69,20 @@ def _import(args, config) -> int:
         outcome, failed = import_paths(con, config, args.paths, command_line_actor(), trust_team=args.trust_team)
     finally:
         con.close()
+    return reported(outcome, failed, started)
+
+
+def reported(outcome, failed: list, started: float, by: str = "") -> int:
+    """Print what an import did (each path or line it could not read, each message skipped or held, the
+    summary, ``by`` whom, and how long since ``started``); its exit code: 0 unless nothing could be read."""
     for problem in failed:
         print(f"cannot read {problem}", file=sys.stderr)
     for skipped in outcome.skipped:
         print(f"skipped {skipped}")
     for held in outcome.held:
         print(f"held {held}")
-    print(f"{outcome.summary()} in {time.perf_counter() - started:.1f} s")
-    usable = outcome.read - len(outcome.skipped)
-    return 0 if usable > 0 else 1
+    print(f"{outcome.summary()}{by} in {time.perf_counter() - started:.1f} s")
+    return 0 if outcome.read - len(outcome.skipped) > 0 else 1
 
 
 def _poll(args, config) -> int:
