@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from kb.mail.archive import import_source
 from kb.mail.commands import reported
 from kb.mail.intake import Outcome
 from kb.mail.sources import ARCHIVE_TYPE, SourceError, archive_parts, read_paths
@@ -21,9 +22,8 @@ def import_through(service: Client, paths: list[Path], *, trust_team: bool, now:
     """Send the messages under ``paths`` to ``service`` and print what it did, as ``mail import`` prints it
     here; exit code 0 unless nothing could be read. ``now``: the instant the command takes as now, if given."""
     started = time.perf_counter()
-    failed: list[SourceError] = []
-    source = ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))
-    query = {"trust_team": "true" if trust_team else "false", "source": source[:200],
+    failed: list[SourceError | str] = []  # the paths not read here, then the lines the service could not read
+    query = {"trust_team": "true" if trust_team else "false", "source": import_source(paths, trust_team),
              **({"now": now.isoformat()} if now else {})}
     total = Outcome()
     for part in archive_parts(read_paths(paths), failed, PART_BYTES):

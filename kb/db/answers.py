@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-COUNTS = "NOT is_automatic AND NOT coalesce(unverified, FALSE)"  # a message that may ask or answer
+ASKS_OR_ANSWERS = "NOT is_automatic AND NOT coalesce(unverified, FALSE)"  # a message that counts in a thread
 
 
 def answered_sql(cases: str) -> str:
@@ -33,8 +33,8 @@ def answered_sql(cases: str) -> str:
     return f"""
     UPDATE messages SET answered_at = a.answered_at
     FROM (SELECT message_key,
-                 CASE WHEN NOT is_team AND {COUNTS} THEN
-                     min(CASE WHEN is_team AND {COUNTS} THEN received_at END) OVER (
+                 CASE WHEN NOT is_team AND {ASKS_OR_ANSWERS} THEN
+                     min(CASE WHEN is_team AND {ASKS_OR_ANSWERS} THEN received_at END) OVER (
                          PARTITION BY case_id ORDER BY received_at, is_team
                          ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) END AS answered_at
           FROM messages WHERE case_id IS NOT NULL {only}) a
@@ -47,10 +47,9 @@ def answer(con, case_ids: Iterable[str] | None = None) -> None:
     if case_ids is None:
         con.execute(answered_sql(""))
         return
+    from kb.db.connection import registered  # (here: connection imports the schema, whose migration reads this)
+
     ids = sorted(set(case_ids))
     if ids:
-        con.register("answered_cases", pa.table({"case_id": pa.array(ids, pa.string())}))
-        try:
+        with registered(con, answered_cases=pa.table({"case_id": pa.array(ids, pa.string())})):
             con.execute(answered_sql("SELECT case_id FROM answered_cases"))
-        finally:
-            con.unregister("answered_cases")

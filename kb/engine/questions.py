@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kb.config import Config
-from kb.db.answers import COUNTS
+from kb.db.answers import ASKS_OR_ANSWERS
 from kb.db.sqltext import instant
 from kb.engine.case_sla import Listed, at_risk_us, base_ctes, calendar_name, only
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
@@ -38,7 +38,7 @@ def case_questions_sql(config: Config, as_of: datetime, cases: Listed | None = N
         SELECT r.*, m.received_at AS asked_at,
                CASE WHEN m.answered_at <= {instant(as_of)} THEN m.answered_at END AS responded_at
         FROM messages m JOIN ruled r ON r.case_id = m.case_id
-        WHERE NOT m.is_team AND {COUNTS} AND m.received_at <= {instant(as_of)}
+        WHERE NOT m.is_team AND {ASKS_OR_ANSWERS} AND m.received_at <= {instant(as_of)}
           AND m.received_at > r.first_response_at {only(cases, "m.case_id")}
     ),
     {clock}

@@ -50,9 +50,13 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
     """Every message under ``paths`` (mbox, Maildir, ``.eml``), stored ``batch`` messages per transaction.
     ``trust_team``: the files are the team's own archive, so its messages count as the team's (rules §9).
     Returns what was done and the paths that could not be read."""
-    source = ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))[:200]
-    return import_messages(con, config, read_paths(paths), actor, source=source, batch=batch, now=now,
-                           progress=progress, trust_team=trust_team)
+    return import_messages(con, config, read_paths(paths), actor, source=import_source(paths, trust_team),
+                           batch=batch, now=now, progress=progress, trust_team=trust_team)
+
+
+def import_source(paths, trust_team: bool) -> str:
+    """What the audit trail says a ``mail import`` of ``paths`` was: the command and its paths."""
+    return (("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths)))[:200]
 
 
 def import_messages(con, config: Config, items: Iterable[RawMessage | SourceError], actor: Actor, *, source: str,
@@ -64,7 +68,7 @@ def import_messages(con, config: Config, items: Iterable[RawMessage | SourceErro
     service; default: on ``con``). ``parsers``: read the messages in processes of their own (else here)."""
     now = now or now_utc()
     team = support_matcher(config.mail.support_addresses, config.mail.trusted_authserv_ids)
-    store = write or (lambda action: action(con))
+    write = write or (lambda action: action(con))
     total, failed = Outcome(), []
     pending: list[MailRecord] = []
     skipped: list[Skipped] = []
@@ -73,7 +77,7 @@ def import_messages(con, config: Config, items: Iterable[RawMessage | SourceErro
     def flush() -> None:
         nonlocal size
         records = list(pending)
-        done = store(lambda cur: take(cur, config, records, actor, source=source, now=now))
+        done = write(lambda cur: take(cur, config, records, actor, source=source, now=now))
         done.read += len(skipped)
         done.skipped.extend(skipped)
         total.add(done)
