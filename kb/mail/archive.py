@@ -56,7 +56,7 @@ def import_paths(con, config: Config, paths, actor: Actor, *, batch: int = BATCH
 
 def import_source(paths, trust_team: bool) -> str:
     """What the audit trail says a ``mail import`` of ``paths`` was: the command and its paths."""
-    return (("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths)))[:200]
+    return ("mail import --trust-team " if trust_team else "mail import ") + " ".join(map(str, paths))[:200]
 
 
 def import_messages(con, config: Config, items: Iterable[RawMessage | SourceError], actor: Actor, *, source: str,
