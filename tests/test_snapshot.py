@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+import kb.engine.targets
 import kb.reads.met
 import kb.snapshot
 import kb.store
@@ -200,6 +201,25 @@ def test_a_table_is_computed_when_first_read(store):
     assert "case_sla" not in snap.tables
     whole = store.query("SELECT * FROM case_sla WHERE resolved_at IS NULL ORDER BY case_id", snapshot=snap)
     assert queue.equals(whole)
+
+
+def test_the_columns_of_few_values_are_held_as_dictionaries_and_read_as_text(store):
+    snap = store.snapshot(parse_timestamp(AS_OF, HKT))
+    with store.reader(snap):
+        pass
+    few = {"case_sla": ["tier", "category", "priority", "sla_state", "first_response_state", "first_response_kind",
+                        "resolution_state", "resolution_kind", "next_response_state", "next_due_metric",
+                        "next_due_state"],
+           "case_questions": ["tier", "category", "priority", "next_response_state"]}
+    for name, columns in few.items():
+        schema = snap.tables[name].schema
+        assert [c for c in columns if not pa.types.is_dictionary(schema.field(c).type)] == []
+        assert pa.types.is_string(schema.field("case_id").type)
+        read = store.query(f"SELECT {', '.join(columns)} FROM {name} WHERE tier = 'enterprise'", snapshot=snap)
+        assert len(read) and all(read[c].dropna().map(type).eq(str).all() for c in columns)
+        assert set(read.tier) == {"enterprise"}
+    states = store.query("SELECT DISTINCT sla_state FROM case_sla", snapshot=snap).sla_state
+    assert set(states) <= set(kb.engine.targets.STATES) and "met" in set(states)
 
 
 def test_tables_moved_on_to_a_later_instant_are_those_computed_then(store, monkeypatch):

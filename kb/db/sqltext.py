@@ -11,6 +11,13 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def one_of(sql: str, values: Sequence[str]) -> str:
+    """``sql`` as a DuckDB ENUM of ``values`` (an error for any other value). Such a column reaches Arrow as a
+    dictionary, a byte a row rather than the text: at a million cases the states, kinds, tiers, categories and
+    priorities of ``case_sla`` took 120 MB as text. Whoever reads it back through DuckDB sees VARCHAR."""
+    return f"CAST({sql} AS ENUM({', '.join(quote(v) for v in values)}))"
+
+
 def instant(moment: datetime) -> str:
     """A TIMESTAMPTZ literal for an aware datetime, in UTC to the microsecond."""
     if moment.tzinfo is None:

@@ -28,6 +28,7 @@ TIER_POLICIES = ("enterprise", "custom", "free")
 # A policy row's ``within``: N of a unit (its rule's kind, the most N may be), or the end of the next business day.
 WITHIN_UNITS = {"h": ("hours", 10_000), "d": ("days", 60)}
 NEXT_DAY_CLOSE = "next_day_close"
+RULE_KINDS = (*(kind for kind, _ in WITHIN_UNITS.values()), NEXT_DAY_CLOSE)
 
 
 def rule_of(within: str) -> tuple[str, int | None] | None:
