@@ -32,6 +32,14 @@ def zero_marks(bars: alt.Chart, field: str = "pct_met") -> alt.Chart:
     return bars.mark_tick(thickness=4, yOffset=-2, opacity=1).transform_filter(f"datum.{field} === 0")
 
 
+def drawn_colors(colors: dict[str, str], drawn) -> dict[str, str]:
+    """The colours of the values in ``drawn`` (those the chart draws a mark for), in the order of ``colors``; all
+    of them when it draws none. A legend names only what the chart draws: a tier with nothing decided has no bar
+    and no line."""
+    shown = set(drawn)
+    return {value: color for value, color in colors.items() if value in shown} or colors
+
+
 def color_scale(colors: dict[str, str], labels: dict[str, str] | None = None) -> alt.Scale:
     domain = list(colors)
     if labels:

@@ -56,8 +56,7 @@ def met_by_tier(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
     chart_data, order = ui.with_month_labels(formats.in_words(rows).assign(
         pct_text=rows.pct_met.map(formats.percent),
         share_text=[met.share_in_words(m, d) for m, d in zip(rows.met, rows.decided, strict=True)]))
-    drawn = set(rows.tier[rows.decided > 0])  # the legend names the tiers with a bar (or a tick at 0) only
-    colors = {tier: color for tier, color in ui.TIER_COLORS.items() if tier in drawn} or ui.TIER_COLORS
+    colors = marks.drawn_colors(ui.TIER_COLORS, rows.tier[rows.decided > 0])  # a bar, or a tick at 0
     bars = alt.Chart(chart_data).mark_bar().encode(
         x=alt.X("month_label:O", title=None, sort=order, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("pct_met:Q", title=f"% of due {target.counted} met", scale=alt.Scale(domain=[0, 100])),

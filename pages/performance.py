@@ -84,7 +84,8 @@ def met_chart(rows: pd.DataFrame, target: Target) -> alt.LayerChart:
     lines = alt.Chart(data).mark_line(point=True).encode(
         x=x, y=alt.Y("pct_met:Q", title=f"% of {target.counted} met", scale=alt.Scale(domain=[0, 100])),
         color=alt.Color(f"{by}:N", title=by.capitalize(),
-                        scale=marks.color_scale(GROUP_COLORS[by], formats.WORDS[by])),
+                        scale=marks.color_scale(marks.drawn_colors(GROUP_COLORS[by], rows.loc[rows.decided > 0, by]),
+                                                formats.WORDS[by])),
         tooltip=[alt.Tooltip("period:T", title=grain.capitalize(), format="%Y-%m-%d"),
                  alt.Tooltip(f"{by}:N", title=by.capitalize()), alt.Tooltip("pct_text:N", title="% met"),
                  alt.Tooltip("share_text:N", title=target.label), alt.Tooltip("breached:Q", title="Breached")])

@@ -767,6 +767,11 @@ def test_performance_shows_every_target_against_its_own_goal(gold):
     at.radio(key="by").set_value("priority").run()
     assert {(r["priority"], r["share_text"]) for r in shares_drawn(at, 2)} == {("High", "0 of 1 met"),
                                                                              ("Normal", "1 of 1 met")}
+    legends = [spec["layer"][0]["encoding"]["color"]["scale"]["domain"] for spec in chart_specs(at)]
+    assert legends == [["High", "Normal"]] * 3
+    at.radio(key="by").set_value("tier").run()
+    legends = [spec["layer"][0]["encoding"]["color"]["scale"]["domain"] for spec in chart_specs(at)]
+    assert legends == [["Enterprise", "Custom program"], ["Custom program"], ["Custom program"]]  # tiers drawn
 
 
 def test_performance_lists_the_breaches_of_the_target_chosen(gold):
