@@ -99,7 +99,7 @@ JOBS_KEPT_SECONDS = 3600.0  # a finished import's result stays this long for its
 VERSIONED_TABLES = frozenset({
     "cases", "clients", "contracts", "environments", "incidents", "messages", "monitoring_checks", "pauses",
     "policies", "month_closings", "closed_cases", "closed_targets", "closed_uptime", "closed_refunds",
-    "credit_applications",
+    "closed_clients", "credit_applications",
 })
 
 # The stored tables a write that changed cases alone (no uptime) may have written without an audit row naming

@@ -33,7 +33,7 @@ from kb.engine.closings import decided_as_of_sql
 from kb.engine.periods import months_of
 from kb.intake import corrections, pauses, writes
 from kb.intake.closing import apply_credit, close_month, reopen_month
-from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv
+from kb.intake.importing import Problem, Rejected, add_rows, staged_from_csv, staged_from_records, update_row
 from kb.mail.archive import import_paths
 from kb.mail.quarantine import retry
 from kb.reads import overview, performance
@@ -478,6 +478,20 @@ def test_a_closed_months_statement_is_as_of_its_closing(closed):
     responses = frozen.targets["first_response"]  # due in November; CS-LATE's was due in December
     assert dict(zip(responses.case_id, responses.state, strict=True)) == {"CS-NOV": "met"}
     assert frozen.as_of == CLOSING and frozen.totals["credits"] == {"USD": "100.00"}
+
+
+def test_a_closed_months_statement_names_the_client_as_its_closing_found_it(closed):
+    con = closed
+    update_row(con, CONFIG, staged_from_records("clients", [dict(client_id="ENT", name="Renamed Co", tier="custom",
+                                                                 statement_recipients="cfo@ent.example")]),
+               LEAD, permission="import")
+    open_views(con, CONFIG, LATER)
+    november_statement = statement(con, CONFIG, "ENT", "2026-11", LATER)
+    assert (november_statement.client_name, november_statement.tier) == ("Enterprise Co", "enterprise")
+    december = statement(con, CONFIG, "ENT", "2026-12", LATER)  # an open month: as the client is now
+    assert (december.client_name, december.tier) == ("Renamed Co", "custom")
+    assert rows(con, "SELECT month, version, client_id, name, tier FROM closed_clients") == [
+        ("2026-11", 1, "ENT", "Enterprise Co", "enterprise")]
 
 
 def test_a_closed_months_statement_keeps_its_targets_when_a_rule_is_edited_in_place(closed):

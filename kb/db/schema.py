@@ -375,6 +375,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN answered_at TIMESTAMPTZ;
     {answered_sql("")};
     """,
+    # a closed month's statement names each client as its closing found it (kb/intake/closing.py)
+    """
+    CREATE TABLE closed_clients (            -- every client's name and tier at closing
+        month     VARCHAR NOT NULL,
+        version   INTEGER NOT NULL,
+        client_id VARCHAR NOT NULL,
+        name      VARCHAR NOT NULL,
+        tier      VARCHAR NOT NULL,
+        PRIMARY KEY (month, version, client_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,10 +4,11 @@ audit row.
 * ``close_month`` (leads): from the first business day after the month (the support calendar), freeze what the
   month's uptime, credits and statements hold as computed now: its ``env_uptime`` rows (``closed_uptime``), its
   ``contract_refunds`` rows (``closed_refunds``), the first responses of the cases received in it
-  (``closed_cases``) and every target due in it (``closed_targets``), under the next version of its closing
-  (``month_closings``). Four INSERT … SELECT from the as-of views and every case's rows, whatever the month
-  holds. From then on the as-of views read the month from these rows
-  (``kb.engine.closings``) and every write that would change it is refused (``kb.intake.closed_months``).
+  (``closed_cases``), every target due in it (``closed_targets``) and every client's name and tier
+  (``closed_clients``, its statement's heading), under the next version of its closing (``month_closings``).
+  Five INSERT … SELECT from the clients, the as-of views and every case's rows, whatever the month holds.
+  From then on the as-of views read the month from these rows (``kb.engine.closings``) and every write that
+  would change it is refused (``kb.intake.closed_months``).
 * ``reopen_month`` (admins, with a reason): the closing in force is marked reopened; its rows stay, and
   closing the month again freezes a new version beside them.
 * ``apply_credit`` (leads): the final credit of a contract in a closed month is marked applied with a reference
@@ -119,6 +120,7 @@ def close_month(con, config: Config, actor: Actor, month: str, now: datetime | N
         dated = dated_sql("month_case_sla", "month_case_questions")
         targets = _frozen(con, f"INSERT INTO closed_targets SELECT $month, $version, * FROM ({dated}) "
                                "WHERE due >= $start AND due < $end", {**frozen, "start": start, "end": end})
+        con.execute("INSERT INTO closed_clients SELECT $month, $version, client_id, name, tier FROM clients", frozen)
         con.execute("INSERT INTO month_closings (month, version, closed_at, closed_by, targets_kept) "
                     "VALUES (?, ?, ?, ?, TRUE)", [month, version, now, actor.email])
         closed = Closed(month, version, environments, contracts, cases, targets)

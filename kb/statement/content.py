@@ -79,6 +79,9 @@ def statement(con, config: Config, client_id: str, month: str, as_of: datetime) 
             cur.close()
     first, last = month_days(month)
     client = con.execute("SELECT client_id, name, tier FROM clients WHERE client_id = ?", [client_id]).fetchall()
+    if closing:  # named as its closing found it (a client added since, or a closing older than that: as now)
+        client = con.execute("SELECT client_id, name, tier FROM closed_clients WHERE month = ? AND version = ? "
+                             "AND client_id = ?", [month, closing[0][1], client_id]).fetchall() or client
     if not client:
         raise UnknownClient(f"no client {client_id!r}")
     params = {"client": client_id, "month": month}
