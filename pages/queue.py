@@ -204,7 +204,8 @@ def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
                        lambda: queue.queue_csv(store, now, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore", key=f"download_{lane}")
     if lane == "sla":
-        st.caption(f"Countdowns as of {formats.instant(now.as_of, zone)}, renewed every minute.")
+        st.caption(f"Countdowns as of {formats.instant(now.as_of, zone)}, renewed every minute (a case changed "
+                   "since then: as of its change).")
 
 
 def shown_time(value) -> str:

@@ -281,7 +281,8 @@ def test_the_panel_and_the_pickers_say_tiers_categories_and_overdue_time_in_word
     open_page(at, "queue")
     assert at.multiselect(key="f_tier").options == ["Enterprise", "Custom program", "Free"]
     assert at.multiselect(key="f_category").options == ["Platform issue", "API help", "General coding"]
-    assert "Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), renewed every minute." in [
+    assert ("Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), renewed every minute (a case changed since then: "
+            "as of its change).") in [
         c.value for c in at.caption]
     tick(at, "OVERDUE")
     assert panel_case(at) == "OVERDUE"
