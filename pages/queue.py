@@ -204,8 +204,10 @@ def lane_grid(lane: str, flt: queue.QueueFilter) -> None:
                        lambda: queue.queue_csv(store, now, flt, lane=lane), file_name=f"queue-{lane}-{stamp}.csv",
                        mime="text/csv", icon=":material/download:", on_click="ignore", key=f"download_{lane}")
     if lane == "sla":
-        st.caption(f"Countdowns as of {formats.instant(now.as_of, zone)}, renewed every minute (a case changed "
-                   "since then: as of its change).")
+        shown_as_of = formats.instant(now.as_of, zone)
+        st.caption(f"Countdowns as of {shown_as_of}, the instant the dashboard is frozen at." if now.frozen else
+                   f"Countdowns as of {shown_as_of}, renewed every minute (a case changed since then: as of its "
+                   "change).")
 
 
 def shown_time(value) -> str:

@@ -171,12 +171,16 @@ def test_the_morning_digest_on_business_days_once(store, inbox, hook):
     config = parse_config(settings(inbox.port, digest_at="09:00"))
     store.execute("UPDATE cases SET first_response_at = NULL")
     assert send_due(store, config, at("2026-11-28T09:30")).sent == 0  # a Saturday
-    sent = send_due(store, config, at("2026-11-30T09:30"))  # Monday: CS-1 is an open breach
-    assert sent.sent == 2
+    add_rows(store, config, staged_from_records("cases", [{
+        "case_id": "CS-2", "client_id": "ENT", "received_at": "2026-11-26 10:00", "category": "api_help",
+        "subject": "Keys", "assignee": "sam"}]), ADMIN, permission="import", source="test", now=at("2026-11-30T09:00"))
+    sent = send_due(store, config, at("2026-11-30T09:30"))  # Monday: CS-1 is an open breach, CS-2 due at 10:00
+    assert sent.sent == 4  # CS-2's alert and the digest, each by mail and by the webhook
     digest = inbox.messages[-1][1]
-    assert digest["Subject"].strip() == "[SLA] 2026-11-30: 1 open breach, 0 cases at risk"
+    assert digest["Subject"].strip() == "[SLA] 2026-11-30: 1 open breach, 1 case at risk"
     body = digest.get_content().replace("\r\n", "\n")
-    assert "sam:\n  CS-1 (Enterprise Co) breached, due Mon 2026-11-23 18:00 HKT (UTC+08:00)" in body
+    assert ("sam:\n  CS-1 (Enterprise Co) breached, due Mon 2026-11-23 18:00 HKT (UTC+08:00)\n"
+            "  CS-2 (Enterprise Co) at risk, due Mon 2026-11-30 10:00 HKT (UTC+08:00)") in body  # breaches first
     assert send_due(store, config, at("2026-11-30T10:30")).sent == 0
 
 

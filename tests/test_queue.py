@@ -177,6 +177,8 @@ def test_a_case_resolved_on_the_queue_of_now_says_it_was_resolved(app, monkeypat
     monkeypatch.delenv("SUPPORT_AS_OF")  # the queue of now, as of the minute it was drawn
     set_now(parse_timestamp(AS_OF, HKT))
     open_page(at, "queue")
+    assert ("Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), renewed every minute (a case changed since then: "
+            "as of its change).") in [c.value for c in at.caption]
     tick(at, "PENDING")
     set_now(parse_timestamp(AS_OF, HKT) + timedelta(seconds=20))  # resolved twenty seconds later
     button(at, "Resolve now").click().run()
@@ -281,8 +283,7 @@ def test_the_panel_and_the_pickers_say_tiers_categories_and_overdue_time_in_word
     open_page(at, "queue")
     assert at.multiselect(key="f_tier").options == ["Enterprise", "Custom program", "Free"]
     assert at.multiselect(key="f_category").options == ["Platform issue", "API help", "General coding"]
-    assert ("Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), renewed every minute (a case changed since then: "
-            "as of its change).") in [
+    assert "Countdowns as of Wed 2026-11-25 16:30 HKT (UTC+08:00), the instant the dashboard is frozen at." in [
         c.value for c in at.caption]
     tick(at, "OVERDUE")
     assert panel_case(at) == "OVERDUE"

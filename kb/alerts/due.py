@@ -164,7 +164,7 @@ def _digest(con, config: Config, now: datetime) -> list[Alert]:
         SELECT coalesce(assignee, '') AS assignee, sla_state, case_id, client_name, first_response_due
         FROM case_sla
         WHERE resolved_at IS NULL AND first_response_at IS NULL AND sla_state IN ('breached', 'at_risk')
-        ORDER BY assignee, sla_state, first_response_due
+        ORDER BY assignee, sla_state <> 'breached', first_response_due  -- breaches first
         """
     ).fetchall()
     breaches = sum(1 for row in rows if row[1] == "breached")
