@@ -181,7 +181,8 @@ def test_the_morning_digest_on_business_days_once(store, inbox, hook):
     body = digest.get_content().replace("\r\n", "\n")
     assert ("sam:\n  CS-1 (Enterprise Co) breached, due Mon 2026-11-23 18:00 HKT (UTC+08:00)\n"
             "  CS-2 (Enterprise Co) at risk, due Mon 2026-11-30 10:00 HKT (UTC+08:00)") in body  # breaches first
-    assert send_due(store, config, at("2026-11-30T10:30")).sent == 0
+    assert send_due(store, config, at("2026-11-30T10:30")).sent == 2  # CS-2's breach; no second digest
+    assert [m["Subject"].strip() for _, m in inbox.messages].count(digest["Subject"].strip()) == 1
 
 
 def test_alerts_send_on_the_command_line(tmp_path, inbox, hook):
