@@ -14,7 +14,7 @@ def quote(text: str) -> str:
 def one_of(sql: str, values: Sequence[str]) -> str:
     """``sql`` as a DuckDB ENUM of ``values`` (an error for any other value). Such a column reaches Arrow as a
     dictionary, a byte a row rather than the text: at a million cases the states, kinds, tiers, categories and
-    priorities of ``case_sla`` took 120 MB as text. Whoever reads it back through DuckDB sees VARCHAR."""
+    priorities of ``case_sla`` take 12 MB so, 92 MB as text. Whoever reads it back through DuckDB sees VARCHAR."""
     return f"CAST({sql} AS ENUM({', '.join(quote(v) for v in values)}))"
 
 
