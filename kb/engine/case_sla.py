@@ -23,7 +23,7 @@ from kb.config import Config
 from kb.db.schema import CATEGORIES, PRIORITIES, TIERS
 from kb.db.sqltext import instant, one_of, quote
 from kb.engine.business_time import elapsed_us, local_day
-from kb.engine.policies import RULE_KINDS, policy_ctes, ruled_select
+from kb.engine.policies import policy_ctes, ruled_select
 from kb.engine.sla_clock import clock_ctes, hours_left, hours_paused, hours_taken, target_state
 from kb.engine.targets import CASE_TARGETS, FIRST_RESPONSE, NEXT_RESPONSE, STATES, TARGETS, Target
 
@@ -179,7 +179,7 @@ def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -
             states.append(f"{hours_paused(target, 'r', now)} AS {target.col('hours_paused')}")
     columns = ("due", "state", "hours_left", "hours_taken", "kind", "amount", "by_contract")
     targets_out = ", ".join(
-        [f"{_typed('s.' + t.col(c), c)} AS {t.col(c)}" for t in CASE_TARGETS for c in columns]
+        [f"s.{t.col(c)}" for t in CASE_TARGETS for c in columns]
         + [f"s.{t.col('hours_paused')}" for t in CASE_TARGETS if t.pausable]
         + [f"{calendar_name(config, 's.' + t.col('cal'))} AS {t.col('calendar')}" for t in CASE_TARGETS])
     nr = NEXT_RESPONSE
@@ -221,9 +221,10 @@ def case_sla_sql(config: Config, as_of: datetime, cases: Listed | None = None) -
                w.case_id IS NOT NULL AND r.resolved_at IS NULL AS waiting_on_client
         FROM states r LEFT JOIN asked q ON q.case_id = r.case_id LEFT JOIN paused_now w ON w.case_id = r.case_id
     )
+    -- a question's state is text where case_questions is read from Arrow (kb.engine.asof): the ENUM again
     SELECT s.case_id, s.client_id, s.client_name, {case_kinds("s")}, s.policy_id, s.subject,
            s.requester, s.assignee, s.breach_reason, s.message_id, s.received_at, s.first_response_at,
-           s.resolved_at, {one_of("s." + FIRST_RESPONSE.col('state'), STATES)} AS sla_state,
+           s.resolved_at, s.{FIRST_RESPONSE.col('state')} AS sla_state,
            s.{FIRST_RESPONSE.col('hours_left')} AS business_hours_left,
            s.{FIRST_RESPONSE.col('hours_taken')} AS business_hours_to_response,
            {targets_out},
@@ -243,10 +244,3 @@ def case_kinds(row: str) -> str:
     (``kb.db.sqltext.one_of``)."""
     return (f"{one_of(row + '.tier', TIERS)} AS tier, {one_of(row + '.category', CATEGORIES)} AS category, "
             f"{one_of(row + '.priority', PRIORITIES)} AS priority")
-
-
-def _typed(column: str, what: str) -> str:
-    """A target's column ``what`` (``state``, ``kind``, …) of ``column``: a state or a rule's kind as one of
-    its few values."""
-    values = {"state": STATES, "kind": RULE_KINDS}.get(what)
-    return column if values is None else one_of(column, values)

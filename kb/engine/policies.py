@@ -22,6 +22,7 @@ from __future__ import annotations
 from kb import formats
 from kb.config import Config, SlaConfig
 from kb.db.schema import PRIORITIES
+from kb.db.sqltext import one_of
 from kb.engine.targets import Target
 
 TIER_POLICIES = ("enterprise", "custom", "free")
@@ -144,7 +145,8 @@ def ruled_select(source: str, targets: tuple[Target, ...]) -> str:
         joins.append(f"""LEFT JOIN rule_spans {r} ON {r}.policy_id = coalesce(k.policy_id, e.tier)
                          AND {r}.metric = '{t.metric}' AND {r}.priority = e.priority
                          AND e.receipt_day >= {r}.from_day AND e.receipt_day < {r}.to_day""")
-        kind = f"CASE WHEN NOT (e.tier = 'free' AND e.category = 'general_coding') THEN {r}.kind END"
+        kind = one_of(f"CASE WHEN NOT (e.tier = 'free' AND e.category = 'general_coding') THEN {r}.kind END",
+                      RULE_KINDS)
         by_contract = "FALSE"
         if t.contract_days:
             by_contract = f"({r}.kind = 'days' AND k.policy_id IS NULL AND k.days IS NOT NULL)"

@@ -18,10 +18,10 @@ from datetime import datetime
 
 from kb.config import Config
 from kb.db.answers import ASKS_OR_ANSWERS
-from kb.db.sqltext import instant, one_of
+from kb.db.sqltext import instant
 from kb.engine.case_sla import Listed, at_risk_us, base_ctes, calendar_name, case_kinds, only
 from kb.engine.sla_clock import clock_ctes, hours_left, target_state
-from kb.engine.targets import NEXT_RESPONSE, STATES
+from kb.engine.targets import NEXT_RESPONSE
 
 
 def case_questions_sql(config: Config, as_of: datetime, cases: Listed | None = None) -> str:
@@ -44,8 +44,7 @@ def case_questions_sql(config: Config, as_of: datetime, cases: Listed | None = N
     {clock}
     SELECT q.case_id, q.client_id, q.client_name, {case_kinds("q")}, q.policy_id, q.subject,
            q.assignee, q.asked_at, q.responded_at, q.{target.col('due')},
-           {one_of(target_state(target, "q", "a.t", now, at_risk_us(config, as_of)), STATES)}
-               AS {target.col('state')},
+           {target_state(target, "q", "a.t", now, at_risk_us(config, as_of))} AS {target.col('state')},
            {hours_left(target, "q", now)} AS {target.col('hours_left')},
            {calendar_name(config, 'q.' + target.col('cal'))} AS {target.col('calendar')}
     FROM {last} q CROSS JOIN as_of a LEFT JOIN clock_now n ON n.cal = q.{target.col('cal')}

@@ -29,8 +29,9 @@ The columns a target ``x`` adds: ``x_start_cum_us``, ``x_target_cum_us``,
 
 from __future__ import annotations
 
+from kb.db.sqltext import one_of
 from kb.engine.business_time import elapsed_us, reached_at
-from kb.engine.targets import Target
+from kb.engine.targets import STATES, Target
 
 HOUR_US = 3_600 * 1_000_000
 
@@ -108,11 +109,12 @@ def _pause_ctes(target: Target, rules: str, source: str) -> list[tuple[str, str]
 
 def target_state(target: Target, row: str, t_sql: str, now_cum_sql: str, at_risk_us: int) -> str:
     """The state of the target on ``row`` (a relation with its columns) as of the instant ``t_sql``, whose
-    elapsed business time on the target's calendar is ``now_cum_sql``: one of ``STATES``."""
+    elapsed business time on the target's calendar is ``now_cum_sql``: one of ``STATES``, as their ENUM
+    (``kb.db.sqltext.one_of``)."""
     due, stop = f"{row}.{target.col('due')}", f"{row}.{target.stops}"
     paused = (f"WHEN {row}.{target.col('paused_since_cum_us')} IS NOT NULL THEN 'paused'"
               if target.pausable else "")
-    return f"""CASE
+    return one_of(f"""CASE
                WHEN {due} IS NULL THEN 'no_sla'
                WHEN {stop} IS NOT NULL AND {stop} <= {due} THEN 'met'
                WHEN {stop} IS NOT NULL THEN 'breached'
@@ -120,7 +122,7 @@ def target_state(target: Target, row: str, t_sql: str, now_cum_sql: str, at_risk
                WHEN {t_sql} > {due} THEN 'breached'
                WHEN {row}.{target.col('due_cum_us')} - {now_cum_sql} <= {at_risk_us} THEN 'at_risk'
                ELSE 'pending'
-           END"""
+           END""", STATES)
 
 
 def hours_left(target: Target, row: str, now_cum_sql: str) -> str:
